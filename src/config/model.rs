@@ -1,0 +1,344 @@
+//! The validated configuration: what the rest of warden runs on.
+//!
+//! Every value here has passed validation (see `compile.rs`): names are unique, references
+//! resolve, durations are in range, assertions parsed. Nothing downstream re-validates, and
+//! nothing here does I/O. Secrets are [`Secret`]s and never print.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::secret::Secret;
+
+/// A whole, valid configuration (the main file plus its includes).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The main file as given on the command line.
+    pub path: PathBuf,
+    /// Every file read to build this config: the main file first, then includes in order.
+    pub files: Vec<PathBuf>,
+    pub server: ServerConfig,
+    pub log: LogConfig,
+    pub checks: Vec<CheckConfig>,
+    pub rules: Vec<RuleConfig>,
+}
+
+impl Config {
+    pub fn check(&self, name: &str) -> Option<&CheckConfig> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Default `127.0.0.1:9731`.
+    pub listen: SocketAddr,
+    /// Bearer token for endpoints that change state; required when `listen` is not loopback.
+    pub token: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive, default `"info"`. `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckConfig {
+    pub name: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub labels: BTreeMap<String, String>,
+    pub kind: CheckKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum CheckKind {
+    Http(HttpCheck),
+    Tcp(TcpCheck),
+    Tls(TlsCheck),
+    Redis(RedisCheck),
+    Postgres(PostgresCheck),
+}
+
+impl CheckKind {
+    /// The kind's name as written in the config (`kind = "http"`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            CheckKind::Http(_) => "http",
+            CheckKind::Tcp(_) => "tcp",
+            CheckKind::Tls(_) => "tls",
+            CheckKind::Redis(_) => "redis",
+            CheckKind::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Names of the values an observation of this check can carry, for rules to read.
+    /// Every kind has `up` (1 or 0) and `duration_seconds`.
+    pub fn value_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = vec!["up".into(), "duration_seconds".into()];
+        let fixed: &[&str] = match self {
+            CheckKind::Http(_) => &["status_code"],
+            CheckKind::Tcp(_) => &[],
+            CheckKind::Tls(_) => &["days_left"],
+            CheckKind::Redis(_) => &[
+                "used_memory",
+                "maxmemory",
+                "memory_ratio",
+                "connected_clients",
+                "blocked_clients",
+            ],
+            CheckKind::Postgres(_) => &["connections", "max_connections", "connections_ratio"],
+        };
+        names.extend(fixed.iter().map(|s| s.to_string()));
+        match self {
+            CheckKind::Http(h) => names.extend(h.extract.keys().cloned()),
+            CheckKind::Redis(r) => names.extend(r.info_fields.iter().cloned()),
+            CheckKind::Postgres(p) => names.extend(p.queries.iter().map(|q| q.name.clone())),
+            CheckKind::Tcp(_) | CheckKind::Tls(_) => {}
+        }
+        names
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpCheck {
+    pub url: String,
+    /// Upper-case method name, default `GET`.
+    pub method: String,
+    /// Header values may hold credentials, so they are secrets.
+    pub headers: Vec<(String, Secret)>,
+    pub body: Option<String>,
+    /// Accepted status codes; empty means any 2xx.
+    pub expect_status: Vec<u16>,
+    pub assertions: Vec<JsonAssertion>,
+    /// Value name → JSON path of a number (or bool, as 1/0) in the body.
+    pub extract: BTreeMap<String, JsonPath>,
+    /// Bodies larger than this fail the probe (`bad-body`). Default 1 MiB.
+    pub max_body_bytes: usize,
+    /// Verify the server certificate (default true).
+    pub tls_verify: bool,
+    /// Extra CA certificates (PEM) to trust.
+    pub ca_file: Option<PathBuf>,
+    /// Follow redirects (default false: a health endpoint that redirects is reported as such).
+    pub follow_redirects: bool,
+}
+
+/// A path into a JSON document: `components.database`, `items[0].status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonPath {
+    /// The path as written, for messages.
+    pub text: String,
+    pub segments: Vec<PathSegment>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PathSegment {
+    Key(String),
+    Index(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl CmpOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "==",
+            CmpOp::Ne => "!=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+        }
+    }
+
+    pub fn compare_f64(self, left: f64, right: f64) -> bool {
+        match self {
+            CmpOp::Eq => left == right,
+            CmpOp::Ne => left != right,
+            CmpOp::Lt => left < right,
+            CmpOp::Le => left <= right,
+            CmpOp::Gt => left > right,
+            CmpOp::Ge => left >= right,
+        }
+    }
+}
+
+/// `components.database == "healthy"`: a JSON path, an operator and a JSON literal.
+/// Ordering operators (`<`, `<=`, `>`, `>=`) only take number literals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonAssertion {
+    /// The assertion as written, for messages.
+    pub text: String,
+    pub path: JsonPath,
+    pub op: CmpOp,
+    pub expected: serde_json::Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct TcpCheck {
+    /// `host:port`.
+    pub address: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsCheck {
+    /// `host:port`.
+    pub address: String,
+    /// SNI and verification name; default the host part of `address`.
+    pub server_name: String,
+    /// Verify the chain and name (default true). With `false` the days left are still read.
+    pub verify: bool,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisCheck {
+    /// `redis://[:password@]host:port[/db]` or `rediss://...`.
+    pub url: Secret,
+    /// Extra numeric `INFO` fields exposed as values, e.g. `instantaneous_ops_per_sec`.
+    pub info_fields: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PostgresCheck {
+    /// libpq-style URL or key/value connection string.
+    pub url: Secret,
+    pub queries: Vec<NamedQuery>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NamedQuery {
+    /// Also the name of the value it produces.
+    pub name: String,
+    pub sql: String,
+    pub result: QueryResult,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryResult {
+    /// The first column of the first row, as a number (a query returning no row fails).
+    Scalar,
+    /// The number of rows returned.
+    Rows,
+}
+
+/// The severity a rule reports for a failed probe or a missing value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingPolicy {
+    Unknown,
+    Warning,
+    Critical,
+}
+
+#[derive(Debug, Clone)]
+pub struct RuleConfig {
+    pub name: String,
+    /// The check whose observations feed this rule (exists in `Config::checks`).
+    pub check: String,
+    /// The observed value read (one of the check kind's `value_names`), default `up`.
+    pub value: String,
+    pub description: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub warning: Option<LevelConfig>,
+    pub critical: Option<LevelConfig>,
+    /// State when the probe failed and so the value is absent. Default unknown.
+    pub on_error: MissingPolicy,
+    /// State when the probe succeeded but did not produce the value. Default unknown.
+    pub on_missing: MissingPolicy,
+    /// Until this many samples were seen, the rule reports unknown instead of ok. Default 1.
+    pub min_samples: u32,
+    pub flapping: Option<FlapConfig>,
+}
+
+/// One severity level of a rule: when it is entered and when it is left.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LevelConfig {
+    /// The breach condition, e.g. `> 0.8`.
+    pub when: Condition,
+    /// Leave the level only when this holds (value hysteresis, e.g. `< 0.7`).
+    /// `None`: leave when `when` no longer holds.
+    pub clear: Option<Condition>,
+    pub trigger: Trigger,
+    pub recover: Recovery,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Condition {
+    pub op: CmpOp,
+    pub threshold: f64,
+}
+
+impl Condition {
+    pub fn holds(&self, value: f64) -> bool {
+        self.op.compare_f64(value, self.threshold)
+    }
+}
+
+/// How long a breach must last before the level is entered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Trigger {
+    /// On the first breaching sample.
+    Immediate,
+    /// Breaching continuously for at least this long (first breach to now).
+    For(Duration),
+    /// This many consecutive breaching samples.
+    Consecutive(u32),
+    /// At least `count` breaching samples among the last `window` samples.
+    OutOf { count: u32, window: u32 },
+}
+
+/// Recovery hysteresis: how long the clear condition must hold before the level is left.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Recovery {
+    /// Consecutive clearing samples needed, at least 1 (default 1).
+    pub count: u32,
+    /// Clearing continuously for at least this long (default zero).
+    pub for_: Duration,
+}
+
+impl Default for Recovery {
+    fn default() -> Self {
+        Recovery {
+            count: 1,
+            for_: Duration::ZERO,
+        }
+    }
+}
+
+/// Nagios-style flap detection over the rule's last `window` states.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FlapConfig {
+    /// States kept, default 21.
+    pub window: u32,
+    /// Start flapping at or above this percent state change (default 20).
+    pub high: f64,
+    /// Stop flapping at or below this percent (default 5).
+    pub low: f64,
+}
+
+impl Default for FlapConfig {
+    fn default() -> Self {
+        FlapConfig {
+            window: 21,
+            high: 20.0,
+            low: 5.0,
+        }
+    }
+}
