@@ -1,0 +1,169 @@
+//! Checks: one probe of one target, producing an [`Observation`].
+//!
+//! A check knows how to reach a target and what it saw, nothing more: it never reads a
+//! threshold, never decides a state, never sleeps between runs (the scheduler does). Every
+//! probe runs under a timeout, and a failed probe is an observation with an error kind, never
+//! a panic. One file per kind, one [`Probe`] trait, a closed [`Prober`] enum to dispatch.
+
+pub mod tcp;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use crate::clock::{Clock, Timestamp};
+use crate::config::{CheckConfig, CheckKind};
+
+/// Named numeric values a probe saw (`up`, `duration_seconds`, `memory_ratio`, ...).
+pub type Values = BTreeMap<String, f64>;
+
+/// What one run of one check saw.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub check: String,
+    /// When the probe started (wall clock).
+    pub at: Timestamp,
+    pub duration: Duration,
+    pub outcome: Result<(), ProbeError>,
+    /// Always holds `up` (1 or 0) and `duration_seconds`; a failed probe may hold others it
+    /// read before failing (e.g. `status_code` of a failed JSON assertion).
+    pub values: Values,
+}
+
+impl Observation {
+    pub fn is_up(&self) -> bool {
+        self.outcome.is_ok()
+    }
+}
+
+/// Why a probe failed. Rules map a failed probe to `unknown` or a severity of their choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProbeErrorKind {
+    /// The probe did not finish within the check's timeout.
+    Timeout,
+    /// Could not connect: refused, unreachable, DNS.
+    Connect,
+    /// TLS handshake or certificate verification failed.
+    Tls,
+    /// The target answered but not as the protocol requires (bad status, bad PONG, SQL error).
+    Protocol,
+    /// The target answered properly but an assertion on the answer failed.
+    Assertion,
+    /// The response body could not be used: too large, not JSON, not a number.
+    BadBody,
+    /// The probe could not be set up (bad CA file, unparsable URL).
+    Setup,
+}
+
+impl ProbeErrorKind {
+    /// Stable label value for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeErrorKind::Timeout => "timeout",
+            ProbeErrorKind::Connect => "connect",
+            ProbeErrorKind::Tls => "tls",
+            ProbeErrorKind::Protocol => "protocol",
+            ProbeErrorKind::Assertion => "assertion",
+            ProbeErrorKind::BadBody => "bad_body",
+            ProbeErrorKind::Setup => "setup",
+        }
+    }
+}
+
+/// A failed probe: a kind and a message naming the target, lowercase, no secrets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeError {
+    pub kind: ProbeErrorKind,
+    pub message: String,
+    /// Values read before the failure (e.g. `status_code`), kept on the observation.
+    pub partial: Values,
+}
+
+impl ProbeError {
+    pub fn new(kind: ProbeErrorKind, message: impl Into<String>) -> Self {
+        ProbeError {
+            kind,
+            message: message.into(),
+            partial: Values::new(),
+        }
+    }
+
+    pub fn with_values(mut self, values: Values) -> Self {
+        self.partial = values;
+        self
+    }
+}
+
+impl fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for ProbeError {}
+
+/// One kind of probe, built once per config generation and run many times.
+///
+/// `run` should bound its own connects by the timeout it was built with; [`Prober::observe`]
+/// wraps it in the check's timeout as well, so a probe that hangs anyway is cut off.
+pub trait Probe {
+    fn run(&self) -> impl std::future::Future<Output = Result<Values, ProbeError>> + Send;
+}
+
+/// Dispatch over the probe kinds; the compiler checks that every kind is handled.
+pub enum Prober {
+    Tcp(tcp::TcpProbe),
+}
+
+impl Prober {
+    /// Prepares the probe for `check` (HTTP clients, TLS configs). Fails only on local setup
+    /// problems such as an unreadable CA file.
+    pub fn new(check: &CheckConfig) -> Result<Prober, ProbeError> {
+        let timeout = check.timeout;
+        Ok(match &check.kind {
+            CheckKind::Tcp(spec) => Prober::Tcp(tcp::TcpProbe::new(spec, timeout)),
+            other => {
+                return Err(ProbeError::new(
+                    ProbeErrorKind::Setup,
+                    format!("check kind {} is not available yet", other.name()),
+                ))
+            }
+        })
+    }
+
+    async fn run(&self) -> Result<Values, ProbeError> {
+        match self {
+            Prober::Tcp(p) => p.run().await,
+        }
+    }
+
+    /// Runs the probe once under `timeout` and records what it saw.
+    pub async fn observe(&self, check: &str, timeout: Duration, clock: &Clock) -> Observation {
+        let at = clock.now();
+        let started = tokio::time::Instant::now();
+        let result = match tokio::time::timeout(timeout, self.run()).await {
+            Ok(result) => result,
+            Err(_) => Err(ProbeError::new(
+                ProbeErrorKind::Timeout,
+                format!("no answer within {}", humantime::format_duration(timeout)),
+            )),
+        };
+        let duration = started.elapsed();
+        let (outcome, mut values) = match result {
+            Ok(values) => (Ok(()), values),
+            Err(mut err) => {
+                let values = std::mem::take(&mut err.partial);
+                (Err(err), values)
+            }
+        };
+        values.insert("up".into(), if outcome.is_ok() { 1.0 } else { 0.0 });
+        values.insert("duration_seconds".into(), duration.as_secs_f64());
+        Observation {
+            check: check.to_string(),
+            at,
+            duration,
+            outcome,
+            values,
+        }
+    }
+}
