@@ -3,7 +3,13 @@
 //! The pipeline is the import graph: `config → check → rule → (alert, actions)`.
 //! See ARCHITECTURE.md for the map and the invariants.
 
+pub mod app;
 pub mod check;
 pub mod clock;
 pub mod config;
+pub mod engine;
+pub mod rule;
+pub mod scheduler;
 pub mod secret;
+pub mod server;
+pub mod telemetry;

@@ -5,7 +5,11 @@
 //! probe runs under a timeout, and a failed probe is an observation with an error kind, never
 //! a panic. One file per kind, one [`Probe`] trait, a closed [`Prober`] enum to dispatch.
 
+pub mod http;
 pub mod tcp;
+pub mod redis;
+pub mod postgres;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -112,6 +116,7 @@ pub trait Probe {
 
 /// Dispatch over the probe kinds; the compiler checks that every kind is handled.
 pub enum Prober {
+    Http(Box<http::HttpProbe>),
     Tcp(tcp::TcpProbe),
 }
 
@@ -121,6 +126,7 @@ impl Prober {
     pub fn new(check: &CheckConfig) -> Result<Prober, ProbeError> {
         let timeout = check.timeout;
         Ok(match &check.kind {
+            CheckKind::Http(spec) => Prober::Http(Box::new(http::HttpProbe::new(spec, timeout)?)),
             CheckKind::Tcp(spec) => Prober::Tcp(tcp::TcpProbe::new(spec, timeout)),
             other => {
                 return Err(ProbeError::new(
@@ -133,6 +139,7 @@ impl Prober {
 
     async fn run(&self) -> Result<Values, ProbeError> {
         match self {
+            Prober::Http(p) => p.run().await,
             Prober::Tcp(p) => p.run().await,
         }
     }

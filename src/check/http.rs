@@ -1,0 +1,336 @@
+//! `http`: one request, then status, body size, JSON assertions and extracted values.
+//!
+//! Values: `status_code`, plus one per `extract` entry (numbers as is, booleans as 1/0).
+//! A failed assertion is an `assertion` error whose message prints the resolved value, so the
+//! failure explains itself: `components.database == "healthy": got "degraded"`.
+
+use std::time::Duration;
+
+use serde_json::Value as Json;
+
+use super::{Probe, ProbeError, ProbeErrorKind, Values};
+use crate::config::{CmpOp, HttpCheck, JsonAssertion, JsonPath, PathSegment};
+use crate::secret::redact_url;
+
+pub struct HttpProbe {
+    client: reqwest::Client,
+    spec: HttpCheck,
+    method: reqwest::Method,
+    /// The URL with credentials removed, for messages.
+    shown_url: String,
+}
+
+impl HttpProbe {
+    pub fn new(spec: &HttpCheck, timeout: Duration) -> Result<Self, ProbeError> {
+        let setup = |msg: String| ProbeError::new(ProbeErrorKind::Setup, msg);
+        let shown_url = redact_url(&spec.url);
+        let redirect = if spec.follow_redirects {
+            reqwest::redirect::Policy::limited(10)
+        } else {
+            reqwest::redirect::Policy::none()
+        };
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .redirect(redirect)
+            .no_proxy()
+            .pool_max_idle_per_host(1)
+            .user_agent(concat!("warden/", env!("CARGO_PKG_VERSION")))
+            .danger_accept_invalid_certs(!spec.tls_verify);
+        if let Some(path) = &spec.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| setup(format!("read ca_file {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| setup(format!("parse ca_file {}: {e}", path.display())))?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder
+            .build()
+            .map_err(|e| setup(format!("build http client for {shown_url}: {e}")))?;
+        let method = reqwest::Method::from_bytes(spec.method.as_bytes())
+            .map_err(|_| setup(format!("invalid method {:?}", spec.method)))?;
+        Ok(HttpProbe {
+            client,
+            spec: spec.clone(),
+            method,
+            shown_url,
+        })
+    }
+
+    fn classify(&self, err: &reqwest::Error) -> ProbeError {
+        let kind = if err.is_timeout() {
+            ProbeErrorKind::Timeout
+        } else if is_tls_error(err) {
+            ProbeErrorKind::Tls
+        } else if err.is_connect() {
+            ProbeErrorKind::Connect
+        } else if err.is_body() || err.is_decode() {
+            ProbeErrorKind::BadBody
+        } else {
+            ProbeErrorKind::Protocol
+        };
+        // reqwest's Display includes the URL; print the source chain on our redacted URL instead.
+        let mut msg = format!("{} {}", self.method, self.shown_url);
+        let mut source = std::error::Error::source(err);
+        if source.is_none() {
+            msg.push_str(": request failed");
+        }
+        while let Some(s) = source {
+            msg.push_str(": ");
+            msg.push_str(&redact_url(&s.to_string()));
+            source = s.source();
+        }
+        ProbeError::new(kind, msg)
+    }
+}
+
+fn is_tls_error(err: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        if s.is::<rustls::Error>() {
+            return true;
+        }
+        let text = s.to_string();
+        if text.contains("certificate") || text.contains("tls handshake") {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+impl Probe for HttpProbe {
+    async fn run(&self) -> Result<Values, ProbeError> {
+        let mut request = self.client.request(self.method.clone(), &self.spec.url);
+        for (name, value) in &self.spec.headers {
+            request = request.header(name.as_str(), value.expose());
+        }
+        if let Some(body) = &self.spec.body {
+            request = request.body(body.clone());
+        }
+        let mut response = request.send().await.map_err(|e| self.classify(&e))?;
+        let status = response.status().as_u16();
+        let mut values = Values::new();
+        values.insert("status_code".into(), f64::from(status));
+
+        let status_ok = if self.spec.expect_status.is_empty() {
+            (200..300).contains(&status)
+        } else {
+            self.spec.expect_status.contains(&status)
+        };
+        if !status_ok {
+            let expected = if self.spec.expect_status.is_empty() {
+                "2xx".to_string()
+            } else {
+                format!("{:?}", self.spec.expect_status)
+            };
+            return Err(ProbeError::new(
+                ProbeErrorKind::Protocol,
+                format!(
+                    "{} {}: status {status}, expected {expected}",
+                    self.method, self.shown_url
+                ),
+            )
+            .with_values(values));
+        }
+
+        let limit = self.spec.max_body_bytes;
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > limit {
+                        return Err(ProbeError::new(
+                            ProbeErrorKind::BadBody,
+                            format!(
+                                "{} {}: body larger than max_body_bytes ({limit})",
+                                self.method, self.shown_url
+                            ),
+                        )
+                        .with_values(values));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => return Err(self.classify(&e).with_values(values)),
+            }
+        }
+
+        if self.spec.assertions.is_empty() && self.spec.extract.is_empty() {
+            return Ok(values);
+        }
+        let doc: Json = serde_json::from_slice(&body).map_err(|e| {
+            ProbeError::new(
+                ProbeErrorKind::BadBody,
+                format!(
+                    "{} {}: body is not JSON: {e}",
+                    self.method, self.shown_url
+                ),
+            )
+            .with_values(values.clone())
+        })?;
+        for (name, path) in &self.spec.extract {
+            if let Some(v) = lookup(&doc, path).and_then(as_number) {
+                values.insert(name.clone(), v);
+            }
+        }
+        let failures: Vec<String> = self
+            .spec
+            .assertions
+            .iter()
+            .filter_map(|a| check_assertion(a, &doc).err())
+            .collect();
+        if failures.is_empty() {
+            Ok(values)
+        } else {
+            Err(ProbeError::new(
+                ProbeErrorKind::Assertion,
+                format!(
+                    "{} {}: {}",
+                    self.method,
+                    self.shown_url,
+                    failures.join("; ")
+                ),
+            )
+            .with_values(values))
+        }
+    }
+}
+
+/// Follows `path` into `doc`.
+pub fn lookup<'a>(doc: &'a Json, path: &JsonPath) -> Option<&'a Json> {
+    path.segments
+        .iter()
+        .try_fold(doc, |node, seg| match (seg, node) {
+            (PathSegment::Key(k), Json::Object(map)) => map.get(k),
+            (PathSegment::Index(i), Json::Array(items)) => items.get(*i),
+            _ => None,
+        })
+}
+
+fn as_number(v: &Json) -> Option<f64> {
+    match v {
+        Json::Number(n) => n.as_f64(),
+        Json::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
+        _ => None,
+    }
+}
+
+/// Evaluates one assertion; the error names the assertion and what was found instead.
+pub fn check_assertion(assertion: &JsonAssertion, doc: &Json) -> Result<(), String> {
+    let Some(actual) = lookup(doc, &assertion.path) else {
+        return Err(format!("{}: {} not found", assertion.text, assertion.path.text));
+    };
+    let holds = match assertion.op {
+        CmpOp::Eq => json_eq(actual, &assertion.expected),
+        CmpOp::Ne => !json_eq(actual, &assertion.expected),
+        op => match (actual.as_f64(), assertion.expected.as_f64()) {
+            (Some(a), Some(b)) => op.compare_f64(a, b),
+            _ => false,
+        },
+    };
+    if holds {
+        Ok(())
+    } else {
+        Err(format!("{}: got {}", assertion.text, short_json(actual)))
+    }
+}
+
+/// JSON equality where numbers compare by value (`1` equals `1.0`).
+fn json_eq(a: &Json, b: &Json) -> bool {
+    match (a, b) {
+        (Json::Number(x), Json::Number(y)) => x.as_f64() == y.as_f64(),
+        _ => a == b,
+    }
+}
+
+fn short_json(v: &Json) -> String {
+    let mut s = v.to_string();
+    if s.len() > 80 {
+        let mut cut = 77;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str("...");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn path(text: &str) -> JsonPath {
+        let segments = text
+            .split('.')
+            .map(|part| match part.parse::<usize>() {
+                Ok(i) => PathSegment::Index(i),
+                Err(_) => PathSegment::Key(part.to_string()),
+            })
+            .collect();
+        JsonPath {
+            text: text.into(),
+            segments,
+        }
+    }
+
+    fn assertion(p: &str, op: CmpOp, expected: Json) -> JsonAssertion {
+        JsonAssertion {
+            text: format!("{p} {} {expected}", op.symbol()),
+            path: path(p),
+            op,
+            expected,
+        }
+    }
+
+    #[test]
+    fn assertions_explain_themselves() {
+        let doc = json!({
+            "status": "healthy",
+            "model_loaded": true,
+            "components": {"database": "degraded"},
+            "queue": {"depth": 12},
+            "items": [{"ok": false}]
+        });
+        let cases = [
+            (assertion("status", CmpOp::Eq, json!("healthy")), Ok(())),
+            (assertion("model_loaded", CmpOp::Eq, json!(true)), Ok(())),
+            (
+                assertion("components.database", CmpOp::Eq, json!("healthy")),
+                Err(r#"components.database == "healthy": got "degraded""#.to_string()),
+            ),
+            (assertion("queue.depth", CmpOp::Lt, json!(100)), Ok(())),
+            (assertion("queue.depth", CmpOp::Eq, json!(12.0)), Ok(())),
+            (
+                assertion("queue.depth", CmpOp::Gt, json!(20)),
+                Err("queue.depth > 20: got 12".to_string()),
+            ),
+            (
+                assertion("status", CmpOp::Gt, json!(1)),
+                Err(r#"status > 1: got "healthy""#.to_string()),
+            ),
+            (assertion("items.0.ok", CmpOp::Ne, json!(true)), Ok(())),
+            (
+                assertion("missing.field", CmpOp::Eq, json!(1)),
+                Err("missing.field == 1: missing.field not found".to_string()),
+            ),
+        ];
+        for (a, expected) in cases {
+            assert_eq!(check_assertion(&a, &doc), expected, "{}", a.text);
+        }
+    }
+
+    #[test]
+    fn numbers_and_bools_extract_as_values() {
+        let doc = json!({"a": {"b": 2.5}, "up": false, "s": "x"});
+        assert_eq!(lookup(&doc, &path("a.b")).and_then(as_number), Some(2.5));
+        assert_eq!(lookup(&doc, &path("up")).and_then(as_number), Some(0.0));
+        assert_eq!(lookup(&doc, &path("s")).and_then(as_number), None);
+        assert_eq!(lookup(&doc, &path("nope")), None);
+    }
+}

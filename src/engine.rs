@@ -1,0 +1,330 @@
+//! The alert-state stage: observations in, rule transitions and a status snapshot out.
+//!
+//! [`Engine`] owns the latest observation of every check and the [`RuleState`] of every rule,
+//! and feeds each observation to the rules that read its check. It is synchronous and does
+//! no I/O and no clock reads: the driver (`app`) passes `now` in, records metrics and logs,
+//! and publishes [`Status`] snapshots for the HTTP server to read.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::check::Observation;
+use crate::clock::Timestamp;
+use crate::config::{CheckConfig, Config, LevelConfig, RuleConfig};
+use crate::rule::{self, RuleState, Sample, State, Transition};
+
+/// A rule's transition, with the rule it belongs to.
+#[derive(Debug, Clone)]
+pub struct RuleTransition {
+    pub rule: String,
+    pub check: String,
+    pub transition: Transition,
+}
+
+struct CheckEntry {
+    config: CheckConfig,
+    last: Option<Observation>,
+    /// When the check last went up or down.
+    since: Option<Timestamp>,
+    runs: u64,
+    /// Indexes into `Engine::rules` of the rules that read this check.
+    rules: Vec<usize>,
+}
+
+struct RuleEntry {
+    config: RuleConfig,
+    state: RuleState,
+    last_transition: Option<Transition>,
+}
+
+pub struct Engine {
+    checks: Vec<CheckEntry>,
+    rules: Vec<RuleEntry>,
+    by_name: HashMap<String, usize>,
+}
+
+/// The sample a rule reads from an observation.
+///
+/// A value the probe produced is used even if the probe failed (an HTTP 503 still has a
+/// `status_code`), except `duration_seconds`: a failed probe's duration is not a latency.
+pub fn sample_for(rule: &RuleConfig, obs: &Observation) -> Sample {
+    let failed = obs.outcome.is_err();
+    match obs.values.get(&rule.value) {
+        Some(_) if failed && rule.value == "duration_seconds" => Sample::Failed,
+        Some(v) => Sample::Value(*v),
+        None if failed => Sample::Failed,
+        None => Sample::Missing,
+    }
+}
+
+impl Engine {
+    pub fn new(config: &Config, now: Timestamp) -> Self {
+        let mut by_name = HashMap::with_capacity(config.checks.len());
+        let mut checks: Vec<CheckEntry> = config
+            .checks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                by_name.insert(c.name.clone(), i);
+                CheckEntry {
+                    config: c.clone(),
+                    last: None,
+                    since: None,
+                    runs: 0,
+                    rules: Vec::new(),
+                }
+            })
+            .collect();
+        let rules = config
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                if let Some(&c) = by_name.get(&r.check) {
+                    checks[c].rules.push(i);
+                }
+                RuleEntry {
+                    config: r.clone(),
+                    state: RuleState::new(now),
+                    last_transition: None,
+                }
+            })
+            .collect();
+        Engine {
+            checks,
+            rules,
+            by_name,
+        }
+    }
+
+    /// Records `obs` and steps every rule reading its check. Returns the rules' transitions.
+    pub fn apply(&mut self, obs: Observation, now: Timestamp) -> Vec<RuleTransition> {
+        let Some(&ci) = self.by_name.get(&obs.check) else {
+            return Vec::new();
+        };
+        let entry = &mut self.checks[ci];
+        let was_up = entry.last.as_ref().map(Observation::is_up);
+        if was_up != Some(obs.is_up()) {
+            entry.since = Some(obs.at);
+        }
+        entry.runs += 1;
+        let mut out = Vec::new();
+        for &ri in &entry.rules {
+            let rule = &mut self.rules[ri];
+            let sample = sample_for(&rule.config, &obs);
+            if let Some(t) = rule::step(&rule.config, &mut rule.state, sample, now) {
+                rule.last_transition = Some(t.clone());
+                out.push(RuleTransition {
+                    rule: rule.config.name.clone(),
+                    check: obs.check.clone(),
+                    transition: t,
+                });
+            }
+        }
+        entry.last = Some(obs);
+        out
+    }
+
+    pub fn rule_states(&self) -> impl Iterator<Item = (&RuleConfig, &RuleState)> {
+        self.rules.iter().map(|r| (&r.config, &r.state))
+    }
+
+    /// A point-in-time view of every check and rule.
+    pub fn status(&self, now: Timestamp) -> Status {
+        let checks: Vec<CheckStatus> = self.checks.iter().map(CheckStatus::of).collect();
+        let rules: Vec<RuleStatus> = self.rules.iter().map(RuleStatus::of).collect();
+        let state = overall_state(&checks, &rules, |c| {
+            self.checks
+                .iter()
+                .find(|e| e.config.name == c)
+                .is_some_and(|e| !e.rules.is_empty())
+        });
+        Status {
+            generated_at: now.to_rfc3339(),
+            state,
+            checks,
+            rules,
+        }
+    }
+}
+
+/// The worst state over all rules, and over checks that no rule reads (a failed probe there
+/// counts as critical, a check not yet run as unknown). Order: critical > unknown > warning
+/// (flapping counts as warning) > ok.
+fn overall_state(
+    checks: &[CheckStatus],
+    rules: &[RuleStatus],
+    has_rules: impl Fn(&str) -> bool,
+) -> State {
+    let rank = |s: State| match s {
+        State::Ok => 0,
+        State::Warning | State::Flapping => 1,
+        State::Unknown => 2,
+        State::Critical => 3,
+    };
+    let from_rules = rules.iter().map(|r| r.state);
+    let from_checks = checks
+        .iter()
+        .filter(|c| !has_rules(&c.name))
+        .map(|c| match c.state {
+            CheckState::Up => State::Ok,
+            CheckState::Down => State::Critical,
+            CheckState::Pending => State::Unknown,
+        });
+    from_rules
+        .chain(from_checks)
+        .max_by_key(|s| rank(*s))
+        .unwrap_or(State::Ok)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub generated_at: String,
+    /// Worst state over rules and unruled checks.
+    pub state: State,
+    pub checks: Vec<CheckStatus>,
+    pub rules: Vec<RuleStatus>,
+}
+
+impl Status {
+    pub fn empty(now: Timestamp) -> Self {
+        Status {
+            generated_at: now.to_rfc3339(),
+            state: State::Unknown,
+            checks: Vec::new(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckState {
+    Up,
+    Down,
+    /// Not run yet.
+    Pending,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorStatus {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckStatus {
+    pub name: String,
+    pub kind: &'static str,
+    pub labels: BTreeMap<String, String>,
+    pub state: CheckState,
+    pub since: Option<String>,
+    pub last_run: Option<String>,
+    pub duration_seconds: Option<f64>,
+    pub interval_seconds: f64,
+    pub runs: u64,
+    pub values: BTreeMap<String, f64>,
+    pub last_error: Option<ErrorStatus>,
+}
+
+impl CheckStatus {
+    fn of(e: &CheckEntry) -> Self {
+        let last = e.last.as_ref();
+        CheckStatus {
+            name: e.config.name.clone(),
+            kind: e.config.kind.name(),
+            labels: e.config.labels.clone(),
+            state: match last {
+                None => CheckState::Pending,
+                Some(o) if o.is_up() => CheckState::Up,
+                Some(_) => CheckState::Down,
+            },
+            since: e.since.map(Timestamp::to_rfc3339),
+            last_run: last.map(|o| o.at.to_rfc3339()),
+            duration_seconds: last.map(|o| o.duration.as_secs_f64()),
+            interval_seconds: e.config.interval.as_secs_f64(),
+            runs: e.runs,
+            values: last.map(|o| o.values.clone()).unwrap_or_default(),
+            last_error: last.and_then(|o| o.outcome.as_ref().err()).map(|err| ErrorStatus {
+                kind: err.kind.as_str(),
+                message: err.message.clone(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Threshold {
+    pub op: &'static str,
+    pub value: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clear: Option<String>,
+}
+
+impl Threshold {
+    pub fn of(level: &LevelConfig) -> Self {
+        Threshold {
+            op: level.when.op.symbol(),
+            value: level.when.threshold,
+            clear: level
+                .clear
+                .map(|c| format!("{} {}", c.op.symbol(), c.threshold)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TransitionStatus {
+    pub from: State,
+    pub to: State,
+    pub at: String,
+    pub value: Option<f64>,
+    pub reason: rule::TransitionReason,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleStatus {
+    pub name: String,
+    pub check: String,
+    pub value_name: String,
+    pub state: State,
+    pub since: String,
+    pub value: Option<f64>,
+    pub samples: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub warning: Option<Threshold>,
+    pub critical: Option<Threshold>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flap_percent: Option<f64>,
+    pub last_transition: Option<TransitionStatus>,
+}
+
+impl RuleStatus {
+    fn of(e: &RuleEntry) -> Self {
+        let c = &e.config;
+        RuleStatus {
+            name: c.name.clone(),
+            check: c.check.clone(),
+            value_name: c.value.clone(),
+            state: e.state.state(),
+            since: e.state.since().to_rfc3339(),
+            value: e.state.value(),
+            samples: e.state.samples(),
+            description: c.description.clone(),
+            labels: c.labels.clone(),
+            warning: c.warning.as_ref().map(Threshold::of),
+            critical: c.critical.as_ref().map(Threshold::of),
+            flap_percent: c.flapping.map(|_| e.state.flap_percent()),
+            last_transition: e.last_transition.as_ref().map(|t| TransitionStatus {
+                from: t.from,
+                to: t.to,
+                at: t.at.to_rfc3339(),
+                value: t.value,
+                reason: t.reason,
+            }),
+        }
+    }
+}

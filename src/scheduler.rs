@@ -1,0 +1,160 @@
+//! The scheduler: runs every check on its own interval, forever, until cancelled.
+//!
+//! One task per check, so a hung or slow target delays nothing but itself, and a check never
+//! runs twice at once (the next run is planned only after the current one returned, and a
+//! probe is bounded by its timeout). First runs are spread over the interval by a stable hash
+//! of the check name, so 10,000 checks with one interval do not fire in one burst. Runs that
+//! an overrunning probe made impossible are skipped and counted, never queued up.
+//!
+//! The scheduler does not evaluate anything: it sends observations down a channel.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::check::{Observation, Prober};
+use crate::clock::Clock;
+use crate::config::CheckConfig;
+use crate::telemetry::Metrics;
+
+/// A check ready to run: its config and its prepared probe.
+pub struct ScheduledCheck {
+    pub config: CheckConfig,
+    pub prober: Arc<Prober>,
+}
+
+/// Where in `[0, interval)` a check's runs fall: a stable hash of its name (FNV-1a), so the
+/// spread is even, the same across restarts, and independent of check order.
+pub fn spread_offset(name: &str, interval: Duration) -> Duration {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.as_bytes() {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    let nanos = interval.as_nanos().max(1) as u64;
+    Duration::from_nanos(hash % nanos)
+}
+
+/// Plans the run after one that was planned at `planned`, given that it is now `now`.
+/// Returns the next planned start and how many planned runs were skipped because `now`
+/// is already past them.
+pub fn next_run(planned: Instant, interval: Duration, now: Instant) -> (Instant, u64) {
+    let next = planned + interval;
+    if next >= now {
+        return (next, 0);
+    }
+    let behind = now - next;
+    let skipped = (behind.as_nanos() / interval.as_nanos().max(1)) as u64 + 1;
+    (next + interval * skipped as u32, skipped)
+}
+
+/// Spawns one task per check on `tracker`. Each task stops when `cancel` fires or the
+/// receiving end of `observations` is dropped.
+pub fn spawn(
+    checks: Vec<ScheduledCheck>,
+    observations: mpsc::Sender<Observation>,
+    clock: Clock,
+    metrics: Metrics,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+) {
+    let start = Instant::now();
+    for check in checks {
+        let span = tracing::info_span!("check", check = %check.config.name);
+        let first = start + spread_offset(&check.config.name, check.config.interval);
+        tracker.spawn(
+            run_check(
+                check,
+                first,
+                observations.clone(),
+                clock.clone(),
+                metrics.clone(),
+                cancel.clone(),
+            )
+            .instrument(span),
+        );
+    }
+}
+
+async fn run_check(
+    check: ScheduledCheck,
+    first: Instant,
+    observations: mpsc::Sender<Observation>,
+    clock: Clock,
+    metrics: Metrics,
+    cancel: CancellationToken,
+) {
+    let name = check.config.name.as_str();
+    let interval = check.config.interval;
+    let timeout = check.config.timeout;
+    let skipped = metrics.scheduler_skipped.with_label_values(&[name]);
+    let mut planned = first;
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep_until(planned) => {}
+        }
+        let lateness = Instant::now().saturating_duration_since(planned);
+        metrics.scheduler_lateness.observe(lateness.as_secs_f64());
+        let obs = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return,
+            obs = check.prober.observe(name, timeout, &clock) => obs,
+        };
+        if observations.send(obs).await.is_err() {
+            return;
+        }
+        let (next, missed) = next_run(planned, interval, Instant::now());
+        if missed > 0 {
+            skipped.inc_by(missed);
+            tracing::debug!(missed, "probe overran its interval, runs skipped");
+        }
+        planned = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_spread_evenly_over_the_interval() {
+        let interval = Duration::from_secs(10);
+        let mut buckets = [0u32; 10];
+        for i in 0..10_000 {
+            let off = spread_offset(&format!("check-{i}"), interval);
+            assert!(off < interval);
+            buckets[off.as_secs() as usize] += 1;
+        }
+        // 1,000 expected per one-second bucket; a burst would put thousands in one.
+        for (second, n) in buckets.iter().enumerate() {
+            assert!((800..1200).contains(n), "second {second} has {n} checks");
+        }
+    }
+
+    #[test]
+    fn offset_is_stable_for_a_name() {
+        let i = Duration::from_secs(30);
+        assert_eq!(spread_offset("api", i), spread_offset("api", i));
+        assert_ne!(spread_offset("api", i), spread_offset("api2", i));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn overrun_skips_runs_instead_of_bursting() {
+        let t0 = Instant::now();
+        let i = Duration::from_secs(10);
+        assert_eq!(next_run(t0, i, t0 + Duration::from_secs(3)), (t0 + i, 0));
+        assert_eq!(next_run(t0, i, t0 + i), (t0 + i, 0));
+        // The probe finished 25 s after its planned start: runs at 10 s and 20 s are gone.
+        assert_eq!(
+            next_run(t0, i, t0 + Duration::from_secs(25)),
+            (t0 + Duration::from_secs(30), 2)
+        );
+    }
+}

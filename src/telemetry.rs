@@ -1,0 +1,211 @@
+//! warden's own telemetry: the Prometheus registry and the log subscriber.
+//!
+//! Metrics live on an explicit [`prometheus::Registry`] owned by [`Metrics`] (no globals, so
+//! every test gets its own). Names follow Prometheus conventions: `warden_` prefix, base units,
+//! `_total` counters, bounded labels (check and rule names come from the config, never URLs
+//! or error strings). This module decides nothing; drivers call it to record.
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::config::LogFormat;
+
+/// The Content-Type of the text exposition format 0.0.4.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Every metric warden exports. Cheap to clone (handles are reference counted).
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub check_up: IntGaugeVec,
+    pub check_duration: HistogramVec,
+    pub check_runs: IntCounterVec,
+    pub check_last_run: GaugeVec,
+    pub scheduler_lateness: Histogram,
+    pub scheduler_skipped: IntCounterVec,
+    pub rule_state: IntGaugeVec,
+    pub rule_value: GaugeVec,
+    pub rule_threshold: GaugeVec,
+    pub rule_transitions: IntCounterVec,
+    pub last_evaluation: Gauge,
+    pub checks_configured: IntGauge,
+    pub rules_configured: IntGauge,
+    pub start_time: Gauge,
+}
+
+fn must<T>(r: prometheus::Result<T>) -> T {
+    // Metric names and label sets below are literals checked by the tests: creation and
+    // registration can only fail on a programming error, never on input.
+    r.expect("static metric definition is valid")
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let reg = |c: Box<dyn prometheus::core::Collector>| must(registry.register(c));
+
+        let build_info = must(IntGaugeVec::new(
+            Opts::new("warden_build_info", "warden build, value is always 1"),
+            &["version"],
+        ));
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        reg(Box::new(build_info));
+
+        let check_up = must(IntGaugeVec::new(
+            Opts::new("warden_check_up", "1 if the check's last probe succeeded, 0 if it failed"),
+            &["check", "kind"],
+        ));
+        let check_duration = must(HistogramVec::new(
+            HistogramOpts::new(
+                "warden_check_duration_seconds",
+                "Duration of check probes, including failed ones",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["check", "kind"],
+        ));
+        let check_runs = must(IntCounterVec::new(
+            Opts::new(
+                "warden_check_runs_total",
+                "Check probes run, by result (ok or the probe error kind)",
+            ),
+            &["check", "kind", "result"],
+        ));
+        let check_last_run = must(GaugeVec::new(
+            Opts::new(
+                "warden_check_last_run_timestamp_seconds",
+                "Unix time the check's last probe started",
+            ),
+            &["check", "kind"],
+        ));
+        let scheduler_lateness = must(Histogram::with_opts(
+            HistogramOpts::new(
+                "warden_scheduler_lateness_seconds",
+                "Actual minus planned start time of check runs",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+            ]),
+        ));
+        let scheduler_skipped = must(IntCounterVec::new(
+            Opts::new(
+                "warden_scheduler_skipped_runs_total",
+                "Planned check runs skipped because the previous run overran its interval",
+            ),
+            &["check"],
+        ));
+        let rule_state = must(IntGaugeVec::new(
+            Opts::new(
+                "warden_rule_state",
+                "1 for the rule's current state, 0 for the others",
+            ),
+            &["rule", "state"],
+        ));
+        let rule_value = must(GaugeVec::new(
+            Opts::new(
+                "warden_rule_value",
+                "The last value the rule evaluated (absent until one was seen)",
+            ),
+            &["rule"],
+        ));
+        let rule_threshold = must(GaugeVec::new(
+            Opts::new(
+                "warden_rule_threshold",
+                "The rule's threshold for entering a level",
+            ),
+            &["rule", "level"],
+        ));
+        let rule_transitions = must(IntCounterVec::new(
+            Opts::new(
+                "warden_rule_transitions_total",
+                "Rule state changes, by the state entered",
+            ),
+            &["rule", "to"],
+        ));
+        let last_evaluation = must(Gauge::new(
+            "warden_last_successful_evaluation_timestamp_seconds",
+            "Unix time warden last evaluated an observation; page on staleness",
+        ));
+        let checks_configured = must(IntGauge::new(
+            "warden_checks_configured",
+            "Checks in the running config",
+        ));
+        let rules_configured = must(IntGauge::new(
+            "warden_rules_configured",
+            "Rules in the running config",
+        ));
+        let start_time = must(Gauge::new(
+            "warden_start_time_seconds",
+            "Unix time warden started",
+        ));
+        reg(Box::new(check_up.clone()));
+        reg(Box::new(check_duration.clone()));
+        reg(Box::new(check_runs.clone()));
+        reg(Box::new(check_last_run.clone()));
+        reg(Box::new(scheduler_lateness.clone()));
+        reg(Box::new(scheduler_skipped.clone()));
+        reg(Box::new(rule_state.clone()));
+        reg(Box::new(rule_value.clone()));
+        reg(Box::new(rule_threshold.clone()));
+        reg(Box::new(rule_transitions.clone()));
+        reg(Box::new(last_evaluation.clone()));
+        reg(Box::new(checks_configured.clone()));
+        reg(Box::new(rules_configured.clone()));
+        reg(Box::new(start_time.clone()));
+        Metrics {
+            registry,
+            check_up,
+            check_duration,
+            check_runs,
+            check_last_run,
+            scheduler_lateness,
+            scheduler_skipped,
+            rule_state,
+            rule_value,
+            rule_threshold,
+            rule_transitions,
+            last_evaluation,
+            checks_configured,
+            rules_configured,
+            start_time,
+        }
+    }
+
+    /// The registry in the text exposition format 0.0.4.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        let families = self.registry.gather();
+        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Installs the global log subscriber. `RUST_LOG` overrides `level`.
+/// Logs go to stderr so `warden once` keeps stdout for its report.
+pub fn init_logging(format: LogFormat, level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests, `once` after `check-config`) is harmless: keep the first.
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
