@@ -242,10 +242,17 @@ impl Recorder {
             .rule_transitions
             .with_label_values(&[&t.rule, tr.to.as_str()])
             .inc();
-        let value = tr.value.map(|v| v.to_string()).unwrap_or_else(|| "none".into());
+        let value = tr
+            .value
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "none".into());
         match tr.to {
-            State::Ok => tracing::info!(rule = %t.rule, check = %t.check, from = tr.from.as_str(), to = tr.to.as_str(), value = %value, reason = ?tr.reason, "rule state changed"),
-            _ => tracing::warn!(rule = %t.rule, check = %t.check, from = tr.from.as_str(), to = tr.to.as_str(), value = %value, reason = ?tr.reason, "rule state changed"),
+            State::Ok => {
+                tracing::info!(rule = %t.rule, check = %t.check, from = tr.from.as_str(), to = tr.to.as_str(), value = %value, reason = ?tr.reason, "rule state changed")
+            }
+            _ => {
+                tracing::warn!(rule = %t.rule, check = %t.check, from = tr.from.as_str(), to = tr.to.as_str(), value = %value, reason = ?tr.reason, "rule state changed")
+            }
         }
     }
 

@@ -246,10 +246,12 @@ impl CheckStatus {
             interval_seconds: e.config.interval.as_secs_f64(),
             runs: e.runs,
             values: last.map(|o| o.values.clone()).unwrap_or_default(),
-            last_error: last.and_then(|o| o.outcome.as_ref().err()).map(|err| ErrorStatus {
-                kind: err.kind.as_str(),
-                message: err.message.clone(),
-            }),
+            last_error: last
+                .and_then(|o| o.outcome.as_ref().err())
+                .map(|err| ErrorStatus {
+                    kind: err.kind.as_str(),
+                    message: err.message.clone(),
+                }),
         }
     }
 }

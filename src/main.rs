@@ -1,1 +1,234 @@
-fn main() {}
+//! The `warden` command line: parse arguments, load the config, hand over to `app`.
+//! Errors are printed with their whole chain; exit codes are documented per command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use warden::clock::Clock;
+use warden::config::{self, Config};
+use warden::engine::Status;
+use warden::{app, telemetry};
+
+/// warden: a continuous health and SLO watchdog.
+///
+/// It polls HTTP endpoints, Redis, Postgres, TCP ports and TLS certificates on schedules,
+/// evaluates warning and critical thresholds, and exports its own Prometheus metrics.
+#[derive(Parser)]
+#[command(name = "warden", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: schedule every check, evaluate rules, serve /metrics and the API.
+    ///
+    /// Stops gracefully on SIGTERM or SIGINT (in-flight probes get up to 10 s).
+    Run {
+        /// The config file.
+        #[arg(
+            short,
+            long,
+            env = "WARDEN_CONFIG",
+            default_value = "config/warden.toml"
+        )]
+        config: PathBuf,
+    },
+    /// Validate a config file and its includes; print every error as file:line:col.
+    ///
+    /// Exit 0 when valid, 1 otherwise.
+    CheckConfig {
+        #[arg(
+            short,
+            long,
+            env = "WARDEN_CONFIG",
+            default_value = "config/warden.toml"
+        )]
+        config: PathBuf,
+    },
+    /// Run every check once, evaluate every rule on that one sample, print the states.
+    ///
+    /// Thresholds apply immediately (a `for` or `count` needs a running daemon). Exit codes
+    /// follow Nagios: 0 ok, 1 warning, 2 critical, 3 unknown (the worst state wins; a check
+    /// without rules counts as critical when its probe fails).
+    Once {
+        #[arg(
+            short,
+            long,
+            env = "WARDEN_CONFIG",
+            default_value = "config/warden.toml"
+        )]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { config } => match config::load(&config) {
+            Ok(cfg) => {
+                println!(
+                    "{}: ok ({} checks, {} rules, {} files)",
+                    config.display(),
+                    cfg.checks.len(),
+                    cfg.rules.len(),
+                    cfg.files.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(diags) => {
+                eprintln!("{diags}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Run { config } => {
+            let Some(cfg) = load_or_report(&config) else {
+                return ExitCode::from(1);
+            };
+            telemetry::init_logging(cfg.log.format, &cfg.log.level);
+            match runtime().and_then(|rt| rt.block_on(run_daemon(cfg))) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "warden failed");
+                    eprintln!("warden: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Once { config, format } => {
+            let Some(cfg) = load_or_report(&config) else {
+                return ExitCode::from(3);
+            };
+            telemetry::init_logging(cfg.log.format, "warn");
+            let clock = Clock::system();
+            match runtime().and_then(|rt| rt.block_on(app::once(&cfg, &clock))) {
+                Ok(status) => {
+                    match format {
+                        Format::Json => match serde_json::to_string_pretty(&status) {
+                            Ok(s) => println!("{s}"),
+                            Err(e) => eprintln!("warden: encoding status: {e}"),
+                        },
+                        Format::Table => print!("{}", render_table(&status)),
+                    }
+                    ExitCode::from(status.state.exit_code() as u8)
+                }
+                Err(e) => {
+                    eprintln!("warden: {e:#}");
+                    ExitCode::from(3)
+                }
+            }
+        }
+    }
+}
+
+fn load_or_report(path: &std::path::Path) -> Option<Config> {
+    match config::load(path) {
+        Ok(cfg) => Some(cfg),
+        Err(diags) => {
+            eprintln!("{diags}");
+            None
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("warden")
+        .build()?)
+}
+
+async fn run_daemon(cfg: Config) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_stop_signal().await;
+        signals.cancel();
+    });
+    app::run(cfg, Clock::system(), shutdown).await
+}
+
+async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop warden with SIGKILL");
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!(signal = "SIGTERM", "stop requested"),
+        _ = int.recv() => tracing::info!(signal = "SIGINT", "stop requested"),
+    }
+}
+
+/// A table a person can read at 3 a.m.: rules first (they carry the verdict), then checks.
+fn render_table(status: &Status) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let fmt_value = |v: Option<f64>| v.map(|v| format!("{v}")).unwrap_or_else(|| "-".into());
+    if !status.rules.is_empty() {
+        let _ = writeln!(out, "{:<32} {:<9} {:>12}  DETAIL", "RULE", "STATE", "VALUE");
+        for r in &status.rules {
+            let detail = [("warning", &r.warning), ("critical", &r.critical)]
+                .iter()
+                .filter_map(|(l, t)| t.as_ref().map(|t| format!("{l} {} {}", t.op, t.value)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(
+                out,
+                "{:<32} {:<9} {:>12}  {} of {} ({})",
+                r.name,
+                r.state.as_str(),
+                fmt_value(r.value),
+                r.value_name,
+                r.check,
+                detail
+            );
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "{:<32} {:<9} {:>12}  DETAIL",
+        "CHECK", "STATE", "SECONDS"
+    );
+    for c in &status.checks {
+        let state = match c.state {
+            warden::engine::CheckState::Up => "up",
+            warden::engine::CheckState::Down => "down",
+            warden::engine::CheckState::Pending => "pending",
+        };
+        let detail = c
+            .last_error
+            .as_ref()
+            .map(|e| format!("{}: {}", e.kind, e.message))
+            .unwrap_or_else(|| c.kind.to_string());
+        let _ = writeln!(
+            out,
+            "{:<32} {:<9} {:>12}  {}",
+            c.name,
+            state,
+            c.duration_seconds
+                .map(|d| format!("{d:.3}"))
+                .unwrap_or_else(|| "-".into()),
+            detail
+        );
+    }
+    let _ = writeln!(out, "\noverall: {}", status.state.as_str());
+    out
+}

@@ -128,7 +128,11 @@ fn route(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
         );
     }
     match path {
-        "/metrics" => respond(StatusCode::OK, METRICS_CONTENT_TYPE, shared.metrics.encode()),
+        "/metrics" => respond(
+            StatusCode::OK,
+            METRICS_CONTENT_TYPE,
+            shared.metrics.encode(),
+        ),
         "/healthz" | "/-/healthy" => {
             let age = shared.heartbeat_age();
             if age < HEARTBEAT_STALE_AFTER {

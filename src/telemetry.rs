@@ -56,7 +56,10 @@ impl Metrics {
         reg(Box::new(build_info));
 
         let check_up = must(IntGaugeVec::new(
-            Opts::new("warden_check_up", "1 if the check's last probe succeeded, 0 if it failed"),
+            Opts::new(
+                "warden_check_up",
+                "1 if the check's last probe succeeded, 0 if it failed",
+            ),
             &["check", "kind"],
         ));
         let check_duration = must(HistogramVec::new(

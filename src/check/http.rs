@@ -165,10 +165,7 @@ impl Probe for HttpProbe {
         let doc: Json = serde_json::from_slice(&body).map_err(|e| {
             ProbeError::new(
                 ProbeErrorKind::BadBody,
-                format!(
-                    "{} {}: body is not JSON: {e}",
-                    self.method, self.shown_url
-                ),
+                format!("{} {}: body is not JSON: {e}", self.method, self.shown_url),
             )
             .with_values(values.clone())
         })?;
@@ -222,7 +219,10 @@ fn as_number(v: &Json) -> Option<f64> {
 /// Evaluates one assertion; the error names the assertion and what was found instead.
 pub fn check_assertion(assertion: &JsonAssertion, doc: &Json) -> Result<(), String> {
     let Some(actual) = lookup(doc, &assertion.path) else {
-        return Err(format!("{}: {} not found", assertion.text, assertion.path.text));
+        return Err(format!(
+            "{}: {} not found",
+            assertion.text, assertion.path.text
+        ));
     };
     let holds = match assertion.op {
         CmpOp::Eq => json_eq(actual, &assertion.expected),

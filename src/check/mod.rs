@@ -6,9 +6,9 @@
 //! a panic. One file per kind, one [`Probe`] trait, a closed [`Prober`] enum to dispatch.
 
 pub mod http;
-pub mod tcp;
-pub mod redis;
 pub mod postgres;
+pub mod redis;
+pub mod tcp;
 pub mod tls;
 
 use std::collections::BTreeMap;
@@ -118,6 +118,9 @@ pub trait Probe {
 pub enum Prober {
     Http(Box<http::HttpProbe>),
     Tcp(tcp::TcpProbe),
+    Tls(self::tls::TlsProbe),
+    Redis(self::redis::RedisProbe),
+    Postgres(self::postgres::PostgresProbe),
 }
 
 impl Prober {
@@ -128,11 +131,10 @@ impl Prober {
         Ok(match &check.kind {
             CheckKind::Http(spec) => Prober::Http(Box::new(http::HttpProbe::new(spec, timeout)?)),
             CheckKind::Tcp(spec) => Prober::Tcp(tcp::TcpProbe::new(spec, timeout)),
-            other => {
-                return Err(ProbeError::new(
-                    ProbeErrorKind::Setup,
-                    format!("check kind {} is not available yet", other.name()),
-                ))
+            CheckKind::Tls(spec) => Prober::Tls(self::tls::TlsProbe::new(spec, timeout)?),
+            CheckKind::Redis(spec) => Prober::Redis(self::redis::RedisProbe::new(spec, timeout)?),
+            CheckKind::Postgres(spec) => {
+                Prober::Postgres(self::postgres::PostgresProbe::new(spec, timeout)?)
             }
         })
     }
@@ -141,6 +143,9 @@ impl Prober {
         match self {
             Prober::Http(p) => p.run().await,
             Prober::Tcp(p) => p.run().await,
+            Prober::Tls(p) => p.run().await,
+            Prober::Redis(p) => p.run().await,
+            Prober::Postgres(p) => p.run().await,
         }
     }
 

@@ -1,10 +1,49 @@
 //! Configuration: TOML files in, a validated [`Config`] out.
 //!
-//! Two types, two steps (see ARCHITECTURE.md): raw serde structs that mirror the file, and the
-//! validated model that the rest of warden runs on. Compiling raw into valid collects every
-//! error as `file:line:col: message`. This module reads files and the environment and nothing
-//! else: no sockets, no clocks.
+//! Two types, two steps (see ARCHITECTURE.md): raw serde structs that mirror the file
+//! (`raw`), read with their includes by `load`, and the validated model that the rest of
+//! warden runs on (`model`), built by `compile`. Compiling collects every error as
+//! `file:line:col: message` ([`Diagnostics`]). This module reads files and the environment
+//! and nothing else: no sockets, no clocks.
 
+mod assertion;
+mod compile;
+mod diag;
+mod duration;
+mod env;
+mod load;
 pub mod model;
+mod raw;
+#[cfg(test)]
+mod tests;
 
+use std::path::Path;
+
+pub use assertion::{parse_assertion, parse_condition, parse_path};
+pub use diag::{Diagnostic, Diagnostics};
+pub use duration::{format_duration, parse_duration};
 pub use model::*;
+
+/// Loads and validates a config, reading `${NAME}` from the process environment.
+pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+    load_with_env(path, &|name| std::env::var(name).ok())
+}
+
+/// Loads and validates a config, reading `${NAME}` through `env`.
+pub fn load_with_env(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Diagnostics> {
+    let tree = load::load_tree(path, env);
+    let read = |p: &Path| std::fs::read(p);
+    let host = compile::Host { env, read: &read };
+    let compiled = compile::compile(path, &tree.files, &host);
+    let mut problems = tree.problems;
+    match compiled {
+        Ok(config) if problems.is_empty() => return Ok(config),
+        Ok(_) => {}
+        Err(more) => problems.extend(more),
+    }
+    let sources: Vec<diag::SourceFile> = tree.files.into_iter().map(|f| f.source).collect();
+    Err(diag::place(&sources, problems))
+}

@@ -1,0 +1,1418 @@
+//! Compiling raw files into the validated [`Config`]: defaults, interpolation, per-kind rules,
+//! name resolution. Every problem is collected, each at the most precise span, and the config is
+//! built only when there are none.
+//!
+//! Its only I/O goes through [`Host`] (environment lookups, reading `ca_file` and
+//! `token_file`), so it is testable without touching the process. Messages name fields, never
+//! secret values.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::assertion::{parse_assertion, parse_condition, parse_path};
+use super::diag::Problem;
+use super::duration::{format_duration, parse_duration};
+use super::env::interpolate;
+use super::load::FileUnit;
+use super::model::*;
+use super::raw::*;
+use crate::secret::{redact_url, Secret};
+
+type Span = Range<usize>;
+
+/// What compiling may read from outside: the environment and small files.
+pub(crate) struct Host<'a> {
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    pub read: &'a dyn Fn(&Path) -> std::io::Result<Vec<u8>>,
+}
+
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+const MIN_TIMEOUT: Duration = Duration::from_millis(10);
+const DEFAULT_MAX_BODY_BYTES: i64 = 1024 * 1024;
+/// Upper bound for sample counts and windows, so a rule's memory stays bounded.
+const MAX_SAMPLES: i64 = 10_000;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Http,
+    Tcp,
+    Tls,
+    Redis,
+    Postgres,
+}
+
+const KINDS: [(&str, Kind); 5] = [
+    ("http", Kind::Http),
+    ("tcp", Kind::Tcp),
+    ("tls", Kind::Tls),
+    ("redis", Kind::Redis),
+    ("postgres", Kind::Postgres),
+];
+
+impl Kind {
+    fn name(self) -> &'static str {
+        KINDS
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("?", |(name, _)| name)
+    }
+
+    /// Value names every check of this kind has, before extracts, info fields and queries.
+    fn builtin_values(self) -> Vec<String> {
+        let url = Secret::new("");
+        let kind = match self {
+            Kind::Http => CheckKind::Http(HttpCheck {
+                url: String::new(),
+                method: String::new(),
+                headers: Vec::new(),
+                body: None,
+                expect_status: Vec::new(),
+                assertions: Vec::new(),
+                extract: BTreeMap::new(),
+                max_body_bytes: 0,
+                tls_verify: true,
+                ca_file: None,
+                follow_redirects: false,
+            }),
+            Kind::Tcp => CheckKind::Tcp(TcpCheck {
+                address: String::new(),
+            }),
+            Kind::Tls => CheckKind::Tls(TlsCheck {
+                address: String::new(),
+                server_name: String::new(),
+                verify: true,
+                ca_file: None,
+            }),
+            Kind::Redis => CheckKind::Redis(RedisCheck {
+                url,
+                info_fields: Vec::new(),
+            }),
+            Kind::Postgres => CheckKind::Postgres(PostgresCheck {
+                url,
+                queries: Vec::new(),
+            }),
+        };
+        kind.value_names()
+    }
+}
+
+/// The kinds that use a `[[check]]` key; `None` for keys every kind has.
+fn kinds_using(key: &str) -> Option<&'static [Kind]> {
+    use Kind::*;
+    match key {
+        "url" => Some(&[Http, Redis, Postgres]),
+        "method" | "headers" | "body" | "expect_status" | "assert" | "extract"
+        | "max_body_bytes" | "tls_verify" | "follow_redirects" => Some(&[Http]),
+        "ca_file" => Some(&[Http, Tls]),
+        "address" => Some(&[Tcp, Tls]),
+        "server_name" | "verify" => Some(&[Tls]),
+        "info_fields" => Some(&[Redis]),
+        "query" => Some(&[Postgres]),
+        _ => None,
+    }
+}
+
+fn keys_of_kind(kind: Kind) -> Vec<&'static str> {
+    RawCheck::KEYS
+        .iter()
+        .copied()
+        .filter(|key| kinds_using(key).map_or(true, |kinds| kinds.contains(&kind)))
+        .collect()
+}
+
+/// Where a name was first defined, for duplicate messages.
+struct Defined {
+    file: usize,
+    offset: usize,
+}
+
+/// A check as rules see it: where it is, and its value names if it compiled.
+struct KnownCheck {
+    at: Defined,
+    kind: Option<&'static str>,
+    values: Option<Vec<String>>,
+}
+
+struct Defaults {
+    interval: Duration,
+    timeout: Duration,
+}
+
+/// Compiles the loaded files. `Err` holds every problem found (possibly none new, when the
+/// loader's problems already explain why a file is missing).
+pub(crate) fn compile(
+    main: &Path,
+    files: &[FileUnit],
+    host: &Host<'_>,
+) -> Result<Config, Vec<Problem>> {
+    let mut c = Compiler {
+        host,
+        files,
+        file: 0,
+        problems: Vec::new(),
+    };
+    // A file that failed to parse may define checks: unknown-check errors would be noise.
+    let complete = files.iter().all(|f| f.raw.is_some());
+
+    for (index, unit) in files.iter().enumerate() {
+        let Some(raw) = &unit.raw else { continue };
+        c.file = index;
+        c.unknown_keys(&raw.unknown, "at the top level", RawFile::KEYS);
+        if index > 0 {
+            let main_only = [
+                ("server", raw.server.as_ref().map(Spanned::span)),
+                ("log", raw.log.as_ref().map(Spanned::span)),
+                ("defaults", raw.defaults.as_ref().map(Spanned::span)),
+            ];
+            for (section, span) in main_only {
+                if let Some(span) = span {
+                    c.error(
+                        span,
+                        format!(
+                            "[{section}] is only allowed in the main file, not in an included one"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    c.file = 0;
+    let main_raw = files.first().and_then(|f| f.raw.as_ref());
+    let server = c.server(main_raw.and_then(|r| r.server.as_ref()));
+    let log = c.log(main_raw.and_then(|r| r.log.as_ref()));
+    let defaults = c.defaults(main_raw.and_then(|r| r.defaults.as_ref()));
+
+    let mut checks = Vec::new();
+    let mut known: HashMap<String, KnownCheck> = HashMap::new();
+    let mut check_order: Vec<String> = Vec::new();
+    for (index, unit) in files.iter().enumerate() {
+        let Some(raw) = &unit.raw else { continue };
+        c.file = index;
+        for raw_check in raw.check.iter().flatten() {
+            let (name, kind, config) = c.check(raw_check, &defaults);
+            let Some(name) = name else { continue };
+            if let Some(first) = known.get(name.get_ref()) {
+                let message = format!(
+                    "duplicate check name {:?}: first defined at {}",
+                    name.get_ref(),
+                    c.place(&first.at)
+                );
+                c.error(name.span(), message);
+                continue;
+            }
+            known.insert(
+                name.get_ref().clone(),
+                KnownCheck {
+                    at: Defined {
+                        file: index,
+                        offset: name.span().start,
+                    },
+                    kind: kind.map(Kind::name),
+                    values: config.as_ref().map(|k: &CheckConfig| k.kind.value_names()),
+                },
+            );
+            check_order.push(name.get_ref().clone());
+            checks.extend(config);
+        }
+    }
+
+    let mut rules = Vec::new();
+    let mut rule_names: HashMap<String, Defined> = HashMap::new();
+    let checks_known = CheckIndex {
+        known: &known,
+        order: &check_order,
+        complete,
+    };
+    for (index, unit) in files.iter().enumerate() {
+        let Some(raw) = &unit.raw else { continue };
+        c.file = index;
+        for raw_rule in raw.rule.iter().flatten() {
+            let (name, config) = c.rule(raw_rule, &checks_known);
+            let Some(name) = name else { continue };
+            if let Some(first) = rule_names.get(name.get_ref()) {
+                let message = format!(
+                    "duplicate rule name {:?}: first defined at {}",
+                    name.get_ref(),
+                    c.place(first)
+                );
+                c.error(name.span(), message);
+                continue;
+            }
+            rule_names.insert(
+                name.get_ref().clone(),
+                Defined {
+                    file: index,
+                    offset: name.span().start,
+                },
+            );
+            rules.extend(config);
+        }
+    }
+
+    match (server, log) {
+        (Some(server), Some(log)) if c.problems.is_empty() && complete => Ok(Config {
+            path: main.to_path_buf(),
+            files: files.iter().map(|f| f.source.path.clone()).collect(),
+            server,
+            log,
+            checks,
+            rules,
+        }),
+        _ => Err(c.problems),
+    }
+}
+
+struct CheckIndex<'a> {
+    known: &'a HashMap<String, KnownCheck>,
+    /// Check names in definition order, for listing them.
+    order: &'a [String],
+    /// Every file parsed: an unknown check is really unknown.
+    complete: bool,
+}
+
+struct Compiler<'a> {
+    host: &'a Host<'a>,
+    files: &'a [FileUnit],
+    /// The file being compiled (index into `files`).
+    file: usize,
+    problems: Vec<Problem>,
+}
+
+impl Compiler<'_> {
+    fn error(&mut self, span: Span, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: self.file,
+            offset: span.start,
+            message: message.into(),
+        });
+    }
+
+    /// `file:line` of a definition.
+    fn place(&self, at: &Defined) -> String {
+        let source = &self.files[at.file].source;
+        let (line, _) = source.position(at.offset);
+        format!("{}:{line}", source.path.display())
+    }
+
+    fn dir(&self) -> &Path {
+        &self.files[self.file].dir
+    }
+
+    /// A string value with `${NAME}` interpolated.
+    fn text(&mut self, s: &Spanned<String>) -> Option<String> {
+        match interpolate(s.get_ref(), self.host.env) {
+            Ok(text) => Some(text),
+            Err(errors) => {
+                for e in errors {
+                    self.error(s.span(), e);
+                }
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, s: &Spanned<String>, what: &str, min: Duration) -> Option<Duration> {
+        let text = self.text(s)?;
+        match parse_duration(&text) {
+            Err(e) => {
+                self.error(s.span(), e);
+                None
+            }
+            Ok(d) if d < min => {
+                self.error(
+                    s.span(),
+                    format!(
+                        "{what} must be at least {}, got {text:?}",
+                        format_duration(min)
+                    ),
+                );
+                None
+            }
+            Ok(d) => Some(d),
+        }
+    }
+
+    fn int(&mut self, v: &Spanned<i64>, what: &str, min: i64, max: i64) -> Option<i64> {
+        let n = *v.get_ref();
+        if n < min {
+            self.error(v.span(), format!("{what} must be at least {min}, got {n}"));
+            None
+        } else if n > max {
+            self.error(v.span(), format!("{what} must be at most {max}, got {n}"));
+            None
+        } else {
+            Some(n)
+        }
+    }
+
+    fn count(&mut self, v: &Spanned<i64>, what: &str, min: i64) -> Option<u32> {
+        self.int(v, what, min, MAX_SAMPLES)
+            .and_then(|n| u32::try_from(n).ok())
+    }
+
+    fn one_of<T: Copy>(
+        &mut self,
+        s: &Spanned<String>,
+        what: &str,
+        options: &[(&str, T)],
+    ) -> Option<T> {
+        let text = self.text(s)?;
+        match options.iter().find(|(name, _)| *name == text) {
+            Some((_, value)) => Some(*value),
+            None => {
+                let valid: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
+                self.error(
+                    s.span(),
+                    format!(
+                        "invalid {what} {text:?}: expected one of {}",
+                        valid.join(", ")
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn unknown_keys(&mut self, unknown: &[Spanned<String>], section: &str, valid: &[&str]) {
+        for key in unknown {
+            let k = key.get_ref();
+            let message = match suggest(k, valid.iter().copied()) {
+                Some(close) => format!("unknown key {k:?} {section}, did you mean {close:?}?"),
+                None => format!(
+                    "unknown key {k:?} {section}; valid keys: {}",
+                    valid.join(", ")
+                ),
+            };
+            self.error(key.span(), message);
+        }
+    }
+
+    fn missing(&mut self, header: Span, key: &str, section: &str) {
+        self.error(header, format!("missing required key {key:?} in {section}"));
+    }
+
+    /// A check or rule name: present and made of `[A-Za-z0-9_.:-]`.
+    fn name(
+        &mut self,
+        v: Option<&Spanned<String>>,
+        header: &Span,
+        what: &str,
+    ) -> Option<Spanned<String>> {
+        let Some(v) = v else {
+            self.missing(header.clone(), "name", &format!("[[{what}]]"));
+            return None;
+        };
+        let name = v.get_ref();
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
+        if !valid {
+            self.error(
+                v.span(),
+                format!("invalid {what} name {name:?}: use letters, digits and _ . : -"),
+            );
+            return None;
+        }
+        Some(v.clone())
+    }
+
+    /// A value name (`extract` key, info field, query name), also fine as a label name.
+    fn value_name(&mut self, name: &str, span: Span, what: &str) -> bool {
+        if is_identifier(name) {
+            true
+        } else {
+            self.error(
+                span,
+                format!(
+                    "invalid {what} {name:?}: use letters, digits and _, not starting with a digit"
+                ),
+            );
+            false
+        }
+    }
+
+    fn labels(&mut self, map: Option<&Spanned<StringMap>>) -> Option<BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        let mut ok = true;
+        for (key, value) in map.iter().flat_map(|m| m.get_ref().0.iter()) {
+            ok &= self.value_name(key.get_ref(), key.span(), "label name");
+            match self.text(value) {
+                Some(v) => {
+                    out.insert(key.get_ref().clone(), v);
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn server(&mut self, raw: Option<&Spanned<RawServer>>) -> Option<ServerConfig> {
+        let default_listen = SocketAddr::from(([127, 0, 0, 1], 9731));
+        let Some(raw) = raw else {
+            return Some(ServerConfig {
+                listen: default_listen,
+                token: None,
+            });
+        };
+        let before = self.problems.len();
+        let r = raw.get_ref();
+        self.unknown_keys(&r.unknown, "in [server]", RawServer::KEYS);
+        let listen = match &r.listen {
+            None => Some(default_listen),
+            Some(v) => self.text(v).and_then(|text| match text.parse::<SocketAddr>() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    self.error(
+                        v.span(),
+                        format!(r#"invalid listen address {text:?}: expected ip:port, e.g. "127.0.0.1:9731""#),
+                    );
+                    None
+                }
+            }),
+        };
+        let mut token = None;
+        if let Some(v) = &r.token {
+            if let Some(text) = self.text(v) {
+                if text.is_empty() {
+                    self.error(v.span(), "server.token is empty");
+                }
+                token = Some(Secret::new(text));
+            }
+        }
+        if let Some(v) = &r.token_file {
+            if r.token.is_some() {
+                let span = r.key_span("token_file").unwrap_or_else(|| v.span());
+                self.error(span, "set server.token or server.token_file, not both");
+            } else if let Some(text) = self.text(v) {
+                let path = self.dir().join(&text);
+                match (self.host.read)(&path).map(String::from_utf8) {
+                    Ok(Ok(content)) => {
+                        let secret = content.trim_end_matches(['\n', '\r']);
+                        if secret.is_empty() {
+                            self.error(v.span(), format!("server.token_file {text:?} is empty"));
+                        }
+                        token = Some(Secret::new(secret));
+                    }
+                    Ok(Err(_)) => self.error(
+                        v.span(),
+                        format!("server.token_file {text:?} is not UTF-8 text"),
+                    ),
+                    Err(e) => self.error(
+                        v.span(),
+                        format!("cannot read server.token_file {text:?}: {e}"),
+                    ),
+                }
+            }
+        }
+        if let (Some(addr), Some(v)) = (listen, &r.listen) {
+            if !addr.ip().is_loopback() && r.token.is_none() && r.token_file.is_none() {
+                self.error(
+                    v.span(),
+                    format!("listening on {addr} (not loopback) requires server.token or server.token_file"),
+                );
+            }
+        }
+        let listen = listen?;
+        (self.problems.len() == before).then_some(ServerConfig { listen, token })
+    }
+
+    fn log(&mut self, raw: Option<&Spanned<RawLog>>) -> Option<LogConfig> {
+        let mut config = LogConfig {
+            format: LogFormat::Human,
+            level: "info".to_string(),
+        };
+        let Some(raw) = raw else { return Some(config) };
+        let before = self.problems.len();
+        let r = raw.get_ref();
+        self.unknown_keys(&r.unknown, "in [log]", RawLog::KEYS);
+        if let Some(v) = &r.format {
+            let formats = [("human", LogFormat::Human), ("json", LogFormat::Json)];
+            if let Some(format) = self.one_of(v, "log format", &formats) {
+                config.format = format;
+            }
+        }
+        if let Some(v) = &r.level {
+            if let Some(level) = self.text(v) {
+                if level.trim().is_empty() {
+                    self.error(
+                        v.span(),
+                        r#"log level must not be empty, e.g. "info" or "warden=debug,info""#,
+                    );
+                }
+                config.level = level;
+            }
+        }
+        (self.problems.len() == before).then_some(config)
+    }
+
+    /// Check defaults; on a bad value the built-in default stands in (the error is reported).
+    fn defaults(&mut self, raw: Option<&Spanned<RawDefaults>>) -> Defaults {
+        let mut defaults = Defaults {
+            interval: DEFAULT_INTERVAL,
+            timeout: DEFAULT_TIMEOUT,
+        };
+        let Some(raw) = raw else { return defaults };
+        let r = raw.get_ref();
+        self.unknown_keys(&r.unknown, "in [defaults]", RawDefaults::KEYS);
+        if let Some(v) = &r.interval {
+            if let Some(d) = self.duration(v, "interval", MIN_INTERVAL) {
+                defaults.interval = d;
+            }
+        }
+        if let Some(v) = &r.timeout {
+            if let Some(d) = self.duration(v, "timeout", MIN_TIMEOUT) {
+                if d > defaults.interval {
+                    self.error(
+                        v.span(),
+                        format!(
+                            "timeout {} must not exceed interval {}",
+                            format_duration(d),
+                            format_duration(defaults.interval)
+                        ),
+                    );
+                } else {
+                    defaults.timeout = d;
+                }
+            }
+        }
+        defaults
+    }
+
+    /// Returns the check's valid name (even when the rest is invalid), its kind, and the
+    /// compiled check when it has no error.
+    fn check(
+        &mut self,
+        raw: &Spanned<RawCheck>,
+        defaults: &Defaults,
+    ) -> (Option<Spanned<String>>, Option<Kind>, Option<CheckConfig>) {
+        let before = self.problems.len();
+        let header = raw.span();
+        let r = raw.get_ref();
+        let name = self.name(r.name.as_ref(), &header, "check");
+        let kind_names: Vec<&str> = KINDS.iter().map(|(n, _)| *n).collect();
+        let kind = match &r.kind {
+            None => {
+                self.error(
+                    header.clone(),
+                    format!(
+                        r#"missing required key "kind" in [[check]]; expected one of {}"#,
+                        kind_names.join(", ")
+                    ),
+                );
+                None
+            }
+            Some(v) => self.one_of(v, "check kind", &KINDS),
+        };
+
+        match kind {
+            Some(kind) => {
+                let section = format!("in [[check]] of kind {:?}", kind.name());
+                self.unknown_keys(&r.unknown, &section, &keys_of_kind(kind));
+                for key in &r.keys {
+                    if kinds_using(key.get_ref()).is_some_and(|kinds| !kinds.contains(&kind)) {
+                        self.error(
+                            key.span(),
+                            format!(
+                                "field {:?} is not used by checks of kind {:?}",
+                                key.get_ref(),
+                                kind.name()
+                            ),
+                        );
+                    }
+                }
+            }
+            None => self.unknown_keys(&r.unknown, "in [[check]]", RawCheck::KEYS),
+        }
+
+        let interval = match &r.interval {
+            Some(v) => self.duration(v, "interval", MIN_INTERVAL),
+            None => Some(defaults.interval),
+        };
+        let timeout = match &r.timeout {
+            Some(v) => self.duration(v, "timeout", MIN_TIMEOUT),
+            None => Some(defaults.timeout),
+        };
+        if let (Some(interval), Some(timeout)) = (interval, timeout) {
+            if timeout > interval {
+                let mut message = format!(
+                    "timeout {} must not exceed interval {}",
+                    format_duration(timeout),
+                    format_duration(interval)
+                );
+                if r.timeout.is_none() {
+                    message.push_str(" (the timeout comes from [defaults] or the built-in 10s)");
+                }
+                let span = r
+                    .timeout
+                    .as_ref()
+                    .or(r.interval.as_ref())
+                    .map_or(header.clone(), Spanned::span);
+                self.error(span, message);
+            }
+        }
+        let labels = self.labels(r.labels.as_ref());
+
+        let compiled = match kind {
+            Some(Kind::Http) => self.http(r, &header).map(CheckKind::Http),
+            Some(Kind::Tcp) => self.tcp(r, &header).map(CheckKind::Tcp),
+            Some(Kind::Tls) => self.tls(r, &header).map(CheckKind::Tls),
+            Some(Kind::Redis) => self.redis(r, &header).map(CheckKind::Redis),
+            Some(Kind::Postgres) => self.postgres(r, &header).map(CheckKind::Postgres),
+            None => None,
+        };
+
+        let config = match (&name, interval, timeout, labels, compiled) {
+            (Some(name), Some(interval), Some(timeout), Some(labels), Some(kind))
+                if self.problems.len() == before =>
+            {
+                Some(CheckConfig {
+                    name: name.get_ref().clone(),
+                    interval,
+                    timeout,
+                    labels,
+                    kind,
+                })
+            }
+            _ => None,
+        };
+        (name, kind, config)
+    }
+
+    fn required<'r>(
+        &mut self,
+        v: &'r Option<Spanned<String>>,
+        header: &Span,
+        key: &str,
+        kind: Kind,
+    ) -> Option<&'r Spanned<String>> {
+        if v.is_none() {
+            self.missing(
+                header.clone(),
+                key,
+                &format!("[[check]] of kind {:?}", kind.name()),
+            );
+        }
+        v.as_ref()
+    }
+
+    fn http(&mut self, r: &RawCheck, header: &Span) -> Option<HttpCheck> {
+        let before = self.problems.len();
+        let url = self
+            .required(&r.url, header, "url", Kind::Http)
+            .and_then(|v| {
+                let text = self.text(v)?;
+                if !is_http_url(&text) {
+                    self.error(
+                        v.span(),
+                        format!(
+                            "invalid url {:?}: expected http:// or https:// followed by a host",
+                            redact_url(&text)
+                        ),
+                    );
+                }
+                Some(text)
+            });
+        let method = match &r.method {
+            None => Some("GET".to_string()),
+            Some(v) => self.text(v).map(|text| {
+                if text.is_empty() || !text.chars().all(|c| c.is_ascii_alphabetic()) {
+                    self.error(
+                        v.span(),
+                        format!("invalid method {text:?}: expected an HTTP method such as GET, HEAD or POST"),
+                    );
+                }
+                text.to_ascii_uppercase()
+            }),
+        };
+        let mut headers = Vec::new();
+        for (key, value) in r.headers.iter().flat_map(|m| m.get_ref().0.iter()) {
+            let name = key.get_ref();
+            if name.is_empty() || !name.chars().all(is_token_char) {
+                self.error(
+                    key.span(),
+                    format!(
+                        "invalid header name {name:?}: use letters, digits and - (an HTTP token)"
+                    ),
+                );
+            }
+            if let Some(text) = self.text(value) {
+                if text.contains(['\r', '\n', '\0']) {
+                    self.error(
+                        value.span(),
+                        format!("value of header {name:?} must not contain line breaks or NUL"),
+                    );
+                }
+                headers.push((name.clone(), Secret::new(text)));
+            }
+        }
+        let body = r.body.as_ref().and_then(|v| self.text(v));
+        let mut expect_status = Vec::new();
+        for v in r.expect_status.iter().flat_map(|l| l.get_ref().iter()) {
+            if let Some(code) = self.int(v, "expect_status", 100, 599) {
+                expect_status.extend(u16::try_from(code).ok());
+            }
+        }
+        let mut assertions = Vec::new();
+        for v in r.assert.iter().flat_map(|l| l.get_ref().iter()) {
+            if let Some(text) = self.text(v) {
+                match parse_assertion(&text) {
+                    Ok(a) => assertions.push(a),
+                    Err(e) => self.error(v.span(), e),
+                }
+            }
+        }
+        let builtin = Kind::Http.builtin_values();
+        let mut extract = BTreeMap::new();
+        for (key, value) in r.extract.iter().flat_map(|m| m.get_ref().0.iter()) {
+            let name = key.get_ref();
+            if self.value_name(name, key.span(), "value name") && builtin.contains(name) {
+                self.error(
+                    key.span(),
+                    format!(
+                        "value name {name:?} is already a built-in value of http checks ({})",
+                        builtin.join(", ")
+                    ),
+                );
+            }
+            if let Some(text) = self.text(value) {
+                match parse_path(&text) {
+                    Ok(path) => {
+                        extract.insert(name.clone(), path);
+                    }
+                    Err(e) => self.error(value.span(), e),
+                }
+            }
+        }
+        let max_body_bytes = match &r.max_body_bytes {
+            None => Some(DEFAULT_MAX_BODY_BYTES),
+            Some(v) => self.int(v, "max_body_bytes", 1, i64::MAX),
+        };
+        let ca_file = self.ca_file(r.ca_file.as_ref());
+        let (url, method, max_body_bytes, ca_file) = (url?, method?, max_body_bytes?, ca_file?);
+        (self.problems.len() == before).then(|| HttpCheck {
+            url,
+            method,
+            headers,
+            body,
+            expect_status,
+            assertions,
+            extract,
+            max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
+            tls_verify: r.tls_verify.as_ref().map_or(true, |v| *v.get_ref()),
+            ca_file,
+            follow_redirects: r.follow_redirects.as_ref().is_some_and(|v| *v.get_ref()),
+        })
+    }
+
+    /// `Some(None)` when absent, `Some(Some(path))` when readable PEM, `None` on error.
+    fn ca_file(&mut self, v: Option<&Spanned<String>>) -> Option<Option<PathBuf>> {
+        let Some(v) = v else { return Some(None) };
+        let text = self.text(v)?;
+        let path = self.dir().join(&text);
+        match (self.host.read)(&path) {
+            Err(e) => {
+                self.error(v.span(), format!("cannot read ca_file {text:?}: {e}"));
+                None
+            }
+            Ok(bytes) if !contains(&bytes, b"-----BEGIN CERTIFICATE-----") => {
+                self.error(
+                    v.span(),
+                    format!(
+                        "ca_file {text:?} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+                    ),
+                );
+                None
+            }
+            Ok(_) => Some(Some(path)),
+        }
+    }
+
+    /// A `host:port` address; returns it and its host (without IPv6 brackets).
+    fn address(&mut self, v: &Spanned<String>) -> Option<(String, String)> {
+        let text = self.text(v)?;
+        match split_host_port(&text) {
+            Some(host) => {
+                let host = host.to_string();
+                Some((text, host))
+            }
+            None => {
+                self.error(
+                    v.span(),
+                    format!(r#"invalid address {text:?}: expected host:port with a numeric port, e.g. "127.0.0.1:5432""#),
+                );
+                None
+            }
+        }
+    }
+
+    fn tcp(&mut self, r: &RawCheck, header: &Span) -> Option<TcpCheck> {
+        let v = self.required(&r.address, header, "address", Kind::Tcp)?;
+        let (address, _) = self.address(v)?;
+        Some(TcpCheck { address })
+    }
+
+    fn tls(&mut self, r: &RawCheck, header: &Span) -> Option<TlsCheck> {
+        let address = self
+            .required(&r.address, header, "address", Kind::Tls)
+            .and_then(|v| self.address(v));
+        let server_name = match &r.server_name {
+            None => Some(None),
+            Some(v) => self.text(v).and_then(|name| {
+                if name.is_empty() || name.contains(char::is_whitespace) {
+                    self.error(
+                        v.span(),
+                        format!(r#"invalid server_name {name:?}: expected a host name, e.g. "example.com""#),
+                    );
+                    None
+                } else {
+                    Some(Some(name))
+                }
+            }),
+        };
+        let ca_file = self.ca_file(r.ca_file.as_ref());
+        let ((address, host), server_name, ca_file) = (address?, server_name?, ca_file?);
+        Some(TlsCheck {
+            address,
+            server_name: server_name.unwrap_or(host),
+            verify: r.verify.as_ref().map_or(true, |v| *v.get_ref()),
+            ca_file,
+        })
+    }
+
+    fn redis(&mut self, r: &RawCheck, header: &Span) -> Option<RedisCheck> {
+        let before = self.problems.len();
+        let url = self
+            .required(&r.url, header, "url", Kind::Redis)
+            .and_then(|v| {
+                let text = self.text(v)?;
+                let schemes = ["redis://", "rediss://", "redis+unix://", "unix://"];
+                if !schemes.iter().any(|s| text.starts_with(s)) {
+                    // The URL may hold a password: name the field, not the value.
+                    self.error(v.span(), "redis url must start with redis:// or rediss://");
+                }
+                Some(Secret::new(text))
+            });
+        let builtin = Kind::Redis.builtin_values();
+        let mut info_fields: Vec<String> = Vec::new();
+        for v in r.info_fields.iter().flat_map(|l| l.get_ref().iter()) {
+            let name = v.get_ref();
+            if !self.value_name(name, v.span(), "info field") {
+                continue;
+            }
+            if builtin.contains(name) {
+                self.error(
+                    v.span(),
+                    format!("info field {name:?} is already a built-in value of redis checks"),
+                );
+            } else if info_fields.contains(name) {
+                self.error(v.span(), format!("info field {name:?} is listed twice"));
+            } else {
+                info_fields.push(name.clone());
+            }
+        }
+        let url = url?;
+        (self.problems.len() == before).then_some(RedisCheck { url, info_fields })
+    }
+
+    fn postgres(&mut self, r: &RawCheck, header: &Span) -> Option<PostgresCheck> {
+        let before = self.problems.len();
+        let url = self
+            .required(&r.url, header, "url", Kind::Postgres)
+            .and_then(|v| {
+                let text = self.text(v)?;
+                if !is_postgres_conninfo(&text) {
+                    // The URL may hold a password: name the field, not the value.
+                    self.error(
+                        v.span(),
+                        r#"postgres url must be a postgres:// URL or a key=value connection string, e.g. "host=127.0.0.1 user=postgres""#,
+                    );
+                }
+                Some(Secret::new(text))
+            });
+        let builtin = Kind::Postgres.builtin_values();
+        let mut queries: Vec<NamedQuery> = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for q in r.query.iter().flat_map(|l| l.get_ref().iter()) {
+            let qr = q.get_ref();
+            let section = "[[check.query]]";
+            self.unknown_keys(&qr.unknown, "in [[check.query]]", RawQuery::KEYS);
+            let name = match &qr.name {
+                None => {
+                    self.missing(q.span(), "name", section);
+                    None
+                }
+                Some(v) => {
+                    let name = v.get_ref();
+                    if !self.value_name(name, v.span(), "query name") {
+                        None
+                    } else if builtin.contains(name) {
+                        self.error(
+                            v.span(),
+                            format!(
+                                "query name {name:?} is already a built-in value of postgres checks ({})",
+                                builtin.join(", ")
+                            ),
+                        );
+                        None
+                    } else if names.contains(name) {
+                        self.error(
+                            v.span(),
+                            format!("query name {name:?} is used twice in this check"),
+                        );
+                        None
+                    } else {
+                        names.push(name.clone());
+                        Some(name.clone())
+                    }
+                }
+            };
+            let sql = match &qr.sql {
+                None => {
+                    self.missing(q.span(), "sql", section);
+                    None
+                }
+                Some(v) => self.text(v).and_then(|sql| {
+                    if sql.trim().is_empty() {
+                        self.error(v.span(), "query sql must not be empty");
+                        None
+                    } else {
+                        Some(sql)
+                    }
+                }),
+            };
+            let result = match &qr.result {
+                None => Some(QueryResult::Scalar),
+                Some(v) => self.one_of(
+                    v,
+                    "query result",
+                    &[("scalar", QueryResult::Scalar), ("rows", QueryResult::Rows)],
+                ),
+            };
+            if let (Some(name), Some(sql), Some(result)) = (name, sql, result) {
+                queries.push(NamedQuery { name, sql, result });
+            }
+        }
+        let url = url?;
+        (self.problems.len() == before).then_some(PostgresCheck { url, queries })
+    }
+
+    fn rule(
+        &mut self,
+        raw: &Spanned<RawRule>,
+        checks: &CheckIndex<'_>,
+    ) -> (Option<Spanned<String>>, Option<RuleConfig>) {
+        let before = self.problems.len();
+        let header = raw.span();
+        let r = raw.get_ref();
+        self.unknown_keys(&r.unknown, "in [[rule]]", RawRule::KEYS);
+        let name = self.name(r.name.as_ref(), &header, "rule");
+
+        let check = match &r.check {
+            None => {
+                self.missing(header.clone(), "check", "[[rule]]");
+                None
+            }
+            Some(v) => {
+                let wanted = v.get_ref();
+                match checks.known.get(wanted) {
+                    Some(known) => Some((v.get_ref().clone(), known)),
+                    None => {
+                        if checks.complete {
+                            let message = unknown_check_message(wanted, checks.order);
+                            self.error(v.span(), message);
+                        }
+                        None
+                    }
+                }
+            }
+        };
+        let value = match &r.value {
+            None => "up".to_string(),
+            Some(v) => v.get_ref().clone(),
+        };
+        if let (Some((check_name, known)), Some(values)) =
+            (&check, check.as_ref().and_then(|(_, k)| k.values.as_ref()))
+        {
+            if !values.contains(&value) {
+                let span = r.value.as_ref().map_or(header.clone(), Spanned::span);
+                self.error(
+                    span,
+                    format!(
+                        "check {check_name:?} (kind {}) has no value {value:?}; valid values: {}",
+                        known.kind.unwrap_or("?"),
+                        values.join(", ")
+                    ),
+                );
+            }
+        }
+
+        let description = r.description.as_ref().and_then(|v| self.text(v));
+        let labels = self.labels(r.labels.as_ref());
+        let warning = r.warning.as_ref().map(|l| self.level(l, "warning"));
+        let critical = r.critical.as_ref().map(|l| self.level(l, "critical"));
+        if warning.is_none() && critical.is_none() {
+            let span = r.name.as_ref().map_or(header.clone(), Spanned::span);
+            self.error(
+                span,
+                r#"a rule needs a warning or critical level, e.g. critical = { when = "< 1" }"#,
+            );
+        }
+        let policies = [
+            ("unknown", MissingPolicy::Unknown),
+            ("warning", MissingPolicy::Warning),
+            ("critical", MissingPolicy::Critical),
+        ];
+        let on_error = r
+            .on_error
+            .as_ref()
+            .map_or(Some(MissingPolicy::Unknown), |v| {
+                self.one_of(v, "on_error", &policies)
+            });
+        let on_missing = r
+            .on_missing
+            .as_ref()
+            .map_or(Some(MissingPolicy::Unknown), |v| {
+                self.one_of(v, "on_missing", &policies)
+            });
+        let min_samples = r
+            .min_samples
+            .as_ref()
+            .map_or(Some(1), |v| self.count(v, "min_samples", 1));
+        let flapping = match &r.flapping {
+            None => Some(None),
+            Some(v) => self.flapping(v),
+        };
+
+        let config = (|| {
+            Some(RuleConfig {
+                name: name.as_ref()?.get_ref().clone(),
+                check: check?.0,
+                value,
+                description,
+                labels: labels?,
+                warning: warning.map_or(Some(None), |l| l.map(Some))?,
+                critical: critical.map_or(Some(None), |l| l.map(Some))?,
+                on_error: on_error?,
+                on_missing: on_missing?,
+                min_samples: min_samples?,
+                flapping: flapping?,
+            })
+        })();
+        let config = config.filter(|_| self.problems.len() == before);
+        (name, config)
+    }
+
+    /// `None` inside the outer `Option`: the level has an error.
+    fn level(&mut self, raw: &Spanned<RawLevel>, which: &str) -> Option<LevelConfig> {
+        let before = self.problems.len();
+        let r = raw.get_ref();
+        self.unknown_keys(&r.unknown, &format!("in the {which} level"), RawLevel::KEYS);
+        let when = match &r.when {
+            None => {
+                self.error(
+                    raw.span(),
+                    format!(
+                        r#"missing required key "when" in the {which} level, e.g. when = "> 0.8""#
+                    ),
+                );
+                None
+            }
+            Some(v) => self.condition(v),
+        };
+        let clear = match &r.clear {
+            None => Some(None),
+            Some(v) => self.condition(v).map(Some),
+        };
+        let for_ = r
+            .for_
+            .as_ref()
+            .and_then(|v| self.duration(v, "for", Duration::ZERO));
+        let count = r.count.as_ref().and_then(|v| self.count(v, "count", 1));
+        let window = r.window.as_ref().and_then(|v| self.count(v, "window", 1));
+        if let (Some(_), Some(v)) = (&r.for_, &r.count) {
+            self.error(
+                v.span(),
+                format!(r#"use "for" or "count" in the {which} level, not both"#),
+            );
+        }
+        if let Some(v) = &r.window {
+            if r.count.is_none() {
+                self.error(
+                    v.span(),
+                    format!(r#""window" needs "count" in the {which} level (count breaching samples out of the last window)"#),
+                );
+            } else if let (Some(count), Some(window)) = (count, window) {
+                if window < count {
+                    self.error(
+                        v.span(),
+                        format!("window must be at least count ({count}), got {window}"),
+                    );
+                }
+            }
+        }
+        let trigger = match (for_, count, window) {
+            (Some(d), _, _) => Trigger::For(d),
+            (None, Some(count), Some(window)) => Trigger::OutOf { count, window },
+            (None, Some(count), None) => Trigger::Consecutive(count),
+            (None, None, _) => Trigger::Immediate,
+        };
+        let recover_count = r
+            .recover_count
+            .as_ref()
+            .map_or(Some(1), |v| self.count(v, "recover_count", 1));
+        let recover_for = r.recover_for.as_ref().map_or(Some(Duration::ZERO), |v| {
+            self.duration(v, "recover_for", Duration::ZERO)
+        });
+        let level = LevelConfig {
+            when: when?,
+            clear: clear?,
+            trigger,
+            recover: Recovery {
+                count: recover_count?,
+                for_: recover_for?,
+            },
+        };
+        (self.problems.len() == before).then_some(level)
+    }
+
+    fn condition(&mut self, v: &Spanned<String>) -> Option<Condition> {
+        let text = self.text(v)?;
+        match parse_condition(&text) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.error(v.span(), e);
+                None
+            }
+        }
+    }
+
+    fn flapping(&mut self, v: &Spanned<RawFlapping>) -> Option<Option<FlapConfig>> {
+        let t = match v.get_ref() {
+            RawFlapping::Enabled(true) => return Some(Some(FlapConfig::default())),
+            RawFlapping::Enabled(false) => return Some(None),
+            RawFlapping::Table(t) => t,
+        };
+        let before = self.problems.len();
+        self.unknown_keys(&t.unknown, "in flapping", RawFlapTable::KEYS);
+        let mut config = FlapConfig::default();
+        if let Some(w) = &t.window {
+            if let Some(window) = self.int(w, "flapping window", 2, 100) {
+                config.window = u32::try_from(window).unwrap_or(21);
+            }
+        }
+        for (value, what, slot) in [
+            (&t.high, "flapping high", &mut config.high),
+            (&t.low, "flapping low", &mut config.low),
+        ] {
+            if let Some(value) = value {
+                let x = *value.get_ref();
+                if (0.0..=100.0).contains(&x) {
+                    *slot = x;
+                } else {
+                    self.error(
+                        value.span(),
+                        format!("{what} must be between 0 and 100, got {x}"),
+                    );
+                }
+            }
+        }
+        if self.problems.len() == before && config.low >= config.high {
+            let span = t
+                .low
+                .as_ref()
+                .or(t.high.as_ref())
+                .map_or(v.span(), Spanned::span);
+            self.error(
+                span,
+                format!(
+                    "flapping low ({}) must be below high ({})",
+                    config.low, config.high
+                ),
+            );
+        }
+        (self.problems.len() == before).then_some(Some(config))
+    }
+}
+
+fn unknown_check_message(wanted: &str, known: &[String]) -> String {
+    if known.is_empty() {
+        return format!("unknown check {wanted:?}; no checks are defined");
+    }
+    let mut ranked: Vec<(usize, usize, &String)> = known
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (edit_distance(wanted, name), i, name))
+        .collect();
+    ranked.sort();
+    let shown: Vec<String> = ranked
+        .iter()
+        .take(5)
+        .map(|(_, _, n)| format!("{n:?}"))
+        .collect();
+    let mut message = format!(
+        "unknown check {wanted:?}; known checks: {}",
+        shown.join(", ")
+    );
+    if known.len() > 5 {
+        message.push_str(&format!(" (and {} more)", known.len() - 5));
+    }
+    message
+}
+
+/// The closest valid key, if close enough to be a typo.
+fn suggest<'v>(key: &str, valid: impl Iterator<Item = &'v str>) -> Option<&'v str> {
+    let limit = (key.chars().count() / 3).clamp(1, 3);
+    valid
+        .map(|v| (edit_distance(key, v), v))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, v)| v)
+}
+
+/// Levenshtein distance in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (diagonal + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn is_http_url(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    !host.is_empty() && !host.starts_with(':') && !url.contains(char::is_whitespace)
+}
+
+/// `postgres://...`, `postgresql://...`, or libpq `key=value` pairs.
+fn is_postgres_conninfo(s: &str) -> bool {
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        return true;
+    }
+    // libpq values may be quoted and hold spaces: only the first pair is checked.
+    s.split_whitespace().next().is_some_and(|first| {
+        first.split_once('=').is_some_and(|(key, _)| {
+            !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        })
+    })
+}
+
+/// The host of a `host:port` address (without IPv6 brackets), if the port is numeric.
+fn split_host_port(s: &str) -> Option<&str> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (host, port) = rest.split_once("]:")?;
+        (host, port)
+    } else {
+        let (host, port) = s.rsplit_once(':')?;
+        if host.contains(':') {
+            return None;
+        }
+        (host, port)
+    };
+    let valid_port =
+        !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok();
+    (!host.is_empty() && !host.contains(char::is_whitespace) && valid_port).then_some(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_addresses() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("127.0.0.1:5432", Some("127.0.0.1")),
+            ("db.internal:6379", Some("db.internal")),
+            ("[::1]:443", Some("::1")),
+            ("localhost", None),
+            ("localhost:", None),
+            ("localhost:http", None),
+            (":80", None),
+            ("::1:443", None),
+            ("h:70000", None),
+        ];
+        for (input, host) in cases {
+            assert_eq!(split_host_port(input), *host, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn recognizes_urls_and_conninfo() {
+        for (url, ok) in [
+            ("http://127.0.0.1:8080/health", true),
+            ("https://user:pw@example.com", true),
+            ("http://", false),
+            ("ftp://x", false),
+            ("http://:80/", false),
+            ("http://a b/", false),
+        ] {
+            assert_eq!(is_http_url(url), ok, "{url:?}");
+        }
+        for (s, ok) in [
+            ("postgres://postgres@127.0.0.1:5432/app", true),
+            ("postgresql://x", true),
+            ("host=127.0.0.1 port=5432 user=postgres", true),
+            ("", false),
+            ("mysql://x", false),
+            ("just words", false),
+        ] {
+            assert_eq!(is_postgres_conninfo(s), ok, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn suggests_close_keys() {
+        let keys = ["url", "interval", "timeout", "expect_status"];
+        let cases: &[(&str, Option<&str>)] = &[
+            ("urll", Some("url")),
+            ("intervall", Some("interval")),
+            ("expected_status", Some("expect_status")),
+            ("timout", Some("timeout")),
+            ("zzz", None),
+            ("colour", None),
+        ];
+        for (key, want) in cases {
+            assert_eq!(suggest(key, keys.iter().copied()), *want, "{key:?}");
+        }
+    }
+}

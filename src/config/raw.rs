@@ -1,0 +1,277 @@
+//! Raw config: serde structs that mirror the TOML file, with a span on every value an error
+//! may point at. Nothing here validates, interpolates or reads a file; `compile.rs` does.
+//!
+//! The format, in short:
+//!
+//! ```toml
+//! include = ["../alerts/*.toml"]   # globs relative to this file's directory, sorted matches;
+//!                                  # a file reached twice is read once; a cycle is an error
+//!
+//! [server]                         # main file only
+//! listen = "127.0.0.1:9731"        # a non-loopback listen needs token or token_file
+//! token = "${WARDEN_TOKEN}"        # or token_file = "/path" (trailing newline trimmed)
+//!                                  # (token_file and ca_file: relative to this file's directory)
+//!
+//! [log]                            # main file only
+//! format = "human"                 # human | json
+//! level = "info"
+//!
+//! [defaults]                       # main file only; for every check that omits them
+//! interval = "30s"
+//! timeout = "10s"
+//!
+//! [[check]]                        # name, kind (http | tcp | tls | redis | postgres),
+//! name = "api-health"              # interval, timeout, labels, then per-kind keys:
+//! kind = "http"                    #   http: url method headers body expect_status assert
+//! url = "http://127.0.0.1:8080/health" #     extract max_body_bytes tls_verify ca_file follow_redirects
+//! assert = ['status == "healthy"'] #   tcp: address   tls: address server_name verify ca_file
+//!                                  #   redis: url info_fields   postgres: url [[check.query]]
+//! [[rule]]
+//! name = "api-health-down"
+//! check = "api-health"
+//! value = "up"                     # a value name of the check's kind (default up)
+//! critical = { when = "< 1", count = 3, window = 5 }
+//! # levels: when, clear, for | count [+ window], recover_count, recover_for
+//! # also: description, labels, on_error, on_missing, min_samples, flapping
+//! ```
+//!
+//! Durations are Prometheus-style (`1h30m`). Strings may use `${NAME}` (environment) and `$${`
+//! for a literal `${`. Every table keeps its unknown keys (with spans) instead of failing at the
+//! first one, so that all of them are reported.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A string table in file order: `labels`, `headers`, `extract`.
+pub type StringMap = OrderedMap<Spanned<String>>;
+
+/// A TOML table kept as `(key, value)` pairs in file order, keys with their spans.
+#[derive(Debug, Default)]
+pub struct OrderedMap<V>(pub Vec<(Spanned<String>, V)>);
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MapVisitor<V>(PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for MapVisitor<V> {
+            type Value = OrderedMap<V>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    out.push((key, map.next_value()?));
+                }
+                Ok(OrderedMap(out))
+            }
+        }
+        d.deserialize_map(MapVisitor(PhantomData))
+    }
+}
+
+/// Declares a raw table: every field optional, the keys present (with spans) and the unknown
+/// keys recorded rather than rejected. A field may name its TOML key (`for_ = "for"`).
+macro_rules! raw_table {
+    (
+        $(#[doc = $doc:literal])*
+        pub struct $name:ident {
+            $( $(#[doc = $fdoc:literal])* $field:ident $(= $key:literal)? : $ty:ty ),* $(,)?
+        }
+    ) => {
+        $(#[doc = $doc])*
+        #[derive(Debug, Default)]
+        pub struct $name {
+            $( $(#[doc = $fdoc])* pub $field: Option<$ty>, )*
+            /// Known keys present in the table, in file order.
+            pub keys: Vec<Spanned<String>>,
+            /// Keys this table does not have.
+            pub unknown: Vec<Spanned<String>>,
+        }
+
+        impl $name {
+            /// Every key this table accepts.
+            pub const KEYS: &'static [&'static str] = &[$(raw_table!(@key $field $($key)?)),*];
+
+            /// Span of a key present in the table.
+            #[allow(dead_code)] // generated for every table, used by some
+            pub fn key_span(&self, key: &str) -> Option<std::ops::Range<usize>> {
+                self.keys.iter().find(|k| k.get_ref() == key).map(|k| k.span())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct TableVisitor;
+                impl<'de> Visitor<'de> for TableVisitor {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("a table")
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$name, A::Error> {
+                        let mut out = $name::default();
+                        while let Some(key) = map.next_key::<Spanned<String>>()? {
+                            let k = key.get_ref().as_str();
+                            $(
+                                if k == raw_table!(@key $field $($key)?) {
+                                    out.$field = Some(map.next_value()?);
+                                    out.keys.push(key);
+                                    continue;
+                                }
+                            )*
+                            map.next_value::<IgnoredAny>()?;
+                            out.unknown.push(key);
+                        }
+                        Ok(out)
+                    }
+                }
+                d.deserialize_map(TableVisitor)
+            }
+        }
+    };
+    (@key $field:ident $key:literal) => { $key };
+    (@key $field:ident) => { stringify!($field) };
+}
+
+raw_table! {
+    /// One config file.
+    pub struct RawFile {
+        include: Spanned<Vec<Spanned<String>>>,
+        server: Spanned<RawServer>,
+        log: Spanned<RawLog>,
+        defaults: Spanned<RawDefaults>,
+        check: Vec<Spanned<RawCheck>>,
+        rule: Vec<Spanned<RawRule>>,
+    }
+}
+
+raw_table! {
+    /// `[server]`: the HTTP listener.
+    pub struct RawServer {
+        listen: Spanned<String>,
+        token: Spanned<String>,
+        token_file: Spanned<String>,
+    }
+}
+
+raw_table! {
+    /// `[log]`.
+    pub struct RawLog {
+        format: Spanned<String>,
+        level: Spanned<String>,
+    }
+}
+
+raw_table! {
+    /// `[defaults]`: check settings applied where a check omits them.
+    pub struct RawDefaults {
+        interval: Spanned<String>,
+        timeout: Spanned<String>,
+    }
+}
+
+raw_table! {
+    /// `[[check]]`: one flat struct for every kind (an internally tagged enum would lose the
+    /// spans); `compile.rs` rejects keys the kind does not use.
+    pub struct RawCheck {
+        name: Spanned<String>,
+        kind: Spanned<String>,
+        interval: Spanned<String>,
+        timeout: Spanned<String>,
+        labels: Spanned<StringMap>,
+        url: Spanned<String>,
+        method: Spanned<String>,
+        headers: Spanned<StringMap>,
+        body: Spanned<String>,
+        expect_status: Spanned<Vec<Spanned<i64>>>,
+        assert: Spanned<Vec<Spanned<String>>>,
+        extract: Spanned<StringMap>,
+        max_body_bytes: Spanned<i64>,
+        tls_verify: Spanned<bool>,
+        ca_file: Spanned<String>,
+        follow_redirects: Spanned<bool>,
+        address: Spanned<String>,
+        server_name: Spanned<String>,
+        verify: Spanned<bool>,
+        info_fields: Spanned<Vec<Spanned<String>>>,
+        query: Spanned<Vec<Spanned<RawQuery>>>,
+    }
+}
+
+raw_table! {
+    /// `[[check.query]]` of a postgres check.
+    pub struct RawQuery {
+        name: Spanned<String>,
+        sql: Spanned<String>,
+        result: Spanned<String>,
+    }
+}
+
+raw_table! {
+    /// `[[rule]]`.
+    pub struct RawRule {
+        name: Spanned<String>,
+        check: Spanned<String>,
+        value: Spanned<String>,
+        description: Spanned<String>,
+        labels: Spanned<StringMap>,
+        warning: Spanned<RawLevel>,
+        critical: Spanned<RawLevel>,
+        on_error: Spanned<String>,
+        on_missing: Spanned<String>,
+        min_samples: Spanned<i64>,
+        flapping: Spanned<RawFlapping>,
+    }
+}
+
+raw_table! {
+    /// `warning = { ... }` or `critical = { ... }` of a rule.
+    pub struct RawLevel {
+        when: Spanned<String>,
+        clear: Spanned<String>,
+        for_ = "for": Spanned<String>,
+        count: Spanned<i64>,
+        window: Spanned<i64>,
+        recover_count: Spanned<i64>,
+        recover_for: Spanned<String>,
+    }
+}
+
+raw_table! {
+    /// `flapping = { window = 21, high = 20.0, low = 5.0 }`.
+    pub struct RawFlapTable {
+        window: Spanned<i64>,
+        high: Spanned<f64>,
+        low: Spanned<f64>,
+    }
+}
+
+/// `flapping = true | false | { ... }`.
+#[derive(Debug)]
+pub enum RawFlapping {
+    Enabled(bool),
+    Table(RawFlapTable),
+}
+
+impl<'de> Deserialize<'de> for RawFlapping {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct FlapVisitor;
+        impl<'de> Visitor<'de> for FlapVisitor {
+            type Value = RawFlapping;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false or a table { window, high, low }")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawFlapping, E> {
+                Ok(RawFlapping::Enabled(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawFlapping, A::Error> {
+                RawFlapTable::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawFlapping::Table)
+            }
+        }
+        d.deserialize_any(FlapVisitor)
+    }
+}

@@ -1,0 +1,373 @@
+//! Golden tests: every bad fixture's exact diagnostics, and what the good fixture compiles to.
+//!
+//! Bad fixtures live in `tests/fixtures/config/bad/<name>.toml` with `<name>.expected` beside
+//! them (files they include sit in `bad/include/`). `UPDATE_EXPECT=1 cargo test --lib config`
+//! rewrites the `.expected` files.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+
+const FIXTURES: &str = "tests/fixtures/config";
+/// Values no diagnostic may contain, because they come from secret-bearing variables.
+const SECRETS: [&str; 4] = [
+    "hunter2",
+    "sup3rs3cret",
+    "abc-secret-token",
+    "tok-from-file",
+];
+
+fn fake_env(name: &str) -> Option<String> {
+    let value = match name {
+        "WARDEN_TOKEN" => "tok-123",
+        "API_TOKEN" => "abc-secret-token",
+        "REDIS_PASSWORD" => "hunter2",
+        "SECRET_TOKEN" => "sup3rs3cret",
+        "DEPLOY_ENV" => "prod",
+        _ => return None,
+    };
+    Some(value.to_string())
+}
+
+fn bad_fixtures() -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(Path::new(FIXTURES).join("bad"))
+        .expect("the bad fixtures directory exists in the repository")
+        .map(|entry| entry.expect("readable fixtures directory").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+#[test]
+fn bad_fixtures_report_exact_diagnostics() {
+    // Cargo runs unit tests from the package root, so these relative paths resolve and the
+    // diagnostics show them as written.
+    let update = std::env::var_os("UPDATE_EXPECT").is_some();
+    let mut failures = Vec::new();
+    let fixtures = bad_fixtures();
+    assert!(fixtures.len() >= 15, "bad fixtures not found");
+    for path in fixtures {
+        let got = match load_with_env(&path, &fake_env) {
+            Ok(_) => "(loaded without errors)\n".to_string(),
+            Err(diags) => format!("{diags}\n"),
+        };
+        for secret in SECRETS {
+            assert!(
+                !got.contains(secret),
+                "{}: a diagnostic leaks a secret:\n{got}",
+                path.display()
+            );
+        }
+        let expected_path = path.with_extension("expected");
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if got == expected {
+            continue;
+        }
+        if update {
+            std::fs::write(&expected_path, &got).expect("fixture directory is writable");
+        } else {
+            failures.push(format!(
+                "--- {}\n+++ actual\n{}",
+                expected_path.display(),
+                line_diff(&expected, &got)
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "diagnostics differ (rerun with UPDATE_EXPECT=1 to accept):\n{}",
+        failures.join("\n")
+    );
+}
+
+/// A minimal line diff: lines only in `expected` with `-`, only in `actual` with `+`.
+fn line_diff(expected: &str, actual: &str) -> String {
+    let mut out = String::new();
+    for line in expected
+        .lines()
+        .filter(|l| !actual.lines().any(|a| a == *l))
+    {
+        out.push_str(&format!("-{line}\n"));
+    }
+    for line in actual
+        .lines()
+        .filter(|l| !expected.lines().any(|e| e == *l))
+    {
+        out.push_str(&format!("+{line}\n"));
+    }
+    out
+}
+
+#[test]
+fn missing_main_file_is_reported_at_its_start() {
+    let path = Path::new(FIXTURES).join("no-such-file.toml");
+    let diags = load_with_env(&path, &fake_env).unwrap_err();
+    assert_eq!(
+        diags.to_string(),
+        "tests/fixtures/config/no-such-file.toml:1:1: cannot read file: No such file or directory (os error 2)"
+    );
+}
+
+fn good() -> Config {
+    let path = Path::new(FIXTURES).join("good/warden.toml");
+    match load_with_env(&path, &fake_env) {
+        Ok(config) => config,
+        Err(diags) => panic!("good fixture failed:\n{diags}"),
+    }
+}
+
+#[test]
+fn good_fixture_merges_includes_in_order() {
+    let config = good();
+    let files: Vec<String> = config
+        .files
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "tests/fixtures/config/good/warden.toml",
+            "tests/fixtures/config/good/rules/api.toml",
+            "tests/fixtures/config/good/rules/db.toml",
+        ]
+    );
+    let checks: Vec<&str> = config.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        checks,
+        ["api-health", "db-port", "cert", "cache", "db", "api-ready"]
+    );
+    let rules: Vec<&str> = config.rules.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        rules,
+        [
+            "api-health-down",
+            "api-queue-deep",
+            "user-sync-missing",
+            "cert-expiring"
+        ]
+    );
+}
+
+#[test]
+fn good_fixture_server_and_log() {
+    let config = good();
+    assert_eq!(config.server.listen.to_string(), "0.0.0.0:9731");
+    assert_eq!(
+        config.server.token.as_ref().map(|t| t.expose()),
+        Some("tok-from-file")
+    );
+    assert_eq!(config.log.format, LogFormat::Json);
+    assert_eq!(config.log.level, "warden=debug,info");
+}
+
+#[test]
+fn good_fixture_applies_defaults_and_durations() {
+    let config = good();
+    let timing = |name: &str| {
+        let c = config.check(name).expect("check exists");
+        (c.interval, c.timeout)
+    };
+    let s = Duration::from_secs;
+    assert_eq!(timing("api-health"), (s(15), s(5)));
+    assert_eq!(timing("db-port"), (s(90), s(5)));
+    assert_eq!(timing("cert"), (s(3600), s(10)));
+    assert_eq!(
+        timing("api-ready"),
+        (s(15), s(5)),
+        "defaults reach included checks"
+    );
+}
+
+#[test]
+fn good_fixture_http_check() {
+    let config = good();
+    let check = config.check("api-health").expect("check exists");
+    assert_eq!(check.labels.get("env").map(String::as_str), Some("prod"));
+    let CheckKind::Http(http) = &check.kind else {
+        panic!("api-health is http")
+    };
+    assert_eq!(http.method, "POST");
+    let headers: Vec<(&str, &str)> = http
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.expose()))
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            ("Authorization", "Bearer abc-secret-token"),
+            ("X-Literal", "${NOT_A_VAR}")
+        ]
+    );
+    assert_eq!(http.body.as_deref(), Some(r#"{"x":1}"#));
+    assert_eq!(http.expect_status, [200, 204]);
+    assert_eq!(http.assertions.len(), 5);
+    assert_eq!(http.assertions[3].op, CmpOp::Lt);
+    assert_eq!(
+        http.extract["first_latency"].segments,
+        [PathSegment::Key("latency.ms".into()), PathSegment::Index(0)]
+    );
+    assert_eq!(http.max_body_bytes, 1024 * 1024);
+    assert!(http.tls_verify && http.follow_redirects);
+    assert_eq!(
+        http.ca_file.as_deref(),
+        Some(Path::new("tests/fixtures/config/good/ca.pem"))
+    );
+    assert!(check
+        .kind
+        .value_names()
+        .contains(&"queue_depth".to_string()));
+
+    let CheckKind::Http(ready) = &config.check("api-ready").expect("exists").kind else {
+        panic!("api-ready is http")
+    };
+    assert_eq!(ready.method, "GET");
+    assert!(!ready.tls_verify && !ready.follow_redirects && ready.expect_status.is_empty());
+}
+
+#[test]
+fn good_fixture_other_kinds() {
+    let config = good();
+    let CheckKind::Tls(tls) = &config.check("cert").expect("exists").kind else {
+        panic!("cert is tls")
+    };
+    assert_eq!(
+        (tls.address.as_str(), tls.server_name.as_str()),
+        ("example.com:443", "example.com")
+    );
+    assert!(tls.verify);
+    let CheckKind::Redis(redis) = &config.check("cache").expect("exists").kind else {
+        panic!("cache is redis")
+    };
+    assert_eq!(redis.url.expose(), "redis://:hunter2@127.0.0.1:6379/0");
+    assert_eq!(redis.info_fields, ["instantaneous_ops_per_sec"]);
+    let CheckKind::Postgres(pg) = &config.check("db").expect("exists").kind else {
+        panic!("db is postgres")
+    };
+    assert_eq!(pg.url.expose(), "host=127.0.0.1 port=5432 user=postgres");
+    let queries: Vec<(&str, QueryResult)> = pg
+        .queries
+        .iter()
+        .map(|q| (q.name.as_str(), q.result))
+        .collect();
+    assert_eq!(
+        queries,
+        [
+            ("user_sync_missing", QueryResult::Scalar),
+            ("stuck_jobs", QueryResult::Rows)
+        ]
+    );
+}
+
+#[test]
+fn good_fixture_rules() {
+    let config = good();
+    let rule = |name: &str| {
+        config
+            .rules
+            .iter()
+            .find(|r| r.name == name)
+            .expect("rule exists")
+    };
+    let down = rule("api-health-down");
+    assert_eq!(
+        (down.check.as_str(), down.value.as_str()),
+        ("api-health", "up")
+    );
+    assert_eq!(down.description.as_deref(), Some("API /health failing"));
+    assert_eq!(down.on_error, MissingPolicy::Critical);
+    assert_eq!(down.on_missing, MissingPolicy::Unknown);
+    assert_eq!(down.flapping, Some(FlapConfig::default()));
+    assert!(down.warning.is_none());
+    assert_eq!(
+        down.critical,
+        Some(LevelConfig {
+            when: Condition {
+                op: CmpOp::Lt,
+                threshold: 1.0
+            },
+            clear: None,
+            trigger: Trigger::OutOf {
+                count: 3,
+                window: 5
+            },
+            recover: Recovery {
+                count: 2,
+                for_: Duration::from_secs(60)
+            },
+        })
+    );
+
+    let deep = rule("api-queue-deep");
+    let warning = deep.warning.as_ref().expect("has warning");
+    assert_eq!(warning.trigger, Trigger::For(Duration::from_secs(300)));
+    assert_eq!(
+        warning.clear,
+        Some(Condition {
+            op: CmpOp::Lt,
+            threshold: 0.7
+        })
+    );
+    assert_eq!(warning.recover, Recovery::default());
+    let critical = deep.critical.as_ref().expect("has critical");
+    assert_eq!(
+        critical.when,
+        Condition {
+            op: CmpOp::Ge,
+            threshold: 1000.0
+        }
+    );
+    assert_eq!(critical.trigger, Trigger::Consecutive(4));
+    assert_eq!(
+        (deep.on_missing, deep.min_samples),
+        (MissingPolicy::Warning, 3)
+    );
+    assert_eq!(
+        deep.flapping,
+        Some(FlapConfig {
+            window: 11,
+            high: 30.0,
+            low: 10.5
+        })
+    );
+
+    assert_eq!(
+        rule("user-sync-missing")
+            .critical
+            .as_ref()
+            .map(|l| l.trigger),
+        Some(Trigger::Immediate)
+    );
+    assert_eq!(rule("cert-expiring").flapping, None);
+}
+
+#[test]
+fn good_fixture_debug_output_holds_no_secret() {
+    let printed = format!("{:?}", good());
+    for secret in SECRETS {
+        assert!(!printed.contains(secret), "{secret:?} printed in {printed}");
+    }
+    assert!(printed.contains("<secret>"));
+}
+
+#[test]
+fn a_glob_matching_its_own_file_is_not_a_cycle() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write = |name: &str, text: &str| {
+        std::fs::write(dir.path().join(name), text).expect("temp dir is writable")
+    };
+    write(
+        "main.toml",
+        "include = [\"*.toml\"]\n[[check]]\nname = \"a\"\nkind = \"tcp\"\naddress = \"h:1\"\n",
+    );
+    write(
+        "other.toml",
+        "[[check]]\nname = \"b\"\nkind = \"tcp\"\naddress = \"h:2\"\n",
+    );
+    let config = load_with_env(&dir.path().join("main.toml"), &fake_env).expect("valid config");
+    let names: Vec<&str> = config.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+}

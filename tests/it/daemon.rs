@@ -1,0 +1,193 @@
+//! Drives the real `warden` binary: writes a config, starts `warden run`, reads its HTTP API,
+//! and runs the one-shot commands. The process is killed when the guard drops.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::free_port;
+
+pub const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+
+/// Writes `text` as `warden.toml` in a fresh temp dir.
+pub fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("warden.toml");
+    std::fs::write(&path, text).expect("write config");
+    (dir, path)
+}
+
+/// Runs `warden ARGS` to completion (bounded by 60 s) and returns its output.
+pub fn warden(args: &[&str]) -> Output {
+    let mut child = Command::new(WARDEN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn warden");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("warden {args:?} did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running `warden run` process.
+pub struct Daemon {
+    pub child: Child,
+    pub port: u16,
+    pub _dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts warden on `config_body` (everything but `[server]`, which is added with a free
+    /// port) and waits until `/readyz` answers 200.
+    pub fn start(config_body: &str) -> Daemon {
+        let port = free_port();
+        let text = format!("[server]\nlisten = \"127.0.0.1:{port}\"\n\n{config_body}");
+        let (dir, config) = write_config(&text);
+        let log = dir.path().join("warden.log");
+        let child = Command::new(WARDEN)
+            .args(["run", "-c"])
+            .arg(&config)
+            .env("RUST_LOG", "warden=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn warden run");
+        let mut d = Daemon {
+            child,
+            port,
+            _dir: dir,
+            log,
+        };
+        d.wait_http_ok("/readyz", Duration::from_secs(20));
+        d
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_http_ok(&mut self, path: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!("warden exited early with {status}:\n{}", self.log());
+            }
+            if let Ok((200, _, _)) = get(&self.url(path)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "warden did not answer {path} within {within:?}:\n{}",
+            self.log()
+        );
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        let (code, _, body) = get(&self.url("/api/v1/status")).expect("GET status");
+        assert_eq!(code, 200, "status endpoint answered {code}: {body}");
+        serde_json::from_str(&body).expect("status is JSON")
+    }
+
+    pub fn rule(&self, name: &str) -> serde_json::Value {
+        let status = self.status();
+        status["rules"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["name"] == name).cloned())
+            .unwrap_or_else(|| panic!("no rule {name} in status: {status:#}"))
+    }
+
+    pub fn check(&self, name: &str) -> serde_json::Value {
+        let status = self.status();
+        status["checks"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == name).cloned())
+            .unwrap_or_else(|| panic!("no check {name} in status: {status:#}"))
+    }
+
+    /// Polls the rule until its state is `state`, or panics after `within` with the status.
+    pub fn wait_rule_state(&self, rule: &str, state: &str, within: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let r = self.rule(rule);
+            if r["state"] == state {
+                return r;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "rule {rule} did not reach {state} within {within:?}; last: {r:#}\nlog:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn metrics(&self) -> (String, String) {
+        let (code, content_type, body) = get(&self.url("/metrics")).expect("GET /metrics");
+        assert_eq!(code, 200);
+        (content_type, body)
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the process to exit; returns its exit code.
+    pub fn terminate(&mut self, within: Duration) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking GET on a fresh runtime-free client: (status, content-type, body).
+pub fn get(url: &str) -> Result<(u16, String, String), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .no_proxy()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let resp = client.get(url).send().await.map_err(|e| e.to_string())?;
+        let code = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = resp.text().await.map_err(|e| e.to_string())?;
+        Ok((code, ct, body))
+    })
+}

@@ -1,0 +1,30 @@
+//! Test harness: real servers on free loopback ports, in temp dirs, killed on drop.
+//!
+//! Nothing here mocks a watched system: `RedisServer` runs `redis-server`, `PostgresServer`
+//! runs `initdb` + `postgres` (as the `postgres` OS user when the tests run as root), and
+//! `TlsServer` is a rustls server with certificates made by [`tls::Pki`]. Every wait is
+//! bounded, and every process is stopped by `Drop`, so a failing test leaves nothing running
+//! (a test binary killed by SIGKILL cannot run `Drop`; nothing can help that).
+
+// Helpers are shared by every test module; not every module uses every one.
+#![allow(dead_code)]
+
+pub mod postgres;
+pub mod process;
+pub mod redis;
+pub mod tls;
+
+pub use postgres::PostgresServer;
+pub use redis::RedisServer;
+pub use tls::{Pki, TlsServer};
+
+use std::net::TcpListener;
+
+/// A port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener
+        .local_addr()
+        .expect("local addr of a bound socket")
+        .port()
+}

@@ -1,0 +1,196 @@
+//! HTTP checks end to end: the real binary against in-process targets.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::daemon::{warden, write_config, Daemon};
+use crate::target::HttpTarget;
+
+fn healthy_body() -> serde_json::Value {
+    json!({"status": "healthy", "model_loaded": true, "components": {"database": "healthy", "redis": "healthy"}, "queue": {"depth": 3}})
+}
+
+fn once_config(target: &HttpTarget) -> String {
+    format!(
+        r#"
+[[check]]
+name = "api"
+kind = "http"
+url = "{url}"
+interval = "1s"
+timeout = "500ms"
+assert = ['status == "healthy"', 'model_loaded == true', 'components.database == "healthy"']
+extract = {{ queue_depth = "queue.depth" }}
+
+[[rule]]
+name = "api-down"
+check = "api"
+critical = {{ when = "< 1", count = 4 }}
+
+[[rule]]
+name = "api-queue"
+check = "api"
+value = "queue_depth"
+on_error = "unknown"
+warning = {{ when = "> 10" }}
+critical = {{ when = "> 100" }}
+"#,
+        url = target.url("/health")
+    )
+}
+
+fn once_json(config: &str) -> (i32, serde_json::Value) {
+    let (_dir, path) = write_config(config);
+    let out = warden(&["once", "-c", path.to_str().unwrap(), "--format", "json"]);
+    let code = out.status.code().expect("exit code");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let status = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "once printed no JSON ({e}):\n{stdout}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (code, status)
+}
+
+fn rule<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    status["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no rule {name}"))
+}
+
+#[test]
+fn once_exit_codes_follow_nagios() {
+    let target = HttpTarget::start();
+    let config = once_config(&target);
+
+    target.set_json("/health", 200, healthy_body());
+    let (code, status) = once_json(&config);
+    assert_eq!(code, 0, "{status:#}");
+    assert_eq!(rule(&status, "api-queue")["value"], 3.0);
+
+    let mut busy = healthy_body();
+    busy["queue"]["depth"] = json!(42);
+    target.set_json("/health", 200, busy);
+    let (code, status) = once_json(&config);
+    assert_eq!(code, 1, "queue depth 42 is a warning: {status:#}");
+    assert_eq!(rule(&status, "api-queue")["state"], "warning");
+
+    // A failing health check is critical right away in `once`, though the daemon would
+    // wait for four failures in a row.
+    let mut degraded = healthy_body();
+    degraded["components"]["database"] = json!("degraded");
+    target.set_json("/health", 200, degraded);
+    let (code, status) = once_json(&config);
+    assert_eq!(code, 2, "{status:#}");
+    assert_eq!(rule(&status, "api-down")["state"], "critical");
+    let err = status["checks"][0]["last_error"].clone();
+    assert_eq!(err["kind"], "assertion");
+    let msg = err["message"].as_str().unwrap();
+    assert!(
+        msg.contains(r#"components.database == "healthy": got "degraded""#),
+        "the failure explains itself: {msg}"
+    );
+
+    // Only an unknown: the value rule cannot be evaluated and no rule says critical.
+    let unknown_only = format!(
+        r#"
+[[check]]
+name = "api"
+kind = "http"
+url = "{}"
+timeout = "500ms"
+
+[[rule]]
+name = "api-latency"
+check = "api"
+value = "duration_seconds"
+warning = {{ when = "> 0.5" }}
+"#,
+        target.url("/nowhere")
+    );
+    let (code, status) = once_json(&unknown_only);
+    assert_eq!(code, 3, "{status:#}");
+    assert_eq!(rule(&status, "api-latency")["state"], "unknown");
+}
+
+#[test]
+fn json_assertions_and_status_codes() {
+    let target = HttpTarget::start();
+    let config = once_config(&target);
+    let cases = [
+        (200, healthy_body(), 0, None),
+        (503, healthy_body(), 2, Some("protocol")),
+        (
+            200,
+            json!({"status": "healthy", "model_loaded": false, "components": {"database": "healthy"}}),
+            2,
+            Some("assertion"),
+        ),
+        (200, json!({"status": "healthy"}), 2, Some("assertion")),
+    ];
+    for (code, body, expect_exit, expect_kind) in cases {
+        target.set_json("/health", code, body.clone());
+        let (exit, status) = once_json(&config);
+        assert_eq!(exit, expect_exit, "status {code} body {body}: {status:#}");
+        let kind = status["checks"][0]["last_error"]["kind"]
+            .as_str()
+            .map(String::from);
+        assert_eq!(kind.as_deref(), expect_kind, "status {code} body {body}");
+    }
+    target.set(
+        "/health",
+        crate::target::Reply {
+            status: 200,
+            body: "<html>oops</html>".into(),
+            delay: Duration::ZERO,
+        },
+    );
+    let (exit, status) = once_json(&config);
+    assert_eq!(exit, 2);
+    assert_eq!(status["checks"][0]["last_error"]["kind"], "bad_body");
+}
+
+#[test]
+fn slow_target_times_out_and_counts_as_failed() {
+    let target = HttpTarget::start();
+    target.set_json("/health", 200, healthy_body());
+    target.set_delay("/health", Duration::from_secs(3));
+    let (exit, status) = once_json(&once_config(&target));
+    assert_eq!(exit, 2, "{status:#}");
+    assert_eq!(status["checks"][0]["last_error"]["kind"], "timeout");
+    let took = status["checks"][0]["duration_seconds"].as_f64().unwrap();
+    assert!(
+        took < 1.5,
+        "the 500ms timeout bounds the probe, took {took}s"
+    );
+}
+
+#[test]
+fn daemon_health_failing_more_than_three_times_is_critical_then_recovers() {
+    let target = HttpTarget::start();
+    target.set_json("/health", 200, healthy_body());
+    let config = once_config(&target)
+        .replace("interval = \"1s\"", "interval = \"200ms\"")
+        .replace("timeout = \"500ms\"", "timeout = \"200ms\"");
+    let d = Daemon::start(&config);
+    d.wait_rule_state("api-down", "ok", Duration::from_secs(10));
+
+    target.set_json("/health", 500, json!({"status": "unhealthy"}));
+    let r = d.wait_rule_state("api-down", "critical", Duration::from_secs(10));
+    assert_eq!(r["last_transition"]["reason"], "threshold_crossed");
+    assert_eq!(r["value"], 0.0);
+    assert!(r["last_transition"]["at"].as_str().is_some(), "{r:#}");
+    let c = d.check("api");
+    assert_eq!(c["state"], "down");
+    assert_eq!(c["last_error"]["kind"], "protocol");
+    assert_eq!(c["values"]["status_code"], 500.0);
+
+    target.set_json("/health", 200, healthy_body());
+    let r = d.wait_rule_state("api-down", "ok", Duration::from_secs(10));
+    assert_eq!(r["last_transition"]["reason"], "recovered");
+}

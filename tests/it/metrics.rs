@@ -1,0 +1,168 @@
+//! warden's own /metrics: content type, names, values, and promtool's verdict.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::daemon::Daemon;
+use crate::metrics_matcher::{metric, parse};
+use crate::target::HttpTarget;
+
+#[test]
+fn metrics_are_valid_and_carry_checks_rules_and_thresholds() {
+    let target = HttpTarget::start();
+    target.set_json("/health", 200, json!({"status": "healthy"}));
+    let d = Daemon::start(&format!(
+        r#"
+[[check]]
+name = "api"
+kind = "http"
+url = "{}"
+interval = "200ms"
+timeout = "150ms"
+
+[[check]]
+name = "closed-port"
+kind = "tcp"
+address = "127.0.0.1:1"
+interval = "200ms"
+timeout = "150ms"
+
+[[rule]]
+name = "api-latency"
+check = "api"
+value = "duration_seconds"
+warning = {{ when = "> 0.5" }}
+critical = {{ when = "> 2" }}
+
+[[rule]]
+name = "closed-port-down"
+check = "closed-port"
+critical = {{ when = "< 1", count = 2 }}
+"#,
+        target.url("/health")
+    ));
+    d.wait_rule_state("closed-port-down", "critical", Duration::from_secs(10));
+    d.wait_rule_state("api-latency", "ok", Duration::from_secs(10));
+
+    let (content_type, text) = d.metrics();
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    let samples = parse(&text);
+    assert_eq!(
+        metric(&samples, "warden_check_up")
+            .label("check", "api")
+            .value(),
+        1.0
+    );
+    assert_eq!(
+        metric(&samples, "warden_check_up")
+            .label("check", "closed-port")
+            .label("kind", "tcp")
+            .value(),
+        0.0
+    );
+    assert_eq!(
+        metric(&samples, "warden_rule_state")
+            .label("rule", "closed-port-down")
+            .label("state", "critical")
+            .value(),
+        1.0
+    );
+    assert_eq!(
+        metric(&samples, "warden_rule_state")
+            .label("rule", "closed-port-down")
+            .label("state", "ok")
+            .value(),
+        0.0
+    );
+    assert_eq!(
+        metric(&samples, "warden_rule_threshold")
+            .label("rule", "api-latency")
+            .label("level", "warning")
+            .value(),
+        0.5
+    );
+    assert_eq!(
+        metric(&samples, "warden_rule_threshold")
+            .label("rule", "api-latency")
+            .label("level", "critical")
+            .value(),
+        2.0
+    );
+    assert!(
+        metric(&samples, "warden_rule_value")
+            .label("rule", "api-latency")
+            .value()
+            < 0.5
+    );
+    assert!(
+        metric(&samples, "warden_check_runs_total")
+            .label("check", "closed-port")
+            .label("result", "connect")
+            .value()
+            >= 2.0
+    );
+    assert!(
+        metric(&samples, "warden_check_duration_seconds_count")
+            .label("check", "api")
+            .value()
+            >= 1.0
+    );
+    assert!(metric(&samples, "warden_scheduler_lateness_seconds_count").value() >= 2.0);
+    assert_eq!(metric(&samples, "warden_build_info").count(), 1);
+    assert!(
+        metric(
+            &samples,
+            "warden_last_successful_evaluation_timestamp_seconds"
+        )
+        .value()
+            > 1.7e9
+    );
+
+    // promtool is the reference linter; the test command installs it (Debian's prometheus).
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool must be installed (scripts/install-test-deps.sh installs it)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn health_endpoints_and_status_answer() {
+    let d = Daemon::start(
+        r#"
+[[check]]
+name = "closed-port"
+kind = "tcp"
+address = "127.0.0.1:1"
+interval = "1s"
+timeout = "100ms"
+"#,
+    );
+    for path in ["/healthz", "/-/healthy", "/readyz", "/-/ready"] {
+        let (code, _, _) = crate::daemon::get(&d.url(path)).unwrap();
+        assert_eq!(code, 200, "{path}");
+    }
+    // A watched target being down never makes warden itself unhealthy.
+    let c = d.check("closed-port");
+    assert!(c["name"] == "closed-port");
+    let (code, _, body) = crate::daemon::get(&d.url("/nope")).unwrap();
+    assert_eq!(code, 404, "{body}");
+}

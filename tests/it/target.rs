@@ -1,0 +1,137 @@
+//! An in-process HTTP target whose status, body and latency a test changes while warden
+//! watches it. It runs on its own thread and runtime, so it answers whatever the test does.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: serde_json::Value) -> Self {
+        Reply {
+            status,
+            body: body.to_string(),
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+pub struct HttpTarget {
+    addr: SocketAddr,
+    routes: Arc<Mutex<HashMap<String, Reply>>>,
+    hits: Arc<Mutex<HashMap<String, u64>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HttpTarget {
+    /// Starts a target on a free loopback port. Unknown paths answer 404.
+    pub fn start() -> Self {
+        let routes: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
+        let hits: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind target");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let addr = std_listener.local_addr().expect("local addr");
+        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (r, h) = (routes.clone(), hits.clone());
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("target runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+                loop {
+                    let (stream, _) = tokio::select! {
+                        _ = &mut stop_rx => return,
+                        a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
+                    };
+                    let (r, h) = (r.clone(), h.clone());
+                    tokio::spawn(async move {
+                        let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                            let (r, h) = (r.clone(), h.clone());
+                            async move {
+                                let path = req.uri().path().to_string();
+                                *h.lock().unwrap().entry(path.clone()).or_default() += 1;
+                                let reply = r.lock().unwrap().get(&path).cloned();
+                                let reply = reply.unwrap_or(Reply {
+                                    status: 404,
+                                    body: "not found".into(),
+                                    delay: Duration::ZERO,
+                                });
+                                if !reply.delay.is_zero() {
+                                    tokio::time::sleep(reply.delay).await;
+                                }
+                                let mut resp = Response::new(Full::new(Bytes::from(reply.body)));
+                                *resp.status_mut() =
+                                    hyper::StatusCode::from_u16(reply.status).unwrap();
+                                resp.headers_mut()
+                                    .insert("content-type", "application/json".parse().unwrap());
+                                Ok::<_, Infallible>(resp)
+                            }
+                        });
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+            });
+        });
+        HttpTarget {
+            addr,
+            routes,
+            hits,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn set(&self, path: &str, reply: Reply) {
+        self.routes.lock().unwrap().insert(path.to_string(), reply);
+    }
+
+    pub fn set_json(&self, path: &str, status: u16, body: serde_json::Value) {
+        self.set(path, Reply::json(status, body));
+    }
+
+    pub fn set_delay(&self, path: &str, delay: Duration) {
+        if let Some(r) = self.routes.lock().unwrap().get_mut(path) {
+            r.delay = delay;
+        }
+    }
+
+    pub fn hits(&self, path: &str) -> u64 {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for HttpTarget {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
