@@ -63,7 +63,7 @@ impl HttpProbe {
     fn classify(&self, err: &reqwest::Error) -> ProbeError {
         let kind = if err.is_timeout() {
             ProbeErrorKind::Timeout
-        } else if is_tls_error(err) {
+        } else if super::is_tls_failure(err) {
             ProbeErrorKind::Tls
         } else if err.is_connect() {
             ProbeErrorKind::Connect
@@ -85,21 +85,6 @@ impl HttpProbe {
         }
         ProbeError::new(kind, msg)
     }
-}
-
-fn is_tls_error(err: &reqwest::Error) -> bool {
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        if s.is::<rustls::Error>() {
-            return true;
-        }
-        let text = s.to_string();
-        if text.contains("certificate") || text.contains("tls handshake") {
-            return true;
-        }
-        source = s.source();
-    }
-    false
 }
 
 impl Probe for HttpProbe {

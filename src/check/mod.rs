@@ -106,6 +106,32 @@ impl fmt::Display for ProbeError {
 
 impl std::error::Error for ProbeError {}
 
+/// Whether `err` (or anything in its source chain) is a TLS failure: a rustls error, possibly
+/// wrapped in an `io::Error`, or a message about certificates or the handshake. Client
+/// libraries wrap TLS errors differently; probes use this to report them as [`ProbeErrorKind::Tls`].
+pub fn is_tls_failure(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if inner.is::<rustls::Error>() {
+                return true;
+            }
+        }
+        let text = e.to_string().to_ascii_lowercase();
+        if text.contains("certificate") || text.contains("handshake") {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
 /// One kind of probe, built once per config generation and run many times.
 ///
 /// `run` should bound its own connects by the timeout it was built with; [`Prober::observe`]

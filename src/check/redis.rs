@@ -7,8 +7,8 @@
 //! Every probe opens its own connection inside the timeout and drops it afterwards: a pooled
 //! or reconnecting connection would hide the outage the probe exists to see. The URL is a
 //! secret and never appears in a message: targets are named by [`redact_url`], and any
-//! message from the client library is scrubbed of the password. `rediss://` needs the
-//! `redis` crate's TLS features, which warden does not enable; such a URL fails as `setup`.
+//! message from the client library is scrubbed of the password. `rediss://` is TLS (rustls,
+//! ring), verified against the system's roots or, with `ca_file`, against that CA.
 
 use std::time::Duration;
 
@@ -42,12 +42,20 @@ impl RedisProbe {
     pub fn new(spec: &RedisCheck, timeout: Duration) -> Result<Self, ProbeError> {
         let target = redact_url(spec.url.expose());
         let secrets = url_secrets(&spec.url);
-        let client = redis::Client::open(spec.url.expose()).map_err(|e| {
-            ProbeError::new(
-                ProbeErrorKind::Setup,
-                scrub(&format!("redis url {target}: {e}"), &secrets),
-            )
-        })?;
+        let setup = |msg: String| ProbeError::new(ProbeErrorKind::Setup, scrub(&msg, &secrets));
+        let client = match &spec.ca_file {
+            None => redis::Client::open(spec.url.expose()),
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| setup(format!("read ca_file {}: {e}", path.display())))?;
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                };
+                redis::Client::build_with_tls(spec.url.expose(), certs)
+            }
+        }
+        .map_err(|e| setup(format!("redis url {target}: {e}")))?;
         Ok(RedisProbe {
             client,
             target,
@@ -139,6 +147,9 @@ fn classify(err: &RedisError) -> (ProbeErrorKind, String) {
     }
     if err.is_timeout() {
         return (ProbeErrorKind::Timeout, err.to_string());
+    }
+    if super::is_tls_failure(err) {
+        return (ProbeErrorKind::Tls, err.to_string());
     }
     if err.is_connection_refusal() || err.is_io_error() {
         return (ProbeErrorKind::Connect, err.to_string());

@@ -93,6 +93,7 @@ impl Kind {
             Kind::Redis => CheckKind::Redis(RedisCheck {
                 url,
                 info_fields: Vec::new(),
+                ca_file: None,
             }),
             Kind::Postgres => CheckKind::Postgres(PostgresCheck {
                 url,
@@ -110,7 +111,7 @@ fn kinds_using(key: &str) -> Option<&'static [Kind]> {
         "url" => Some(&[Http, Redis, Postgres]),
         "method" | "headers" | "body" | "expect_status" | "assert" | "extract"
         | "max_body_bytes" | "tls_verify" | "follow_redirects" => Some(&[Http]),
-        "ca_file" => Some(&[Http, Tls]),
+        "ca_file" => Some(&[Http, Tls, Redis]),
         "address" => Some(&[Tcp, Tls]),
         "server_name" | "verify" => Some(&[Tls]),
         "info_fields" => Some(&[Redis]),
@@ -919,8 +920,13 @@ impl Compiler<'_> {
                 info_fields.push(name.clone());
             }
         }
-        let url = url?;
-        (self.problems.len() == before).then_some(RedisCheck { url, info_fields })
+        let ca_file = self.ca_file(r.ca_file.as_ref());
+        let (url, ca_file) = (url?, ca_file?);
+        (self.problems.len() == before).then_some(RedisCheck {
+            url,
+            info_fields,
+            ca_file,
+        })
     }
 
     fn postgres(&mut self, r: &RawCheck, header: &Span) -> Option<PostgresCheck> {

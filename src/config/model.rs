@@ -214,6 +214,8 @@ pub struct RedisCheck {
     pub url: Secret,
     /// Extra numeric `INFO` fields exposed as values, e.g. `instantaneous_ops_per_sec`.
     pub info_fields: Vec<String>,
+    /// CA certificates (PEM) to trust for `rediss://` instead of the system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

@@ -41,8 +41,35 @@ fn redis_probe(url: &str, info_fields: &[&str], timeout: Duration) -> RedisProbe
     let spec = RedisCheck {
         url: Secret::new(url),
         info_fields: info_fields.iter().map(|s| s.to_string()).collect(),
+        ca_file: None,
     };
     RedisProbe::new(&spec, timeout).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn rediss_with_a_ca_file_and_an_unknown_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let ca = pki.write_ca(dir.path());
+    let (cert, key) = pki.write_leaf(dir.path(), "127.0.0.1", 30 * 86_400);
+    let server = RedisServer::with().tls(&cert, &key, &ca).start();
+    let spec = |ca_file: Option<std::path::PathBuf>| RedisCheck {
+        url: Secret::new(server.tls_url()),
+        info_fields: Vec::new(),
+        ca_file,
+    };
+    let timeout = Duration::from_secs(2);
+    let probe = RedisProbe::new(&spec(Some(ca)), timeout).unwrap_or_else(|e| panic!("{e}"));
+    let values = probe
+        .run()
+        .await
+        .unwrap_or_else(|e| panic!("rediss probe failed: {e}"));
+    assert!(values["connected_clients"] >= 1.0, "{values:?}");
+
+    // The system roots do not know the test CA: the handshake must fail, not pass silently.
+    let probe = RedisProbe::new(&spec(None), timeout).unwrap_or_else(|e| panic!("{e}"));
+    let err = probe.run().await.expect_err("an unknown CA must fail");
+    assert_eq!(err.kind, ProbeErrorKind::Tls, "{err}");
 }
 
 #[tokio::test]

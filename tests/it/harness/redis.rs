@@ -20,6 +20,8 @@ pub struct RedisOptions {
     pub password: Option<String>,
     /// `maxmemory` in bytes.
     pub maxmemory: Option<u64>,
+    /// Also serve TLS on a second port: (cert file, key file, CA file).
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl RedisOptions {
@@ -33,6 +35,17 @@ impl RedisOptions {
         self
     }
 
+    /// Serves TLS on [`RedisServer::tls_port`] besides plain TCP (clients need no certificate).
+    pub fn tls(
+        mut self,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        ca: &std::path::Path,
+    ) -> Self {
+        self.tls = Some((cert.to_path_buf(), key.to_path_buf(), ca.to_path_buf()));
+        self
+    }
+
     pub fn start(self) -> RedisServer {
         let dir = tempfile::Builder::new()
             .prefix("warden-redis-")
@@ -41,6 +54,7 @@ impl RedisOptions {
         let mut server = RedisServer {
             child: None,
             port: super::free_port(),
+            tls_port: super::free_port(),
             dir,
             options: self,
         };
@@ -52,6 +66,7 @@ impl RedisOptions {
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
+    tls_port: u16,
     dir: TempDir,
     options: RedisOptions,
 }
@@ -81,6 +96,11 @@ impl RedisServer {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `rediss://127.0.0.1:TLS_PORT/` (only with [`RedisOptions::tls`]).
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}/", self.tls_port)
     }
 
     /// `host:port`.
@@ -142,6 +162,17 @@ impl RedisServer {
         }
         if let Some(bytes) = self.options.maxmemory {
             command.args(["--maxmemory", &bytes.to_string()]);
+        }
+        if let Some((cert, key, ca)) = &self.options.tls {
+            command
+                .args(["--tls-port", &self.tls_port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key)
+                .arg("--tls-ca-cert-file")
+                .arg(ca)
+                .args(["--tls-auth-clients", "no"]);
         }
         let child = command
             .stdin(Stdio::null())

@@ -53,6 +53,26 @@ impl Pki {
         path
     }
 
+    /// Writes a leaf for `name`, valid for `valid_for_secs`, as `dir/NAME.crt` and
+    /// `dir/NAME.key` (PEM), for servers configured by file such as `redis-server`.
+    pub fn write_leaf(&self, dir: &Path, name: &str, valid_for_secs: i64) -> (PathBuf, PathBuf) {
+        let now = unix_now();
+        let not_after = now.saturating_add_signed(valid_for_secs);
+        let mut params = CertificateParams::new(vec![name.to_string()]).expect("leaf params");
+        set_validity(&mut params, not_after.min(now) - 30 * DAY, not_after);
+        let key = KeyPair::generate().expect("leaf key");
+        let cert = params
+            .signed_by(&key, &self.ca, &self.ca_key)
+            .expect("sign the leaf");
+        let (crt, pem_key) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&crt, cert.pem()).expect("write leaf cert");
+        std::fs::write(&pem_key, key.serialize_pem()).expect("write leaf key");
+        (crt, pem_key)
+    }
+
     /// A leaf for `name` (DNS name or IP) valid from 30 days ago until `now + valid_for`
     /// (`valid_for` negative: already expired), signed by this CA.
     pub fn leaf(&self, name: &str, valid_for_secs: i64) -> Leaf {
