@@ -130,10 +130,11 @@ async fn evaluate(
                 let Some(obs) = obs else { break };
                 let now = clock.now();
                 recorder.observation(&obs);
+                let check = obs.check.clone();
                 for t in engine.apply(obs, now) {
                     recorder.transition(&t);
                 }
-                recorder.evaluated(&engine, now);
+                recorder.evaluated(&engine, &check, now);
                 dirty = true;
             }
             _ = publish.tick() => {
@@ -256,8 +257,9 @@ impl Recorder {
         }
     }
 
-    fn evaluated(&self, engine: &Engine, now: crate::clock::Timestamp) {
-        for (rule, state) in engine.rule_states() {
+    /// Refreshes the state and value gauges of the rules that read `check`.
+    fn evaluated(&self, engine: &Engine, check: &str, now: crate::clock::Timestamp) {
+        for (rule, state) in engine.rules_of(check) {
             if let Some(h) = self.rules.get(&rule.name) {
                 let current = state.state();
                 for (s, g) in &h.states {

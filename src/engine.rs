@@ -126,20 +126,29 @@ impl Engine {
         out
     }
 
-    pub fn rule_states(&self) -> impl Iterator<Item = (&RuleConfig, &RuleState)> {
-        self.rules.iter().map(|r| (&r.config, &r.state))
+    /// The rules that read `check`, with their states.
+    pub fn rules_of(&self, check: &str) -> impl Iterator<Item = (&RuleConfig, &RuleState)> {
+        let indexes = self
+            .by_name
+            .get(check)
+            .map(|&ci| self.checks[ci].rules.as_slice())
+            .unwrap_or_default();
+        indexes
+            .iter()
+            .map(|&ri| (&self.rules[ri].config, &self.rules[ri].state))
     }
 
     /// A point-in-time view of every check and rule.
     pub fn status(&self, now: Timestamp) -> Status {
         let checks: Vec<CheckStatus> = self.checks.iter().map(CheckStatus::of).collect();
         let rules: Vec<RuleStatus> = self.rules.iter().map(RuleStatus::of).collect();
-        let state = overall_state(&checks, &rules, |c| {
-            self.checks
-                .iter()
-                .find(|e| e.config.name == c)
-                .is_some_and(|e| !e.rules.is_empty())
-        });
+        let unruled = self
+            .checks
+            .iter()
+            .zip(&checks)
+            .filter(|(entry, _)| entry.rules.is_empty())
+            .map(|(_, status)| status.state);
+        let state = overall_state(unruled, rules.iter().map(|r| r.state));
         Status {
             generated_at: now.to_rfc3339(),
             state,
@@ -153,9 +162,8 @@ impl Engine {
 /// counts as critical, a check not yet run as unknown). Order: critical > unknown > warning
 /// (flapping counts as warning) > ok.
 fn overall_state(
-    checks: &[CheckStatus],
-    rules: &[RuleStatus],
-    has_rules: impl Fn(&str) -> bool,
+    unruled_checks: impl Iterator<Item = CheckState>,
+    rule_states: impl Iterator<Item = State>,
 ) -> State {
     let rank = |s: State| match s {
         State::Ok => 0,
@@ -163,16 +171,12 @@ fn overall_state(
         State::Unknown => 2,
         State::Critical => 3,
     };
-    let from_rules = rules.iter().map(|r| r.state);
-    let from_checks = checks
-        .iter()
-        .filter(|c| !has_rules(&c.name))
-        .map(|c| match c.state {
-            CheckState::Up => State::Ok,
-            CheckState::Down => State::Critical,
-            CheckState::Pending => State::Unknown,
-        });
-    from_rules
+    let from_checks = unruled_checks.map(|c| match c {
+        CheckState::Up => State::Ok,
+        CheckState::Down => State::Critical,
+        CheckState::Pending => State::Unknown,
+    });
+    rule_states
         .chain(from_checks)
         .max_by_key(|s| rank(*s))
         .unwrap_or(State::Ok)
@@ -328,5 +332,90 @@ impl RuleStatus {
                 reason: t.reason,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::check::{ProbeError, ProbeErrorKind, Values};
+    use crate::config::{MissingPolicy, RuleConfig};
+
+    fn rule(value: &str) -> RuleConfig {
+        RuleConfig {
+            name: "r".into(),
+            check: "c".into(),
+            value: value.into(),
+            description: None,
+            labels: BTreeMap::new(),
+            warning: None,
+            critical: None,
+            on_error: MissingPolicy::Unknown,
+            on_missing: MissingPolicy::Unknown,
+            min_samples: 1,
+            flapping: None,
+        }
+    }
+
+    fn obs(ok: bool, values: &[(&str, f64)]) -> Observation {
+        let values: Values = values.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        Observation {
+            check: "c".into(),
+            at: Timestamp(0),
+            duration: Duration::from_millis(5),
+            outcome: if ok {
+                Ok(())
+            } else {
+                Err(ProbeError::new(ProbeErrorKind::Protocol, "status 503"))
+            },
+            values,
+        }
+    }
+
+    #[test]
+    fn samples_distinguish_failed_from_missing() {
+        let failed = obs(
+            false,
+            &[
+                ("up", 0.0),
+                ("duration_seconds", 0.005),
+                ("status_code", 503.0),
+            ],
+        );
+        let passed = obs(true, &[("up", 1.0), ("duration_seconds", 0.005)]);
+        let cases = [
+            ("up", &failed, Sample::Value(0.0)),
+            // What a failing probe did read is still a value.
+            ("status_code", &failed, Sample::Value(503.0)),
+            // A failed probe's duration is not a latency.
+            ("duration_seconds", &failed, Sample::Failed),
+            ("queue_depth", &failed, Sample::Failed),
+            ("duration_seconds", &passed, Sample::Value(0.005)),
+            ("queue_depth", &passed, Sample::Missing),
+        ];
+        for (value, o, expected) in cases {
+            assert_eq!(sample_for(&rule(value), o), expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn worst_state_orders_critical_unknown_warning_ok() {
+        use CheckState::*;
+        let worst = |checks: &[CheckState], rules: &[State]| {
+            overall_state(checks.iter().copied(), rules.iter().copied())
+        };
+        assert_eq!(worst(&[], &[]), State::Ok);
+        // Flapping ranks with warning and keeps its name (exit code 1).
+        assert_eq!(worst(&[Up], &[State::Ok, State::Flapping]), State::Flapping);
+        assert_eq!(State::Flapping.exit_code(), 1);
+        assert_eq!(
+            worst(&[Up], &[State::Warning, State::Unknown]),
+            State::Unknown
+        );
+        assert_eq!(worst(&[Pending], &[State::Warning]), State::Unknown);
+        assert_eq!(worst(&[Down], &[State::Unknown]), State::Critical);
+        assert_eq!(worst(&[], &[State::Critical, State::Ok]), State::Critical);
     }
 }

@@ -106,6 +106,24 @@ impl fmt::Display for ProbeError {
 
 impl std::error::Error for ProbeError {}
 
+/// Runs `probe` under `timeout`; on expiry, a `timeout` error naming `target`.
+pub async fn within(
+    timeout: Duration,
+    target: &str,
+    probe: impl std::future::Future<Output = Result<Values, ProbeError>>,
+) -> Result<Values, ProbeError> {
+    match tokio::time::timeout(timeout, probe).await {
+        Ok(result) => result,
+        Err(_) => Err(ProbeError::new(
+            ProbeErrorKind::Timeout,
+            format!(
+                "no answer from {target} within {}",
+                humantime::format_duration(timeout)
+            ),
+        )),
+    }
+}
+
 /// Whether `err` (or anything in its source chain) is a TLS failure: a rustls error, possibly
 /// wrapped in an `io::Error`, or a message about certificates or the handshake. Client
 /// libraries wrap TLS errors differently; probes use this to report them as [`ProbeErrorKind::Tls`].

@@ -117,17 +117,7 @@ impl RedisProbe {
 
 impl Probe for RedisProbe {
     async fn run(&self) -> Result<Values, ProbeError> {
-        match tokio::time::timeout(self.timeout, self.probe()).await {
-            Ok(result) => result,
-            Err(_) => Err(ProbeError::new(
-                ProbeErrorKind::Timeout,
-                format!(
-                    "no answer from {} within {}",
-                    self.target,
-                    humantime::format_duration(self.timeout)
-                ),
-            )),
-        }
+        super::within(self.timeout, &self.target, self.probe()).await
     }
 }
 

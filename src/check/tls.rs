@@ -134,17 +134,7 @@ impl TlsProbe {
 
 impl Probe for TlsProbe {
     async fn run(&self) -> Result<Values, ProbeError> {
-        match tokio::time::timeout(self.timeout, self.probe()).await {
-            Ok(result) => result,
-            Err(_) => Err(ProbeError::new(
-                ProbeErrorKind::Timeout,
-                format!(
-                    "no tls handshake with {} within {}",
-                    self.address,
-                    humantime::format_duration(self.timeout)
-                ),
-            )),
-        }
+        super::within(self.timeout, &self.address, self.probe()).await
     }
 }
 
