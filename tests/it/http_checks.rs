@@ -194,3 +194,62 @@ fn daemon_health_failing_more_than_three_times_is_critical_then_recovers() {
     let r = d.wait_rule_state("api-down", "ok", Duration::from_secs(10));
     assert_eq!(r["last_transition"]["reason"], "recovered");
 }
+
+#[test]
+fn body_larger_than_the_limit_is_a_bad_body() {
+    let target = HttpTarget::start();
+    target.set_json(
+        "/health",
+        200,
+        json!({"status": "healthy", "padding": "x".repeat(4096)}),
+    );
+    let config = once_config(&target).replace(
+        "timeout = \"500ms\"",
+        "timeout = \"500ms\"\nmax_body_bytes = 1024",
+    );
+    let (exit, status) = once_json(&config);
+    assert_eq!(exit, 2, "{status:#}");
+    let err = &status["checks"][0]["last_error"];
+    assert_eq!(err["kind"], "bad_body");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_body_bytes (1024)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn https_verifies_certificates_by_default() {
+    let pki = crate::harness::Pki::new();
+    let target = HttpTarget::start_tls(&pki.leaf("localhost", 90 * 86_400));
+    target.set_json("/health", 200, healthy_body());
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki.write_ca(dir.path());
+    let config = |extra: &str| {
+        format!(
+            r#"
+[[check]]
+name = "api"
+kind = "http"
+url = "{}"
+timeout = "2s"
+{extra}
+"#,
+            target.https_url("/health")
+        )
+    };
+    // Default: verification on, and the test CA is unknown to the system roots.
+    let (exit, status) = once_json(&config(""));
+    assert_eq!(exit, 2, "{status:#}");
+    assert_eq!(
+        status["checks"][0]["last_error"]["kind"], "tls",
+        "{status:#}"
+    );
+    // Trusting the CA makes it pass; so does turning verification off explicitly.
+    let (exit, status) = once_json(&config(&format!("ca_file = \"{}\"", ca.display())));
+    assert_eq!(exit, 0, "{status:#}");
+    let (exit, status) = once_json(&config("tls_verify = false"));
+    assert_eq!(exit, 0, "{status:#}");
+}

@@ -42,6 +42,23 @@ pub struct HttpTarget {
 impl HttpTarget {
     /// Starts a target on a free loopback port. Unknown paths answer 404.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Starts an HTTPS target serving `leaf`'s certificate.
+    pub fn start_tls(leaf: &crate::harness::tls::Leaf) -> Self {
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("tls versions")
+        .with_no_client_auth()
+        .with_single_cert(leaf.chain.clone(), leaf.key.clone_key())
+        .expect("server cert");
+        Self::start_with(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+    }
+
+    fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let routes: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
         let hits: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind target");
@@ -62,7 +79,7 @@ impl HttpTarget {
                         _ = &mut stop_rx => return,
                         a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
                     };
-                    let (r, h) = (r.clone(), h.clone());
+                    let (r, h, tls) = (r.clone(), h.clone(), tls.clone());
                     tokio::spawn(async move {
                         let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                             let (r, h) = (r.clone(), h.clone());
@@ -86,9 +103,21 @@ impl HttpTarget {
                                 Ok::<_, Infallible>(resp)
                             }
                         });
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), svc)
-                            .await;
+                        match tls {
+                            None => {
+                                let _ = http1::Builder::new()
+                                    .serve_connection(TokioIo::new(stream), svc)
+                                    .await;
+                            }
+                            Some(acceptor) => {
+                                // A client that rejects our certificate aborts the handshake.
+                                if let Ok(stream) = acceptor.accept(stream).await {
+                                    let _ = http1::Builder::new()
+                                        .serve_connection(TokioIo::new(stream), svc)
+                                        .await;
+                                }
+                            }
+                        }
                     });
                 }
             });
@@ -104,6 +133,11 @@ impl HttpTarget {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// `https://localhost:PORT/path` (the test certificates are issued for `localhost`).
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{}", self.addr.port(), path)
     }
 
     pub fn set(&self, path: &str, reply: Reply) {
