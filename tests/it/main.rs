@@ -15,3 +15,4 @@ mod metrics_matcher;
 mod probes;
 mod services;
 mod target;
+mod tidy;

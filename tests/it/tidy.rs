@@ -1,0 +1,137 @@
+//! Conventions the compiler does not check: the pipeline is the import graph (ARCHITECTURE.md),
+//! pure stages stay pure, and nothing is left ignored or unimplemented.
+
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Files under `src/<module>` (a directory or a single `.rs`).
+fn module_files(module: &str) -> Vec<PathBuf> {
+    let dir = root().join("src").join(module);
+    if dir.is_dir() {
+        rust_files(&dir)
+    } else {
+        vec![root().join("src").join(format!("{module}.rs"))]
+    }
+}
+
+#[test]
+fn stages_import_only_what_feeds_them() {
+    // module -> the crate modules it may use
+    let allowed: &[(&str, &[&str])] = &[
+        ("clock", &[]),
+        ("secret", &[]),
+        ("config", &["config", "secret", "clock"]),
+        ("telemetry", &["config"]),
+        ("check", &["check", "config", "secret", "clock"]),
+        ("rule", &["rule", "config", "clock"]),
+        ("engine", &["check", "config", "clock", "rule"]),
+        ("scheduler", &["check", "config", "clock", "telemetry"]),
+    ];
+    let mut violations = Vec::new();
+    for (module, may_use) in allowed {
+        for file in module_files(module) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let mut rest = line;
+                while let Some(i) = rest.find("crate::") {
+                    let used: String = rest[i + 7..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    if !may_use.contains(&used.as_str()) {
+                        violations.push(format!(
+                            "{}:{}: {module} uses crate::{used}",
+                            file.strip_prefix(root()).unwrap().display(),
+                            n + 1
+                        ));
+                    }
+                    rest = &rest[i + 7..];
+                }
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "imports against the pipeline:\n{}",
+        violations.join("\n")
+    );
+}
+
+#[test]
+fn pure_stages_do_no_io_and_read_no_clock() {
+    let banned = ["tokio::", "std::net", "std::fs", "SystemTime", "Instant"];
+    let mut violations = Vec::new();
+    for module in ["rule", "engine"] {
+        for file in module_files(module) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                for b in banned {
+                    if line.contains(b) && !line.trim_start().starts_with("//") {
+                        violations.push(format!(
+                            "{}:{}: {b}",
+                            file.strip_prefix(root()).unwrap().display(),
+                            n + 1
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "pure code doing I/O or reading clocks:\n{}",
+        violations.join("\n")
+    );
+}
+
+#[test]
+fn nothing_is_ignored_or_left_unimplemented() {
+    let needles = [
+        concat!("#[", "ignore"),
+        concat!("todo", "!("),
+        concat!("unimplemented", "!("),
+        concat!("#[", "should_panic"),
+    ];
+    let mut found = Vec::new();
+    for dir in ["src", "tests", "benches"] {
+        let dir = root().join(dir);
+        if !dir.is_dir() {
+            continue;
+        }
+        for file in rust_files(&dir) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                for needle in needles {
+                    if line.contains(needle) {
+                        found.push(format!("{}:{}", file.display(), n + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "placeholders or ignored tests:\n{}",
+        found.join("\n")
+    );
+}
