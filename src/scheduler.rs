@@ -23,6 +23,7 @@ use crate::config::CheckConfig;
 use crate::telemetry::Metrics;
 
 /// A check ready to run: its config and its prepared probe.
+#[derive(Clone)]
 pub struct ScheduledCheck {
     pub config: CheckConfig,
     pub prober: Arc<Prober>,
@@ -67,17 +68,49 @@ pub fn spawn(
     for check in checks {
         let span = tracing::info_span!("check", check = %check.config.name);
         let first = start + spread_offset(&check.config.name, check.config.interval);
-        tracker.spawn(
+        let (observations, clock, metrics, cancel) = (
+            observations.clone(),
+            clock.clone(),
+            metrics.clone(),
+            cancel.clone(),
+        );
+        let panics = metrics.task_panics.with_label_values(&["check"]);
+        let interval = check.config.interval;
+        let mut next_first = first;
+        let run = move || {
+            let first = next_first;
+            // After a panic, resume one interval later rather than at once.
+            next_first = Instant::now() + interval;
             run_check(
-                check,
+                check.clone(),
                 first,
                 observations.clone(),
                 clock.clone(),
                 metrics.clone(),
                 cancel.clone(),
             )
-            .instrument(span),
-        );
+            .in_current_span()
+        };
+        tracker.spawn(supervise(run, panics).instrument(span));
+    }
+}
+
+/// Runs the task `make` builds until it returns; a panic is logged, counted and the task
+/// rebuilt and run again, so one bad probe cannot silently stop its check for good.
+pub async fn supervise<F, Fut>(mut make: F, panics: prometheus::IntCounter)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        match tokio::spawn(make()).await {
+            Ok(()) => return,
+            Err(e) if e.is_panic() => {
+                panics.inc();
+                tracing::error!("task panicked; restarting it");
+            }
+            Err(_) => return,
+        }
     }
 }
 
@@ -143,6 +176,26 @@ mod tests {
         let i = Duration::from_secs(30);
         assert_eq!(spread_offset("api", i), spread_offset("api", i));
         assert_ne!(spread_offset("api", i), spread_offset("api2", i));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_task_is_restarted_and_counted() {
+        let panics = prometheus::IntCounter::new("p", "p").unwrap();
+        let runs = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let r = runs.clone();
+        let make = move || {
+            let n = r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if n < 2 {
+                    panic!("probe bug {n}");
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), supervise(make, panics.clone()))
+            .await
+            .expect("supervise returns once the task returns");
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert_eq!(panics.get(), 2);
     }
 
     #[tokio::test(start_paused = true)]

@@ -25,6 +25,7 @@ pub struct Metrics {
     pub check_last_run: GaugeVec,
     pub scheduler_lateness: Histogram,
     pub scheduler_skipped: IntCounterVec,
+    pub task_panics: IntCounterVec,
     pub rule_state: IntGaugeVec,
     pub rule_value: GaugeVec,
     pub rule_threshold: GaugeVec,
@@ -102,6 +103,13 @@ impl Metrics {
             ),
             &["check"],
         ));
+        let task_panics = must(IntCounterVec::new(
+            Opts::new(
+                "warden_task_panics_total",
+                "Tasks that panicked and were restarted, by task kind",
+            ),
+            &["task"],
+        ));
         let rule_state = must(IntGaugeVec::new(
             Opts::new(
                 "warden_rule_state",
@@ -152,6 +160,7 @@ impl Metrics {
         reg(Box::new(check_last_run.clone()));
         reg(Box::new(scheduler_lateness.clone()));
         reg(Box::new(scheduler_skipped.clone()));
+        reg(Box::new(task_panics.clone()));
         reg(Box::new(rule_state.clone()));
         reg(Box::new(rule_value.clone()));
         reg(Box::new(rule_threshold.clone()));
@@ -168,6 +177,7 @@ impl Metrics {
             check_last_run,
             scheduler_lateness,
             scheduler_skipped,
+            task_panics,
             rule_state,
             rule_value,
             rule_threshold,
