@@ -29,26 +29,15 @@ enum Command {
     ///
     /// Stops gracefully on SIGTERM or SIGINT (in-flight probes get up to 10 s).
     Run {
-        /// The config file.
-        #[arg(
-            short,
-            long,
-            env = "WARDEN_CONFIG",
-            default_value = "config/warden.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Validate a config file and its includes; print every error as file:line:col.
     ///
     /// Exit 0 when valid, 1 otherwise.
     CheckConfig {
-        #[arg(
-            short,
-            long,
-            env = "WARDEN_CONFIG",
-            default_value = "config/warden.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Run every check once, evaluate every rule on that one sample, print the states.
     ///
@@ -56,16 +45,24 @@ enum Command {
     /// follow Nagios: 0 ok, 1 warning, 2 critical, 3 unknown (the worst state wins; a check
     /// without rules counts as critical when its probe fails).
     Once {
-        #[arg(
-            short,
-            long,
-            env = "WARDEN_CONFIG",
-            default_value = "config/warden.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+}
+
+/// `-c FILE`, shared by every command that reads a config.
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// The config file.
+    #[arg(
+        short,
+        long,
+        env = "WARDEN_CONFIG",
+        default_value = "config/warden.toml"
+    )]
+    config: PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -77,7 +74,9 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig { config } => match config::load(&config) {
+        Command::CheckConfig {
+            config: ConfigArg { config },
+        } => match config::load(&config) {
             Ok(cfg) => {
                 println!(
                     "{}: ok ({} checks, {} rules, {} files)",
@@ -93,7 +92,9 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Run { config } => {
+        Command::Run {
+            config: ConfigArg { config },
+        } => {
             let Some(cfg) = load_or_report(&config) else {
                 return ExitCode::from(1);
             };
@@ -107,7 +108,10 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Once { config, format } => {
+        Command::Once {
+            config: ConfigArg { config },
+            format,
+        } => {
             let Some(cfg) = load_or_report(&config) else {
                 return ExitCode::from(3);
             };

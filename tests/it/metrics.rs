@@ -156,13 +156,22 @@ interval = "1s"
 timeout = "100ms"
 "#,
     );
+    // Wait until the watched target is seen down: warden itself must stay healthy and ready.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while d.check("closed-port")["state"] != "down" {
+        assert!(std::time::Instant::now() < deadline, "{:#}", d.status());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     for path in ["/healthz", "/-/healthy", "/readyz", "/-/ready"] {
         let (code, _, _) = crate::daemon::get(&d.url(path)).unwrap();
         assert_eq!(code, 200, "{path}");
     }
-    // A watched target being down never makes warden itself unhealthy.
-    let c = d.check("closed-port");
-    assert!(c["name"] == "closed-port");
+    let (code, _, body) = crate::daemon::get(&d.url("/metrics")).unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        body.contains(r#"warden_check_up{check="closed-port",kind="tcp"} 0"#),
+        "{body}"
+    );
     let (code, _, body) = crate::daemon::get(&d.url("/nope")).unwrap();
     assert_eq!(code, 404, "{body}");
 }

@@ -237,7 +237,8 @@ warning = {{ when = "< 1" }}
     assert_eq!(r["value"], 2.0, "two users are missing their sync: {r:#}");
     d.wait_rule_state("reputation-flow", "warning", Duration::from_secs(10));
 
-    // Read-only: the probe session cannot write even if a query tries.
+    // The sync catches up (written by the test, not the probe: its session is read-only,
+    // see probes::postgres_session_is_read_only): the rule recovers.
     rt.block_on(pg.execute("UPDATE users SET synced = true"));
     d.wait_rule_state("user-sync", "ok", Duration::from_secs(10));
 }
