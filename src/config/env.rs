@@ -4,8 +4,10 @@
 //! (the caller passes `std::env::var` or a test table). Error messages name the variable,
 //! never a value, so a secret cannot leak through them.
 
-/// Replaces `${NAME}` with the variable's value and `$${` with a literal `${`. Every problem in
-/// the string is reported (an unset variable, an unterminated or malformed reference).
+/// Replaces `${NAME}` with the variable's value, `${NAME:-default}` with the value or, when the
+/// variable is unset or empty, `default` (taken literally up to the closing `}`), and `$${` with
+/// a literal `${`. Every problem in the string is reported (an unset variable without a
+/// default, an unterminated or malformed reference).
 pub fn interpolate(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Vec<String>> {
     let mut out = String::with_capacity(s.len());
     let mut errors = Vec::new();
@@ -25,11 +27,19 @@ pub fn interpolate(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Stri
                 rest = "";
                 break;
             };
-            let name = &after[..close];
+            let reference = &after[..close];
+            let (name, default) = match reference.split_once(":-") {
+                Some((name, default)) => (name, Some(default)),
+                None => (reference, None),
+            };
             if is_var_name(name) {
-                match env(name) {
-                    Some(value) => out.push_str(&value),
-                    None => errors.push(format!("environment variable {name:?} is not set")),
+                match (env(name), default) {
+                    (Some(value), Some(default)) if value.is_empty() => out.push_str(default),
+                    (Some(value), _) => out.push_str(&value),
+                    (None, Some(default)) => out.push_str(default),
+                    (None, None) => {
+                        errors.push(format!("environment variable {name:?} is not set"))
+                    }
                 }
             } else {
                 errors.push(format!(
@@ -85,6 +95,14 @@ mod tests {
             ("$TOKEN", "$TOKEN"),
             ("${DOLLAR}", "${TOKEN}"), // values are not interpolated again
             ("é${TOKEN}é", "és3creté"),
+            (
+                "${NOPE:-http://127.0.0.1:8080}/health",
+                "http://127.0.0.1:8080/health",
+            ),
+            ("${TOKEN:-fallback}", "s3cret"),
+            ("${EMPTY:-fallback}", "fallback"),
+            ("${NOPE:-}", ""),
+            ("${NOPE:-a:-b}", "a:-b"),
         ];
         for (input, want) in cases {
             assert_eq!(interpolate(input, &env).as_deref(), Ok(*want), "{input:?}");
@@ -108,6 +126,12 @@ mod tests {
             ),
             (
                 "${1X}",
+                &[
+                    r#"invalid environment variable name "1X": use letters, digits and _, not starting with a digit"#,
+                ],
+            ),
+            (
+                "${1X:-default}",
                 &[
                     r#"invalid environment variable name "1X": use letters, digits and _, not starting with a digit"#,
                 ],

@@ -35,7 +35,8 @@
 //! # also: description, labels, on_error, on_missing, min_samples, flapping
 //! ```
 //!
-//! Durations are Prometheus-style (`1h30m`). Strings may use `${NAME}` (environment) and `$${`
+//! Durations are Prometheus-style (`1h30m`). Strings may use `${NAME}` (environment),
+//! `${NAME:-default}` (used when NAME is unset or empty) and `$${`
 //! for a literal `${`. Every table keeps its unknown keys (with spans) instead of failing at the
 //! first one, so that all of them are reported.
 
