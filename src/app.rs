@@ -1,9 +1,15 @@
 //! Wiring: the one place that builds the pipeline and spawns long-lived tasks.
 //!
 //! `run` is the daemon: bind the listener, prepare probes, start the scheduler, the evaluator
-//! and the HTTP server, and stop them all within a grace period when cancelled. `once` runs
-//! every check a single time and evaluates rules on that one sample. Stages never spawn
-//! tasks or own sockets of their own accord; they are handed what they need here.
+//! and the HTTP server, apply config reloads one at a time, and stop everything within a grace
+//! period when cancelled. `once` runs every check a single time and evaluates rules on that one
+//! sample. Stages never spawn tasks or own sockets of their own accord; they are handed what
+//! they need here.
+//!
+//! A reload builds and validates the new config, prepares probes for the checks that are new or
+//! changed, stops the tasks of changed and removed checks (and waits for them), hands the new
+//! config to the evaluator (which keeps the state of everything unchanged), then starts the new
+//! tasks. Any failure before the swap leaves the running config untouched.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -12,17 +18,19 @@ use std::time::Duration;
 
 use anyhow::Context;
 use prometheus::{GaugeVec, IntGauge};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::check::{Observation, Prober};
+use crate::check::{Observation, ProbeErrorKind, Prober};
 use crate::clock::Clock;
-use crate::config::{Config, RuleConfig, Trigger};
-use crate::engine::{Engine, RuleTransition, Status};
+use crate::config::{self, CheckConfig, Config, RuleConfig, Trigger};
+use crate::engine::{Engine, Reconfigured, RuleTransition, Status};
+use crate::reload::{self, Outcome};
 use crate::rule::State;
-use crate::scheduler::{self, ScheduledCheck};
+use crate::scheduler::{self, Pulse, ScheduledCheck};
 use crate::server::{self, Shared};
+use crate::systemd;
 use crate::telemetry::Metrics;
 
 /// How long in-flight work may take to finish after SIGTERM.
@@ -34,11 +42,17 @@ const OBSERVATION_QUEUE: usize = 4096;
 
 /// Prepares a probe for every check; all setup errors are reported together.
 pub fn prepare_checks(config: &Config) -> anyhow::Result<Vec<ScheduledCheck>> {
-    let mut checks = Vec::with_capacity(config.checks.len());
+    prepare(config.checks.iter())
+}
+
+fn prepare<'c>(
+    checks: impl Iterator<Item = &'c CheckConfig>,
+) -> anyhow::Result<Vec<ScheduledCheck>> {
+    let mut prepared = Vec::new();
     let mut errors = Vec::new();
-    for c in &config.checks {
+    for c in checks {
         match Prober::new(c) {
-            Ok(p) => checks.push(ScheduledCheck {
+            Ok(p) => prepared.push(ScheduledCheck {
                 config: c.clone(),
                 prober: Arc::new(p),
             }),
@@ -46,7 +60,7 @@ pub fn prepare_checks(config: &Config) -> anyhow::Result<Vec<ScheduledCheck>> {
         }
     }
     if errors.is_empty() {
-        Ok(checks)
+        Ok(prepared)
     } else {
         anyhow::bail!("{}", errors.join("\n"))
     }
@@ -64,39 +78,82 @@ pub async fn run(config: Config, clock: Clock, shutdown: CancellationToken) -> a
 
     let engine = Engine::new(&config, clock.now());
     let shared = Arc::new(Shared::new(engine.status(clock.now()), metrics.clone()));
+    shared.token.store(Arc::new(config.server.token.clone()));
     let recorder = Recorder::new(&config, &metrics);
 
     let tracker = TaskTracker::new();
-    let (tx, rx) = mpsc::channel(OBSERVATION_QUEUE);
+    let (observations, observed) = mpsc::channel(OBSERVATION_QUEUE);
+    let (control, controlled) = mpsc::channel(1);
+    let (reload_tx, mut reload_rx) = mpsc::channel(8);
+    let _ = shared.reloader.set(reload_tx.clone());
     tracker.spawn(server::serve(listener, shared.clone(), shutdown.clone()));
     tracker.spawn(evaluate(
         engine,
-        rx,
+        observed,
+        controlled,
         recorder,
         shared.clone(),
         clock.clone(),
         shutdown.clone(),
     ));
-    scheduler::spawn(
-        checks,
-        tx,
-        clock.clone(),
-        metrics.clone(),
-        shutdown.clone(),
-        &tracker,
-    );
-    tracker.close();
+    let pulse = Arc::new(Pulse::default());
+    let ctx = scheduler::Context {
+        observations,
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+        pulse: pulse.clone(),
+    };
+    let (files_tx, files_rx) = watch::channel(config.files.clone());
+    tracker.spawn(reload::on_sighup(reload_tx.clone(), shutdown.clone()));
+    tracker.spawn(reload::watch_files(files_rx, reload_tx, shutdown.clone()));
+    if let Some(period) = systemd::watchdog_period() {
+        tracker.spawn(systemd::watchdog(
+            period,
+            shared.clone(),
+            pulse,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
+    let mut daemon = Daemon {
+        config,
+        tasks: HashMap::new(),
+        ctx,
+        control,
+        tracker: tracker.clone(),
+        cancel: shutdown.child_token(),
+    };
+    daemon.start_tasks(checks);
+    daemon.loaded(&clock);
     shared.ready.store(true, Ordering::Release);
     tracing::info!(
         %listen,
-        checks = config.checks.len(),
-        rules = config.rules.len(),
-        config = %config.path.display(),
+        checks = daemon.config.checks.len(),
+        rules = daemon.config.rules.len(),
+        config = %daemon.config.path.display(),
+        config_hash = %format!("{:012x}", reload::fingerprint(&daemon.config.files)),
         "warden is running"
     );
+    systemd::ready(&daemon.summary());
 
-    shutdown.cancelled().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            request = reload_rx.recv() => {
+                let Some(request) = request else { break };
+                systemd::reloading();
+                let outcome = daemon.reload(request.trigger, &clock).await;
+                files_tx.send_replace(daemon.config.files.clone());
+                systemd::ready(&daemon.summary());
+                if let Some(reply) = request.reply {
+                    let _ = reply.send(outcome);
+                }
+            }
+        }
+    }
+    systemd::stopping();
     tracing::info!("shutting down");
+    tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
         .await
         .is_err()
@@ -109,12 +166,191 @@ pub async fn run(config: Config, clock: Clock, shutdown: CancellationToken) -> a
     Ok(())
 }
 
+/// The running config and the tasks of its checks.
+struct Daemon {
+    config: Config,
+    tasks: HashMap<String, CheckTask>,
+    ctx: scheduler::Context,
+    control: mpsc::Sender<Control>,
+    tracker: TaskTracker,
+    /// Parent of every check task's token; cancelled by shutdown.
+    cancel: CancellationToken,
+}
+
+/// One check's task: cancel it, then wait on its tracker until it has stopped.
+struct CheckTask {
+    cancel: CancellationToken,
+    done: TaskTracker,
+}
+
+impl Daemon {
+    fn start_tasks(&mut self, checks: Vec<ScheduledCheck>) {
+        for check in checks {
+            let name = check.config.name.clone();
+            let cancel = self.cancel.child_token();
+            let done = TaskTracker::new();
+            let task = scheduler::task(check, &self.ctx, cancel.clone());
+            self.tracker.spawn(done.track_future(task));
+            done.close();
+            self.tasks.insert(name, CheckTask { cancel, done });
+        }
+    }
+
+    /// Records a successfully loaded config in the metrics.
+    fn loaded(&self, clock: &Clock) {
+        let m = &self.ctx.metrics;
+        m.config_reload_ok.set(1);
+        m.config_reload_time.set(clock.now().as_secs_f64());
+        m.config_hash
+            .set(reload::fingerprint(&self.config.files) as f64);
+    }
+
+    /// One line for `systemctl status`.
+    fn summary(&self) -> String {
+        format!(
+            "watching {} checks with {} rules",
+            self.config.checks.len(),
+            self.config.rules.len()
+        )
+    }
+
+    /// Loads the config again and, if it is valid and different, switches to it.
+    async fn reload(&mut self, trigger: reload::Trigger, clock: &Clock) -> Outcome {
+        let outcome = match self.try_reload(clock).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                self.ctx.metrics.config_reload_ok.set(0);
+                tracing::error!(
+                    trigger = trigger.as_str(),
+                    config = %self.config.path.display(),
+                    "config reload failed; the running config stays in effect:\n{error}"
+                );
+                Outcome::Failed { error }
+            }
+        };
+        self.ctx
+            .metrics
+            .config_reloads
+            .with_label_values(&[outcome.result()])
+            .inc();
+        if let Outcome::Unchanged { .. } = outcome {
+            tracing::info!(
+                trigger = trigger.as_str(),
+                "config unchanged; nothing to reload"
+            );
+        }
+        outcome
+    }
+
+    async fn try_reload(&mut self, clock: &Clock) -> Result<Outcome, String> {
+        let path = self.config.path.clone();
+        let loaded = tokio::task::spawn_blocking(move || config::load(&path))
+            .await
+            .map_err(|e| format!("loading the config panicked: {e}"))?;
+        let new = loaded.map_err(|diags| diags.to_string())?;
+        let hash = reload::fingerprint(&new.files);
+        if new == self.config {
+            self.loaded(clock);
+            return Ok(Outcome::Unchanged { hash });
+        }
+        if new.server.listen != self.config.server.listen {
+            tracing::warn!(
+                running = %self.config.server.listen,
+                configured = %new.server.listen,
+                "server.listen changed; it takes effect when warden restarts"
+            );
+        }
+        if new.log != self.config.log {
+            tracing::warn!("log settings changed; they take effect when warden restarts");
+        }
+        let old_checks: HashMap<&str, &CheckConfig> = self
+            .config
+            .checks
+            .iter()
+            .map(|c| (c.name.as_str(), c))
+            .collect();
+        let fresh: Vec<&CheckConfig> = new
+            .checks
+            .iter()
+            .filter(|c| old_checks.get(c.name.as_str()) != Some(c))
+            .collect();
+        let prepared = prepare(fresh.into_iter()).map_err(|e| e.to_string())?;
+
+        // Nothing can fail from here on: stop what goes away, swap, start what is new.
+        let stale: Vec<String> = self
+            .config
+            .checks
+            .iter()
+            .filter(|c| new.check(&c.name) != Some(*c))
+            .map(|c| c.name.clone())
+            .collect();
+        self.stop_tasks(&stale).await;
+        let (done, summary) = oneshot::channel();
+        let swap = Control::Reconfigure {
+            old: Box::new(self.config.clone()),
+            new: Box::new(new.clone()),
+            done,
+        };
+        if self.control.send(swap).await.is_err() {
+            return Err("the evaluator has stopped".into());
+        }
+        let summary = summary.await.unwrap_or_default();
+        self.start_tasks(prepared);
+        self.config = new;
+        self.loaded(clock);
+        tracing::info!(
+            checks_kept = summary.checks_kept,
+            checks_changed = summary.checks_changed,
+            checks_added = summary.checks_added,
+            checks_removed = summary.checks_removed,
+            rules_kept = summary.rules_kept,
+            rules_reset = summary.rules_reset,
+            rules_added = summary.rules_added,
+            rules_removed = summary.rules_removed,
+            config_hash = %format!("{hash:012x}"),
+            "config reloaded"
+        );
+        Ok(Outcome::Applied { hash })
+    }
+
+    /// Cancels the tasks of `names` and waits until they have stopped (each is bounded by its
+    /// probe's timeout, so the wait is too).
+    async fn stop_tasks(&mut self, names: &[String]) {
+        let mut stopping = Vec::new();
+        for name in names {
+            if let Some(task) = self.tasks.remove(name) {
+                task.cancel.cancel();
+                stopping.push((name, task.done));
+            }
+        }
+        for (name, done) in stopping {
+            if tokio::time::timeout(SHUTDOWN_GRACE, done.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(check = %name, "old check task did not stop within 10 s");
+            }
+        }
+    }
+}
+
+/// Messages from the daemon to the evaluator.
+enum Control {
+    /// Switch the engine and the metric handles to `new`; reply with what was kept.
+    Reconfigure {
+        old: Box<Config>,
+        new: Box<Config>,
+        done: oneshot::Sender<Reconfigured>,
+    },
+}
+
 /// The evaluator: applies observations to the engine, records metrics and logs transitions,
-/// publishes status snapshots.
+/// publishes status snapshots, and switches configs when told to.
 async fn evaluate(
     mut engine: Engine,
     mut rx: mpsc::Receiver<Observation>,
-    recorder: Recorder,
+    mut control: mpsc::Receiver<Control>,
+    mut recorder: Recorder,
     shared: Arc<Shared>,
     clock: Clock,
     cancel: CancellationToken,
@@ -122,19 +358,33 @@ async fn evaluate(
     let mut publish = tokio::time::interval(PUBLISH_EVERY);
     publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut dirty = false;
+    let apply = |engine: &mut Engine, recorder: &Recorder, obs: Observation| {
+        let now = clock.now();
+        recorder.observation(&obs);
+        let check = obs.check.clone();
+        for t in engine.apply(obs, now) {
+            recorder.transition(&t);
+        }
+        recorder.evaluated(engine, &check, now);
+    };
     loop {
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
+            Some(Control::Reconfigure { old, new, done }) = control.recv() => {
+                // Observations the stopped tasks sent before the swap belong to the old config.
+                while let Ok(obs) = rx.try_recv() {
+                    apply(&mut engine, &recorder, obs);
+                }
+                let summary = engine.reconfigure(&new, clock.now());
+                recorder = recorder.reconfigure(&old, &new, &engine);
+                shared.token.store(Arc::new(new.server.token.clone()));
+                shared.status.store(Arc::new(engine.status(clock.now())));
+                let _ = done.send(summary);
+            }
             obs = rx.recv() => {
                 let Some(obs) = obs else { break };
-                let now = clock.now();
-                recorder.observation(&obs);
-                let check = obs.check.clone();
-                for t in engine.apply(obs, now) {
-                    recorder.transition(&t);
-                }
-                recorder.evaluated(&engine, &check, now);
+                apply(&mut engine, &recorder, obs);
                 dirty = true;
             }
             _ = publish.tick() => {
@@ -217,6 +467,55 @@ impl Recorder {
         }
     }
 
+    /// The recorder for `new`: series of checks and rules that are gone (or whose labels
+    /// changed) are removed, thresholds re-exported, and every rule's gauges set from the
+    /// engine, which already runs `new`.
+    fn reconfigure(self, old: &Config, new: &Config, engine: &Engine) -> Recorder {
+        let m = &self.metrics;
+        for c in &old.checks {
+            let kept = new
+                .check(&c.name)
+                .is_some_and(|n| n.kind.name() == c.kind.name());
+            if !kept {
+                let labels = [c.name.as_str(), c.kind.name()];
+                let _ = m.check_up.remove_label_values(&labels);
+                let _ = m.check_duration.remove_label_values(&labels);
+                let _ = m.check_last_run.remove_label_values(&labels);
+                for result in
+                    std::iter::once("ok").chain(ProbeErrorKind::ALL.iter().map(|k| k.as_str()))
+                {
+                    let _ = m
+                        .check_runs
+                        .remove_label_values(&[&c.name, c.kind.name(), result]);
+                }
+            }
+            if new.check(&c.name).is_none() {
+                let _ = m.scheduler_skipped.remove_label_values(&[&c.name]);
+            }
+        }
+        let new_rules: std::collections::HashSet<&str> =
+            new.rules.iter().map(|r| r.name.as_str()).collect();
+        for r in &old.rules {
+            for level in ["warning", "critical"] {
+                let _ = m.rule_threshold.remove_label_values(&[&r.name, level]);
+            }
+            if !new_rules.contains(r.name.as_str()) {
+                let _ = m.rule_value.remove_label_values(&[&r.name]);
+                for s in State::ALL {
+                    let _ = m.rule_state.remove_label_values(&[&r.name, s.as_str()]);
+                    let _ = m
+                        .rule_transitions
+                        .remove_label_values(&[&r.name, s.as_str()]);
+                }
+            }
+        }
+        let recorder = Recorder::new(new, m);
+        for check in &new.checks {
+            recorder.refresh_rules(engine, &check.name);
+        }
+        recorder
+    }
+
     fn observation(&self, obs: &Observation) {
         let Some(h) = self.checks.get(&obs.check) else {
             return;
@@ -259,6 +558,11 @@ impl Recorder {
 
     /// Refreshes the state and value gauges of the rules that read `check`.
     fn evaluated(&self, engine: &Engine, check: &str, now: crate::clock::Timestamp) {
+        self.refresh_rules(engine, check);
+        self.metrics.last_evaluation.set(now.as_secs_f64());
+    }
+
+    fn refresh_rules(&self, engine: &Engine, check: &str) {
         for (rule, state) in engine.rules_of(check) {
             if let Some(h) = self.rules.get(&rule.name) {
                 let current = state.state();
@@ -270,7 +574,6 @@ impl Recorder {
                 }
             }
         }
-        self.metrics.last_evaluation.set(now.as_secs_f64());
     }
 }
 

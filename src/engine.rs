@@ -98,6 +98,54 @@ impl Engine {
         }
     }
 
+    /// Switches to a new config, keeping what is still valid: a check whose config is unchanged
+    /// keeps its last observation and run count; a rule whose config and check are unchanged
+    /// keeps its state, history and last transition. Everything else starts fresh (a changed
+    /// check is a different probe, so its old samples say nothing about the new one).
+    pub fn reconfigure(&mut self, config: &Config, now: Timestamp) -> Reconfigured {
+        let mut next = Engine::new(config, now);
+        let mut old_checks: HashMap<String, CheckEntry> = std::mem::take(&mut self.checks)
+            .into_iter()
+            .map(|c| (c.config.name.clone(), c))
+            .collect();
+        let mut old_rules: HashMap<String, RuleEntry> = std::mem::take(&mut self.rules)
+            .into_iter()
+            .map(|r| (r.config.name.clone(), r))
+            .collect();
+        let mut summary = Reconfigured::default();
+        let mut kept_checks = std::collections::HashSet::new();
+        for entry in &mut next.checks {
+            match old_checks.remove(&entry.config.name) {
+                Some(old) if old.config == entry.config => {
+                    entry.last = old.last;
+                    entry.since = old.since;
+                    entry.runs = old.runs;
+                    kept_checks.insert(entry.config.name.clone());
+                    summary.checks_kept += 1;
+                }
+                Some(_) => summary.checks_changed += 1,
+                None => summary.checks_added += 1,
+            }
+        }
+        summary.checks_removed = old_checks.len();
+        for entry in &mut next.rules {
+            match old_rules.remove(&entry.config.name) {
+                Some(old)
+                    if old.config == entry.config && kept_checks.contains(&entry.config.check) =>
+                {
+                    entry.state = old.state;
+                    entry.last_transition = old.last_transition;
+                    summary.rules_kept += 1;
+                }
+                Some(_) => summary.rules_reset += 1,
+                None => summary.rules_added += 1,
+            }
+        }
+        summary.rules_removed = old_rules.len();
+        *self = next;
+        summary
+    }
+
     /// Records `obs` and steps every rule reading its check. Returns the rules' transitions.
     pub fn apply(&mut self, obs: Observation, now: Timestamp) -> Vec<RuleTransition> {
         let Some(&ci) = self.by_name.get(&obs.check) else {
@@ -156,6 +204,19 @@ impl Engine {
             rules,
         }
     }
+}
+
+/// What a [`Engine::reconfigure`] kept, changed, added and removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reconfigured {
+    pub checks_kept: usize,
+    pub checks_changed: usize,
+    pub checks_added: usize,
+    pub checks_removed: usize,
+    pub rules_kept: usize,
+    pub rules_reset: usize,
+    pub rules_added: usize,
+    pub rules_removed: usize,
 }
 
 /// The worst state over all rules, and over checks that no rule reads (a failed probe there

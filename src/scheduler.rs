@@ -8,6 +8,7 @@
 //!
 //! The scheduler does not evaluate anything: it sends observations down a channel.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,45 +55,67 @@ pub fn next_run(planned: Instant, interval: Duration, now: Instant) -> (Instant,
     (next + interval * skipped as u32, skipped)
 }
 
-/// Spawns one task per check on `tracker`. Each task stops when `cancel` fires or the
-/// receiving end of `observations` is dropped.
+/// What every check task needs besides its check: where observations go, the clock, metrics,
+/// and the pulse the systemd watchdog reads.
+#[derive(Clone)]
+pub struct Context {
+    pub observations: mpsc::Sender<Observation>,
+    pub clock: Clock,
+    pub metrics: Metrics,
+    pub pulse: Arc<Pulse>,
+}
+
+/// The worst scheduling lateness seen since the last look: the watchdog's evidence that checks
+/// start on time. Lock-free; every run records into it.
+#[derive(Debug, Default)]
+pub struct Pulse {
+    worst_lateness_us: AtomicU64,
+}
+
+impl Pulse {
+    pub fn record(&self, lateness: Duration) {
+        let us = u64::try_from(lateness.as_micros()).unwrap_or(u64::MAX);
+        self.worst_lateness_us.fetch_max(us, Ordering::Relaxed);
+    }
+
+    /// The worst lateness recorded since the previous call, and resets it.
+    pub fn take(&self) -> Duration {
+        Duration::from_micros(self.worst_lateness_us.swap(0, Ordering::Relaxed))
+    }
+}
+
+/// Spawns one task per check on `tracker`, all stopped by `cancel`.
 pub fn spawn(
     checks: Vec<ScheduledCheck>,
-    observations: mpsc::Sender<Observation>,
-    clock: Clock,
-    metrics: Metrics,
+    ctx: &Context,
     cancel: CancellationToken,
     tracker: &TaskTracker,
 ) {
-    let start = Instant::now();
     for check in checks {
-        let span = tracing::info_span!("check", check = %check.config.name);
-        let first = start + spread_offset(&check.config.name, check.config.interval);
-        let (observations, clock, metrics, cancel) = (
-            observations.clone(),
-            clock.clone(),
-            metrics.clone(),
-            cancel.clone(),
-        );
-        let panics = metrics.task_panics.with_label_values(&["check"]);
-        let interval = check.config.interval;
-        let mut next_first = first;
-        let run = move || {
-            let first = next_first;
-            // After a panic, resume one interval later rather than at once.
-            next_first = Instant::now() + interval;
-            run_check(
-                check.clone(),
-                first,
-                observations.clone(),
-                clock.clone(),
-                metrics.clone(),
-                cancel.clone(),
-            )
-            .in_current_span()
-        };
-        tracker.spawn(supervise(run, panics).instrument(span));
+        tracker.spawn(task(check, ctx, cancel.clone()));
     }
+}
+
+/// The task of one check, to be spawned by the caller. It stops when `cancel` fires or the
+/// receiving end of the observations is dropped; a panic inside it is counted and the task
+/// restarted. Its first run falls at its spread offset from the moment it is built.
+pub fn task(
+    check: ScheduledCheck,
+    ctx: &Context,
+    cancel: CancellationToken,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let span = tracing::info_span!("check", check = %check.config.name);
+    let interval = check.config.interval;
+    let mut next_first = Instant::now() + spread_offset(&check.config.name, interval);
+    let panics = ctx.metrics.task_panics.with_label_values(&["check"]);
+    let ctx = ctx.clone();
+    let run = move || {
+        let first = next_first;
+        // After a panic, resume one interval later rather than at once.
+        next_first = Instant::now() + interval;
+        run_check(check.clone(), first, ctx.clone(), cancel.clone()).in_current_span()
+    };
+    supervise(run, panics).instrument(span)
 }
 
 /// Runs the task `make` builds until it returns; a panic is logged, counted and the task
@@ -114,18 +137,11 @@ where
     }
 }
 
-async fn run_check(
-    check: ScheduledCheck,
-    first: Instant,
-    observations: mpsc::Sender<Observation>,
-    clock: Clock,
-    metrics: Metrics,
-    cancel: CancellationToken,
-) {
+async fn run_check(check: ScheduledCheck, first: Instant, ctx: Context, cancel: CancellationToken) {
     let name = check.config.name.as_str();
     let interval = check.config.interval;
     let timeout = check.config.timeout;
-    let skipped = metrics.scheduler_skipped.with_label_values(&[name]);
+    let skipped = ctx.metrics.scheduler_skipped.with_label_values(&[name]);
     let mut planned = first;
     loop {
         tokio::select! {
@@ -134,13 +150,16 @@ async fn run_check(
             _ = tokio::time::sleep_until(planned) => {}
         }
         let lateness = Instant::now().saturating_duration_since(planned);
-        metrics.scheduler_lateness.observe(lateness.as_secs_f64());
+        ctx.metrics
+            .scheduler_lateness
+            .observe(lateness.as_secs_f64());
+        ctx.pulse.record(lateness);
         let obs = tokio::select! {
             biased;
             _ = cancel.cancelled() => return,
-            obs = check.prober.observe(name, timeout, &clock) => obs,
+            obs = check.prober.observe(name, timeout, &ctx.clock) => obs,
         };
-        if observations.send(obs).await.is_err() {
+        if ctx.observations.send(obs).await.is_err() {
             return;
         }
         let (next, missed) = next_run(planned, interval, Instant::now());

@@ -1,8 +1,10 @@
 //! warden's own HTTP surface: `/metrics`, `/healthz`, `/readyz` (and Prometheus' `/-/healthy`,
-//! `/-/ready`), `/api/v1/status`.
+//! `/-/ready`), `/api/v1/status`, and `POST /-/reload`.
 //!
 //! Handlers only read [`Shared`]: the published status snapshot, the metrics registry and the
-//! heartbeat. They never wait on a probe or on the evaluator. Connections are bounded in
+//! heartbeat. They never wait on a probe or on the evaluator; the one exception is
+//! `/-/reload`, which hands a request to the daemon and waits (bounded) for its outcome.
+//! Endpoints that change anything require the bearer token when one is configured. Connections are bounded in
 //! number and in how long they may take to send their headers.
 
 use std::convert::Infallible;
@@ -24,11 +26,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::Status;
+use crate::reload::{self, Outcome, Trigger};
+use crate::secret::Secret;
 use crate::telemetry::{Metrics, METRICS_CONTENT_TYPE};
 
 /// How stale the evaluator's heartbeat may get before `/healthz` reports warden wedged.
 pub const HEARTBEAT_STALE_AFTER: Duration = Duration::from_secs(30);
 const MAX_CONNECTIONS: usize = 256;
+/// How long `POST /-/reload` waits for the reload to finish.
+const RELOAD_WAIT: Duration = Duration::from_secs(60);
 
 /// State the server reads and the daemon writes.
 pub struct Shared {
@@ -38,6 +44,10 @@ pub struct Shared {
     pub ready: AtomicBool,
     /// Last time the evaluator loop made progress.
     pub heartbeat: Mutex<Instant>,
+    /// Bearer token for endpoints that change state; swapped on reload.
+    pub token: ArcSwap<Option<Secret>>,
+    /// Where `POST /-/reload` sends its request; unset until the daemon accepts reloads.
+    pub reloader: std::sync::OnceLock<tokio::sync::mpsc::Sender<reload::Request>>,
 }
 
 impl Shared {
@@ -47,6 +57,8 @@ impl Shared {
             metrics,
             ready: AtomicBool::new(false),
             heartbeat: Mutex::new(Instant::now()),
+            token: ArcSwap::from_pointee(None),
+            reloader: std::sync::OnceLock::new(),
         }
     }
 
@@ -56,7 +68,8 @@ impl Shared {
         }
     }
 
-    fn heartbeat_age(&self) -> Duration {
+    /// Time since the evaluator last made progress.
+    pub fn heartbeat_age(&self) -> Duration {
         self.heartbeat
             .lock()
             .map(|h| h.elapsed())
@@ -93,7 +106,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, cancel: Cancellat
             let _permit = permit;
             let service = service_fn(move |req| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(route(&req, &shared)) }
+                async move { Ok::<_, Infallible>(route(&req, &shared).await) }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -112,8 +125,11 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, cancel: Cancellat
     }
 }
 
-fn route(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
+async fn route(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
     let path = req.uri().path();
+    if path == "/-/reload" {
+        return reload(req, shared).await;
+    }
     let known = matches!(
         path,
         "/metrics" | "/healthz" | "/-/healthy" | "/readyz" | "/-/ready" | "/api/v1/status"
@@ -165,6 +181,93 @@ fn route(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
             }
         }
     }
+}
+
+/// `POST /-/reload`: authorise, hand the request to the daemon, answer with its outcome.
+async fn reload(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
+    if req.method() != Method::POST && req.method() != Method::PUT {
+        return json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "/-/reload accepts POST only",
+        );
+    }
+    if let Some(denied) = unauthorised(req, shared) {
+        return denied;
+    }
+    let Some(reloader) = shared.reloader.get() else {
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "warden is not accepting reloads yet",
+        );
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let request = reload::Request {
+        trigger: Trigger::Http,
+        reply: Some(tx),
+    };
+    if reloader.send(request).await.is_err() {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, "warden is shutting down");
+    }
+    match tokio::time::timeout(RELOAD_WAIT, rx).await {
+        Ok(Ok(outcome)) => {
+            let (code, body) = match &outcome {
+                Outcome::Applied { hash } | Outcome::Unchanged { hash } => (
+                    StatusCode::OK,
+                    serde_json::json!({
+                        "status": "success",
+                        "result": outcome.result(),
+                        "config_hash": format!("{hash:012x}"),
+                    }),
+                ),
+                Outcome::Failed { error } => (
+                    StatusCode::BAD_REQUEST,
+                    serde_json::json!({
+                        "status": "error",
+                        "result": "failed",
+                        "error": error,
+                    }),
+                ),
+            };
+            respond(code, "application/json", body.to_string().into_bytes())
+        }
+        Ok(Err(_)) => json_error(StatusCode::SERVICE_UNAVAILABLE, "warden is shutting down"),
+        Err(_) => json_error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "the reload did not finish within 60 s; see warden's log",
+        ),
+    }
+}
+
+/// The 401 answer when a token is configured and `Authorization: Bearer <token>` does not
+/// carry it; `None` when the request may proceed.
+fn unauthorised(req: &Request<Incoming>, shared: &Shared) -> Option<Response<Full<Bytes>>> {
+    let token = shared.token.load();
+    let token = token.as_ref().as_ref()?;
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
+        None
+    } else {
+        let mut resp = json_error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        Some(resp)
+    }
+}
+
+/// Compares without an early exit, so response timing does not reveal a token's prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for (i, x) in a.iter().enumerate() {
+        diff |= x ^ b.get(i % b.len().max(1)).copied().unwrap_or(0);
+    }
+    diff == 0
 }
 
 fn respond(code: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Full<Bytes>> {

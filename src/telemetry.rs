@@ -6,8 +6,8 @@
 //! or error strings). This module decides nothing; drivers call it to record.
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::config::LogFormat;
@@ -34,6 +34,11 @@ pub struct Metrics {
     pub checks_configured: IntGauge,
     pub rules_configured: IntGauge,
     pub start_time: Gauge,
+    pub config_reload_ok: IntGauge,
+    pub config_reload_time: Gauge,
+    pub config_hash: Gauge,
+    pub config_reloads: IntCounterVec,
+    pub watchdog_skipped: IntCounter,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -154,6 +159,29 @@ impl Metrics {
             "warden_start_time_seconds",
             "Unix time warden started",
         ));
+        let config_reload_ok = must(IntGauge::new(
+            "warden_config_last_reload_successful",
+            "1 if the last config (re)load succeeded, 0 if it failed and the previous config still runs",
+        ));
+        let config_reload_time = must(Gauge::new(
+            "warden_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful config (re)load",
+        ));
+        let config_hash = must(Gauge::new(
+            "warden_config_hash",
+            "Hash of the running config's files (48 bits, exact as a float); changes on every applied edit",
+        ));
+        let config_reloads = must(IntCounterVec::new(
+            Opts::new(
+                "warden_config_reloads_total",
+                "Config reload attempts by result (applied, unchanged, failed)",
+            ),
+            &["result"],
+        ));
+        let watchdog_skipped = must(IntCounter::new(
+            "warden_watchdog_skipped_total",
+            "systemd watchdog keep-alives withheld because the scheduler or evaluator was behind",
+        ));
         reg(Box::new(check_up.clone()));
         reg(Box::new(check_duration.clone()));
         reg(Box::new(check_runs.clone()));
@@ -169,6 +197,14 @@ impl Metrics {
         reg(Box::new(checks_configured.clone()));
         reg(Box::new(rules_configured.clone()));
         reg(Box::new(start_time.clone()));
+        reg(Box::new(config_reload_ok.clone()));
+        reg(Box::new(config_reload_time.clone()));
+        reg(Box::new(config_hash.clone()));
+        reg(Box::new(config_reloads.clone()));
+        reg(Box::new(watchdog_skipped.clone()));
+        for result in ["applied", "unchanged", "failed"] {
+            config_reloads.with_label_values(&[result]);
+        }
         Metrics {
             registry,
             check_up,
@@ -186,6 +222,11 @@ impl Metrics {
             checks_configured,
             rules_configured,
             start_time,
+            config_reload_ok,
+            config_reload_time,
+            config_hash,
+            config_reloads,
+            watchdog_skipped,
         }
     }
 

@@ -60,6 +60,16 @@ pub enum ProbeErrorKind {
 }
 
 impl ProbeErrorKind {
+    pub const ALL: [ProbeErrorKind; 7] = [
+        ProbeErrorKind::Timeout,
+        ProbeErrorKind::Connect,
+        ProbeErrorKind::Tls,
+        ProbeErrorKind::Protocol,
+        ProbeErrorKind::Assertion,
+        ProbeErrorKind::BadBody,
+        ProbeErrorKind::Setup,
+    ];
+
     /// Stable label value for metrics.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -124,7 +124,7 @@ fn keys_of_kind(kind: Kind) -> Vec<&'static str> {
     RawCheck::KEYS
         .iter()
         .copied()
-        .filter(|key| kinds_using(key).map_or(true, |kinds| kinds.contains(&kind)))
+        .filter(|key| kinds_using(key).is_none_or(|kinds| kinds.contains(&kind)))
         .collect()
 }
 
@@ -808,7 +808,7 @@ impl Compiler<'_> {
             assertions,
             extract,
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
-            tls_verify: r.tls_verify.as_ref().map_or(true, |v| *v.get_ref()),
+            tls_verify: r.tls_verify.as_ref().is_none_or(|v| *v.get_ref()),
             ca_file,
             follow_redirects: r.follow_redirects.as_ref().is_some_and(|v| *v.get_ref()),
         })
@@ -884,7 +884,7 @@ impl Compiler<'_> {
         Some(TlsCheck {
             address,
             server_name: server_name.unwrap_or(host),
-            verify: r.verify.as_ref().map_or(true, |v| *v.get_ref()),
+            verify: r.verify.as_ref().is_none_or(|v| *v.get_ref()),
             ca_file,
         })
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::secret::Secret;
 
 /// A whole, valid configuration (the main file plus its includes).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The main file as given on the command line.
     pub path: PathBuf,
@@ -30,7 +30,7 @@ impl Config {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// Default `127.0.0.1:9731`.
     pub listen: SocketAddr,
@@ -44,14 +44,14 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     pub format: LogFormat,
     /// An `EnvFilter` directive, default `"info"`. `RUST_LOG` overrides it.
     pub level: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CheckConfig {
     pub name: String,
     pub interval: Duration,
@@ -60,7 +60,7 @@ pub struct CheckConfig {
     pub kind: CheckKind,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum CheckKind {
     Http(HttpCheck),
     Tcp(TcpCheck),
@@ -109,7 +109,7 @@ impl CheckKind {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HttpCheck {
     pub url: String,
     /// Upper-case method name, default `GET`.
@@ -191,13 +191,13 @@ pub struct JsonAssertion {
     pub expected: serde_json::Value,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TcpCheck {
     /// `host:port`.
     pub address: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TlsCheck {
     /// `host:port`.
     pub address: String,
@@ -208,7 +208,7 @@ pub struct TlsCheck {
     pub ca_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RedisCheck {
     /// `redis://[:password@]host:port[/db]` or `rediss://...`.
     pub url: Secret,
@@ -218,14 +218,14 @@ pub struct RedisCheck {
     pub ca_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PostgresCheck {
     /// libpq-style URL or key/value connection string.
     pub url: Secret,
     pub queries: Vec<NamedQuery>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NamedQuery {
     /// Also the name of the value it produces.
     pub name: String,
@@ -249,7 +249,7 @@ pub enum MissingPolicy {
     Critical,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RuleConfig {
     pub name: String,
     /// The check whose observations feed this rule (exists in `Config::checks`).
