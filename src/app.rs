@@ -66,8 +66,26 @@ fn prepare<'c>(
     }
 }
 
+/// Daemon settings that come from the command line rather than the config.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Reload when a config file changes (default). SIGHUP and `POST /-/reload` always work.
+    pub watch_config: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { watch_config: true }
+    }
+}
+
 /// Runs the daemon until `shutdown` is cancelled.
-pub async fn run(config: Config, clock: Clock, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    options: RunOptions,
+    clock: Clock,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     metrics.start_time.set(clock.now().as_secs_f64());
     let checks = prepare_checks(&config)?;
@@ -105,7 +123,9 @@ pub async fn run(config: Config, clock: Clock, shutdown: CancellationToken) -> a
     };
     let (files_tx, files_rx) = watch::channel(config.files.clone());
     tracker.spawn(reload::on_sighup(reload_tx.clone(), shutdown.clone()));
-    tracker.spawn(reload::watch_files(files_rx, reload_tx, shutdown.clone()));
+    if options.watch_config {
+        tracker.spawn(reload::watch_files(files_rx, reload_tx, shutdown.clone()));
+    }
     if let Some(period) = systemd::watchdog_period() {
         tracker.spawn(systemd::watchdog(
             period,

@@ -27,10 +27,15 @@ struct Cli {
 enum Command {
     /// Run the daemon: schedule every check, evaluate rules, serve /metrics and the API.
     ///
-    /// Stops gracefully on SIGTERM or SIGINT (in-flight probes get up to 10 s).
+    /// Reloads the config on SIGHUP, on `POST /-/reload` and when a config file changes (a bad
+    /// new config is reported and the running one stays). Stops gracefully on SIGTERM or
+    /// SIGINT (in-flight probes get up to 10 s).
     Run {
         #[command(flatten)]
         config: ConfigArg,
+        /// Do not reload when a config file changes (SIGHUP and POST /-/reload still do).
+        #[arg(long)]
+        no_watch_config: bool,
     },
     /// Validate a config file and its includes; print every error as file:line:col.
     ///
@@ -94,12 +99,16 @@ fn main() -> ExitCode {
         },
         Command::Run {
             config: ConfigArg { config },
+            no_watch_config,
         } => {
             let Some(cfg) = load_or_report(&config) else {
                 return ExitCode::from(1);
             };
             telemetry::init_logging(cfg.log.format, &cfg.log.level);
-            match runtime().and_then(|rt| rt.block_on(run_daemon(cfg))) {
+            let options = app::RunOptions {
+                watch_config: !no_watch_config,
+            };
+            match runtime().and_then(|rt| rt.block_on(run_daemon(cfg, options))) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), "warden failed");
@@ -154,14 +163,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-async fn run_daemon(cfg: Config) -> anyhow::Result<()> {
+async fn run_daemon(cfg: Config, options: app::RunOptions) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
     tokio::spawn(async move {
         wait_for_stop_signal().await;
         signals.cancel();
     });
-    app::run(cfg, Clock::system(), shutdown).await
+    app::run(cfg, options, Clock::system(), shutdown).await
 }
 
 async fn wait_for_stop_signal() {

@@ -51,6 +51,11 @@ impl Daemon {
     /// Starts warden on `config_body` (everything but `[server]`, which is added with a free
     /// port) and waits until `/readyz` answers 200.
     pub fn start(config_body: &str) -> Daemon {
+        Daemon::start_with(config_body, &[], &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables and `warden run` arguments.
+    pub fn start_with(config_body: &str, env: &[(&str, &str)], args: &[&str]) -> Daemon {
         let port = free_port();
         let text = format!("[server]\nlisten = \"127.0.0.1:{port}\"\n\n{config_body}");
         let (dir, config) = write_config(&text);
@@ -58,7 +63,9 @@ impl Daemon {
         let child = Command::new(WARDEN)
             .args(["run", "-c"])
             .arg(&config)
+            .args(args)
             .env("RUST_LOG", "warden=debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
@@ -76,6 +83,19 @@ impl Daemon {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// The config file the daemon runs on (`warden.toml` in its temp dir).
+    pub fn config_path(&self) -> PathBuf {
+        self._dir.path().join("warden.toml")
+    }
+
+    /// Sends `signal` (a `kill` name like `HUP`) to the daemon.
+    pub fn signal(&self, signal: &str) {
+        assert!(
+            crate::harness::process::signal(self.child.id(), signal),
+            "kill -{signal} failed"
+        );
     }
 
     pub fn log(&self) -> String {
@@ -189,5 +209,28 @@ pub fn get(url: &str) -> Result<(u16, String, String), String> {
             .to_string();
         let body = resp.text().await.map_err(|e| e.to_string())?;
         Ok((code, ct, body))
+    })
+}
+
+/// A blocking POST with an optional bearer token: (status, body).
+pub fn post(url: &str, token: Option<&str>) -> Result<(u16, String), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(70))
+            .no_proxy()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut req = client.post(url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.map_err(|e| e.to_string())?;
+        let code = resp.status().as_u16();
+        let body = resp.text().await.map_err(|e| e.to_string())?;
+        Ok((code, body))
     })
 }

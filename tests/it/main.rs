@@ -13,6 +13,7 @@ mod http_checks;
 mod metrics;
 mod metrics_matcher;
 mod probes;
+mod reload;
 mod services;
 mod target;
 mod tidy;

@@ -110,3 +110,17 @@ impl<'a> Query<'a> {
         self.samples.len()
     }
 }
+
+/// The value of the one sample of `name` with `labels` in exposition `text`; `None` when no
+/// sample matches. Panics when several do (the labels were not specific enough).
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let samples = parse(text);
+    let mut q = metric(&samples, name);
+    for (k, v) in labels {
+        q = q.label(k, v);
+    }
+    match q.count() {
+        0 => None,
+        _ => Some(q.value()),
+    }
+}

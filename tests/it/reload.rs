@@ -1,0 +1,362 @@
+//! Config reload against the real daemon: SIGHUP, `POST /-/reload` and file changes (an
+//! editor's rename-on-save, a Kubernetes ConfigMap symlink swap). A bad config is reported and
+//! the running one stays; unchanged checks and rules keep their state, changed ones restart.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::daemon::{post, Daemon};
+use crate::metrics_matcher::sample;
+use crate::target::HttpTarget;
+
+/// The `[[check]]` + `[[rule]]` pair for an HTTP check named `name` on `url`.
+fn http_check(name: &str, url: &str) -> String {
+    format!(
+        r#"
+[[check]]
+name = "{name}"
+kind = "http"
+url = "{url}"
+interval = "100ms"
+timeout = "100ms"
+
+[[rule]]
+name = "{name}-up"
+check = "{name}"
+critical = {{ when = "< 1" }}
+"#
+    )
+}
+
+/// Rewrites the daemon's config (keeping its `[server]` section) with `body`, atomically:
+/// written to a temp file and renamed over, as editors and config managers do.
+fn rewrite(d: &Daemon, body: &str) {
+    let path = d.config_path();
+    let old = std::fs::read_to_string(&path).unwrap();
+    let server: String = old.split("\n\n").next().unwrap().to_string();
+    let tmp = path.with_extension("toml.tmp");
+    std::fs::write(&tmp, format!("{server}\n\n{body}")).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+}
+
+fn names(d: &Daemon, section: &str) -> Vec<String> {
+    d.status()[section]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Polls until the status lists exactly `want` checks (in config order).
+fn wait_checks(d: &Daemon, want: &[&str], within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = names(d, "checks");
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "checks are {got:?}, wanted {want:?} within {within:?}\nlog:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn metric(d: &Daemon, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    sample(&d.metrics().1, name, labels)
+}
+
+fn wait_runs(d: &Daemon, check: &str, at_least: u64, within: Duration) -> u64 {
+    let deadline = Instant::now() + within;
+    loop {
+        let runs = d.check(check)["runs"].as_u64().unwrap();
+        if runs >= at_least {
+            return runs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "check {check} ran {runs} times, wanted {at_least}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sighup_keeps_unchanged_state_restarts_changed_and_adds_new() {
+    let target = HttpTarget::start();
+    target.set_json("/down", 503, serde_json::json!({"status": "unhealthy"}));
+    target.set_json("/b", 200, serde_json::json!({"status": "ok"}));
+    target.set_json("/b2", 200, serde_json::json!({"status": "ok"}));
+    target.set_json("/c", 200, serde_json::json!({"status": "ok"}));
+    let keep = http_check("keep", &target.url("/down"));
+    // Without the file watcher, so that only the signal can reload.
+    let mut d = Daemon::start_with(
+        &format!(
+            "{keep}{}{}",
+            http_check("change", &target.url("/b")),
+            http_check("drop", &target.url("/b"))
+        ),
+        &[],
+        &["--no-watch-config"],
+    );
+    let critical = d.wait_rule_state("keep-up", "critical", Duration::from_secs(10));
+    let change_runs = wait_runs(&d, "change", 10, Duration::from_secs(10));
+    let hash_before = metric(&d, "warden_config_hash", &[]).unwrap();
+
+    rewrite(
+        &d,
+        &format!(
+            "{keep}{}{}",
+            http_check("change", &target.url("/b2")),
+            http_check("added", &target.url("/c"))
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        names(&d, "checks"),
+        ["keep", "change", "drop"],
+        "reloaded without a signal"
+    );
+    d.signal("HUP");
+    wait_checks(&d, &["keep", "change", "added"], Duration::from_secs(10));
+    assert!(d.log().contains("SIGHUP received"));
+
+    // The unchanged rule kept its state and history: still critical since the same moment.
+    let kept = d.rule("keep-up");
+    assert_eq!(kept["state"], "critical");
+    assert_eq!(
+        kept["since"], critical["since"],
+        "state restarted: {kept:#}"
+    );
+    assert!(kept["samples"].as_u64() >= critical["samples"].as_u64());
+    // The changed check restarted against its new URL; the new one runs.
+    let changed = d.check("change");
+    assert!(
+        changed["runs"].as_u64().unwrap() < change_runs,
+        "changed check kept its old history: {changed:#}"
+    );
+    wait_runs(&d, "added", 3, Duration::from_secs(10));
+    let b2_hits = target.hits("/b2");
+    assert!(b2_hits > 0, "the changed check does not probe its new URL");
+    d.wait_rule_state("added-up", "ok", Duration::from_secs(10));
+
+    let text = d.metrics().1;
+    assert_eq!(
+        sample(&text, "warden_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "warden_config_reloads_total",
+            &[("result", "applied")]
+        ),
+        Some(1.0)
+    );
+    assert_ne!(sample(&text, "warden_config_hash", &[]), Some(hash_before));
+    // The removed check's and rule's series are gone; the others are there.
+    assert!(!text.contains("check=\"drop\""), "stale series:\n{text}");
+    assert!(!text.contains("rule=\"drop-up\""), "stale series:\n{text}");
+    assert!(sample(&text, "warden_check_up", &[("check", "added")]).is_some());
+    assert_eq!(
+        sample(
+            &text,
+            "warden_rule_state",
+            &[("rule", "keep-up"), ("state", "critical")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, "warden_checks_configured", &[]), Some(3.0));
+    // The dropped check stopped probing.
+    let drop_hits = target.hits("/b");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(target.hits("/b"), drop_hits, "a removed check still runs");
+    assert!(d.log().contains("config reloaded"));
+    assert_eq!(d.terminate(Duration::from_secs(15)), Some(0));
+}
+
+#[test]
+fn a_bad_config_is_reported_whole_and_the_running_one_stays() {
+    let target = HttpTarget::start();
+    target.set_json("/ok", 200, serde_json::json!({"status": "ok"}));
+    let good = http_check("api", &target.url("/ok"));
+    let d = Daemon::start(&good);
+    wait_runs(&d, "api", 3, Duration::from_secs(10));
+
+    // Two errors in the new file: both are reported with file:line:col.
+    rewrite(
+        &d,
+        &format!("{good}\n[[check]]\nname = \"broken\"\nkind = \"http\"\nurl = \"ftp://x\"\ninterval = \"soon\"\n"),
+    );
+    let (code, body) = post(&d.url("/-/reload"), None).unwrap();
+    assert_eq!(code, 400, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let error = body["error"].as_str().unwrap();
+    let config = d.config_path();
+    let file = config.display().to_string();
+    assert!(
+        error.contains(&format!("{file}:")),
+        "no file:line:col in {error}"
+    );
+    assert!(error.contains(r#"invalid duration "soon""#), "{error}");
+    assert!(error.contains(r#"invalid url "ftp://x""#), "{error}");
+    assert_eq!(
+        metric(&d, "warden_config_last_reload_successful", &[]),
+        Some(0.0)
+    );
+    assert!(d.log().contains("config reload failed"), "{}", d.log());
+
+    // The old config keeps running.
+    let before = d.check("api")["runs"].as_u64().unwrap();
+    wait_runs(&d, "api", before + 3, Duration::from_secs(10));
+    assert_eq!(names(&d, "checks"), ["api"]);
+
+    // Fixed: the next reload applies; reloading again changes nothing.
+    rewrite(
+        &d,
+        &format!("{good}{}", http_check("second", &target.url("/ok"))),
+    );
+    let (code, body) = post(&d.url("/-/reload"), None).unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"applied\""), "{body}");
+    assert_eq!(names(&d, "checks"), ["api", "second"]);
+    let (code, body) = post(&d.url("/-/reload"), None).unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"unchanged\""), "{body}");
+    let text = d.metrics().1;
+    assert_eq!(
+        sample(&text, "warden_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
+    // The file watcher may have reloaded too (the files changed), so count at least ours.
+    for result in ["failed", "applied", "unchanged"] {
+        let n = sample(&text, "warden_config_reloads_total", &[("result", result)]).unwrap();
+        assert!(n >= 1.0, "{result}: {n}");
+    }
+}
+
+#[test]
+fn reload_endpoint_requires_the_token_when_one_is_set() {
+    let d = Daemon::start_with(
+        "[defaults]\ninterval = \"1s\"\n",
+        &[("WARDEN_TEST_TOKEN", "s3cret-token")],
+        &[],
+    );
+    // Daemon::start puts [server] first; add the token there and restart-free reload it.
+    let path = d.config_path();
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "[server]\n",
+        "[server]\ntoken = \"${WARDEN_TEST_TOKEN}\"\n",
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    let (code, body) = post(&d.url("/-/reload"), None).unwrap();
+    assert_eq!(code, 200, "{body}");
+    // The token is live now.
+    for wrong in [None, Some("nope"), Some("s3cret-token-and-more"), Some("")] {
+        let (code, body) = post(&d.url("/-/reload"), wrong).unwrap();
+        assert_eq!(code, 401, "{wrong:?}: {body}");
+    }
+    let (code, body) = post(&d.url("/-/reload"), Some("s3cret-token")).unwrap();
+    assert_eq!(code, 200, "{body}");
+    // GET is refused; the token never shows in the status or the metrics.
+    let (code, _, _) = crate::daemon::get(&d.url("/-/reload")).unwrap();
+    assert_eq!(code, 405);
+    assert!(!d.metrics().1.contains("s3cret"));
+    assert!(!d.status().to_string().contains("s3cret"));
+    assert!(!d.log().contains("s3cret"));
+}
+
+/// Waits until `check` appears in the status, without any signal or request.
+fn wait_for_check(d: &Daemon, check: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !names(d, "checks").iter().any(|n| n == check) {
+        assert!(
+            Instant::now() < deadline,
+            "no reload picked up {check}\nlog:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn file_changes_reload_by_themselves() {
+    let target = HttpTarget::start();
+    target.set_json("/ok", 200, serde_json::json!({"status": "ok"}));
+    let d = Daemon::start(&http_check("first", &target.url("/ok")));
+    let dir = d.config_path().parent().unwrap().to_path_buf();
+
+    // An editor's save: a new file renamed over the old one.
+    rewrite(
+        &d,
+        &format!(
+            "{}{}",
+            http_check("first", &target.url("/ok")),
+            http_check("renamed", &target.url("/ok"))
+        ),
+    );
+    wait_for_check(&d, "renamed");
+
+    // An in-place write (truncate + write), like `echo >>` or an editor without backups.
+    let path = d.config_path();
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&http_check("appended", &target.url("/ok")));
+    std::fs::write(&path, &text).unwrap();
+    wait_for_check(&d, "appended");
+
+    // A Kubernetes ConfigMap volume: warden.toml -> ..data/warden.toml, ..data -> ..v1; an
+    // update writes ..v2 and swaps the ..data symlink atomically.
+    let server = text.split("\n\n").next().unwrap().to_string();
+    // `text` holds the whole file, [server] included.
+    let version = |name: &str, whole: &str| {
+        let v = dir.join(name);
+        std::fs::create_dir(&v).unwrap();
+        std::fs::write(v.join("warden.toml"), whole).unwrap();
+    };
+    let swap = |to: &str| {
+        let tmp = dir.join("..data_tmp");
+        std::os::unix::fs::symlink(to, &tmp).unwrap();
+        std::fs::rename(&tmp, dir.join("..data")).unwrap();
+    };
+    version(
+        "..v1",
+        &format!("{text}{}", http_check("k8s-v1", &target.url("/ok"))),
+    );
+    swap("..v1");
+    let link = dir.join("warden.toml.new");
+    std::os::unix::fs::symlink(Path::new("..data/warden.toml"), &link).unwrap();
+    std::fs::rename(&link, &path).unwrap();
+    wait_for_check(&d, "k8s-v1");
+    version(
+        "..v2",
+        &format!("{text}{}", http_check("k8s-v2", &target.url("/ok"))),
+    );
+    swap("..v2");
+    wait_for_check(&d, "k8s-v2");
+    assert!(!names(&d, "checks").iter().any(|n| n == "k8s-v1"));
+
+    // A half-written config is rejected and the running one stays; the complete one applies.
+    let broken = dir.join("..v3");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::write(
+        broken.join("warden.toml"),
+        format!("{server}\n\n[[check]]\nname = "),
+    )
+    .unwrap();
+    swap("..v3");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&d, "warden_config_last_reload_successful", &[]) != Some(0.0) {
+        assert!(
+            Instant::now() < deadline,
+            "the broken config was not noticed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(names(&d, "checks").iter().any(|n| n == "k8s-v2"));
+    let reloads = metric(&d, "warden_config_reloads_total", &[("result", "applied")]).unwrap();
+    assert!(reloads >= 4.0, "applied reloads: {reloads}");
+}
