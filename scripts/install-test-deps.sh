@@ -8,7 +8,8 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 
-packages=(redis-server postgresql-15 prometheus monitoring-plugins-basic python3-aiosmtpd)
+# systemd: only for `systemd-analyze verify|security` on the shipped unit (nothing is started).
+packages=(redis-server postgresql-15 prometheus monitoring-plugins-basic python3-aiosmtpd systemd)
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -15,5 +15,6 @@ mod metrics_matcher;
 mod probes;
 mod reload;
 mod services;
+mod systemd;
 mod target;
 mod tidy;
