@@ -47,6 +47,7 @@ fn stages_import_only_what_feeds_them() {
         ("engine", &["check", "config", "clock", "rule"]),
         ("scheduler", &["check", "config", "clock", "telemetry"]),
         ("reload", &[]),
+        ("alert", &[]),
         ("server", &["engine", "reload", "secret", "telemetry"]),
         ("systemd", &["scheduler", "server", "telemetry"]),
     ];

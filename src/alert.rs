@@ -1,0 +1,120 @@
+//! The alert stage's vocabulary: what a rule transition becomes on its way to a receiver.
+//!
+//! An [`Event`] is one thing worth telling someone: an alert firing at a severity, the same
+//! alert resolved, a hook's outcome, or a test page. It carries everything a notifier renders
+//! and a stable `dedup_key` (rule + incident, never the value, time or severity), so a
+//! receiver can collapse repeats and an outbox can deliver each event at least once and a
+//! receiver sees it once per key.
+//!
+//! A [`Sink`] (one per configured notifier) only renders and sends an event and classifies
+//! the outcome as a [`Delivery`]; retry, backoff, dedup and ordering live once, in the outbox.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How bad: the level of the rule that fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// The alert fires (or escalates/de-escalates) at `severity`.
+    Firing,
+    /// The alert is over.
+    Resolved,
+    /// A hook ran (or would have, in dry-run); `hook` says how it went.
+    Hook,
+    /// `warden notify-test`: a page that proves the path works.
+    Test,
+}
+
+/// A hook run's outcome, carried by [`EventKind::Hook`] events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HookOutcome {
+    pub hook: String,
+    /// The argv (or shell line) as configured.
+    pub command: String,
+    pub dry_run: bool,
+    /// `None` when killed by a signal or timeout, or in dry-run.
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub duration_seconds: f64,
+}
+
+/// One thing to tell someone. Serialisable, because the outbox stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub kind: EventKind,
+    /// The rule's name (the alert's name).
+    pub alert: String,
+    /// The check the rule reads.
+    pub check: String,
+    pub severity: Severity,
+    /// The value that caused the transition, if there was one.
+    pub value: Option<f64>,
+    /// The threshold of the level that fired (for `Resolved`, the one that had fired).
+    pub threshold: Option<f64>,
+    /// The condition as written (`> 0.8`), for people.
+    pub condition: Option<String>,
+    pub description: Option<String>,
+    /// The rule's labels plus `check`, `severity`.
+    pub labels: BTreeMap<String, String>,
+    /// RFC 3339: when the alert started firing (for `Resolved`, when it had started).
+    pub since: String,
+    /// RFC 3339: when this event was produced.
+    pub at: String,
+    /// The deploy (validation window) this happened in, if any.
+    pub deploy: Option<String>,
+    /// Stable per alert incident: `warden/<rule>/<incident>`. Never contains the value, time
+    /// or severity, so a warning that becomes critical updates the same page.
+    pub dedup_key: String,
+    /// Set for `Hook` events.
+    pub hook: Option<HookOutcome>,
+}
+
+/// A send's outcome, as the outbox needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    /// The receiver accepted the event.
+    Ok,
+    /// Try again later (connect error, timeout, 5xx, 429); `retry_after` honours the
+    /// receiver's `Retry-After` when it gave one.
+    Retryable {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Retrying cannot help (4xx other than 429, a payload the receiver rejects); reported.
+    Permanent { reason: String },
+}
+
+/// A boxed future, so sinks can be trait objects without a macro crate.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A configured notifier: renders and sends one event, classifies the outcome. It must bound
+/// its own time (connect and total timeouts) and never retry: the outbox does.
+pub trait Sink: Send + Sync {
+    /// The notifier's name from the config.
+    fn name(&self) -> &str;
+    /// The notifier's kind (`webhook`, `slack`, `pagerduty`, `alertmanager`, `email`).
+    fn kind(&self) -> &'static str;
+    fn send<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Delivery>;
+}
