@@ -9,10 +9,12 @@ mod harness;
 // Test modules, one per area. Add new ones below, in alphabetical order.
 mod cli;
 mod daemon;
+mod exec_checks;
 mod http_checks;
 mod metrics;
 mod metrics_matcher;
 mod probes;
 mod services;
+mod system_checks;
 mod target;
 mod tidy;
