@@ -152,22 +152,23 @@ impl ExecProbe {
                 )
             };
             tokio::pin!(reads);
-            let child = &mut child;
-            tokio::time::timeout_at(deadline, async move {
-                let mut drained = false;
-                let status = tokio::select! {
-                    status = child.wait() => status,
-                    _ = &mut reads => {
-                        drained = true;
-                        child.wait().await
-                    }
-                };
-                if !drained {
-                    drained = tokio::time::timeout(EXIT_GRACE, &mut reads).await.is_ok();
+            let exited = tokio::time::timeout_at(deadline, async {
+                tokio::select! {
+                    status = child.wait() => (status, false),
+                    _ = &mut reads => (child.wait().await, true),
                 }
-                (status, drained)
             })
-            .await
+            .await;
+            match exited {
+                Ok((status, false)) => {
+                    // The command exited; a child it left behind may hold the pipes open.
+                    // Wait for the rest of the output briefly, never past the deadline.
+                    let grace = (Instant::now() + EXIT_GRACE).min(deadline);
+                    let drained = tokio::time::timeout_at(grace, &mut reads).await.is_ok();
+                    Ok((status, drained))
+                }
+                other => other,
+            }
         };
 
         let status = match finished {

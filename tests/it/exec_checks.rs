@@ -487,3 +487,49 @@ fn stopping_the_daemon_kills_a_running_plugin() {
         "still running after warden stopped: {recorded:?}"
     );
 }
+
+#[test]
+fn a_child_left_holding_the_output_does_not_turn_a_verdict_into_a_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    // The background sleep inherits stdout and keeps the pipe open after the plugin exits.
+    let plugin = script(
+        dir.path(),
+        "leaver",
+        &format!(
+            "sleep 60 &\necho $! > {pids}\necho 'WARNING - left a child | n=1'\nexit 1",
+            pids = pids.display()
+        ),
+    );
+    let (code, status) = once(&exec_check(
+        "leaver",
+        &[plugin.to_str().unwrap()],
+        "timeout = \"10s\"\ninterval = \"1m\"",
+    ));
+    assert_eq!(code, 1, "{status:#}");
+    let check = find(&status, "checks", "leaver");
+    assert_eq!(check["last_error"]["message"], "WARNING - left a child");
+    assert_eq!(check["values"]["n"], 1.0);
+    let child: u32 = std::fs::read_to_string(&pids)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        wait_gone(&[child], Duration::from_secs(5)),
+        "the child holding the pipe was not killed: {child}"
+    );
+}
+
+#[test]
+fn death_by_a_signal_is_unknown() {
+    let config =
+        "[[check]]\nname = \"dies\"\nkind = \"exec\"\nshell = \"echo dying; kill -KILL $$\"\n";
+    let (code, status) = once(config);
+    assert_eq!(code, 3, "{status:#}");
+    let check = find(&status, "checks", "dies");
+    assert_eq!(check["last_error"]["kind"], "protocol");
+    assert_eq!(check["last_error"]["message"], "killed by signal 9: dying");
+    assert!(check["values"].get("exit_code").is_none(), "{check:#}");
+    assert_eq!(find(&status, "rules", "dies")["state"], "unknown");
+}
