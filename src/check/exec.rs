@@ -174,7 +174,7 @@ impl ExecProbe {
         let status = match finished {
             Ok((Ok(status), drained)) => {
                 if drained {
-                    // Nothing holds the pipes: leave the (now empty) group alone.
+                    // The command exited and nothing holds its output: leave the group be.
                     group.disarm();
                 }
                 status
