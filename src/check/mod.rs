@@ -5,9 +5,11 @@
 //! probe runs under a timeout, and a failed probe is an observation with an error kind, never
 //! a panic. One file per kind, one [`Probe`] trait, a closed [`Prober`] enum to dispatch.
 
+pub mod exec;
 pub mod http;
 pub mod postgres;
 pub mod redis;
+pub mod system;
 pub mod tcp;
 pub mod tls;
 
@@ -175,6 +177,8 @@ pub enum Prober {
     Tls(self::tls::TlsProbe),
     Redis(self::redis::RedisProbe),
     Postgres(self::postgres::PostgresProbe),
+    Exec(exec::ExecProbe),
+    System(system::SystemProbe),
 }
 
 impl Prober {
@@ -190,6 +194,8 @@ impl Prober {
             CheckKind::Postgres(spec) => {
                 Prober::Postgres(self::postgres::PostgresProbe::new(spec, timeout)?)
             }
+            CheckKind::Exec(spec) => Prober::Exec(exec::ExecProbe::new(spec, timeout)),
+            CheckKind::System(spec) => Prober::System(system::SystemProbe::new(spec, timeout)),
         })
     }
 
@@ -200,6 +206,8 @@ impl Prober {
             Prober::Tls(p) => p.run().await,
             Prober::Redis(p) => p.run().await,
             Prober::Postgres(p) => p.run().await,
+            Prober::Exec(p) => p.run().await,
+            Prober::System(p) => p.run().await,
         }
     }
 

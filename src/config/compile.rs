@@ -36,6 +36,9 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
 const MIN_TIMEOUT: Duration = Duration::from_millis(10);
 const DEFAULT_MAX_BODY_BYTES: i64 = 1024 * 1024;
+const DEFAULT_MAX_OUTPUT_BYTES: i64 = 8 * 1024;
+/// Upper bound for an exec check's kept output per stream.
+const MAX_OUTPUT_BYTES: i64 = 16 * 1024 * 1024;
 /// Upper bound for sample counts and windows, so a rule's memory stays bounded.
 const MAX_SAMPLES: i64 = 10_000;
 
@@ -46,14 +49,18 @@ enum Kind {
     Tls,
     Redis,
     Postgres,
+    Exec,
+    System,
 }
 
-const KINDS: [(&str, Kind); 5] = [
+const KINDS: [(&str, Kind); 7] = [
     ("http", Kind::Http),
     ("tcp", Kind::Tcp),
     ("tls", Kind::Tls),
     ("redis", Kind::Redis),
     ("postgres", Kind::Postgres),
+    ("exec", Kind::Exec),
+    ("system", Kind::System),
 ];
 
 impl Kind {
@@ -99,6 +106,17 @@ impl Kind {
                 url,
                 queries: Vec::new(),
             }),
+            Kind::Exec => CheckKind::Exec(ExecCheck {
+                program: ExecProgram::Shell(String::new()),
+                env: Vec::new(),
+                workdir: None,
+                max_output_bytes: 0,
+                status_rule: true,
+            }),
+            Kind::System => CheckKind::System(SystemCheck {
+                scope: SystemScope::Auto,
+                disk_path: None,
+            }),
         };
         kind.value_names()
     }
@@ -116,6 +134,10 @@ fn kinds_using(key: &str) -> Option<&'static [Kind]> {
         "server_name" | "verify" => Some(&[Tls]),
         "info_fields" => Some(&[Redis]),
         "query" => Some(&[Postgres]),
+        "command" | "shell" | "env" | "workdir" | "max_output_bytes" | "status_rule" => {
+            Some(&[Exec])
+        }
+        "scope" | "disk_path" => Some(&[System]),
         _ => None,
     }
 }
@@ -139,6 +161,8 @@ struct KnownCheck {
     at: Defined,
     kind: Option<&'static str>,
     values: Option<Vec<String>>,
+    /// Rules may read any value name (exec perfdata).
+    open_values: bool,
 }
 
 struct Defaults {
@@ -194,6 +218,9 @@ pub(crate) fn compile(
     let mut checks = Vec::new();
     let mut known: HashMap<String, KnownCheck> = HashMap::new();
     let mut check_order: Vec<String> = Vec::new();
+    // Exec checks' implicit status rules, named like their checks, listed before user rules.
+    let mut implicit_rules: Vec<RuleConfig> = Vec::new();
+    let mut status_rules: HashMap<String, Defined> = HashMap::new();
     for (index, unit) in files.iter().enumerate() {
         let Some(raw) = &unit.raw else { continue };
         c.file = index;
@@ -218,14 +245,25 @@ pub(crate) fn compile(
                     },
                     kind: kind.map(Kind::name),
                     values: config.as_ref().map(|k: &CheckConfig| k.kind.value_names()),
+                    open_values: config.as_ref().is_some_and(|k| k.kind.open_values()),
                 },
             );
             check_order.push(name.get_ref().clone());
+            if let Some(rule) = config.as_ref().and_then(status_rule) {
+                status_rules.insert(
+                    rule.name.clone(),
+                    Defined {
+                        file: index,
+                        offset: name.span().start,
+                    },
+                );
+                implicit_rules.push(rule);
+            }
             checks.extend(config);
         }
     }
 
-    let mut rules = Vec::new();
+    let mut rules = implicit_rules;
     let mut rule_names: HashMap<String, Defined> = HashMap::new();
     let checks_known = CheckIndex {
         known: &known,
@@ -238,6 +276,16 @@ pub(crate) fn compile(
         for raw_rule in raw.rule.iter().flatten() {
             let (name, config) = c.rule(raw_rule, &checks_known);
             let Some(name) = name else { continue };
+            if let Some(check) = status_rules.get(name.get_ref()) {
+                let message = format!(
+                    "rule name {n:?} is taken by the status rule of exec check {n:?} (defined at {}); \
+                     set status_rule = false on check {n:?} or rename the rule",
+                    c.place(check),
+                    n = name.get_ref(),
+                );
+                c.error(name.span(), message);
+                continue;
+            }
             if let Some(first) = rule_names.get(name.get_ref()) {
                 let message = format!(
                     "duplicate rule name {:?}: first defined at {}",
@@ -668,6 +716,8 @@ impl Compiler<'_> {
             Some(Kind::Tls) => self.tls(r, &header).map(CheckKind::Tls),
             Some(Kind::Redis) => self.redis(r, &header).map(CheckKind::Redis),
             Some(Kind::Postgres) => self.postgres(r, &header).map(CheckKind::Postgres),
+            Some(Kind::Exec) => self.exec(r, &header).map(CheckKind::Exec),
+            Some(Kind::System) => self.system(r).map(CheckKind::System),
             None => None,
         };
 
@@ -1011,6 +1061,147 @@ impl Compiler<'_> {
         (self.problems.len() == before).then_some(PostgresCheck { url, queries })
     }
 
+    fn exec(&mut self, r: &RawCheck, header: &Span) -> Option<ExecCheck> {
+        let before = self.problems.len();
+        let program = match (&r.command, &r.shell) {
+            (Some(_), Some(shell)) => {
+                let span = r.key_span("shell").unwrap_or_else(|| shell.span());
+                self.error(
+                    span,
+                    "set command or shell, not both (command runs the program directly, shell runs /bin/sh -c)",
+                );
+                None
+            }
+            (None, None) => {
+                self.error(
+                    header.clone(),
+                    r#"missing required key "command" (or "shell") in [[check]] of kind "exec", e.g. command = ["check_tcp", "-H", "127.0.0.1", "-p", "6379"]"#,
+                );
+                None
+            }
+            (Some(command), None) => self.command(command).map(ExecProgram::Argv),
+            (None, Some(shell)) => self.text(shell).and_then(|script| {
+                if script.trim().is_empty() {
+                    self.error(shell.span(), "shell must not be empty");
+                    None
+                } else if script.contains('\0') {
+                    self.error(shell.span(), "shell must not contain NUL");
+                    None
+                } else {
+                    Some(ExecProgram::Shell(script))
+                }
+            }),
+        };
+        let mut env = Vec::new();
+        for (key, value) in r.env.iter().flat_map(|m| m.get_ref().0.iter()) {
+            let name = key.get_ref();
+            self.value_name(name, key.span(), "environment variable name");
+            if let Some(text) = self.text(value) {
+                if text.contains('\0') {
+                    // The value may be a credential: name the variable, not the value.
+                    self.error(
+                        value.span(),
+                        format!("value of environment variable {name:?} must not contain NUL"),
+                    );
+                }
+                env.push((name.clone(), Secret::new(text)));
+            }
+        }
+        let workdir = match &r.workdir {
+            None => Some(None),
+            Some(v) => self.text(v).and_then(|text| {
+                if text.is_empty() || text.contains('\0') {
+                    self.error(
+                        v.span(),
+                        r#"workdir must name a directory, e.g. "/var/lib/warden""#,
+                    );
+                    None
+                } else {
+                    Some(Some(self.dir().join(text)))
+                }
+            }),
+        };
+        let max_output_bytes = match &r.max_output_bytes {
+            None => Some(DEFAULT_MAX_OUTPUT_BYTES),
+            Some(v) => self.int(v, "max_output_bytes", 1, MAX_OUTPUT_BYTES),
+        };
+        let (program, workdir, max_output_bytes) = (program?, workdir?, max_output_bytes?);
+        (self.problems.len() == before).then(|| ExecCheck {
+            program,
+            env,
+            workdir,
+            max_output_bytes: usize::try_from(max_output_bytes).unwrap_or(usize::MAX),
+            status_rule: r.status_rule.as_ref().is_none_or(|v| *v.get_ref()),
+        })
+    }
+
+    /// `command = [...]`: the argv, interpolated. A relative program path with a `/` is taken
+    /// relative to the config file's directory (like `ca_file`); a bare name is looked up in
+    /// `PATH` when the check runs.
+    fn command(&mut self, v: &Spanned<Vec<Spanned<String>>>) -> Option<Vec<String>> {
+        let items = v.get_ref();
+        let Some(first) = items.first() else {
+            self.error(
+                v.span(),
+                r#"command must not be empty: the program, then its arguments, e.g. ["check_tcp", "-H", "127.0.0.1", "-p", "6379"]"#,
+            );
+            return None;
+        };
+        let mut argv = Vec::with_capacity(items.len());
+        for item in items {
+            let text = self.text(item)?;
+            if text.contains('\0') {
+                self.error(item.span(), "command arguments must not contain NUL");
+                return None;
+            }
+            argv.push(text);
+        }
+        if argv[0].trim().is_empty() {
+            self.error(
+                first.span(),
+                "command[0] must name the program to run, e.g. \"/usr/lib/nagios/plugins/check_tcp\"",
+            );
+            return None;
+        }
+        if argv[0].contains('/') && Path::new(&argv[0]).is_relative() {
+            argv[0] = self.dir().join(&argv[0]).to_string_lossy().into_owned();
+        }
+        Some(argv)
+    }
+
+    fn system(&mut self, r: &RawCheck) -> Option<SystemCheck> {
+        let scope = match &r.scope {
+            None => Some(SystemScope::Auto),
+            Some(v) => self.one_of(
+                v,
+                "scope",
+                &[
+                    ("auto", SystemScope::Auto),
+                    ("host", SystemScope::Host),
+                    ("cgroup", SystemScope::Cgroup),
+                ],
+            ),
+        };
+        let disk_path = match &r.disk_path {
+            None => Some(None),
+            Some(v) => self.text(v).and_then(|text| {
+                if Path::new(&text).is_absolute() {
+                    Some(Some(PathBuf::from(text)))
+                } else {
+                    self.error(
+                        v.span(),
+                        format!(r#"disk_path must be an absolute path, e.g. "/" or "/var/lib/warden", got {text:?}"#),
+                    );
+                    None
+                }
+            }),
+        };
+        Some(SystemCheck {
+            scope: scope?,
+            disk_path: disk_path?,
+        })
+    }
+
     fn rule(
         &mut self,
         raw: &Spanned<RawRule>,
@@ -1048,16 +1239,30 @@ impl Compiler<'_> {
         if let (Some((check_name, known)), Some(values)) =
             (&check, check.as_ref().and_then(|(_, k)| k.values.as_ref()))
         {
-            if !values.contains(&value) {
+            if known.open_values {
+                if !is_identifier(&value) {
+                    let span = r.value.as_ref().map_or(header.clone(), Spanned::span);
+                    self.error(
+                        span,
+                        format!(
+                            "invalid value name {value:?} for {} check {check_name:?}: perfdata \
+                             labels become value names with every character outside \
+                             [A-Za-z0-9_] replaced by _, e.g. \"time\" or \"_tmp\"",
+                            known.kind.unwrap_or("?"),
+                        ),
+                    );
+                }
+            } else if !values.contains(&value) {
                 let span = r.value.as_ref().map_or(header.clone(), Spanned::span);
-                self.error(
-                    span,
-                    format!(
-                        "check {check_name:?} (kind {}) has no value {value:?}; valid values: {}",
-                        known.kind.unwrap_or("?"),
-                        values.join(", ")
-                    ),
+                let mut message = format!(
+                    "check {check_name:?} (kind {}) has no value {value:?}; valid values: {}",
+                    known.kind.unwrap_or("?"),
+                    values.join(", ")
                 );
+                if known.kind == Some("system") && value.starts_with("disk_") {
+                    message.push_str(" (disk values need disk_path on the check)");
+                }
+                self.error(span, message);
             }
         }
 
@@ -1247,6 +1452,39 @@ impl Compiler<'_> {
         }
         (self.problems.len() == before).then_some(Some(config))
     }
+}
+
+/// The implicit rule of an exec check with `status_rule`, named like the check: the plugin's
+/// exit status read the way Nagios reads it (1 warning, 2 critical, a failed run unknown).
+fn status_rule(check: &CheckConfig) -> Option<RuleConfig> {
+    let CheckKind::Exec(exec) = &check.kind else {
+        return None;
+    };
+    if !exec.status_rule {
+        return None;
+    }
+    let level = |threshold| LevelConfig {
+        when: Condition {
+            op: CmpOp::Ge,
+            threshold,
+        },
+        clear: None,
+        trigger: Trigger::Immediate,
+        recover: Recovery::default(),
+    };
+    Some(RuleConfig {
+        name: check.name.clone(),
+        check: check.name.clone(),
+        value: "status".into(),
+        description: Some(format!("exit status of {}", exec.program_name())),
+        labels: check.labels.clone(),
+        warning: Some(level(1.0)),
+        critical: Some(level(2.0)),
+        on_error: MissingPolicy::Unknown,
+        on_missing: MissingPolicy::Unknown,
+        min_samples: 1,
+        flapping: None,
+    })
 }
 
 fn unknown_check_message(wanted: &str, known: &[String]) -> String {

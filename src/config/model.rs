@@ -67,6 +67,8 @@ pub enum CheckKind {
     Tls(TlsCheck),
     Redis(RedisCheck),
     Postgres(PostgresCheck),
+    Exec(ExecCheck),
+    System(SystemCheck),
 }
 
 impl CheckKind {
@@ -78,7 +80,15 @@ impl CheckKind {
             CheckKind::Tls(_) => "tls",
             CheckKind::Redis(_) => "redis",
             CheckKind::Postgres(_) => "postgres",
+            CheckKind::Exec(_) => "exec",
+            CheckKind::System(_) => "system",
         }
+    }
+
+    /// Whether a rule may read any value name: an `exec` check's perfdata labels are only
+    /// known at run time, so a value missing then is the rule's `on_missing`.
+    pub fn open_values(&self) -> bool {
+        matches!(self, CheckKind::Exec(_))
     }
 
     /// Names of the values an observation of this check can carry, for rules to read.
@@ -97,13 +107,24 @@ impl CheckKind {
                 "blocked_clients",
             ],
             CheckKind::Postgres(_) => &["connections", "max_connections", "connections_ratio"],
+            CheckKind::Exec(_) => &["status", "exit_code"],
+            CheckKind::System(_) => &[
+                "cpu_ratio",
+                "memory_ratio",
+                "memory_used_bytes",
+                "memory_limit_bytes",
+                "load1",
+            ],
         };
         names.extend(fixed.iter().map(|s| s.to_string()));
         match self {
             CheckKind::Http(h) => names.extend(h.extract.keys().cloned()),
             CheckKind::Redis(r) => names.extend(r.info_fields.iter().cloned()),
             CheckKind::Postgres(p) => names.extend(p.queries.iter().map(|q| q.name.clone())),
-            CheckKind::Tcp(_) | CheckKind::Tls(_) => {}
+            CheckKind::System(s) if s.disk_path.is_some() => {
+                names.extend(["disk_ratio".to_string(), "disk_free_bytes".to_string()])
+            }
+            CheckKind::Tcp(_) | CheckKind::Tls(_) | CheckKind::Exec(_) | CheckKind::System(_) => {}
         }
         names
     }
@@ -239,6 +260,59 @@ pub enum QueryResult {
     Scalar,
     /// The number of rows returned.
     Rows,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecCheck {
+    pub program: ExecProgram,
+    /// Extra environment for the child; values may hold credentials, so they are secrets.
+    pub env: Vec<(String, Secret)>,
+    /// Working directory of the child (relative paths were joined to the config file's
+    /// directory); `None`: warden's own.
+    pub workdir: Option<PathBuf>,
+    /// Output kept per stream (stdout, stderr); the rest is read and discarded. Default 8 KiB.
+    pub max_output_bytes: usize,
+    /// Add the implicit rule named like the check that maps the exit status to a state
+    /// (compile adds it to `Config::rules`). Default true.
+    pub status_rule: bool,
+}
+
+impl ExecCheck {
+    /// The program as people name it, for messages and the status rule's description:
+    /// `command[0]`, or the first word of a shell script. Never the arguments (they may carry
+    /// interpolated credentials).
+    pub fn program_name(&self) -> &str {
+        match &self.program {
+            ExecProgram::Argv(argv) => argv.first().map_or("", String::as_str),
+            ExecProgram::Shell(script) => script.split_whitespace().next().unwrap_or("sh"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecProgram {
+    /// `command = [...]`: run directly, no shell. Never empty. A bare `argv[0]` (no `/`) is
+    /// looked up in `PATH` at spawn time; a relative one with a `/` was joined to the config
+    /// file's directory.
+    Argv(Vec<String>),
+    /// `shell = "..."`: run by `/bin/sh -c`.
+    Shell(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SystemCheck {
+    pub scope: SystemScope,
+    /// Adds `disk_ratio` and `disk_free_bytes` for the file system holding this (absolute) path.
+    pub disk_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SystemScope {
+    /// The cgroup when warden's own cgroup v2 (or an ancestor) sets a memory or CPU limit,
+    /// else the host. Decided at every probe.
+    Auto,
+    Host,
+    Cgroup,
 }
 
 /// The severity a rule reports for a failed probe or a missing value.

@@ -20,16 +20,21 @@
 //! interval = "30s"
 //! timeout = "10s"
 //!
-//! [[check]]                        # name, kind (http | tcp | tls | redis | postgres),
-//! name = "api-health"              # interval, timeout, labels, then per-kind keys:
+//! [[check]]                        # name, kind (http | tcp | tls | redis | postgres | exec
+//! name = "api-health"              # | system), interval, timeout, labels, then per-kind keys:
 //! kind = "http"                    #   http: url method headers body expect_status assert
 //! url = "http://127.0.0.1:8080/health" #     extract max_body_bytes tls_verify ca_file follow_redirects
 //! assert = ['status == "healthy"'] #   tcp: address   tls: address server_name verify ca_file
 //!                                  #   redis: url info_fields   postgres: url [[check.query]]
+//!                                  #   exec: command (argv) | shell, env workdir max_output_bytes
+//!                                  #     status_rule (default true: adds a rule named like the
+//!                                  #     check reading `status`, warning >= 1, critical >= 2)
+//!                                  #   system: scope (auto | host | cgroup) disk_path
 //! [[rule]]
 //! name = "api-health-down"
 //! check = "api-health"
-//! value = "up"                     # a value name of the check's kind (default up)
+//! value = "up"                     # a value name of the check's kind (default up); exec
+//!                                  # checks: any identifier (perfdata labels, known at run time)
 //! critical = { when = "< 1", count = 3, window = 5 }
 //! # levels: when, clear, for | count [+ window], recover_count, recover_for
 //! # also: description, labels, on_error, on_missing, min_samples, flapping
@@ -199,6 +204,14 @@ raw_table! {
         verify: Spanned<bool>,
         info_fields: Spanned<Vec<Spanned<String>>>,
         query: Spanned<Vec<Spanned<RawQuery>>>,
+        command: Spanned<Vec<Spanned<String>>>,
+        shell: Spanned<String>,
+        env: Spanned<StringMap>,
+        workdir: Spanned<String>,
+        max_output_bytes: Spanned<i64>,
+        status_rule: Spanned<bool>,
+        scope: Spanned<String>,
+        disk_path: Spanned<String>,
     }
 }
 

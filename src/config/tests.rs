@@ -371,3 +371,163 @@ fn a_glob_matching_its_own_file_is_not_a_cycle() {
     let names: Vec<&str> = config.checks.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["a", "b"]);
 }
+
+fn good_exec() -> Config {
+    let path = Path::new(FIXTURES).join("good/exec.toml");
+    match load_with_env(&path, &fake_env) {
+        Ok(config) => config,
+        Err(diags) => panic!("good exec fixture failed:\n{diags}"),
+    }
+}
+
+#[test]
+fn exec_checks_compile_with_argv_shell_env_and_paths() {
+    let config = good_exec();
+    let exec = |name: &str| match &config.check(name).expect("check exists").kind {
+        CheckKind::Exec(e) => e.clone(),
+        other => panic!("{name} is {}", other.name()),
+    };
+    let tcp = exec("redis-port");
+    assert_eq!(
+        tcp.program,
+        ExecProgram::Argv(
+            [
+                "/usr/lib/nagios/plugins/check_tcp",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                "6379"
+            ]
+            .map(String::from)
+            .to_vec()
+        )
+    );
+    assert_eq!(tcp.program_name(), "/usr/lib/nagios/plugins/check_tcp");
+    assert_eq!(
+        (tcp.max_output_bytes, tcp.status_rule, tcp.workdir.is_none()),
+        (8192, true, true)
+    );
+
+    let pg = exec("pg-ready");
+    assert_eq!(
+        pg.program,
+        ExecProgram::Shell("pg_isready -h 127.0.0.1 | grep -q accepting".into())
+    );
+    assert_eq!(pg.program_name(), "pg_isready");
+    let env: Vec<(&str, &str)> = pg
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.expose()))
+        .collect();
+    assert_eq!(env, [("PGCONNECT_TIMEOUT", "2"), ("PGPASSWORD", "hunter2")]);
+    assert_eq!(
+        pg.workdir.as_deref(),
+        Some(Path::new("tests/fixtures/config/good/state")),
+        "a relative workdir is relative to the config file"
+    );
+    assert_eq!((pg.max_output_bytes, pg.status_rule), (1024, false));
+
+    let ExecProgram::Argv(argv) = exec("local-script").program else {
+        panic!("local-script has a command")
+    };
+    assert_eq!(
+        argv[0], "tests/fixtures/config/good/scripts/check_queue.sh",
+        "a relative program path is relative to the config file"
+    );
+
+    let names = config
+        .check("redis-port")
+        .expect("exists")
+        .kind
+        .value_names();
+    assert_eq!(names, ["up", "duration_seconds", "status", "exit_code"]);
+    assert!(config
+        .check("redis-port")
+        .expect("exists")
+        .kind
+        .open_values());
+}
+
+#[test]
+fn exec_checks_get_an_implicit_status_rule_unless_disabled() {
+    let config = good_exec();
+    let rules: Vec<(&str, &str, &str)> = config
+        .rules
+        .iter()
+        .map(|r| (r.name.as_str(), r.check.as_str(), r.value.as_str()))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("redis-port", "redis-port", "status"),
+            ("local-script", "local-script", "status"),
+            ("redis-port-slow", "redis-port", "time"),
+            ("pg-ready", "pg-ready", "status"),
+            ("disk-full", "container", "disk_ratio"),
+        ]
+    );
+    let status = &config.rules[0];
+    let level = |op, threshold| LevelConfig {
+        when: Condition { op, threshold },
+        clear: None,
+        trigger: Trigger::Immediate,
+        recover: Recovery::default(),
+    };
+    assert_eq!(status.warning, Some(level(CmpOp::Ge, 1.0)));
+    assert_eq!(status.critical, Some(level(CmpOp::Ge, 2.0)));
+    assert_eq!(
+        (status.on_error, status.on_missing, status.min_samples),
+        (MissingPolicy::Unknown, MissingPolicy::Unknown, 1)
+    );
+    assert_eq!(
+        status.description.as_deref(),
+        Some("exit status of /usr/lib/nagios/plugins/check_tcp")
+    );
+    assert_eq!(
+        status.labels.get("team").map(String::as_str),
+        Some("cache"),
+        "the status rule carries the check's labels"
+    );
+    assert!(status.flapping.is_none());
+}
+
+#[test]
+fn system_checks_compile_scope_and_disk_path() {
+    let config = good_exec();
+    let system = |name: &str| match &config.check(name).expect("check exists").kind {
+        CheckKind::System(s) => s.clone(),
+        other => panic!("{name} is {}", other.name()),
+    };
+    let host = system("host");
+    assert_eq!(
+        (host.scope, host.disk_path.as_deref()),
+        (SystemScope::Auto, None)
+    );
+    let container = system("container");
+    assert_eq!(
+        (container.scope, container.disk_path.as_deref()),
+        (SystemScope::Cgroup, Some(Path::new("/var/lib/warden")))
+    );
+    let names = |name: &str| config.check(name).expect("exists").kind.value_names();
+    assert!(!names("host").contains(&"disk_ratio".to_string()));
+    assert_eq!(
+        names("container"),
+        [
+            "up",
+            "duration_seconds",
+            "cpu_ratio",
+            "memory_ratio",
+            "memory_used_bytes",
+            "memory_limit_bytes",
+            "load1",
+            "disk_ratio",
+            "disk_free_bytes"
+        ]
+    );
+}
+
+#[test]
+fn exec_fixture_debug_output_holds_no_env_secret() {
+    let printed = format!("{:?}", good_exec());
+    assert!(!printed.contains("hunter2"), "{printed}");
+}

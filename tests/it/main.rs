@@ -9,12 +9,14 @@ mod harness;
 // Test modules, one per area. Add new ones below, in alphabetical order.
 mod cli;
 mod daemon;
+mod exec_checks;
 mod http_checks;
 mod metrics;
 mod metrics_matcher;
 mod probes;
 mod reload;
 mod services;
+mod system_checks;
 mod systemd;
 mod target;
 mod tidy;
