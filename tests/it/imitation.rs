@@ -53,7 +53,16 @@ impl Route {
     }
 }
 
-type Routes = Arc<Mutex<HashMap<String, Route>>>;
+/// Per path: the answer now, what the next requests get instead (a failure budget), and how
+/// many requests were answered.
+#[derive(Default)]
+struct Table {
+    routes: HashMap<String, Route>,
+    failing: HashMap<String, (u32, Route)>,
+    served: HashMap<String, u64>,
+}
+
+type Routes = Arc<Mutex<Table>>;
 
 /// One imitated HTTP service on `127.0.0.1:PORT`. Unknown paths answer 404.
 pub struct Imitation {
@@ -95,8 +104,9 @@ impl Imitation {
 
     /// `path` answers `status` with this JSON body from now on.
     pub fn set(&self, path: &str, status: u16, body: &str) {
-        let mut routes = self.routes.lock().expect("routes lock");
-        let route = routes
+        let mut table = self.routes.lock().expect("routes lock");
+        let route = table
+            .routes
             .entry(path.to_string())
             .or_insert_with(|| Route::json(body));
         route.status = status;
@@ -105,15 +115,35 @@ impl Imitation {
 
     /// `path` answers only after `delay`.
     pub fn set_delay(&self, path: &str, delay: Duration) {
-        let mut routes = self.routes.lock().expect("routes lock");
-        routes.get_mut(path).expect("a known path").delay = delay;
+        let mut table = self.routes.lock().expect("routes lock");
+        table.routes.get_mut(path).expect("a known path").delay = delay;
+    }
+
+    /// The next `n` requests to `path` get `status` with this body, the ones after them the
+    /// usual answer again: exactly `n` failures in a row, whatever the timing.
+    pub fn fail_next(&self, path: &str, n: u32, status: u16, body: &str) {
+        let mut table = self.routes.lock().expect("routes lock");
+        let route = table.routes.get(path).expect("a known path").clone();
+        let failure = Route {
+            status,
+            body: body.to_string(),
+            ..route
+        };
+        table.failing.insert(path.to_string(), (n, failure));
+    }
+
+    /// How many requests to `path` were answered.
+    pub fn served(&self, path: &str) -> u64 {
+        let table = self.routes.lock().expect("routes lock");
+        table.served.get(path).copied().unwrap_or(0)
     }
 
     /// Every path answers as the runbook shows again, at once.
     pub fn restore(&self) {
-        let mut routes = self.routes.lock().expect("routes lock");
-        routes.clear();
-        routes.extend(self.healthy.iter().cloned());
+        let mut table = self.routes.lock().expect("routes lock");
+        table.routes.clear();
+        table.failing.clear();
+        table.routes.extend(self.healthy.iter().cloned());
     }
 
     /// Closes the port and every open connection: probes get "connection refused".
@@ -180,11 +210,22 @@ impl Drop for Imitation {
 }
 
 async fn answer(routes: &Routes, req: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
-    let route = routes
-        .lock()
-        .expect("routes lock")
-        .get(req.uri().path())
-        .cloned();
+    let path = req.uri().path();
+    let route = {
+        let mut table = routes.lock().expect("routes lock");
+        let failure = match table.failing.get_mut(path) {
+            Some((left, failure)) if *left > 0 => {
+                *left -= 1;
+                Some(failure.clone())
+            }
+            _ => None,
+        };
+        let route = failure.or_else(|| table.routes.get(path).cloned());
+        if route.is_some() {
+            *table.served.entry(path.to_string()).or_default() += 1;
+        }
+        route
+    };
     let route = route.unwrap_or_else(|| Route {
         status: 404,
         ..Route::json(r#"{"error":"not found"}"#)
