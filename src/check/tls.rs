@@ -7,6 +7,8 @@
 //! checked and the certificate is still read. Verification failures (expired, unknown
 //! issuer, wrong name) are `tls` errors carrying the reason. rustls runs with the `ring`
 //! provider, the only one compiled in. The CA file is read once, when the probe is built.
+//! Session resumption is off: every probe is a full handshake that sees and verifies the
+//! certificate the server serves now, not the one of a cached session.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -46,7 +48,7 @@ impl TlsProbe {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| setup(format!("tls config for {}: {e}", spec.address)))?;
-        let config = if spec.verify {
+        let mut config = if spec.verify {
             let mut roots = RootCertStore::empty();
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
             if let Some(path) = &spec.ca_file {
@@ -69,6 +71,9 @@ impl TlsProbe {
                 }))
                 .with_no_client_auth()
         };
+        // A resumed session carries no certificate: the probe would report the cached one
+        // (and skip verifying a replacement). Every probe is a full handshake.
+        config.resumption = rustls::client::Resumption::disabled();
         Ok(TlsProbe {
             address: spec.address.clone(),
             server_name,

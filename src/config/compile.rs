@@ -864,10 +864,15 @@ impl Compiler<'_> {
         })
     }
 
-    /// `Some(None)` when absent, `Some(Some(path))` when readable PEM, `None` on error.
+    /// `Some(None)` when absent or empty after interpolation (so `ca_file = "${CA_FILE:-}"`
+    /// makes the CA optional per deployment), `Some(Some(path))` when readable PEM, `None` on
+    /// error.
     fn ca_file(&mut self, v: Option<&Spanned<String>>) -> Option<Option<PathBuf>> {
         let Some(v) = v else { return Some(None) };
         let text = self.text(v)?;
+        if text.is_empty() {
+            return Some(None);
+        }
         let path = self.dir().join(&text);
         match (self.host.read)(&path) {
             Err(e) => {

@@ -531,3 +531,25 @@ fn exec_fixture_debug_output_holds_no_env_secret() {
     let printed = format!("{:?}", good_exec());
     assert!(!printed.contains("hunter2"), "{printed}");
 }
+
+#[test]
+fn an_empty_ca_file_after_interpolation_means_none() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let main = dir.path().join("main.toml");
+    std::fs::write(
+        &main,
+        "[[check]]\nname = \"cert\"\nkind = \"tls\"\naddress = \"h:443\"\nca_file = \"${NO_CA_FILE:-}\"\n\n\
+         [[check]]\nname = \"api\"\nkind = \"http\"\nurl = \"https://h/health\"\nca_file = \"${NO_CA_FILE}\"\n",
+    )
+    .expect("temp dir is writable");
+    let env = |name: &str| (name == "NO_CA_FILE").then(String::new);
+    let config = load_with_env(&main, &env).expect("valid config");
+    let CheckKind::Tls(tls) = &config.check("cert").expect("exists").kind else {
+        panic!("cert is tls")
+    };
+    assert_eq!(tls.ca_file, None);
+    let CheckKind::Http(http) = &config.check("api").expect("exists").kind else {
+        panic!("api is http")
+    };
+    assert_eq!(http.ca_file, None);
+}

@@ -81,6 +81,34 @@ impl Daemon {
         d
     }
 
+    /// Starts warden on a config file as it is, with `env` added to its environment, and
+    /// waits until `/readyz` answers 200. The file must take its listen address from
+    /// `${WARDEN_LISTEN}` (as `config/examples/*.toml` do), which is set to a free port here.
+    pub fn start_file(path: &std::path::Path, env: &[(&str, &str)]) -> Daemon {
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("warden.log");
+        let child = Command::new(WARDEN)
+            .args(["run", "-c"])
+            .arg(path)
+            .env("RUST_LOG", "warden=debug")
+            .env("WARDEN_LISTEN", format!("127.0.0.1:{port}"))
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn warden run");
+        let mut d = Daemon {
+            child,
+            port,
+            _dir: dir,
+            log,
+        };
+        d.wait_http_ok("/readyz", Duration::from_secs(20));
+        d
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }

@@ -10,7 +10,7 @@ use warden::check::{Probe, ProbeError, ProbeErrorKind, Values};
 use warden::config::{NamedQuery, PostgresCheck, QueryResult, RedisCheck, TlsCheck};
 use warden::secret::Secret;
 
-use crate::harness::{free_port, Pki, PostgresServer, RedisServer, TlsServer};
+use crate::harness::{free_port, Pki, PostgresServer, RedisServer, RenewableTlsServer, TlsServer};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 /// How much later than its own timeout a probe may give up.
@@ -405,6 +405,28 @@ async fn tls_expired_or_wrong_name_is_tls_error() {
     let e = err(run(&probe, TIMEOUT).await);
     assert_eq!(e.kind, ProbeErrorKind::Tls, "{e}");
     assert!(e.message.contains("db.example.com"), "{e}");
+}
+
+/// Found by the runbook tests: a TLS 1.2 server resumes a cached session without sending its
+/// certificate, so a probe that kept sessions went on reporting the old certificate after a
+/// renewal (and never verified an untrusted replacement). Every probe is a full handshake.
+#[tokio::test]
+async fn tls_probe_sees_a_renewed_certificate_on_a_server_that_resumes_sessions() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pki = Pki::new();
+    let server = RenewableTlsServer::start_tls12(&pki.leaf("localhost", 90 * DAY)).await;
+    let address = format!("localhost:{}", server.port());
+    let probe = tls_probe(&address, Some(pki.write_ca(dir.path())), true);
+    let values = ok(run(&probe, TIMEOUT).await);
+    assert!((values["days_left"] - 90.0).abs() < 0.01, "{values:?}");
+
+    server.renew(&pki.leaf("localhost", 10 * DAY));
+    let values = ok(run(&probe, TIMEOUT).await);
+    assert!((values["days_left"] - 10.0).abs() < 0.01, "{values:?}");
+
+    server.renew(&Pki::new().leaf("localhost", 90 * DAY));
+    let e = err(run(&probe, TIMEOUT).await);
+    assert_eq!(e.kind, ProbeErrorKind::Tls, "{e}");
 }
 
 #[tokio::test]

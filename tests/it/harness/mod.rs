@@ -2,7 +2,8 @@
 //!
 //! Nothing here mocks a watched system: `RedisServer` runs `redis-server`, `PostgresServer`
 //! runs `initdb` + `postgres` (as the `postgres` OS user when the tests run as root), and
-//! `TlsServer` is a rustls server with certificates made by [`tls::Pki`]. Every wait is
+//! `TlsServer` (fixed certificate) and `RenewableTlsServer` (replaceable certificate) are rustls
+//! servers with certificates made by [`tls::Pki`]. Every wait is
 //! bounded, and every process is stopped by `Drop`, so a failing test leaves nothing running
 //! (a test binary killed by SIGKILL cannot run `Drop`; nothing can help that).
 
@@ -16,7 +17,7 @@ pub mod tls;
 
 pub use postgres::PostgresServer;
 pub use redis::RedisServer;
-pub use tls::{Pki, TlsServer};
+pub use tls::{Pki, RenewableTlsServer, TlsServer};
 
 use std::net::TcpListener;
 

@@ -151,6 +151,98 @@ impl Drop for TlsServer {
     }
 }
 
+/// A TLS server on a free loopback port whose certificate can be replaced while it runs, the
+/// way a load balancer's certificate is renewed (or wrongly replaced) under a watching probe.
+/// Like a real server it keeps a session cache and issues TLS 1.3 tickets, so a client that
+/// resumes sessions would keep seeing the old certificate. Aborted on drop.
+pub struct RenewableTlsServer {
+    port: u16,
+    current: Arc<CurrentCert>,
+    task: JoinHandle<()>,
+}
+
+#[derive(Debug)]
+struct CurrentCert(std::sync::Mutex<Arc<rustls::sign::CertifiedKey>>);
+
+impl rustls::server::ResolvesServerCert for CurrentCert {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.lock().expect("cert lock").clone())
+    }
+}
+
+fn certified(leaf: &Leaf) -> Arc<rustls::sign::CertifiedKey> {
+    let key = rustls::crypto::ring::sign::any_supported_type(&leaf.key).expect("leaf key");
+    Arc::new(rustls::sign::CertifiedKey::new(leaf.chain.clone(), key))
+}
+
+impl RenewableTlsServer {
+    /// TLS 1.2 and 1.3.
+    pub async fn start(leaf: &Leaf) -> RenewableTlsServer {
+        Self::start_with(leaf, rustls::DEFAULT_VERSIONS).await
+    }
+
+    /// TLS 1.2 only: a client resumes by session id at its next connection, without being
+    /// sent the certificate again.
+    pub async fn start_tls12(leaf: &Leaf) -> RenewableTlsServer {
+        Self::start_with(leaf, &[&rustls::version::TLS12]).await
+    }
+
+    async fn start_with(
+        leaf: &Leaf,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> RenewableTlsServer {
+        let current = Arc::new(CurrentCert(std::sync::Mutex::new(certified(leaf))));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .expect("tls versions")
+            .with_no_client_auth()
+            .with_cert_resolver(current.clone());
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().expect("local addr").port();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let serve = async {
+                        if let Ok(mut tls) = acceptor.accept(stream).await {
+                            let mut buf = [0u8; 64];
+                            let _ = tls.read(&mut buf).await;
+                        }
+                    };
+                    let _ = tokio::time::timeout(Duration::from_secs(5), serve).await;
+                });
+            }
+        });
+        RenewableTlsServer {
+            port,
+            current,
+            task,
+        }
+    }
+
+    /// Serves `leaf` from the next handshake on.
+    pub fn renew(&self, leaf: &Leaf) {
+        *self.current.0.lock().expect("cert lock") = certified(leaf);
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for RenewableTlsServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 fn unix_now() -> u64 {
     let ms = warden::clock::Clock::system().now().as_millis();
     u64::try_from(ms / 1000).expect("the clock is after 1970")

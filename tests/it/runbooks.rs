@@ -1,0 +1,720 @@
+//! The five runbooks as configs: `config/examples/<system>.toml` (with `alerts/<system>.toml`)
+//! run as shipped, pointed at loopback by environment only, against an imitation of the
+//! system's HTTP services (`imitation`) and real Redis, Postgres and TLS servers. Each test
+//! waits until every rule is ok, then injects the failures the runbook describes, one at a
+//! time, and waits for the rule the runbook names to reach the level it gives, then for every
+//! rule to be ok again.
+//!
+//! Intervals, timeouts and `for` durations are shortened through the examples' own
+//! environment variables (`NUVIE_INTERVAL`, `NUVIE_REDIS_CRITICAL_FOR`, ...); counts are the
+//! examples' own, so "3 consecutive failures" is tested as written.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::daemon::{warden, Daemon};
+use crate::harness::{Pki, PostgresServer, RedisServer, RenewableTlsServer};
+use crate::imitation::{self, Imitation};
+use crate::metrics_matcher::{self, metric};
+
+const SYSTEMS: [&str; 5] = ["nuvie", "redcube", "nova-streaming", "ai-saas", "novacron"];
+
+/// How long any single state change may take to show (generous: the machine is shared).
+const LIMIT: Duration = Duration::from_secs(20);
+const DAY: i64 = 86_400;
+
+fn example(system: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("config/examples/{system}.toml"))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Waits until every rule of the daemon is `ok`, and checks that every check and rule is named
+/// `<system>-<thing>`.
+fn all_rules_ok(d: &Daemon, system: &str) {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let status = d.status();
+        let rules = status["rules"].as_array().expect("rules array").clone();
+        assert!(!rules.is_empty(), "no rules: {status:#}");
+        let checks = status["checks"].as_array().expect("checks array");
+        for name in checks.iter().chain(rules.iter()).map(|x| &x["name"]) {
+            let name = name.as_str().expect("a name");
+            assert!(
+                name.starts_with(&format!("{system}-")),
+                "{name} is not named {system}-<thing>"
+            );
+        }
+        let not_ok: Vec<&serde_json::Value> = rules.iter().filter(|r| r["state"] != "ok").collect();
+        if not_ok.is_empty() {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "rules not ok within {LIMIT:?}: {not_ok:#?}\nchecks: {checks:#?}\nlog:\n{}",
+                d.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits for `rule` to reach `state` and returns it.
+fn reaches(d: &Daemon, rule: &str, state: &str) -> serde_json::Value {
+    d.wait_rule_state(rule, state, LIMIT)
+}
+
+/// The last error kind of a check (`connect`, `timeout`, `assertion`, ...).
+fn error_kind(d: &Daemon, check: &str) -> String {
+    let c = d.check(check);
+    c["last_error"]["kind"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{check} has no error: {c:#}"))
+        .to_string()
+}
+
+/// How many times `rule` entered `state` (`warden_rule_transitions_total`).
+fn entered(d: &Daemon, rule: &str, state: &str) -> f64 {
+    let (_, text) = d.metrics();
+    let samples = metrics_matcher::parse(&text);
+    let q = metric(&samples, "warden_rule_transitions_total")
+        .label("rule", rule)
+        .label("to", state);
+    if q.count() == 0 {
+        0.0
+    } else {
+        q.value()
+    }
+}
+
+/// The runbook's count, exactly, whatever the timing: `n - 1` failing answers in a row at
+/// `path` leave `rule` short of `state`, the `n`-th takes it there.
+fn enters_on_the_nth_failure(
+    d: &Daemon,
+    api: &Imitation,
+    path: &str,
+    (rule, state): (&str, &str),
+    n: u32,
+) {
+    let before = entered(d, rule, state);
+    let served = api.served(path);
+    api.fail_next(path, n - 1, 503, r#"{"status":"unavailable"}"#);
+    // The failures, then two good answers: the last failure has been evaluated by then.
+    let deadline = Instant::now() + LIMIT;
+    while api.served(path) < served + u64::from(n - 1) + 2 {
+        assert!(Instant::now() < deadline, "{path} was not probed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        entered(d, rule, state),
+        before,
+        "{} failures in a row took {rule} to {state}",
+        n - 1
+    );
+    // The n-th failure: the rule enters the state, and leaves it at the next good answer,
+    // which may come before a status poll would see it; the transition counter keeps it.
+    api.fail_next(path, n, 503, r#"{"status":"unavailable"}"#);
+    let deadline = Instant::now() + LIMIT;
+    while entered(d, rule, state) < before + 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "{n} failures in a row did not take {rule} to {state}: {:#}\nlog:\n{}",
+            d.rule(rule),
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Milliseconds since the Unix epoch of an RFC 3339 timestamp from the status API.
+fn millis(rfc3339: &serde_json::Value) -> i64 {
+    let s = rfc3339.as_str().expect("timestamp string");
+    let t = humantime::parse_rfc3339(s).expect("rfc3339");
+    let ms = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis();
+    i64::try_from(ms).expect("fits")
+}
+
+#[test]
+fn every_runbook_example_passes_check_config_as_shipped() {
+    for system in SYSTEMS {
+        let path = example(system);
+        assert!(path.exists(), "{} is missing", path.display());
+        let out = warden(&["check-config", "-c", path.to_str().expect("utf-8 path")]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{} failed check-config:\n{}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Each example includes its system's rule set from alerts/.
+        assert!(stdout.contains("2 files"), "{system}: {stdout}");
+        let text = std::fs::read_to_string(&path).expect("read example");
+        assert!(
+            text.contains("# Not yet expressed here"),
+            "{system}: no \"Not yet expressed here\" block"
+        );
+    }
+}
+
+#[test]
+fn nuvie_runbook_failures_reach_the_runbook_levels() {
+    let rt = runtime();
+    let mut api = imitation::nuvie_api();
+    let ai = imitation::nuvie_ai();
+    let mut redis = RedisServer::start();
+    let pg = rt.block_on(PostgresServer::start());
+    let pki = Pki::new();
+    let tls = rt.block_on(RenewableTlsServer::start(&pki.leaf("localhost", 90 * DAY)));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = pki.write_ca(dir.path());
+    let cert_address = format!("localhost:{}", tls.port());
+    let d = Daemon::start_file(
+        &example("nuvie"),
+        &[
+            ("NUVIE_API_URL", &api.base_url()),
+            ("NUVIE_AI_URL", &ai.base_url()),
+            ("NUVIE_DATABASE_URL", &pg.url()),
+            ("NUVIE_REDIS_URL", &redis.url()),
+            ("NUVIE_API_TLS_ADDRESS", &cert_address),
+            ("NUVIE_AI_TLS_ADDRESS", &cert_address),
+            ("NUVIE_CA_FILE", ca.to_str().expect("utf-8 path")),
+            ("NUVIE_INTERVAL", "300ms"),
+            ("NUVIE_READY_INTERVAL", "300ms"),
+            ("NUVIE_TIMEOUT", "250ms"),
+            ("NUVIE_REDIS_CRITICAL_FOR", "1s"),
+            ("NUVIE_AI_CRITICAL_FOR", "1s"),
+            ("NUVIE_SLOW_FOR", "1s"),
+        ],
+    );
+    all_rules_ok(&d, "nuvie");
+
+    // Incident Response, P1 "API down": /health answers 503, three times in a row (the
+    // probes' failureThreshold), and then for good.
+    enters_on_the_nth_failure(&d, &api, "/health", ("nuvie-api-down", "critical"), 3);
+    all_rules_ok(&d, "nuvie");
+    api.set("/health", 503, r#"{"status":"unhealthy"}"#);
+    reaches(&d, "nuvie-api-down", "critical");
+    api.restore();
+    all_rules_ok(&d, "nuvie");
+
+    // ... or answers so slowly that the probe times out.
+    api.set_delay("/health", Duration::from_secs(1));
+    reaches(&d, "nuvie-api-down", "critical");
+    assert_eq!(error_kind(&d, "nuvie-api-health"), "timeout");
+    api.restore();
+    all_rules_ok(&d, "nuvie");
+
+    // ... or its port is closed.
+    api.down();
+    reaches(&d, "nuvie-api-down", "critical");
+    assert_eq!(error_kind(&d, "nuvie-api-health"), "connect");
+    // The readiness probe goes with it: a warning of its own.
+    reaches(&d, "nuvie-api-not-ready", "warning");
+    api.up();
+    all_rules_ok(&d, "nuvie");
+
+    // P2 partial failure: not ready, /health still fine.
+    api.set(
+        "/ready",
+        503,
+        r#"{"status":"not_ready","checks":{"database":"down","redis":"ok"}}"#,
+    );
+    reaches(&d, "nuvie-api-not-ready", "warning");
+    assert_eq!(d.rule("nuvie-api-down")["state"], "ok");
+    api.restore();
+    all_rules_ok(&d, "nuvie");
+
+    // The AI service is up but its model is not loaded: a warning at once (circuit breaker
+    // "Any"), critical once it lasts (NUVIE_AI_CRITICAL_FOR, 5m in production).
+    ai.set(
+        "/health",
+        200,
+        r#"{"status":"healthy","model_loaded":false,"version":"..."}"#,
+    );
+    reaches(&d, "nuvie-ai-down", "warning");
+    assert_eq!(error_kind(&d, "nuvie-ai-health"), "assertion");
+    let down_since = millis(&d.check("nuvie-ai-health")["since"]);
+    let critical = reaches(&d, "nuvie-ai-down", "critical");
+    let after = millis(&critical["since"]) - down_since;
+    assert!(
+        after >= 1000,
+        "critical {after} ms after the first failure, before its 1s"
+    );
+    ai.restore();
+    all_rules_ok(&d, "nuvie");
+
+    // "Redis connection | Any failure | >1min": warning at the first failure, critical after
+    // NUVIE_REDIS_CRITICAL_FOR.
+    redis.kill();
+    let warned = reaches(&d, "nuvie-redis-down", "warning");
+    let down_since = millis(&d.check("nuvie-redis")["since"]);
+    // The rule's clock reads `now` when it evaluates; the check's `since` is the probe's own
+    // time, a moment earlier. Both are the first failure.
+    let lag = millis(&warned["since"]) - down_since;
+    assert!(
+        (0..300).contains(&lag),
+        "warning {lag} ms after the first failure"
+    );
+    let critical = reaches(&d, "nuvie-redis-down", "critical");
+    let after = millis(&critical["since"]) - down_since;
+    assert!(
+        after >= 1000,
+        "critical {after} ms after the first failure, before its 1s"
+    );
+    redis.restart();
+    all_rules_ok(&d, "nuvie");
+
+    // The database hangs (every backend stopped): probes time out, the API is down.
+    pg.pause();
+    reaches(&d, "nuvie-db-down", "critical");
+    assert_eq!(error_kind(&d, "nuvie-db"), "timeout");
+    pg.resume();
+    all_rules_ok(&d, "nuvie");
+
+    // "SSL certificates valid (>30 days)": a renewal that left 10 days is a warning ...
+    tls.renew(&pki.leaf("localhost", 10 * DAY));
+    let r = reaches(&d, "nuvie-api-cert-expiry", "warning");
+    let days = r["value"].as_f64().expect("days_left");
+    assert!((9.9..=10.0).contains(&days), "10 days left, got {days}");
+    reaches(&d, "nuvie-ai-cert-expiry", "warning");
+    // ... a certificate from an unknown CA fails verification: critical.
+    tls.renew(&Pki::new().leaf("localhost", 90 * DAY));
+    reaches(&d, "nuvie-api-cert-expiry", "critical");
+    assert_eq!(error_kind(&d, "nuvie-api-cert"), "tls");
+    tls.renew(&pki.leaf("localhost", 90 * DAY));
+    all_rules_ok(&d, "nuvie");
+}
+
+/// Runs `sql` on a fresh connection to `url` (a database other than the harness's default).
+async fn execute_at(url: &str, sql: &str) {
+    let connect = tokio_postgres::connect(url, tokio_postgres::NoTls);
+    let (client, connection) = tokio::time::timeout(Duration::from_secs(10), connect)
+        .await
+        .unwrap_or_else(|_| panic!("connect to {url}: no answer"))
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    let driver = tokio::spawn(connection);
+    tokio::time::timeout(Duration::from_secs(10), client.batch_execute(sql))
+        .await
+        .unwrap_or_else(|_| panic!("{sql}: no answer"))
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    drop(client);
+    let _ = driver.await;
+}
+
+/// Holds `n` real client connections to `pg` until the vector is dropped.
+fn hold_connections(
+    rt: &tokio::runtime::Runtime,
+    pg: &PostgresServer,
+    n: usize,
+) -> Vec<tokio_postgres::Client> {
+    (0..n).map(|_| rt.block_on(pg.connect())).collect()
+}
+
+/// `used_memory / maxmemory` as Redis reports it.
+fn redis_memory_ratio(con: &mut redis::Connection) -> f64 {
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query(con)
+        .expect("INFO memory");
+    let field = |name: &str| -> f64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in INFO memory:\n{info}"))
+    };
+    field("used_memory") / field("maxmemory")
+}
+
+/// Writes 256 KiB values into Redis until `used_memory / maxmemory` is at least `ratio` (the
+/// way a cache fills up), bounded to 1000 writes. Returns the ratio reached.
+fn fill_redis(url: &str, ratio: f64) -> f64 {
+    let client = redis::Client::open(url).expect("redis url");
+    let mut con = client.get_connection().expect("connect to redis");
+    let value = vec![b'x'; 256 * 1024];
+    for i in 0..1000 {
+        let now = redis_memory_ratio(&mut con);
+        if now >= ratio {
+            return now;
+        }
+        redis::cmd("SET")
+            .arg(format!("fill:{i}"))
+            .arg(&value)
+            .query::<()>(&mut con)
+            .unwrap_or_else(|e| panic!("SET fill:{i} at memory ratio {now:.2}: {e}"));
+    }
+    panic!("redis memory did not reach {ratio} after 1000 writes");
+}
+
+fn flush_redis(url: &str) {
+    let client = redis::Client::open(url).expect("redis url");
+    let mut con = client.get_connection().expect("connect to redis");
+    redis::cmd("FLUSHALL")
+        .query::<()>(&mut con)
+        .expect("FLUSHALL");
+}
+
+#[test]
+fn redcube_runbook_failures_reach_the_runbook_levels() {
+    let rt = runtime();
+    let api = imitation::redcube();
+    let pg = rt.block_on(PostgresServer::start_with(20));
+    // The two databases of the runbook: `postgres` holds reputation_events, `redcube_users`
+    // the users and the sync views (here a plain flag stands in for the dblink comparison).
+    rt.block_on(pg.execute("CREATE DATABASE redcube_users;"));
+    rt.block_on(pg.execute(
+        "CREATE TABLE reputation_events (id serial PRIMARY KEY,
+                                         created_at timestamptz NOT NULL DEFAULT now());
+         INSERT INTO reputation_events DEFAULT VALUES;",
+    ));
+    let users_url = format!("postgres://postgres@127.0.0.1:{}/redcube_users", pg.port());
+    rt.block_on(execute_at(
+        &users_url,
+        "CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL, synced bool NOT NULL);
+         CREATE VIEW v_user_sync_missing AS SELECT id, email FROM users WHERE NOT synced;
+         INSERT INTO users VALUES (1, 'deploy-test@example.com', true);",
+    ));
+    let d = Daemon::start_file(
+        &example("redcube"),
+        &[
+            ("REDCUBE_API_URL", &api.base_url()),
+            ("REDCUBE_DATABASE_URL", &pg.url()),
+            ("REDCUBE_USERS_DATABASE_URL", &users_url),
+            ("REDCUBE_INTERVAL", "300ms"),
+            ("REDCUBE_TIMEOUT", "250ms"),
+        ],
+    );
+    all_rules_ok(&d, "redcube");
+
+    // P0 "Service completely down": the health check does not return HTTP 200, confirmed
+    // over 3 probes.
+    let path = "/api/content/interview-intel/experiences";
+    enters_on_the_nth_failure(&d, &api, path, ("redcube-content-down", "critical"), 3);
+    all_rules_ok(&d, "redcube");
+    api.set(path, 503, r#"{"error":"service unavailable"}"#);
+    reaches(&d, "redcube-content-down", "critical");
+    assert_eq!(d.check("redcube-content")["values"]["status_code"], 503.0);
+    api.restore();
+    all_rules_ok(&d, "redcube");
+
+    // ... or does not answer within the timeout.
+    api.set_delay(path, Duration::from_secs(1));
+    reaches(&d, "redcube-content-down", "critical");
+    assert_eq!(error_kind(&d, "redcube-content"), "timeout");
+    api.restore();
+    all_rules_ok(&d, "redcube");
+
+    // "User Sync Failures > 0": two users registered but not synced.
+    rt.block_on(execute_at(
+        &users_url,
+        "INSERT INTO users VALUES (2, 'a@example.com', false), (3, 'b@example.com', false);",
+    ));
+    let r = reaches(&d, "redcube-user-sync", "critical");
+    assert_eq!(r["value"], 2.0, "{r:#}");
+    rt.block_on(execute_at(&users_url, "UPDATE users SET synced = true;"));
+    all_rules_ok(&d, "redcube");
+
+    // "Reputation system active": no event in the last hour.
+    rt.block_on(
+        pg.execute("UPDATE reputation_events SET created_at = now() - interval '2 hours';"),
+    );
+    reaches(&d, "redcube-reputation-inactive", "warning");
+    rt.block_on(pg.execute("INSERT INTO reputation_events DEFAULT VALUES;"));
+    all_rules_ok(&d, "redcube");
+
+    // "Database Connections > 80% of max": 16 held of 20, plus the probes' own.
+    let held = hold_connections(&rt, &pg, 16);
+    let r = reaches(&d, "redcube-db-connections", "warning");
+    assert!(r["value"].as_f64().expect("ratio") > 0.8, "{r:#}");
+    drop(held);
+    all_rules_ok(&d, "redcube");
+
+    // "Database Connection Lost": the server hangs; both databases' probes time out.
+    pg.pause();
+    reaches(&d, "redcube-db-down", "critical");
+    reaches(&d, "redcube-users-db-down", "critical");
+    assert_eq!(error_kind(&d, "redcube-users-db"), "timeout");
+    pg.resume();
+    all_rules_ok(&d, "redcube");
+}
+
+#[test]
+fn nova_streaming_runbook_failures_reach_the_runbook_levels() {
+    let rt = runtime();
+    let token = "nova-test-jwt";
+    let api = imitation::nova_streaming(token);
+    let mut redis = RedisServer::with().maxmemory(16 * 1024 * 1024).start();
+    let pg = rt.block_on(PostgresServer::start_with(20));
+    let pki = Pki::new();
+    let tls = rt.block_on(RenewableTlsServer::start(&pki.leaf("localhost", 90 * DAY)));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = pki.write_ca(dir.path());
+    let d = Daemon::start_file(
+        &example("nova-streaming"),
+        &[
+            ("NOVA_STREAMING_API_URL", &api.base_url()),
+            ("NOVA_STREAMING_JWT_TOKEN", token),
+            ("NOVA_STREAMING_DATABASE_URL", &pg.url()),
+            ("NOVA_STREAMING_REDIS_URL", &redis.url()),
+            (
+                "NOVA_STREAMING_TLS_ADDRESS",
+                &format!("localhost:{}", tls.port()),
+            ),
+            ("NOVA_STREAMING_CA_FILE", ca.to_str().expect("utf-8 path")),
+            ("NOVA_STREAMING_INTERVAL", "500ms"),
+            ("NOVA_STREAMING_TIMEOUT", "450ms"),
+        ],
+    );
+    all_rules_ok(&d, "nova-streaming");
+    // The token reached the API (it answers 401 without it), and total_count is read.
+    let streams = d.check("nova-streaming-streams-active");
+    assert_eq!(streams["values"]["active_streams"], 3.0, "{streams:#}");
+
+    // CRITICAL "API down": /health answers, but not healthy.
+    api.set("/health", 200, r#"{"status": "degraded"}"#);
+    reaches(&d, "nova-streaming-api-down", "critical");
+    assert_eq!(error_kind(&d, "nova-streaming-api-health"), "assertion");
+    api.restore();
+    all_rules_ok(&d, "nova-streaming");
+
+    // MEDIUM "performance degradation": healthy, but slower than the 200 ms p95.
+    api.set_delay("/health", Duration::from_millis(300));
+    let r = reaches(&d, "nova-streaming-api-slow", "warning");
+    assert!(r["value"].as_f64().expect("seconds") > 0.2, "{r:#}");
+    assert_eq!(d.rule("nova-streaming-api-down")["state"], "ok");
+    api.restore();
+    all_rules_ok(&d, "nova-streaming");
+
+    // The metrics endpoint and the streams API fail while /health is fine.
+    api.set("/metrics", 503, "unavailable");
+    api.set("/api/v1/streams/active", 500, r#"{"error":"internal"}"#);
+    reaches(&d, "nova-streaming-api-metrics-down", "warning");
+    reaches(&d, "nova-streaming-streams-failing", "warning");
+    api.restore();
+    all_rules_ok(&d, "nova-streaming");
+
+    // "Cache capacity: > 50% free space": fill Redis past half of maxmemory.
+    let reached = fill_redis(&redis.url(), 0.6);
+    let r = reaches(&d, "nova-streaming-cache-capacity", "warning");
+    assert!(
+        r["value"].as_f64().expect("ratio") > 0.5,
+        "filled to {reached}: {r:#}"
+    );
+    flush_redis(&redis.url());
+    all_rules_ok(&d, "nova-streaming");
+
+    // "Cache health": Redis killed.
+    redis.kill();
+    reaches(&d, "nova-streaming-redis-down", "critical");
+    assert_eq!(error_kind(&d, "nova-streaming-redis"), "connect");
+    redis.restart();
+    all_rules_ok(&d, "nova-streaming");
+
+    // "Active connections < max_connections * 0.7": 14 held of 20, plus the probe's own.
+    let held = hold_connections(&rt, &pg, 14);
+    let r = reaches(&d, "nova-streaming-db-connections", "warning");
+    assert!(r["value"].as_f64().expect("ratio") >= 0.7, "{r:#}");
+    drop(held);
+    all_rules_ok(&d, "nova-streaming");
+
+    // "Database health": the database hangs.
+    pg.pause();
+    reaches(&d, "nova-streaming-db-down", "critical");
+    pg.resume();
+    all_rules_ok(&d, "nova-streaming");
+
+    // "Verify SSL/TLS certificates valid": 10 days left warns.
+    tls.renew(&pki.leaf("localhost", 10 * DAY));
+    reaches(&d, "nova-streaming-api-cert-expiry", "warning");
+    tls.renew(&pki.leaf("localhost", 90 * DAY));
+    all_rules_ok(&d, "nova-streaming");
+}
+
+#[test]
+fn ai_saas_runbook_failures_reach_the_runbook_levels() {
+    let rt = runtime();
+    let mut api = imitation::ai_saas();
+    let mut redis = RedisServer::with().maxmemory(16 * 1024 * 1024).start();
+    let pg = rt.block_on(PostgresServer::start());
+    rt.block_on(pg.execute("CREATE DATABASE ai_saas_prod;"));
+    let db_url = format!("postgres://postgres@127.0.0.1:{}/ai_saas_prod", pg.port());
+    let d = Daemon::start_file(
+        &example("ai-saas"),
+        &[
+            ("AI_SAAS_API_URL", &api.base_url()),
+            ("AI_SAAS_DATABASE_URL", &db_url),
+            ("AI_SAAS_REDIS_URL", &redis.url()),
+            ("AI_SAAS_INTERVAL", "300ms"),
+            ("AI_SAAS_TIMEOUT", "250ms"),
+        ],
+    );
+    all_rules_ok(&d, "ai-saas");
+
+    // "Automatic Rollback (If Health Checks Fail)": the gateway is gone (connection refused) ...
+    api.down();
+    reaches(&d, "ai-saas-api-down", "critical");
+    assert_eq!(error_kind(&d, "ai-saas-api-health"), "connect");
+    api.up();
+    all_rules_ok(&d, "ai-saas");
+
+    // ... answers 503 (3 in a row) ...
+    enters_on_the_nth_failure(&d, &api, "/health", ("ai-saas-api-down", "critical"), 3);
+    all_rules_ok(&d, "ai-saas");
+    api.set("/health", 503, r#"{"status":"error"}"#);
+    reaches(&d, "ai-saas-api-down", "critical");
+    assert_eq!(error_kind(&d, "ai-saas-api-health"), "protocol");
+    api.restore();
+    all_rules_ok(&d, "ai-saas");
+
+    // ... or hangs past the timeout.
+    api.set_delay("/health", Duration::from_secs(1));
+    reaches(&d, "ai-saas-api-down", "critical");
+    assert_eq!(error_kind(&d, "ai-saas-api-health"), "timeout");
+    api.restore();
+    all_rules_ok(&d, "ai-saas");
+
+    // "Check Redis memory: Should be < 80% of max".
+    let reached = fill_redis(&redis.url(), 0.85);
+    let r = reaches(&d, "ai-saas-redis-memory", "warning");
+    assert!(
+        r["value"].as_f64().expect("ratio") >= 0.8,
+        "filled to {reached}: {r:#}"
+    );
+    flush_redis(&redis.url());
+    all_rules_ok(&d, "ai-saas");
+
+    // Smoke test "Redis connectivity": Redis killed.
+    redis.kill();
+    reaches(&d, "ai-saas-redis-down", "critical");
+    redis.restart();
+    all_rules_ok(&d, "ai-saas");
+
+    // Smoke test "Database connectivity": the database hangs.
+    pg.pause();
+    reaches(&d, "ai-saas-db-down", "critical");
+    assert_eq!(error_kind(&d, "ai-saas-db"), "timeout");
+    pg.resume();
+    all_rules_ok(&d, "ai-saas");
+}
+
+#[test]
+fn novacron_runbook_failures_reach_the_runbook_levels() {
+    let rt = runtime();
+    let mut api = imitation::novacron();
+    let mut redis = RedisServer::start();
+    let pg = rt.block_on(PostgresServer::start());
+    rt.block_on(pg.execute("CREATE DATABASE novacron;"));
+    let db_url = format!("postgres://postgres@127.0.0.1:{}/novacron", pg.port());
+    let pki = Pki::new();
+    let tls = rt.block_on(RenewableTlsServer::start(&pki.leaf("localhost", 90 * DAY)));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = pki.write_ca(dir.path());
+    let d = Daemon::start_file(
+        &example("novacron"),
+        &[
+            ("NOVACRON_URL", &api.base_url()),
+            ("NOVACRON_DATABASE_URL", &db_url),
+            ("NOVACRON_REDIS_URL", &redis.url()),
+            ("NOVACRON_TLS_ADDRESS", &format!("localhost:{}", tls.port())),
+            ("NOVACRON_CA_FILE", ca.to_str().expect("utf-8 path")),
+            ("NOVACRON_INTERVAL", "300ms"),
+            ("NOVACRON_TIMEOUT", "250ms"),
+        ],
+    );
+    all_rules_ok(&d, "novacron");
+    // The DWCP numbers of the runbook's body are kept as values.
+    let dwcp = d.check("novacron-dwcp");
+    assert_eq!(dwcp["values"]["active_streams"], 15.0, "{dwcp:#}");
+    assert_eq!(dwcp["values"]["compression_ratio"], 2.5, "{dwcp:#}");
+
+    // "Health checks failing (> 3 consecutive failures)": 3 failures in a row are not a
+    // rollback, the 4th is.
+    enters_on_the_nth_failure(
+        &d,
+        &api,
+        "/health",
+        ("novacron-health-failing", "critical"),
+        4,
+    );
+    all_rules_ok(&d, "novacron");
+
+    // "Database connection issues", seen by the detailed check and by /health/db.
+    api.set(
+        "/health/detailed",
+        200,
+        r#"{"status": "healthy", "components": {"database": "unhealthy", "cache": "healthy", "dwcp": "healthy"}}"#,
+    );
+    api.set("/health/db", 503, r#"{"status": "unhealthy"}"#);
+    reaches(&d, "novacron-components-unhealthy", "critical");
+    reaches(&d, "novacron-health-db-failing", "critical");
+    let detailed = d.check("novacron-health-detailed");
+    let message = detailed["last_error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("components.database"), "{detailed:#}");
+    api.restore();
+    all_rules_ok(&d, "novacron");
+
+    // "DWCP protocol failures": the protocol is no longer active.
+    api.set(
+        "/api/v1/dwcp/status",
+        200,
+        r#"{"status": "degraded", "active_streams": 0, "bandwidth_allocated": 0, "compression_ratio": 1.0}"#,
+    );
+    reaches(&d, "novacron-dwcp-failing", "critical");
+    api.restore();
+    all_rules_ok(&d, "novacron");
+
+    // The cache check hangs past the timeout.
+    api.set_delay("/health/cache", Duration::from_secs(1));
+    reaches(&d, "novacron-health-cache-failing", "critical");
+    assert_eq!(error_kind(&d, "novacron-health-cache"), "timeout");
+    api.restore();
+    all_rules_ok(&d, "novacron");
+
+    // P0 "Service completely unavailable": every API check fails, the metrics one warns.
+    api.down();
+    for rule in [
+        "novacron-health-failing",
+        "novacron-components-unhealthy",
+        "novacron-health-db-failing",
+        "novacron-health-cache-failing",
+        "novacron-api-info-failing",
+        "novacron-dwcp-failing",
+    ] {
+        reaches(&d, rule, "critical");
+    }
+    reaches(&d, "novacron-metrics-down", "warning");
+    api.up();
+    all_rules_ok(&d, "novacron");
+
+    // Cache health: Redis killed.
+    redis.kill();
+    reaches(&d, "novacron-redis-down", "critical");
+    redis.restart();
+    all_rules_ok(&d, "novacron");
+
+    // Database health: the database hangs.
+    pg.pause();
+    reaches(&d, "novacron-db-down", "critical");
+    pg.resume();
+    all_rules_ok(&d, "novacron");
+
+    // Certificate Renewal: cert-manager did not renew (10 days left), then a wrong certificate.
+    tls.renew(&pki.leaf("localhost", 10 * DAY));
+    reaches(&d, "novacron-cert-expiry", "warning");
+    tls.renew(&pki.leaf("novacron.example", 90 * DAY));
+    reaches(&d, "novacron-cert-expiry", "critical");
+    assert_eq!(error_kind(&d, "novacron-cert"), "tls");
+    tls.renew(&pki.leaf("localhost", 90 * DAY));
+    all_rules_ok(&d, "novacron");
+}
