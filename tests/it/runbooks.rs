@@ -178,9 +178,19 @@ fn nuvie_runbook_failures_reach_the_runbook_levels() {
     let dir = tempfile::tempdir().expect("temp dir");
     let ca = pki.write_ca(dir.path());
     let cert_address = format!("localhost:{}", tls.port());
+    let smoke = Smoke::new();
     let d = Daemon::start_file(
         &example("nuvie"),
         &[
+            ("NUVIE_SMOKE_TEST", smoke.script()),
+            ("NUVIE_SMOKE_INTERVAL", "300ms"),
+            ("NUVIE_SMOKE_TIMEOUT", "250ms"),
+            ("NUVIE_SYSTEM_INTERVAL", "300ms"),
+            ("NUVIE_SYSTEM_TIMEOUT", "250ms"),
+            ("NUVIE_CPU_WARNING", "1.01"),
+            ("NUVIE_CPU_CRITICAL", "1.01"),
+            ("NUVIE_MEMORY_WARNING", "1.01"),
+            ("NUVIE_MEMORY_CRITICAL", "1.01"),
             ("NUVIE_API_URL", &api.base_url()),
             ("NUVIE_AI_URL", &ai.base_url()),
             ("NUVIE_DATABASE_URL", &pg.url()),
@@ -196,6 +206,18 @@ fn nuvie_runbook_failures_reach_the_runbook_levels() {
             ("NUVIE_SLOW_FOR", "1s"),
         ],
     );
+    all_rules_ok(&d, "nuvie");
+
+    // The smoke suite (an exec check, Nagios exit codes): 1 warns, 2 pages, 0 clears. The
+    // host check reads real values (thresholds moved above 1: this machine's load is not
+    // the system's; `runbook_host_thresholds_read_the_real_host` crosses them).
+    assert!(d.check("nuvie-host")["values"]["memory_ratio"]
+        .as_f64()
+        .is_some());
+    for (code, state) in [(1, "warning"), (2, "critical"), (0, "ok")] {
+        smoke.exit_with(code);
+        reaches(&d, "nuvie-smoke", state);
+    }
     all_rules_ok(&d, "nuvie");
 
     // Incident Response, P1 "API down": /health answers 503, three times in a row (the
@@ -383,9 +405,19 @@ fn redcube_runbook_failures_reach_the_runbook_levels() {
          CREATE VIEW v_user_sync_missing AS SELECT id, email FROM users WHERE NOT synced;
          INSERT INTO users VALUES (1, 'deploy-test@example.com', true);",
     ));
+    let smoke = Smoke::new();
     let d = Daemon::start_file(
         &example("redcube"),
         &[
+            ("REDCUBE_SMOKE_TEST", smoke.script()),
+            ("REDCUBE_SMOKE_INTERVAL", "300ms"),
+            ("REDCUBE_SMOKE_TIMEOUT", "250ms"),
+            ("REDCUBE_SYSTEM_INTERVAL", "300ms"),
+            ("REDCUBE_SYSTEM_TIMEOUT", "250ms"),
+            ("REDCUBE_CPU_WARNING", "1.01"),
+            ("REDCUBE_CPU_CRITICAL", "1.01"),
+            ("REDCUBE_MEMORY_WARNING", "1.01"),
+            ("REDCUBE_MEMORY_CRITICAL", "1.01"),
             ("REDCUBE_API_URL", &api.base_url()),
             ("REDCUBE_DATABASE_URL", &pg.url()),
             ("REDCUBE_USERS_DATABASE_URL", &users_url),
@@ -393,6 +425,18 @@ fn redcube_runbook_failures_reach_the_runbook_levels() {
             ("REDCUBE_TIMEOUT", "250ms"),
         ],
     );
+    all_rules_ok(&d, "redcube");
+
+    // The smoke suite (an exec check, Nagios exit codes): 1 warns, 2 pages, 0 clears. The
+    // host check reads real values (thresholds moved above 1: this machine's load is not
+    // the system's; `runbook_host_thresholds_read_the_real_host` crosses them).
+    assert!(d.check("redcube-host")["values"]["memory_ratio"]
+        .as_f64()
+        .is_some());
+    for (code, state) in [(1, "warning"), (2, "critical"), (0, "ok")] {
+        smoke.exit_with(code);
+        reaches(&d, "redcube-smoke", state);
+    }
     all_rules_ok(&d, "redcube");
 
     // P0 "Service completely down": the health check does not return HTTP 200, confirmed
@@ -458,9 +502,19 @@ fn nova_streaming_runbook_failures_reach_the_runbook_levels() {
     let tls = rt.block_on(RenewableTlsServer::start(&pki.leaf("localhost", 90 * DAY)));
     let dir = tempfile::tempdir().expect("temp dir");
     let ca = pki.write_ca(dir.path());
+    let smoke = Smoke::new();
     let d = Daemon::start_file(
         &example("nova-streaming"),
         &[
+            ("NOVA_STREAMING_SMOKE_TEST", smoke.script()),
+            ("NOVA_STREAMING_SMOKE_INTERVAL", "300ms"),
+            ("NOVA_STREAMING_SMOKE_TIMEOUT", "250ms"),
+            ("NOVA_STREAMING_SYSTEM_INTERVAL", "300ms"),
+            ("NOVA_STREAMING_SYSTEM_TIMEOUT", "250ms"),
+            ("NOVA_STREAMING_CPU_WARNING", "1.01"),
+            ("NOVA_STREAMING_CPU_CRITICAL", "1.01"),
+            ("NOVA_STREAMING_MEMORY_WARNING", "1.01"),
+            ("NOVA_STREAMING_MEMORY_CRITICAL", "1.01"),
             ("NOVA_STREAMING_API_URL", &api.base_url()),
             ("NOVA_STREAMING_JWT_TOKEN", token),
             ("NOVA_STREAMING_DATABASE_URL", &pg.url()),
@@ -474,6 +528,18 @@ fn nova_streaming_runbook_failures_reach_the_runbook_levels() {
             ("NOVA_STREAMING_TIMEOUT", "450ms"),
         ],
     );
+    all_rules_ok(&d, "nova-streaming");
+
+    // The smoke suite (an exec check, Nagios exit codes): 1 warns, 2 pages, 0 clears. The
+    // host check reads real values (thresholds moved above 1: this machine's load is not
+    // the system's; `runbook_host_thresholds_read_the_real_host` crosses them).
+    assert!(d.check("nova-streaming-host")["values"]["memory_ratio"]
+        .as_f64()
+        .is_some());
+    for (code, state) in [(1, "warning"), (2, "critical"), (0, "ok")] {
+        smoke.exit_with(code);
+        reaches(&d, "nova-streaming-smoke", state);
+    }
     all_rules_ok(&d, "nova-streaming");
     // The token reached the API (it answers 401 without it), and total_count is read.
     let streams = d.check("nova-streaming-streams-active");
@@ -547,9 +613,19 @@ fn ai_saas_runbook_failures_reach_the_runbook_levels() {
     let pg = rt.block_on(PostgresServer::start());
     rt.block_on(pg.execute("CREATE DATABASE ai_saas_prod;"));
     let db_url = format!("postgres://postgres@127.0.0.1:{}/ai_saas_prod", pg.port());
+    let smoke = Smoke::new();
     let d = Daemon::start_file(
         &example("ai-saas"),
         &[
+            ("AI_SAAS_SMOKE_TEST", smoke.script()),
+            ("AI_SAAS_SMOKE_INTERVAL", "300ms"),
+            ("AI_SAAS_SMOKE_TIMEOUT", "250ms"),
+            ("AI_SAAS_SYSTEM_INTERVAL", "300ms"),
+            ("AI_SAAS_SYSTEM_TIMEOUT", "250ms"),
+            ("AI_SAAS_CPU_WARNING", "1.01"),
+            ("AI_SAAS_CPU_CRITICAL", "1.01"),
+            ("AI_SAAS_MEMORY_WARNING", "1.01"),
+            ("AI_SAAS_MEMORY_CRITICAL", "1.01"),
             ("AI_SAAS_API_URL", &api.base_url()),
             ("AI_SAAS_DATABASE_URL", &db_url),
             ("AI_SAAS_REDIS_URL", &redis.url()),
@@ -557,6 +633,18 @@ fn ai_saas_runbook_failures_reach_the_runbook_levels() {
             ("AI_SAAS_TIMEOUT", "250ms"),
         ],
     );
+    all_rules_ok(&d, "ai-saas");
+
+    // The smoke suite (an exec check, Nagios exit codes): 1 warns, 2 pages, 0 clears. The
+    // host check reads real values (thresholds moved above 1: this machine's load is not
+    // the system's; `runbook_host_thresholds_read_the_real_host` crosses them).
+    assert!(d.check("ai-saas-host")["values"]["memory_ratio"]
+        .as_f64()
+        .is_some());
+    for (code, state) in [(1, "warning"), (2, "critical"), (0, "ok")] {
+        smoke.exit_with(code);
+        reaches(&d, "ai-saas-smoke", state);
+    }
     all_rules_ok(&d, "ai-saas");
 
     // "Automatic Rollback (If Health Checks Fail)": the gateway is gone (connection refused) ...
@@ -618,9 +706,19 @@ fn novacron_runbook_failures_reach_the_runbook_levels() {
     let tls = rt.block_on(RenewableTlsServer::start(&pki.leaf("localhost", 90 * DAY)));
     let dir = tempfile::tempdir().expect("temp dir");
     let ca = pki.write_ca(dir.path());
+    let smoke = Smoke::new();
     let d = Daemon::start_file(
         &example("novacron"),
         &[
+            ("NOVACRON_SMOKE_TEST", smoke.script()),
+            ("NOVACRON_SMOKE_INTERVAL", "300ms"),
+            ("NOVACRON_SMOKE_TIMEOUT", "250ms"),
+            ("NOVACRON_SYSTEM_INTERVAL", "300ms"),
+            ("NOVACRON_SYSTEM_TIMEOUT", "250ms"),
+            ("NOVACRON_CPU_WARNING", "1.01"),
+            ("NOVACRON_CPU_CRITICAL", "1.01"),
+            ("NOVACRON_MEMORY_WARNING", "1.01"),
+            ("NOVACRON_MEMORY_CRITICAL", "1.01"),
             ("NOVACRON_URL", &api.base_url()),
             ("NOVACRON_DATABASE_URL", &db_url),
             ("NOVACRON_REDIS_URL", &redis.url()),
@@ -630,6 +728,18 @@ fn novacron_runbook_failures_reach_the_runbook_levels() {
             ("NOVACRON_TIMEOUT", "250ms"),
         ],
     );
+    all_rules_ok(&d, "novacron");
+
+    // The smoke suite (an exec check, Nagios exit codes): 1 warns, 2 pages, 0 clears. The
+    // host check reads real values (thresholds moved above 1: this machine's load is not
+    // the system's; `runbook_host_thresholds_read_the_real_host` crosses them).
+    assert!(d.check("novacron-host")["values"]["memory_ratio"]
+        .as_f64()
+        .is_some());
+    for (code, state) in [(1, "warning"), (2, "critical"), (0, "ok")] {
+        smoke.exit_with(code);
+        reaches(&d, "novacron-smoke", state);
+    }
     all_rules_ok(&d, "novacron");
     // The DWCP numbers of the runbook's body are kept as values.
     let dwcp = d.check("novacron-dwcp");
@@ -717,4 +827,75 @@ fn novacron_runbook_failures_reach_the_runbook_levels() {
     assert_eq!(error_kind(&d, "novacron-cert"), "tls");
     tls.renew(&pki.leaf("localhost", 90 * DAY));
     all_rules_ok(&d, "novacron");
+}
+
+/// A smoke-test script that exits with the code last given to `exit_with` (0 at first).
+struct Smoke {
+    _dir: tempfile::TempDir,
+    state: PathBuf,
+    script: String,
+}
+
+impl Smoke {
+    fn new() -> Smoke {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = dir.path().join("exit-code");
+        let script = dir.path().join("smoke.sh");
+        std::fs::write(&state, "0").expect("write state");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\ncode=$(cat '{}')\necho \"smoke exit $code | failures=$code\"\nexit $code\n",
+                state.display()
+            ),
+        )
+        .expect("write script");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        Smoke {
+            script: script.display().to_string(),
+            state,
+            _dir: dir,
+        }
+    }
+
+    fn script(&self) -> &str {
+        &self.script
+    }
+
+    fn exit_with(&self, code: i32) {
+        std::fs::write(&self.state, code.to_string()).expect("write state");
+    }
+}
+
+/// The runbooks' CPU and memory rules against this machine's real readings: with the
+/// warning threshold moved to 0 (any use breaches) memory warns, with critical at 0 it pages,
+/// and with the runbook's own numbers it reads whatever this host is (never unknown).
+#[test]
+fn runbook_host_thresholds_read_the_real_host() {
+    let base = [
+        ("NUVIE_SYSTEM_INTERVAL", "200ms"),
+        ("NUVIE_SYSTEM_TIMEOUT", "150ms"),
+        ("NUVIE_MEMORY_FOR", "1s"),
+        ("NUVIE_CPU_FOR", "1s"),
+    ];
+    let run = |extra: &[(&str, &str)], rule: &str, state: &str| {
+        let env: Vec<(&str, &str)> = base.iter().chain(extra).copied().collect();
+        let d = Daemon::start_file(&example("nuvie"), &env);
+        reaches(&d, rule, state);
+    };
+    run(&[("NUVIE_MEMORY_WARNING", "0")], "nuvie-memory", "warning");
+    run(
+        &[
+            ("NUVIE_MEMORY_WARNING", "0"),
+            ("NUVIE_MEMORY_CRITICAL", "0"),
+        ],
+        "nuvie-memory",
+        "critical",
+    );
+    run(
+        &[("NUVIE_CPU_WARNING", "-1"), ("NUVIE_CPU_CRITICAL", "-1")],
+        "nuvie-cpu",
+        "critical",
+    );
 }
