@@ -9,9 +9,11 @@ mod harness;
 // Test modules, one per area. Add new ones below, in alphabetical order.
 mod cli;
 mod daemon;
+mod hooks;
 mod http_checks;
 mod metrics;
 mod metrics_matcher;
+mod outbox;
 mod probes;
 mod reload;
 mod services;
