@@ -539,6 +539,15 @@ mod tests {
         assert!(ev.description.unwrap().contains("timed out"));
     }
 
+    #[tokio::test]
+    async fn a_background_process_holding_the_pipes_does_not_hang_the_run() {
+        // The background job keeps stdout open after the hook exits; warden stops reading
+        // shortly after the exit instead of waiting for it.
+        let run = run(&shell("(sleep 5; echo late) & echo early"), &event(), false).await;
+        assert_eq!(run.result(), "success", "{run:?}");
+        assert_eq!(run.stdout, "early\n");
+    }
+
     #[test]
     fn label_names_become_variable_names() {
         assert_eq!(label_var("team"), "WARDEN_LABEL_TEAM");

@@ -69,8 +69,11 @@ pub struct OutboxConfig {
     pub concurrency: usize,
     /// After cancellation, how long sends in flight may take to finish.
     pub shutdown_grace: Duration,
-    /// Delivered, failed and dropped rows (and finished hook runs) are deleted after this.
+    /// Delivered, failed and dropped rows are deleted this long after they finished.
     pub retention: Duration,
+    /// Hook runs are deleted this long after they finished. Once-per-incident is remembered
+    /// only this long, so keep it longer than any incident lasts.
+    pub hook_retention: Duration,
     /// The longest a delivery task sleeps while rows are pending (it re-reads the store and
     /// refreshes `warden_outbox_oldest_age_seconds` at least this often).
     pub poll_interval: Duration,
@@ -87,6 +90,7 @@ impl Default for OutboxConfig {
             concurrency: 4,
             shutdown_grace: Duration::from_secs(5),
             retention: Duration::from_secs(7 * 24 * 3600),
+            hook_retention: Duration::from_secs(90 * 24 * 3600),
             poll_interval: Duration::from_secs(1),
         }
     }
@@ -276,8 +280,12 @@ impl Outbox {
 /// Deletes finished rows past the retention, now and every hour.
 async fn prune(inner: Arc<Inner>) {
     loop {
-        let before = inner.clock.now() - inner.config.retention;
-        match inner.store.prune(before).await {
+        let now = inner.clock.now();
+        let (rows, hooks) = (
+            now - inner.config.retention,
+            now - inner.config.hook_retention,
+        );
+        match inner.store.prune(rows, hooks).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(rows = n, "pruned finished outbox rows and hook runs"),
             Err(e) => tracing::warn!(error = %e, "cannot prune the state store"),
@@ -392,10 +400,11 @@ async fn deliver(
                     });
                     state.in_flight.insert(handle.id(), flight);
                 }
-                let mut next = poll.next_due;
-                if let Some(h) = state.hold_until.filter(|_| held) {
-                    next = Some(next.map_or(h, |n| n.max(h)));
-                }
+                // While the notifier is held, nothing goes out before the hold ends.
+                let next = match state.hold_until.filter(|_| held) {
+                    Some(h) => Some(h),
+                    None => poll.next_due,
+                };
                 let idle = poll.depth == 0 && sends.is_empty();
                 wait = match next {
                     Some(t) => t.since(now).min(config.poll_interval),

@@ -247,6 +247,10 @@ pub struct Recovery {
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
     path: Arc<PathBuf>,
+    /// `<path>.lock`, flock'ed exclusively for the store's life: one warden per state file
+    /// (a second one would mark the first one's running hooks `interrupted`). Readers such as
+    /// `sqlite3 warden.db` are not affected.
+    _lock: Arc<std::fs::File>,
 }
 
 impl fmt::Debug for Store {
@@ -281,6 +285,7 @@ impl Store {
                 });
             }
         }
+        let lock = lock_file(path)?;
         let mut conn = Connection::open(path).map_err(err("open"))?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(err("set busy timeout"))?;
@@ -304,6 +309,7 @@ impl Store {
         let store = Store {
             conn: Arc::new(Mutex::new(conn)),
             path: Arc::new(path.to_path_buf()),
+            _lock: Arc::new(lock),
         };
         let recovery = store.blocking("recover", move |c| recover(c, now))?;
         Ok((store, recovery))
@@ -459,18 +465,21 @@ impl Store {
         })
     }
 
-    /// Deletes finished outbox rows and hook runs that finished before `before`; returns how
-    /// many rows went.
-    pub async fn prune(&self, before: Timestamp) -> Result<usize, StoreError> {
+    /// Deletes outbox rows that finished before `rows_before` and hook runs that finished
+    /// before `hooks_before`; returns how many went.
+    pub async fn prune(
+        &self,
+        rows_before: Timestamp,
+        hooks_before: Timestamp,
+    ) -> Result<usize, StoreError> {
         self.call("prune", move |c| {
-            let t = millis(before);
             let a = c.execute(
                 "DELETE FROM outbox WHERE state != 'pending' AND finished_at < ?1",
-                [t],
+                [millis(rows_before)],
             )?;
             let b = c.execute(
                 "DELETE FROM hook_runs WHERE state != 'started' AND finished_at < ?1",
-                [t],
+                [millis(hooks_before)],
             )?;
             Ok(a + b)
         })
@@ -598,6 +607,39 @@ impl Store {
         })
         .await
     }
+}
+
+fn lock_file(path: &Path) -> Result<std::fs::File, StoreError> {
+    use std::os::fd::AsRawFd;
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = PathBuf::from(name);
+    let fail = |detail: String| StoreError {
+        path: path.to_path_buf(),
+        operation: "lock",
+        detail,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| fail(format!("{}: {e}", lock_path.display())))?;
+    // SAFETY: flock(2) on a descriptor this function owns; no memory is shared with it. The
+    // lock lives as long as the file (closing it, or the process dying, releases it).
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(fail(if e.kind() == std::io::ErrorKind::WouldBlock {
+            format!(
+                "{} is held by another process; is another warden using this state file?",
+                lock_path.display()
+            )
+        } else {
+            format!("{}: {e}", lock_path.display())
+        }));
+    }
+    Ok(file)
 }
 
 /// Brings the schema to the newest version; refuses a file from a newer warden.
@@ -925,6 +967,27 @@ mod tests {
     }
 
     #[test]
+    fn one_process_per_state_file_and_garbage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("warden.db");
+        let (first, _) = Store::open(&path, Timestamp(0)).unwrap();
+        let err = Store::open(&path, Timestamp(0)).unwrap_err().to_string();
+        assert!(
+            err.ends_with("warden.db.lock is held by another process; is another warden using this state file?"),
+            "{err}"
+        );
+        drop(first);
+        Store::open(&path, Timestamp(0)).expect("the lock went with the first store");
+        let junk = dir.path().join("junk.db");
+        std::fs::write(&junk, vec![b'x'; 8192]).unwrap();
+        let err = Store::open(&junk, Timestamp(0)).unwrap_err().to_string();
+        assert!(
+            err.contains("junk.db") && err.contains("not a database"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_missing_directory_is_named() {
         let err = Store::open(Path::new("/nonexistent/dir/warden.db"), Timestamp(0))
             .unwrap_err()
@@ -1118,6 +1181,73 @@ mod tests {
                 run: run.id
             })
         );
+    }
+
+    #[tokio::test]
+    async fn prune_deletes_only_finished_rows_past_their_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = open(&dir);
+        let batch = Batch {
+            alerts: vec![],
+            events: vec![
+                (event("a", 1), vec!["pd".into()]),
+                (event("b", 1), vec!["pd".into()]),
+            ],
+        };
+        let c = store.commit(batch, Timestamp(1_000), 100).await.unwrap();
+        store
+            .mark_delivered(c.ids[0], Timestamp(2_000))
+            .await
+            .unwrap();
+        let started = store
+            .begin_hook_run(
+                "h",
+                "i",
+                Timestamp(2_000),
+                Duration::ZERO,
+                false,
+                &[],
+                &event("a", 1),
+            )
+            .await
+            .unwrap();
+        let Admission::Started { run } = started else {
+            panic!("{started:?}")
+        };
+        // Too early for the rows, and a started hook run is never pruned.
+        assert_eq!(
+            store
+                .prune(Timestamp(2_000), Timestamp(9_000))
+                .await
+                .unwrap(),
+            0
+        );
+        store
+            .finish_hook_run(run, Timestamp(3_000), HookFinish::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .prune(Timestamp(2_001), Timestamp(3_000))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .prune(Timestamp(9_000), Timestamp(3_001))
+                .await
+                .unwrap(),
+            1
+        );
+        let left: Vec<_> = store
+            .rows_blocking("pd")
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(left, [c.ids[1]]);
+        assert!(store.hook_runs("h").await.unwrap().is_empty());
     }
 
     #[tokio::test]
