@@ -8,6 +8,10 @@
 //! reaped. In dry-run it records what it would have run (argv and environment *names*) and
 //! runs nothing. [`hook_event`] turns the result into an [`Event`] of kind `Hook`.
 //!
+//! A hook that exits on its own is not followed further: background processes it started keep
+//! running (only the timeout kills the group), and their output is no longer read once the hook
+//! has been gone for a second.
+//!
 //! This module decides nothing about *whether* to run: cooldown, once per incident and never
 //! two at once are `outbox::HookGuard`'s job, which records every run durably around [`run`].
 //! It never reads the config, the store or the network.

@@ -720,13 +720,18 @@ fn commit_rows(
     for (rule, json) in alerts {
         save_alert(&tx, rule, json, now)?;
     }
+    // Pending rows per sink, counted once per batch and kept up to date below.
+    let mut pending: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
     for (sink, key, json) in rows {
-        let pending: i64 = tx.query_row(
-            "SELECT count(*) FROM outbox WHERE sink = ?1 AND state = 'pending'",
-            [sink],
-            |r| r.get(0),
-        )?;
-        let excess = pending + 1 - max_pending.max(1) as i64;
+        let count = match pending.get(sink.as_str()) {
+            Some(n) => *n,
+            None => tx.query_row(
+                "SELECT count(*) FROM outbox WHERE sink = ?1 AND state = 'pending'",
+                [sink],
+                |r| r.get(0),
+            )?,
+        };
+        let excess = count + 1 - max_pending.max(1) as i64;
         if excess > 0 {
             let mut stmt = tx.prepare(
                 "UPDATE outbox SET state = 'dropped', finished_at = ?2,
@@ -748,6 +753,7 @@ fn commit_rows(
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             committed.dropped.extend(dropped);
         }
+        pending.insert(sink, count.min(max_pending.max(1) as i64 - 1) + 1);
         tx.execute(
             "INSERT INTO outbox (sink, dedup_key, event, enqueued_at, next_attempt_at, state)
              VALUES (?1, ?2, ?3, ?4, ?4, 'pending')",
@@ -1102,6 +1108,33 @@ mod tests {
             .collect();
         use RowState::*;
         assert_eq!(states, [Dropped, Dropped, Pending, Pending, Pending]);
+    }
+
+    #[tokio::test]
+    async fn one_batch_beyond_the_bound_keeps_its_newest_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = open(&dir);
+        let events = (0..5)
+            .map(|n| (event(&format!("k{n}"), n), vec!["pd".to_string()]))
+            .collect();
+        let c = store
+            .commit(
+                Batch {
+                    alerts: vec![],
+                    events,
+                },
+                Timestamp(1_000),
+                3,
+            )
+            .await
+            .unwrap();
+        let dropped: Vec<_> = c.dropped.iter().map(|d| d.id).collect();
+        assert_eq!(dropped, c.ids[..2]);
+        let p = store
+            .poll("pd", Timestamp(1_000), vec![], 10)
+            .await
+            .unwrap();
+        assert_eq!(p.depth, 3);
     }
 
     #[tokio::test]

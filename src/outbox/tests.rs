@@ -396,7 +396,10 @@ async fn a_restart_delivers_what_was_pending() {
     h.outbox.set_sinks(vec![down.clone()]);
     h.send("a", 1, &["pd"]).await;
     h.send("b", 1, &["pd"]).await;
-    until("a was tried", || !down.attempts("a").is_empty()).await;
+    until("a was tried and b delivered", || {
+        !down.attempts("a").is_empty() && down.delivered() == [("b".to_string(), 1)]
+    })
+    .await;
     let (dir, store) = h.stop().await;
     drop(store);
 
