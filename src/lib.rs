@@ -9,6 +9,8 @@ pub mod check;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod hook;
+pub mod outbox;
 pub mod reload;
 pub mod rule;
 pub mod scheduler;

@@ -39,6 +39,14 @@ pub struct Metrics {
     pub config_hash: Gauge,
     pub config_reloads: IntCounterVec,
     pub watchdog_skipped: IntCounter,
+
+    // --- Outbox and hooks (src/outbox, src/hook.rs) ---
+    pub notifications: IntCounterVec,
+    pub notification_latency: HistogramVec,
+    pub outbox_depth: IntGaugeVec,
+    pub outbox_oldest_age: GaugeVec,
+    pub hook_runs: IntCounterVec,
+    pub hook_duration: HistogramVec,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -205,6 +213,63 @@ impl Metrics {
         for result in ["applied", "unchanged", "failed"] {
             config_reloads.with_label_values(&[result]);
         }
+
+        // --- Outbox and hooks (src/outbox, src/hook.rs) ---
+        let notifications = must(IntCounterVec::new(
+            Opts::new(
+                "warden_notifications_total",
+                "Notification attempts by notifier and result (sent, retry, failed, dropped)",
+            ),
+            &["notifier", "result"],
+        ));
+        let notification_latency = must(HistogramVec::new(
+            HistogramOpts::new(
+                "warden_notification_latency_seconds",
+                "Time from enqueue to delivery of notifications, retries included",
+            )
+            .buckets(vec![
+                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0,
+            ]),
+            &["notifier"],
+        ));
+        let outbox_depth = must(IntGaugeVec::new(
+            Opts::new(
+                "warden_outbox_depth",
+                "Notifications waiting in the outbox, by notifier",
+            ),
+            &["notifier"],
+        ));
+        let outbox_oldest_age = must(GaugeVec::new(
+            Opts::new(
+                "warden_outbox_oldest_age_seconds",
+                "Age of the oldest notification waiting in the outbox (0 when empty)",
+            ),
+            &["notifier"],
+        ));
+        let hook_runs = must(IntCounterVec::new(
+            Opts::new(
+                "warden_hook_runs_total",
+                "Hook runs by outcome (success, failure, timeout, error, dry_run, skipped, interrupted)",
+            ),
+            &["hook", "outcome"],
+        ));
+        let hook_duration = must(HistogramVec::new(
+            HistogramOpts::new(
+                "warden_hook_duration_seconds",
+                "Wall time of hook runs that executed",
+            )
+            .buckets(vec![
+                0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+            ]),
+            &["hook"],
+        ));
+        reg(Box::new(notifications.clone()));
+        reg(Box::new(notification_latency.clone()));
+        reg(Box::new(outbox_depth.clone()));
+        reg(Box::new(outbox_oldest_age.clone()));
+        reg(Box::new(hook_runs.clone()));
+        reg(Box::new(hook_duration.clone()));
+
         Metrics {
             registry,
             check_up,
@@ -227,6 +292,12 @@ impl Metrics {
             config_hash,
             config_reloads,
             watchdog_skipped,
+            notifications,
+            notification_latency,
+            outbox_depth,
+            outbox_oldest_age,
+            hook_runs,
+            hook_duration,
         }
     }
 

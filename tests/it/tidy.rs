@@ -48,6 +48,8 @@ fn stages_import_only_what_feeds_them() {
         ("scheduler", &["check", "config", "clock", "telemetry"]),
         ("reload", &[]),
         ("alert", &[]),
+        ("hook", &["alert", "clock", "systemd"]),
+        ("outbox", &["alert", "clock", "hook", "outbox", "telemetry"]),
         ("server", &["engine", "reload", "secret", "telemetry"]),
         ("systemd", &["scheduler", "server", "telemetry"]),
     ];

@@ -12,6 +12,7 @@
 
 pub mod postgres;
 pub mod process;
+pub mod receiver;
 pub mod redis;
 pub mod tls;
 
