@@ -9,6 +9,7 @@ pub mod check;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod notify;
 pub mod reload;
 pub mod rule;
 pub mod scheduler;

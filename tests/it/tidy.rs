@@ -48,6 +48,7 @@ fn stages_import_only_what_feeds_them() {
         ("scheduler", &["check", "config", "clock", "telemetry"]),
         ("reload", &[]),
         ("alert", &[]),
+        ("notify", &["alert", "clock", "notify", "secret"]),
         ("server", &["engine", "reload", "secret", "telemetry"]),
         ("systemd", &["scheduler", "server", "telemetry"]),
     ];
