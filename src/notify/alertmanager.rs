@@ -28,7 +28,6 @@ use crate::alert::{Delivery, Event, EventKind, Severity};
 use crate::clock::{Clock, Timestamp};
 use crate::secret::redact_url;
 
-#[derive(Debug)]
 pub struct AlertmanagerNotifier {
     client: reqwest::Client,
     endpoint: String,
@@ -38,6 +37,18 @@ pub struct AlertmanagerNotifier {
     generator_url: Option<String>,
     timeout: Duration,
     clock: Clock,
+}
+
+impl std::fmt::Debug for AlertmanagerNotifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `endpoint` may hold credentials: only the redacted form is shown.
+        f.debug_struct("AlertmanagerNotifier")
+            .field("endpoint", &self.shown)
+            .field("resend_every", &self.resend_every)
+            .field("generator_url", &self.generator_url)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AlertmanagerNotifier {

@@ -168,7 +168,15 @@ impl EmailNotifier {
 }
 
 fn classify(shown: &str, e: &lettre::transport::smtp::Error) -> Delivery {
-    let reason = format!("SMTP {shown}: {e}");
+    // lettre nests its own errors ("Connection error: Connection error: ..."): say it once.
+    let mut parts: Vec<&str> = Vec::new();
+    let text = e.to_string();
+    for part in text.split(": ") {
+        if parts.last() != Some(&part) {
+            parts.push(part);
+        }
+    }
+    let reason = format!("SMTP {shown}: {}", parts.join(": "));
     if e.is_permanent() || e.is_client() {
         Delivery::Permanent { reason }
     } else {

@@ -57,13 +57,16 @@ pub(crate) async fn post(
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<Reply, Delivery> {
-    let mut request = client
-        .post(url)
-        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    // User headers go last so they may override the content type.
-    for (name, value) in headers.iter() {
-        request = request.header(name, value);
+    // User headers replace the defaults of the same name (e.g. the content type).
+    let mut all = HeaderMap::new();
+    all.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for name in headers.keys() {
+        all.remove(name);
     }
+    for (name, value) in headers.iter() {
+        all.append(name, value.clone());
+    }
+    let request = client.post(url).headers(all);
     let send = async {
         let mut response = request.body(body).send().await?;
         let status = response.status().as_u16();

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use crate::alert::{BoxFuture, Delivery, Event, EventKind, HookOutcome, Severity, Sink};
 use crate::clock::Clock;
-use crate::secret::Secret;
+use crate::secret::{redact_url, Secret};
 
 /// The total time one send may take when the config does not say.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -101,7 +101,7 @@ pub struct SlackConfig {
 }
 
 /// `pagerduty`: PagerDuty Events API v2.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct PagerDutyConfig {
     /// The integration's routing key (the service's "Integration Key").
     pub routing_key: Secret,
@@ -118,7 +118,7 @@ pub struct PagerDutyConfig {
 }
 
 /// `alertmanager`: push alerts into an Alertmanager's `POST /api/v2/alerts`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct AlertmanagerConfig {
     /// The base URL, e.g. `http://127.0.0.1:9093` (`/api/v2/alerts` is appended).
     pub url: String,
@@ -127,6 +127,30 @@ pub struct AlertmanagerConfig {
     pub resend_every: Duration,
     /// `generatorURL` of every alert (a link back to warden); omitted when `None`.
     pub generator_url: Option<String>,
+}
+
+// URLs may carry credentials (`http://user:pw@host`): Debug shows them redacted.
+impl fmt::Debug for PagerDutyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PagerDutyConfig")
+            .field("routing_key", &self.routing_key)
+            .field("url", &redact_url(&self.url))
+            .field("source", &self.source)
+            .field("component", &self.component)
+            .field("group", &self.group)
+            .field("class", &self.class)
+            .finish()
+    }
+}
+
+impl fmt::Debug for AlertmanagerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AlertmanagerConfig")
+            .field("url", &redact_url(&self.url))
+            .field("resend_every", &self.resend_every)
+            .field("generator_url", &self.generator_url)
+            .finish()
+    }
 }
 
 /// `email`: SMTP via lettre.
@@ -201,15 +225,19 @@ impl Notifier {
             }
             NotifierKind::PagerDuty(c) => {
                 secrets.push(c.routing_key.expose().to_string());
+                secrets.extend(url_password(&c.url));
                 Target::PagerDuty(
                     pagerduty::PagerDutyNotifier::new(c, config.timeout, clock.clone())
                         .map_err(fail)?,
                 )
             }
-            NotifierKind::Alertmanager(c) => Target::Alertmanager(
-                alertmanager::AlertmanagerNotifier::new(c, config.timeout, clock.clone())
-                    .map_err(fail)?,
-            ),
+            NotifierKind::Alertmanager(c) => {
+                secrets.extend(url_password(&c.url));
+                Target::Alertmanager(
+                    alertmanager::AlertmanagerNotifier::new(c, config.timeout, clock.clone())
+                        .map_err(fail)?,
+                )
+            }
             NotifierKind::Email(c) => {
                 secrets.extend(c.password.iter().map(|p| p.expose().to_string()));
                 Target::Email(
@@ -325,11 +353,65 @@ fn url_fragments(url: &str) -> Vec<String> {
         if path.len() > 1 {
             out.push(path);
         }
-        if let Some(password) = parsed.password() {
-            out.push(password.to_string());
-        }
+        out.extend(url_password(url));
         if !parsed.username().is_empty() {
             out.push(parsed.username().to_string());
+        }
+    }
+    out
+}
+
+/// The password of a URL with credentials (`http://user:pw@host`), and the `Basic` token
+/// the HTTP client makes of them (a receiver may echo the `Authorization` header back).
+fn url_password(url: &str) -> Vec<String> {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return Vec::new();
+    };
+    let Some(password) = parsed.password() else {
+        return Vec::new();
+    };
+    let decode = |s: &str| percent_decode(s).unwrap_or_else(|| s.to_string());
+    let basic = base64(format!("{}:{}", decode(parsed.username()), decode(password)).as_bytes());
+    vec![password.to_string(), decode(password), basic]
+}
+
+/// `%xx` decoding of URL userinfo; `None` when it is not valid UTF-8 afterwards.
+fn percent_decode(s: &str) -> Option<String> {
+    let hex = |b: u8| char::from(b).to_digit(16).map(|d| d as u8);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(hi << 4 | lo);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Standard base64 with padding (for the `Basic` token only).
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
         }
     }
     out

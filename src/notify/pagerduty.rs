@@ -35,7 +35,6 @@ use crate::secret::{redact_url, Secret};
 const MAX_DEDUP_KEY: usize = 255;
 const MAX_SUMMARY: usize = 1024;
 
-#[derive(Debug)]
 pub struct PagerDutyNotifier {
     client: reqwest::Client,
     routing_key: Secret,
@@ -53,6 +52,18 @@ pub struct Options {
     pub component: Option<String>,
     pub group: Option<String>,
     pub class: Option<String>,
+}
+
+impl std::fmt::Debug for PagerDutyNotifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `url` may hold credentials: only the redacted form is shown.
+        f.debug_struct("PagerDutyNotifier")
+            .field("routing_key", &self.routing_key)
+            .field("url", &self.shown)
+            .field("options", &self.options)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PagerDutyNotifier {

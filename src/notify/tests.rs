@@ -339,6 +339,29 @@ fn redactor_scrubs_secret_values_from_reasons() {
 }
 
 #[test]
+fn url_credentials_are_scrubbed_in_every_form() {
+    // reqwest sends URL credentials as `Authorization: Basic base64(user:password)`.
+    assert_eq!(
+        url_password("http://warden:am-SECRET-pw@127.0.0.1:9093"),
+        [
+            "am-SECRET-pw",
+            "am-SECRET-pw",
+            "d2FyZGVuOmFtLVNFQ1JFVC1wdw=="
+        ]
+    );
+    assert_eq!(
+        url_password("http://u:p%40ss@h/"),
+        ["p%40ss", "p@ss", "dTpwQHNz"]
+    );
+    assert!(url_password("http://h/").is_empty());
+    assert_eq!(base64(b""), "");
+    assert_eq!(base64(b"f"), "Zg==");
+    assert_eq!(base64(b"fo"), "Zm8=");
+    assert_eq!(base64(b"foo"), "Zm9v");
+    assert_eq!(percent_decode("%zz%4"), Some("%zz%4".into()));
+}
+
+#[test]
 fn origins_hide_paths_and_credentials() {
     assert_eq!(
         origin_of("https://u:p@hooks.example.com:8443/a/b?c=d"),

@@ -12,6 +12,7 @@ mod daemon;
 mod http_checks;
 mod metrics;
 mod metrics_matcher;
+mod notifiers;
 mod probes;
 mod reload;
 mod services;

@@ -9,9 +9,12 @@
 // Helpers are shared by every test module; not every module uses every one.
 #![allow(dead_code)]
 
+pub mod alertmanager;
 pub mod postgres;
 pub mod process;
+pub mod receiver;
 pub mod redis;
+pub mod smtp;
 pub mod tls;
 
 pub use postgres::PostgresServer;
