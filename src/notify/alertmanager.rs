@@ -78,6 +78,10 @@ impl AlertmanagerNotifier {
         })
     }
 
+    pub(crate) fn resend_every(&self) -> Duration {
+        self.resend_every
+    }
+
     pub(crate) async fn send(&self, event: &Event) -> Delivery {
         let now = self.clock.now();
         let body = render(event, now, self.resend_every, self.generator_url.as_deref());

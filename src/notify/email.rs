@@ -194,7 +194,7 @@ fn host_port(text: &str, tls: EmailTls) -> Result<(String, u16), String> {
         EmailTls::StartTls => 587,
         EmailTls::Implicit => 465,
     };
-    let bad = || format!("smtp {text:?} must be host:port");
+    let bad = || format!("smtp {text:?} must be host or host:port (port 1-65535)");
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
         let (h, after) = rest.split_once(']').ok_or_else(bad)?;
         match after.strip_prefix(':') {

@@ -253,6 +253,16 @@ impl Notifier {
         })
     }
 
+    /// How often the alert stage must re-send a firing alert to this notifier: `Some` for
+    /// `alertmanager` (which forgets alerts whose `endsAt` passed), `None` for the others
+    /// (their receivers keep a page open until it is resolved).
+    pub fn resend_every(&self) -> Option<Duration> {
+        match &self.target {
+            Target::Alertmanager(n) => Some(n.resend_every()),
+            _ => None,
+        }
+    }
+
     /// Renders, sends once, classifies. Never panics, never retries; bounded by the timeout.
     pub async fn deliver(&self, event: &Event) -> Delivery {
         let delivery = match &self.target {

@@ -375,3 +375,140 @@ fn truncation_respects_char_boundaries() {
     assert_eq!(truncate_chars("héllo", 10), "héllo");
     assert_eq!(truncate_chars("héllo", 3), "hé…");
 }
+
+fn config(kind: NotifierKind) -> NotifierConfig {
+    NotifierConfig {
+        name: "n".into(),
+        timeout: DEFAULT_TIMEOUT,
+        kind,
+    }
+}
+
+fn webhook_config(url: &str) -> WebhookConfig {
+    WebhookConfig {
+        url: Secret::new(url),
+        headers: Vec::new(),
+        format: WebhookFormat::Warden,
+        template: None,
+        external_url: None,
+    }
+}
+
+fn email_config() -> EmailConfig {
+    EmailConfig {
+        smtp: "mail.example.com:587".into(),
+        tls: EmailTls::StartTls,
+        username: None,
+        password: None,
+        from: "warden <warden@example.com>".into(),
+        to: vec!["oncall@example.com".into()],
+        ca_file: None,
+        accept_invalid_certs: false,
+    }
+}
+
+#[test]
+fn config_errors_name_the_notifier_and_say_what_is_valid() {
+    let am = |url: &str, every: u64| {
+        NotifierKind::Alertmanager(AlertmanagerConfig {
+            url: url.into(),
+            resend_every: Duration::from_secs(every),
+            generator_url: None,
+        })
+    };
+    let pd = |key: &str, source: &str| {
+        NotifierKind::PagerDuty(PagerDutyConfig {
+            routing_key: Secret::new(key),
+            url: PAGERDUTY_EVENTS_URL.into(),
+            source: source.into(),
+            component: None,
+            group: None,
+            class: None,
+        })
+    };
+    let mut kinds = vec![
+        NotifierKind::Webhook(webhook_config("ftp://h/SECRET")),
+        NotifierKind::Webhook(webhook_config("no url SECRET")),
+        NotifierKind::Webhook(WebhookConfig {
+            headers: vec![("X Bad".into(), Secret::new("SECRET"))],
+            ..webhook_config("http://h/")
+        }),
+        NotifierKind::Slack(SlackConfig {
+            webhook_url: Secret::new("hooks.slack.com/SECRET"),
+            channel: None,
+            username: None,
+        }),
+        pd(" ", "warden"),
+        pd("SECRETKEY", ""),
+        am("http://u:SECRET@:bad", 60),
+        am("http://127.0.0.1:9093", 0),
+    ];
+    let mail = |f: &dyn Fn(&mut EmailConfig)| {
+        let mut c = email_config();
+        f(&mut c);
+        NotifierKind::Email(c)
+    };
+    kinds.push(mail(&|c| c.smtp = "mail.example.com:0".into()));
+    kinds.push(mail(&|c| c.smtp = "[::1".into()));
+    kinds.push(mail(&|c| c.from = "not an address".into()));
+    kinds.push(mail(&|c| c.to.clear()));
+    kinds.push(mail(&|c| c.username = Some("u".into())));
+    kinds.push(mail(&|c| {
+        c.tls = EmailTls::None;
+        c.username = Some("u".into());
+        c.password = Some(Secret::new("SECRET"));
+    }));
+    kinds.push(mail(&|c| c.ca_file = Some("/nonexistent/ca.pem".into())));
+    let clock = Clock::system();
+    let mut lines: Vec<String> = kinds
+        .into_iter()
+        .map(|k| Notifier::new(&config(k), &clock).unwrap_err())
+        .collect();
+    let zero = NotifierConfig {
+        timeout: Duration::ZERO,
+        ..config(NotifierKind::Webhook(webhook_config("http://h/")))
+    };
+    lines.push(Notifier::new(&zero, &clock).unwrap_err());
+    let text = lines.join("\n");
+    assert!(!text.contains("SECRET"), "{text}");
+    expect![[r#"
+        notifier "n": url must be http or https, got "ftp"
+        notifier "n": url is not a valid URL
+        notifier "n": invalid header name "X Bad"
+        notifier "n": webhook_url is not a valid URL
+        notifier "n": routing_key is empty
+        notifier "n": source is empty
+        notifier "n": url "http://<secret>@:bad" is not a valid URL: empty host
+        notifier "n": resend_every must be greater than 0
+        notifier "n": smtp "mail.example.com:0" must be host or host:port (port 1-65535)
+        notifier "n": smtp "[::1" must be host or host:port (port 1-65535)
+        notifier "n": from "not an address" is not a valid address: Invalid input
+        notifier "n": to needs at least one address
+        notifier "n": username and password go together
+        notifier "n": username and password need tls = "starttls" or "implicit": credentials are never sent in the clear
+        notifier "n": read ca_file /nonexistent/ca.pem: No such file or directory (os error 2)
+        notifier "n": timeout must be greater than 0"#]].assert_eq(&text);
+}
+
+#[test]
+fn only_alertmanager_asks_to_be_resent() {
+    let clock = Clock::system();
+    let am = Notifier::new(
+        &config(NotifierKind::Alertmanager(AlertmanagerConfig {
+            url: "http://127.0.0.1:9093".into(),
+            resend_every: Duration::from_secs(30),
+            generator_url: None,
+        })),
+        &clock,
+    )
+    .unwrap();
+    assert_eq!(am.resend_every(), Some(Duration::from_secs(30)));
+    assert_eq!(am.kind(), "alertmanager");
+    let hook = Notifier::new(
+        &config(NotifierKind::Webhook(webhook_config("http://h/"))),
+        &clock,
+    )
+    .unwrap();
+    assert_eq!(hook.resend_every(), None);
+    assert_eq!((hook.name(), hook.kind()), ("n", "webhook"));
+}
