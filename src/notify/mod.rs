@@ -320,7 +320,7 @@ impl Redactor {
     fn new(mut secrets: Vec<String>) -> Redactor {
         secrets.retain(|s| s.len() >= 4);
         // Longest first, so a URL is replaced whole before its path is.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         secrets.dedup();
         Redactor(secrets)
     }
@@ -351,7 +351,8 @@ impl Redactor {
     }
 }
 
-/// The pieces of a secret URL worth scrubbing: the URL, its path-and-query, its userinfo.
+/// The pieces of a secret URL worth scrubbing: the URL, its path-and-query and query, and
+/// its password (user names are not secrets).
 fn url_fragments(url: &str) -> Vec<String> {
     let mut out = vec![url.to_string()];
     if let Ok(parsed) = reqwest::Url::parse(url) {
@@ -364,9 +365,6 @@ fn url_fragments(url: &str) -> Vec<String> {
             out.push(path);
         }
         out.extend(url_password(url));
-        if !parsed.username().is_empty() {
-            out.push(parsed.username().to_string());
-        }
     }
     out
 }
