@@ -9,7 +9,8 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 # systemd: only for `systemd-analyze verify|security` on the shipped unit (nothing is started).
-packages=(redis-server postgresql-15 prometheus monitoring-plugins-basic python3-aiosmtpd systemd)
+# prometheus-alertmanager: the alertmanager notifier is tested against a real one.
+packages=(redis-server postgresql-15 prometheus prometheus-alertmanager monitoring-plugins-basic python3-aiosmtpd systemd)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -56,5 +57,6 @@ fi
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 echo "install-test-deps: ok: redis-server $(command -v redis-server || echo missing)," \
     "postgres ${pg_bin:-missing}, promtool $(command -v promtool || echo missing)," \
+    "alertmanager $(command -v prometheus-alertmanager || echo missing)," \
     "check_tcp $( [[ -x /usr/lib/nagios/plugins/check_tcp ]] && echo present || echo missing)," \
     "aiosmtpd $(/usr/bin/python3 -c 'import aiosmtpd; print(aiosmtpd.__version__)' 2>/dev/null || echo missing) (use /usr/bin/python3)"

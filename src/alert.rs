@@ -71,6 +71,10 @@ pub struct Event {
     pub severity: Severity,
     /// The value that caused the transition, if there was one.
     pub value: Option<f64>,
+    /// What `value` measures: the rule's observed value name (`memory_ratio`, `status_code`),
+    /// so a page reads "memory_ratio 0.97 > 0.95" rather than a bare number.
+    #[serde(default)]
+    pub value_name: Option<String>,
     /// The threshold of the level that fired (for `Resolved`, the one that had fired).
     pub threshold: Option<f64>,
     /// The condition as written (`> 0.8`), for people.

@@ -372,6 +372,7 @@ pub fn hook_event(trigger: &Event, run: &HookRun, at: Timestamp) -> Event {
         }
     };
     Event {
+        value_name: None,
         kind: EventKind::Hook,
         alert: trigger.alert.clone(),
         check: trigger.check.clone(),
@@ -396,6 +397,7 @@ mod tests {
 
     fn event() -> Event {
         Event {
+            value_name: None,
             kind: EventKind::Firing,
             alert: "api-down".into(),
             check: "api".into(),

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod hook;
+pub mod notify;
 pub mod outbox;
 pub mod reload;
 pub mod rule;

@@ -243,6 +243,7 @@ fn interrupted_event(r: &HookRunRecord, now: Timestamp) -> Event {
         )),
     };
     let trigger = r.event.clone().unwrap_or_else(|| Event {
+        value_name: None,
         kind: crate::alert::EventKind::Hook,
         alert: String::new(),
         check: String::new(),
@@ -296,6 +297,7 @@ mod tests {
 
     fn trigger(incident: u32) -> Event {
         Event {
+            value_name: None,
             kind: EventKind::Firing,
             alert: "api-down".into(),
             check: "api".into(),

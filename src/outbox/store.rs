@@ -917,6 +917,7 @@ mod tests {
 
     pub(crate) fn event(key: &str, n: u32) -> Event {
         Event {
+            value_name: None,
             kind: EventKind::Firing,
             alert: key.to_string(),
             check: "api".into(),

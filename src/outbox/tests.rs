@@ -13,6 +13,7 @@ use crate::alert::{BoxFuture, Delivery, Event, EventKind, Severity, Sink};
 
 fn event(alert: &str, seq: u32) -> Event {
     Event {
+        value_name: None,
         kind: EventKind::Firing,
         alert: alert.to_string(),
         check: "api".into(),

@@ -18,6 +18,7 @@ use crate::harness::receiver::rerun_self;
 
 fn trigger(incident: u32) -> Event {
     Event {
+        value_name: None,
         kind: EventKind::Firing,
         alert: "api-down".into(),
         check: "api".into(),

@@ -15,6 +15,7 @@ mod http_checks;
 mod imitation;
 mod metrics;
 mod metrics_matcher;
+mod notifiers;
 mod outbox;
 mod probes;
 mod reload;

@@ -21,6 +21,7 @@ use crate::harness::receiver::{rerun_self, Answer, PostSink, Receiver};
 
 fn event(alert: &str, seq: u64) -> Event {
     Event {
+        value_name: None,
         kind: EventKind::Firing,
         alert: alert.to_string(),
         check: "api".into(),

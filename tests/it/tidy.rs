@@ -50,6 +50,7 @@ fn stages_import_only_what_feeds_them() {
         ("alert", &[]),
         ("hook", &["alert", "clock", "systemd"]),
         ("outbox", &["alert", "clock", "hook", "outbox", "telemetry"]),
+        ("notify", &["alert", "clock", "notify", "secret"]),
         ("server", &["engine", "reload", "secret", "telemetry"]),
         ("systemd", &["scheduler", "server", "telemetry"]),
     ];

@@ -10,10 +10,13 @@
 // Helpers are shared by every test module; not every module uses every one.
 #![allow(dead_code)]
 
+pub mod alertmanager;
+pub mod notify_receiver;
 pub mod postgres;
 pub mod process;
 pub mod receiver;
 pub mod redis;
+pub mod smtp;
 pub mod tls;
 
 pub use postgres::PostgresServer;

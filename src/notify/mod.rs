@@ -1,0 +1,622 @@
+//! Notifiers: one file per receiver kind, each a [`Sink`] that renders one [`Event`], sends
+//! it once and classifies the outcome as a [`Delivery`].
+//!
+//! This module owns the validated notifier config ([`NotifierConfig`], built by `config`),
+//! [`Notifier`] (the closed enum that dispatches to `webhook`, `slack`, `pagerduty`,
+//! `alertmanager` and `email`), the words shared by every rendering (summaries, value
+//! formatting) and, in `http`, the one HTTP client setup and status classification.
+//!
+//! It must not retry, sleep, deduplicate or remember anything between sends: the outbox does
+//! that, once, for every notifier. It knows nothing of rules or checks beyond what an
+//! [`Event`] carries. Render functions are pure (the send time is a parameter) and tested
+//! against golden JSON in `tests/fixtures/notify/`. Every send is bounded by the notifier's
+//! `timeout`. Secret values never reach a `Debug` output, an error or a [`Delivery`] reason:
+//! [`Notifier`] also scrubs every reason of its secrets' values before handing it on.
+
+pub mod alertmanager;
+pub mod email;
+mod http;
+pub mod pagerduty;
+pub mod slack;
+pub mod webhook;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::alert::{BoxFuture, Delivery, Event, EventKind, HookOutcome, Severity, Sink};
+use crate::clock::Clock;
+use crate::secret::{redact_url, Secret};
+
+/// The total time one send may take when the config does not say.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// PagerDuty's Events API v2 endpoint.
+pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+/// How often a firing alert is re-sent to an Alertmanager when the config does not say
+/// (Prometheus' default `resend_delay`).
+pub const DEFAULT_RESEND_EVERY: Duration = Duration::from_secs(60);
+
+/// One configured notifier, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifierConfig {
+    /// The name rules route to; unique in a config.
+    pub name: String,
+    /// Bounds one whole send (connect, request, response); [`DEFAULT_TIMEOUT`] by default.
+    pub timeout: Duration,
+    pub kind: NotifierKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotifierKind {
+    Webhook(WebhookConfig),
+    Slack(SlackConfig),
+    PagerDuty(PagerDutyConfig),
+    Alertmanager(AlertmanagerConfig),
+    Email(EmailConfig),
+}
+
+impl NotifierKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            NotifierKind::Webhook(_) => "webhook",
+            NotifierKind::Slack(_) => "slack",
+            NotifierKind::PagerDuty(_) => "pagerduty",
+            NotifierKind::Alertmanager(_) => "alertmanager",
+            NotifierKind::Email(_) => "email",
+        }
+    }
+}
+
+/// `webhook`: a JSON POST to any URL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookConfig {
+    /// The whole URL is a secret: tokens often live in its path or query.
+    pub url: Secret,
+    /// Extra request headers (`Authorization`, `X-Api-Key`, ...); values are secrets.
+    pub headers: Vec<(String, Secret)>,
+    pub format: WebhookFormat,
+    /// A body template with `{{placeholder}}`s (see [`webhook::PLACEHOLDERS`]); replaces the
+    /// format's body. `None`: the format's JSON.
+    pub template: Option<String>,
+    /// `externalURL` and `generatorURL` in the Alertmanager format (e.g. warden's status page).
+    pub external_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// warden's own documented payload (`version: "1"`).
+    Warden,
+    /// The Alertmanager webhook payload (`version: "4"`), for receivers built for Alertmanager.
+    Alertmanager,
+}
+
+/// `slack`: a Slack incoming webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlackConfig {
+    /// `https://hooks.slack.com/services/T…/B…/…`: the path is the credential.
+    pub webhook_url: Secret,
+    /// Overrides the webhook's channel (legacy webhooks only honour it).
+    pub channel: Option<String>,
+    pub username: Option<String>,
+}
+
+/// `pagerduty`: PagerDuty Events API v2.
+#[derive(Clone, PartialEq)]
+pub struct PagerDutyConfig {
+    /// The integration's routing key (the service's "Integration Key").
+    pub routing_key: Secret,
+    /// [`PAGERDUTY_EVENTS_URL`] unless pointed elsewhere (a proxy, a test receiver).
+    pub url: String,
+    /// `payload.source`: the affected system, e.g. the host warden watches from.
+    pub source: String,
+    /// `payload.component`; the event's check when `None`.
+    pub component: Option<String>,
+    /// `payload.group`, omitted when `None`.
+    pub group: Option<String>,
+    /// `payload.class`, omitted when `None`.
+    pub class: Option<String>,
+}
+
+/// `alertmanager`: push alerts into an Alertmanager's `POST /api/v2/alerts`.
+#[derive(Clone, PartialEq)]
+pub struct AlertmanagerConfig {
+    /// The base URL, e.g. `http://127.0.0.1:9093` (`/api/v2/alerts` is appended).
+    pub url: String,
+    /// How often the alert stage re-sends a firing alert (an Alertmanager forgets an alert
+    /// whose `endsAt` passed); a firing alert's `endsAt` is `now + 4 × resend_every`.
+    pub resend_every: Duration,
+    /// `generatorURL` of every alert (a link back to warden); omitted when `None`.
+    pub generator_url: Option<String>,
+}
+
+// URLs may carry credentials (`http://user:pw@host`): Debug shows them redacted.
+impl fmt::Debug for PagerDutyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PagerDutyConfig")
+            .field("routing_key", &self.routing_key)
+            .field("url", &redact_url(&self.url))
+            .field("source", &self.source)
+            .field("component", &self.component)
+            .field("group", &self.group)
+            .field("class", &self.class)
+            .finish()
+    }
+}
+
+impl fmt::Debug for AlertmanagerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AlertmanagerConfig")
+            .field("url", &redact_url(&self.url))
+            .field("resend_every", &self.resend_every)
+            .field("generator_url", &self.generator_url)
+            .finish()
+    }
+}
+
+/// `email`: SMTP via lettre.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailConfig {
+    /// `host:port`; without a port, 25 (plain), 587 (STARTTLS) or 465 (implicit TLS).
+    pub smtp: String,
+    pub tls: EmailTls,
+    /// AUTH PLAIN or LOGIN when set (with `password`).
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// `From:`, e.g. `warden <warden@example.com>`.
+    pub from: String,
+    /// `To:`, at least one address.
+    pub to: Vec<String>,
+    /// A PEM bundle of extra trusted CA certificates (a private mail relay's CA).
+    pub ca_file: Option<PathBuf>,
+    /// Skip certificate verification. For test relays only.
+    pub accept_invalid_certs: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailTls {
+    /// Plain SMTP; credentials are refused without TLS.
+    None,
+    /// Plain connection upgraded by STARTTLS (required, never opportunistic); port 587.
+    StartTls,
+    /// TLS from the first byte (SMTPS); port 465.
+    Implicit,
+}
+
+/// A configured notifier, ready to send: the closed set of kinds behind one [`Sink`].
+pub struct Notifier {
+    name: String,
+    target: Target,
+    redactor: Redactor,
+}
+
+#[derive(Debug)]
+enum Target {
+    Webhook(webhook::WebhookNotifier),
+    Slack(slack::SlackNotifier),
+    PagerDuty(pagerduty::PagerDutyNotifier),
+    Alertmanager(alertmanager::AlertmanagerNotifier),
+    Email(email::EmailNotifier),
+}
+
+impl Notifier {
+    /// Checks what the config model cannot (URLs, header names, templates, addresses, CA
+    /// files) and prepares the client. Errors name the notifier and never print a secret.
+    pub fn new(config: &NotifierConfig, clock: &Clock) -> Result<Notifier, String> {
+        let name = &config.name;
+        let fail = |e: String| format!("notifier {name:?}: {e}");
+        if config.timeout.is_zero() {
+            return Err(fail("timeout must be greater than 0".into()));
+        }
+        let mut secrets = Vec::new();
+        let target = match &config.kind {
+            NotifierKind::Webhook(c) => {
+                secrets.extend(url_fragments(c.url.expose()));
+                secrets.extend(c.headers.iter().map(|(_, v)| v.expose().to_string()));
+                Target::Webhook(
+                    webhook::WebhookNotifier::new(c, config.timeout, name, clock.clone())
+                        .map_err(fail)?,
+                )
+            }
+            NotifierKind::Slack(c) => {
+                secrets.extend(url_fragments(c.webhook_url.expose()));
+                Target::Slack(
+                    slack::SlackNotifier::new(c, config.timeout, clock.clone()).map_err(fail)?,
+                )
+            }
+            NotifierKind::PagerDuty(c) => {
+                secrets.push(c.routing_key.expose().to_string());
+                secrets.extend(url_password(&c.url));
+                Target::PagerDuty(
+                    pagerduty::PagerDutyNotifier::new(c, config.timeout, clock.clone())
+                        .map_err(fail)?,
+                )
+            }
+            NotifierKind::Alertmanager(c) => {
+                secrets.extend(url_password(&c.url));
+                Target::Alertmanager(
+                    alertmanager::AlertmanagerNotifier::new(c, config.timeout, clock.clone())
+                        .map_err(fail)?,
+                )
+            }
+            NotifierKind::Email(c) => {
+                secrets.extend(c.password.iter().map(|p| p.expose().to_string()));
+                Target::Email(
+                    email::EmailNotifier::new(c, config.timeout, name, clock.clone())
+                        .map_err(fail)?,
+                )
+            }
+        };
+        Ok(Notifier {
+            name: name.clone(),
+            target,
+            redactor: Redactor::new(secrets),
+        })
+    }
+
+    /// How often the alert stage must re-send a firing alert to this notifier: `Some` for
+    /// `alertmanager` (which forgets alerts whose `endsAt` passed), `None` for the others
+    /// (their receivers keep a page open until it is resolved).
+    pub fn resend_every(&self) -> Option<Duration> {
+        match &self.target {
+            Target::Alertmanager(n) => Some(n.resend_every()),
+            _ => None,
+        }
+    }
+
+    /// Renders, sends once, classifies. Never panics, never retries; bounded by the timeout.
+    pub async fn deliver(&self, event: &Event) -> Delivery {
+        let delivery = match &self.target {
+            Target::Webhook(n) => n.send(event).await,
+            Target::Slack(n) => n.send(event).await,
+            Target::PagerDuty(n) => n.send(event).await,
+            Target::Alertmanager(n) => n.send(event).await,
+            Target::Email(n) => n.send(event).await,
+        };
+        self.redactor.scrub(delivery)
+    }
+}
+
+impl fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Notifier")
+            .field("name", &self.name)
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sink for Notifier {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        match &self.target {
+            Target::Webhook(_) => "webhook",
+            Target::Slack(_) => "slack",
+            Target::PagerDuty(_) => "pagerduty",
+            Target::Alertmanager(_) => "alertmanager",
+            Target::Email(_) => "email",
+        }
+    }
+
+    fn send<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Delivery> {
+        Box::pin(self.deliver(event))
+    }
+}
+
+/// [`Notifier::new`] as a trait object, for the outbox.
+pub fn build(config: &NotifierConfig, clock: &Clock) -> Result<Box<dyn Sink>, String> {
+    Ok(Box::new(Notifier::new(config, clock)?))
+}
+
+/// Replaces any secret value that slipped into a reason (a receiver echoing a key in its
+/// error body, a library printing a URL) with `<secret>`. Defence in depth: reasons are built
+/// without secrets in the first place. Values shorter than 4 bytes are not scrubbed (they
+/// would mangle every message and are not credentials anyone should use).
+struct Redactor(Vec<String>);
+
+impl Redactor {
+    fn new(mut secrets: Vec<String>) -> Redactor {
+        secrets.retain(|s| s.len() >= 4);
+        // Longest first, so a URL is replaced whole before its path is.
+        secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        secrets.dedup();
+        Redactor(secrets)
+    }
+
+    fn scrub_text(&self, mut text: String) -> String {
+        for secret in &self.0 {
+            if text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), "<secret>");
+            }
+        }
+        text
+    }
+
+    fn scrub(&self, delivery: Delivery) -> Delivery {
+        match delivery {
+            Delivery::Ok => Delivery::Ok,
+            Delivery::Retryable {
+                reason,
+                retry_after,
+            } => Delivery::Retryable {
+                reason: self.scrub_text(reason),
+                retry_after,
+            },
+            Delivery::Permanent { reason } => Delivery::Permanent {
+                reason: self.scrub_text(reason),
+            },
+        }
+    }
+}
+
+/// The pieces of a secret URL worth scrubbing: the URL, its path-and-query and query, and
+/// its password (user names are not secrets).
+fn url_fragments(url: &str) -> Vec<String> {
+    let mut out = vec![url.to_string()];
+    if let Ok(parsed) = reqwest::Url::parse(url) {
+        let mut path = parsed.path().to_string();
+        if let Some(q) = parsed.query() {
+            out.push(q.to_string());
+            path = format!("{path}?{q}");
+        }
+        if path.len() > 1 {
+            out.push(path);
+        }
+        out.extend(url_password(url));
+    }
+    out
+}
+
+/// The password of a URL with credentials (`http://user:pw@host`), and the `Basic` token
+/// the HTTP client makes of them (a receiver may echo the `Authorization` header back).
+fn url_password(url: &str) -> Vec<String> {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return Vec::new();
+    };
+    let Some(password) = parsed.password() else {
+        return Vec::new();
+    };
+    let decode = |s: &str| percent_decode(s).unwrap_or_else(|| s.to_string());
+    let basic = base64(format!("{}:{}", decode(parsed.username()), decode(password)).as_bytes());
+    vec![password.to_string(), decode(password), basic]
+}
+
+/// `%xx` decoding of URL userinfo; `None` when it is not valid UTF-8 afterwards.
+fn percent_decode(s: &str) -> Option<String> {
+    let hex = |b: u8| char::from(b).to_digit(16).map(|d| d as u8);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(hi << 4 | lo);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Standard base64 with padding (for the `Basic` token only).
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// `scheme://host[:port]` of a URL, for messages about a secret URL; `<invalid url>` when it
+/// does not parse (the text itself is never shown).
+pub(crate) fn origin_of(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("");
+            match u.port() {
+                Some(p) => format!("{}://{host}:{p}", u.scheme()),
+                None => format!("{}://{host}", u.scheme()),
+            }
+        }
+        Err(_) => "<invalid url>".to_string(),
+    }
+}
+
+// ---- Words shared by every rendering ----------------------------------------------------
+
+/// `firing`, `resolved`, `hook`, `test`: the status word of payloads.
+pub(crate) fn status_word(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Firing => "firing",
+        EventKind::Resolved => "resolved",
+        EventKind::Hook => "hook",
+        EventKind::Test => "test",
+    }
+}
+
+/// A number as a person reads it at 3 a.m.: `0.97`, `12`, `0.1235`, `1.2e-7`, `NaN`.
+/// (Payload fields carry the exact `f64`; this is for text only.)
+pub fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    if v == v.trunc() && v.abs() < 1e15 {
+        return format!("{}", v as i64);
+    }
+    let a = v.abs();
+    if (1e-3..1e15).contains(&a) {
+        let s = format!("{v:.4}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        return s.to_string();
+    }
+    format!("{v:e}")
+}
+
+/// `12 s`, `0.3 s`, `2m 5s`: a hook's duration.
+pub(crate) fn format_seconds(secs: f64) -> String {
+    if !secs.is_finite() || secs < 0.0 {
+        return "? s".into();
+    }
+    if secs < 60.0 {
+        let s = format!("{secs:.1}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        return format!("{s} s");
+    }
+    humantime::format_duration(Duration::from_secs(secs.round() as u64)).to_string()
+}
+
+/// `memory_ratio 0.97 > 0.95`: what was measured against what. Without a value (a failed
+/// probe), `memory_ratio: no value`.
+pub(crate) fn measurement(event: &Event) -> String {
+    let name = event.value_name.as_deref().unwrap_or("value");
+    match (event.value, &event.condition) {
+        (Some(v), Some(c)) if event.kind != EventKind::Resolved => {
+            format!("{name} {} {c}", format_value(v))
+        }
+        (Some(v), _) => format!("{name} {}", format_value(v)),
+        (None, _) => format!("{name}: no value"),
+    }
+}
+
+/// How a hook run went, for people: whether it failed, and one line.
+pub(crate) fn hook_line(event: &Event, hook: &HookOutcome) -> (bool, String) {
+    let who = format!("{} for {}", hook.hook, event.alert);
+    let took = format_seconds(hook.duration_seconds);
+    if hook.dry_run {
+        return (
+            false,
+            format!("{who} (dry run) would run: {}", hook.command),
+        );
+    }
+    if hook.timed_out {
+        return (true, format!("{who} timed out after {took}"));
+    }
+    match hook.exit_code {
+        Some(0) => (false, format!("{who} ran: exit 0 in {took}")),
+        Some(code) => (true, format!("{who} failed: exit {code} in {took}")),
+        None => (true, format!("{who} was killed after {took}")),
+    }
+}
+
+/// The headline of an event: a label (`CRITICAL`, `RESOLVED`, `HOOK FAILED`, ...) and the
+/// rest of one line. Every notifier builds its title from this.
+pub(crate) struct Headline {
+    pub label: &'static str,
+    pub text: String,
+    /// The tone, for colours and emoji.
+    pub tone: Tone,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tone {
+    Critical,
+    Warning,
+    Resolved,
+    Info,
+    Failed,
+}
+
+pub(crate) fn headline(event: &Event) -> Headline {
+    let on = format!("{} on {}", event.alert, event.check);
+    match event.kind {
+        EventKind::Firing => {
+            let (label, tone) = match event.severity {
+                Severity::Critical => ("CRITICAL", Tone::Critical),
+                Severity::Warning => ("WARNING", Tone::Warning),
+            };
+            Headline {
+                label,
+                text: format!("{on} — {}", measurement(event)),
+                tone,
+            }
+        }
+        EventKind::Resolved => {
+            let was = match &event.condition {
+                Some(c) => format!(" ({} was {c})", event.severity.as_str()),
+                None => format!(" (was {})", event.severity.as_str()),
+            };
+            Headline {
+                label: "RESOLVED",
+                text: format!("{on} — {}{was}", measurement(event)),
+                tone: Tone::Resolved,
+            }
+        }
+        EventKind::Hook => match &event.hook {
+            Some(h) => {
+                let (failed, line) = hook_line(event, h);
+                let (label, tone) = match (failed, h.dry_run) {
+                    (true, _) => ("HOOK FAILED", Tone::Failed),
+                    (false, true) => ("HOOK DRY RUN", Tone::Info),
+                    (false, false) => ("HOOK", Tone::Info),
+                };
+                Headline {
+                    label,
+                    text: line,
+                    tone,
+                }
+            }
+            None => Headline {
+                label: "HOOK",
+                text: format!("a hook for {} reported no outcome", event.alert),
+                tone: Tone::Info,
+            },
+        },
+        EventKind::Test => Headline {
+            label: "TEST",
+            text: format!("{on} — a test page from warden, no action needed"),
+            tone: Tone::Info,
+        },
+    }
+}
+
+/// `LABEL: text`, the one-line summary used where no decoration fits.
+pub(crate) fn summary(event: &Event) -> String {
+    let h = headline(event);
+    format!("{}: {}", h.label, h.text)
+}
+
+/// Cuts `text` to at most `max` characters, ending in `…` when cut (never inside a char).
+pub(crate) fn truncate_chars(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let keep = max.saturating_sub(1);
+    let mut out: String = text.chars().take(keep).collect();
+    out.push('…');
+    out
+}
+
+/// 64-bit FNV-1a, the hash Prometheus and Alertmanager use for label fingerprints.
+pub(crate) fn fnv1a64(bytes: &[u8], mut hash: u64) -> u64 {
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+#[cfg(test)]
+mod tests;
