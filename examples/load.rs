@@ -52,7 +52,7 @@ const USAGE: &str = "\
 usage: load run [--checks N] [--interval 10s] [--timeout 5s] [--warmup DUR] [--measure 60s]
                 [--port 18080] [--listen 127.0.0.1:19731] [--per-shard 8000]
                 [--scrape-every 15s|0s] [--warden PATH] [--workdir DIR] [--out FILE]
-                [--label TEXT]
+                [--label TEXT] [--wrap 'PROFILER ARGS']
        load targets --first I --count N --port P --interval DUR   (started by `run`)";
 
 fn main() {
@@ -386,7 +386,18 @@ fn run(args: Args) -> Result<(), String> {
     let log =
         std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let started = Instant::now();
-    let mut warden = Command::new(&warden_bin)
+    // `--wrap "heaptrack -o FILE"` runs warden under a profiler (figures then include it).
+    let wrap = args.str("wrap", "");
+    let mut words = wrap.split_whitespace();
+    let mut warden = match words.next() {
+        Some(tool) => {
+            let mut c = Command::new(tool);
+            c.args(words).arg(&warden_bin);
+            c
+        }
+        None => Command::new(&warden_bin),
+    };
+    let mut warden = warden
         .arg("run")
         .arg("-c")
         .arg(&config)

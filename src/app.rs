@@ -36,8 +36,9 @@ const OBSERVATION_QUEUE: usize = 4096;
 pub fn prepare_checks(config: &Config) -> anyhow::Result<Vec<ScheduledCheck>> {
     let mut checks = Vec::with_capacity(config.checks.len());
     let mut errors = Vec::new();
+    let mut clients = crate::check::http::HttpClients::default();
     for c in &config.checks {
-        match Prober::new(c) {
+        match Prober::with_clients(c, &mut clients) {
             Ok(p) => checks.push(ScheduledCheck {
                 config: c.clone(),
                 prober: Arc::new(p),
