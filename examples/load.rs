@@ -376,6 +376,12 @@ fn run(args: Args) -> Result<(), String> {
     );
 
     // 2. The config and the real daemon.
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|e| format!("--listen {listen}: {e}"))?;
+    if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+        return Err(format!("{addr} is taken: is another warden still running?"));
+    }
     let config = workdir.join(format!("load-{checks}.toml"));
     std::fs::write(
         &config,
@@ -405,8 +411,8 @@ fn run(args: Args) -> Result<(), String> {
         .stderr(log)
         .spawn()
         .map_err(|e| format!("start {}: {e}", warden_bin.display()))?;
-    let pid = warden.id();
-    reaper.0.push(pid);
+    let wrapper = warden.id();
+    reaper.0.push(wrapper);
     let addr: SocketAddr = listen
         .parse()
         .map_err(|e| format!("--listen {listen}: {e}"))?;
@@ -426,6 +432,15 @@ fn run(args: Args) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(100));
     }
     let startup = started.elapsed();
+    // Under `--wrap`, the daemon is a descendant of the wrapper: measure that one.
+    let pid = if wrap.is_empty() {
+        wrapper
+    } else {
+        descendant_named(wrapper, "warden").ok_or("no warden process under the wrapper")?
+    };
+    if pid != wrapper {
+        reaper.0.push(pid);
+    }
     let startup_rss = proc_status(pid, "VmRSS:").unwrap_or(0);
     eprintln!(
         "load: warden ready in {:.1}s (RSS {} MB); warming up for {}",
@@ -508,6 +523,9 @@ fn run(args: Args) -> Result<(), String> {
         .unwrap_or(0);
 
     // Stop warden the way systemd does and time it.
+    if let Ok(Some(status)) = warden.try_wait() {
+        return Err(format!("warden exited during the run: {status}"));
+    }
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(pid.to_string())
@@ -790,6 +808,25 @@ fn proc_status(pid: u32, field: &str) -> Option<u64> {
         .next()?
         .parse()
         .ok()
+}
+
+/// The first process below `pid` whose command name is `name`.
+fn descendant_named(pid: u32, name: &str) -> Option<u32> {
+    let mut stack = vec![pid];
+    while let Some(p) = stack.pop() {
+        let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+        if p != pid && comm.trim() == name {
+            return Some(p);
+        }
+        let children =
+            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        stack.extend(
+            children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok()),
+        );
+    }
+    None
 }
 
 fn loadavg() -> f64 {

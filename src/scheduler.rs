@@ -65,34 +65,42 @@ pub fn spawn(
     tracker: &TaskTracker,
 ) {
     let start = Instant::now();
+    let lateness = metrics.scheduler_lateness.clone();
+    let panics = metrics.task_panics.with_label_values(&["check"]);
     for check in checks {
         let span = tracing::info_span!("check", check = %check.config.name);
         let first = start + spread_offset(&check.config.name, check.config.interval);
-        let (observations, clock, metrics, cancel) = (
-            observations.clone(),
-            clock.clone(),
-            metrics.clone(),
-            cancel.clone(),
-        );
-        let panics = metrics.task_panics.with_label_values(&["check"]);
         let interval = check.config.interval;
+        let task = Arc::new(CheckTask {
+            skipped: metrics
+                .scheduler_skipped
+                .with_label_values(&[&check.config.name]),
+            lateness: lateness.clone(),
+            check,
+            observations: observations.clone(),
+            clock: clock.clone(),
+            cancel: cancel.clone(),
+        });
         let mut next_first = first;
         let run = move || {
             let first = next_first;
             // After a panic, resume one interval later rather than at once.
             next_first = Instant::now() + interval;
-            run_check(
-                check.clone(),
-                first,
-                observations.clone(),
-                clock.clone(),
-                metrics.clone(),
-                cancel.clone(),
-            )
-            .in_current_span()
+            run_check(task.clone(), first).in_current_span()
         };
-        tracker.spawn(supervise(run, panics).instrument(span));
+        tracker.spawn(supervise(run, panics.clone()).instrument(span));
     }
+}
+
+/// What one check's task holds for its whole life, behind one `Arc` so the task and its
+/// supervisor stay small.
+struct CheckTask {
+    check: ScheduledCheck,
+    observations: mpsc::Sender<Observation>,
+    clock: Clock,
+    cancel: CancellationToken,
+    lateness: prometheus::Histogram,
+    skipped: prometheus::IntCounter,
 }
 
 /// Runs the task `make` builds until it returns; a panic is logged, counted and the task
@@ -114,18 +122,18 @@ where
     }
 }
 
-async fn run_check(
-    check: ScheduledCheck,
-    first: Instant,
-    observations: mpsc::Sender<Observation>,
-    clock: Clock,
-    metrics: Metrics,
-    cancel: CancellationToken,
-) {
+async fn run_check(task: Arc<CheckTask>, first: Instant) {
+    let CheckTask {
+        check,
+        observations,
+        clock,
+        cancel,
+        lateness,
+        skipped,
+    } = &*task;
     let name = check.config.name.as_str();
     let interval = check.config.interval;
     let timeout = check.config.timeout;
-    let skipped = metrics.scheduler_skipped.with_label_values(&[name]);
     let mut planned = first;
     loop {
         tokio::select! {
@@ -133,12 +141,15 @@ async fn run_check(
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep_until(planned) => {}
         }
-        let lateness = Instant::now().saturating_duration_since(planned);
-        metrics.scheduler_lateness.observe(lateness.as_secs_f64());
+        let lateness_now = Instant::now().saturating_duration_since(planned);
+        lateness.observe(lateness_now.as_secs_f64());
+        // Boxed: a probe's future (several KB for HTTP) then takes heap only while it runs,
+        // and 10,000 check tasks asleep between runs stay a few hundred bytes each.
+        let probe = Box::pin(check.prober.observe(name, timeout, clock));
         let obs = tokio::select! {
             biased;
             _ = cancel.cancelled() => return,
-            obs = check.prober.observe(name, timeout, &clock) => obs,
+            obs = probe => obs,
         };
         if observations.send(obs).await.is_err() {
             return;
@@ -196,6 +207,48 @@ mod tests {
             .expect("supervise returns once the task returns");
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 3);
         assert_eq!(panics.get(), 2);
+    }
+
+    #[test]
+    fn an_idle_check_task_is_small() {
+        // Every check is a task; its future's size is held for as long as the check runs.
+        // The probe's own future is boxed per run, so this stays small however big a probe
+        // future grows (an HTTP probe's is several KB).
+        let check = ScheduledCheck {
+            config: crate::config::CheckConfig {
+                name: "c".into(),
+                interval: Duration::from_secs(10),
+                timeout: Duration::from_secs(5),
+                labels: Default::default(),
+                kind: crate::config::CheckKind::Tcp(crate::config::TcpCheck {
+                    address: "127.0.0.1:1".into(),
+                }),
+            },
+            prober: Arc::new(Prober::Tcp(crate::check::tcp::TcpProbe::new(
+                &crate::config::TcpCheck {
+                    address: "127.0.0.1:1".into(),
+                },
+                Duration::from_secs(1),
+            ))),
+        };
+        let (tx, _rx) = mpsc::channel(1);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let metrics = Metrics::new();
+        let task = Arc::new(CheckTask {
+            check,
+            observations: tx,
+            clock: Clock::system(),
+            cancel: CancellationToken::new(),
+            lateness: metrics.scheduler_lateness.clone(),
+            skipped: metrics.scheduler_skipped.with_label_values(&["c"]),
+        });
+        let fut = run_check(task, Instant::now());
+        let size = std::mem::size_of_val(&fut);
+        assert!(size < 1024, "run_check future is {size} bytes");
     }
 
     #[tokio::test(start_paused = true)]
