@@ -161,6 +161,7 @@ struct CheckHandles {
     kind: &'static str,
     up: IntGauge,
     duration: prometheus::Histogram,
+    last_duration: prometheus::Gauge,
     last_run: prometheus::Gauge,
 }
 
@@ -183,7 +184,8 @@ impl Recorder {
                     CheckHandles {
                         kind: c.kind.name(),
                         up: metrics.check_up.with_label_values(&labels),
-                        duration: metrics.check_duration.with_label_values(&labels),
+                        duration: metrics.check_duration.with_label_values(&[c.kind.name()]),
+                        last_duration: metrics.check_last_duration.with_label_values(&labels),
                         last_run: metrics.check_last_run.with_label_values(&labels),
                     },
                 )
@@ -224,6 +226,7 @@ impl Recorder {
         };
         h.up.set(i64::from(obs.is_up()));
         h.duration.observe(obs.duration.as_secs_f64());
+        h.last_duration.set(obs.duration.as_secs_f64());
         h.last_run.set(obs.at.as_secs_f64());
         let result = match &obs.outcome {
             Ok(()) => "ok",
