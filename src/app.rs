@@ -50,8 +50,9 @@ fn prepare<'c>(
 ) -> anyhow::Result<Vec<ScheduledCheck>> {
     let mut prepared = Vec::new();
     let mut errors = Vec::new();
+    let mut clients = crate::check::http::HttpClients::default();
     for c in checks {
-        match Prober::new(c) {
+        match Prober::with_clients(c, &mut clients) {
             Ok(p) => prepared.push(ScheduledCheck {
                 config: c.clone(),
                 prober: Arc::new(p),
@@ -430,6 +431,7 @@ struct CheckHandles {
     kind: &'static str,
     up: IntGauge,
     duration: prometheus::Histogram,
+    last_duration: prometheus::Gauge,
     last_run: prometheus::Gauge,
 }
 
@@ -452,7 +454,8 @@ impl Recorder {
                     CheckHandles {
                         kind: c.kind.name(),
                         up: metrics.check_up.with_label_values(&labels),
-                        duration: metrics.check_duration.with_label_values(&labels),
+                        duration: metrics.check_duration.with_label_values(&[c.kind.name()]),
+                        last_duration: metrics.check_last_duration.with_label_values(&labels),
                         last_run: metrics.check_last_run.with_label_values(&labels),
                     },
                 )
@@ -499,7 +502,7 @@ impl Recorder {
             if !kept {
                 let labels = [c.name.as_str(), c.kind.name()];
                 let _ = m.check_up.remove_label_values(&labels);
-                let _ = m.check_duration.remove_label_values(&labels);
+                let _ = m.check_last_duration.remove_label_values(&labels);
                 let _ = m.check_last_run.remove_label_values(&labels);
                 for result in
                     std::iter::once("ok").chain(ProbeErrorKind::ALL.iter().map(|k| k.as_str()))
@@ -542,6 +545,7 @@ impl Recorder {
         };
         h.up.set(i64::from(obs.is_up()));
         h.duration.observe(obs.duration.as_secs_f64());
+        h.last_duration.set(obs.duration.as_secs_f64());
         h.last_run.set(obs.at.as_secs_f64());
         let result = match &obs.outcome {
             Ok(()) => "ok",

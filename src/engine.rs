@@ -5,7 +5,9 @@
 //! no I/O and no clock reads: the driver (`app`) passes `now` in, records metrics and logs,
 //! and publishes [`Status`] snapshots for the HTTP server to read.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -30,12 +32,18 @@ struct CheckEntry {
     runs: u64,
     /// Indexes into `Engine::rules` of the rules that read this check.
     rules: Vec<usize>,
+    /// This check's part of the status snapshot, built on demand and dropped whenever the
+    /// entry changes, so a snapshot of 10,000 checks rebuilds only those that ran since the
+    /// last one. Anything that changes the entry must `take()` it.
+    snapshot: OnceCell<Arc<CheckStatus>>,
 }
 
 struct RuleEntry {
     config: RuleConfig,
     state: RuleState,
     last_transition: Option<Transition>,
+    /// As `CheckEntry::snapshot`: dropped whenever the rule steps.
+    snapshot: OnceCell<Arc<RuleStatus>>,
 }
 
 pub struct Engine {
@@ -73,6 +81,7 @@ impl Engine {
                     since: None,
                     runs: 0,
                     rules: Vec::new(),
+                    snapshot: OnceCell::new(),
                 }
             })
             .collect();
@@ -88,6 +97,7 @@ impl Engine {
                     config: r.clone(),
                     state: RuleState::new(now),
                     last_transition: None,
+                    snapshot: OnceCell::new(),
                 }
             })
             .collect();
@@ -157,9 +167,11 @@ impl Engine {
             entry.since = Some(obs.at);
         }
         entry.runs += 1;
+        entry.snapshot.take();
         let mut out = Vec::new();
         for &ri in &entry.rules {
             let rule = &mut self.rules[ri];
+            rule.snapshot.take();
             let sample = sample_for(&rule.config, &obs);
             if let Some(t) = rule::step(&rule.config, &mut rule.state, sample, now) {
                 rule.last_transition = Some(t.clone());
@@ -186,10 +198,27 @@ impl Engine {
             .map(|&ri| (&self.rules[ri].config, &self.rules[ri].state))
     }
 
-    /// A point-in-time view of every check and rule.
+    /// A point-in-time view of every check and rule. Entries unchanged since the previous
+    /// snapshot are shared with it, not rebuilt.
     pub fn status(&self, now: Timestamp) -> Status {
-        let checks: Vec<CheckStatus> = self.checks.iter().map(CheckStatus::of).collect();
-        let rules: Vec<RuleStatus> = self.rules.iter().map(RuleStatus::of).collect();
+        let checks: Vec<Arc<CheckStatus>> = self
+            .checks
+            .iter()
+            .map(|e| {
+                e.snapshot
+                    .get_or_init(|| Arc::new(CheckStatus::of(e)))
+                    .clone()
+            })
+            .collect();
+        let rules: Vec<Arc<RuleStatus>> = self
+            .rules
+            .iter()
+            .map(|e| {
+                e.snapshot
+                    .get_or_init(|| Arc::new(RuleStatus::of(e)))
+                    .clone()
+            })
+            .collect();
         let unruled = self
             .checks
             .iter()
@@ -248,8 +277,8 @@ pub struct Status {
     pub generated_at: String,
     /// Worst state over rules and unruled checks.
     pub state: State,
-    pub checks: Vec<CheckStatus>,
-    pub rules: Vec<RuleStatus>,
+    pub checks: Vec<Arc<CheckStatus>>,
+    pub rules: Vec<Arc<RuleStatus>>,
 }
 
 impl Status {

@@ -156,11 +156,17 @@ fn load_or_report(path: &std::path::Path) -> Option<Config> {
     }
 }
 
+/// One worker thread unless `TOKIO_WORKER_THREADS` says otherwise. warden's work is many
+/// small I/O-bound tasks; a second worker mostly adds cross-thread wake-ups (10,000 HTTP checks
+/// every 10 s: 12.5% of a core with two workers, 7.9% with one; see docs/performance.md).
+/// Large renderings (`/metrics`, `/api/v1/status`) run on the blocking pool, so the worker
+/// never stalls on them.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("warden")
-        .build()?)
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        builder.worker_threads(1);
+    }
+    Ok(builder.enable_all().thread_name("warden").build()?)
 }
 
 async fn run_daemon(cfg: Config, options: app::RunOptions) -> anyhow::Result<()> {

@@ -108,14 +108,37 @@ pub fn task(
     let interval = check.config.interval;
     let mut next_first = Instant::now() + spread_offset(&check.config.name, interval);
     let panics = ctx.metrics.task_panics.with_label_values(&["check"]);
-    let ctx = ctx.clone();
+    let task = Arc::new(CheckTask {
+        skipped: ctx
+            .metrics
+            .scheduler_skipped
+            .with_label_values(&[&check.config.name]),
+        lateness: ctx.metrics.scheduler_lateness.clone(),
+        pulse: ctx.pulse.clone(),
+        check,
+        observations: ctx.observations.clone(),
+        clock: ctx.clock.clone(),
+        cancel,
+    });
     let run = move || {
         let first = next_first;
         // After a panic, resume one interval later rather than at once.
         next_first = Instant::now() + interval;
-        run_check(check.clone(), first, ctx.clone(), cancel.clone()).in_current_span()
+        run_check(task.clone(), first).in_current_span()
     };
     supervise(run, panics).instrument(span)
+}
+
+/// What one check's task holds for its whole life, behind one `Arc` so the task and its
+/// supervisor stay small.
+struct CheckTask {
+    check: ScheduledCheck,
+    observations: mpsc::Sender<Observation>,
+    clock: Clock,
+    cancel: CancellationToken,
+    lateness: prometheus::Histogram,
+    skipped: prometheus::IntCounter,
+    pulse: Arc<Pulse>,
 }
 
 /// Runs the task `make` builds until it returns; a panic is logged, counted and the task
@@ -137,11 +160,19 @@ where
     }
 }
 
-async fn run_check(check: ScheduledCheck, first: Instant, ctx: Context, cancel: CancellationToken) {
+async fn run_check(task: Arc<CheckTask>, first: Instant) {
+    let CheckTask {
+        check,
+        observations,
+        clock,
+        cancel,
+        lateness,
+        skipped,
+        pulse,
+    } = &*task;
     let name = check.config.name.as_str();
     let interval = check.config.interval;
     let timeout = check.config.timeout;
-    let skipped = ctx.metrics.scheduler_skipped.with_label_values(&[name]);
     let mut planned = first;
     loop {
         tokio::select! {
@@ -149,17 +180,18 @@ async fn run_check(check: ScheduledCheck, first: Instant, ctx: Context, cancel: 
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep_until(planned) => {}
         }
-        let lateness = Instant::now().saturating_duration_since(planned);
-        ctx.metrics
-            .scheduler_lateness
-            .observe(lateness.as_secs_f64());
-        ctx.pulse.record(lateness);
+        let lateness_now = Instant::now().saturating_duration_since(planned);
+        lateness.observe(lateness_now.as_secs_f64());
+        pulse.record(lateness_now);
+        // Boxed: a probe's future (several KB for HTTP) then takes heap only while it runs,
+        // and 10,000 check tasks asleep between runs stay a few hundred bytes each.
+        let probe = Box::pin(check.prober.observe(name, timeout, clock));
         let obs = tokio::select! {
             biased;
             _ = cancel.cancelled() => return,
-            obs = check.prober.observe(name, timeout, &ctx.clock) => obs,
+            obs = probe => obs,
         };
-        if ctx.observations.send(obs).await.is_err() {
+        if observations.send(obs).await.is_err() {
             return;
         }
         let (next, missed) = next_run(planned, interval, Instant::now());
@@ -215,6 +247,49 @@ mod tests {
             .expect("supervise returns once the task returns");
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 3);
         assert_eq!(panics.get(), 2);
+    }
+
+    #[test]
+    fn an_idle_check_task_is_small() {
+        // Every check is a task; its future's size is held for as long as the check runs.
+        // The probe's own future is boxed per run, so this stays small however big a probe
+        // future grows (an HTTP probe's is several KB).
+        let check = ScheduledCheck {
+            config: crate::config::CheckConfig {
+                name: "c".into(),
+                interval: Duration::from_secs(10),
+                timeout: Duration::from_secs(5),
+                labels: Default::default(),
+                kind: crate::config::CheckKind::Tcp(crate::config::TcpCheck {
+                    address: "127.0.0.1:1".into(),
+                }),
+            },
+            prober: Arc::new(Prober::Tcp(crate::check::tcp::TcpProbe::new(
+                &crate::config::TcpCheck {
+                    address: "127.0.0.1:1".into(),
+                },
+                Duration::from_secs(1),
+            ))),
+        };
+        let (tx, _rx) = mpsc::channel(1);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let metrics = Metrics::new();
+        let task = Arc::new(CheckTask {
+            check,
+            observations: tx,
+            clock: Clock::system(),
+            cancel: CancellationToken::new(),
+            lateness: metrics.scheduler_lateness.clone(),
+            skipped: metrics.scheduler_skipped.with_label_values(&["c"]),
+            pulse: Arc::new(Pulse::default()),
+        });
+        let fut = run_check(task, Instant::now());
+        let size = std::mem::size_of_val(&fut);
+        assert!(size < 1024, "run_check future is {size} bytes");
     }
 
     #[tokio::test(start_paused = true)]

@@ -21,6 +21,7 @@ pub struct Metrics {
     pub registry: Registry,
     pub check_up: IntGaugeVec,
     pub check_duration: HistogramVec,
+    pub check_last_duration: GaugeVec,
     pub check_runs: IntCounterVec,
     pub check_last_run: GaugeVec,
     pub scheduler_lateness: Histogram,
@@ -76,14 +77,23 @@ impl Metrics {
             ),
             &["check", "kind"],
         ));
+        // By kind, not by check: 16 series per check made /metrics 60% histogram at scale
+        // (10,000 checks: 160,000 series). Per check, the last duration is a gauge.
         let check_duration = must(HistogramVec::new(
             HistogramOpts::new(
                 "warden_check_duration_seconds",
-                "Duration of check probes, including failed ones",
+                "Duration of check probes by kind, including failed ones",
             )
             .buckets(vec![
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ]),
+            &["kind"],
+        ));
+        let check_last_duration = must(GaugeVec::new(
+            Opts::new(
+                "warden_check_last_duration_seconds",
+                "Duration of the check's last probe, including a failed one",
+            ),
             &["check", "kind"],
         ));
         let check_runs = must(IntCounterVec::new(
@@ -192,6 +202,7 @@ impl Metrics {
         ));
         reg(Box::new(check_up.clone()));
         reg(Box::new(check_duration.clone()));
+        reg(Box::new(check_last_duration.clone()));
         reg(Box::new(check_runs.clone()));
         reg(Box::new(check_last_run.clone()));
         reg(Box::new(scheduler_lateness.clone()));
@@ -274,6 +285,7 @@ impl Metrics {
             registry,
             check_up,
             check_duration,
+            check_last_duration,
             check_runs,
             check_last_run,
             scheduler_lateness,

@@ -185,9 +185,21 @@ impl Prober {
     /// Prepares the probe for `check` (HTTP clients, TLS configs). Fails only on local setup
     /// problems such as an unreadable CA file.
     pub fn new(check: &CheckConfig) -> Result<Prober, ProbeError> {
+        Self::with_clients(check, &mut http::HttpClients::default())
+    }
+
+    /// Like [`Prober::new`], with HTTP clients shared through `clients`: prepare every check
+    /// of a config with one [`http::HttpClients`], so 10,000 HTTP checks build a handful of
+    /// clients rather than 10,000.
+    pub fn with_clients(
+        check: &CheckConfig,
+        clients: &mut http::HttpClients,
+    ) -> Result<Prober, ProbeError> {
         let timeout = check.timeout;
         Ok(match &check.kind {
-            CheckKind::Http(spec) => Prober::Http(Box::new(http::HttpProbe::new(spec, timeout)?)),
+            CheckKind::Http(spec) => Prober::Http(Box::new(http::HttpProbe::with_clients(
+                spec, timeout, clients,
+            )?)),
             CheckKind::Tcp(spec) => Prober::Tcp(tcp::TcpProbe::new(spec, timeout)),
             CheckKind::Tls(spec) => Prober::Tls(self::tls::TlsProbe::new(spec, timeout)?),
             CheckKind::Redis(spec) => Prober::Redis(self::redis::RedisProbe::new(spec, timeout)?),

@@ -105,9 +105,22 @@ critical = {{ when = "< 1", count = 2 }}
     );
     assert!(
         metric(&samples, "warden_check_duration_seconds_count")
-            .label("check", "api")
+            .label("kind", "http")
             .value()
             >= 1.0
+    );
+    // Per check, the last duration is a gauge; the histogram is per kind only (cardinality).
+    assert!(
+        metric(&samples, "warden_check_last_duration_seconds")
+            .label("check", "api")
+            .value()
+            > 0.0
+    );
+    assert_eq!(
+        metric(&samples, "warden_check_duration_seconds_count")
+            .label("check", "api")
+            .count(),
+        0
     );
     assert!(metric(&samples, "warden_scheduler_lateness_seconds_count").value() >= 2.0);
     assert_eq!(metric(&samples, "warden_build_info").count(), 1);

@@ -1,0 +1,991 @@
+//! The load harness: the real `warden` binary watching N loopback HTTP targets.
+//!
+//! ```sh
+//! cargo build --release --bins --examples
+//! target/release/examples/load run --checks 10000 --interval 10s
+//! # or: bash scripts/bench.sh 1000 10000 100000
+//! ```
+//!
+//! `run` does, in order:
+//! 1. starts the targets in separate processes (`load targets`, up to `--per-shard` each,
+//!    because one process may hold only `ulimit -n` descriptors): every target is its own
+//!    listener on its own loopback address `127.1.x.y:PORT`, so N checks mean N distinct
+//!    hosts, N connection pools and up to N connections, as N real services would;
+//! 2. writes a config of N `http` checks (each asserting `status == "healthy"` on the JSON
+//!    body, with one rule "down 3 times in a row") and starts `target/release/warden run` on
+//!    it, as a user would;
+//! 3. waits for `/readyz`, lets it warm up (at least one full interval), then measures a
+//!    steady-state window: warden's CPU from `/proc/<pid>/stat` (utime + stime), its RSS
+//!    (`VmRSS` sampled every second, `VmHWM` at the end), runs and skipped runs and the
+//!    `warden_scheduler_lateness_seconds` histogram from its own `/metrics` (deltas over the
+//!    window), and, independently, the lateness of every request's arrival at its target
+//!    against the scheduler's plan. The targets' CPU is measured the same way and reported
+//!    apart: it is the load generator's cost, not warden's.
+//!
+//! It prints a table and appends one JSON line per run to `--out`. Nothing here is a test:
+//! it asserts nothing and is not part of `scripts/test.sh`.
+
+// The harness measures wall time of its own windows; it is not product code, and paused
+// tokio time would be wrong here.
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+use warden::config::{format_duration, parse_duration};
+use warden::scheduler::spread_offset;
+
+const USAGE: &str = "\
+usage: load run [--checks N] [--interval 10s] [--timeout 5s] [--warmup DUR] [--measure 60s]
+                [--port 18080] [--listen 127.0.0.1:19731] [--per-shard 8000]
+                [--scrape-every 15s|0s] [--warden PATH] [--workdir DIR] [--out FILE]
+                [--label TEXT] [--wrap 'PROFILER ARGS']
+       load targets --first I --count N --port P --interval DUR   (started by `run`)";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => run(Args::parse(&args[1..])),
+        Some("targets") => targets(Args::parse(&args[1..])),
+        _ => Err(USAGE.to_string()),
+    };
+    if let Err(e) = result {
+        eprintln!("load: {e}");
+        std::process::exit(2);
+    }
+}
+
+/// `--key value` pairs.
+struct Args(HashMap<String, String>);
+
+impl Args {
+    fn parse(args: &[String]) -> Args {
+        let mut map = HashMap::new();
+        let mut it = args.iter();
+        while let Some(k) = it.next() {
+            let Some(key) = k.strip_prefix("--") else {
+                eprintln!("load: unexpected argument {k}\n{USAGE}");
+                std::process::exit(2);
+            };
+            let Some(v) = it.next() else {
+                eprintln!("load: --{key} needs a value\n{USAGE}");
+                std::process::exit(2);
+            };
+            map.insert(key.to_string(), v.clone());
+        }
+        Args(map)
+    }
+
+    fn str(&self, key: &str, default: &str) -> String {
+        self.0.get(key).cloned().unwrap_or_else(|| default.into())
+    }
+
+    fn num(&self, key: &str, default: usize) -> Result<usize, String> {
+        match self.0.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .replace('_', "")
+                .parse()
+                .map_err(|e| format!("--{key} {v}: {e}")),
+        }
+    }
+
+    fn dur(&self, key: &str, default: &str) -> Result<Duration, String> {
+        let v = self.str(key, default);
+        if v == "0" || v == "0s" {
+            return Ok(Duration::ZERO);
+        }
+        parse_duration(&v).map_err(|e| format!("--{key} {v}: {e}"))
+    }
+}
+
+/// Target `i`'s address: `127.1.0.1` upwards, skipping `.0` and `.255` in the last octet.
+fn target_addr(i: usize) -> Ipv4Addr {
+    let host = i / 254;
+    let last = (i % 254) + 1;
+    let third = host % 256;
+    let second = 1 + host / 256;
+    Ipv4Addr::new(127, second as u8, third as u8, last as u8)
+}
+
+fn check_name(i: usize) -> String {
+    format!("t{i:06}")
+}
+
+// ---------------------------------------------------------------------------------------
+// targets: one process serving a slice of the targets
+// ---------------------------------------------------------------------------------------
+
+/// The health document every target serves, as the runbooks' services do.
+const HEALTH_BODY: &str = r#"{"status":"healthy","components":{"database":"healthy"}}"#;
+
+struct Arrivals {
+    base: Instant,
+    /// (target index, nanoseconds since `base`) of every request since the last reset.
+    seen: Mutex<Vec<(u32, u64)>>,
+}
+
+fn targets(args: Args) -> Result<(), String> {
+    let first = args.num("first", 0)?;
+    let count = args.num("count", 1000)?;
+    let port = args.num("port", 18080)? as u16;
+    let interval = args.dur("interval", "10s")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    let arrivals = Arc::new(Arrivals {
+        base: Instant::now(),
+        seen: Mutex::new(Vec::with_capacity(1 << 16)),
+    });
+    rt.block_on(async {
+        for i in first..first + count {
+            let addr = SocketAddr::from((target_addr(i), port));
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("bind {addr}: {e}"))?;
+            tokio::spawn(serve_target(listener, i as u32, arrivals.clone()));
+        }
+        Ok::<(), String>(())
+    })?;
+    println!("ready");
+    let _ = std::io::stdout().flush();
+
+    // Commands from `run` on stdin; the runtime keeps serving on its own thread.
+    std::thread::spawn(move || rt.block_on(std::future::pending::<()>()));
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("reset") => {
+                arrivals
+                    .seen
+                    .lock()
+                    .expect("no panics hold the lock")
+                    .clear();
+                println!("ok");
+            }
+            Some("dump") => {
+                let path = words.next().unwrap_or("/dev/null");
+                let seen = std::mem::take(&mut *arrivals.seen.lock().expect("no panics"));
+                let late = arrival_lateness(&seen, interval);
+                let mut out = String::with_capacity(late.len() * 10);
+                for l in &late {
+                    out.push_str(&l.to_string());
+                    out.push('\n');
+                }
+                std::fs::write(path, out).map_err(|e| format!("write {path}: {e}"))?;
+                println!("ok {}", seen.len());
+            }
+            _ => println!("unknown command"),
+        }
+        let _ = std::io::stdout().flush();
+    }
+    // stdin closed: `run` is done with us.
+    std::process::exit(0);
+}
+
+async fn serve_target(listener: tokio::net::TcpListener, index: u32, arrivals: Arc<Arrivals>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let arrivals = arrivals.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |_req: Request<hyper::body::Incoming>| {
+                let ns = arrivals.base.elapsed().as_nanos() as u64;
+                if let Ok(mut seen) = arrivals.seen.lock() {
+                    seen.push((index, ns));
+                }
+                async move {
+                    let mut resp =
+                        Response::new(Full::new(Bytes::from_static(HEALTH_BODY.as_bytes())));
+                    resp.headers_mut().insert(
+                        hyper::header::CONTENT_TYPE,
+                        hyper::header::HeaderValue::from_static("application/json"),
+                    );
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// How late each request arrived at its target against the scheduler's plan, in ns.
+///
+/// warden plans check `i`'s runs at `S + offset_i + k × interval` (`offset_i` is
+/// `spread_offset(name_i)`, `S` the scheduler's start, unknown here). So `(t − offset_i) mod
+/// interval` is `S mod interval` plus that run's lateness. `S mod interval` is taken as the
+/// start of the cluster these residues form on the circle (after the widest gap), so the
+/// result is lateness relative to the earliest arrival of the window: it includes the
+/// scheduler's lateness and the probe's own time to send, minus the smallest such time.
+fn arrival_lateness(seen: &[(u32, u64)], interval: Duration) -> Vec<u64> {
+    let t = interval.as_nanos() as u64;
+    if seen.is_empty() || t == 0 {
+        return Vec::new();
+    }
+    let mut offsets: HashMap<u32, u64> = HashMap::new();
+    let residues: Vec<u64> = seen
+        .iter()
+        .map(|&(i, ns)| {
+            let off = *offsets.entry(i).or_insert_with(|| {
+                spread_offset(&check_name(i as usize), interval).as_nanos() as u64
+            });
+            (ns + t * 1_000_000 - off) % t
+        })
+        .collect();
+    let mut sorted = residues.clone();
+    sorted.sort_unstable();
+    // The widest gap between neighbours on the circle; the cluster starts right after it.
+    let mut start = sorted[0];
+    let mut widest = sorted[0] + t - sorted[sorted.len() - 1];
+    for w in sorted.windows(2) {
+        if w[1] - w[0] > widest {
+            widest = w[1] - w[0];
+            start = w[1];
+        }
+    }
+    residues.iter().map(|r| (r + t - start) % t).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// run: targets + warden, measured
+// ---------------------------------------------------------------------------------------
+
+struct Shard {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Shard {
+    fn command(&mut self, cmd: &str) -> Result<String, String> {
+        writeln!(self.stdin, "{cmd}").map_err(|e| format!("targets: {e}"))?;
+        self.stdin.flush().map_err(|e| format!("targets: {e}"))?;
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .map_err(|e| format!("targets: {e}"))?;
+        Ok(line.trim().to_string())
+    }
+}
+
+/// Kills and reaps child processes on every way out of `run`.
+struct Reaper(Vec<u32>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let checks = args.num("checks", 10_000)?;
+    let interval = args.dur("interval", "10s")?;
+    let timeout = args.dur("timeout", "5s")?;
+    let warmup = args.dur(
+        "warmup",
+        &format_duration(interval + Duration::from_secs(5)),
+    )?;
+    let measure = args.dur("measure", "60s")?;
+    let port = args.num("port", 18080)? as u16;
+    let listen = args.str("listen", "127.0.0.1:19731");
+    let per_shard = args.num("per-shard", 8000)?.max(1);
+    let scrape_every = args.dur("scrape-every", "15s")?;
+    let label = args.str("label", "");
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let default_warden = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("warden"))
+        .unwrap_or_else(|| PathBuf::from("warden"));
+    let warden_bin = PathBuf::from(args.str("warden", &default_warden.to_string_lossy()));
+    let workdir = PathBuf::from(args.str("workdir", "target/load"));
+    let out = args.str("out", "target/load/results.jsonl");
+    std::fs::create_dir_all(&workdir).map_err(|e| format!("{}: {e}", workdir.display()))?;
+    if warmup < interval {
+        return Err(format!(
+            "--warmup must be at least one interval ({})",
+            format_duration(interval)
+        ));
+    }
+    let nofile = open_files_limit();
+    eprintln!(
+        "load: {checks} checks every {}, {} target process(es), ulimit -n {nofile}",
+        format_duration(interval),
+        checks.div_ceil(per_shard)
+    );
+
+    // 1. Targets, in their own processes.
+    let mut reaper = Reaper(Vec::new());
+    let mut shards = Vec::new();
+    let started = Instant::now();
+    for first in (0..checks).step_by(per_shard) {
+        let count = per_shard.min(checks - first);
+        let mut child = Command::new(&exe)
+            .args(["targets", "--first", &first.to_string(), "--count"])
+            .arg(count.to_string())
+            .args(["--port", &port.to_string(), "--interval"])
+            .arg(format_duration(interval))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("start targets: {e}"))?;
+        reaper.0.push(child.id());
+        let stdin = child.stdin.take().expect("piped above");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped above"));
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .map_err(|e| format!("targets: {e}"))?;
+        if line.trim() != "ready" {
+            return Err(format!("targets {first}..{} did not start", first + count));
+        }
+        shards.push(Shard {
+            child,
+            stdin,
+            stdout,
+        });
+    }
+    eprintln!(
+        "load: targets up in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // 2. The config and the real daemon.
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|e| format!("--listen {listen}: {e}"))?;
+    if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+        return Err(format!("{addr} is taken: is another warden still running?"));
+    }
+    let config = workdir.join(format!("load-{checks}.toml"));
+    std::fs::write(
+        &config,
+        generate_config(checks, interval, timeout, port, &listen),
+    )
+    .map_err(|e| format!("{}: {e}", config.display()))?;
+    let log_path = workdir.join(format!("warden-{checks}.log"));
+    let log =
+        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let started = Instant::now();
+    // `--wrap "heaptrack -o FILE"` runs warden under a profiler (figures then include it).
+    let wrap = args.str("wrap", "");
+    let mut words = wrap.split_whitespace();
+    let mut warden = match words.next() {
+        Some(tool) => {
+            let mut c = Command::new(tool);
+            c.args(words).arg(&warden_bin);
+            c
+        }
+        None => Command::new(&warden_bin),
+    };
+    let mut warden = warden
+        .arg("run")
+        .arg("-c")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("start {}: {e}", warden_bin.display()))?;
+    let wrapper = warden.id();
+    reaper.0.push(wrapper);
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|e| format!("--listen {listen}: {e}"))?;
+    loop {
+        if let Ok(Some(status)) = warden.try_wait() {
+            return Err(format!(
+                "warden exited: {status}; see {}",
+                log_path.display()
+            ));
+        }
+        if http_get(addr, "/readyz").is_ok_and(|(code, _)| code == 200) {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            return Err("warden not ready after 10 minutes".into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let startup = started.elapsed();
+    // Under `--wrap`, the daemon is a descendant of the wrapper: measure that one.
+    let pid = if wrap.is_empty() {
+        wrapper
+    } else {
+        descendant_named(wrapper, "warden").ok_or("no warden process under the wrapper")?
+    };
+    if pid != wrapper {
+        reaper.0.push(pid);
+    }
+    let startup_rss = proc_status(pid, "VmRSS:").unwrap_or(0);
+    eprintln!(
+        "load: warden ready in {:.1}s (RSS {} MB); warming up for {}",
+        startup.as_secs_f64(),
+        startup_rss / 1024,
+        format_duration(warmup)
+    );
+
+    // A Prometheus-like scraper, if asked: real deployments scrape warden.
+    let scrapes = Arc::new(Mutex::new(Vec::<(f64, usize)>::new()));
+    if !scrape_every.is_zero() {
+        let scrapes = scrapes.clone();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(scrape_every);
+            let t = Instant::now();
+            match http_get(addr, "/metrics") {
+                Ok((_, body)) => scrapes
+                    .lock()
+                    .expect("no panics")
+                    .push((t.elapsed().as_secs_f64(), body.len())),
+                Err(_) => return,
+            }
+        });
+    }
+    std::thread::sleep(warmup);
+
+    // 3. The measurement window.
+    let load_before = loadavg();
+    for s in &mut shards {
+        s.command("reset")?;
+    }
+    let reset_at = Instant::now();
+    let (m0, m0_at) = Scrape::take_timed(addr)?;
+    let c0 = cpu_ticks(pid)?;
+    let t0: Vec<u64> = shards
+        .iter()
+        .map(|s| cpu_ticks(s.child.id()).unwrap_or(0))
+        .collect();
+    let w0 = Instant::now();
+    let mut rss_max = 0;
+    let mut rss_sum = 0;
+    let mut rss_n = 0;
+    while w0.elapsed() < measure {
+        std::thread::sleep(Duration::from_secs(1).min(measure));
+        let rss = proc_status(pid, "VmRSS:").unwrap_or(0);
+        rss_max = rss_max.max(rss);
+        rss_sum += rss;
+        rss_n += 1;
+    }
+    let c1 = cpu_ticks(pid)?;
+    let t1: Vec<u64> = shards
+        .iter()
+        .map(|s| cpu_ticks(s.child.id()).unwrap_or(0))
+        .collect();
+    let window = w0.elapsed().as_secs_f64();
+    let (m1, m1_at) = Scrape::take_timed(addr)?;
+    let scraped_over = (m1_at - m0_at).as_secs_f64();
+    let load_after = loadavg();
+    let mut late = Vec::new();
+    let mut served = 0u64;
+    let mut served_over = 0f64;
+    for (k, s) in shards.iter_mut().enumerate() {
+        let path = workdir.join(format!("arrivals-{k}.txt"));
+        let reply = s.command(&format!("dump {}", path.display()))?;
+        served_over = served_over.max(reset_at.elapsed().as_secs_f64());
+        served += reply
+            .strip_prefix("ok ")
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        late.extend(text.lines().filter_map(|l| l.parse::<u64>().ok()));
+        let _ = std::fs::remove_file(&path);
+    }
+    late.sort_unstable();
+    let hwm = proc_status(pid, "VmHWM:").unwrap_or(0);
+    let threads = proc_status(pid, "Threads:").unwrap_or(0);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+
+    // Stop warden the way systemd does and time it.
+    if let Ok(Some(status)) = warden.try_wait() {
+        return Err(format!("warden exited during the run: {status}"));
+    }
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+    let stopping = Instant::now();
+    let _ = warden.wait();
+    let stop = stopping.elapsed();
+    for s in &mut shards {
+        let _ = s.child.kill();
+        let _ = s.child.wait();
+    }
+    drop(reaper);
+
+    // 4. Figures.
+    let tick = 100.0; // USER_HZ; `getconf CLK_TCK` is 100 on Linux
+    let cpu = (c1 - c0) as f64 / tick / window * 100.0;
+    let gen_cpu =
+        t1.iter().zip(&t0).map(|(a, b)| a - b).sum::<u64>() as f64 / tick / window * 100.0;
+    let runs = m1.sum("warden_check_runs_total") - m0.sum("warden_check_runs_total");
+    let ok = m1.sum_where("warden_check_runs_total", "result=\"ok\"")
+        - m0.sum_where("warden_check_runs_total", "result=\"ok\"");
+    let skipped = m1.sum("warden_scheduler_skipped_runs_total")
+        - m0.sum("warden_scheduler_skipped_runs_total");
+    let lateness = m1.histogram_delta(&m0, "warden_scheduler_lateness_seconds");
+    let planned = checks as f64 / interval.as_secs_f64();
+    let scraped = scrapes.lock().expect("no panics").clone();
+    let scrape_ms = scraped.iter().map(|s| s.0).fold(0.0, f64::max) * 1000.0;
+    let scrape_bytes = scraped.last().map(|s| s.1).unwrap_or(0);
+    let q = |p: f64| -> f64 {
+        if late.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((late.len() as f64 * p).ceil() as usize).clamp(1, late.len()) - 1;
+        late[i] as f64 / 1e6
+    };
+    let report = Report {
+        label,
+        checks,
+        interval_s: interval.as_secs_f64(),
+        window_s: window,
+        load_before,
+        load_after,
+        startup_s: startup.as_secs_f64(),
+        stop_s: stop.as_secs_f64(),
+        planned_per_s: planned,
+        achieved_per_s: runs / scraped_over,
+        ok_ratio: if runs > 0.0 { ok / runs } else { 0.0 },
+        skipped,
+        served_per_s: served as f64 / served_over,
+        lateness_p50_ms: lateness.quantile(0.5) * 1000.0,
+        lateness_p99_ms: lateness.quantile(0.99) * 1000.0,
+        lateness_le_20ms: lateness.fraction_le(0.02),
+        lateness_max_bucket: lateness.max_bucket(),
+        arrival_p50_ms: q(0.5),
+        arrival_p99_ms: q(0.99),
+        arrival_max_ms: q(1.0),
+        cpu_pct: cpu,
+        rss_mb: rss_sum as f64 / rss_n.max(1) as f64 / 1024.0,
+        rss_max_mb: rss_max as f64 / 1024.0,
+        hwm_mb: hwm as f64 / 1024.0,
+        startup_rss_mb: startup_rss as f64 / 1024.0,
+        threads,
+        fds,
+        generator_cpu_pct: gen_cpu,
+        scrape_max_ms: scrape_ms,
+        scrape_bytes,
+    };
+    report.print();
+    if let Some(dir) = Path::new(&out).parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&out)
+        .map_err(|e| format!("{out}: {e}"))?;
+    writeln!(f, "{}", report.json()).map_err(|e| format!("{out}: {e}"))?;
+    Ok(())
+}
+
+fn generate_config(
+    checks: usize,
+    interval: Duration,
+    timeout: Duration,
+    port: u16,
+    listen: &str,
+) -> String {
+    let mut s = format!(
+        "# generated by examples/load.rs: {checks} http checks, one rule each\n\
+         [server]\nlisten = \"{listen}\"\n\n[log]\nformat = \"human\"\nlevel = \"info\"\n\n\
+         [defaults]\ninterval = \"{}\"\ntimeout = \"{}\"\n\n",
+        format_duration(interval),
+        format_duration(timeout)
+    );
+    for i in 0..checks {
+        let name = check_name(i);
+        s.push_str(&format!(
+            "[[check]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"http://{}:{port}/health\"\n\
+             assert = ['status == \"healthy\"']\n\n\
+             [[rule]]\nname = \"{name}-down\"\ncheck = \"{name}\"\ncritical = {{ when = \"< 1\", count = 3 }}\n\n",
+            target_addr(i)
+        ));
+    }
+    s
+}
+
+/// GET over a fresh connection; returns the status code and the body.
+fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("no status")?;
+    // hyper answers with Content-Length for these bodies, never chunked.
+    Ok((code, body.to_string()))
+}
+
+/// One scrape of warden's `/metrics`, as `series → value`.
+struct Scrape(Vec<(String, f64)>);
+
+impl Scrape {
+    fn take(addr: SocketAddr) -> Result<Scrape, String> {
+        let (code, body) = http_get(addr, "/metrics")?;
+        if code != 200 {
+            return Err(format!("/metrics answered {code}"));
+        }
+        Ok(Scrape(
+            body.lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| {
+                    let (series, value) = l.rsplit_once(' ')?;
+                    Some((series.to_string(), value.parse().ok()?))
+                })
+                .collect(),
+        ))
+    }
+
+    /// Scrapes, and stamps the scrape with the middle of the time it took.
+    fn take_timed(addr: SocketAddr) -> Result<(Scrape, Instant), String> {
+        let before = Instant::now();
+        let scrape = Scrape::take(addr)?;
+        Ok((scrape, before + before.elapsed() / 2))
+    }
+
+    fn sum(&self, name: &str) -> f64 {
+        self.sum_where(name, "")
+    }
+
+    fn sum_where(&self, name: &str, label: &str) -> f64 {
+        self.0
+            .iter()
+            .filter(|(s, _)| {
+                (s == name || s.starts_with(&format!("{name}{{"))) && s.contains(label)
+            })
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    fn histogram_delta(&self, before: &Scrape, name: &str) -> Buckets {
+        let bucket = format!("{name}_bucket{{le=\"");
+        let read = |s: &Scrape| -> Vec<(f64, f64)> {
+            s.0.iter()
+                .filter_map(|(series, v)| {
+                    let le = series.strip_prefix(&bucket)?.strip_suffix("\"}")?;
+                    let le = if le == "+Inf" {
+                        f64::INFINITY
+                    } else {
+                        le.parse().ok()?
+                    };
+                    Some((le, *v))
+                })
+                .collect()
+        };
+        let (a, b) = (read(self), read(before));
+        Buckets(
+            a.iter()
+                .zip(b.iter())
+                .map(|((le, x), (_, y))| (*le, x - y))
+                .collect(),
+        )
+    }
+}
+
+/// Cumulative histogram buckets `(le, count)`.
+struct Buckets(Vec<(f64, f64)>);
+
+impl Buckets {
+    /// `histogram_quantile`: linear interpolation inside the bucket the rank falls in.
+    fn quantile(&self, q: f64) -> f64 {
+        let Some(&(_, total)) = self.0.last() else {
+            return f64::NAN;
+        };
+        if total <= 0.0 {
+            return f64::NAN;
+        }
+        let rank = q * total;
+        let mut prev = (0.0, 0.0);
+        for &(le, c) in &self.0 {
+            if c >= rank {
+                if le.is_infinite() {
+                    return prev.0;
+                }
+                let span = c - prev.1;
+                let frac = if span > 0.0 {
+                    (rank - prev.1) / span
+                } else {
+                    1.0
+                };
+                return prev.0 + (le - prev.0) * frac;
+            }
+            prev = (le, c);
+        }
+        f64::NAN
+    }
+
+    fn fraction_le(&self, bound: f64) -> f64 {
+        let total = self.0.last().map(|b| b.1).unwrap_or(0.0);
+        let c = self
+            .0
+            .iter()
+            .find(|(le, _)| (*le - bound).abs() < 1e-12)
+            .map(|b| b.1)
+            .unwrap_or(f64::NAN);
+        if total > 0.0 {
+            c / total
+        } else {
+            f64::NAN
+        }
+    }
+
+    /// The upper bound of the highest bucket that received an observation.
+    fn max_bucket(&self) -> String {
+        let mut prev = 0.0;
+        let mut top = "none".to_string();
+        for &(le, c) in &self.0 {
+            if c > prev {
+                top = if le.is_infinite() {
+                    "+Inf".into()
+                } else {
+                    format!("{}ms", le * 1000.0)
+                };
+            }
+            prev = c;
+        }
+        top
+    }
+}
+
+fn cpu_ticks(pid: u32) -> Result<u64, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("stat {pid}: {e}"))?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or("bad stat")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = f.get(11).and_then(|v| v.parse().ok()).ok_or("bad utime")?;
+    let stime: u64 = f.get(12).and_then(|v| v.parse().ok()).ok_or("bad stime")?;
+    Ok(utime + stime)
+}
+
+/// A `kB` (or count) field of `/proc/<pid>/status`.
+fn proc_status(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The first process below `pid` whose command name is `name`.
+fn descendant_named(pid: u32, name: &str) -> Option<u32> {
+    let mut stack = vec![pid];
+    while let Some(p) = stack.pop() {
+        let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+        if p != pid && comm.trim() == name {
+            return Some(p);
+        }
+        let children =
+            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        stack.extend(
+            children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok()),
+        );
+    }
+    None
+}
+
+fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+fn open_files_limit() -> String {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3).map(str::to_string))
+        })
+        .unwrap_or_else(|| "?".into())
+}
+
+struct Report {
+    label: String,
+    checks: usize,
+    interval_s: f64,
+    window_s: f64,
+    load_before: f64,
+    load_after: f64,
+    startup_s: f64,
+    stop_s: f64,
+    planned_per_s: f64,
+    achieved_per_s: f64,
+    ok_ratio: f64,
+    skipped: f64,
+    served_per_s: f64,
+    lateness_p50_ms: f64,
+    lateness_p99_ms: f64,
+    lateness_le_20ms: f64,
+    lateness_max_bucket: String,
+    arrival_p50_ms: f64,
+    arrival_p99_ms: f64,
+    arrival_max_ms: f64,
+    cpu_pct: f64,
+    rss_mb: f64,
+    rss_max_mb: f64,
+    hwm_mb: f64,
+    startup_rss_mb: f64,
+    threads: u64,
+    fds: usize,
+    generator_cpu_pct: f64,
+    scrape_max_ms: f64,
+    scrape_bytes: usize,
+}
+
+impl Report {
+    fn print(&self) {
+        println!(
+            "\n## warden, {} http checks every {}s {}",
+            self.checks, self.interval_s, self.label
+        );
+        println!("| figure | value |\n|---|---|");
+        let rows = [
+            (
+                "window",
+                format!(
+                    "{:.1} s (load average {:.2} before, {:.2} after)",
+                    self.window_s, self.load_before, self.load_after
+                ),
+            ),
+            (
+                "checks/s planned / achieved",
+                format!(
+                    "{:.1} / {:.1} ({:.1}%)",
+                    self.planned_per_s,
+                    self.achieved_per_s,
+                    100.0 * self.achieved_per_s / self.planned_per_s
+                ),
+            ),
+            ("probes ok", format!("{:.2}%", self.ok_ratio * 100.0)),
+            ("skipped runs", format!("{}", self.skipped)),
+            (
+                "requests served/s (targets)",
+                format!("{:.1}", self.served_per_s),
+            ),
+            (
+                "scheduler lateness p50 / p99 (histogram)",
+                format!(
+                    "{:.2} ms / {:.2} ms; {:.2}% ≤ 20 ms; highest bucket hit {}",
+                    self.lateness_p50_ms,
+                    self.lateness_p99_ms,
+                    self.lateness_le_20ms * 100.0,
+                    self.lateness_max_bucket
+                ),
+            ),
+            (
+                "arrival lateness p50 / p99 / max (at targets)",
+                format!(
+                    "{:.2} ms / {:.2} ms / {:.2} ms",
+                    self.arrival_p50_ms, self.arrival_p99_ms, self.arrival_max_ms
+                ),
+            ),
+            (
+                "warden CPU (% of one core)",
+                format!("{:.1}%", self.cpu_pct),
+            ),
+            (
+                "warden RSS mean / max in window",
+                format!("{:.1} MB / {:.1} MB", self.rss_mb, self.rss_max_mb),
+            ),
+            (
+                "warden peak RSS (VmHWM, whole life)",
+                format!("{:.1} MB", self.hwm_mb),
+            ),
+            (
+                "warden startup to /readyz",
+                format!(
+                    "{:.2} s (RSS then {:.1} MB)",
+                    self.startup_s, self.startup_rss_mb
+                ),
+            ),
+            (
+                "warden threads / open fds",
+                format!("{} / {}", self.threads, self.fds),
+            ),
+            ("warden SIGTERM to exit", format!("{:.2} s", self.stop_s)),
+            (
+                "load generator CPU (targets, % of one core)",
+                format!("{:.1}%", self.generator_cpu_pct),
+            ),
+            (
+                "/metrics scrape (slowest, size)",
+                format!(
+                    "{:.1} ms, {} KB",
+                    self.scrape_max_ms,
+                    self.scrape_bytes / 1024
+                ),
+            ),
+        ];
+        for (k, v) in rows {
+            println!("| {k} | {v} |");
+        }
+    }
+
+    fn json(&self) -> String {
+        let num = |v: f64| {
+            if v.is_finite() {
+                format!("{v:.4}")
+            } else {
+                "null".into()
+            }
+        };
+        format!(
+            "{{\"label\":{:?},\"checks\":{},\"interval_s\":{},\"window_s\":{},\"load_before\":{},\"load_after\":{},\"startup_s\":{},\"stop_s\":{},\"planned_per_s\":{},\"achieved_per_s\":{},\"ok_ratio\":{},\"skipped\":{},\"served_per_s\":{},\"lateness_p50_ms\":{},\"lateness_p99_ms\":{},\"lateness_le_20ms\":{},\"lateness_max_bucket\":{:?},\"arrival_p50_ms\":{},\"arrival_p99_ms\":{},\"arrival_max_ms\":{},\"cpu_pct\":{},\"rss_mb\":{},\"rss_max_mb\":{},\"hwm_mb\":{},\"startup_rss_mb\":{},\"threads\":{},\"fds\":{},\"generator_cpu_pct\":{},\"scrape_max_ms\":{},\"scrape_bytes\":{}}}",
+            self.label, self.checks, num(self.interval_s), num(self.window_s), num(self.load_before), num(self.load_after),
+            num(self.startup_s), num(self.stop_s), num(self.planned_per_s), num(self.achieved_per_s), num(self.ok_ratio),
+            num(self.skipped), num(self.served_per_s), num(self.lateness_p50_ms), num(self.lateness_p99_ms),
+            num(self.lateness_le_20ms), self.lateness_max_bucket, num(self.arrival_p50_ms), num(self.arrival_p99_ms),
+            num(self.arrival_max_ms), num(self.cpu_pct), num(self.rss_mb), num(self.rss_max_mb), num(self.hwm_mb),
+            num(self.startup_rss_mb), self.threads, self.fds, num(self.generator_cpu_pct), num(self.scrape_max_ms),
+            self.scrape_bytes
+        )
+    }
+}
