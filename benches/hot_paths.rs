@@ -146,14 +146,16 @@ fn metrics(c: &mut Criterion) {
             (
                 c.name.clone(),
                 metrics.check_up.with_label_values(&labels),
-                metrics.check_duration.with_label_values(&labels),
+                metrics.check_duration.with_label_values(&["http"]),
+                metrics.check_last_duration.with_label_values(&labels),
                 metrics.check_last_run.with_label_values(&labels),
             )
         })
         .collect();
-    for (name, up, duration, last) in &handles {
+    for (name, up, duration, last_duration, last) in &handles {
         up.set(1);
         duration.observe(0.0004);
+        last_duration.set(0.0004);
         last.set(1.0);
         metrics
             .check_runs
@@ -161,11 +163,12 @@ fn metrics(c: &mut Criterion) {
             .inc();
         metrics.scheduler_skipped.with_label_values(&[name]);
     }
-    let (name, up, duration, last) = &handles[CHECKS / 2];
+    let (name, up, duration, last_duration, last) = &handles[CHECKS / 2];
     c.bench_function("metrics: record one observation (10k checks)", |b| {
         b.iter(|| {
             up.set(1);
             duration.observe(0.0004);
+            last_duration.set(0.0004);
             last.set(1.0);
             metrics
                 .check_runs
