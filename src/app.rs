@@ -145,14 +145,15 @@ pub async fn run(
         cancel: shutdown.child_token(),
     };
     daemon.start_tasks(checks);
-    daemon.loaded(&clock);
+    let hash = reload::fingerprint(&daemon.config.files);
+    daemon.loaded(&clock, hash);
     shared.ready.store(true, Ordering::Release);
     tracing::info!(
         %listen,
         checks = daemon.config.checks.len(),
         rules = daemon.config.rules.len(),
         config = %daemon.config.path.display(),
-        config_hash = %format!("{:012x}", reload::fingerprint(&daemon.config.files)),
+        config_hash = %format!("{hash:012x}"),
         "warden is running"
     );
     systemd::ready(&daemon.summary());
@@ -217,13 +218,12 @@ impl Daemon {
         }
     }
 
-    /// Records a successfully loaded config in the metrics.
-    fn loaded(&self, clock: &Clock) {
+    /// Records a successfully loaded config (its files hashing to `hash`) in the metrics.
+    fn loaded(&self, clock: &Clock, hash: u64) {
         let m = &self.ctx.metrics;
         m.config_reload_ok.set(1);
         m.config_reload_time.set(clock.now().as_secs_f64());
-        m.config_hash
-            .set(reload::fingerprint(&self.config.files) as f64);
+        m.config_hash.set(hash as f64);
     }
 
     /// One line for `systemctl status`.
@@ -265,13 +265,18 @@ impl Daemon {
 
     async fn try_reload(&mut self, clock: &Clock) -> Result<Outcome, String> {
         let path = self.config.path.clone();
-        let loaded = tokio::task::spawn_blocking(move || config::load(&path))
-            .await
-            .map_err(|e| format!("loading the config panicked: {e}"))?;
-        let new = loaded.map_err(|diags| diags.to_string())?;
-        let hash = reload::fingerprint(&new.files);
+        // Reading and hashing files is blocking work: off the runtime.
+        let loaded = tokio::task::spawn_blocking(move || {
+            config::load(&path).map(|c| {
+                let hash = reload::fingerprint(&c.files);
+                (c, hash)
+            })
+        })
+        .await
+        .map_err(|e| format!("loading the config panicked: {e}"))?;
+        let (new, hash) = loaded.map_err(|diags| diags.to_string())?;
         if new == self.config {
-            self.loaded(clock);
+            self.loaded(clock, hash);
             return Ok(Outcome::Unchanged { hash });
         }
         if new.server.listen != self.config.server.listen {
@@ -318,7 +323,7 @@ impl Daemon {
         let summary = summary.await.unwrap_or_default();
         self.start_tasks(prepared);
         self.config = new;
-        self.loaded(clock);
+        self.loaded(clock, hash);
         tracing::info!(
             checks_kept = summary.checks_kept,
             checks_changed = summary.checks_changed,

@@ -59,26 +59,7 @@ impl Daemon {
         let port = free_port();
         let text = format!("[server]\nlisten = \"127.0.0.1:{port}\"\n\n{config_body}");
         let (dir, config) = write_config(&text);
-        let log = dir.path().join("warden.log");
-        let child = Command::new(WARDEN)
-            .args(["run", "-c"])
-            .arg(&config)
-            .args(args)
-            .env("RUST_LOG", "warden=debug")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("spawn warden run");
-        let mut d = Daemon {
-            child,
-            port,
-            _dir: dir,
-            log,
-        };
-        d.wait_http_ok("/readyz", Duration::from_secs(20));
-        d
+        Daemon::spawn(&config, port, dir, env, args)
     }
 
     /// Starts warden on a config file as it is, with `env` added to its environment, and
@@ -86,13 +67,28 @@ impl Daemon {
     /// `${WARDEN_LISTEN}` (as `config/examples/*.toml` do), which is set to a free port here.
     pub fn start_file(path: &std::path::Path, env: &[(&str, &str)]) -> Daemon {
         let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut all = vec![("WARDEN_LISTEN", listen.as_str())];
+        all.extend_from_slice(env);
         let dir = tempfile::tempdir().expect("temp dir");
+        Daemon::spawn(path, port, dir, &all, &[])
+    }
+
+    /// Runs `warden run -c config ARGS` listening on `port`, logging into `dir`, and waits
+    /// until `/readyz` answers 200.
+    fn spawn(
+        config: &std::path::Path,
+        port: u16,
+        dir: tempfile::TempDir,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Daemon {
         let log = dir.path().join("warden.log");
         let child = Command::new(WARDEN)
             .args(["run", "-c"])
-            .arg(path)
+            .arg(config)
+            .args(args)
             .env("RUST_LOG", "warden=debug")
-            .env("WARDEN_LISTEN", format!("127.0.0.1:{port}"))
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

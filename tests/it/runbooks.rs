@@ -208,17 +208,7 @@ fn nuvie_runbook_failures_reach_the_runbook_levels() {
     );
     all_rules_ok(&d, "nuvie");
 
-    // The smoke suite (an exec check, Nagios exit codes): 1 warns, 2 pages, 0 clears. The
-    // host check reads real values (thresholds moved above 1: this machine's load is not
-    // the system's; `runbook_host_thresholds_read_the_real_host` crosses them).
-    assert!(d.check("nuvie-host")["values"]["memory_ratio"]
-        .as_f64()
-        .is_some());
-    for (code, state) in [(1, "warning"), (2, "critical"), (0, "ok")] {
-        smoke.exit_with(code);
-        reaches(&d, "nuvie-smoke", state);
-    }
-    all_rules_ok(&d, "nuvie");
+    smoke_and_host(&d, &smoke, "nuvie");
 
     // Incident Response, P1 "API down": /health answers 503, three times in a row (the
     // probes' failureThreshold), and then for good.
@@ -427,17 +417,7 @@ fn redcube_runbook_failures_reach_the_runbook_levels() {
     );
     all_rules_ok(&d, "redcube");
 
-    // The smoke suite (an exec check, Nagios exit codes): 1 warns, 2 pages, 0 clears. The
-    // host check reads real values (thresholds moved above 1: this machine's load is not
-    // the system's; `runbook_host_thresholds_read_the_real_host` crosses them).
-    assert!(d.check("redcube-host")["values"]["memory_ratio"]
-        .as_f64()
-        .is_some());
-    for (code, state) in [(1, "warning"), (2, "critical"), (0, "ok")] {
-        smoke.exit_with(code);
-        reaches(&d, "redcube-smoke", state);
-    }
-    all_rules_ok(&d, "redcube");
+    smoke_and_host(&d, &smoke, "redcube");
 
     // P0 "Service completely down": the health check does not return HTTP 200, confirmed
     // over 3 probes.
@@ -530,17 +510,7 @@ fn nova_streaming_runbook_failures_reach_the_runbook_levels() {
     );
     all_rules_ok(&d, "nova-streaming");
 
-    // The smoke suite (an exec check, Nagios exit codes): 1 warns, 2 pages, 0 clears. The
-    // host check reads real values (thresholds moved above 1: this machine's load is not
-    // the system's; `runbook_host_thresholds_read_the_real_host` crosses them).
-    assert!(d.check("nova-streaming-host")["values"]["memory_ratio"]
-        .as_f64()
-        .is_some());
-    for (code, state) in [(1, "warning"), (2, "critical"), (0, "ok")] {
-        smoke.exit_with(code);
-        reaches(&d, "nova-streaming-smoke", state);
-    }
-    all_rules_ok(&d, "nova-streaming");
+    smoke_and_host(&d, &smoke, "nova-streaming");
     // The token reached the API (it answers 401 without it), and total_count is read.
     let streams = d.check("nova-streaming-streams-active");
     assert_eq!(streams["values"]["active_streams"], 3.0, "{streams:#}");
@@ -635,17 +605,7 @@ fn ai_saas_runbook_failures_reach_the_runbook_levels() {
     );
     all_rules_ok(&d, "ai-saas");
 
-    // The smoke suite (an exec check, Nagios exit codes): 1 warns, 2 pages, 0 clears. The
-    // host check reads real values (thresholds moved above 1: this machine's load is not
-    // the system's; `runbook_host_thresholds_read_the_real_host` crosses them).
-    assert!(d.check("ai-saas-host")["values"]["memory_ratio"]
-        .as_f64()
-        .is_some());
-    for (code, state) in [(1, "warning"), (2, "critical"), (0, "ok")] {
-        smoke.exit_with(code);
-        reaches(&d, "ai-saas-smoke", state);
-    }
-    all_rules_ok(&d, "ai-saas");
+    smoke_and_host(&d, &smoke, "ai-saas");
 
     // "Automatic Rollback (If Health Checks Fail)": the gateway is gone (connection refused) ...
     api.down();
@@ -730,17 +690,7 @@ fn novacron_runbook_failures_reach_the_runbook_levels() {
     );
     all_rules_ok(&d, "novacron");
 
-    // The smoke suite (an exec check, Nagios exit codes): 1 warns, 2 pages, 0 clears. The
-    // host check reads real values (thresholds moved above 1: this machine's load is not
-    // the system's; `runbook_host_thresholds_read_the_real_host` crosses them).
-    assert!(d.check("novacron-host")["values"]["memory_ratio"]
-        .as_f64()
-        .is_some());
-    for (code, state) in [(1, "warning"), (2, "critical"), (0, "ok")] {
-        smoke.exit_with(code);
-        reaches(&d, "novacron-smoke", state);
-    }
-    all_rules_ok(&d, "novacron");
+    smoke_and_host(&d, &smoke, "novacron");
     // The DWCP numbers of the runbook's body are kept as values.
     let dwcp = d.check("novacron-dwcp");
     assert_eq!(dwcp["values"]["active_streams"], 15.0, "{dwcp:#}");
@@ -827,6 +777,24 @@ fn novacron_runbook_failures_reach_the_runbook_levels() {
     assert_eq!(error_kind(&d, "novacron-cert"), "tls");
     tls.renew(&pki.leaf("localhost", 90 * DAY));
     all_rules_ok(&d, "novacron");
+}
+
+/// The parts every example shares: the smoke suite (an exec check, Nagios exit codes) warns on
+/// 1, pages on 2 and clears on 0; the host check reads real values (the tests move its
+/// thresholds above 1, as this machine's load is not the system's;
+/// `runbook_host_thresholds_read_the_real_host` crosses them).
+fn smoke_and_host(d: &Daemon, smoke: &Smoke, system: &str) {
+    let host = d.check(&format!("{system}-host"));
+    let memory = host["values"]["memory_ratio"].as_f64();
+    assert!(
+        memory.is_some_and(|m| m > 0.0 && m <= 1.0),
+        "no memory_ratio: {host:#}"
+    );
+    for (code, state) in [(1, "warning"), (2, "critical"), (0, "ok")] {
+        smoke.exit_with(code);
+        reaches(d, &format!("{system}-smoke"), state);
+    }
+    all_rules_ok(d, system);
 }
 
 /// A smoke-test script that exits with the code last given to `exit_with` (0 at first).

@@ -192,15 +192,17 @@ timeout = "250ms"
     for r in idle.iter().chain(&busy) {
         assert!((0.0..=1.0).contains(r), "{r}");
     }
+    // With a burner on every CPU the host is busy whatever else runs: the reading must say so.
     let busy_max = busy.iter().copied().fold(0.0, f64::max);
-    if min(&idle) >= 0.99 {
-        // Other work kept every CPU busy for 7.5 s: no rise can be seen. The readings were
-        // still checked to be ratios; say so rather than fail on a machine we do not own.
-        eprintln!("host saturated by other processes; cpu ordering not observable: idle {idle:?}, busy {busy:?}");
-        return;
-    }
     assert!(
-        busy_max > min(&idle),
-        "cpu_ratio did not rise under load: idle {idle:?}, busy {busy:?}"
+        busy_max >= 0.9,
+        "every CPU burns, yet cpu_ratio reads {busy_max}: idle {idle:?}, busy {busy:?}"
     );
+    // And when the machine was ever less busy before, the reading rose from there.
+    if min(&idle) < 0.9 {
+        assert!(
+            busy_max > min(&idle),
+            "cpu_ratio did not rise under load: idle {idle:?}, busy {busy:?}"
+        );
+    }
 }
