@@ -26,7 +26,10 @@ use tokio::process::Command;
 
 use crate::alert::{Event, EventKind, HookOutcome};
 use crate::clock::Timestamp;
-use crate::systemd::CHILD_ENV_REMOVE;
+
+/// Environment variables a hook must not inherit from warden: systemd's notify socket and
+/// watchdog, so a hook cannot report readiness or keep-alives on warden's behalf.
+pub const CHILD_ENV_REMOVE: [&str; 3] = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
 
 /// How long output is still read after the hook's process exited (a background process it
 /// left behind may hold the pipes open; warden stops reading rather than hang).

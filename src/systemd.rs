@@ -9,8 +9,8 @@
 //! that pings regardless would keep a wedged daemon alive forever.
 //!
 //! Children (exec checks, hooks) must not inherit `NOTIFY_SOCKET` or `WATCHDOG_*`: they
-//! could otherwise report readiness or keep-alives on warden's behalf. [`CHILD_ENV_REMOVE`]
-//! lists them for whoever spawns a process.
+//! could otherwise report readiness or keep-alives on warden's behalf; `hook::CHILD_ENV_REMOVE`
+//! and the exec check's own list strip them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,9 +21,6 @@ use tokio_util::sync::CancellationToken;
 use crate::scheduler::Pulse;
 use crate::server::Shared;
 use crate::telemetry::Metrics;
-
-/// Environment variables a child process must not inherit from warden.
-pub const CHILD_ENV_REMOVE: [&str; 3] = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
 
 fn send(states: &[NotifyState]) {
     if let Err(e) = sd_notify::notify(states) {

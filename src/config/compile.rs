@@ -314,6 +314,10 @@ pub(crate) fn compile(
             log,
             checks,
             rules,
+            state: StateConfig {
+                path: main.with_file_name("warden-state.db"),
+            },
+            alerting: AlertingConfig::default(),
         }),
         _ => Err(c.problems),
     }

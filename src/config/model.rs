@@ -9,6 +9,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::alert::Severity;
+use crate::hook::HookConfig;
+use crate::notify::NotifierConfig;
 use crate::secret::Secret;
 
 /// A whole, valid configuration (the main file plus its includes).
@@ -22,12 +25,115 @@ pub struct Config {
     pub log: LogConfig,
     pub checks: Vec<CheckConfig>,
     pub rules: Vec<RuleConfig>,
+    pub state: StateConfig,
+    pub alerting: AlertingConfig,
 }
 
 impl Config {
     pub fn check(&self, name: &str) -> Option<&CheckConfig> {
         self.checks.iter().find(|c| c.name == name)
     }
+}
+
+/// `[state]`: where alert states, the notification outbox and hook runs are kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateConfig {
+    /// The SQLite file. `path` in the config is relative to the main file's directory. The
+    /// default is `$STATE_DIRECTORY/warden.db` (the first directory when systemd lists
+    /// several), else `$XDG_STATE_HOME/warden/warden.db`, else
+    /// `$HOME/.local/state/warden/warden.db`, else `warden-state.db` beside the main file.
+    pub path: PathBuf,
+}
+
+/// Notifiers, hooks, and which rule sends what where (`[alerting]`, `[[notifier]]`,
+/// `[[hook]]`, and a rule's `notify` and `hooks`). Kept apart from [`RuleConfig`] so that a
+/// routing change on reload does not reset a rule's state.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AlertingConfig {
+    /// Every `[[notifier]]`, names unique.
+    pub notifiers: Vec<NotifierConfig>,
+    /// Every `[[hook]]`, names unique.
+    pub hooks: Vec<HookSpec>,
+    /// `[alerting] dry_run`: every hook records what it would run and runs nothing
+    /// (`warden run --dry-run` sets it too).
+    pub dry_run: bool,
+    /// `[alerting] warning` / `critical`: the route of rules without their own `notify`.
+    pub route: Route,
+    /// Rules with their own `notify` or `hooks`, by rule name. Others use `route`, no hooks.
+    pub rules: BTreeMap<String, RuleActions>,
+}
+
+impl AlertingConfig {
+    pub fn notifier(&self, name: &str) -> Option<&NotifierConfig> {
+        self.notifiers.iter().find(|n| n.name == name)
+    }
+
+    pub fn hook(&self, name: &str) -> Option<&HookSpec> {
+        self.hooks.iter().find(|h| h.config.name == name)
+    }
+
+    /// The notifiers a rule's alert goes to at `severity`.
+    pub fn route_of(&self, rule: &str, severity: Severity) -> &[String] {
+        let route = self
+            .rules
+            .get(rule)
+            .and_then(|r| r.route.as_ref())
+            .unwrap_or(&self.route);
+        route.at(severity)
+    }
+
+    /// The hooks a rule fires, in the order it lists them.
+    pub fn hooks_of(&self, rule: &str) -> &[HookTrigger] {
+        self.rules.get(rule).map_or(&[], |r| r.hooks.as_slice())
+    }
+}
+
+/// Notifier names per severity. `notify = ["a"]` in a rule means `a` for both levels.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Route {
+    pub warning: Vec<String>,
+    pub critical: Vec<String>,
+}
+
+impl Route {
+    pub fn at(&self, severity: Severity) -> &[String] {
+        match severity {
+            Severity::Warning => &self.warning,
+            Severity::Critical => &self.critical,
+        }
+    }
+}
+
+/// A `[[hook]]`: the command (run by `hook::run`) plus how the alert stage uses it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookSpec {
+    pub config: HookConfig,
+    /// Diagnostic hooks (collect logs, a heap dump) run before the other hooks that are due
+    /// for the same alert at the same time, so the evidence is taken before a rollback.
+    pub diagnostic: bool,
+    /// Where the hook's outcome is notified. `None`: the notifiers the alert went to,
+    /// except `pagerduty` and `alertmanager` ones (an outcome there would open a new alert).
+    pub notify: Option<Vec<String>>,
+}
+
+/// A rule's own routing and hooks.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RuleActions {
+    /// `None`: `[alerting]`'s route.
+    pub route: Option<Route>,
+    pub hooks: Vec<HookTrigger>,
+}
+
+/// `hooks = [{ hook = "rollback", on = "critical", after = "5m" }]` in a rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookTrigger {
+    /// A `[[hook]]` name.
+    pub hook: String,
+    /// The level (or worse) the alert must be at; default critical.
+    pub on: Severity,
+    /// How long the alert must have been at `on` or worse, without interruption, before the
+    /// hook runs ("still critical after 5 minutes"); zero runs it at once.
+    pub after: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]

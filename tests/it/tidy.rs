@@ -48,7 +48,7 @@ fn stages_import_only_what_feeds_them() {
         ("scheduler", &["check", "config", "clock", "telemetry"]),
         ("reload", &[]),
         ("alert", &[]),
-        ("hook", &["alert", "clock", "systemd"]),
+        ("hook", &["alert", "clock"]),
         ("outbox", &["alert", "clock", "hook", "outbox", "telemetry"]),
         ("notify", &["alert", "clock", "notify", "secret"]),
         ("server", &["engine", "reload", "secret", "telemetry"]),
