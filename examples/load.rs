@@ -407,6 +407,7 @@ fn run(args: Args) -> Result<(), String> {
         .arg("run")
         .arg("-c")
         .arg(&config)
+        .env("STATE_DIRECTORY", &workdir)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

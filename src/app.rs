@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::actions::{self, Actions, ActionsOptions};
 use crate::check::{Observation, ProbeErrorKind, Prober};
 use crate::clock::Clock;
 use crate::config::{self, CheckConfig, Config, RuleConfig, Trigger};
@@ -72,11 +73,16 @@ fn prepare<'c>(
 pub struct RunOptions {
     /// Reload when a config file changes (default). SIGHUP and `POST /-/reload` always work.
     pub watch_config: bool,
+    /// `--dry-run`: hooks record what they would run and run nothing.
+    pub dry_run: bool,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { watch_config: true }
+        RunOptions {
+            watch_config: true,
+            dry_run: false,
+        }
     }
 }
 
@@ -101,6 +107,18 @@ pub async fn run(
     let recorder = Recorder::new(&config, &metrics);
 
     let tracker = TaskTracker::new();
+    let actions = actions::spawn(
+        &config,
+        ActionsOptions {
+            dry_run: options.dry_run,
+        },
+        clock.clone(),
+        &metrics,
+        &tracker,
+        shutdown.clone(),
+    )
+    .await
+    .with_context(|| format!("state store {}", config.state.path.display()))?;
     let (observations, observed) = mpsc::channel(OBSERVATION_QUEUE);
     let (control, controlled) = mpsc::channel(1);
     let (reload_tx, mut reload_rx) = mpsc::channel(8);
@@ -111,6 +129,7 @@ pub async fn run(
         observed,
         controlled,
         recorder,
+        actions,
         shared.clone(),
         clock.clone(),
         shutdown.clone(),
@@ -289,6 +308,13 @@ impl Daemon {
         if new.log != self.config.log {
             tracing::warn!("log settings changed; they take effect when warden restarts");
         }
+        if new.state != self.config.state {
+            tracing::warn!(
+                running = %self.config.state.path.display(),
+                configured = %new.state.path.display(),
+                "state.path changed; it takes effect when warden restarts"
+            );
+        }
         let old_checks: HashMap<&str, &CheckConfig> = self
             .config
             .checks
@@ -371,12 +397,15 @@ enum Control {
 }
 
 /// The evaluator: applies observations to the engine, records metrics and logs transitions,
-/// publishes status snapshots, and switches configs when told to.
+/// hands transitions to the actions task, publishes status snapshots, and switches configs
+/// when told to.
+#[allow(clippy::too_many_arguments)]
 async fn evaluate(
     mut engine: Engine,
     mut rx: mpsc::Receiver<Observation>,
     mut control: mpsc::Receiver<Control>,
     mut recorder: Recorder,
+    actions: Actions,
     shared: Arc<Shared>,
     clock: Clock,
     cancel: CancellationToken,
@@ -388,10 +417,12 @@ async fn evaluate(
         let now = clock.now();
         recorder.observation(&obs);
         let check = obs.check.clone();
-        for t in engine.apply(obs, now) {
-            recorder.transition(&t);
+        let transitions = engine.apply(obs, now);
+        for t in &transitions {
+            recorder.transition(t);
         }
         recorder.evaluated(engine, &check, now);
+        transitions
     };
     loop {
         tokio::select! {
@@ -400,9 +431,12 @@ async fn evaluate(
             Some(Control::Reconfigure { old, new, done }) = control.recv() => {
                 // Observations the stopped tasks sent before the swap belong to the old config.
                 while let Ok(obs) = rx.try_recv() {
-                    apply(&mut engine, &recorder, obs);
+                    for t in apply(&mut engine, &recorder, obs) {
+                        actions.transition(t).await;
+                    }
                 }
                 let summary = engine.reconfigure(&new, clock.now());
+                actions.reconfigure(&new).await;
                 recorder = recorder.reconfigure(&old, &new, &engine);
                 shared.token.store(Arc::new(new.server.token.clone()));
                 shared.status.store(Arc::new(engine.status(clock.now())));
@@ -410,7 +444,9 @@ async fn evaluate(
             }
             obs = rx.recv() => {
                 let Some(obs) = obs else { break };
-                apply(&mut engine, &recorder, obs);
+                for t in apply(&mut engine, &recorder, obs) {
+                    actions.transition(t).await;
+                }
                 dirty = true;
             }
             _ = publish.tick() => {

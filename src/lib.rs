@@ -3,6 +3,7 @@
 //! The pipeline is the import graph: `config → check → rule → (alert, actions)`.
 //! See ARCHITECTURE.md for the map and the invariants.
 
+pub mod actions;
 pub mod alert;
 pub mod app;
 pub mod check;

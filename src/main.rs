@@ -36,6 +36,20 @@ enum Command {
         /// Do not reload when a config file changes (SIGHUP and POST /-/reload still do).
         #[arg(long)]
         no_watch_config: bool,
+        /// Hooks record what they would run and run nothing (notifications are still sent).
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Send a test page through one notifier and report how the receiver answered.
+    ///
+    /// Sent once, directly (not through the outbox). Exit 0 when the receiver accepted it,
+    /// 1 when it did not (the reason is printed), 2 when the config has no such notifier.
+    NotifyTest {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The `[[notifier]]` name.
+        #[arg(long)]
+        notifier: String,
     },
     /// Validate a config file and its includes; print every error as file:line:col.
     ///
@@ -100,6 +114,7 @@ fn main() -> ExitCode {
         Command::Run {
             config: ConfigArg { config },
             no_watch_config,
+            dry_run,
         } => {
             let Some(cfg) = load_or_report(&config) else {
                 return ExitCode::from(1);
@@ -107,11 +122,46 @@ fn main() -> ExitCode {
             telemetry::init_logging(cfg.log.format, &cfg.log.level);
             let options = app::RunOptions {
                 watch_config: !no_watch_config,
+                dry_run,
             };
             match runtime().and_then(|rt| rt.block_on(run_daemon(cfg, options))) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), "warden failed");
+                    eprintln!("warden: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::NotifyTest {
+            config: ConfigArg { config },
+            notifier,
+        } => {
+            let Some(cfg) = load_or_report(&config) else {
+                return ExitCode::from(1);
+            };
+            telemetry::init_logging(cfg.log.format, "warn");
+            let Some(nc) = cfg.alerting.notifier(&notifier) else {
+                let known: Vec<&str> = cfg
+                    .alerting
+                    .notifiers
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect();
+                eprintln!(
+                    "warden: {} has no notifier {notifier:?}; configured: {}",
+                    config.display(),
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+                return ExitCode::from(2);
+            };
+            match runtime().and_then(|rt| rt.block_on(notify_test(nc))) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
                     eprintln!("warden: {e:#}");
                     ExitCode::from(1)
                 }
@@ -167,6 +217,31 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         builder.worker_threads(1);
     }
     Ok(builder.enable_all().thread_name("warden").build()?)
+}
+
+async fn notify_test(nc: &warden::notify::NotifierConfig) -> anyhow::Result<()> {
+    use warden::alert::Delivery;
+    let clock = Clock::system();
+    let notifier = warden::notify::Notifier::new(nc, &clock).map_err(anyhow::Error::msg)?;
+    let event = warden::notify::test_event(&nc.name, clock.now());
+    let kind = nc.kind.as_str();
+    match notifier.deliver(&event).await {
+        Delivery::Ok => {
+            println!(
+                "notifier {:?} ({kind}): test page accepted (dedup key {})",
+                nc.name, event.dedup_key
+            );
+            Ok(())
+        }
+        Delivery::Retryable { reason, .. } => anyhow::bail!(
+            "notifier {:?} ({kind}): not delivered, the daemon would retry: {reason}",
+            nc.name
+        ),
+        Delivery::Permanent { reason } => anyhow::bail!(
+            "notifier {:?} ({kind}): rejected, the daemon would not retry: {reason}",
+            nc.name
+        ),
+    }
 }
 
 async fn run_daemon(cfg: Config, options: app::RunOptions) -> anyhow::Result<()> {

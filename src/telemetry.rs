@@ -48,6 +48,10 @@ pub struct Metrics {
     pub outbox_oldest_age: GaugeVec,
     pub hook_runs: IntCounterVec,
     pub hook_duration: HistogramVec,
+
+    // --- Alerts (src/actions) ---
+    pub alerts_firing: IntGaugeVec,
+    pub state_write_failures: IntCounter,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -280,6 +284,22 @@ impl Metrics {
         reg(Box::new(outbox_oldest_age.clone()));
         reg(Box::new(hook_runs.clone()));
         reg(Box::new(hook_duration.clone()));
+        let alerts_firing = must(IntGaugeVec::new(
+            Opts::new(
+                "warden_alerts_firing",
+                "Alerts firing now, by severity (persisted across restarts)",
+            ),
+            &["severity"],
+        ));
+        for severity in ["warning", "critical"] {
+            alerts_firing.with_label_values(&[severity]).set(0);
+        }
+        let state_write_failures = must(IntCounter::new(
+            "warden_state_write_failures_total",
+            "Attempts to write alert states and notifications to the state store that failed (each is retried)",
+        ));
+        reg(Box::new(alerts_firing.clone()));
+        reg(Box::new(state_write_failures.clone()));
 
         Metrics {
             registry,
@@ -310,6 +330,8 @@ impl Metrics {
             outbox_oldest_age,
             hook_runs,
             hook_duration,
+            alerts_firing,
+            state_write_failures,
         }
     }
 

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::alert::{BoxFuture, Delivery, Event, EventKind, HookOutcome, Severity, Sink};
-use crate::clock::Clock;
+use crate::clock::{Clock, Timestamp};
 use crate::secret::{redact_url, Secret};
 
 /// The total time one send may take when the config does not say.
@@ -302,6 +302,32 @@ impl Sink for Notifier {
 
     fn send<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Delivery> {
         Box::pin(self.deliver(event))
+    }
+}
+
+/// The event `warden notify-test` sends through `notifier`: kind `Test`, a dedup key of its
+/// own (so it never touches a real incident), and words that say no action is needed.
+pub fn test_event(notifier: &str, now: Timestamp) -> Event {
+    let mut labels = std::collections::BTreeMap::new();
+    labels.insert("notifier".to_string(), notifier.to_string());
+    Event {
+        kind: EventKind::Test,
+        alert: "warden-notify-test".into(),
+        check: "notify-test".into(),
+        severity: Severity::Warning,
+        value: None,
+        value_name: None,
+        threshold: None,
+        condition: None,
+        description: Some(format!(
+            "A test page sent by `warden notify-test --notifier {notifier}`. If you can read this, the path from warden to you works."
+        )),
+        labels,
+        since: now.to_rfc3339(),
+        at: now.to_rfc3339(),
+        deploy: None,
+        dedup_key: format!("warden/notify-test/{notifier}/{}", now.as_millis()),
+        hook: None,
     }
 }
 

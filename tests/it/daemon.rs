@@ -89,6 +89,8 @@ impl Daemon {
             .arg(config)
             .args(args)
             .env("RUST_LOG", "warden=debug")
+            // Each daemon its own state store (one warden per store), unless a test says.
+            .env("STATE_DIRECTORY", dir.path())
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

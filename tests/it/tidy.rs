@@ -48,6 +48,13 @@ fn stages_import_only_what_feeds_them() {
         ("scheduler", &["check", "config", "clock", "telemetry"]),
         ("reload", &[]),
         ("alert", &[]),
+        (
+            "actions",
+            &[
+                "actions", "alert", "clock", "config", "engine", "hook", "notify", "outbox", "rule",
+                "telemetry",
+            ],
+        ),
         ("hook", &["alert", "clock"]),
         ("outbox", &["alert", "clock", "hook", "outbox", "telemetry"]),
         ("notify", &["alert", "clock", "notify", "secret"]),

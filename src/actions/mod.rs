@@ -1,0 +1,492 @@
+//! The actions stage: rule transitions in, pages and hook runs out.
+//!
+//! [`Alerts`] keeps one [`AlertRecord`] per rule (persisted by the driver in the state store)
+//! and reconciles it with what the rule reports, so the decision to page is a comparison, not
+//! a reaction to one event:
+//!
+//! - a rule at `warning` or `critical` wants its alert firing at that severity; `ok` wants it
+//!   resolved; `unknown` and `flapping` change nothing (a probe that cannot see, or a rule that
+//!   keeps changing its mind, neither pages nor resolves);
+//! - a firing alert that is already recorded at the wanted severity sends nothing. That is
+//!   what keeps a restart or a reload (which restart rules from `unknown`) from paging again;
+//! - a new alert opens an incident (`warden/<rule>/<n>`, `n` counting per rule and never
+//!   reused), sent to the route of its severity. An escalation or de-escalation sends the new
+//!   severity to that severity's route under the same dedup key. A resolve goes to every
+//!   notifier the incident went to;
+//! - notifiers whose receivers forget alerts (Alertmanager) get a firing alert again every
+//!   `resend_every` ([`Alerts::tick`]);
+//! - a rule's hooks run once its alert has been at the hook's level (or worse) for the hook's
+//!   `after`, diagnostic hooks first; a non-diagnostic hook waits while a diagnostic hook of
+//!   the same alert is still running. Once per incident and the cooldown are enforced by the
+//!   store (`outbox::HookGuard`); a hook skipped for its cooldown is tried again when the
+//!   cooldown ends, if the alert still fires;
+//! - a rule removed from the config resolves its alert.
+//!
+//! Everything here is synchronous and pure: the driver (`run`) passes `now`, commits each
+//! [`Plan`] (records and events in one transaction) and then starts its hook jobs.
+
+mod run;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::alert::{Event, EventKind, Severity};
+use crate::clock::Timestamp;
+use crate::config::{AlertingConfig, Config, HookSpec, RuleConfig};
+use crate::engine::RuleTransition;
+use crate::notify::NotifierKind;
+use crate::rule::State;
+
+pub use run::{spawn, Actions, ActionsOptions};
+
+/// After a hook could not be admitted for a reason that passes (it is still running, the
+/// store could not record its start), how long until it is tried again.
+pub const HOOK_RETRY: Duration = Duration::from_secs(10);
+
+/// What warden remembers about a rule's alert across restarts. Stored as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    /// The number of the rule's latest incident (0: it never fired).
+    pub incident: u64,
+    /// Set while the alert fires.
+    pub firing: Option<Firing>,
+}
+
+/// A firing alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Firing {
+    pub severity: Severity,
+    /// Milliseconds since the epoch: when the incident started.
+    pub since: i64,
+    /// When the alert last became critical, while it is critical.
+    pub critical_since: Option<i64>,
+    /// Every notifier told about this incident; the resolve goes to each.
+    pub notified: BTreeSet<String>,
+    /// The last firing event sent: the base of re-sends, resolves and hook triggers.
+    pub event: Event,
+}
+
+/// What the driver must do, in this order: commit `records` and `events` together, then
+/// start `hooks`.
+#[derive(Debug, Default, PartialEq)]
+pub struct Plan {
+    pub records: Vec<(String, AlertRecord)>,
+    pub events: Vec<(Event, Vec<String>)>,
+    pub hooks: Vec<HookJob>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.events.is_empty() && self.hooks.is_empty()
+    }
+
+    fn extend(&mut self, other: Plan) {
+        self.records.extend(other.records);
+        self.events.extend(other.events);
+        self.hooks.extend(other.hooks);
+    }
+}
+
+/// Hooks to run one after the other for one alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookJob {
+    pub rule: String,
+    pub incident: u64,
+    /// The alert as the hooks see it (`WARDEN_*`); its dedup key is the incident.
+    pub trigger: Event,
+    /// In run order, each with the notifiers its outcome goes to.
+    pub hooks: Vec<(HookSpec, Vec<String>)>,
+}
+
+/// How a hook of a job ended, as the stage needs it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HookResult {
+    /// It ran (or dry-ran), or the store says it already ran for this incident.
+    Done,
+    /// Not admitted now; ask again at this time (cooldown end, or a retry).
+    RetryAt(Timestamp),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Progress {
+    Running,
+    Done,
+    RetryAt(Timestamp),
+}
+
+/// The stage. See the module doc.
+pub struct Alerts {
+    rules: HashMap<String, RuleConfig>,
+    alerting: AlertingConfig,
+    records: BTreeMap<String, AlertRecord>,
+    /// When each (rule, notifier) last got the firing alert, for re-sends. Not persisted: after
+    /// a restart every re-send is due at once, which receivers that need them shrug off.
+    sent: HashMap<(String, String), Timestamp>,
+    /// Hook progress per (rule, hook) in the incident `.0`.
+    hooks: HashMap<(String, String), (u64, Progress)>,
+}
+
+impl Alerts {
+    /// Starts from the persisted records; the plan resolves alerts of rules no longer
+    /// configured.
+    pub fn new(
+        config: &Config,
+        records: BTreeMap<String, AlertRecord>,
+        now: Timestamp,
+    ) -> (Alerts, Plan) {
+        let mut alerts = Alerts {
+            rules: HashMap::new(),
+            alerting: AlertingConfig::default(),
+            records,
+            sent: HashMap::new(),
+            hooks: HashMap::new(),
+        };
+        let plan = alerts.reconfigure(config, now);
+        (alerts, plan)
+    }
+
+    pub fn record(&self, rule: &str) -> Option<&AlertRecord> {
+        self.records.get(rule)
+    }
+
+    /// Firing alerts by severity (warning, critical).
+    pub fn firing_counts(&self) -> (usize, usize) {
+        let mut counts = (0, 0);
+        for f in self.records.values().filter_map(|r| r.firing.as_ref()) {
+            match f.severity {
+                Severity::Warning => counts.0 += 1,
+                Severity::Critical => counts.1 += 1,
+            }
+        }
+        counts
+    }
+
+    /// Switches to `config`. Alerts of removed rules are resolved; everything else carries
+    /// over (a changed route applies from the next event on).
+    pub fn reconfigure(&mut self, config: &Config, now: Timestamp) -> Plan {
+        self.rules = config
+            .rules
+            .iter()
+            .map(|r| (r.name.clone(), r.clone()))
+            .collect();
+        self.alerting = config.alerting.clone();
+        let rules = &self.rules;
+        self.sent.retain(|(rule, _), _| rules.contains_key(rule));
+        self.hooks.retain(|(rule, _), _| rules.contains_key(rule));
+        let gone: Vec<String> = self
+            .records
+            .iter()
+            .filter(|(rule, r)| r.firing.is_some() && !self.rules.contains_key(*rule))
+            .map(|(rule, _)| rule.clone())
+            .collect();
+        let mut plan = Plan::default();
+        for rule in gone {
+            plan.extend(self.resolve(&rule, now, Some("the rule was removed from the config")));
+        }
+        plan
+    }
+
+    /// Applies one rule transition.
+    pub fn transition(&mut self, t: &RuleTransition, now: Timestamp) -> Plan {
+        let wanted = match t.transition.to {
+            State::Ok => None,
+            State::Warning => Some(Severity::Warning),
+            State::Critical => Some(Severity::Critical),
+            State::Unknown | State::Flapping => return Plan::default(),
+        };
+        let Some(rule) = self.rules.get(&t.rule) else {
+            return Plan::default();
+        };
+        let current = self
+            .records
+            .get(&t.rule)
+            .and_then(|r| r.firing.as_ref())
+            .map(|f| f.severity);
+        let mut plan = match (current, wanted) {
+            (None, None) => return Plan::default(),
+            (Some(a), Some(b)) if a == b => return Plan::default(),
+            (Some(_), None) => self.resolve(&t.rule, now, None),
+            (_, Some(severity)) => {
+                let event = firing_event(rule, severity, t.transition.value, now);
+                self.fire(&t.rule, severity, event, now)
+            }
+        };
+        plan.extend(self.due_hooks(now, Some(&t.rule)));
+        plan
+    }
+
+    /// Time passes: re-sends and hooks that came due.
+    pub fn tick(&mut self, now: Timestamp) -> Plan {
+        let mut plan = Plan::default();
+        for (rule, record) in &self.records {
+            let Some(firing) = &record.firing else {
+                continue;
+            };
+            let mut due = Vec::new();
+            for name in &firing.notified {
+                let Some(every) = self.resend_every(name) else {
+                    continue;
+                };
+                let key = (rule.clone(), name.clone());
+                if self.sent.get(&key).is_none_or(|last| now >= *last + every) {
+                    due.push(name.clone());
+                    self.sent.insert(key, now);
+                }
+            }
+            if !due.is_empty() {
+                let mut event = firing.event.clone();
+                event.at = now.to_rfc3339();
+                plan.events.push((event, due));
+            }
+        }
+        plan.extend(self.due_hooks(now, None));
+        plan
+    }
+
+    /// Records how a hook of a job ended.
+    pub fn hook_finished(&mut self, rule: &str, incident: u64, hook: &str, result: HookResult) {
+        let key = (rule.to_string(), hook.to_string());
+        if let Some((n, progress)) = self.hooks.get_mut(&key) {
+            if *n == incident {
+                *progress = match result {
+                    HookResult::Done => Progress::Done,
+                    HookResult::RetryAt(t) => Progress::RetryAt(t),
+                };
+            }
+        }
+    }
+
+    /// Where the outcome of `hook`, run for `rule`'s alert, is notified.
+    pub fn hook_notifiers(&self, rule: &str, hook: &str) -> Vec<String> {
+        if let Some(list) = self.alerting.hook(hook).and_then(|h| h.notify.clone()) {
+            return list;
+        }
+        let told: Vec<String> = match self.records.get(rule).and_then(|r| r.firing.as_ref()) {
+            Some(f) => f.notified.iter().cloned().collect(),
+            None => self.alerting.route_of(rule, Severity::Critical).to_vec(),
+        };
+        told.into_iter()
+            .filter(|n| {
+                self.alerting.notifier(n).is_some_and(|c| {
+                    !matches!(
+                        c.kind,
+                        NotifierKind::PagerDuty(_) | NotifierKind::Alertmanager(_)
+                    )
+                })
+            })
+            .collect()
+    }
+
+    fn resend_every(&self, notifier: &str) -> Option<Duration> {
+        match &self.alerting.notifier(notifier)?.kind {
+            NotifierKind::Alertmanager(c) => Some(c.resend_every),
+            _ => None,
+        }
+    }
+
+    /// Only notifiers that exist: a resolve for a notifier removed from the config would
+    /// wait in the outbox forever.
+    fn existing(&self, names: impl IntoIterator<Item = String>, rule: &str) -> Vec<String> {
+        names
+            .into_iter()
+            .filter(|n| {
+                let known = self.alerting.notifier(n).is_some();
+                if !known {
+                    tracing::warn!(rule, notifier = %n, "notifier no longer configured; not told");
+                }
+                known
+            })
+            .collect()
+    }
+
+    fn fire(&mut self, rule: &str, severity: Severity, mut event: Event, now: Timestamp) -> Plan {
+        let route = self.alerting.route_of(rule, severity).to_vec();
+        let record = self.records.entry(rule.to_string()).or_insert(AlertRecord {
+            incident: 0,
+            firing: None,
+        });
+        let firing = match record.firing.take() {
+            Some(mut f) => {
+                event.since = f.event.since.clone();
+                event.dedup_key = f.event.dedup_key.clone();
+                f.critical_since = match severity {
+                    Severity::Critical => Some(now.as_millis()),
+                    Severity::Warning => None,
+                };
+                f.severity = severity;
+                f.notified.extend(route.iter().cloned());
+                f.event = event;
+                f
+            }
+            None => {
+                record.incident += 1;
+                event.since = now.to_rfc3339();
+                event.dedup_key = format!("warden/{rule}/{}", record.incident);
+                Firing {
+                    severity,
+                    since: now.as_millis(),
+                    critical_since: (severity == Severity::Critical).then_some(now.as_millis()),
+                    notified: route.iter().cloned().collect(),
+                    event,
+                }
+            }
+        };
+        let event = firing.event.clone();
+        record.firing = Some(firing);
+        let record = record.clone();
+        for name in &route {
+            self.sent.insert((rule.to_string(), name.clone()), now);
+        }
+        let mut plan = Plan {
+            records: vec![(rule.to_string(), record)],
+            ..Plan::default()
+        };
+        let to = self.existing(route, rule);
+        if !to.is_empty() {
+            plan.events.push((event, to));
+        }
+        plan
+    }
+
+    fn resolve(&mut self, rule: &str, now: Timestamp, why: Option<&str>) -> Plan {
+        let Some(record) = self.records.get_mut(rule) else {
+            return Plan::default();
+        };
+        let Some(firing) = record.firing.take() else {
+            return Plan::default();
+        };
+        let record = record.clone();
+        let mut event = firing.event;
+        event.kind = EventKind::Resolved;
+        event.at = now.to_rfc3339();
+        if let Some(why) = why {
+            event.description = Some(why.to_string());
+        }
+        self.sent.retain(|(r, _), _| r != rule);
+        let mut plan = Plan {
+            records: vec![(rule.to_string(), record)],
+            ..Plan::default()
+        };
+        let to = self.existing(firing.notified, rule);
+        if !to.is_empty() {
+            plan.events.push((event, to));
+        }
+        plan
+    }
+
+    /// Hooks of firing alerts whose time has come (of `only` when given).
+    fn due_hooks(&mut self, now: Timestamp, only: Option<&str>) -> Plan {
+        let mut plan = Plan::default();
+        for (rule, actions) in &self.alerting.rules {
+            if only.is_some_and(|o| o != rule) || actions.hooks.is_empty() {
+                continue;
+            }
+            let Some(record) = self.records.get(rule) else {
+                continue;
+            };
+            let Some(firing) = &record.firing else {
+                continue;
+            };
+            let incident = record.incident;
+            let progress = |hooks: &HashMap<(String, String), (u64, Progress)>, hook: &str| {
+                hooks
+                    .get(&(rule.clone(), hook.to_string()))
+                    .filter(|(n, _)| *n == incident)
+                    .map(|(_, p)| *p)
+            };
+            let diagnosing = actions.hooks.iter().any(|t| {
+                self.alerting.hook(&t.hook).is_some_and(|h| h.diagnostic)
+                    && progress(&self.hooks, &t.hook) == Some(Progress::Running)
+            });
+            let mut due: Vec<&HookSpec> = Vec::new();
+            for trigger in &actions.hooks {
+                let Some(spec) = self.alerting.hook(&trigger.hook) else {
+                    continue;
+                };
+                let at_level_since = match trigger.on {
+                    Severity::Critical => firing.critical_since,
+                    Severity::Warning => Some(firing.since),
+                };
+                let Some(since) = at_level_since else {
+                    continue;
+                };
+                if now < Timestamp::from_millis(since) + trigger.after {
+                    continue;
+                }
+                let ready = match progress(&self.hooks, &trigger.hook) {
+                    None => true,
+                    Some(Progress::RetryAt(t)) => now >= t,
+                    Some(Progress::Running | Progress::Done) => false,
+                };
+                if ready && (spec.diagnostic || !diagnosing) {
+                    due.push(spec);
+                }
+            }
+            if due.is_empty() {
+                continue;
+            }
+            // Diagnostics first, each group in the rule's order.
+            due.sort_by_key(|spec| !spec.diagnostic);
+            let mut trigger = firing.event.clone();
+            trigger.at = now.to_rfc3339();
+            let mut job = HookJob {
+                rule: rule.clone(),
+                incident,
+                trigger,
+                hooks: Vec::new(),
+            };
+            for spec in due {
+                self.hooks.insert(
+                    (rule.clone(), spec.config.name.clone()),
+                    (incident, Progress::Running),
+                );
+                job.hooks.push((spec.clone(), Vec::new()));
+            }
+            plan.hooks.push(job);
+        }
+        for job in &mut plan.hooks {
+            for (spec, to) in &mut job.hooks {
+                *to = self.hook_notifiers(&job.rule, &spec.config.name);
+            }
+        }
+        plan
+    }
+}
+
+/// The firing event of `rule` at `severity`; the caller sets `since` and `dedup_key`.
+fn firing_event(
+    rule: &RuleConfig,
+    severity: Severity,
+    value: Option<f64>,
+    now: Timestamp,
+) -> Event {
+    let level = match severity {
+        Severity::Warning => rule.warning.as_ref(),
+        Severity::Critical => rule.critical.as_ref(),
+    };
+    let mut labels = rule.labels.clone();
+    labels.insert("check".into(), rule.check.clone());
+    labels.insert("severity".into(), severity.as_str().into());
+    Event {
+        kind: EventKind::Firing,
+        alert: rule.name.clone(),
+        check: rule.check.clone(),
+        severity,
+        value,
+        value_name: Some(rule.value.clone()),
+        threshold: level.map(|l| l.when.threshold),
+        condition: level.map(|l| format!("{} {}", l.when.op.symbol(), l.when.threshold)),
+        description: rule.description.clone(),
+        labels,
+        since: String::new(),
+        at: now.to_rfc3339(),
+        deploy: None,
+        dedup_key: String::new(),
+        hook: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,368 @@
+//! The actions driver: owns the [`Alerts`] stage, the outbox and the hook guard, commits each
+//! plan, and runs hook jobs.
+//!
+//! One task applies transitions, reconfigurations and ticks in order. A plan's records and
+//! events are committed in one transaction before anything else happens; when the store
+//! cannot write, the same batch is retried (1 s, doubling to 30 s) and nothing after it is
+//! applied, so the order of pages is never changed and none is skipped. Hook jobs run in
+//! their own tasks (one hook after the other within a job) and report back how each ended.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{AlertRecord, Alerts, HookJob, HookResult, Plan, HOOK_RETRY};
+use crate::alert::{Event, Sink};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::engine::RuleTransition;
+use crate::notify::{self, NotifierConfig};
+use crate::outbox::{Batch, Fired, HookGuard, Outbox, OutboxConfig, SkipReason, Store};
+use crate::telemetry::Metrics;
+
+/// Transitions waiting for the actions task; the evaluator waits when it is full.
+const QUEUE: usize = 4096;
+/// How often re-sends and delayed hooks are looked at.
+const TICK: Duration = Duration::from_secs(1);
+/// Retrying a batch the store would not take: first delay, and the cap.
+const COMMIT_RETRY: Duration = Duration::from_secs(1);
+const COMMIT_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// How `warden run` was started, beyond the config.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ActionsOptions {
+    /// `--dry-run`: every hook records what it would run and runs nothing.
+    pub dry_run: bool,
+}
+
+enum Input {
+    Transition(RuleTransition),
+    Reconfigure(Box<Config>),
+}
+
+/// The evaluator's handle on the actions task.
+#[derive(Clone)]
+pub struct Actions {
+    tx: mpsc::Sender<Input>,
+}
+
+impl Actions {
+    /// Hands a transition over; waits while the queue is full (the store is slow or failing).
+    pub async fn transition(&self, t: RuleTransition) {
+        let _ = self.tx.send(Input::Transition(t)).await;
+    }
+
+    /// Switches notifiers, hooks and routes to `config`, after the transitions already sent.
+    pub async fn reconfigure(&self, config: &Config) {
+        let _ = self
+            .tx
+            .send(Input::Reconfigure(Box::new(config.clone())))
+            .await;
+    }
+}
+
+/// Opens the state store, starts the outbox with `config`'s notifiers, reports hook runs a
+/// previous process left unfinished, and starts the actions task. Fails when the store cannot
+/// be opened (another warden holds it, the disk is unwritable): warden must not run without
+/// the memory that keeps it from paging twice.
+pub async fn spawn(
+    config: &Config,
+    options: ActionsOptions,
+    clock: Clock,
+    metrics: &Metrics,
+    tracker: &TaskTracker,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Actions> {
+    let path = config.state.path.clone();
+    let now = clock.now();
+    let (store, recovery) = tokio::task::spawn_blocking(move || {
+        create_parent(&path)?;
+        Store::open(&path, now).map_err(anyhow::Error::from)
+    })
+    .await
+    .context("opening the state store panicked")??;
+    let records: BTreeMap<String, AlertRecord> = store
+        .load_alerts::<AlertRecord>()
+        .await
+        .context("reading alert states")?
+        .into_iter()
+        .collect();
+    for (notifier, rows) in &recovery.pending {
+        tracing::info!(notifier = %notifier, rows, "notifications left pending by the last run will be delivered");
+    }
+    let outbox = Outbox::new(
+        store.clone(),
+        OutboxConfig::default(),
+        clock.clone(),
+        metrics,
+        tracker,
+        shutdown.clone(),
+    );
+    let guard = HookGuard::new(store, clock.clone(), metrics);
+    let (alerts, mut plan) = Alerts::new(config, records, clock.now());
+    for event in guard.report_interrupted(&recovery) {
+        let hook = event
+            .hook
+            .as_ref()
+            .map(|h| h.hook.clone())
+            .unwrap_or_default();
+        let to = alerts.hook_notifiers(&event.alert, &hook);
+        if !to.is_empty() {
+            plan.events.push((event, to));
+        }
+    }
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let (results_tx, results) = mpsc::unbounded_channel();
+    let mut driver = Driver {
+        alerts,
+        outbox,
+        guard,
+        sinks: HashMap::new(),
+        dry_run: options.dry_run,
+        forced_dry_run: options.dry_run,
+        clock,
+        metrics: metrics.clone(),
+        tracker: tracker.clone(),
+        results: results_tx,
+        shutdown: shutdown.clone(),
+    };
+    driver.set_notifiers(config);
+    tracing::info!(
+        state = %config.state.path.display(),
+        notifiers = config.alerting.notifiers.len(),
+        hooks = config.alerting.hooks.len(),
+        firing = driver.alerts.firing_counts().0 + driver.alerts.firing_counts().1,
+        "alerting is running"
+    );
+    driver.execute(plan).await;
+    tracker.spawn(driver.drive(rx, results));
+    Ok(Actions { tx })
+}
+
+fn create_parent(path: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the state directory {}", dir.display()))?;
+            tracing::info!(dir = %dir.display(), "created the state directory");
+        }
+    }
+    Ok(())
+}
+
+/// How a hook of a job ended: (rule, incident, hook, result).
+type Finished = (String, u64, String, HookResult);
+
+struct Driver {
+    alerts: Alerts,
+    outbox: Outbox,
+    guard: HookGuard,
+    /// The running notifiers, kept while their config is unchanged.
+    sinks: HashMap<String, (NotifierConfig, Arc<dyn Sink>)>,
+    dry_run: bool,
+    forced_dry_run: bool,
+    clock: Clock,
+    metrics: Metrics,
+    tracker: TaskTracker,
+    results: mpsc::UnboundedSender<Finished>,
+    shutdown: CancellationToken,
+}
+
+impl Driver {
+    async fn drive(
+        mut self,
+        mut rx: mpsc::Receiver<Input>,
+        mut results: mpsc::UnboundedReceiver<Finished>,
+    ) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => break,
+                Some((rule, incident, hook, result)) = results.recv() => {
+                    self.alerts.hook_finished(&rule, incident, &hook, result);
+                }
+                input = rx.recv() => {
+                    let now = self.clock.now();
+                    let plan = match input {
+                        None => break,
+                        Some(Input::Transition(t)) => self.alerts.transition(&t, now),
+                        Some(Input::Reconfigure(config)) => {
+                            self.set_notifiers(&config);
+                            self.alerts.reconfigure(&config, now)
+                        }
+                    };
+                    self.execute(plan).await;
+                }
+                _ = tick.tick() => {
+                    let plan = self.alerts.tick(self.clock.now());
+                    self.execute(plan).await;
+                }
+            }
+        }
+    }
+
+    /// Builds the notifiers of `config` (keeping unchanged ones) and hands them to the outbox.
+    /// A notifier that cannot be built keeps its previous version, if any.
+    fn set_notifiers(&mut self, config: &Config) {
+        self.dry_run = self.forced_dry_run || config.alerting.dry_run;
+        let mut next = HashMap::new();
+        for nc in &config.alerting.notifiers {
+            match self.sinks.remove(&nc.name) {
+                Some((old, sink)) if old == *nc => {
+                    next.insert(nc.name.clone(), (old, sink));
+                }
+                previous => match notify::build(nc, &self.clock) {
+                    Ok(sink) => {
+                        next.insert(nc.name.clone(), (nc.clone(), Arc::from(sink)));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start notifier; its notifications wait in the outbox");
+                        if let Some(previous) = previous {
+                            next.insert(nc.name.clone(), previous);
+                        }
+                    }
+                },
+            }
+        }
+        self.sinks = next;
+        self.outbox
+            .set_sinks(self.sinks.values().map(|(_, s)| s.clone()).collect());
+    }
+
+    /// Commits the plan's records and events (retrying until the store takes them), then
+    /// starts its hook jobs.
+    async fn execute(&mut self, plan: Plan) {
+        if plan.is_empty() {
+            return;
+        }
+        let Plan {
+            records,
+            events,
+            hooks,
+        } = plan;
+        if !records.is_empty() || !events.is_empty() {
+            let batch = Batch {
+                alerts: records
+                    .into_iter()
+                    .map(|(rule, record)| (rule, serde_json::to_value(record).unwrap_or_default()))
+                    .collect(),
+                events,
+            };
+            for (event, to) in &batch.events {
+                tracing::info!(
+                    alert = %event.alert,
+                    kind = ?event.kind,
+                    severity = event.severity.as_str(),
+                    dedup_key = %event.dedup_key,
+                    notifiers = %to.join(","),
+                    "notification queued"
+                );
+            }
+            if !commit(&self.outbox, batch, &self.metrics, &self.shutdown).await {
+                return;
+            }
+        }
+        let (warning, critical) = self.alerts.firing_counts();
+        let firing = &self.metrics.alerts_firing;
+        firing.with_label_values(&["warning"]).set(warning as i64);
+        firing.with_label_values(&["critical"]).set(critical as i64);
+        for job in hooks {
+            self.tracker.spawn(run_job(
+                job,
+                self.guard.clone(),
+                self.outbox.clone(),
+                self.dry_run,
+                self.clock.clone(),
+                self.metrics.clone(),
+                self.results.clone(),
+                self.shutdown.clone(),
+            ));
+        }
+    }
+}
+
+/// Commits `batch`, retrying while the store refuses it. `false` only when shutdown came
+/// first (the batch is then not written: the next start derives it again from the rules).
+async fn commit(
+    outbox: &Outbox,
+    batch: Batch,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut delay = COMMIT_RETRY;
+    loop {
+        match outbox.commit(batch.clone()).await {
+            Ok(_) => return true,
+            Err(e) => {
+                metrics.state_write_failures.inc();
+                tracing::error!(
+                    error = %e,
+                    retry_in_seconds = delay.as_secs(),
+                    "cannot write alert states and notifications; retrying, nothing after them is applied until then"
+                );
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                tracing::error!("shutting down with alert states unwritten; the next start re-evaluates them");
+                return false;
+            }
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(COMMIT_RETRY_MAX);
+    }
+}
+
+/// Runs a job's hooks one after the other, notifies each outcome, reports each back.
+#[allow(clippy::too_many_arguments)]
+async fn run_job(
+    job: HookJob,
+    guard: HookGuard,
+    outbox: Outbox,
+    dry_run: bool,
+    clock: Clock,
+    metrics: Metrics,
+    results: mpsc::UnboundedSender<Finished>,
+    shutdown: CancellationToken,
+) {
+    for (spec, notify) in &job.hooks {
+        let name = &spec.config.name;
+        let result = match guard.fire(&spec.config, &job.trigger, dry_run).await {
+            Ok(Fired::Ran { event, .. }) => {
+                notify_outcome(&outbox, event, notify, &metrics, &shutdown).await;
+                HookResult::Done
+            }
+            Ok(Fired::Skipped(SkipReason::AlreadyRanForIncident { .. })) => HookResult::Done,
+            Ok(Fired::Skipped(SkipReason::CoolingDown { until })) => HookResult::RetryAt(until),
+            Ok(Fired::Skipped(SkipReason::AlreadyRunning { .. })) | Err(_) => {
+                HookResult::RetryAt(clock.now() + HOOK_RETRY)
+            }
+        };
+        let _ = results.send((job.rule.clone(), job.incident, name.clone(), result));
+    }
+}
+
+async fn notify_outcome(
+    outbox: &Outbox,
+    event: Event,
+    to: &[String],
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+) {
+    if to.is_empty() {
+        return;
+    }
+    let batch = Batch {
+        alerts: Vec::new(),
+        events: vec![(event, to.to_vec())],
+    };
+    commit(outbox, batch, metrics, shutdown).await;
+}

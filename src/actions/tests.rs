@@ -1,0 +1,574 @@
+use std::time::Duration;
+
+use super::*;
+use crate::config::{HookTrigger, Route, RuleActions};
+use crate::engine::RuleTransition;
+use crate::hook::{HookCommand, HookConfig};
+use crate::notify::{
+    AlertmanagerConfig, NotifierConfig, PagerDutyConfig, WebhookConfig, WebhookFormat,
+};
+use crate::rule::{Transition, TransitionReason};
+use crate::secret::Secret;
+
+const T0: Timestamp = Timestamp(1_800_000_000_000);
+
+fn at(secs: u64) -> Timestamp {
+    T0 + Duration::from_secs(secs)
+}
+
+fn webhook(name: &str) -> NotifierConfig {
+    NotifierConfig {
+        name: name.into(),
+        timeout: Duration::from_secs(5),
+        kind: NotifierKind::Webhook(WebhookConfig {
+            url: Secret::new("http://127.0.0.1:9/hook"),
+            headers: Vec::new(),
+            format: WebhookFormat::Warden,
+            template: None,
+            external_url: None,
+        }),
+    }
+}
+
+fn pagerduty(name: &str) -> NotifierConfig {
+    NotifierConfig {
+        name: name.into(),
+        timeout: Duration::from_secs(5),
+        kind: NotifierKind::PagerDuty(PagerDutyConfig {
+            routing_key: Secret::new("R0UTINGKEY"),
+            url: "http://127.0.0.1:9/v2/enqueue".into(),
+            source: "host".into(),
+            component: None,
+            group: None,
+            class: None,
+        }),
+    }
+}
+
+fn alertmanager(name: &str) -> NotifierConfig {
+    NotifierConfig {
+        name: name.into(),
+        timeout: Duration::from_secs(5),
+        kind: NotifierKind::Alertmanager(AlertmanagerConfig {
+            url: "http://127.0.0.1:9".into(),
+            resend_every: Duration::from_secs(60),
+            generator_url: None,
+        }),
+    }
+}
+
+fn hook(name: &str, diagnostic: bool) -> HookSpec {
+    HookSpec {
+        config: HookConfig::new(name, HookCommand::Argv(vec!["true".into()])),
+        diagnostic,
+        notify: None,
+    }
+}
+
+/// Two rules on one check: `api-down` (critical < 1) and `api-slow` (warning > 1, critical
+/// > 2); chat gets warnings, chat + pager + am get criticals.
+fn config() -> Config {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("warden.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[check]]
+name = "api"
+kind = "http"
+url = "http://127.0.0.1:9/health"
+
+[[rule]]
+name = "api-down"
+check = "api"
+critical = { when = "< 1" }
+
+[[rule]]
+name = "api-slow"
+check = "api"
+value = "duration_seconds"
+description = "API answers slowly"
+labels = { team = "web" }
+warning = { when = "> 1" }
+critical = { when = "> 2" }
+"#,
+    )
+    .unwrap();
+    let mut config = crate::config::load_with_env(&path, &|_| None).unwrap();
+    config.alerting = AlertingConfig {
+        notifiers: vec![webhook("chat"), pagerduty("pager"), alertmanager("am")],
+        hooks: vec![hook("collect-logs", true), hook("rollback", false)],
+        dry_run: false,
+        route: Route {
+            warning: vec!["chat".into()],
+            critical: vec!["chat".into(), "pager".into(), "am".into()],
+        },
+        rules: BTreeMap::new(),
+    };
+    config
+}
+
+fn with_hooks(mut config: Config, rule: &str, hooks: Vec<HookTrigger>) -> Config {
+    config
+        .alerting
+        .rules
+        .insert(rule.into(), RuleActions { route: None, hooks });
+    config
+}
+
+fn trigger(hook: &str, on: Severity, after: u64) -> HookTrigger {
+    HookTrigger {
+        hook: hook.into(),
+        on,
+        after: Duration::from_secs(after),
+    }
+}
+
+fn tr(rule: &str, from: State, to: State, value: Option<f64>, when: Timestamp) -> RuleTransition {
+    RuleTransition {
+        rule: rule.into(),
+        check: "api".into(),
+        transition: Transition {
+            from,
+            to,
+            at: when,
+            value,
+            reason: TransitionReason::ThresholdCrossed,
+        },
+    }
+}
+
+/// (kind, severity, dedup key, notifiers) of each event.
+fn sent(plan: &Plan) -> Vec<(EventKind, Severity, String, Vec<String>)> {
+    plan.events
+        .iter()
+        .map(|(e, to)| (e.kind, e.severity, e.dedup_key.clone(), to.clone()))
+        .collect()
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn fresh(config: &Config) -> Alerts {
+    let (alerts, plan) = Alerts::new(config, BTreeMap::new(), T0);
+    assert!(plan.is_empty());
+    alerts
+}
+
+#[test]
+fn an_incident_pages_once_and_resolves_to_everyone_it_paged() {
+    let config = config();
+    let mut a = fresh(&config);
+    let fire = a.transition(
+        &tr(
+            "api-down",
+            State::Unknown,
+            State::Critical,
+            Some(0.0),
+            at(1),
+        ),
+        at(1),
+    );
+    assert_eq!(
+        sent(&fire),
+        [(
+            EventKind::Firing,
+            Severity::Critical,
+            "warden/api-down/1".into(),
+            names(&["chat", "pager", "am"])
+        )]
+    );
+    let event = &fire.events[0].0;
+    assert_eq!(
+        (event.value, event.threshold, event.condition.as_deref()),
+        (Some(0.0), Some(1.0), Some("< 1"))
+    );
+    assert_eq!(event.since, at(1).to_rfc3339());
+    assert_eq!(event.labels["check"], "api");
+    assert_eq!(event.labels["severity"], "critical");
+    // The record is persisted with the page, in the same plan.
+    assert_eq!(fire.records.len(), 1);
+    assert_eq!(fire.records[0].1.incident, 1);
+
+    // Unknown and flapping hold; the same level again pages nobody.
+    for (from, to) in [
+        (State::Critical, State::Unknown),
+        (State::Unknown, State::Critical),
+        (State::Critical, State::Flapping),
+        (State::Flapping, State::Critical),
+    ] {
+        let plan = a.transition(&tr("api-down", from, to, None, at(5)), at(5));
+        assert!(plan.is_empty(), "{from} -> {to}: {plan:?}");
+    }
+
+    let ok = a.transition(
+        &tr("api-down", State::Critical, State::Ok, Some(1.0), at(9)),
+        at(9),
+    );
+    assert_eq!(
+        sent(&ok),
+        [(
+            EventKind::Resolved,
+            Severity::Critical,
+            "warden/api-down/1".into(),
+            names(&["am", "chat", "pager"])
+        )]
+    );
+    assert_eq!(ok.events[0].0.since, at(1).to_rfc3339());
+    assert_eq!(a.record("api-down").unwrap().firing, None);
+
+    // Ok again is nothing; the next incident has a new key.
+    assert!(a
+        .transition(&tr("api-down", State::Ok, State::Ok, None, at(10)), at(10))
+        .is_empty());
+    let again = a.transition(
+        &tr("api-down", State::Ok, State::Critical, None, at(20)),
+        at(20),
+    );
+    assert_eq!(again.events[0].0.dedup_key, "warden/api-down/2");
+}
+
+#[test]
+fn escalation_and_de_escalation_keep_the_key_and_follow_each_route() {
+    let config = config();
+    let mut a = fresh(&config);
+    let warn = a.transition(
+        &tr("api-slow", State::Ok, State::Warning, Some(1.5), at(1)),
+        at(1),
+    );
+    assert_eq!(
+        sent(&warn),
+        [(
+            EventKind::Firing,
+            Severity::Warning,
+            "warden/api-slow/1".into(),
+            names(&["chat"])
+        )]
+    );
+    assert_eq!(
+        warn.events[0].0.description.as_deref(),
+        Some("API answers slowly")
+    );
+    assert_eq!(warn.events[0].0.labels["team"], "web");
+    let crit = a.transition(
+        &tr(
+            "api-slow",
+            State::Warning,
+            State::Critical,
+            Some(2.5),
+            at(2),
+        ),
+        at(2),
+    );
+    assert_eq!(
+        sent(&crit),
+        [(
+            EventKind::Firing,
+            Severity::Critical,
+            "warden/api-slow/1".into(),
+            names(&["chat", "pager", "am"])
+        )]
+    );
+    assert_eq!(crit.events[0].0.threshold, Some(2.0));
+    assert_eq!(
+        crit.events[0].0.since,
+        at(1).to_rfc3339(),
+        "since is the incident's start"
+    );
+    let down = a.transition(
+        &tr(
+            "api-slow",
+            State::Critical,
+            State::Warning,
+            Some(1.5),
+            at(3),
+        ),
+        at(3),
+    );
+    assert_eq!(
+        sent(&down),
+        [(
+            EventKind::Firing,
+            Severity::Warning,
+            "warden/api-slow/1".into(),
+            names(&["chat"])
+        )]
+    );
+    let ok = a.transition(
+        &tr("api-slow", State::Warning, State::Ok, Some(0.1), at(4)),
+        at(4),
+    );
+    assert_eq!(
+        sent(&ok),
+        [(
+            EventKind::Resolved,
+            Severity::Warning,
+            "warden/api-slow/1".into(),
+            names(&["am", "chat", "pager"])
+        )]
+    );
+}
+
+#[test]
+fn a_restart_resumes_without_paging_again() {
+    let config = config();
+    let mut a = fresh(&config);
+    let fire = a.transition(
+        &tr("api-down", State::Unknown, State::Critical, None, at(1)),
+        at(1),
+    );
+    let records: BTreeMap<String, AlertRecord> = fire
+        .records
+        .iter()
+        .map(|(rule, r)| {
+            // Through JSON, as the store keeps it.
+            let json = serde_json::to_value(r).unwrap();
+            (rule.clone(), serde_json::from_value(json).unwrap())
+        })
+        .collect();
+
+    let (mut b, plan) = Alerts::new(&config, records, at(100));
+    assert!(plan.is_empty());
+    assert_eq!(b.firing_counts(), (0, 1));
+    assert!(b
+        .transition(
+            &tr("api-down", State::Unknown, State::Critical, None, at(101)),
+            at(101)
+        )
+        .events
+        .is_empty());
+    let ok = b.transition(
+        &tr("api-down", State::Critical, State::Ok, None, at(102)),
+        at(102),
+    );
+    assert_eq!(sent(&ok)[0].0, EventKind::Resolved);
+    assert_eq!(sent(&ok)[0].2, "warden/api-down/1");
+    let next = b.transition(
+        &tr("api-down", State::Ok, State::Critical, None, at(103)),
+        at(103),
+    );
+    assert_eq!(
+        sent(&next)[0].2,
+        "warden/api-down/2",
+        "incident numbers are never reused"
+    );
+}
+
+#[test]
+fn a_removed_rule_resolves_and_a_removed_notifier_is_not_told() {
+    let config = config();
+    let mut a = fresh(&config);
+    a.transition(
+        &tr("api-down", State::Unknown, State::Critical, None, at(1)),
+        at(1),
+    );
+    a.transition(
+        &tr("api-slow", State::Unknown, State::Critical, None, at(1)),
+        at(1),
+    );
+
+    let mut smaller = config.clone();
+    smaller.rules.retain(|r| r.name != "api-down");
+    smaller.alerting.notifiers.retain(|n| n.name != "pager");
+    let plan = a.reconfigure(&smaller, at(5));
+    assert_eq!(
+        sent(&plan),
+        [(
+            EventKind::Resolved,
+            Severity::Critical,
+            "warden/api-down/1".into(),
+            names(&["am", "chat"])
+        )]
+    );
+    assert_eq!(
+        plan.events[0].0.description.as_deref(),
+        Some("the rule was removed from the config")
+    );
+    // The other alert keeps firing; its resolve skips the removed notifier.
+    let ok = a.transition(
+        &tr("api-slow", State::Critical, State::Ok, None, at(6)),
+        at(6),
+    );
+    assert_eq!(sent(&ok)[0].3, names(&["am", "chat"]));
+    // A rule's own route replaces the default one.
+    let mut routed = smaller.clone();
+    routed.alerting.rules.insert(
+        "api-slow".into(),
+        RuleActions {
+            route: Some(Route {
+                warning: Vec::new(),
+                critical: names(&["am"]),
+            }),
+            hooks: Vec::new(),
+        },
+    );
+    a.reconfigure(&routed, at(7));
+    assert!(a
+        .transition(
+            &tr("api-slow", State::Ok, State::Warning, None, at(8)),
+            at(8)
+        )
+        .events
+        .is_empty());
+    assert_eq!(
+        a.record("api-slow")
+            .unwrap()
+            .firing
+            .as_ref()
+            .unwrap()
+            .severity,
+        Severity::Warning
+    );
+}
+
+#[test]
+fn alertmanager_gets_the_firing_alert_again_until_it_resolves() {
+    let config = config();
+    let mut a = fresh(&config);
+    a.transition(
+        &tr("api-down", State::Unknown, State::Critical, None, at(0)),
+        at(0),
+    );
+    assert!(a.tick(at(59)).is_empty());
+    let resend = a.tick(at(60));
+    assert_eq!(
+        sent(&resend),
+        [(
+            EventKind::Firing,
+            Severity::Critical,
+            "warden/api-down/1".into(),
+            names(&["am"])
+        )]
+    );
+    assert_eq!(resend.events[0].0.at, at(60).to_rfc3339());
+    assert!(resend.records.is_empty(), "a re-send changes no record");
+    assert!(a.tick(at(90)).is_empty());
+    assert_eq!(a.tick(at(121)).events.len(), 1);
+    a.transition(
+        &tr("api-down", State::Critical, State::Ok, None, at(130)),
+        at(130),
+    );
+    assert!(a.tick(at(500)).is_empty());
+}
+
+#[test]
+fn hooks_wait_for_their_delay_and_diagnostics_go_first() {
+    let config = with_hooks(
+        config(),
+        "api-down",
+        vec![
+            trigger("rollback", Severity::Critical, 300),
+            trigger("collect-logs", Severity::Critical, 0),
+        ],
+    );
+    let mut a = fresh(&config);
+    let fire = a.transition(
+        &tr("api-down", State::Unknown, State::Critical, None, at(0)),
+        at(0),
+    );
+    let jobs: Vec<Vec<&str>> = fire
+        .hooks
+        .iter()
+        .map(|j| {
+            j.hooks
+                .iter()
+                .map(|(h, _)| h.config.name.as_str())
+                .collect()
+        })
+        .collect();
+    assert_eq!(jobs, [["collect-logs"]]);
+    assert_eq!(fire.hooks[0].trigger.dedup_key, "warden/api-down/1");
+    // The outcome goes to chat only: PagerDuty and Alertmanager would open new alerts.
+    assert_eq!(fire.hooks[0].hooks[0].1, names(&["chat"]));
+
+    // The rollback is due at 300 s but waits while the diagnostic still runs.
+    assert!(a.tick(at(299)).hooks.is_empty());
+    assert!(a.tick(at(300)).hooks.is_empty());
+    a.hook_finished("api-down", 1, "collect-logs", HookResult::Done);
+    let due = a.tick(at(301));
+    assert_eq!(due.hooks.len(), 1);
+    assert_eq!(due.hooks[0].hooks[0].0.config.name, "rollback");
+    // Running, then done: never again in this incident.
+    assert!(a.tick(at(302)).hooks.is_empty());
+    a.hook_finished("api-down", 1, "rollback", HookResult::Done);
+    assert!(a.tick(at(900)).hooks.is_empty());
+
+    // A new incident runs them again; both due at once run diagnostics first.
+    a.transition(
+        &tr("api-down", State::Critical, State::Ok, None, at(1000)),
+        at(1000),
+    );
+    assert!(a.tick(at(1001)).hooks.is_empty());
+    a.transition(
+        &tr("api-down", State::Ok, State::Critical, None, at(2000)),
+        at(2000),
+    );
+    a.hook_finished("api-down", 2, "collect-logs", HookResult::RetryAt(at(2400)));
+    let both = a.tick(at(2400));
+    let order: Vec<&str> = both.hooks[0]
+        .hooks
+        .iter()
+        .map(|(h, _)| h.config.name.as_str())
+        .collect();
+    assert_eq!(order, ["collect-logs", "rollback"]);
+    assert_eq!(both.hooks[0].incident, 2);
+}
+
+#[test]
+fn still_critical_means_without_interruption_and_cooldowns_are_retried() {
+    let config = with_hooks(
+        config(),
+        "api-slow",
+        vec![
+            trigger("rollback", Severity::Critical, 60),
+            trigger("collect-logs", Severity::Warning, 0),
+        ],
+    );
+    let mut a = fresh(&config);
+    let warn = a.transition(
+        &tr("api-slow", State::Ok, State::Warning, None, at(0)),
+        at(0),
+    );
+    assert_eq!(warn.hooks.len(), 1, "collect-logs fires on warning");
+    a.hook_finished("api-slow", 1, "collect-logs", HookResult::Done);
+    a.transition(
+        &tr("api-slow", State::Warning, State::Critical, None, at(10)),
+        at(10),
+    );
+    a.transition(
+        &tr("api-slow", State::Critical, State::Warning, None, at(50)),
+        at(50),
+    );
+    assert!(a.tick(at(100)).hooks.is_empty(), "critical was interrupted");
+    a.transition(
+        &tr("api-slow", State::Warning, State::Critical, None, at(110)),
+        at(110),
+    );
+    assert!(a.tick(at(169)).hooks.is_empty());
+    let due = a.tick(at(170));
+    assert_eq!(due.hooks[0].hooks[0].0.config.name, "rollback");
+    // Skipped for a cooldown: asked again when it ends, if still firing.
+    a.hook_finished("api-slow", 1, "rollback", HookResult::RetryAt(at(400)));
+    assert!(a.tick(at(399)).hooks.is_empty());
+    assert_eq!(a.tick(at(400)).hooks.len(), 1);
+    // A report for an older incident changes nothing.
+    a.hook_finished("api-slow", 0, "rollback", HookResult::Done);
+    assert!(a.tick(at(401)).hooks.is_empty(), "still running");
+}
+
+#[test]
+fn a_hook_with_its_own_notify_list_reports_there() {
+    let mut config = with_hooks(
+        config(),
+        "api-down",
+        vec![trigger("rollback", Severity::Critical, 0)],
+    );
+    config.alerting.hooks[1].notify = Some(names(&["pager"]));
+    let mut a = fresh(&config);
+    let fire = a.transition(
+        &tr("api-down", State::Unknown, State::Critical, None, at(0)),
+        at(0),
+    );
+    assert_eq!(fire.hooks[0].hooks[0].1, names(&["pager"]));
+}
