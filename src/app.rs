@@ -117,8 +117,7 @@ pub async fn run(
         &tracker,
         shutdown.clone(),
     )
-    .await
-    .with_context(|| format!("state store {}", config.state.path.display()))?;
+    .await?;
     let (observations, observed) = mpsc::channel(OBSERVATION_QUEUE);
     let (control, controlled) = mpsc::channel(1);
     let (reload_tx, mut reload_rx) = mpsc::channel(8);

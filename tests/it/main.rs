@@ -17,6 +17,7 @@ mod metrics;
 mod metrics_matcher;
 mod notifiers;
 mod outbox;
+mod paging;
 mod probes;
 mod reload;
 mod runbooks;

@@ -51,7 +51,16 @@ fn stages_import_only_what_feeds_them() {
         (
             "actions",
             &[
-                "actions", "alert", "clock", "config", "engine", "hook", "notify", "outbox", "rule",
+                "actions",
+                "alert",
+                "clock",
+                "config",
+                "engine",
+                "hook",
+                "notify",
+                "outbox",
+                "rule",
+                "secret",
                 "telemetry",
             ],
         ),
