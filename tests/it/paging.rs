@@ -637,3 +637,54 @@ hooks = [{{ hook = "h{i}" }}]
             .count()
     );
 }
+
+#[test]
+fn notify_test_sends_one_test_page_and_says_how_it_went() {
+    let receiver = Receiver::start();
+    let closed = free_port();
+    let (_dir, path) = crate::daemon::write_config(&format!(
+        r#"
+[[notifier]]
+name = "ops"
+kind = "webhook"
+url = "{url}"
+
+[[notifier]]
+name = "gone"
+kind = "webhook"
+url = "http://127.0.0.1:{closed}/notify"
+timeout = "2s"
+"#,
+        url = receiver.url()
+    ));
+    let path = path.to_str().unwrap();
+    let out = crate::daemon::warden(&["notify-test", "-c", path, "--notifier", "ops"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("accepted"), "{stdout}");
+    let test = with_status(&receiver, "test");
+    assert_eq!(test.len(), 1);
+    assert_eq!(test[0]["alert"], "warden-notify-test");
+    assert!(test[0]["dedup_key"]
+        .as_str()
+        .unwrap()
+        .starts_with("warden/notify-test/ops/"));
+
+    let out = crate::daemon::warden(&["notify-test", "-c", path, "--notifier", "gone"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("not delivered") && stderr.contains("gone"),
+        "{stderr}"
+    );
+
+    let out = crate::daemon::warden(&["notify-test", "-c", path, "--notifier", "nope"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("configured: ops, gone"), "{stderr}");
+}
