@@ -2,9 +2,10 @@
 //! name resolution. Every problem is collected, each at the most precise span, and the config is
 //! built only when there are none.
 //!
-//! Its only I/O goes through [`Host`] (environment lookups, reading `ca_file` and
-//! `token_file`), so it is testable without touching the process. Messages name fields, never
-//! secret values.
+//! Its only I/O goes through [`Host`] (environment lookups, reading `ca_file`, `*_file`
+//! secrets and the host name), so it is testable without touching the process. Messages name
+//! fields, never secret values. The alerting part (`[state]`, `[alerting]`, notifiers, hooks,
+//! a rule's `notify` and `hooks`) is in `alerting.rs`; [`compile`] drives both.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -213,6 +214,8 @@ pub(crate) fn compile(
                 ("server", raw.server.as_ref().map(Spanned::span)),
                 ("log", raw.log.as_ref().map(Spanned::span)),
                 ("defaults", raw.defaults.as_ref().map(Spanned::span)),
+                ("state", raw.state.as_ref().map(Spanned::span)),
+                ("alerting", raw.alerting.as_ref().map(Spanned::span)),
             ];
             for (section, span) in main_only {
                 if let Some(span) = span {
@@ -232,6 +235,7 @@ pub(crate) fn compile(
     let server = c.server(main_raw.and_then(|r| r.server.as_ref()));
     let log = c.log(main_raw.and_then(|r| r.log.as_ref()));
     let defaults = c.defaults(main_raw.and_then(|r| r.defaults.as_ref()));
+    let state = c.state(main_raw.and_then(|r| r.state.as_ref()));
 
     let mut checks = Vec::new();
     let mut known: HashMap<String, KnownCheck> = HashMap::new();
@@ -281,7 +285,12 @@ pub(crate) fn compile(
         }
     }
 
+    let catalog = c.catalog(complete);
+    c.file = 0;
+    let settings = c.alerting_settings(main_raw.and_then(|r| r.alerting.as_ref()), &catalog);
+
     let mut rules = implicit_rules;
+    let mut rule_actions: BTreeMap<String, RuleActions> = BTreeMap::new();
     let mut rule_names: HashMap<String, Defined> = HashMap::new();
     let checks_known = CheckIndex {
         known: &known,
@@ -293,6 +302,7 @@ pub(crate) fn compile(
         c.file = index;
         for raw_rule in raw.rule.iter().flatten() {
             let (name, config) = c.rule(raw_rule, &checks_known);
+            let actions = c.rule_actions(raw_rule.get_ref(), &catalog);
             let Some(name) = name else { continue };
             if let Some(check) = status_rules.get(name.get_ref()) {
                 let message = format!(
@@ -321,22 +331,27 @@ pub(crate) fn compile(
                 },
             );
             rules.extend(config);
+            if let Some(actions) = actions.flatten() {
+                rule_actions.insert(name.into_inner(), actions);
+            }
         }
     }
 
-    match (server, log) {
-        (Some(server), Some(log)) if c.problems.is_empty() && complete => Ok(Config {
-            path: main.to_path_buf(),
-            files: files.iter().map(|f| f.source.path.clone()).collect(),
-            server,
-            log,
-            checks,
-            rules,
-            state: StateConfig {
-                path: main.with_file_name("warden-state.db"),
-            },
-            alerting: AlertingConfig::default(),
-        }),
+    match (server, log, state, settings) {
+        (Some(server), Some(log), Some(state), Some(settings))
+            if c.problems.is_empty() && complete =>
+        {
+            Ok(Config {
+                path: main.to_path_buf(),
+                files: files.iter().map(|f| f.source.path.clone()).collect(),
+                server,
+                log,
+                checks,
+                rules,
+                state,
+                alerting: catalog.into_config(settings.dry_run, settings.route, rule_actions),
+            })
+        }
         _ => Err(c.problems),
     }
 }
@@ -414,6 +429,24 @@ impl Compiler<'_> {
             }
             Ok(d) => Some(d),
         }
+    }
+
+    /// A duration that must be greater than zero (a timeout, a resend interval).
+    pub(super) fn positive_duration(
+        &mut self,
+        s: &Spanned<String>,
+        what: &str,
+    ) -> Option<Duration> {
+        let d = self.duration(s, what, Duration::ZERO)?;
+        if d.is_zero() {
+            let text = self.text(s).unwrap_or_default();
+            self.error(
+                s.span(),
+                format!("{what} must be greater than 0, got {text:?}"),
+            );
+            return None;
+        }
+        Some(d)
     }
 
     /// A secret set inline (`what = "..."`) or read from a file (`what_file = "path"`, relative
