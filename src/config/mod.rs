@@ -18,6 +18,8 @@ pub mod model;
 mod raw;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_alerting;
 
 use std::path::Path;
 
