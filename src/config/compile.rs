@@ -2,9 +2,10 @@
 //! name resolution. Every problem is collected, each at the most precise span, and the config is
 //! built only when there are none.
 //!
-//! Its only I/O goes through [`Host`] (environment lookups, reading `ca_file` and
-//! `token_file`), so it is testable without touching the process. Messages name fields, never
-//! secret values.
+//! Its only I/O goes through [`Host`] (environment lookups, reading `ca_file`, `*_file`
+//! secrets and the host name), so it is testable without touching the process. Messages name
+//! fields, never secret values. The alerting part (`[state]`, `[alerting]`, notifiers, hooks,
+//! a rule's `notify` and `hooks`) is in `alerting.rs`; [`compile`] drives both.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -23,7 +24,7 @@ use super::model::*;
 use super::raw::*;
 use crate::secret::{redact_url, Secret};
 
-type Span = Range<usize>;
+pub(super) type Span = Range<usize>;
 
 /// What compiling may read from outside: the environment and small files.
 pub(crate) struct Host<'a> {
@@ -37,8 +38,8 @@ const MIN_INTERVAL: Duration = Duration::from_millis(100);
 const MIN_TIMEOUT: Duration = Duration::from_millis(10);
 const DEFAULT_MAX_BODY_BYTES: i64 = 1024 * 1024;
 const DEFAULT_MAX_OUTPUT_BYTES: i64 = 8 * 1024;
-/// Upper bound for an exec check's kept output per stream.
-const MAX_OUTPUT_BYTES: i64 = 16 * 1024 * 1024;
+/// Upper bound for an exec check's (or a hook's) kept output per stream.
+pub(super) const MAX_OUTPUT_BYTES: i64 = 16 * 1024 * 1024;
 /// Upper bound for sample counts and windows, so a rule's memory stays bounded.
 const MAX_SAMPLES: i64 = 10_000;
 
@@ -122,6 +123,32 @@ impl Kind {
     }
 }
 
+/// The keys of a table whose valid keys depend on its `kind` (`[[check]]`, `[[notifier]]`).
+pub(super) struct KindKeys<K: 'static> {
+    /// How messages name the tables: `checks`.
+    pub plural: &'static str,
+    /// Every key of the raw table.
+    pub all: &'static [&'static str],
+    /// The kinds that use a key; `None` for keys every kind has.
+    pub using: fn(&str) -> Option<&'static [K]>,
+}
+
+impl<K: Copy + PartialEq> KindKeys<K> {
+    fn keys_of(&self, kind: K) -> Vec<&'static str> {
+        self.all
+            .iter()
+            .copied()
+            .filter(|key| (self.using)(key).is_none_or(|kinds| kinds.contains(&kind)))
+            .collect()
+    }
+}
+
+const CHECK_KEYS: KindKeys<Kind> = KindKeys {
+    plural: "checks",
+    all: RawCheck::KEYS,
+    using: kinds_using,
+};
+
 /// The kinds that use a `[[check]]` key; `None` for keys every kind has.
 fn kinds_using(key: &str) -> Option<&'static [Kind]> {
     use Kind::*;
@@ -142,18 +169,10 @@ fn kinds_using(key: &str) -> Option<&'static [Kind]> {
     }
 }
 
-fn keys_of_kind(kind: Kind) -> Vec<&'static str> {
-    RawCheck::KEYS
-        .iter()
-        .copied()
-        .filter(|key| kinds_using(key).is_none_or(|kinds| kinds.contains(&kind)))
-        .collect()
-}
-
 /// Where a name was first defined, for duplicate messages.
-struct Defined {
-    file: usize,
-    offset: usize,
+pub(super) struct Defined {
+    pub file: usize,
+    pub offset: usize,
 }
 
 /// A check as rules see it: where it is, and its value names if it compiled.
@@ -195,6 +214,8 @@ pub(crate) fn compile(
                 ("server", raw.server.as_ref().map(Spanned::span)),
                 ("log", raw.log.as_ref().map(Spanned::span)),
                 ("defaults", raw.defaults.as_ref().map(Spanned::span)),
+                ("state", raw.state.as_ref().map(Spanned::span)),
+                ("alerting", raw.alerting.as_ref().map(Spanned::span)),
             ];
             for (section, span) in main_only {
                 if let Some(span) = span {
@@ -214,6 +235,7 @@ pub(crate) fn compile(
     let server = c.server(main_raw.and_then(|r| r.server.as_ref()));
     let log = c.log(main_raw.and_then(|r| r.log.as_ref()));
     let defaults = c.defaults(main_raw.and_then(|r| r.defaults.as_ref()));
+    let state = c.state(main_raw.and_then(|r| r.state.as_ref()));
 
     let mut checks = Vec::new();
     let mut known: HashMap<String, KnownCheck> = HashMap::new();
@@ -263,7 +285,12 @@ pub(crate) fn compile(
         }
     }
 
+    let catalog = c.catalog(complete);
+    c.file = 0;
+    let settings = c.alerting_settings(main_raw.and_then(|r| r.alerting.as_ref()), &catalog);
+
     let mut rules = implicit_rules;
+    let mut rule_actions: BTreeMap<String, RuleActions> = BTreeMap::new();
     let mut rule_names: HashMap<String, Defined> = HashMap::new();
     let checks_known = CheckIndex {
         known: &known,
@@ -275,6 +302,7 @@ pub(crate) fn compile(
         c.file = index;
         for raw_rule in raw.rule.iter().flatten() {
             let (name, config) = c.rule(raw_rule, &checks_known);
+            let actions = c.rule_actions(raw_rule.get_ref(), &catalog);
             let Some(name) = name else { continue };
             if let Some(check) = status_rules.get(name.get_ref()) {
                 let message = format!(
@@ -303,22 +331,27 @@ pub(crate) fn compile(
                 },
             );
             rules.extend(config);
+            if let Some(actions) = actions.flatten() {
+                rule_actions.insert(name.into_inner(), actions);
+            }
         }
     }
 
-    match (server, log) {
-        (Some(server), Some(log)) if c.problems.is_empty() && complete => Ok(Config {
-            path: main.to_path_buf(),
-            files: files.iter().map(|f| f.source.path.clone()).collect(),
-            server,
-            log,
-            checks,
-            rules,
-            state: StateConfig {
-                path: main.with_file_name("warden-state.db"),
-            },
-            alerting: AlertingConfig::default(),
-        }),
+    match (server, log, state, settings) {
+        (Some(server), Some(log), Some(state), Some(settings))
+            if c.problems.is_empty() && complete =>
+        {
+            Ok(Config {
+                path: main.to_path_buf(),
+                files: files.iter().map(|f| f.source.path.clone()).collect(),
+                server,
+                log,
+                checks,
+                rules,
+                state,
+                alerting: catalog.into_config(settings.dry_run, settings.route, rule_actions),
+            })
+        }
         _ => Err(c.problems),
     }
 }
@@ -331,16 +364,16 @@ struct CheckIndex<'a> {
     complete: bool,
 }
 
-struct Compiler<'a> {
-    host: &'a Host<'a>,
-    files: &'a [FileUnit],
+pub(super) struct Compiler<'a> {
+    pub host: &'a Host<'a>,
+    pub files: &'a [FileUnit],
     /// The file being compiled (index into `files`).
-    file: usize,
-    problems: Vec<Problem>,
+    pub file: usize,
+    pub problems: Vec<Problem>,
 }
 
 impl Compiler<'_> {
-    fn error(&mut self, span: Span, message: impl Into<String>) {
+    pub(super) fn error(&mut self, span: Span, message: impl Into<String>) {
         self.problems.push(Problem {
             file: self.file,
             offset: span.start,
@@ -349,18 +382,18 @@ impl Compiler<'_> {
     }
 
     /// `file:line` of a definition.
-    fn place(&self, at: &Defined) -> String {
+    pub(super) fn place(&self, at: &Defined) -> String {
         let source = &self.files[at.file].source;
         let (line, _) = source.position(at.offset);
         format!("{}:{line}", source.path.display())
     }
 
-    fn dir(&self) -> &Path {
+    pub(super) fn dir(&self) -> &Path {
         &self.files[self.file].dir
     }
 
     /// A string value with `${NAME}` interpolated.
-    fn text(&mut self, s: &Spanned<String>) -> Option<String> {
+    pub(super) fn text(&mut self, s: &Spanned<String>) -> Option<String> {
         match interpolate(s.get_ref(), self.host.env) {
             Ok(text) => Some(text),
             Err(errors) => {
@@ -372,7 +405,12 @@ impl Compiler<'_> {
         }
     }
 
-    fn duration(&mut self, s: &Spanned<String>, what: &str, min: Duration) -> Option<Duration> {
+    pub(super) fn duration(
+        &mut self,
+        s: &Spanned<String>,
+        what: &str,
+        min: Duration,
+    ) -> Option<Duration> {
         let text = self.text(s)?;
         match parse_duration(&text) {
             Err(e) => {
@@ -393,7 +431,80 @@ impl Compiler<'_> {
         }
     }
 
-    fn int(&mut self, v: &Spanned<i64>, what: &str, min: i64, max: i64) -> Option<i64> {
+    /// A duration that must be greater than zero (a timeout, a resend interval).
+    pub(super) fn positive_duration(
+        &mut self,
+        s: &Spanned<String>,
+        what: &str,
+    ) -> Option<Duration> {
+        let d = self.duration(s, what, Duration::ZERO)?;
+        if d.is_zero() {
+            let text = self.text(s).unwrap_or_default();
+            self.error(
+                s.span(),
+                format!("{what} must be greater than 0, got {text:?}"),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
+    /// A secret set inline (`what = "..."`) or read from a file (`what_file = "path"`, relative
+    /// to this file's directory, read through [`Host`], trailing newline trimmed); `file`
+    /// carries the span of its key for the not-both error. Returns the secret and the span of
+    /// the value it came from; `Some(None)` when neither is set, `None` on error (empty,
+    /// unreadable, or both set). Messages name the key, never the value.
+    pub(super) fn secret(
+        &mut self,
+        what: &str,
+        inline: Option<&Spanned<String>>,
+        file: Option<(&Spanned<String>, Span)>,
+    ) -> Option<Option<(Secret, Span)>> {
+        let mut secret = None;
+        let mut ok = true;
+        if let Some(v) = inline {
+            match self.text(v) {
+                Some(text) if text.is_empty() => {
+                    self.error(v.span(), format!("{what} is empty"));
+                    ok = false;
+                }
+                Some(text) => secret = Some((Secret::new(text), v.span())),
+                None => ok = false,
+            }
+        }
+        match file {
+            None => {}
+            Some((_, key)) if inline.is_some() => {
+                self.error(key, format!("set {what} or {what}_file, not both"));
+                ok = false;
+            }
+            Some((v, _)) => {
+                let text = self.text(v)?;
+                let path = self.dir().join(&text);
+                match (self.host.read)(&path).map(String::from_utf8) {
+                    Ok(Ok(content)) => {
+                        let value = content.trim_end_matches(['\n', '\r']);
+                        if value.is_empty() {
+                            self.error(v.span(), format!("{what}_file {text:?} is empty"));
+                            ok = false;
+                        }
+                        secret = Some((Secret::new(value), v.span()));
+                    }
+                    Ok(Err(_)) => {
+                        self.error(v.span(), format!("{what}_file {text:?} is not UTF-8 text"));
+                        ok = false;
+                    }
+                    Err(e) => {
+                        self.error(v.span(), format!("cannot read {what}_file {text:?}: {e}"));
+                        ok = false;
+                    }
+                }
+            }
+        }
+        ok.then_some(secret)
+    }
+
+    pub(super) fn int(&mut self, v: &Spanned<i64>, what: &str, min: i64, max: i64) -> Option<i64> {
         let n = *v.get_ref();
         if n < min {
             self.error(v.span(), format!("{what} must be at least {min}, got {n}"));
@@ -411,7 +522,7 @@ impl Compiler<'_> {
             .and_then(|n| u32::try_from(n).ok())
     }
 
-    fn one_of<T: Copy>(
+    pub(super) fn one_of<T: Copy>(
         &mut self,
         s: &Spanned<String>,
         what: &str,
@@ -434,7 +545,12 @@ impl Compiler<'_> {
         }
     }
 
-    fn unknown_keys(&mut self, unknown: &[Spanned<String>], section: &str, valid: &[&str]) {
+    pub(super) fn unknown_keys(
+        &mut self,
+        unknown: &[Spanned<String>],
+        section: &str,
+        valid: &[&str],
+    ) {
         for key in unknown {
             let k = key.get_ref();
             let message = match suggest(k, valid.iter().copied()) {
@@ -448,12 +564,64 @@ impl Compiler<'_> {
         }
     }
 
-    fn missing(&mut self, header: Span, key: &str, section: &str) {
+    /// `kind = "..."` of a `[[what]]` table: present and one of `kinds`.
+    pub(super) fn kind<K: Copy>(
+        &mut self,
+        v: Option<&Spanned<String>>,
+        header: &Span,
+        what: &str,
+        kinds: &[(&str, K)],
+    ) -> Option<K> {
+        let Some(v) = v else {
+            let names: Vec<&str> = kinds.iter().map(|(n, _)| *n).collect();
+            self.error(
+                header.clone(),
+                format!(
+                    r#"missing required key "kind" in [[{what}]]; expected one of {}"#,
+                    names.join(", ")
+                ),
+            );
+            return None;
+        };
+        self.one_of(v, &format!("{what} kind"), kinds)
+    }
+
+    /// The unknown keys of a `[[what]]` table (suggesting among its kind's keys, or all keys
+    /// when the kind is not known), and the keys it has that belong to other kinds.
+    pub(super) fn kind_keys<K: Copy + PartialEq>(
+        &mut self,
+        spec: &KindKeys<K>,
+        what: &str,
+        kind: Option<(K, &str)>,
+        present: &[Spanned<String>],
+        unknown: &[Spanned<String>],
+    ) {
+        let Some((kind, kind_name)) = kind else {
+            self.unknown_keys(unknown, &format!("in [[{what}]]"), spec.all);
+            return;
+        };
+        let section = format!("in [[{what}]] of kind {kind_name:?}");
+        self.unknown_keys(unknown, &section, &spec.keys_of(kind));
+        for key in present {
+            if (spec.using)(key.get_ref()).is_some_and(|kinds| !kinds.contains(&kind)) {
+                self.error(
+                    key.span(),
+                    format!(
+                        "field {:?} is not used by {} of kind {kind_name:?}",
+                        key.get_ref(),
+                        spec.plural,
+                    ),
+                );
+            }
+        }
+    }
+
+    pub(super) fn missing(&mut self, header: Span, key: &str, section: &str) {
         self.error(header, format!("missing required key {key:?} in {section}"));
     }
 
-    /// A check or rule name: present and made of `[A-Za-z0-9_.:-]`.
-    fn name(
+    /// A check, rule, notifier or hook name: present and made of `[A-Za-z0-9_.:-]`.
+    pub(super) fn name(
         &mut self,
         v: Option<&Spanned<String>>,
         header: &Span,
@@ -532,40 +700,11 @@ impl Compiler<'_> {
                 }
             }),
         };
-        let mut token = None;
-        if let Some(v) = &r.token {
-            if let Some(text) = self.text(v) {
-                if text.is_empty() {
-                    self.error(v.span(), "server.token is empty");
-                }
-                token = Some(Secret::new(text));
-            }
-        }
-        if let Some(v) = &r.token_file {
-            if r.token.is_some() {
-                let span = r.key_span("token_file").unwrap_or_else(|| v.span());
-                self.error(span, "set server.token or server.token_file, not both");
-            } else if let Some(text) = self.text(v) {
-                let path = self.dir().join(&text);
-                match (self.host.read)(&path).map(String::from_utf8) {
-                    Ok(Ok(content)) => {
-                        let secret = content.trim_end_matches(['\n', '\r']);
-                        if secret.is_empty() {
-                            self.error(v.span(), format!("server.token_file {text:?} is empty"));
-                        }
-                        token = Some(Secret::new(secret));
-                    }
-                    Ok(Err(_)) => self.error(
-                        v.span(),
-                        format!("server.token_file {text:?} is not UTF-8 text"),
-                    ),
-                    Err(e) => self.error(
-                        v.span(),
-                        format!("cannot read server.token_file {text:?}: {e}"),
-                    ),
-                }
-            }
-        }
+        let token_file = r
+            .token_file
+            .as_ref()
+            .map(|v| (v, r.key_span("token_file").unwrap_or_else(|| v.span())));
+        let token = self.secret("server.token", r.token.as_ref(), token_file);
         if let (Some(addr), Some(v)) = (listen, &r.listen) {
             if !addr.ip().is_loopback() && r.token.is_none() && r.token_file.is_none() {
                 self.error(
@@ -574,8 +713,11 @@ impl Compiler<'_> {
                 );
             }
         }
-        let listen = listen?;
-        (self.problems.len() == before).then_some(ServerConfig { listen, token })
+        let (listen, token) = (listen?, token?);
+        (self.problems.len() == before).then_some(ServerConfig {
+            listen,
+            token: token.map(|(secret, _)| secret),
+        })
     }
 
     fn log(&mut self, raw: Option<&Spanned<RawLog>>) -> Option<LogConfig> {
@@ -651,40 +793,14 @@ impl Compiler<'_> {
         let header = raw.span();
         let r = raw.get_ref();
         let name = self.name(r.name.as_ref(), &header, "check");
-        let kind_names: Vec<&str> = KINDS.iter().map(|(n, _)| *n).collect();
-        let kind = match &r.kind {
-            None => {
-                self.error(
-                    header.clone(),
-                    format!(
-                        r#"missing required key "kind" in [[check]]; expected one of {}"#,
-                        kind_names.join(", ")
-                    ),
-                );
-                None
-            }
-            Some(v) => self.one_of(v, "check kind", &KINDS),
-        };
-
-        match kind {
-            Some(kind) => {
-                let section = format!("in [[check]] of kind {:?}", kind.name());
-                self.unknown_keys(&r.unknown, &section, &keys_of_kind(kind));
-                for key in &r.keys {
-                    if kinds_using(key.get_ref()).is_some_and(|kinds| !kinds.contains(&kind)) {
-                        self.error(
-                            key.span(),
-                            format!(
-                                "field {:?} is not used by checks of kind {:?}",
-                                key.get_ref(),
-                                kind.name()
-                            ),
-                        );
-                    }
-                }
-            }
-            None => self.unknown_keys(&r.unknown, "in [[check]]", RawCheck::KEYS),
-        }
+        let kind = self.kind(r.kind.as_ref(), &header, "check", &KINDS);
+        self.kind_keys(
+            &CHECK_KEYS,
+            "check",
+            kind.map(|k| (k, k.name())),
+            &r.keys,
+            &r.unknown,
+        );
 
         let interval = match &r.interval {
             Some(v) => self.duration(v, "interval", MIN_INTERVAL),
@@ -763,19 +879,7 @@ impl Compiler<'_> {
         let before = self.problems.len();
         let url = self
             .required(&r.url, header, "url", Kind::Http)
-            .and_then(|v| {
-                let text = self.text(v)?;
-                if !is_http_url(&text) {
-                    self.error(
-                        v.span(),
-                        format!(
-                            "invalid url {:?}: expected http:// or https:// followed by a host",
-                            redact_url(&text)
-                        ),
-                    );
-                }
-                Some(text)
-            });
+            .and_then(|v| self.http_url(v, "url"));
         let method = match &r.method {
             None => Some("GET".to_string()),
             Some(v) => self.text(v).map(|text| {
@@ -788,27 +892,7 @@ impl Compiler<'_> {
                 text.to_ascii_uppercase()
             }),
         };
-        let mut headers = Vec::new();
-        for (key, value) in r.headers.iter().flat_map(|m| m.get_ref().0.iter()) {
-            let name = key.get_ref();
-            if name.is_empty() || !name.chars().all(is_token_char) {
-                self.error(
-                    key.span(),
-                    format!(
-                        "invalid header name {name:?}: use letters, digits and - (an HTTP token)"
-                    ),
-                );
-            }
-            if let Some(text) = self.text(value) {
-                if text.contains(['\r', '\n', '\0']) {
-                    self.error(
-                        value.span(),
-                        format!("value of header {name:?} must not contain line breaks or NUL"),
-                    );
-                }
-                headers.push((name.clone(), Secret::new(text)));
-            }
-        }
+        let headers = self.headers(r.headers.as_ref());
         let body = r.body.as_ref().and_then(|v| self.text(v));
         let mut expect_status = Vec::new();
         for v in r.expect_status.iter().flat_map(|l| l.get_ref().iter()) {
@@ -868,10 +952,53 @@ impl Compiler<'_> {
         })
     }
 
+    /// An `http://` or `https://` URL with a host; shown with its credentials redacted.
+    pub(super) fn http_url(&mut self, v: &Spanned<String>, key: &str) -> Option<String> {
+        let text = self.text(v)?;
+        if !is_http_url(&text) {
+            self.error(
+                v.span(),
+                format!(
+                    "invalid {key} {:?}: expected http:// or https:// followed by a host",
+                    redact_url(&text)
+                ),
+            );
+            return None;
+        }
+        Some(text)
+    }
+
+    /// Request headers (of an http check or a webhook): HTTP token names, values secret and
+    /// free of line breaks. Messages name the header, never the value.
+    pub(super) fn headers(&mut self, map: Option<&Spanned<StringMap>>) -> Vec<(String, Secret)> {
+        let mut headers = Vec::new();
+        for (key, value) in map.iter().flat_map(|m| m.get_ref().0.iter()) {
+            let name = key.get_ref();
+            if name.is_empty() || !name.chars().all(is_token_char) {
+                self.error(
+                    key.span(),
+                    format!(
+                        "invalid header name {name:?}: use letters, digits and - (an HTTP token)"
+                    ),
+                );
+            }
+            if let Some(text) = self.text(value) {
+                if text.contains(['\r', '\n', '\0']) {
+                    self.error(
+                        value.span(),
+                        format!("value of header {name:?} must not contain line breaks or NUL"),
+                    );
+                }
+                headers.push((name.clone(), Secret::new(text)));
+            }
+        }
+        headers
+    }
+
     /// `Some(None)` when absent or empty after interpolation (so `ca_file = "${CA_FILE:-}"`
     /// makes the CA optional per deployment), `Some(Some(path))` when readable PEM, `None` on
     /// error.
-    fn ca_file(&mut self, v: Option<&Spanned<String>>) -> Option<Option<PathBuf>> {
+    pub(super) fn ca_file(&mut self, v: Option<&Spanned<String>>) -> Option<Option<PathBuf>> {
         let Some(v) = v else { return Some(None) };
         let text = self.text(v)?;
         if text.is_empty() {
@@ -1072,11 +1199,44 @@ impl Compiler<'_> {
 
     fn exec(&mut self, r: &RawCheck, header: &Span) -> Option<ExecCheck> {
         let before = self.problems.len();
-        let program = match (&r.command, &r.shell) {
+        let program = self.program(
+            r.command.as_ref(),
+            r.shell.as_ref(),
+            r.key_span("shell"),
+            header,
+            r#"[[check]] of kind "exec", e.g. command = ["check_tcp", "-H", "127.0.0.1", "-p", "6379"]"#,
+        );
+        let env = self.env(r.env.as_ref());
+        let workdir = self.workdir(r.workdir.as_ref());
+        let max_output_bytes = match &r.max_output_bytes {
+            None => Some(DEFAULT_MAX_OUTPUT_BYTES),
+            Some(v) => self.int(v, "max_output_bytes", 1, MAX_OUTPUT_BYTES),
+        };
+        let (program, workdir, max_output_bytes) = (program?, workdir?, max_output_bytes?);
+        (self.problems.len() == before).then(|| ExecCheck {
+            program,
+            env,
+            workdir,
+            max_output_bytes: usize::try_from(max_output_bytes).unwrap_or(usize::MAX),
+            status_rule: r.status_rule.as_ref().is_none_or(|v| *v.get_ref()),
+        })
+    }
+
+    /// `command = [...]` or `shell = "..."`, exactly one (of an exec check or a hook);
+    /// `shell_key` is the span of the `shell` key, `missing_in` ends the message when neither
+    /// is set (the table, and an example).
+    pub(super) fn program(
+        &mut self,
+        command: Option<&Spanned<Vec<Spanned<String>>>>,
+        shell: Option<&Spanned<String>>,
+        shell_key: Option<Span>,
+        header: &Span,
+        missing_in: &str,
+    ) -> Option<ExecProgram> {
+        match (command, shell) {
             (Some(_), Some(shell)) => {
-                let span = r.key_span("shell").unwrap_or_else(|| shell.span());
                 self.error(
-                    span,
+                    shell_key.unwrap_or_else(|| shell.span()),
                     "set command or shell, not both (command runs the program directly, shell runs /bin/sh -c)",
                 );
                 None
@@ -1084,7 +1244,7 @@ impl Compiler<'_> {
             (None, None) => {
                 self.error(
                     header.clone(),
-                    r#"missing required key "command" (or "shell") in [[check]] of kind "exec", e.g. command = ["check_tcp", "-H", "127.0.0.1", "-p", "6379"]"#,
+                    format!(r#"missing required key "command" (or "shell") in {missing_in}"#),
                 );
                 None
             }
@@ -1100,14 +1260,18 @@ impl Compiler<'_> {
                     Some(ExecProgram::Shell(script))
                 }
             }),
-        };
+        }
+    }
+
+    /// `env = { NAME = "value" }` of an exec check or a hook, interpolated. Values may be
+    /// credentials: messages name the variable, never the value.
+    pub(super) fn env(&mut self, map: Option<&Spanned<StringMap>>) -> Vec<(String, Secret)> {
         let mut env = Vec::new();
-        for (key, value) in r.env.iter().flat_map(|m| m.get_ref().0.iter()) {
+        for (key, value) in map.iter().flat_map(|m| m.get_ref().0.iter()) {
             let name = key.get_ref();
             self.value_name(name, key.span(), "environment variable name");
             if let Some(text) = self.text(value) {
                 if text.contains('\0') {
-                    // The value may be a credential: name the variable, not the value.
                     self.error(
                         value.span(),
                         format!("value of environment variable {name:?} must not contain NUL"),
@@ -1116,38 +1280,28 @@ impl Compiler<'_> {
                 env.push((name.clone(), Secret::new(text)));
             }
         }
-        let workdir = match &r.workdir {
-            None => Some(None),
-            Some(v) => self.text(v).and_then(|text| {
-                if text.is_empty() || text.contains('\0') {
-                    self.error(
-                        v.span(),
-                        r#"workdir must name a directory, e.g. "/var/lib/warden""#,
-                    );
-                    None
-                } else {
-                    Some(Some(self.dir().join(text)))
-                }
-            }),
-        };
-        let max_output_bytes = match &r.max_output_bytes {
-            None => Some(DEFAULT_MAX_OUTPUT_BYTES),
-            Some(v) => self.int(v, "max_output_bytes", 1, MAX_OUTPUT_BYTES),
-        };
-        let (program, workdir, max_output_bytes) = (program?, workdir?, max_output_bytes?);
-        (self.problems.len() == before).then(|| ExecCheck {
-            program,
-            env,
-            workdir,
-            max_output_bytes: usize::try_from(max_output_bytes).unwrap_or(usize::MAX),
-            status_rule: r.status_rule.as_ref().is_none_or(|v| *v.get_ref()),
-        })
+        env
+    }
+
+    /// `workdir = "..."`, joined to this file's directory when relative. `Some(None)` when
+    /// absent, `None` on error.
+    pub(super) fn workdir(&mut self, v: Option<&Spanned<String>>) -> Option<Option<PathBuf>> {
+        let Some(v) = v else { return Some(None) };
+        let text = self.text(v)?;
+        if text.is_empty() || text.contains('\0') {
+            self.error(
+                v.span(),
+                r#"workdir must name a directory, e.g. "/var/lib/warden""#,
+            );
+            return None;
+        }
+        Some(Some(self.dir().join(text)))
     }
 
     /// `command = [...]`: the argv, interpolated. A relative program path with a `/` is taken
     /// relative to the config file's directory (like `ca_file`); a bare name is looked up in
     /// `PATH` when the check runs.
-    fn command(&mut self, v: &Spanned<Vec<Spanned<String>>>) -> Option<Vec<String>> {
+    pub(super) fn command(&mut self, v: &Spanned<Vec<Spanned<String>>>) -> Option<Vec<String>> {
         let items = v.get_ref();
         let Some(first) = items.first() else {
             self.error(
@@ -1233,7 +1387,7 @@ impl Compiler<'_> {
                     Some(known) => Some((v.get_ref().clone(), known)),
                     None => {
                         if checks.complete {
-                            let message = unknown_check_message(wanted, checks.order);
+                            let message = unknown_name_message("check", wanted, checks.order);
                             self.error(v.span(), message);
                         }
                         None
@@ -1496,9 +1650,11 @@ fn status_rule(check: &CheckConfig) -> Option<RuleConfig> {
     })
 }
 
-fn unknown_check_message(wanted: &str, known: &[String]) -> String {
+/// `unknown check "apii"; known checks: "api", ...`: the known names of a kind (`check`,
+/// `notifier`, `hook`), closest first.
+pub(super) fn unknown_name_message(what: &str, wanted: &str, known: &[String]) -> String {
     if known.is_empty() {
-        return format!("unknown check {wanted:?}; no checks are defined");
+        return format!("unknown {what} {wanted:?}; no {what}s are defined");
     }
     let mut ranked: Vec<(usize, usize, &String)> = known
         .iter()
@@ -1512,7 +1668,7 @@ fn unknown_check_message(wanted: &str, known: &[String]) -> String {
         .map(|(_, _, n)| format!("{n:?}"))
         .collect();
     let mut message = format!(
-        "unknown check {wanted:?}; known checks: {}",
+        "unknown {what} {wanted:?}; known {what}s: {}",
         shown.join(", ")
     );
     if known.len() > 5 {
@@ -1522,7 +1678,7 @@ fn unknown_check_message(wanted: &str, known: &[String]) -> String {
 }
 
 /// The closest valid key, if close enough to be a typo.
-fn suggest<'v>(key: &str, valid: impl Iterator<Item = &'v str>) -> Option<&'v str> {
+pub(super) fn suggest<'v>(key: &str, valid: impl Iterator<Item = &'v str>) -> Option<&'v str> {
     let limit = (key.chars().count() / 3).clamp(1, 3);
     valid
         .map(|v| (edit_distance(key, v), v))
@@ -1532,7 +1688,7 @@ fn suggest<'v>(key: &str, valid: impl Iterator<Item = &'v str>) -> Option<&'v st
 }
 
 /// Levenshtein distance in characters.
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(super) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
@@ -1565,7 +1721,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-fn is_http_url(url: &str) -> bool {
+pub(super) fn is_http_url(url: &str) -> bool {
     let Some(rest) = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))

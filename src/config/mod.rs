@@ -4,8 +4,10 @@
 //! (`raw`), read with their includes by `load`, and the validated model that the rest of
 //! warden runs on (`model`), built by `compile`. Compiling collects every error as
 //! `file:line:col: message` ([`Diagnostics`]). This module reads files and the environment
-//! and nothing else: no sockets, no clocks.
+//! and nothing else: no sockets, no clocks. (Compiling builds each notifier once, to let it
+//! judge its own settings; that opens no connection.)
 
+mod alerting;
 mod assertion;
 mod compile;
 mod diag;
@@ -16,6 +18,8 @@ pub mod model;
 mod raw;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_alerting;
 
 use std::path::Path;
 
@@ -34,10 +38,15 @@ pub fn load_with_env(
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Diagnostics> {
-    let tree = load::load_tree(path, env);
     let read = |p: &Path| std::fs::read(p);
-    let host = compile::Host { env, read: &read };
-    let compiled = compile::compile(path, &tree.files, &host);
+    load_with_host(path, &compile::Host { env, read: &read })
+}
+
+/// Loads and validates a config; everything compiling reads (the environment, secrets, CA
+/// files, the host name) goes through `host`.
+fn load_with_host(path: &Path, host: &compile::Host<'_>) -> Result<Config, Diagnostics> {
+    let tree = load::load_tree(path, host.env);
+    let compiled = compile::compile(path, &tree.files, host);
     let mut problems = tree.problems;
     match compiled {
         Ok(config) if problems.is_empty() => return Ok(config),

@@ -38,6 +38,44 @@
 //! critical = { when = "< 1", count = 3, window = 5 }
 //! # levels: when, clear, for | count [+ window], recover_count, recover_for
 //! # also: description, labels, on_error, on_missing, min_samples, flapping
+//! notify = { warning = ["chat"], critical = ["oncall", "chat"] } # or ["chat"]: both levels;
+//!                                  # [] : none; without notify: [alerting]'s route
+//! hooks = [{ hook = "rollback-api", on = "critical", after = "5m" }] # on: warning | critical
+//!                                  # (default critical), after: default 0s; a hook once per rule
+//!
+//! [state]                          # main file only
+//! path = "warden.db"               # relative to this file's directory; default
+//!                                  # $STATE_DIRECTORY/warden.db (first entry), else
+//!                                  # $XDG_STATE_HOME/warden/warden.db, else
+//!                                  # $HOME/.local/state/warden/warden.db, else
+//!                                  # warden-state.db beside this file
+//!
+//! [alerting]                       # main file only
+//! dry_run = false                  # every hook records what it would run and runs nothing
+//! warning = ["chat"]               # the route of rules without notify
+//! critical = ["chat", "oncall"]
+//!
+//! [[notifier]]                     # name, kind (webhook | slack | pagerduty | alertmanager
+//! name = "chat"                    # | email), timeout (default 10s), then per-kind keys:
+//! kind = "slack"                   #   webhook: url | url_file, headers (values secret),
+//! webhook_url_file = "slack.url"   #     format (warden | alertmanager), template, external_url
+//!                                  #   slack: webhook_url | webhook_url_file, channel, username
+//!                                  #   pagerduty: routing_key | routing_key_file, url, source
+//!                                  #     (default: the host name), component, group, class
+//!                                  #   alertmanager: url, resend_every (default 1m), generator_url
+//!                                  #   email: smtp (host[:port]), tls (none | starttls |
+//!                                  #     implicit, default starttls), username, password |
+//!                                  #     password_file, from, to (list), ca_file,
+//!                                  #     accept_invalid_certs
+//!                                  # x_file: the secret x read from a file (relative to this
+//!                                  # file's directory, trailing newline trimmed); not both
+//!
+//! [[hook]]
+//! name = "rollback-api"
+//! command = ["kubectl", "rollout", "undo", "deployment/api"] # or shell = "..." (not both)
+//! timeout = "5m"                   # default 5m; cooldown (default 10m, zero allowed)
+//! # also: dry_run, diagnostic (runs before the other hooks due at once), env, workdir,
+//! # max_output_bytes (default 64 KiB), notify (notifier names for the outcome)
 //! ```
 //!
 //! Durations are Prometheus-style (`1h30m`). Strings may use `${NAME}` (environment),
@@ -48,7 +86,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -151,6 +189,10 @@ raw_table! {
         defaults: Spanned<RawDefaults>,
         check: Vec<Spanned<RawCheck>>,
         rule: Vec<Spanned<RawRule>>,
+        state: Spanned<RawState>,
+        alerting: Spanned<RawAlerting>,
+        notifier: Vec<Spanned<RawNotifier>>,
+        hook: Vec<Spanned<RawHook>>,
     }
 }
 
@@ -238,6 +280,8 @@ raw_table! {
         on_missing: Spanned<String>,
         min_samples: Spanned<i64>,
         flapping: Spanned<RawFlapping>,
+        notify: Spanned<RawNotify>,
+        hooks: Spanned<Vec<Spanned<RawHookTrigger>>>,
     }
 }
 
@@ -287,5 +331,124 @@ impl<'de> Deserialize<'de> for RawFlapping {
             }
         }
         d.deserialize_any(FlapVisitor)
+    }
+}
+
+/// A list of names: notifiers, `to` addresses, argv.
+pub type NameList = Spanned<Vec<Spanned<String>>>;
+
+raw_table! {
+    /// `[state]`.
+    pub struct RawState {
+        path: Spanned<String>,
+    }
+}
+
+raw_table! {
+    /// `[alerting]`: global hook dry-run and the default route.
+    pub struct RawAlerting {
+        dry_run: Spanned<bool>,
+        warning: NameList,
+        critical: NameList,
+    }
+}
+
+raw_table! {
+    /// `[[notifier]]`: one flat struct for every kind, like [`RawCheck`]; `compile` rejects
+    /// keys the kind does not use. `x_file` keys read the secret `x` from a file.
+    pub struct RawNotifier {
+        name: Spanned<String>,
+        kind: Spanned<String>,
+        timeout: Spanned<String>,
+        url: Spanned<String>,
+        url_file: Spanned<String>,
+        headers: Spanned<StringMap>,
+        format: Spanned<String>,
+        template: Spanned<String>,
+        external_url: Spanned<String>,
+        webhook_url: Spanned<String>,
+        webhook_url_file: Spanned<String>,
+        channel: Spanned<String>,
+        username: Spanned<String>,
+        routing_key: Spanned<String>,
+        routing_key_file: Spanned<String>,
+        source: Spanned<String>,
+        component: Spanned<String>,
+        group: Spanned<String>,
+        class: Spanned<String>,
+        resend_every: Spanned<String>,
+        generator_url: Spanned<String>,
+        smtp: Spanned<String>,
+        tls: Spanned<String>,
+        password: Spanned<String>,
+        password_file: Spanned<String>,
+        from: Spanned<String>,
+        to: NameList,
+        ca_file: Spanned<String>,
+        accept_invalid_certs: Spanned<bool>,
+    }
+}
+
+raw_table! {
+    /// `[[hook]]`.
+    pub struct RawHook {
+        name: Spanned<String>,
+        command: NameList,
+        shell: Spanned<String>,
+        timeout: Spanned<String>,
+        cooldown: Spanned<String>,
+        dry_run: Spanned<bool>,
+        diagnostic: Spanned<bool>,
+        env: Spanned<StringMap>,
+        workdir: Spanned<String>,
+        max_output_bytes: Spanned<i64>,
+        notify: NameList,
+    }
+}
+
+raw_table! {
+    /// One entry of a rule's `hooks = [{ hook = "...", on = "critical", after = "5m" }]`.
+    pub struct RawHookTrigger {
+        hook: Spanned<String>,
+        on: Spanned<String>,
+        after: Spanned<String>,
+    }
+}
+
+raw_table! {
+    /// `notify = { warning = [...], critical = [...] }` of a rule.
+    pub struct RawNotifyTable {
+        warning: NameList,
+        critical: NameList,
+    }
+}
+
+/// A rule's `notify = ["a", "b"] | { warning = [...], critical = [...] }`.
+#[derive(Debug)]
+pub enum RawNotify {
+    /// The same notifiers at both levels.
+    Both(Vec<Spanned<String>>),
+    Table(RawNotifyTable),
+}
+
+impl<'de> Deserialize<'de> for RawNotify {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct NotifyVisitor;
+        impl<'de> Visitor<'de> for NotifyVisitor {
+            type Value = RawNotify;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a list of notifier names or a table { warning = [...], critical = [...] }",
+                )
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<RawNotify, A::Error> {
+                Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(RawNotify::Both)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawNotify, A::Error> {
+                RawNotifyTable::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawNotify::Table)
+            }
+        }
+        d.deserialize_any(NotifyVisitor)
     }
 }

@@ -9,21 +9,26 @@ use std::time::Duration;
 
 use super::*;
 
-const FIXTURES: &str = "tests/fixtures/config";
+pub(super) const FIXTURES: &str = "tests/fixtures/config";
 /// Values no diagnostic may contain, because they come from secret-bearing variables.
-const SECRETS: [&str; 4] = [
+pub(super) const SECRETS: [&str; 7] = [
     "hunter2",
     "sup3rs3cret",
     "abc-secret-token",
     "tok-from-file",
+    "pd-1nline-routing-key",
+    "wh-1nline-s3cr3t",
+    "file-s3cr3t-not-a-url",
 ];
 
-fn fake_env(name: &str) -> Option<String> {
+pub(super) fn fake_env(name: &str) -> Option<String> {
     let value = match name {
         "WARDEN_TOKEN" => "tok-123",
         "API_TOKEN" => "abc-secret-token",
         "REDIS_PASSWORD" => "hunter2",
         "SECRET_TOKEN" => "sup3rs3cret",
+        "PD_ROUTING_KEY" => "pd-1nline-routing-key",
+        "WEBHOOK_TOKEN" => "wh-1nline-s3cr3t",
         "DEPLOY_ENV" => "prod",
         _ => return None,
     };

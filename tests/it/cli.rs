@@ -64,6 +64,49 @@ critical = { when = "< 1" }
 }
 
 #[test]
+fn check_config_reports_alerting_errors_with_their_positions() {
+    let (dir, path) = write_config(
+        r#"[alerting]
+critical = ["pager"]
+
+[[notifier]]
+name = "chat"
+kind = "slack"
+webhook_url_file = "slack.url"
+
+[[hook]]
+name = "rollback"
+command = ["true"]
+timeout = "0s"
+
+[[check]]
+name = "api"
+kind = "tcp"
+address = "127.0.0.1:1"
+
+[[rule]]
+name = "api-down"
+check = "api"
+critical = { when = "< 1" }
+hooks = [{ hook = "rollbak" }]
+"#,
+    );
+    std::fs::write(dir.path().join("slack.url"), "not-a-url-s3cret\n").expect("write secret");
+    let out = warden(&["check-config", "-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let shown = path.display().to_string();
+    let want = [
+        format!(r#"{shown}:2:13: unknown notifier "pager"; known notifiers: "chat""#),
+        format!("{shown}:7:20: the webhook_url in webhook_url_file must be an http:// or https:// URL with a host"),
+        format!(r#"{shown}:12:11: timeout must be greater than 0, got "0s""#),
+        format!(r#"{shown}:23:19: unknown hook "rollbak"; known hooks: "rollback""#),
+    ];
+    assert_eq!(stderr.lines().collect::<Vec<_>>(), want, "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}
+
+#[test]
 fn help_names_every_command() {
     let out = warden(&["--help"]);
     assert!(out.status.success());

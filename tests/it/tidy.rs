@@ -40,7 +40,10 @@ fn stages_import_only_what_feeds_them() {
     let allowed: &[(&str, &[&str])] = &[
         ("clock", &[]),
         ("secret", &[]),
-        ("config", &["config", "secret", "clock"]),
+        (
+            "config",
+            &["config", "secret", "clock", "alert", "hook", "notify"],
+        ),
         ("telemetry", &["config"]),
         ("check", &["check", "config", "secret", "clock"]),
         ("rule", &["rule", "config", "clock"]),
