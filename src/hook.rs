@@ -26,6 +26,7 @@ use tokio::process::Command;
 
 use crate::alert::{Event, EventKind, HookOutcome};
 use crate::clock::Timestamp;
+use crate::secret::Secret;
 
 /// Environment variables a hook must not inherit from warden: systemd's notify socket and
 /// watchdog, so a hook cannot report readiness or keep-alives on warden's behalf.
@@ -56,7 +57,7 @@ pub struct HookConfig {
     /// Record what would run, run nothing.
     pub dry_run: bool,
     /// Extra environment; names are recorded, values never are (put secrets here, not in argv).
-    pub env: BTreeMap<String, String>,
+    pub env: BTreeMap<String, Secret>,
     pub workdir: Option<PathBuf>,
     /// Per stream (stdout, stderr); output beyond it is discarded.
     pub max_output_bytes: usize,
@@ -303,7 +304,7 @@ pub async fn run(hook: &HookConfig, event: &Event, global_dry_run: bool) -> Hook
         .process_group(0);
     // Configured env first: WARDEN_* wins over it, and warden's systemd variables are
     // removed last, whoever set them.
-    cmd.envs(&hook.env);
+    cmd.envs(hook.env.iter().map(|(k, v)| (k, v.expose())));
     cmd.envs(alert);
     for name in CHILD_ENV_REMOVE {
         cmd.env_remove(name);
@@ -466,8 +467,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut h = shell("pwd; echo \"$TARGET\" >&2; exit 3");
         h.workdir = Some(dir.path().to_path_buf());
-        h.env.insert("TARGET".into(), "deployment/api".into());
-        h.env.insert("WARDEN_ALERT".into(), "spoofed".into());
+        h.env.insert("TARGET".into(), Secret::new("deployment/api"));
+        h.env.insert("WARDEN_ALERT".into(), Secret::new("spoofed"));
         let run = run(&h, &event(), false).await;
         assert_eq!(run.outcome.exit_code, Some(3));
         assert_eq!(run.result(), "failure");
@@ -502,7 +503,8 @@ mod tests {
             "rollback",
             HookCommand::Argv(vec!["touch".into(), marker.to_str().unwrap().into()]),
         );
-        h.env.insert("KUBECONFIG".into(), "/secret/path".into());
+        h.env
+            .insert("KUBECONFIG".into(), Secret::new("/secret/path"));
         for (hook_dry, global) in [(true, false), (false, true)] {
             h.dry_run = hook_dry;
             let run = run(&h, &event(), global).await;

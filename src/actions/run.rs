@@ -133,11 +133,14 @@ pub async fn spawn(
         shutdown: shutdown.clone(),
     };
     driver.set_notifiers(config);
+    driver.count_firing();
+    let (warning, critical) = driver.alerts.firing_counts();
     tracing::info!(
         state = %config.state.path.display(),
         notifiers = config.alerting.notifiers.len(),
         hooks = config.alerting.hooks.len(),
-        firing = driver.alerts.firing_counts().0 + driver.alerts.firing_counts().1,
+        firing_warning = warning,
+        firing_critical = critical,
         "alerting is running"
     );
     driver.execute(plan).await;
@@ -237,6 +240,13 @@ impl Driver {
             .set_sinks(self.sinks.values().map(|(_, s)| s.clone()).collect());
     }
 
+    fn count_firing(&self) {
+        let (warning, critical) = self.alerts.firing_counts();
+        let firing = &self.metrics.alerts_firing;
+        firing.with_label_values(&["warning"]).set(warning as i64);
+        firing.with_label_values(&["critical"]).set(critical as i64);
+    }
+
     /// Commits the plan's records and events (retrying until the store takes them), then
     /// starts its hook jobs.
     async fn execute(&mut self, plan: Plan) {
@@ -270,10 +280,7 @@ impl Driver {
                 return;
             }
         }
-        let (warning, critical) = self.alerts.firing_counts();
-        let firing = &self.metrics.alerts_firing;
-        firing.with_label_values(&["warning"]).set(warning as i64);
-        firing.with_label_values(&["critical"]).set(critical as i64);
+        self.count_firing();
         for job in hooks {
             self.tracker.spawn(run_job(
                 job,

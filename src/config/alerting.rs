@@ -801,10 +801,7 @@ impl Compiler<'_> {
             config.timeout = timeout?;
             config.cooldown = cooldown?;
             config.dry_run = r.dry_run.as_ref().is_some_and(|v| *v.get_ref());
-            config.env = env
-                .into_iter()
-                .map(|(k, v)| (k, v.expose().to_string()))
-                .collect();
+            config.env = env.into_iter().collect();
             config.workdir = workdir?;
             config.max_output_bytes = max_output_bytes?;
             Some(HookSpec {

@@ -219,7 +219,7 @@ fn expected_hooks() -> Vec<HookSpec> {
     rollback.timeout = Duration::from_secs(120);
     rollback.cooldown = Duration::ZERO;
     rollback.dry_run = true;
-    rollback.env = BTreeMap::from([("KUBECONFIG".into(), "/etc/warden/kube".into())]);
+    rollback.env = BTreeMap::from([("KUBECONFIG".into(), Secret::new("/etc/warden/kube"))]);
     rollback.workdir = Some(PathBuf::from("tests/fixtures/config/good/alerting/work"));
     rollback.max_output_bytes = 1024;
     let restart = HookConfig::new(

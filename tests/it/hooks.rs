@@ -218,8 +218,10 @@ async fn dry_run_records_what_would_run_without_running_it() {
         "rollback",
         HookCommand::Argv(vec!["touch".into(), marker.to_str().unwrap().to_string()]),
     );
-    hook.env
-        .insert("KUBECONFIG".into(), "/etc/secret-kubeconfig".into());
+    hook.env.insert(
+        "KUBECONFIG".into(),
+        warden::secret::Secret::new("/etc/secret-kubeconfig"),
+    );
     hook.cooldown = Duration::ZERO;
     let fired = guard.fire(&hook, &trigger(1), true).await.unwrap();
     let Fired::Ran { run, event, .. } = fired else {

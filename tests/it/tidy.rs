@@ -67,7 +67,7 @@ fn stages_import_only_what_feeds_them() {
                 "telemetry",
             ],
         ),
-        ("hook", &["alert", "clock"]),
+        ("hook", &["alert", "clock", "secret"]),
         ("outbox", &["alert", "clock", "hook", "outbox", "telemetry"]),
         ("notify", &["alert", "clock", "notify", "secret"]),
         ("server", &["engine", "reload", "secret", "telemetry"]),
