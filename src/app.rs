@@ -111,6 +111,7 @@ pub async fn run(
         &config,
         ActionsOptions {
             dry_run: options.dry_run,
+            publish: Some(shared.alerts.clone()),
         },
         clock.clone(),
         &metrics,

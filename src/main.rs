@@ -98,11 +98,14 @@ fn main() -> ExitCode {
         } => match config::load(&config) {
             Ok(cfg) => {
                 println!(
-                    "{}: ok ({} checks, {} rules, {} files)",
+                    "{}: ok ({} checks, {} rules, {} notifiers, {} hooks, {} files; state {})",
                     config.display(),
                     cfg.checks.len(),
                     cfg.rules.len(),
-                    cfg.files.len()
+                    cfg.alerting.notifiers.len(),
+                    cfg.alerting.hooks.len(),
+                    cfg.files.len(),
+                    cfg.state.path.display()
                 );
                 ExitCode::SUCCESS
             }

@@ -48,6 +48,8 @@ pub struct Shared {
     pub token: ArcSwap<Option<Secret>>,
     /// Where `POST /-/reload` sends its request; unset until the daemon accepts reloads.
     pub reloader: std::sync::OnceLock<tokio::sync::mpsc::Sender<reload::Request>>,
+    /// `GET /api/v1/alerts`: the alerts firing now, as the actions task last published them.
+    pub alerts: Arc<ArcSwap<serde_json::Value>>,
 }
 
 impl Shared {
@@ -59,6 +61,7 @@ impl Shared {
             heartbeat: Mutex::new(Instant::now()),
             token: ArcSwap::from_pointee(None),
             reloader: std::sync::OnceLock::new(),
+            alerts: Arc::new(ArcSwap::from_pointee(serde_json::json!({"alerts": []}))),
         }
     }
 
@@ -132,7 +135,13 @@ async fn route(req: &Request<Incoming>, shared: &Arc<Shared>) -> Response<Full<B
     }
     let known = matches!(
         path,
-        "/metrics" | "/healthz" | "/-/healthy" | "/readyz" | "/-/ready" | "/api/v1/status"
+        "/metrics"
+            | "/healthz"
+            | "/-/healthy"
+            | "/readyz"
+            | "/-/ready"
+            | "/api/v1/status"
+            | "/api/v1/alerts"
     );
     if !known {
         return json_error(StatusCode::NOT_FOUND, &format!("no route for {path}"));
@@ -169,6 +178,13 @@ async fn route(req: &Request<Incoming>, shared: &Arc<Shared>) -> Response<Full<B
                 text(StatusCode::SERVICE_UNAVAILABLE, "warden is starting\n")
             }
         }
+        "/api/v1/alerts" => match serde_json::to_vec_pretty(&**shared.alerts.load()) {
+            Ok(body) => respond(StatusCode::OK, "application/json", body),
+            Err(e) => json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("encoding alerts: {e}"),
+            ),
+        },
         _ => {
             let encoded =
                 off_runtime(shared, |s| serde_json::to_vec_pretty(&**s.status.load())).await;

@@ -151,6 +151,35 @@ impl Alerts {
         self.records.get(rule)
     }
 
+    /// The alerts firing now, for `GET /api/v1/alerts`: most severe first, then oldest.
+    pub fn view(&self) -> serde_json::Value {
+        let mut firing: Vec<(&String, &AlertRecord, &Firing)> = self
+            .records
+            .iter()
+            .filter_map(|(rule, r)| r.firing.as_ref().map(|f| (rule, r, f)))
+            .collect();
+        firing
+            .sort_by_key(|(rule, _, f)| (f.severity == Severity::Warning, f.since, rule.as_str()));
+        let alerts: Vec<serde_json::Value> = firing
+            .into_iter()
+            .map(|(rule, record, f)| {
+                serde_json::json!({
+                    "alert": rule,
+                    "check": f.event.check,
+                    "severity": f.severity,
+                    "since": f.event.since,
+                    "incident": record.incident,
+                    "dedup_key": f.event.dedup_key,
+                    "value": f.event.value,
+                    "value_name": f.event.value_name,
+                    "condition": f.event.condition,
+                    "notified": f.notified,
+                })
+            })
+            .collect();
+        serde_json::json!({ "alerts": alerts })
+    }
+
     /// Firing alerts by severity (warning, critical).
     pub fn firing_counts(&self) -> (usize, usize) {
         let mut counts = (0, 0);

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -35,10 +36,12 @@ const COMMIT_RETRY: Duration = Duration::from_secs(1);
 const COMMIT_RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// How `warden run` was started, beyond the config.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Default)]
 pub struct ActionsOptions {
     /// `--dry-run`: every hook records what it would run and runs nothing.
     pub dry_run: bool,
+    /// Where the firing alerts are published (`Alerts::view`) after every change.
+    pub publish: Option<Arc<ArcSwap<serde_json::Value>>>,
 }
 
 enum Input {
@@ -126,6 +129,7 @@ pub async fn spawn(
         sinks: HashMap::new(),
         dry_run: options.dry_run,
         forced_dry_run: options.dry_run,
+        publish: options.publish,
         clock,
         metrics: metrics.clone(),
         tracker: tracker.clone(),
@@ -170,6 +174,7 @@ struct Driver {
     sinks: HashMap<String, (NotifierConfig, Arc<dyn Sink>)>,
     dry_run: bool,
     forced_dry_run: bool,
+    publish: Option<Arc<ArcSwap<serde_json::Value>>>,
     clock: Clock,
     metrics: Metrics,
     tracker: TaskTracker,
@@ -245,6 +250,9 @@ impl Driver {
         let firing = &self.metrics.alerts_firing;
         firing.with_label_values(&["warning"]).set(warning as i64);
         firing.with_label_values(&["critical"]).set(critical as i64);
+        if let Some(publish) = &self.publish {
+            publish.store(Arc::new(self.alerts.view()));
+        }
     }
 
     /// Commits the plan's records and events (retrying until the store takes them), then

@@ -425,6 +425,15 @@ critical = {{ when = "< 1" }}
         (!r.is_empty()).then_some(r)
     });
     assert_eq!(resolved[0]["dedup_key"], "warden/api-down/1");
+    assert!(alerts(&second).is_empty());
+}
+
+/// `GET /api/v1/alerts`: the alerts firing now.
+fn alerts(d: &Daemon) -> Vec<serde_json::Value> {
+    let (code, _, body) = get(&d.url("/api/v1/alerts")).expect("GET alerts");
+    assert_eq!(code, 200, "{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("alerts are JSON");
+    doc["alerts"].as_array().expect("an alerts array").clone()
 }
 
 #[test]
