@@ -1,7 +1,7 @@
 //! Criterion benchmarks of the paths every check run goes through, at the scale of the load
 //! target (10,000 checks): the rule step, the engine applying one observation, metric
 //! recording, the `/metrics` and `/api/v1/status` renderings, and one HTTP probe of a
-//! loopback target end to end.
+//! loopback target end to end, and the paging path (the alert stage, the state store's commit).
 //!
 //! `cargo bench --bench hot_paths` (or `bash scripts/bench.sh --criterion`). These measure
 //! CPU time per operation; the load harness (`examples/load.rs`) measures the daemon whole.
@@ -21,11 +21,13 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
+use warden::actions::Alerts;
 use warden::check::{Observation, Prober, Values};
 use warden::clock::{Clock, Timestamp};
 use warden::config::Config;
-use warden::engine::Engine;
-use warden::rule::{self, RuleState, Sample};
+use warden::engine::{Engine, RuleTransition};
+use warden::outbox::{Batch, Store};
+use warden::rule::{self, RuleState, Sample, State, Transition, TransitionReason};
 use warden::telemetry::Metrics;
 
 const CHECKS: usize = 10_000;
@@ -238,5 +240,86 @@ fn http_probe(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, rule_step, engine, metrics, http_probe);
+fn transition(rule: &str, from: State, to: State, at: Timestamp) -> RuleTransition {
+    RuleTransition {
+        rule: rule.to_string(),
+        check: String::new(),
+        transition: Transition {
+            from,
+            to,
+            at,
+            value: Some(0.0),
+            reason: TransitionReason::ThresholdCrossed,
+        },
+    }
+}
+
+/// The alert stage (pure) and the state store's commit, which is where a page waits for the
+/// disk: one fsync per transaction (`synchronous=FULL`).
+fn paging(c: &mut Criterion) {
+    let cfg = config(CHECKS, "http://127.0.0.1:1/health");
+    let (mut alerts, _) = Alerts::new(&cfg, Default::default(), Timestamp(0));
+    let mut now = Timestamp(0);
+    c.bench_function("actions: fire and resolve one alert (10,000 rules)", |b| {
+        b.iter(|| {
+            now = now + Duration::from_secs(1);
+            let rule = "t000042-down";
+            let fire = alerts.transition(&transition(rule, State::Ok, State::Critical, now), now);
+            let ok = alerts.transition(&transition(rule, State::Critical, State::Ok, now), now);
+            (fire, ok)
+        })
+    });
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, _) = Store::open(&dir.path().join("bench.db"), Timestamp(0)).expect("store");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // A plan as the stage makes it: the record and the page to two notifiers.
+    let mut page = |i: usize, now: Timestamp| {
+        let rule = format!("t{i:06}-down");
+        let plan = alerts.transition(&transition(&rule, State::Ok, State::Critical, now), now);
+        alerts.transition(&transition(&rule, State::Critical, State::Ok, now), now);
+        let mut batch = Batch::default();
+        for (rule, record) in plan.records {
+            batch
+                .alerts
+                .push((rule, serde_json::to_value(record).expect("record encodes")));
+        }
+        for (event, _) in plan.events {
+            batch.events.push((event, vec!["chat".into(), "pager".into()]));
+        }
+        batch
+    };
+    let mut n = 0;
+    c.bench_function("store: commit one page (record + 2 rows, one fsync)", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                page(n % CHECKS, Timestamp(n as i64))
+            },
+            |batch| rt.block_on(store.commit(batch, Timestamp(0), u64::MAX)),
+            BatchSize::SmallInput,
+        )
+    });
+    c.bench_function("store: commit a burst of 256 pages in one transaction", |b| {
+        b.iter_batched(
+            || {
+                let mut burst = Batch::default();
+                for _ in 0..256 {
+                    n += 1;
+                    let one = page(n % CHECKS, Timestamp(n as i64));
+                    burst.alerts.extend(one.alerts);
+                    burst.events.extend(one.events);
+                }
+                burst
+            },
+            |batch| rt.block_on(store.commit(batch, Timestamp(0), u64::MAX)),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, rule_step, engine, metrics, http_probe, paging);
 criterion_main!(benches);

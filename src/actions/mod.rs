@@ -82,7 +82,7 @@ impl Plan {
         self.records.is_empty() && self.events.is_empty() && self.hooks.is_empty()
     }
 
-    fn extend(&mut self, other: Plan) {
+    pub fn extend(&mut self, other: Plan) {
         self.records.extend(other.records);
         self.events.extend(other.events);
         self.hooks.extend(other.hooks);

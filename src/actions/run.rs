@@ -29,6 +29,8 @@ use crate::telemetry::Metrics;
 
 /// Transitions waiting for the actions task; the evaluator waits when it is full.
 const QUEUE: usize = 4096;
+/// Transitions applied (and committed in one transaction) at most per batch.
+const BATCH: usize = 256;
 /// How often re-sends and delayed hooks are looked at.
 const TICK: Duration = Duration::from_secs(1);
 /// Retrying a batch the store would not take: first delay, and the cap.
@@ -198,15 +200,27 @@ impl Driver {
                     self.alerts.hook_finished(&rule, incident, &hook, result);
                 }
                 input = rx.recv() => {
-                    let now = self.clock.now();
-                    let plan = match input {
-                        None => break,
-                        Some(Input::Transition(t)) => self.alerts.transition(&t, now),
-                        Some(Input::Reconfigure(config)) => {
-                            self.set_notifiers(&config);
-                            self.alerts.reconfigure(&config, now)
+                    let Some(input) = input else { break };
+                    // A burst (a network partition fails every check at once) is committed in
+                    // batches: one fsync for up to BATCH inputs, applied in their order.
+                    let mut plan = Plan::default();
+                    let mut next = Some(input);
+                    let mut taken = 0;
+                    while let Some(input) = next.take() {
+                        let now = self.clock.now();
+                        match input {
+                            Input::Transition(t) => plan.extend(self.alerts.transition(&t, now)),
+                            Input::Reconfigure(config) => {
+                                self.execute(std::mem::take(&mut plan)).await;
+                                self.set_notifiers(&config);
+                                plan = self.alerts.reconfigure(&config, now);
+                            }
                         }
-                    };
+                        taken += 1;
+                        if taken < BATCH {
+                            next = rx.try_recv().ok();
+                        }
+                    }
                     self.execute(plan).await;
                 }
                 _ = tick.tick() => {
