@@ -288,7 +288,9 @@ fn paging(c: &mut Criterion) {
                 .push((rule, serde_json::to_value(record).expect("record encodes")));
         }
         for (event, _) in plan.events {
-            batch.events.push((event, vec!["chat".into(), "pager".into()]));
+            batch
+                .events
+                .push((event, vec!["chat".into(), "pager".into()]));
         }
         batch
     };
@@ -303,22 +305,25 @@ fn paging(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    c.bench_function("store: commit a burst of 256 pages in one transaction", |b| {
-        b.iter_batched(
-            || {
-                let mut burst = Batch::default();
-                for _ in 0..256 {
-                    n += 1;
-                    let one = page(n % CHECKS, Timestamp(n as i64));
-                    burst.alerts.extend(one.alerts);
-                    burst.events.extend(one.events);
-                }
-                burst
-            },
-            |batch| rt.block_on(store.commit(batch, Timestamp(0), u64::MAX)),
-            BatchSize::SmallInput,
-        )
-    });
+    c.bench_function(
+        "store: commit a burst of 256 pages in one transaction",
+        |b| {
+            b.iter_batched(
+                || {
+                    let mut burst = Batch::default();
+                    for _ in 0..256 {
+                        n += 1;
+                        let one = page(n % CHECKS, Timestamp(n as i64));
+                        burst.alerts.extend(one.alerts);
+                        burst.events.extend(one.events);
+                    }
+                    burst
+                },
+                |batch| rt.block_on(store.commit(batch, Timestamp(0), u64::MAX)),
+                BatchSize::SmallInput,
+            )
+        },
+    );
 }
 
 criterion_group!(benches, rule_step, engine, metrics, http_probe, paging);

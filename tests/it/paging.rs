@@ -697,3 +697,59 @@ timeout = "2s"
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("configured: ops, gone"), "{stderr}");
 }
+
+#[test]
+fn a_reload_moves_a_notifier_and_the_resolve_follows_it() {
+    let target = HttpTarget::start();
+    target.set_json("/health", 500, json!({}));
+    let (old, new) = (Receiver::start(), Receiver::start());
+    let config = |url: &str| {
+        format!(
+            r#"
+[alerting]
+critical = ["ops"]
+
+[[notifier]]
+name = "ops"
+kind = "webhook"
+url = "{url}"
+{check}
+[[rule]]
+name = "api-down"
+check = "api"
+critical = {{ when = "< 1" }}
+"#,
+            check = api_check(&target.url("/health")),
+        )
+    };
+    let d = Daemon::start(&config(&old.url()));
+    wait(Duration::from_secs(15), "the page", || {
+        (!with_status(&old, "firing").is_empty()).then_some(())
+    });
+    let port = d.port;
+    let moved = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n{}",
+        config(&new.url())
+    );
+    std::fs::write(d.config_path(), moved).unwrap();
+    d.signal("HUP");
+    wait(Duration::from_secs(15), "the reload", || {
+        let applied = metric(&d, "warden_config_reloads_total", &[("result", "applied")])?;
+        (applied >= 1.0).then_some(())
+    });
+    target.set_json("/health", 200, json!({}));
+    let resolved = wait(
+        Duration::from_secs(15),
+        "the resolve at the new URL",
+        || {
+            let r = with_status(&new, "resolved");
+            (!r.is_empty()).then_some(r)
+        },
+    );
+    assert_eq!(resolved[0]["dedup_key"], "warden/api-down/1");
+    assert!(
+        with_status(&new, "firing").is_empty(),
+        "a reload must not page again"
+    );
+    assert_eq!(old.accepted().len(), 1);
+}
