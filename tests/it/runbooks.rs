@@ -8,11 +8,19 @@
 //! Intervals, timeouts and `for` durations are shortened through the examples' own
 //! environment variables (`NUVIE_INTERVAL`, `NUVIE_REDIS_CRITICAL_FOR`, ...); counts are the
 //! examples' own, so "3 consecutive failures" is tested as written.
+//!
+//! Each example's notifiers are pointed by environment at local receivers ([`Paging`]), and
+//! each test first takes one rule the runbook rolls back for to critical: the pager gets the
+//! page and, once the rule recovers, its resolve; the chat gets both and the outcome of every
+//! hook, a dry run naming the runbook's command; and nothing ran (a tripwire `kubectl`,
+//! `docker-compose` and the runbook's scripts lead the hooks' `PATH`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::daemon::{warden, Daemon};
+use crate::harness::notify_receiver::{Answer, Receiver as HttpReceiver};
+use crate::harness::receiver::Receiver;
 use crate::harness::{Pki, PostgresServer, RedisServer, RenewableTlsServer};
 use crate::imitation::{self, Imitation};
 use crate::metrics_matcher::{self, metric};
@@ -143,6 +151,244 @@ fn millis(rfc3339: &serde_json::Value) -> i64 {
     i64::try_from(ms).expect("fits")
 }
 
+/// Polls `f` every 50 ms until it returns `Some`, or panics with `what` (and the log) after
+/// [`LIMIT`].
+fn eventually<T>(d: &Daemon, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {what} within {LIMIT:?}\nlog:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Where an example pages: its chat, a Slack incoming webhook (`<PREFIX>_SLACK_WEBHOOK_URL`),
+/// and its pager, PagerDuty's Events API (`<PREFIX>_PAGERDUTY_URL` and `_ROUTING_KEY`) or a
+/// webhook taking warden's JSON (`<PREFIX>_ONCALL_WEBHOOK_URL`), both local receivers. And a
+/// tripwire: executables named like the hooks' programs, first in the daemon's `PATH` (and, for
+/// redcube's scripts, in [`Paging::scripts_dir`]), that record any run.
+struct Paging {
+    chat: HttpReceiver,
+    pager: Pager,
+    tripwire: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+enum Pager {
+    PagerDuty(HttpReceiver),
+    Webhook(Receiver),
+}
+
+const ROUTING_KEY: &str = "R0UTING-KEY-runbooks";
+
+impl Paging {
+    /// The example's notifiers `slack` and `pagerduty` (nuvie, novacron).
+    fn pagerduty(prefix: &str) -> Paging {
+        let pager = HttpReceiver::start(Answer::status(202, r#"{"status":"success"}"#));
+        let env = vec![
+            (format!("{prefix}_PAGERDUTY_URL"), pager.url("/v2/enqueue")),
+            (
+                format!("{prefix}_PAGERDUTY_ROUTING_KEY"),
+                ROUTING_KEY.to_string(),
+            ),
+        ];
+        Paging::with(prefix, Pager::PagerDuty(pager), env)
+    }
+
+    /// The example's notifiers `slack` and `oncall`, a webhook (redcube, nova-streaming,
+    /// ai-saas).
+    fn webhook(prefix: &str) -> Paging {
+        let pager = Receiver::start();
+        let env = vec![(format!("{prefix}_ONCALL_WEBHOOK_URL"), pager.url())];
+        Paging::with(prefix, Pager::Webhook(pager), env)
+    }
+
+    fn with(prefix: &str, pager: Pager, mut env: Vec<(String, String)>) -> Paging {
+        use std::os::unix::fs::PermissionsExt;
+        let chat = HttpReceiver::start(Answer::status(200, "ok"));
+        env.push((
+            format!("{prefix}_SLACK_WEBHOOK_URL"),
+            chat.url("/services/T000/B000/XXXX"),
+        ));
+        let tripwire = tempfile::tempdir().expect("temp dir");
+        let ran = tripwire.path().join("ran");
+        for program in [
+            "bin/kubectl",
+            "bin/docker-compose",
+            "scripts/rollback-deployment.sh",
+            "scripts/full-rollback.sh",
+        ] {
+            let path = tripwire.path().join(program);
+            std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+            let script = format!("#!/bin/sh\necho \"$0 $*\" >> '{}'\n", ran.display());
+            std::fs::write(&path, script).expect("write tripwire");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        let path = format!(
+            "{}:{}",
+            tripwire.path().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        env.push(("PATH".to_string(), path));
+        Paging {
+            chat,
+            pager,
+            tripwire,
+            env,
+        }
+    }
+
+    /// The directory holding `scripts/` for an example that runs the runbook's scripts.
+    fn scripts_dir(&self) -> &str {
+        self.tripwire.path().to_str().expect("utf-8 path")
+    }
+
+    /// [`Daemon::start_file`] on `example` with `env` and the notifiers pointed here.
+    fn start(&self, example: &std::path::Path, env: &[(&str, &str)]) -> Daemon {
+        let mut all = env.to_vec();
+        all.extend(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        Daemon::start_file(example, &all)
+    }
+
+    /// The pager's events for `dedup_key` so far, as `(action, body)`: PagerDuty's
+    /// `event_action` (`trigger`, `resolve`) or warden's `status` (`firing`, `hook`,
+    /// `resolved`). Hook outcomes carry `<dedup_key>/hook/<hook>`.
+    fn paged(&self, dedup_key: &str) -> Vec<(String, serde_json::Value)> {
+        let bodies: Vec<serde_json::Value> = match &self.pager {
+            Pager::PagerDuty(r) => r.received().iter().map(|r| r.json()).collect(),
+            Pager::Webhook(r) => r.accepted(),
+        };
+        bodies
+            .into_iter()
+            .filter(|b| {
+                b["dedup_key"]
+                    .as_str()
+                    .is_some_and(|k| k == dedup_key || k.starts_with(&format!("{dedup_key}/")))
+            })
+            .map(|b| {
+                let action = match &self.pager {
+                    Pager::PagerDuty(_) => &b["event_action"],
+                    Pager::Webhook(_) => &b["status"],
+                };
+                (action.as_str().unwrap_or_default().to_string(), b)
+            })
+            .collect()
+    }
+
+    /// The `text` of every Slack message so far (the headline).
+    fn chat_texts(&self) -> Vec<String> {
+        self.chat
+            .received()
+            .iter()
+            .map(|r| r.json()["text"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// The runbook's critical path through pages and hooks. `fail` takes `rule` critical for
+    /// the first time: the pager gets the page under the rule's first incident,
+    /// `warden/<rule>/1`, and the chat the critical; each of `hooks` (name, the runbook's
+    /// command) reports to the chat as a dry run naming its command, once, and runs nothing.
+    /// `restore` makes the rule ok: the pager and the chat hear the resolve.
+    fn pages_and_rolls_back_dry(
+        &self,
+        d: &Daemon,
+        rule: &str,
+        hooks: &[(&str, &str)],
+        fail: impl FnOnce(),
+        restore: impl FnOnce(),
+    ) {
+        let key = format!("warden/{rule}/1");
+        let (fired, resolved) = match self.pager {
+            Pager::PagerDuty(_) => ("trigger", "resolve"),
+            Pager::Webhook(_) => ("firing", "resolved"),
+        };
+        fail();
+        let page = eventually(d, &format!("page {key}"), || {
+            let paged = self.paged(&key);
+            paged.into_iter().find(|(a, _)| a == fired).map(|(_, b)| b)
+        });
+        match self.pager {
+            Pager::PagerDuty(_) => {
+                assert_eq!(page["routing_key"], ROUTING_KEY, "{page:#}");
+                assert_eq!(page["payload"]["severity"], "critical", "{page:#}");
+                assert_eq!(page["payload"]["custom_details"]["alert"], rule, "{page:#}");
+            }
+            Pager::Webhook(_) => {
+                assert_eq!(page["severity"], "critical", "{page:#}");
+                assert_eq!(page["alert"], rule, "{page:#}");
+            }
+        }
+        let critical = format!("CRITICAL: {rule} on ");
+        for (hook, command) in hooks {
+            let line = format!("HOOK DRY RUN: {hook} for {rule} (dry run) would run: ");
+            let text = eventually(d, &format!("{hook}'s outcome in the chat"), || {
+                self.chat_texts().into_iter().find(|t| t.contains(&line))
+            });
+            assert!(
+                text.contains(command),
+                "{hook} does not name {command:?}: {text}"
+            );
+        }
+        let texts = self.chat_texts();
+        assert!(
+            texts.iter().any(|t| t.contains(&critical)),
+            "the chat did not hear the critical: {texts:#?}"
+        );
+        restore();
+        eventually(d, &format!("the resolve of {key}"), || {
+            let paged = self.paged(&key);
+            paged.iter().any(|(a, _)| a == resolved).then_some(())
+        });
+        let heard = format!("RESOLVED: {rule} on ");
+        eventually(d, &format!("the resolve of {key} in the chat"), || {
+            self.chat_texts()
+                .iter()
+                .any(|t| t.contains(&heard))
+                .then_some(())
+        });
+
+        let paged = self.paged(&key);
+        let actions: Vec<&str> = paged.iter().map(|(a, _)| a.as_str()).collect();
+        match self.pager {
+            // Hook outcomes never go to PagerDuty (each would open an incident of its own).
+            Pager::PagerDuty(_) => assert_eq!(actions, [fired, resolved], "{paged:#?}"),
+            // A webhook hears them, under the hook's own key.
+            Pager::Webhook(_) => {
+                for (hook, command) in hooks {
+                    let outcome = paged
+                        .iter()
+                        .find(|(a, b)| a == "hook" && b["hook"]["hook"] == *hook)
+                        .map(|(_, b)| b)
+                        .unwrap_or_else(|| panic!("no outcome of {hook}: {paged:#?}"));
+                    assert_eq!(outcome["dedup_key"], format!("{key}/hook/{hook}"));
+                    assert_eq!(outcome["hook"]["dry_run"], true, "{outcome:#}");
+                    assert_eq!(outcome["hook"]["exit_code"], serde_json::Value::Null);
+                    let shown = outcome["hook"]["command"].as_str().unwrap_or_default();
+                    assert!(shown.contains(command), "{shown}");
+                }
+                assert_eq!(actions.first(), Some(&fired), "{paged:#?}");
+                assert_eq!(actions.last(), Some(&resolved), "{paged:#?}");
+            }
+        }
+        // Each hook was a dry run, once, and nothing was executed.
+        let (_, text) = d.metrics();
+        let samples = metrics_matcher::parse(&text);
+        for (hook, _) in hooks {
+            let runs = metric(&samples, "warden_hook_runs_total").label("hook", hook);
+            assert_eq!(runs.count(), 1, "{hook} ran other than as a dry run");
+            assert_eq!(runs.label("outcome", "dry_run").value(), 1.0, "{hook}");
+        }
+        let ran = std::fs::read_to_string(self.tripwire.path().join("ran")).unwrap_or_default();
+        assert!(ran.is_empty(), "a dry-run hook executed: {ran}");
+    }
+}
+
 #[test]
 fn every_runbook_example_passes_check_config_as_shipped() {
     for system in SYSTEMS {
@@ -163,6 +409,23 @@ fn every_runbook_example_passes_check_config_as_shipped() {
             text.contains("# Not yet expressed here"),
             "{system}: no \"Not yet expressed here\" block"
         );
+        // An example pages and rolls back, but never for real as shipped: every hook is a
+        // dry run of its own (not only under `warden run --dry-run`).
+        let parsed: toml::Table = text.parse().expect("an example is TOML");
+        let hooks = parsed["hook"].as_array().expect("[[hook]] tables");
+        assert!(!hooks.is_empty(), "{system}: no hooks");
+        for hook in hooks {
+            assert_eq!(
+                hook.get("dry_run").and_then(toml::Value::as_bool),
+                Some(true),
+                "{system}: hook {} is not dry_run = true",
+                hook["name"]
+            );
+        }
+        assert!(
+            parsed.contains_key("alerting") && parsed.contains_key("notifier"),
+            "{system}: no [alerting] routes or [[notifier]]"
+        );
     }
 }
 
@@ -179,7 +442,8 @@ fn nuvie_runbook_failures_reach_the_runbook_levels() {
     let ca = pki.write_ca(dir.path());
     let cert_address = format!("localhost:{}", tls.port());
     let smoke = Smoke::new();
-    let d = Daemon::start_file(
+    let paging = Paging::pagerduty("NUVIE");
+    let d = paging.start(
         &example("nuvie"),
         &[
             ("NUVIE_SMOKE_TEST", smoke.script()),
@@ -204,7 +468,29 @@ fn nuvie_runbook_failures_reach_the_runbook_levels() {
             ("NUVIE_REDIS_CRITICAL_FOR", "1s"),
             ("NUVIE_AI_CRITICAL_FOR", "1s"),
             ("NUVIE_SLOW_FOR", "1s"),
+            ("NUVIE_ROLLBACK_AFTER", "1s"),
         ],
+    );
+    all_rules_ok(&d, "nuvie");
+
+    // P1 "API down" pages the on-call engineer through PagerDuty and posts to Slack #infra;
+    // the backend's logs are kept at once, the rollout undo once it has lasted
+    // NUVIE_ROLLBACK_AFTER (the P1 response time, 15 min; here 1 s).
+    paging.pages_and_rolls_back_dry(
+        &d,
+        "nuvie-api-down",
+        &[
+            (
+                "nuvie-backend-logs",
+                "kubectl logs -n nuvie-production -l app=nuvie-backend --since=5m",
+            ),
+            (
+                "nuvie-rollback-backend",
+                "kubectl rollout undo deployment/nuvie-backend -n nuvie-production",
+            ),
+        ],
+        || api.set("/health", 503, r#"{"status":"unhealthy"}"#),
+        || api.restore(),
     );
     all_rules_ok(&d, "nuvie");
 
@@ -396,9 +682,11 @@ fn redcube_runbook_failures_reach_the_runbook_levels() {
          INSERT INTO users VALUES (1, 'deploy-test@example.com', true);",
     ));
     let smoke = Smoke::new();
-    let d = Daemon::start_file(
+    let paging = Paging::webhook("REDCUBE");
+    let d = paging.start(
         &example("redcube"),
         &[
+            ("REDCUBE_DIR", paging.scripts_dir()),
             ("REDCUBE_SMOKE_TEST", smoke.script()),
             ("REDCUBE_SMOKE_INTERVAL", "300ms"),
             ("REDCUBE_SMOKE_TIMEOUT", "250ms"),
@@ -417,11 +705,31 @@ fn redcube_runbook_failures_reach_the_runbook_levels() {
     );
     all_rules_ok(&d, "redcube");
 
+    // P0 "Service completely down" ("Rollback immediately") pages on-call and posts to Slack;
+    // the content service's logs, then ./scripts/rollback-deployment.sh content-service.
+    let path = "/api/content/interview-intel/experiences";
+    paging.pages_and_rolls_back_dry(
+        &d,
+        "redcube-content-down",
+        &[
+            (
+                "redcube-content-logs",
+                "docker-compose logs --tail=100 content-service",
+            ),
+            (
+                "redcube-rollback-content-service",
+                "/scripts/rollback-deployment.sh content-service",
+            ),
+        ],
+        || api.set(path, 503, r#"{"error":"service unavailable"}"#),
+        || api.restore(),
+    );
+    all_rules_ok(&d, "redcube");
+
     smoke_and_host(&d, &smoke, "redcube");
 
     // P0 "Service completely down": the health check does not return HTTP 200, confirmed
     // over 3 probes.
-    let path = "/api/content/interview-intel/experiences";
     enters_on_the_nth_failure(&d, &api, path, ("redcube-content-down", "critical"), 3);
     all_rules_ok(&d, "redcube");
     api.set(path, 503, r#"{"error":"service unavailable"}"#);
@@ -483,7 +791,8 @@ fn nova_streaming_runbook_failures_reach_the_runbook_levels() {
     let dir = tempfile::tempdir().expect("temp dir");
     let ca = pki.write_ca(dir.path());
     let smoke = Smoke::new();
-    let d = Daemon::start_file(
+    let paging = Paging::webhook("NOVA_STREAMING");
+    let d = paging.start(
         &example("nova-streaming"),
         &[
             ("NOVA_STREAMING_SMOKE_TEST", smoke.script()),
@@ -507,6 +816,30 @@ fn nova_streaming_runbook_failures_reach_the_runbook_levels() {
             ("NOVA_STREAMING_INTERVAL", "500ms"),
             ("NOVA_STREAMING_TIMEOUT", "450ms"),
         ],
+    );
+    all_rules_ok(&d, "nova-streaming");
+
+    // CRITICAL "API down" ("Immediate rollback") pages on-call and posts to #nova-incident:
+    // the war room's logs of green, then Option 1, the ingress back to blue and blue scaled up.
+    paging.pages_and_rolls_back_dry(
+        &d,
+        "nova-streaming-api-down",
+        &[
+            (
+                "nova-streaming-green-logs",
+                "kubectl logs deployment/user-service-green -n production-green",
+            ),
+            (
+                "nova-streaming-switch-to-blue",
+                r#"kubectl patch ingress api-ingress -n production --type json -p '[{"op": "replace", "path": "/spec/rules/0/http/paths/0/backend/service/name", "value": "user-service-blue"}]'"#,
+            ),
+            (
+                "nova-streaming-scale-up-blue",
+                "kubectl scale deployment user-service-blue -n production --replicas=3",
+            ),
+        ],
+        || api.set("/health", 200, r#"{"status": "degraded"}"#),
+        || api.restore(),
     );
     all_rules_ok(&d, "nova-streaming");
 
@@ -584,7 +917,8 @@ fn ai_saas_runbook_failures_reach_the_runbook_levels() {
     rt.block_on(pg.execute("CREATE DATABASE ai_saas_prod;"));
     let db_url = format!("postgres://postgres@127.0.0.1:{}/ai_saas_prod", pg.port());
     let smoke = Smoke::new();
-    let d = Daemon::start_file(
+    let paging = Paging::webhook("AI_SAAS");
+    let d = paging.start(
         &example("ai-saas"),
         &[
             ("AI_SAAS_SMOKE_TEST", smoke.script()),
@@ -602,6 +936,26 @@ fn ai_saas_runbook_failures_reach_the_runbook_levels() {
             ("AI_SAAS_INTERVAL", "300ms"),
             ("AI_SAAS_TIMEOUT", "250ms"),
         ],
+    );
+    all_rules_ok(&d, "ai-saas");
+
+    // "Automatic Rollback (If Health Checks Fail)": on-call is paged, #incidents hears it; the
+    // gateway's logs, then `kubectl rollout undo deployment/api-gateway -n ai-saas`.
+    paging.pages_and_rolls_back_dry(
+        &d,
+        "ai-saas-api-down",
+        &[
+            (
+                "ai-saas-gateway-logs",
+                "kubectl logs -n ai-saas deployment/api-gateway --since=10m",
+            ),
+            (
+                "ai-saas-rollback-gateway",
+                "kubectl rollout undo deployment/api-gateway -n ai-saas",
+            ),
+        ],
+        || api.set("/health", 503, r#"{"status":"error"}"#),
+        || api.restore(),
     );
     all_rules_ok(&d, "ai-saas");
 
@@ -667,7 +1021,8 @@ fn novacron_runbook_failures_reach_the_runbook_levels() {
     let dir = tempfile::tempdir().expect("temp dir");
     let ca = pki.write_ca(dir.path());
     let smoke = Smoke::new();
-    let d = Daemon::start_file(
+    let paging = Paging::pagerduty("NOVACRON");
+    let d = paging.start(
         &example("novacron"),
         &[
             ("NOVACRON_SMOKE_TEST", smoke.script()),
@@ -687,6 +1042,31 @@ fn novacron_runbook_failures_reach_the_runbook_levels() {
             ("NOVACRON_INTERVAL", "300ms"),
             ("NOVACRON_TIMEOUT", "250ms"),
         ],
+    );
+    all_rules_ok(&d, "novacron");
+
+    // "Health checks failing (> 3 consecutive failures)", an immediate rollback trigger: P0
+    // pages through PagerDuty and posts to $SLACK_WEBHOOK_URL; the Quick Rollback: green's
+    // logs, the selector back to blue, green scaled to 0.
+    paging.pages_and_rolls_back_dry(
+        &d,
+        "novacron-health-failing",
+        &[
+            (
+                "novacron-green-logs",
+                "kubectl logs deployment/novacron-api-green -n novacron --tail=1000",
+            ),
+            (
+                "novacron-switch-to-blue",
+                r#"kubectl patch service novacron-api -n novacron -p '{"spec": {"selector": {"app": "novacron", "version": "blue"}}}'"#,
+            ),
+            (
+                "novacron-scale-down-green",
+                "kubectl scale deployment novacron-api-green -n novacron --replicas=0",
+            ),
+        ],
+        || api.set("/health", 503, r#"{"status": "unhealthy"}"#),
+        || api.restore(),
     );
     all_rules_ok(&d, "novacron");
 
