@@ -18,8 +18,9 @@
 //! - a rule's hooks run once its alert has been at the hook's level (or worse) for the hook's
 //!   `after`, diagnostic hooks first; a non-diagnostic hook waits while a diagnostic hook of
 //!   the same alert is still running. Once per incident and the cooldown are enforced by the
-//!   store (`outbox::HookGuard`); a hook skipped for its cooldown is tried again when the
-//!   cooldown ends, if the alert still fires;
+//!   store (`outbox::HookGuard`). A hook that comes due inside its cooldown does not run for
+//!   this incident at all (a rollback deferred to the cooldown's end could undo the first
+//!   one); a hook that is busy for another alert is asked again [`HOOK_RETRY`] later;
 //! - a rule removed from the config resolves its alert.
 //!
 //! Everything here is synchronous and pure: the driver (`run`) passes `now`, commits each
@@ -105,7 +106,7 @@ pub struct HookJob {
 pub enum HookResult {
     /// It ran (or dry-ran), or the store says it already ran for this incident.
     Done,
-    /// Not admitted now; ask again at this time (cooldown end, or a retry).
+    /// Not admitted now (busy for another alert, or the store failed); ask again then.
     RetryAt(Timestamp),
 }
 

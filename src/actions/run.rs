@@ -370,7 +370,16 @@ async fn run_job(
                 HookResult::Done
             }
             Ok(Fired::Skipped(SkipReason::AlreadyRanForIncident { .. })) => HookResult::Done,
-            Ok(Fired::Skipped(SkipReason::CoolingDown { until })) => HookResult::RetryAt(until),
+            Ok(Fired::Skipped(SkipReason::CoolingDown { until })) => {
+                tracing::warn!(
+                    hook = %name,
+                    alert = %job.rule,
+                    incident = %job.trigger.dedup_key,
+                    cooldown_until = %until,
+                    "hook not run for this incident: it ran less than its cooldown ago"
+                );
+                HookResult::Done
+            }
             Ok(Fired::Skipped(SkipReason::AlreadyRunning { .. })) | Err(_) => {
                 HookResult::RetryAt(clock.now() + HOOK_RETRY)
             }

@@ -516,7 +516,7 @@ fn hooks_wait_for_their_delay_and_diagnostics_go_first() {
 }
 
 #[test]
-fn still_critical_means_without_interruption_and_cooldowns_are_retried() {
+fn still_critical_means_without_interruption_and_busy_hooks_are_retried() {
     let config = with_hooks(
         config(),
         "api-slow",
@@ -548,7 +548,7 @@ fn still_critical_means_without_interruption_and_cooldowns_are_retried() {
     assert!(a.tick(at(169)).hooks.is_empty());
     let due = a.tick(at(170));
     assert_eq!(due.hooks[0].hooks[0].0.config.name, "rollback");
-    // Skipped for a cooldown: asked again when it ends, if still firing.
+    // Busy for another alert (or the store failed): asked again at the time given.
     a.hook_finished("api-slow", 1, "rollback", HookResult::RetryAt(at(400)));
     assert!(a.tick(at(399)).hooks.is_empty());
     assert_eq!(a.tick(at(400)).hooks.len(), 1);
