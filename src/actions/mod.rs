@@ -67,6 +67,10 @@ pub struct Firing {
     pub notified: BTreeSet<String>,
     /// The last firing event sent: the base of re-sends, resolves and hook triggers.
     pub event: Event,
+    /// Hooks finished with for this incident: run, dry-run, or skipped for their cooldown.
+    /// Persisted, so a restart never runs them for this incident again.
+    #[serde(default)]
+    pub hooks_done: BTreeSet<String>,
 }
 
 /// What the driver must do, in this order: commit `records` and `events` together, then
@@ -108,6 +112,9 @@ pub enum HookResult {
     Done,
     /// Not admitted now (busy for another alert, or the store failed); ask again then.
     RetryAt(Timestamp),
+    /// Not run: by the time its turn came the alert no longer fired at its level (or the
+    /// hook was removed). It becomes due again only if its conditions hold again.
+    Cancelled,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -127,6 +134,10 @@ pub struct Alerts {
     sent: HashMap<(String, String), Timestamp>,
     /// Hook progress per (rule, hook) in the incident `.0`.
     hooks: HashMap<(String, String), (u64, Progress)>,
+    /// The level each rule was last *seen* at by this process, and since when. Hooks count
+    /// their `after` only from here: not from a record loaded at start-up, and not across an
+    /// `unknown` or `flapping` stretch (nobody saw the alert still firing then).
+    seen: HashMap<String, (Severity, Timestamp)>,
 }
 
 impl Alerts {
@@ -143,6 +154,7 @@ impl Alerts {
             records,
             sent: HashMap::new(),
             hooks: HashMap::new(),
+            seen: HashMap::new(),
         };
         let plan = alerts.reconfigure(config, now);
         (alerts, plan)
@@ -196,6 +208,10 @@ impl Alerts {
     /// Switches to `config`. Alerts of removed rules are resolved; everything else carries
     /// over (a changed route applies from the next event on).
     pub fn reconfigure(&mut self, config: &Config, now: Timestamp) -> Plan {
+        // A changed rule restarts from unknown in the engine: it is not seen at a level.
+        let old = std::mem::take(&mut self.rules);
+        self.seen
+            .retain(|rule, _| config.rules.iter().any(|r| old.get(rule) == Some(r)));
         self.rules = config
             .rules
             .iter()
@@ -224,11 +240,23 @@ impl Alerts {
             State::Ok => None,
             State::Warning => Some(Severity::Warning),
             State::Critical => Some(Severity::Critical),
-            State::Unknown | State::Flapping => return Plan::default(),
+            State::Unknown | State::Flapping => {
+                self.seen.remove(&t.rule);
+                return Plan::default();
+            }
         };
         let Some(rule) = self.rules.get(&t.rule) else {
             return Plan::default();
         };
+        match wanted {
+            Some(severity) => {
+                let at = t.transition.at.min(now);
+                self.seen.insert(t.rule.clone(), (severity, at));
+            }
+            None => {
+                self.seen.remove(&t.rule);
+            }
+        }
         let current = self
             .records
             .get(&t.rule)
@@ -236,7 +264,7 @@ impl Alerts {
             .map(|f| f.severity);
         let mut plan = match (current, wanted) {
             (None, None) => return Plan::default(),
-            (Some(a), Some(b)) if a == b => return Plan::default(),
+            (Some(a), Some(b)) if a == b => Plan::default(),
             (Some(_), None) => self.resolve(&t.rule, now, None),
             (_, Some(severity)) => {
                 let event = firing_event(rule, severity, t.transition.value, now);
@@ -255,7 +283,8 @@ impl Alerts {
                 continue;
             };
             let mut due = Vec::new();
-            for name in &firing.notified {
+            let route = self.alerting.route_of(rule, firing.severity);
+            for name in firing.notified.iter().filter(|n| route.contains(n)) {
                 let Some(every) = self.resend_every(name) else {
                     continue;
                 };
@@ -275,16 +304,75 @@ impl Alerts {
         plan
     }
 
-    /// Records how a hook of a job ended.
-    pub fn hook_finished(&mut self, rule: &str, incident: u64, hook: &str, result: HookResult) {
+    /// Records how a hook of a job ended. A hook done with for the incident is persisted in
+    /// the alert's record (the plan to commit).
+    pub fn hook_finished(
+        &mut self,
+        rule: &str,
+        incident: u64,
+        hook: &str,
+        result: HookResult,
+    ) -> Plan {
         let key = (rule.to_string(), hook.to_string());
         if let Some((n, progress)) = self.hooks.get_mut(&key) {
             if *n == incident {
-                *progress = match result {
-                    HookResult::Done => Progress::Done,
-                    HookResult::RetryAt(t) => Progress::RetryAt(t),
-                };
+                match result {
+                    HookResult::Done => *progress = Progress::Done,
+                    HookResult::RetryAt(t) => *progress = Progress::RetryAt(t),
+                    HookResult::Cancelled => {
+                        self.hooks.remove(&key);
+                    }
+                }
             }
+        }
+        let Some(record) = self.records.get_mut(rule) else {
+            return Plan::default();
+        };
+        let current = record.incident == incident && result == HookResult::Done;
+        let newly_done = match &mut record.firing {
+            Some(f) if current => f.hooks_done.insert(hook.to_string()),
+            _ => false,
+        };
+        if !newly_done {
+            return Plan::default();
+        }
+        Plan {
+            records: vec![(rule.to_string(), record.clone())],
+            ..Plan::default()
+        }
+    }
+
+    /// A hook job asks before each hook: the hook as configured now, if `rule` still lists
+    /// it, its alert still fires in `incident` at the hook's level as last seen, and it is
+    /// not done with for the incident. `None`: do not run it.
+    pub fn permit(&self, rule: &str, incident: u64, hook: &str) -> Option<HookSpec> {
+        let trigger = self
+            .alerting
+            .hooks_of(rule)
+            .iter()
+            .find(|t| t.hook == hook)?;
+        let done = self
+            .records
+            .get(rule)
+            .and_then(|r| r.firing.as_ref())
+            .is_some_and(|f| f.hooks_done.contains(hook));
+        if done || !self.still_firing(rule, incident, trigger.on) {
+            return None;
+        }
+        self.alerting.hook(hook).cloned()
+    }
+
+    /// Whether `rule`'s alert fires in `incident` at `on` or worse right now, as last seen.
+    pub fn still_firing(&self, rule: &str, incident: u64, on: Severity) -> bool {
+        let firing = self
+            .records
+            .get(rule)
+            .filter(|r| r.incident == incident)
+            .and_then(|r| r.firing.as_ref());
+        let seen = self.seen.get(rule).map(|(s, _)| *s);
+        match (firing, seen) {
+            (Some(f), Some(seen)) => at_least(f.severity, on) && at_least(seen, on),
+            _ => false,
         }
     }
 
@@ -337,8 +425,28 @@ impl Alerts {
             incident: 0,
             firing: None,
         });
+        let mut dropped = Vec::new();
         let firing = match record.firing.take() {
             Some(mut f) => {
+                // Receivers that hold alerts by re-sends (Alertmanager) and are not on the new
+                // severity's route get the old severity resolved, not a stale alert.
+                let mut resolved = f.event.clone();
+                resolved.kind = EventKind::Resolved;
+                resolved.at = now.to_rfc3339();
+                let to: Vec<String> = f
+                    .notified
+                    .iter()
+                    .filter(|n| !route.contains(n))
+                    .filter(|n| {
+                        self.alerting
+                            .notifier(n)
+                            .is_some_and(|c| matches!(c.kind, NotifierKind::Alertmanager(_)))
+                    })
+                    .cloned()
+                    .collect();
+                if !to.is_empty() {
+                    dropped.push((resolved, to));
+                }
                 event.since = f.event.since.clone();
                 event.dedup_key = f.event.dedup_key.clone();
                 f.critical_since = match severity {
@@ -360,6 +468,7 @@ impl Alerts {
                     critical_since: (severity == Severity::Critical).then_some(now.as_millis()),
                     notified: route.iter().cloned().collect(),
                     event,
+                    hooks_done: BTreeSet::new(),
                 }
             }
         };
@@ -371,6 +480,7 @@ impl Alerts {
         }
         let mut plan = Plan {
             records: vec![(rule.to_string(), record)],
+            events: dropped,
             ..Plan::default()
         };
         let to = self.existing(route, rule);
@@ -426,23 +536,28 @@ impl Alerts {
                     .filter(|(n, _)| *n == incident)
                     .map(|(_, p)| *p)
             };
-            let diagnosing = actions.hooks.iter().any(|t| {
-                self.alerting.hook(&t.hook).is_some_and(|h| h.diagnostic)
-                    && progress(&self.hooks, &t.hook) == Some(Progress::Running)
-            });
+            let Some((seen_level, seen_since)) = self.seen.get(rule).copied() else {
+                continue;
+            };
             let mut due: Vec<&HookSpec> = Vec::new();
+            let mut diagnosing = false;
             for trigger in &actions.hooks {
                 let Some(spec) = self.alerting.hook(&trigger.hook) else {
                     continue;
                 };
-                let at_level_since = match trigger.on {
+                if firing.hooks_done.contains(&trigger.hook) || !at_least(seen_level, trigger.on) {
+                    continue;
+                }
+                // The alert has been at the hook's level, as this process saw it, since...
+                let level_since = match trigger.on {
                     Severity::Critical => firing.critical_since,
                     Severity::Warning => Some(firing.since),
                 };
-                let Some(since) = at_level_since else {
+                let Some(level_since) = level_since else {
                     continue;
                 };
-                if now < Timestamp::from_millis(since) + trigger.after {
+                let since = Timestamp::from_millis(level_since).max(seen_since);
+                if now < since + trigger.after {
                     continue;
                 }
                 let ready = match progress(&self.hooks, &trigger.hook) {
@@ -450,9 +565,18 @@ impl Alerts {
                     Some(Progress::RetryAt(t)) => now >= t,
                     Some(Progress::Running | Progress::Done) => false,
                 };
-                if ready && (spec.diagnostic || !diagnosing) {
+                // A due diagnostic still running or waiting for its retry holds back the
+                // others; one that is ready goes first in this job, which stops before the
+                // others if it cannot run.
+                if spec.diagnostic && progress(&self.hooks, &trigger.hook) != Some(Progress::Done) {
+                    diagnosing |= !ready;
+                }
+                if ready {
                     due.push(spec);
                 }
+            }
+            if diagnosing {
+                due.retain(|spec| spec.diagnostic);
             }
             if due.is_empty() {
                 continue;
@@ -483,6 +607,11 @@ impl Alerts {
         }
         plan
     }
+}
+
+/// Whether `level` is `on` or worse.
+fn at_least(level: Severity, on: Severity) -> bool {
+    on == Severity::Warning || level == Severity::Critical
 }
 
 /// The firing event of `rule` at `severity`; the caller sets `since` and `dedup_key`.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -22,6 +22,7 @@ use super::{AlertRecord, Alerts, HookJob, HookResult, Plan, HOOK_RETRY};
 use crate::alert::{Event, Sink};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::config::HookSpec;
 use crate::engine::RuleTransition;
 use crate::notify::{self, NotifierConfig};
 use crate::outbox::{Batch, Fired, HookGuard, Outbox, OutboxConfig, SkipReason, Store};
@@ -123,7 +124,7 @@ pub async fn spawn(
         }
     }
     let (tx, rx) = mpsc::channel(QUEUE);
-    let (results_tx, results) = mpsc::unbounded_channel();
+    let (jobs_tx, jobs) = mpsc::unbounded_channel();
     let mut driver = Driver {
         alerts,
         outbox,
@@ -135,7 +136,7 @@ pub async fn spawn(
         clock,
         metrics: metrics.clone(),
         tracker: tracker.clone(),
-        results: results_tx,
+        jobs: jobs_tx,
         shutdown: shutdown.clone(),
     };
     driver.set_notifiers(config);
@@ -150,7 +151,20 @@ pub async fn spawn(
         "alerting is running"
     );
     driver.execute(plan).await;
-    tracker.spawn(driver.drive(rx, results));
+    // Supervised: if the task ever stops while warden runs (a panic), nothing pages any more.
+    // Exit, so that the service manager restarts warden and the next start picks up from the
+    // state file, rather than run on green and mute.
+    let task = tokio::spawn(driver.drive(rx, jobs));
+    tracker.spawn(async move {
+        let ended = task.await;
+        if !shutdown.is_cancelled() {
+            tracing::error!(
+                outcome = ?ended.err(),
+                "the actions task stopped: warden cannot page; exiting (status 70) to be restarted"
+            );
+            std::process::exit(70);
+        }
+    });
     Ok(Actions { tx })
 }
 
@@ -165,8 +179,24 @@ fn create_parent(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How a hook of a job ended: (rule, incident, hook, result).
-type Finished = (String, u64, String, HookResult);
+/// What a hook job tells the driver.
+enum JobMsg {
+    /// May `hook` run now for (rule, incident)? The answer is the hook as configured now and
+    /// the dry-run setting, or `None`.
+    Ask {
+        rule: String,
+        incident: u64,
+        hook: String,
+        reply: oneshot::Sender<Option<(HookSpec, bool)>>,
+    },
+    /// How it ended.
+    Finished {
+        rule: String,
+        incident: u64,
+        hook: String,
+        result: HookResult,
+    },
+}
 
 struct Driver {
     alerts: Alerts,
@@ -180,7 +210,7 @@ struct Driver {
     clock: Clock,
     metrics: Metrics,
     tracker: TaskTracker,
-    results: mpsc::UnboundedSender<Finished>,
+    jobs: mpsc::UnboundedSender<JobMsg>,
     shutdown: CancellationToken,
 }
 
@@ -188,7 +218,7 @@ impl Driver {
     async fn drive(
         mut self,
         mut rx: mpsc::Receiver<Input>,
-        mut results: mpsc::UnboundedReceiver<Finished>,
+        mut jobs: mpsc::UnboundedReceiver<JobMsg>,
     ) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -196,8 +226,20 @@ impl Driver {
             tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => break,
-                Some((rule, incident, hook, result)) = results.recv() => {
-                    self.alerts.hook_finished(&rule, incident, &hook, result);
+                Some(msg) = jobs.recv() => match msg {
+                    JobMsg::Ask { rule, incident, hook, reply } => {
+                        let permit = self.alerts.permit(&rule, incident, &hook);
+                        let _ = reply.send(permit.map(|spec| (spec, self.dry_run)));
+                    }
+                    JobMsg::Finished { rule, incident, hook, result } => {
+                        let plan = self.alerts.hook_finished(&rule, incident, &hook, result);
+                        self.execute(plan).await;
+                    }
+                },
+                // Before new transitions: a stream of them must not starve re-sends.
+                _ = tick.tick() => {
+                    let plan = self.alerts.tick(self.clock.now());
+                    self.execute(plan).await;
                 }
                 input = rx.recv() => {
                     let Some(input) = input else { break };
@@ -221,10 +263,6 @@ impl Driver {
                             next = rx.try_recv().ok();
                         }
                     }
-                    self.execute(plan).await;
-                }
-                _ = tick.tick() => {
-                    let plan = self.alerts.tick(self.clock.now());
                     self.execute(plan).await;
                 }
             }
@@ -308,10 +346,9 @@ impl Driver {
                 job,
                 self.guard.clone(),
                 self.outbox.clone(),
-                self.dry_run,
                 self.clock.clone(),
                 self.metrics.clone(),
-                self.results.clone(),
+                self.jobs.clone(),
                 self.shutdown.clone(),
             ));
         }
@@ -350,21 +387,56 @@ async fn commit(
     }
 }
 
-/// Runs a job's hooks one after the other, notifies each outcome, reports each back.
-#[allow(clippy::too_many_arguments)]
+/// Runs a job's hooks one after the other, notifies each outcome, reports each back. Before
+/// each hook it asks the driver whether the alert still fires at the hook's level and how the
+/// hook is configured now (a reload may have removed it or made it a dry run). A diagnostic
+/// hook that could not run holds back the rest of the job: they are asked again later, after
+/// it.
 async fn run_job(
     job: HookJob,
     guard: HookGuard,
     outbox: Outbox,
-    dry_run: bool,
     clock: Clock,
     metrics: Metrics,
-    results: mpsc::UnboundedSender<Finished>,
+    driver: mpsc::UnboundedSender<JobMsg>,
     shutdown: CancellationToken,
 ) {
+    let mut diagnosis_missing = false;
     for (spec, notify) in &job.hooks {
-        let name = &spec.config.name;
-        let result = match guard.fire(&spec.config, &job.trigger, dry_run).await {
+        let name = spec.config.name.clone();
+        let finished = |result| JobMsg::Finished {
+            rule: job.rule.clone(),
+            incident: job.incident,
+            hook: name.clone(),
+            result,
+        };
+        if diagnosis_missing && !spec.diagnostic {
+            let _ = driver.send(finished(HookResult::RetryAt(clock.now() + HOOK_RETRY)));
+            continue;
+        }
+        let (reply, answer) = oneshot::channel();
+        let ask = JobMsg::Ask {
+            rule: job.rule.clone(),
+            incident: job.incident,
+            hook: name.clone(),
+            reply,
+        };
+        let permit = match driver.send(ask) {
+            Ok(()) => answer.await.ok().flatten(),
+            Err(_) => None,
+        };
+        let Some((current, dry_run)) = permit else {
+            tracing::info!(
+                hook = %name,
+                alert = %job.rule,
+                incident = %job.trigger.dedup_key,
+                "hook not run: the alert no longer fires at its level, or the hook was removed"
+            );
+            let _ = driver.send(finished(HookResult::Cancelled));
+            diagnosis_missing |= spec.diagnostic;
+            continue;
+        };
+        let result = match guard.fire(&current.config, &job.trigger, dry_run).await {
             Ok(Fired::Ran { event, .. }) => {
                 notify_outcome(&outbox, event, notify, &metrics, &shutdown).await;
                 HookResult::Done
@@ -381,10 +453,11 @@ async fn run_job(
                 HookResult::Done
             }
             Ok(Fired::Skipped(SkipReason::AlreadyRunning { .. })) | Err(_) => {
+                diagnosis_missing |= spec.diagnostic;
                 HookResult::RetryAt(clock.now() + HOOK_RETRY)
             }
         };
-        let _ = results.send((job.rule.clone(), job.incident, name.clone(), result));
+        let _ = driver.send(finished(result));
     }
 }
 

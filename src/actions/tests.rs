@@ -288,12 +288,26 @@ fn escalation_and_de_escalation_keep_the_key_and_follow_each_route() {
     );
     assert_eq!(
         sent(&down),
-        [(
-            EventKind::Firing,
-            Severity::Warning,
-            "warden/api-slow/1".into(),
-            names(&["chat"])
-        )]
+        [
+            // Alertmanager holds alerts by re-sends and is not on the warning route: its
+            // critical alert is resolved rather than left to expire or turned into a warning.
+            (
+                EventKind::Resolved,
+                Severity::Critical,
+                "warden/api-slow/1".into(),
+                names(&["am"])
+            ),
+            (
+                EventKind::Firing,
+                Severity::Warning,
+                "warden/api-slow/1".into(),
+                names(&["chat"])
+            )
+        ]
+    );
+    assert!(
+        a.tick(at(500)).events.is_empty(),
+        "no warning re-sent to a critical-only Alertmanager"
     );
     let ok = a.transition(
         &tr("api-slow", State::Warning, State::Ok, Some(0.1), at(4)),
@@ -571,4 +585,89 @@ fn a_hook_with_its_own_notify_list_reports_there() {
         at(0),
     );
     assert_eq!(fire.hooks[0].hooks[0].1, names(&["pager"]));
+}
+
+#[test]
+fn hooks_wait_for_this_process_to_see_the_level_not_for_a_stale_record() {
+    let config = with_hooks(
+        config(),
+        "api-down",
+        vec![trigger("rollback", Severity::Critical, 900)],
+    );
+    let mut a = fresh(&config);
+    let fire = a.transition(
+        &tr("api-down", State::Unknown, State::Critical, None, at(0)),
+        at(0),
+    );
+    // Restarted at 1,200 s, 300 s past the delay: the record alone runs nothing.
+    let records: BTreeMap<String, AlertRecord> = fire.records.into_iter().collect();
+    let (mut b, _) = Alerts::new(&config, records, at(1200));
+    assert!(
+        b.tick(at(1200)).hooks.is_empty(),
+        "a rollback on a stale record"
+    );
+    assert_eq!(b.permit("api-down", 1, "rollback"), None);
+    // Seen critical again: the delay counts from then.
+    let confirmed = b.transition(
+        &tr("api-down", State::Unknown, State::Critical, None, at(1210)),
+        at(1210),
+    );
+    assert!(confirmed.events.is_empty() && confirmed.hooks.is_empty());
+    assert!(b.tick(at(2109)).hooks.is_empty());
+    // A probe that cannot see pauses it: unknown, then critical again restarts the wait.
+    b.transition(
+        &tr("api-down", State::Critical, State::Unknown, None, at(2000)),
+        at(2000),
+    );
+    assert!(b.tick(at(2110)).hooks.is_empty());
+    b.transition(
+        &tr("api-down", State::Unknown, State::Critical, None, at(2200)),
+        at(2200),
+    );
+    assert!(b.tick(at(3099)).hooks.is_empty());
+    let due = b.tick(at(3100));
+    assert_eq!(due.hooks.len(), 1);
+    let spec = b.permit("api-down", 1, "rollback").expect("still critical");
+    assert_eq!(spec.config.name, "rollback");
+    assert_eq!(
+        b.permit("api-down", 2, "rollback"),
+        None,
+        "another incident"
+    );
+    // Done is persisted with the record: after another restart it is not run again.
+    let plan = b.hook_finished("api-down", 1, "rollback", HookResult::Done);
+    assert_eq!(plan.records.len(), 1);
+    let records: BTreeMap<String, AlertRecord> = plan.records.into_iter().collect();
+    let (mut c, _) = Alerts::new(&config, records, at(4000));
+    c.transition(
+        &tr("api-down", State::Unknown, State::Critical, None, at(4000)),
+        at(4000),
+    );
+    assert!(c.tick(at(9000)).hooks.is_empty());
+    assert_eq!(c.permit("api-down", 1, "rollback"), None);
+}
+
+#[test]
+fn a_job_is_not_permitted_once_the_alert_resolved_or_the_hook_is_gone() {
+    let config = with_hooks(
+        config(),
+        "api-down",
+        vec![trigger("rollback", Severity::Critical, 0)],
+    );
+    let mut a = fresh(&config);
+    a.transition(
+        &tr("api-down", State::Unknown, State::Critical, None, at(0)),
+        at(0),
+    );
+    assert!(a.permit("api-down", 1, "rollback").is_some());
+    let mut without = config.clone();
+    without.alerting.rules.clear();
+    a.reconfigure(&without, at(1));
+    assert_eq!(a.permit("api-down", 1, "rollback"), None, "hook removed");
+    a.reconfigure(&config, at(2));
+    a.transition(
+        &tr("api-down", State::Critical, State::Ok, None, at(3)),
+        at(3),
+    );
+    assert_eq!(a.permit("api-down", 1, "rollback"), None, "resolved");
 }

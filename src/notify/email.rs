@@ -115,6 +115,12 @@ impl EmailNotifier {
             .tls(tls);
         match (&config.username, &config.password) {
             (Some(user), Some(password)) => {
+                if config.accept_invalid_certs {
+                    return Err(
+                        "username and password are never sent with accept_invalid_certs = true: whoever sits in the middle would get them"
+                            .into(),
+                    );
+                }
                 if config.tls == EmailTls::None {
                     return Err(
                         "username and password need tls = \"starttls\" or \"implicit\": credentials are never sent in the clear"

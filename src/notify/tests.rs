@@ -458,6 +458,11 @@ fn config_errors_name_the_notifier_and_say_what_is_valid() {
         c.username = Some("u".into());
         c.password = Some(Secret::new("SECRET"));
     }));
+    kinds.push(mail(&|c| {
+        c.accept_invalid_certs = true;
+        c.username = Some("u".into());
+        c.password = Some(Secret::new("SECRET-pw"));
+    }));
     kinds.push(mail(&|c| c.ca_file = Some("/nonexistent/ca.pem".into())));
     let clock = Clock::system();
     let mut lines: Vec<String> = kinds
@@ -486,6 +491,7 @@ fn config_errors_name_the_notifier_and_say_what_is_valid() {
         notifier "n": to needs at least one address
         notifier "n": username and password go together
         notifier "n": username and password need tls = "starttls" or "implicit": credentials are never sent in the clear
+        notifier "n": username and password are never sent with accept_invalid_certs = true: whoever sits in the middle would get them
         notifier "n": read ca_file /nonexistent/ca.pem: No such file or directory (os error 2)
         notifier "n": timeout must be greater than 0"#]].assert_eq(&text);
 }

@@ -20,6 +20,9 @@ use crate::telemetry::Metrics;
 
 use super::store::{HookFinish, HookRunRecord, Recovery, Store, StoreError};
 
+/// Attempts to record a hook run's end (500 ms, doubling: about 15 s in all).
+const FINISH_ATTEMPTS: u32 = 5;
+
 /// Why a hook did not run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SkipReason {
@@ -193,9 +196,26 @@ impl HookGuard {
             error: run.error.clone(),
         };
         let now = self.clock.now();
-        if let Err(e) = self.store.finish_hook_run(record, now, finish).await {
-            // The row stays `started`: the next start marks it interrupted, never re-runs it.
-            tracing::error!(hook = %hook.name, error = %e, "cannot record the hook's end");
+        // Retried: a run left `started` blocks the hook ("already running") until a restart.
+        let mut delay = Duration::from_millis(500);
+        for attempt in 1..=FINISH_ATTEMPTS {
+            match self
+                .store
+                .finish_hook_run(record, now, finish.clone())
+                .await
+            {
+                Ok(()) => break,
+                Err(e) if attempt == FINISH_ATTEMPTS => {
+                    // The row stays `started`: the next start marks it interrupted, never
+                    // re-runs it; until then the hook counts as running.
+                    tracing::error!(hook = %hook.name, error = %e, attempts = attempt, "cannot record the hook's end");
+                }
+                Err(e) => {
+                    tracing::warn!(hook = %hook.name, error = %e, attempt, "cannot record the hook's end; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+            }
         }
         let event = hook::hook_event(trigger, &run, now);
         Ok(Fired::Ran { record, run, event })
