@@ -68,6 +68,28 @@ timeout = "150ms"
     )
 }
 
+/// A webhook notifier `ops` at `url` for every critical, and `api-down` (critical when the
+/// check on `target` fails).
+fn paged_api(url: &str, target: &str) -> String {
+    format!(
+        r#"
+[alerting]
+critical = ["ops"]
+
+[[notifier]]
+name = "ops"
+kind = "webhook"
+url = "{url}"
+{check}
+[[rule]]
+name = "api-down"
+check = "api"
+critical = {{ when = "< 1" }}
+"#,
+        check = api_check(target),
+    )
+}
+
 #[test]
 fn warnings_go_to_chat_criticals_to_the_pager_and_both_hear_the_resolve() {
     let target = HttpTarget::start();
@@ -163,23 +185,9 @@ fn a_receiver_that_is_down_gets_the_page_once_it_is_back() {
     let target = HttpTarget::start();
     target.set_json("/health", 200, json!({}));
     let port = free_port();
-    let config = format!(
-        r#"
-[alerting]
-critical = ["ops"]
-
-[[notifier]]
-name = "ops"
-kind = "webhook"
-url = "http://127.0.0.1:{port}/notify"
-timeout = "1s"
-{check}
-[[rule]]
-name = "api-down"
-check = "api"
-critical = {{ when = "< 1" }}
-"#,
-        check = api_check(&target.url("/health")),
+    let config = paged_api(
+        &format!("http://127.0.0.1:{port}/notify"),
+        &target.url("/health"),
     );
     let d = Daemon::start(&config);
     d.wait_rule_state("api-down", "ok", Duration::from_secs(10));
@@ -214,8 +222,10 @@ critical = {{ when = "< 1" }}
     );
 }
 
-/// Hooks `collect-logs` (diagnostic) and `rollback` (after 1 s, cooldown 1 h) on `api-down`,
-/// both writing a line to `hooks.log` in `dir`; outcomes and pages go to `url`.
+/// Hooks `collect-logs` (diagnostic, writes its line after 1.5 s) and `rollback` (after 1 s,
+/// cooldown 1 h) on `api-down`, both writing a line to `hooks.log` in `dir`; outcomes and pages
+/// go to `url`. The rollback comes due while the diagnostic still runs: its line comes second
+/// only if it waited.
 fn hooks_config(dir: &Path, url: &str, target: &str) -> String {
     let log = dir.join("hooks.log");
     format!(
@@ -236,7 +246,7 @@ timeout = "10s"
 
 [[hook]]
 name = "collect-logs"
-shell = "echo diag $WARDEN_DEDUP_KEY >> {log}; sleep 0.5"
+shell = "sleep 1.5; echo diag $WARDEN_DEDUP_KEY >> {log}"
 diagnostic = true
 cooldown = "0s"
 {check}
@@ -377,24 +387,7 @@ fn a_restart_resumes_a_firing_alert_without_paging_again() {
     let target = HttpTarget::start();
     target.set_json("/health", 500, json!({}));
     let receiver = Receiver::start();
-    let config = format!(
-        r#"
-[alerting]
-critical = ["ops"]
-
-[[notifier]]
-name = "ops"
-kind = "webhook"
-url = "{url}"
-{check}
-[[rule]]
-name = "api-down"
-check = "api"
-critical = {{ when = "< 1" }}
-"#,
-        url = receiver.url(),
-        check = api_check(&target.url("/health")),
-    );
+    let config = paged_api(&receiver.url(), &target.url("/health"));
     let env = [("STATE_DIRECTORY", state_dir)];
     let mut first = Daemon::start_with(&config, &env, &[]);
     wait(Duration::from_secs(15), "the page", || {
@@ -703,25 +696,7 @@ fn a_reload_moves_a_notifier_and_the_resolve_follows_it() {
     let target = HttpTarget::start();
     target.set_json("/health", 500, json!({}));
     let (old, new) = (Receiver::start(), Receiver::start());
-    let config = |url: &str| {
-        format!(
-            r#"
-[alerting]
-critical = ["ops"]
-
-[[notifier]]
-name = "ops"
-kind = "webhook"
-url = "{url}"
-{check}
-[[rule]]
-name = "api-down"
-check = "api"
-critical = {{ when = "< 1" }}
-"#,
-            check = api_check(&target.url("/health")),
-        )
-    };
+    let config = |url: &str| paged_api(url, &target.url("/health"));
     let d = Daemon::start(&config(&old.url()));
     wait(Duration::from_secs(15), "the page", || {
         (!with_status(&old, "firing").is_empty()).then_some(())
