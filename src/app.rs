@@ -12,6 +12,7 @@
 //! tasks. Any failure before the swap leaves the running config untouched.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +26,8 @@ use tokio_util::task::TaskTracker;
 use crate::actions::{self, Actions, ActionsOptions};
 use crate::check::{Observation, ProbeErrorKind, Prober};
 use crate::clock::Clock;
-use crate::config::{self, CheckConfig, Config, RuleConfig, Trigger};
-use crate::engine::{Engine, Reconfigured, RuleTransition, Status};
+use crate::config::{self, CheckConfig, CheckKind, Config, RuleConfig, Trigger};
+use crate::engine::{CheckChange, Engine, Reconfigured, RuleTransition, Skipped, Status};
 use crate::reload::{self, Outcome};
 use crate::rule::State;
 use crate::scheduler::{self, Pulse, ScheduledCheck};
@@ -416,6 +417,7 @@ async fn evaluate(
     let apply = |engine: &mut Engine, recorder: &Recorder, obs: Observation| {
         let now = clock.now();
         recorder.observation(&obs);
+        log_check_change(engine.check_change(&obs), &obs.check);
         let check = obs.check.clone();
         let transitions = engine.apply(obs, now);
         for t in &transitions {
@@ -461,6 +463,18 @@ async fn evaluate(
     shared.status.store(Arc::new(engine.status(clock.now())));
 }
 
+/// Logs a check going down (with the probe's reason) or coming back; a check that stays as it
+/// was logs nothing, so a target down for a day is one line, not one per run.
+fn log_check_change(change: Option<CheckChange>, check: &str) {
+    match change {
+        Some(CheckChange::Failed { kind, message }) => {
+            tracing::warn!(check = %check, kind, error = %message, "check failed")
+        }
+        Some(CheckChange::Recovered) => tracing::info!(check = %check, "check recovered"),
+        None => {}
+    }
+}
+
 /// Metric handles resolved once per config, so recording an observation does not hash labels.
 struct Recorder {
     metrics: Metrics,
@@ -478,7 +492,9 @@ struct CheckHandles {
 
 struct RuleHandles {
     states: Vec<(State, IntGauge)>,
-    value: prometheus::Gauge,
+    /// Resolved at the first value the rule sees: `warden_rule_value` is absent until then
+    /// (a series created early would read 0, a value nobody saw).
+    value: std::sync::OnceLock<prometheus::Gauge>,
 }
 
 impl Recorder {
@@ -519,7 +535,7 @@ impl Recorder {
                     r.name.clone(),
                     RuleHandles {
                         states,
-                        value: metrics.rule_value.with_label_values(&[&r.name]),
+                        value: std::sync::OnceLock::new(),
                     },
                 )
             })
@@ -563,8 +579,10 @@ impl Recorder {
             for level in ["warning", "critical"] {
                 let _ = m.rule_threshold.remove_label_values(&[&r.name, level]);
             }
+            // Re-created below from the engine for rules that kept a value; a rule that starts
+            // fresh has none until it sees one.
+            let _ = m.rule_value.remove_label_values(&[&r.name]);
             if !new_rules.contains(r.name.as_str()) {
-                let _ = m.rule_value.remove_label_values(&[&r.name]);
                 for s in State::ALL {
                     let _ = m.rule_state.remove_label_values(&[&r.name, s.as_str()]);
                     let _ = m
@@ -635,7 +653,9 @@ impl Recorder {
                     g.set(i64::from(*s == current));
                 }
                 if let Some(v) = state.value() {
-                    h.value.set(v);
+                    h.value
+                        .get_or_init(|| self.metrics.rule_value.with_label_values(&[&rule.name]))
+                        .set(v);
                 }
             }
         }
@@ -667,10 +687,40 @@ pub fn single_sample_rule(rule: &RuleConfig) -> RuleConfig {
 }
 
 /// Runs every check once, concurrently, and evaluates every rule on that sample.
+///
+/// A check of warden's own listener (`server.listen`) is not run: only `warden run` serves it,
+/// so probing it here would report warden down on a healthy host. It is listed in
+/// [`Status::skipped`] with the rules that read it.
 pub async fn once(config: &Config, clock: &Clock) -> anyhow::Result<Status> {
-    let checks = prepare_checks(config)?;
     let mut single = config.clone();
-    single.rules = config.rules.iter().map(single_sample_rule).collect();
+    let (own, others): (Vec<CheckConfig>, Vec<CheckConfig>) = single
+        .checks
+        .drain(..)
+        .partition(|c| probes_own_listener(c, config.server.listen));
+    single.checks = others;
+    let skipped: Vec<Skipped> = own
+        .iter()
+        .map(|c| Skipped {
+            check: c.name.clone(),
+            rules: config
+                .rules
+                .iter()
+                .filter(|r| r.check == c.name)
+                .map(|r| r.name.clone())
+                .collect(),
+            reason: format!(
+                "probes warden's own listener {}, which only `warden run` serves",
+                config.server.listen
+            ),
+        })
+        .collect();
+    single.rules = config
+        .rules
+        .iter()
+        .filter(|r| single.check(&r.check).is_some())
+        .map(single_sample_rule)
+        .collect();
+    let checks = prepare_checks(&single)?;
     let mut engine = Engine::new(&single, clock.now());
     let limit = Arc::new(tokio::sync::Semaphore::new(64));
     let mut set = tokio::task::JoinSet::new();
@@ -693,5 +743,122 @@ pub async fn once(config: &Config, clock: &Clock) -> anyhow::Result<Status> {
             Err(e) => tracing::error!(error = %e, "probe task failed"),
         }
     }
-    Ok(engine.status(clock.now()))
+    let mut status = engine.status(clock.now());
+    status.skipped = skipped;
+    Ok(status)
+}
+
+/// `warden watch`: probes every check of `config` in rounds, one interval (the first
+/// check's) apart, in the foreground: no state store, no server, no paging. Each rule state
+/// change goes to `report` with the probe's error when it failed. Returns when `cancel` fires.
+pub async fn watch(
+    config: &Config,
+    clock: &Clock,
+    cancel: &CancellationToken,
+    mut report: impl FnMut(RuleTransition, Option<String>),
+) -> anyhow::Result<()> {
+    let checks = prepare_checks(config)?;
+    let Some(interval) = config.checks.iter().map(|c| c.interval).min() else {
+        anyhow::bail!("nothing to watch: the config has no checks");
+    };
+    let mut engine = Engine::new(config, clock.now());
+    let mut next = tokio::time::Instant::now();
+    loop {
+        for check in &checks {
+            let probe = check
+                .prober
+                .observe(&check.config.name, check.config.timeout, clock);
+            let obs = tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                obs = probe => obs,
+            };
+            let error = obs
+                .outcome
+                .as_ref()
+                .err()
+                .map(|e| format!("{}: {}", e.kind.as_str(), e.message));
+            for t in engine.apply(obs, clock.now()) {
+                report(t, error.clone());
+            }
+        }
+        // A round that overran its interval starts the next at once, never a burst to catch up.
+        next = (next + interval).max(tokio::time::Instant::now());
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = tokio::time::sleep_until(next) => {}
+        }
+    }
+}
+
+/// Whether `check` probes warden's own HTTP listener: an `http` URL or a `tcp` address on
+/// `listen`'s port and address (any loopback name or address when `listen` is loopback or
+/// unspecified).
+pub fn probes_own_listener(check: &CheckConfig, listen: SocketAddr) -> bool {
+    let (host, port) = match &check.kind {
+        CheckKind::Http(h) => match reqwest::Url::parse(&h.url) {
+            Ok(url) => match (url.host(), url.port_or_known_default()) {
+                (Some(host), Some(port)) => (host.to_string(), port),
+                _ => return false,
+            },
+            Err(_) => return false,
+        },
+        CheckKind::Tcp(t) => match t.address.rsplit_once(':') {
+            Some((host, port)) => match port.parse::<u16>() {
+                Ok(port) => (host.to_string(), port),
+                Err(_) => return false,
+            },
+            None => return false,
+        },
+        _ => return false,
+    };
+    if port != listen.port() {
+        return false;
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let local = listen.ip().is_loopback() || listen.ip().is_unspecified();
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip == listen.ip() || (local && (ip.is_loopback() || ip.is_unspecified())),
+        Err(_) => local && host.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_of_warden_s_own_listener_is_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("w.toml");
+        let mut text = String::from("[server]\nlisten = \"127.0.0.1:9731\"\n");
+        let targets = [
+            ("http", "url", "http://127.0.0.1:9731/healthz", true),
+            ("http", "url", "http://localhost:9731/-/healthy", true),
+            ("http", "url", "http://[::1]:9731/healthz", true),
+            ("tcp", "address", "127.0.0.1:9731", true),
+            ("tcp", "address", "localhost:9731", true),
+            ("http", "url", "http://127.0.0.1:9732/healthz", false),
+            ("http", "url", "http://10.0.0.1:9731/healthz", false),
+            ("http", "url", "https://127.0.0.1/healthz", false),
+            ("tcp", "address", "127.0.0.1:5432", false),
+        ];
+        for (i, (kind, key, target, _)) in targets.iter().enumerate() {
+            text.push_str(&format!(
+                "[[check]]\nname = \"c{i}\"\nkind = \"{kind}\"\n{key} = \"{target}\"\n"
+            ));
+        }
+        std::fs::write(&file, text).unwrap();
+        let config = config::load_with_env(&file, &|_| None).unwrap();
+        for (check, (_, _, target, own)) in config.checks.iter().zip(targets) {
+            assert_eq!(
+                probes_own_listener(check, config.server.listen),
+                own,
+                "{target}"
+            );
+        }
+        // Listening on every address: any loopback name is warden itself.
+        let any: SocketAddr = "0.0.0.0:9731".parse().unwrap();
+        assert!(probes_own_listener(&config.checks[0], any));
+        assert!(!probes_own_listener(&config.checks[5], any));
+    }
 }

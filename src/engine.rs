@@ -52,6 +52,16 @@ pub struct Engine {
     by_name: HashMap<String, usize>,
 }
 
+/// How an observation changes its check, for the log: the log says when a check goes down
+/// (with the probe's reason) or comes back, not at every run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckChange {
+    /// Down for the first time, after being up, or for another kind of reason than before.
+    Failed { kind: &'static str, message: String },
+    /// Up again after being down.
+    Recovered,
+}
+
 /// The sample a rule reads from an observation.
 ///
 /// A value the probe produced is used even if the probe failed (an HTTP 503 still has a
@@ -156,6 +166,25 @@ impl Engine {
         summary
     }
 
+    /// What `obs` would change about its check's up/down state (see [`CheckChange`]); `None`
+    /// when it says what the previous observation said (or for an unknown check).
+    pub fn check_change(&self, obs: &Observation) -> Option<CheckChange> {
+        let entry = &self.checks[*self.by_name.get(&obs.check)?];
+        let before = entry
+            .last
+            .as_ref()
+            .map(|o| o.outcome.as_ref().map_err(|e| e.kind));
+        match (&obs.outcome, before) {
+            (Ok(()), Some(Err(_))) => Some(CheckChange::Recovered),
+            (Ok(()), _) => None,
+            (Err(e), Some(Err(kind))) if kind == e.kind => None,
+            (Err(e), _) => Some(CheckChange::Failed {
+                kind: e.kind.as_str(),
+                message: e.message.clone(),
+            }),
+        }
+    }
+
     /// Records `obs` and steps every rule reading its check. Returns the rules' transitions.
     pub fn apply(&mut self, obs: Observation, now: Timestamp) -> Vec<RuleTransition> {
         let Some(&ci) = self.by_name.get(&obs.check) else {
@@ -231,6 +260,7 @@ impl Engine {
             state,
             checks,
             rules,
+            skipped: Vec::new(),
         }
     }
 }
@@ -279,6 +309,18 @@ pub struct Status {
     pub state: State,
     pub checks: Vec<Arc<CheckStatus>>,
     pub rules: Vec<Arc<RuleStatus>>,
+    /// Checks (with the rules reading them) that were not run, and why: `warden once` does not
+    /// probe warden's own listener, which only `warden run` serves. Empty in the daemon.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+}
+
+/// A check left out of a [`Status`], with the rules that read it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub check: String,
+    pub rules: Vec<String>,
+    pub reason: String,
 }
 
 impl Status {
@@ -288,6 +330,7 @@ impl Status {
             state: State::Unknown,
             checks: Vec::new(),
             rules: Vec::new(),
+            skipped: Vec::new(),
         }
     }
 }
@@ -488,6 +531,71 @@ mod tests {
         for (value, o, expected) in cases {
             assert_eq!(sample_for(&rule(value), o), expected, "{value}");
         }
+    }
+
+    #[test]
+    fn check_changes_are_reported_once_not_every_run() {
+        use crate::config::{
+            AlertingConfig, CheckKind, LogConfig, LogFormat, ServerConfig, StateConfig, TcpCheck,
+        };
+        let config = Config {
+            path: "w.toml".into(),
+            files: Vec::new(),
+            server: ServerConfig {
+                listen: "127.0.0.1:9731".parse().unwrap(),
+                token: None,
+            },
+            log: LogConfig {
+                format: LogFormat::Human,
+                level: "info".into(),
+            },
+            checks: vec![CheckConfig {
+                name: "c".into(),
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_secs(1),
+                labels: BTreeMap::new(),
+                kind: CheckKind::Tcp(TcpCheck {
+                    address: "127.0.0.1:1".into(),
+                }),
+            }],
+            rules: Vec::new(),
+            state: StateConfig {
+                path: "w.db".into(),
+            },
+            alerting: AlertingConfig::default(),
+        };
+        let mut engine = Engine::new(&config, Timestamp(0));
+        let timeout = |mut o: Observation| {
+            o.outcome = Err(ProbeError::new(ProbeErrorKind::Timeout, "no answer in 2s"));
+            o
+        };
+        let up = obs(true, &[("up", 1.0)]);
+        let down = obs(false, &[("up", 0.0)]);
+        let failed = |kind, message: &str| {
+            Some(CheckChange::Failed {
+                kind,
+                message: message.into(),
+            })
+        };
+        // (observation, what the log must say about it)
+        let timeline = [
+            (up.clone(), None),
+            (up.clone(), None),
+            (down.clone(), failed("protocol", "status 503")),
+            (down.clone(), None),
+            (timeout(down.clone()), failed("timeout", "no answer in 2s")),
+            (up.clone(), Some(CheckChange::Recovered)),
+            (up.clone(), None),
+        ];
+        for (i, (o, expected)) in timeline.into_iter().enumerate() {
+            assert_eq!(engine.check_change(&o), expected, "step {i}");
+            engine.apply(o, Timestamp(0));
+        }
+        // A check that starts down says so at once.
+        let mut engine = Engine::new(&config, Timestamp(0));
+        assert_eq!(engine.check_change(&down), failed("protocol", "status 503"));
+        engine.apply(down.clone(), Timestamp(0));
+        assert_eq!(engine.check_change(&down), None);
     }
 
     #[test]

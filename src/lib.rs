@@ -20,3 +20,4 @@ pub mod secret;
 pub mod server;
 pub mod systemd;
 pub mod telemetry;
+pub mod watch;

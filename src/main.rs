@@ -51,6 +51,24 @@ enum Command {
         #[arg(long)]
         notifier: String,
     },
+    /// Watch one URL without a config file; print each state change on the terminal.
+    ///
+    /// The URL is up while it answers with a 2xx within the timeout, critical otherwise.
+    /// Stops on Ctrl-C (exit 0). `--print-config` prints the equivalent config file instead,
+    /// the start of your own (`warden run -c` it).
+    Watch {
+        /// An http:// or https:// URL, e.g. https://my-app.example/health.
+        url: String,
+        /// Time between probes.
+        #[arg(long, default_value = "10s")]
+        interval: String,
+        /// How long a probe may take (default: 5s, or the interval when shorter).
+        #[arg(long)]
+        timeout: Option<String>,
+        /// Print the config file this command runs, and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
     /// Validate a config file and its includes; print every error as file:line:col.
     ///
     /// Exit 0 when valid, 1 otherwise.
@@ -136,6 +154,12 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Watch {
+            url,
+            interval,
+            timeout,
+            print_config,
+        } => watch(&url, &interval, timeout.as_deref(), print_config),
         Command::NotifyTest {
             config: ConfigArg { config },
             notifier,
@@ -195,6 +219,73 @@ fn main() -> ExitCode {
                     ExitCode::from(3)
                 }
             }
+        }
+    }
+}
+
+/// `warden watch`: writes the one-URL config to a private temp file, loads it like any config
+/// (so it is validated the same way), and prints each state change until Ctrl-C.
+fn watch(url: &str, interval: &str, timeout: Option<&str>, print_config: bool) -> ExitCode {
+    let spec = match warden::watch::WatchSpec::new(url, interval, timeout) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("warden watch: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let text = spec.config_text();
+    if print_config {
+        print!("{text}");
+        return ExitCode::SUCCESS;
+    }
+    let path = std::env::temp_dir().join(format!("warden-watch-{}.toml", std::process::id()));
+    // create_new: never follow a link someone planted at that name in a shared /tmp.
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
+    let loaded = written
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .and_then(|()| config::load(&path).map_err(|d| d.to_string()));
+    let _ = std::fs::remove_file(&path);
+    let cfg = match loaded {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("warden watch: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init_logging(cfg.log.format, "warn");
+    eprintln!(
+        "warden: watching {} every {} (timeout {}); Ctrl-C stops",
+        spec.url,
+        config::format_duration(spec.interval),
+        config::format_duration(spec.timeout)
+    );
+    let clock = Clock::system();
+    let run = async {
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            wait_for_stop_signal().await;
+            stop.cancel();
+        });
+        app::watch(&cfg, &clock, &cancel, |t, error| {
+            use std::io::Write;
+            let at = clock.now().to_rfc3339();
+            let line = warden::watch::change_line(&t, &at, error.as_deref());
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        })
+        .await
+    };
+    match runtime().and_then(|rt| rt.block_on(run)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("warden watch: {e:#}");
+            ExitCode::from(1)
         }
     }
 }
@@ -273,28 +364,57 @@ async fn wait_for_stop_signal() {
     }
 }
 
-/// A table a person can read at 3 a.m.: rules first (they carry the verdict), then checks.
+/// A table a person can read at 3 a.m.: rules first (they carry the verdict), then checks,
+/// then what was not run and why.
 fn render_table(status: &Status) -> String {
     use std::fmt::Write;
+    use warden::rule::TransitionReason;
     let mut out = String::new();
-    let fmt_value = |v: Option<f64>| v.map(|v| format!("{v}")).unwrap_or_else(|| "-".into());
+    let fmt_value = |v: Option<f64>| v.map(round_for_people).unwrap_or_else(|| "-".into());
+    let error_of = |check: &str| {
+        status
+            .checks
+            .iter()
+            .find(|c| c.name == check)
+            .and_then(|c| c.last_error.as_ref())
+            .map(|e| format!("{}: {}", e.kind, e.message))
+    };
     if !status.rules.is_empty() {
         let _ = writeln!(out, "{:<32} {:<9} {:>12}  DETAIL", "RULE", "STATE", "VALUE");
         for r in &status.rules {
             let detail = [("warning", &r.warning), ("critical", &r.critical)]
                 .iter()
-                .filter_map(|(l, t)| t.as_ref().map(|t| format!("{l} {} {}", t.op, t.value)))
+                .filter_map(|(l, t)| {
+                    t.as_ref()
+                        .map(|t| format!("{l} {} {}", t.op, round_for_people(t.value)))
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
+            // Say when the level is the rule's policy for a failed probe or an absent value,
+            // not a threshold the value crossed.
+            let cause = match r.last_transition.as_ref().map(|t| t.reason) {
+                Some(TransitionReason::ProbeFailed) => format!(
+                    "; {} by on_error: the probe failed ({})",
+                    r.state.as_str(),
+                    error_of(&r.check).unwrap_or_else(|| "no detail".into())
+                ),
+                Some(TransitionReason::ValueMissing) => format!(
+                    "; {} by on_missing: the check returned no {}",
+                    r.state.as_str(),
+                    r.value_name
+                ),
+                _ => String::new(),
+            };
             let _ = writeln!(
                 out,
-                "{:<32} {:<9} {:>12}  {} of {} ({})",
+                "{:<32} {:<9} {:>12}  {} of {} ({}){}",
                 r.name,
                 r.state.as_str(),
                 fmt_value(r.value),
                 r.value_name,
                 r.check,
-                detail
+                detail,
+                cause
             );
         }
         out.push('\n');
@@ -326,6 +446,63 @@ fn render_table(status: &Status) -> String {
             detail
         );
     }
+    for s in &status.skipped {
+        let rules = if s.rules.is_empty() {
+            String::new()
+        } else {
+            format!(" (rules {})", s.rules.join(", "))
+        };
+        let _ = writeln!(
+            out,
+            "{:<32} {:<9} {:>12}  not run: {}{rules}",
+            s.check, "skipped", "-", s.reason
+        );
+    }
     let _ = writeln!(out, "\noverall: {}", status.state.as_str());
     out
+}
+
+/// A value as a person reads it: whole numbers as they are, others to 4 significant digits
+/// (`0.0784313725490196` prints `0.07843`), very small or large ones in exponent form.
+fn round_for_people(v: f64) -> String {
+    if !v.is_finite() {
+        return format!("{v}");
+    }
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        return format!("{v:.0}");
+    }
+    let magnitude = v.abs();
+    if !(1e-4..1e15).contains(&magnitude) {
+        return format!("{v:.3e}");
+    }
+    let digits = (3 - magnitude.log10().floor() as i32).max(0) as usize;
+    let text = format!("{v:.digits$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_for_people;
+
+    #[test]
+    fn values_are_rounded_for_people() {
+        for (v, shown) in [
+            (0.0784313725490196, "0.07843"),
+            (0.5, "0.5"),
+            (1.5, "1.5"),
+            (12.345678, "12.35"),
+            (1234.5678, "1235"),
+            (3.0, "3"),
+            (0.0, "0"),
+            (-0.25, "-0.25"),
+            (0.00001234, "1.234e-5"),
+            (f64::NAN, "NaN"),
+        ] {
+            assert_eq!(round_for_people(v), shown, "{v}");
+        }
+    }
 }

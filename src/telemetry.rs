@@ -354,6 +354,13 @@ impl Default for Metrics {
 
 /// Installs the global log subscriber. `RUST_LOG` overrides `level`.
 /// Logs go to stderr so `warden once` keeps stdout for its report.
+/// Colour (ANSI escapes) only when the log goes to a terminal, and never when `NO_COLOR` is
+/// set to anything but the empty string (<https://no-color.org>): a file or journald gets
+/// plain text.
+pub fn log_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 pub fn init_logging(format: LogFormat, level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
@@ -361,10 +368,39 @@ pub fn init_logging(format: LogFormat, level: &str) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(log_colour(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ))
         .with_writer(std::io::stderr);
     // A second init (tests, `once` after `check-config`) is harmless: keep the first.
     let _ = match format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::log_colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_and_never_under_no_color() {
+        let cases = [
+            (true, None, true),
+            (false, None, false),
+            (true, Some("1"), false),
+            (true, Some(""), true),
+            (false, Some("1"), false),
+        ];
+        for (terminal, no_color, want) in cases {
+            assert_eq!(
+                log_colour(terminal, no_color.map(OsStr::new)),
+                want,
+                "{terminal} {no_color:?}"
+            );
+        }
+    }
 }

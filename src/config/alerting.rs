@@ -137,6 +137,10 @@ impl Compiler<'_> {
         self.unknown_keys(&r.unknown, "in [state]", RawState::KEYS);
         let path = match &r.path {
             None => Some(self.default_state_path()),
+            // `path = "${NUVIE_STATE_PATH:-}"`: unset in the environment means the default.
+            Some(v) if !v.get_ref().is_empty() && self.text(v).is_some_and(|t| t.is_empty()) => {
+                Some(self.default_state_path())
+            }
             Some(v) => self.text(v).and_then(|text| {
                 if text.is_empty() || text.ends_with('/') || text.contains('\0') {
                     self.error(
@@ -155,7 +159,10 @@ impl Compiler<'_> {
 
     /// See [`StateConfig::path`]. Empty and relative directories in the environment are
     /// ignored (the XDG rule), so a stray `HOME=.` never puts the state somewhere surprising.
+    /// The file is named after the main config file (`nuvie.toml` keeps `nuvie.db`), so two
+    /// configs run side by side without sharing (and locking) one store.
     fn default_state_path(&self) -> PathBuf {
+        let file = format!("{}.db", self.instance_name());
         let dir = |name: &str| {
             (self.host.env)(name)
                 .map(PathBuf::from)
@@ -165,14 +172,28 @@ impl Compiler<'_> {
             .and_then(|dirs| dirs.split(':').next().map(PathBuf::from))
             .filter(|p| p.is_absolute());
         if let Some(d) = state_directory {
-            d.join("warden.db")
+            d.join(file)
         } else if let Some(d) = dir("XDG_STATE_HOME") {
-            d.join("warden/warden.db")
+            d.join("warden").join(file)
         } else if let Some(d) = dir("HOME") {
-            d.join(".local/state/warden/warden.db")
+            d.join(".local/state/warden").join(file)
         } else {
-            self.dir().join("warden-state.db")
+            self.dir()
+                .join(format!("{}-state.db", self.instance_name()))
         }
+    }
+
+    /// The main config file's name without its extension (`warden` for `warden.toml`), or
+    /// `warden` when that is not a plain name.
+    fn instance_name(&self) -> String {
+        self.files[0]
+            .source
+            .path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .filter(|s| !s.is_empty() && !s.starts_with('.'))
+            .unwrap_or("warden")
+            .to_string()
     }
 
     /// Every `[[notifier]]`, then every `[[hook]]` (hooks name notifiers), of every file.

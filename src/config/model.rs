@@ -38,10 +38,12 @@ impl Config {
 /// `[state]`: where alert states, the notification outbox and hook runs are kept.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateConfig {
-    /// The SQLite file. `path` in the config is relative to the main file's directory. The
-    /// default is `$STATE_DIRECTORY/warden.db` (the first directory when systemd lists
-    /// several), else `$XDG_STATE_HOME/warden/warden.db`, else
-    /// `$HOME/.local/state/warden/warden.db`, else `warden-state.db` beside the main file.
+    /// The SQLite file. `path` in the config is relative to the main file's directory; an
+    /// interpolation that comes out empty (`"${NUVIE_STATE_PATH:-}"` unset) means the default.
+    /// The default is named after the main file (`NAME.toml` → `NAME.db`):
+    /// `$STATE_DIRECTORY/NAME.db` (the first directory when systemd lists several), else
+    /// `$XDG_STATE_HOME/warden/NAME.db`, else `$HOME/.local/state/warden/NAME.db`, else
+    /// `NAME-state.db` beside the main file.
     pub path: PathBuf,
 }
 

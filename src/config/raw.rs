@@ -44,11 +44,13 @@
 //!                                  # (default critical), after: default 0s; a hook once per rule
 //!
 //! [state]                          # main file only
-//! path = "warden.db"               # relative to this file's directory; default
-//!                                  # $STATE_DIRECTORY/warden.db (first entry), else
-//!                                  # $XDG_STATE_HOME/warden/warden.db, else
-//!                                  # $HOME/.local/state/warden/warden.db, else
-//!                                  # warden-state.db beside this file
+//! path = "warden.db"               # relative to this file's directory; default, NAME
+//!                                  # being this file's name without .toml:
+//!                                  # $STATE_DIRECTORY/NAME.db (first entry), else
+//!                                  # $XDG_STATE_HOME/warden/NAME.db, else
+//!                                  # $HOME/.local/state/warden/NAME.db, else
+//!                                  # NAME-state.db beside this file; a "${VAR:-}"
+//!                                  # that comes out empty means the default
 //!
 //! [alerting]                       # main file only
 //! dry_run = false                  # every hook records what it would run and runs nothing

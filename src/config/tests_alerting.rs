@@ -298,7 +298,7 @@ fn good_alerting_fixture_compiles_to_exactly_this() {
     assert_eq!(
         config.state,
         StateConfig {
-            path: PathBuf::from("/var/lib/warden/warden.db")
+            path: PathBuf::from("/var/lib/warden/alerting.db")
         },
         "the first entry of STATE_DIRECTORY wins"
     );
@@ -370,8 +370,13 @@ fn pagerduty_source_defaults_to_warden_without_a_readable_host_name() {
 
 /// The state path a config compiles to, for `[state]` text and an environment.
 fn state_path(state: &str, env: &[(&str, &str)]) -> Result<PathBuf, String> {
+    state_path_of("warden.toml", state, env)
+}
+
+/// As [`state_path`], for a main file named `file`.
+fn state_path_of(file: &str, state: &str, env: &[(&str, &str)]) -> Result<PathBuf, String> {
     let dir = tempfile::tempdir().expect("temp dir");
-    let main = dir.path().join("warden.toml");
+    let main = dir.path().join(file);
     std::fs::write(&main, state).expect("temp dir is writable");
     let lookup = |name: &str| {
         env.iter()
@@ -417,6 +422,44 @@ fn state_path_defaults_follow_systemd_then_xdg_then_home() {
     for (env, want) in cases {
         assert_eq!(state_path("", env), Ok(PathBuf::from(want)), "{env:?}");
     }
+}
+
+#[test]
+fn default_state_file_is_named_after_the_config_so_two_run_side_by_side() {
+    let systemd = [("STATE_DIRECTORY", "/var/lib/warden")];
+    let home = [("HOME", "/home/u")];
+    type Env<'a> = &'a [(&'a str, &'a str)];
+    let cases: &[(&str, Env, &str)] = &[
+        ("warden.toml", &systemd, "/var/lib/warden/warden.db"),
+        ("nuvie.toml", &systemd, "/var/lib/warden/nuvie.db"),
+        ("nuvie.toml", &home, "/home/u/.local/state/warden/nuvie.db"),
+        ("redcube.toml", &[], "<dir>/redcube-state.db"),
+        ("config", &systemd, "/var/lib/warden/config.db"),
+        (".hidden.toml", &systemd, "/var/lib/warden/warden.db"),
+    ];
+    for (file, env, want) in cases {
+        assert_eq!(
+            state_path_of(file, "", env),
+            Ok(PathBuf::from(want)),
+            "{file} {env:?}"
+        );
+    }
+    // An example's `path = "${NUVIE_STATE_PATH:-}"`: unset is the default, set moves it.
+    let text = "[state]\npath = \"${NUVIE_STATE_PATH:-}\"\n";
+    assert_eq!(
+        state_path_of("nuvie.toml", text, &systemd),
+        Ok(PathBuf::from("/var/lib/warden/nuvie.db"))
+    );
+    assert_eq!(
+        state_path_of(
+            "nuvie.toml",
+            text,
+            &[("NUVIE_STATE_PATH", "/srv/n.db"), systemd[0]]
+        ),
+        Ok(PathBuf::from("/srv/n.db"))
+    );
+    // A literal empty path is still a mistake.
+    assert!(state_path_of("nuvie.toml", "[state]\npath = \"\"\n", &systemd).is_err());
 }
 
 #[test]

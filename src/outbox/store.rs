@@ -632,7 +632,8 @@ fn lock_file(path: &Path) -> Result<std::fs::File, StoreError> {
         let e = std::io::Error::last_os_error();
         return Err(fail(if e.kind() == std::io::ErrorKind::WouldBlock {
             format!(
-                "{} is held by another process; is another warden using this state file?",
+                "{} is held by another process; is another warden using this state file? \
+                 Give each config its own with `[state] path`",
                 lock_path.display()
             )
         } else {
@@ -980,7 +981,7 @@ mod tests {
         let (first, _) = Store::open(&path, Timestamp(0)).unwrap();
         let err = Store::open(&path, Timestamp(0)).unwrap_err().to_string();
         assert!(
-            err.ends_with("warden.db.lock is held by another process; is another warden using this state file?"),
+            err.contains("warden.db.lock is held by another process; is another warden using this state file?"),
             "{err}"
         );
         drop(first);

@@ -10,6 +10,7 @@ mod harness;
 mod cli;
 mod daemon;
 mod exec_checks;
+mod first_hour;
 mod hooks;
 mod http_checks;
 mod imitation;

@@ -40,11 +40,34 @@ critical = {{ when = "> 2" }}
 name = "closed-port-down"
 check = "closed-port"
 critical = {{ when = "< 1", count = 2 }}
+
+# A value the target never sends: the series must stay absent, not read 0.
+[[check]]
+name = "api-queue"
+kind = "http"
+url = "{}"
+interval = "200ms"
+timeout = "150ms"
+extract = {{ queue_depth = "queue.depth" }}
+
+[[rule]]
+name = "queue-deep"
+check = "api-queue"
+value = "queue_depth"
+on_missing = "unknown"
+warning = {{ when = "> 100" }}
 "#,
+        target.url("/health"),
         target.url("/health")
     ));
     d.wait_rule_state("closed-port-down", "critical", Duration::from_secs(10));
     d.wait_rule_state("api-latency", "ok", Duration::from_secs(10));
+    // Two runs of the check whose value never comes, so the rule has evaluated it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while d.check("api-queue")["runs"].as_u64().unwrap_or(0) < 2 {
+        assert!(std::time::Instant::now() < deadline, "{:#}", d.status());
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     let (content_type, text) = d.metrics();
     assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
@@ -95,6 +118,13 @@ critical = {{ when = "< 1", count = 2 }}
             .label("rule", "api-latency")
             .value()
             < 0.5
+    );
+    assert_eq!(
+        metric(&samples, "warden_rule_value")
+            .label("rule", "queue-deep")
+            .count(),
+        0,
+        "warden_rule_value must stay absent for a value never seen"
     );
     assert!(
         metric(&samples, "warden_check_runs_total")

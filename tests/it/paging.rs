@@ -216,10 +216,11 @@ fn a_receiver_that_is_down_gets_the_page_once_it_is_back() {
     );
     assert_eq!(firing[0]["dedup_key"], "warden/api-down/1");
     assert_eq!(firing[0]["alert"], "api-down");
-    assert_eq!(
-        metric(&d, "warden_outbox_depth", &[("notifier", "ops")]),
-        Some(0.0)
-    );
+    // The receiver saw the page before warden read the answer: wait for the outbox to drain.
+    wait(Duration::from_secs(10), "the outbox to drain", || {
+        let depth = metric(&d, "warden_outbox_depth", &[("notifier", "ops")])?;
+        (depth == 0.0).then_some(())
+    });
 }
 
 /// Hooks `collect-logs` (diagnostic, writes its line after 1.5 s) and `rollback` (after 1 s,

@@ -1,0 +1,363 @@
+//! What a newcomer meets in the first hour (issue 11): `once` on the default config, `watch`,
+//! two configs side by side, the install layout, and logs that say what failed.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::daemon::{warden, Daemon, WARDEN};
+use crate::harness::free_port;
+use crate::target::HttpTarget;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `warden ARGS` with `env` added, to completion (bounded by 60 s).
+fn warden_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut child = Command::new(WARDEN)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn warden");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("warden {args:?} did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// The default config's host thresholds moved out of reach: this test is about what `once`
+/// says of warden itself, not about how busy the shared CI machine is.
+const CALM_HOST: [(&str, &str); 6] = [
+    ("WARDEN_CPU_WARNING", "2"),
+    ("WARDEN_CPU_CRITICAL", "2"),
+    ("WARDEN_MEMORY_WARNING", "2"),
+    ("WARDEN_MEMORY_CRITICAL", "2"),
+    ("WARDEN_DISK_WARNING", "2"),
+    ("WARDEN_DISK_CRITICAL", "2"),
+];
+
+#[test]
+fn once_on_the_default_config_skips_warden_itself_and_reports_the_host() {
+    let config = root().join("config/warden.toml");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut env = CALM_HOST.to_vec();
+    env.push(("WARDEN_LISTEN", &listen));
+    let out = warden_env(
+        &["once", "-c", config.to_str().unwrap(), "--format", "json"],
+        &env,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a healthy host reads ok:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(status["state"], "ok");
+    assert_eq!(
+        status["skipped"],
+        json!([{
+            "check": "warden-self",
+            "rules": ["warden-self-down", "warden-self-slow"],
+            "reason": format!("probes warden's own listener {listen}, which only `warden run` serves"),
+        }])
+    );
+    let rules: Vec<&str> = status["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["host-cpu", "host-memory", "host-disk"]);
+    for rule in status["rules"].as_array().unwrap() {
+        assert_eq!(rule["state"], "ok", "{rule:#}");
+        assert!(rule["value"].as_f64().is_some(), "{rule:#}");
+    }
+
+    // The table says the same, in words, with values a person can read.
+    let out = warden_env(&["once", "-c", config.to_str().unwrap()], &env);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{table}");
+    let skipped = table
+        .lines()
+        .find(|l| l.starts_with("warden-self "))
+        .unwrap_or_else(|| panic!("no warden-self line:\n{table}"));
+    assert!(
+        skipped.contains("skipped") && skipped.contains("only `warden run` serves"),
+        "{table}"
+    );
+    for line in table.lines().filter(|l| l.starts_with("host-")) {
+        let value = line.split_whitespace().nth(2).unwrap();
+        assert!(value.len() <= 7, "value not rounded for people: {line}");
+    }
+}
+
+#[test]
+fn once_names_on_error_when_it_set_the_level() {
+    let (_dir, path) = crate::daemon::write_config(
+        r#"[[check]]
+name = "gone"
+kind = "tcp"
+address = "127.0.0.1:1"
+timeout = "1s"
+
+[[rule]]
+name = "gone-down"
+check = "gone"
+value = "duration_seconds"
+on_error = "critical"
+warning = { when = "> 1" }
+"#,
+    );
+    let out = warden(&["once", "-c", path.to_str().unwrap()]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{table}");
+    let line = table.lines().find(|l| l.starts_with("gone-down")).unwrap();
+    assert!(
+        line.contains("critical by on_error: the probe failed (connect: "),
+        "{table}"
+    );
+}
+
+#[test]
+fn two_configs_run_side_by_side_with_their_own_state() {
+    let state = tempfile::tempdir().unwrap();
+    let shared = state.path().to_str().unwrap();
+    let mut env = CALM_HOST.to_vec();
+    env.push(("STATE_DIRECTORY", shared));
+    let default = Daemon::start_file(&root().join("config/warden.toml"), &env);
+    let nuvie = Daemon::start_file(&root().join("config/examples/nuvie.toml"), &env);
+    for d in [&default, &nuvie] {
+        let (code, _, _) = crate::daemon::get(&d.url("/healthz")).unwrap();
+        assert_eq!(code, 200, "{}", d.log());
+    }
+    assert!(state.path().join("warden.db").exists());
+    assert!(state.path().join("nuvie.db").exists());
+}
+
+/// `warden watch URL`, its stdout lines delivered through a channel.
+struct Watch {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Watch {
+    fn start(args: &[&str]) -> Watch {
+        let mut child = Command::new(WARDEN)
+            .arg("watch")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn warden watch");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Watch { child, lines }
+    }
+
+    /// The next line, within `within`.
+    fn next(&self, within: Duration) -> String {
+        self.lines
+            .recv_timeout(within)
+            .unwrap_or_else(|e| panic!("no line from warden watch within {within:?}: {e}"))
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn watch_prints_each_state_change_and_nothing_else() {
+    let target = HttpTarget::start();
+    target.set_json("/health", 200, json!({"status": "healthy"}));
+    let url = target.url("/health");
+    let mut w = Watch::start(&[&url, "--interval", "200ms"]);
+    let first = w.next(Duration::from_secs(10));
+    assert!(first.ends_with("127.0.0.1  unknown -> ok"), "{first}");
+
+    // Down: one line with the reason, however many probes fail.
+    target.set_json("/health", 503, json!({"status": "down"}));
+    let down = w.next(Duration::from_secs(10));
+    assert!(
+        down.contains("127.0.0.1  ok -> critical  (protocol: ") && down.contains("503"),
+        "{down}"
+    );
+    let hits = target.hits("/health");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while target.hits("/health") < hits + 3 {
+        assert!(Instant::now() < deadline, "watch stopped probing");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    target.set_json("/health", 200, json!({"status": "healthy"}));
+    let up = w.next(Duration::from_secs(10));
+    assert!(up.ends_with("127.0.0.1  critical -> ok"), "{up}");
+    assert!(
+        w.lines.try_recv().is_err(),
+        "only state changes are printed"
+    );
+
+    // Ctrl-C (SIGINT) stops it cleanly.
+    assert!(crate::harness::process::signal(w.child.id(), "INT"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = w.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "watch did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn watch_print_config_is_the_config_file_to_start_from() {
+    let out = warden(&[
+        "watch",
+        "https://my-app.example/health",
+        "--interval",
+        "30s",
+        "--print-config",
+    ]);
+    assert!(out.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("my-app.toml");
+    std::fs::write(&path, &out.stdout).unwrap();
+    let check = warden(&["check-config", "-c", path.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{said}");
+    assert!(said.contains("ok (1 checks, 1 rules"), "{said}");
+
+    let bad = warden(&["watch", "my-app/health"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("invalid URL \"my-app/health\""),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
+#[test]
+fn a_failing_check_is_logged_once_per_change_in_plain_text() {
+    let target = HttpTarget::start();
+    target.set_json("/health", 200, json!({"status": "healthy"}));
+    let d = Daemon::start(&format!(
+        r#"
+[[check]]
+name = "flaky"
+kind = "http"
+url = "{}"
+interval = "100ms"
+timeout = "90ms"
+"#,
+        target.url("/health")
+    ));
+    let runs = |d: &Daemon| d.check("flaky")["runs"].as_u64().unwrap_or(0);
+    let wait_runs = |d: &Daemon, n: u64| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while runs(d) < n {
+            assert!(Instant::now() < deadline, "{}", d.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_runs(&d, 2);
+    target.set_json("/health", 503, json!({"status": "down"}));
+    let failing_from = runs(&d);
+    wait_runs(&d, failing_from + 6);
+    target.set_json("/health", 200, json!({"status": "healthy"}));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.log().contains("check recovered") {
+        assert!(Instant::now() < deadline, "{}", d.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = d.log();
+    let failed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("check failed") && l.contains("flaky"))
+        .collect();
+    assert_eq!(failed.len(), 1, "one line per change, not per run:\n{log}");
+    assert!(
+        failed[0].contains("WARN") && failed[0].contains("protocol") && failed[0].contains("503"),
+        "the reason is in the line: {}",
+        failed[0]
+    );
+    // The log goes to a file here: no colour codes in it.
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI escapes in a log file:\n{log:?}"
+    );
+}
+
+#[test]
+fn the_installed_layout_loads_as_installed() {
+    let dest = tempfile::tempdir().unwrap();
+    let out = Command::new("bash")
+        .arg(root().join("scripts/install.sh"))
+        .args([
+            "--destdir",
+            dest.path().to_str().unwrap(),
+            "--binary",
+            WARDEN,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run scripts/install.sh");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let etc: PathBuf = dest.path().join("etc/warden");
+    // The default config with its local-services include switched on, as README suggests.
+    let config = etc.join("warden.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let enabled = text.replace(
+        "# include = [\"alerts/local-services.toml\"]",
+        "include = [\"alerts/local-services.toml\"]",
+    );
+    assert_ne!(text, enabled, "the default config offers the include");
+    std::fs::write(&config, enabled).unwrap();
+    for file in [
+        config,
+        etc.join("examples/nuvie.toml"),
+        etc.join("examples/redcube.toml"),
+    ] {
+        let out = warden(&["check-config", "-c", file.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let unit =
+        std::fs::read_to_string(dest.path().join("etc/systemd/system/warden.service")).unwrap();
+    assert!(unit.contains("ExecStart=/usr/local/bin/warden run -c /etc/warden/warden.toml"));
+    assert!(dest.path().join("usr/local/bin/warden").exists());
+}
