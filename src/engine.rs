@@ -30,6 +30,8 @@ struct CheckEntry {
     /// When the check last went up or down.
     since: Option<Timestamp>,
     runs: u64,
+    /// Probes failed in a row (0 while up).
+    failures: u32,
     /// Indexes into `Engine::rules` of the rules that read this check.
     rules: Vec<usize>,
     /// This check's part of the status snapshot, built on demand and dropped whenever the
@@ -90,6 +92,7 @@ impl Engine {
                     last: None,
                     since: None,
                     runs: 0,
+                    failures: 0,
                     rules: Vec::new(),
                     snapshot: OnceCell::new(),
                 }
@@ -140,6 +143,7 @@ impl Engine {
                     entry.last = old.last;
                     entry.since = old.since;
                     entry.runs = old.runs;
+                    entry.failures = old.failures;
                     kept_checks.insert(entry.config.name.clone());
                     summary.checks_kept += 1;
                 }
@@ -196,6 +200,11 @@ impl Engine {
             entry.since = Some(obs.at);
         }
         entry.runs += 1;
+        entry.failures = if obs.is_up() {
+            0
+        } else {
+            entry.failures.saturating_add(1)
+        };
         entry.snapshot.take();
         let mut out = Vec::new();
         for &ri in &entry.rules {
@@ -363,6 +372,21 @@ pub struct CheckStatus {
     pub runs: u64,
     pub values: BTreeMap<String, f64>,
     pub last_error: Option<ErrorStatus>,
+    /// While a check with `retry_interval` fails: how many probes in a row failed, of the
+    /// attempts that confirm it (`failing 2/3`, soft; `3/3`, hard).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing: Option<Failing>,
+}
+
+/// A re-checked failure: `failed` probes in a row of the `attempts` that confirm it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failing {
+    pub failed: u32,
+    pub attempts: u32,
+    /// `soft` while re-checking, `hard` once confirmed (Nagios' terms).
+    pub state: &'static str,
+    /// `failing 2/3`, for people.
+    pub text: String,
 }
 
 impl CheckStatus {
@@ -389,6 +413,18 @@ impl CheckStatus {
                     kind: err.kind.as_str(),
                     message: err.message.clone(),
                 }),
+            failing: match e.config.retry {
+                Some(r) if e.failures > 0 => {
+                    let failed = e.failures.min(r.attempts);
+                    Some(Failing {
+                        failed,
+                        attempts: r.attempts,
+                        state: if failed < r.attempts { "soft" } else { "hard" },
+                        text: format!("failing {failed}/{}", r.attempts),
+                    })
+                }
+                _ => None,
+            },
         }
     }
 }
@@ -553,6 +589,7 @@ mod tests {
                 name: "c".into(),
                 interval: Duration::from_secs(1),
                 timeout: Duration::from_secs(1),
+                retry: None,
                 labels: BTreeMap::new(),
                 kind: CheckKind::Tcp(TcpCheck {
                     address: "127.0.0.1:1".into(),

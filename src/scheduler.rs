@@ -20,7 +20,7 @@ use tracing::Instrument;
 
 use crate::check::{Observation, Prober};
 use crate::clock::Clock;
-use crate::config::CheckConfig;
+use crate::config::{CheckConfig, Retry};
 use crate::telemetry::Metrics;
 
 /// A check ready to run: its config and its prepared probe.
@@ -53,6 +53,56 @@ pub fn next_run(planned: Instant, interval: Duration, now: Instant) -> (Instant,
     let behind = now - next;
     let skipped = (behind.as_nanos() / interval.as_nanos().max(1)) as u64 + 1;
     (next + interval * skipped as u32, skipped)
+}
+
+/// When the run after one that just ended is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextRun {
+    /// The next run's planned start.
+    pub at: Instant,
+    /// The check's own schedule: the latest slot of its interval grid (its first run plus a
+    /// whole number of intervals) that is now or ahead. Re-checks leave it where it was, so
+    /// the check returns to its spread offset afterwards.
+    pub grid: Instant,
+    /// Runs of the grid that an overrunning probe made impossible (counted, never queued).
+    pub skipped: u64,
+}
+
+/// Plans the run after one that was planned at `planned` and ended at `now`, with `grid` the
+/// check's current slot (equal to `planned` for a normal run). After a failed probe, while
+/// fewer than `retry.attempts` probes in a row failed (`failures`), the next run is a
+/// re-check `retry.interval` from now, or the next slot if that comes first; otherwise the
+/// next slot of the grid. Only normal runs count skipped slots: a re-check stands in for
+/// the slots it overlaps.
+pub fn plan_next(
+    planned: Instant,
+    grid: Instant,
+    interval: Duration,
+    retry: Option<Retry>,
+    failures: u32,
+    now: Instant,
+) -> NextRun {
+    let (slot, skipped) = if planned == grid {
+        next_run(grid, interval, now)
+    } else if grid >= now {
+        // A re-check ended before the slot it was planned ahead of.
+        (grid, 0)
+    } else {
+        // A re-check ran past the slot: it stood in for it.
+        (next_run(grid, interval, now).0, 0)
+    };
+    match retry {
+        Some(r) if failures >= 1 && failures < r.attempts => NextRun {
+            at: (now + r.interval).min(slot),
+            grid: slot,
+            skipped,
+        },
+        _ => NextRun {
+            at: slot,
+            grid: slot,
+            skipped,
+        },
+    }
 }
 
 /// What every check task needs besides its check: where observations go, the clock, metrics,
@@ -174,6 +224,8 @@ async fn run_check(task: Arc<CheckTask>, first: Instant) {
     let interval = check.config.interval;
     let timeout = check.config.timeout;
     let mut planned = first;
+    let mut grid = first;
+    let mut failures: u32 = 0;
     loop {
         tokio::select! {
             biased;
@@ -191,15 +243,34 @@ async fn run_check(task: Arc<CheckTask>, first: Instant) {
             _ = cancel.cancelled() => return,
             obs = probe => obs,
         };
+        failures = if obs.is_up() {
+            0
+        } else {
+            failures.saturating_add(1)
+        };
         if observations.send(obs).await.is_err() {
             return;
         }
-        let (next, missed) = next_run(planned, interval, Instant::now());
-        if missed > 0 {
-            skipped.inc_by(missed);
-            tracing::debug!(missed, "probe overran its interval, runs skipped");
+        let next = plan_next(
+            planned,
+            grid,
+            interval,
+            check.config.retry,
+            failures,
+            Instant::now(),
+        );
+        if next.skipped > 0 {
+            skipped.inc_by(next.skipped);
+            tracing::debug!(
+                missed = next.skipped,
+                "probe overran its interval, runs skipped"
+            );
         }
-        planned = next;
+        if next.at != next.grid {
+            tracing::debug!(failures, "probe failed: re-checking at the retry interval");
+        }
+        planned = next.at;
+        grid = next.grid;
     }
 }
 
@@ -259,6 +330,7 @@ mod tests {
                 name: "c".into(),
                 interval: Duration::from_secs(10),
                 timeout: Duration::from_secs(5),
+                retry: None,
                 labels: Default::default(),
                 kind: crate::config::CheckKind::Tcp(crate::config::TcpCheck {
                     address: "127.0.0.1:1".into(),
@@ -290,6 +362,73 @@ mod tests {
         let fut = run_check(task, Instant::now());
         let size = std::mem::size_of_val(&fut);
         assert!(size < 1024, "run_check future is {size} bytes");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_check_is_rechecked_at_the_retry_interval_until_confirmed() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let interval = s(10);
+        let retry = Some(Retry {
+            interval: s(2),
+            attempts: 3,
+        });
+        // A 10 s check whose rule wants 3 failures: the fault starts just before the run at
+        // t0. Each step: (run planned at, probe took, failures so far) -> next planned start.
+        let mut planned = t0;
+        let mut grid = t0;
+        let mut starts = vec![];
+        for (took, up) in [
+            (s(0), false), // t0: first failure, soft 1/3
+            (s(0), false), // t0+2: soft 2/3
+            (s(0), false), // t0+4: hard 3/3: back to the grid
+            (s(0), false), // t0+10: still down, normal interval
+            (s(0), true),  // t0+20: answers again
+            (s(0), true),  // t0+30
+        ] {
+            starts.push(planned - t0);
+            tokio::time::advance(planned + took - Instant::now()).await;
+            let failures = if up { 0 } else { starts.len() as u32 };
+            let next = plan_next(planned, grid, interval, retry, failures, Instant::now());
+            assert_eq!(next.skipped, 0);
+            planned = next.at;
+            grid = next.grid;
+        }
+        assert_eq!(starts, [s(0), s(2), s(4), s(10), s(20), s(30)]);
+
+        // Paged after the third failure, 4 s after the first: before the second full interval.
+        // A blip (one failure, then an answer) re-checks once and returns to the grid.
+        let next = plan_next(t0, t0, interval, retry, 1, t0);
+        assert_eq!((next.at, next.grid), (t0 + s(2), t0 + s(10)));
+        let back = plan_next(next.at, next.grid, interval, retry, 0, t0 + s(2));
+        assert_eq!(
+            (back.at, back.grid, back.skipped),
+            (t0 + s(10), t0 + s(10), 0)
+        );
+
+        // A re-check never runs later than the next slot, and a slow re-check skips nothing.
+        let near = plan_next(t0 + s(9), t0 + s(10), interval, retry, 1, t0 + s(9));
+        assert_eq!(near.at, t0 + s(10));
+        let slow = plan_next(t0 + s(2), t0 + s(10), interval, retry, 2, t0 + s(25));
+        assert_eq!(
+            (slow.at, slow.grid, slow.skipped),
+            (t0 + s(27), t0 + s(30), 0)
+        );
+
+        // Without retry_interval, or with nothing to confirm (attempts 1), nothing changes.
+        for retry in [
+            None,
+            Some(Retry {
+                interval: s(2),
+                attempts: 1,
+            }),
+        ] {
+            let next = plan_next(t0, t0, interval, retry, 1, t0 + s(1));
+            assert_eq!((next.at, next.skipped), (t0 + s(10), 0));
+        }
+        // An overrun of a normal run is still counted as skipped runs, never a burst.
+        let over = plan_next(t0, t0, interval, None, 1, t0 + s(25));
+        assert_eq!((over.at, over.skipped), (t0 + s(30), 2));
     }
 
     #[tokio::test(start_paused = true)]

@@ -337,6 +337,8 @@ pub(crate) fn compile(
         }
     }
 
+    retry_attempts(&mut checks, &rules);
+
     match (server, log, state, settings) {
         (Some(server), Some(log), Some(state), Some(settings))
             if c.problems.is_empty() && complete =>
@@ -353,6 +355,25 @@ pub(crate) fn compile(
             })
         }
         _ => Err(c.problems),
+    }
+}
+
+/// Sets each re-checked check's `attempts`: the most any of its rules' levels needs, so the
+/// re-checks go on until every rule could have confirmed the failure (and no longer).
+fn retry_attempts(checks: &mut [CheckConfig], rules: &[RuleConfig]) {
+    for check in checks {
+        let Some(retry) = check.retry.as_mut() else {
+            continue;
+        };
+        retry.attempts = rules
+            .iter()
+            .filter(|r| r.check == check.name)
+            .flat_map(|r| [&r.warning, &r.critical])
+            .flatten()
+            .map(|level| Retry::attempts_for(&level.trigger, retry.interval))
+            .max()
+            .unwrap_or(1)
+            .max(1);
     }
 }
 
@@ -828,6 +849,25 @@ impl Compiler<'_> {
                 self.error(span, message);
             }
         }
+        let retry_interval = match (&r.retry_interval, interval) {
+            (None, _) => Ok(None),
+            (Some(v), interval) => match self.duration(v, "retry_interval", MIN_INTERVAL) {
+                Some(d) if interval.is_some_and(|i| d >= i) => {
+                    self.error(
+                        v.span(),
+                        format!(
+                            "retry_interval {} must be shorter than interval {}: it re-checks a \
+                             failing target sooner",
+                            format_duration(d),
+                            format_duration(interval.unwrap_or_default())
+                        ),
+                    );
+                    Err(())
+                }
+                Some(d) => Ok(Some(d)),
+                None => Err(()),
+            },
+        };
         let labels = self.labels(r.labels.as_ref());
 
         let compiled = match kind {
@@ -841,14 +881,19 @@ impl Compiler<'_> {
             None => None,
         };
 
-        let config = match (&name, interval, timeout, labels, compiled) {
-            (Some(name), Some(interval), Some(timeout), Some(labels), Some(kind))
+        let config = match (&name, interval, timeout, retry_interval, labels, compiled) {
+            (Some(name), Some(interval), Some(timeout), Ok(retry), Some(labels), Some(kind))
                 if self.problems.len() == before =>
             {
                 Some(CheckConfig {
                     name: name.get_ref().clone(),
                     interval,
                     timeout,
+                    // `attempts` is known once the rules are: see `retry_attempts`.
+                    retry: retry.map(|interval| Retry {
+                        interval,
+                        attempts: 1,
+                    }),
                     labels,
                     kind,
                 })

@@ -164,8 +164,39 @@ pub struct CheckConfig {
     pub name: String,
     pub interval: Duration,
     pub timeout: Duration,
+    /// `retry_interval`: re-check a failing target sooner than `interval` (Nagios' SOFT
+    /// state), until the failure is confirmed or the target answers.
+    pub retry: Option<Retry>,
     pub labels: BTreeMap<String, String>,
     pub kind: CheckKind,
+}
+
+/// Re-checks after a failed probe: the next probe runs `interval` after the failure, while
+/// fewer than `attempts` probes in a row have failed; then the check's own interval resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    pub interval: Duration,
+    /// Consecutive failures that confirm the failure for every rule of the check (a HARD
+    /// state): the largest `count` among its rules' levels, or for a `for` level the number
+    /// of retries that span it plus one. At least 1 (then no re-check happens).
+    pub attempts: u32,
+}
+
+impl Retry {
+    /// The consecutive failures a level needs before it can fire, re-checked every
+    /// `retry_interval`.
+    pub fn attempts_for(trigger: &Trigger, retry_interval: Duration) -> u32 {
+        match *trigger {
+            Trigger::Immediate => 1,
+            Trigger::Consecutive(n) => n,
+            Trigger::OutOf { count, .. } => count,
+            Trigger::For(d) => {
+                let step = retry_interval.as_nanos().max(1);
+                let spans = d.as_nanos().div_ceil(step);
+                u32::try_from(spans).unwrap_or(u32::MAX).saturating_add(1)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

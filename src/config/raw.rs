@@ -21,7 +21,7 @@
 //! timeout = "10s"
 //!
 //! [[check]]                        # name, kind (http | tcp | tls | redis | postgres | exec
-//! name = "api-health"              # | system), interval, timeout, labels, then per-kind keys:
+//! name = "api-health"              # | system), interval, timeout, retry_interval, labels, then per-kind keys:
 //! kind = "http"                    #   http: url method headers body expect_status assert
 //! url = "http://127.0.0.1:8080/health" #     extract max_body_bytes tls_verify ca_file follow_redirects
 //! assert = ['status == "healthy"'] #   tcp: address   tls: address server_name verify ca_file
@@ -231,6 +231,7 @@ raw_table! {
         kind: Spanned<String>,
         interval: Spanned<String>,
         timeout: Spanned<String>,
+        retry_interval: Spanned<String>,
         labels: Spanned<StringMap>,
         url: Spanned<String>,
         method: Spanned<String>,

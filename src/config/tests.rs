@@ -558,3 +558,80 @@ fn an_empty_ca_file_after_interpolation_means_none() {
     };
     assert_eq!(http.ca_file, None);
 }
+
+#[test]
+fn retry_interval_rechecks_until_every_rule_of_the_check_could_confirm() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("w.toml");
+    std::fs::write(
+        &main,
+        r#"
+[[check]]
+name = "api"
+kind = "tcp"
+address = "127.0.0.1:1"
+interval = "10s"
+timeout = "2s"
+retry_interval = "2s"
+
+[[check]]
+name = "slow-confirm"
+kind = "tcp"
+address = "127.0.0.1:1"
+interval = "30s"
+timeout = "2s"
+retry_interval = "5s"
+
+[[check]]
+name = "no-retry"
+kind = "tcp"
+address = "127.0.0.1:1"
+
+[[check]]
+name = "no-rules"
+kind = "tcp"
+address = "127.0.0.1:1"
+interval = "10s"
+timeout = "2s"
+retry_interval = "1s"
+
+[[rule]]
+name = "api-down"
+check = "api"
+warning = { when = "< 1", count = 2 }
+critical = { when = "< 1", count = 3 }
+
+[[rule]]
+name = "api-flaky"
+check = "api"
+warning = { when = "< 1", count = 2, window = 5 }
+
+[[rule]]
+name = "slow-down"
+check = "slow-confirm"
+critical = { when = "< 1", for = "12s" }
+"#,
+    )
+    .unwrap();
+    let config = load_with_env(&main, &fake_env).unwrap();
+    let retry = |name: &str| config.check(name).unwrap().retry;
+    let s = Duration::from_secs;
+    assert_eq!(
+        retry("api"),
+        Some(Retry {
+            interval: s(2),
+            attempts: 3
+        })
+    );
+    // for = "12s" re-checked every 5 s: failures at 0, 5, 10, 15 s; the 4th confirms.
+    assert_eq!(
+        retry("slow-confirm"),
+        Some(Retry {
+            interval: s(5),
+            attempts: 4
+        })
+    );
+    assert_eq!(retry("no-retry"), None);
+    // Nothing to confirm: one failure is all a rule could want.
+    assert_eq!(retry("no-rules").map(|r| r.attempts), Some(1));
+}

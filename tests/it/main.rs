@@ -21,6 +21,7 @@ mod outbox;
 mod paging;
 mod probes;
 mod reload;
+mod retries;
 mod runbooks;
 mod services;
 mod system_checks;
