@@ -231,8 +231,10 @@ impl Driver {
                         let permit = self.alerts.permit(&rule, incident, &hook);
                         let _ = reply.send(permit.map(|spec| (spec, self.dry_run)));
                     }
+                    // The hook is free again: the plan starts the job that waited for it.
                     JobMsg::Finished { rule, incident, hook, result } => {
-                        let plan = self.alerts.hook_finished(&rule, incident, &hook, result);
+                        let now = self.clock.now();
+                        let plan = self.alerts.hook_finished(&rule, incident, &hook, result, now);
                         self.execute(plan).await;
                     }
                 },
@@ -452,6 +454,8 @@ async fn run_job(
                 );
                 HookResult::Done
             }
+            // The stage hands a hook to one job at a time, so the store failed or still holds
+            // a run whose end it could not record: ask again later.
             Ok(Fired::Skipped(SkipReason::AlreadyRunning { .. })) | Err(_) => {
                 diagnosis_missing |= spec.diagnostic;
                 HookResult::RetryAt(clock.now() + HOOK_RETRY)
