@@ -26,7 +26,9 @@
 //!   the end admits the one whose hook came due first ([`Alerts::hook_finished`]), at once.
 //!   Only a refusal this stage cannot foresee (the store failed, or still holds a run whose
 //!   end it could not record) is asked again [`HOOK_RETRY`] later;
-//! - a rule removed from the config resolves its alert.
+//! - a rule removed from the config resolves its alert;
+//! - a new incident names the deploy current when it opens ([`Alerts::set_deploy`]); every
+//!   event of the incident (escalations, re-sends, the resolve, its hooks) keeps that one.
 //!
 //! Everything here is synchronous and pure: the driver (`run`) passes `now`, commits each
 //! [`Plan`] (records and events in one transaction) and then starts its hook jobs.
@@ -149,6 +151,8 @@ pub struct Alerts {
     /// their `after` only from here: not from a record loaded at start-up, and not across an
     /// `unknown` or `flapping` stretch (nobody saw the alert still firing then).
     seen: HashMap<String, (Severity, Timestamp)>,
+    /// The deploy new incidents name (`warden run --deploy`, `POST /-/reload?deploy=`).
+    deploy: Option<String>,
 }
 
 impl Alerts {
@@ -167,9 +171,15 @@ impl Alerts {
             hooks: HashMap::new(),
             busy: HashMap::new(),
             seen: HashMap::new(),
+            deploy: None,
         };
         let plan = alerts.reconfigure(config, now);
         (alerts, plan)
+    }
+
+    /// Incidents opened from now on name `deploy`; those open keep theirs.
+    pub fn set_deploy(&mut self, deploy: Option<String>) {
+        self.deploy = deploy;
     }
 
     pub fn record(&self, rule: &str) -> Option<&AlertRecord> {
@@ -198,6 +208,7 @@ impl Alerts {
                     "value": f.event.value,
                     "value_name": f.event.value_name,
                     "condition": f.event.condition,
+                    "deploy": f.event.deploy,
                     "notified": f.notified,
                 })
             })
@@ -279,7 +290,8 @@ impl Alerts {
             (Some(a), Some(b)) if a == b => Plan::default(),
             (Some(_), None) => self.resolve(&t.rule, now, None),
             (_, Some(severity)) => {
-                let event = firing_event(rule, severity, t.transition.value, now);
+                let deploy = self.deploy.clone();
+                let event = firing_event(rule, severity, t.transition.value, deploy, now);
                 self.fire(&t.rule, severity, event, now)
             }
         };
@@ -476,6 +488,7 @@ impl Alerts {
                 }
                 event.since = f.event.since.clone();
                 event.dedup_key = f.event.dedup_key.clone();
+                event.deploy = f.event.deploy.clone();
                 f.critical_since = match severity {
                     Severity::Critical => Some(now.as_millis()),
                     Severity::Warning => None,
@@ -677,11 +690,13 @@ fn at_least(level: Severity, on: Severity) -> bool {
     on == Severity::Warning || level == Severity::Critical
 }
 
-/// The firing event of `rule` at `severity`; the caller sets `since` and `dedup_key`.
+/// The firing event of `rule` at `severity` in `deploy`; the caller sets `since` and
+/// `dedup_key` (and, for an incident already open, its deploy).
 fn firing_event(
     rule: &RuleConfig,
     severity: Severity,
     value: Option<f64>,
+    deploy: Option<String>,
     now: Timestamp,
 ) -> Event {
     let level = match severity {
@@ -704,7 +719,7 @@ fn firing_event(
         labels,
         since: String::new(),
         at: now.to_rfc3339(),
-        deploy: None,
+        deploy,
         dedup_key: String::new(),
         hook: None,
     }

@@ -733,6 +733,59 @@ fn a_hook_stays_busy_until_its_run_ends_across_incidents_and_reloads() {
 }
 
 #[test]
+fn an_incident_keeps_the_deploy_it_opened_in() {
+    let config = with_hooks(
+        config(),
+        "api-slow",
+        vec![trigger("rollback", Severity::Critical, 0)],
+    );
+    let mut a = fresh(&config);
+    let deploys = |plan: &Plan| -> Vec<Option<String>> {
+        let events = plan.events.iter().map(|(e, _)| e.deploy.clone());
+        events
+            .chain(plan.hooks.iter().map(|j| j.trigger.deploy.clone()))
+            .collect()
+    };
+    let v = |id: &str| Some(id.to_string());
+    let none = a.transition(
+        &tr("api-down", State::Ok, State::Critical, None, at(0)),
+        at(0),
+    );
+    assert_eq!(deploys(&none), [None], "no deploy set: none named");
+    a.set_deploy(v("v1"));
+    let warn = a.transition(
+        &tr("api-slow", State::Ok, State::Warning, None, at(1)),
+        at(1),
+    );
+    assert_eq!(deploys(&warn), [v("v1")]);
+    a.set_deploy(v("v2"));
+    // Escalation, its hook, a re-send, the resolve: still v1's incident.
+    let crit = a.transition(
+        &tr("api-slow", State::Warning, State::Critical, None, at(2)),
+        at(2),
+    );
+    assert_eq!(deploys(&crit), [v("v1"), v("v1")]);
+    a.hook_finished("api-slow", 1, "rollback", HookResult::Done, at(3));
+    assert_eq!(deploys(&a.tick(at(120))), [None, v("v1")]);
+    let ok = a.transition(
+        &tr("api-slow", State::Critical, State::Ok, None, at(130)),
+        at(130),
+    );
+    assert_eq!(deploys(&ok), [v("v1")]);
+    // The next incident is v2's.
+    let next = a.transition(
+        &tr("api-slow", State::Ok, State::Critical, None, at(140)),
+        at(140),
+    );
+    assert_eq!(next.events[0].0.dedup_key, "warden/api-slow/2");
+    assert_eq!(deploys(&next), [v("v2"), v("v2")]);
+    let view = a.view();
+    let slow = view["alerts"].as_array().unwrap().iter();
+    let slow: Vec<_> = slow.filter(|x| x["alert"] == "api-slow").collect();
+    assert_eq!(slow[0]["deploy"], "v2");
+}
+
+#[test]
 fn a_hook_with_its_own_notify_list_reports_there() {
     let mut config = with_hooks(
         config(),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::daemon::{get, Daemon};
+use crate::daemon::{get, post, Daemon};
 use crate::harness::alertmanager::Alertmanager;
 use crate::harness::free_port;
 use crate::harness::notify_receiver::{Answer as NotifyAnswer, Receiver as HttpReceiver};
@@ -454,6 +454,154 @@ hooks = [{{ hook = "restart-api" }}]
         "no job was started only to find the hook busy"
     );
     eprintln!("ten runs of one 0.3 s hook in {span:.0} ms");
+}
+
+/// `api-down` paging `ops` at `url` and running hook `record` (which appends the alert's
+/// dedup key and `$WARDEN_DEPLOY` to `log`) when the check on `target` fails.
+fn deploy_config(log: &Path, url: &str, target: &str) -> String {
+    format!(
+        r#"
+[alerting]
+critical = ["ops"]
+
+[[notifier]]
+name = "ops"
+kind = "webhook"
+url = "{url}"
+
+[[hook]]
+name = "record"
+shell = "echo $WARDEN_DEDUP_KEY $WARDEN_DEPLOY >> {log}"
+cooldown = "0s"
+{check}
+[[rule]]
+name = "api-down"
+check = "api"
+critical = {{ when = "< 1" }}
+hooks = [{{ hook = "record" }}]
+"#,
+        log = log.display(),
+        check = api_check(target),
+    )
+}
+
+/// The one webhook body with `status` and `dedup_key` (waits for it).
+fn page(r: &Receiver, status: &str, key: &str) -> serde_json::Value {
+    wait(
+        Duration::from_secs(15),
+        &format!("the {status} page of {key}"),
+        || {
+            with_status(r, status)
+                .into_iter()
+                .find(|b| b["dedup_key"] == key)
+        },
+    )
+}
+
+/// Issue 11 item 4: the deploy id could not be set. `--deploy` (over `WARDEN_DEPLOY`) names
+/// the deploy in pages and in hooks' environment; `POST /-/reload?deploy=v2` (token required)
+/// marks the next deploy without a restart, and an incident keeps the deploy it opened in,
+/// resolve included.
+#[test]
+fn the_deploy_id_reaches_pages_and_hooks_and_a_reload_marks_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hooks.log");
+    let target = HttpTarget::start();
+    target.set_json("/health", 200, json!({}));
+    let receiver = Receiver::start();
+    // Before any table: it lands in the [server] table the harness writes first.
+    let config = format!(
+        "token = \"s3cret-token\"\n{}",
+        deploy_config(&log, &receiver.url(), &target.url("/health"))
+    );
+    let d = Daemon::start_with(
+        &config,
+        &[("WARDEN_DEPLOY", "from-env")],
+        &["--deploy", "v1"],
+    );
+    d.wait_rule_state("api-down", "ok", Duration::from_secs(10));
+
+    target.set_json("/health", 500, json!({}));
+    let firing = page(&receiver, "firing", "warden/api-down/1");
+    assert_eq!(firing["deploy"], "v1", "the flag wins over the environment");
+    wait(Duration::from_secs(15), "the hook's line", || {
+        (!lines(&log).is_empty()).then_some(())
+    });
+    assert_eq!(lines(&log), ["warden/api-down/1 v1"]);
+    let outcome = page(&receiver, "hook", "warden/api-down/1/hook/record");
+    assert_eq!(outcome["deploy"], "v1");
+
+    // The deploy script marks v2 while incident 1 is open.
+    let reload = |query: &str, token: Option<&str>| {
+        post(&d.url(&format!("/-/reload{query}")), token).expect("POST /-/reload")
+    };
+    let (code, body) = reload("?deploy=v2", None);
+    assert_eq!(code, 401, "the token rules of reload apply: {body}");
+    let (code, body) = reload("?deploy=v2%0AX-Injected:%201", Some("s3cret-token"));
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("deploy id has '\\\\n' at character 3"),
+        "a clear error: {body}"
+    );
+    let (code, body) = reload("?deploy=v2", Some("s3cret-token"));
+    assert_eq!(code, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (&answer["result"], &answer["deploy"]),
+        (&json!("unchanged"), &json!("v2"))
+    );
+
+    // Incident 1 resolves as what it was: opened in v1.
+    target.set_json("/health", 200, json!({}));
+    assert_eq!(
+        page(&receiver, "resolved", "warden/api-down/1")["deploy"],
+        "v1"
+    );
+    // The next incident is v2's, in its page, its hook and the alerts API.
+    target.set_json("/health", 500, json!({}));
+    assert_eq!(
+        page(&receiver, "firing", "warden/api-down/2")["deploy"],
+        "v2"
+    );
+    wait(Duration::from_secs(15), "the second hook's line", || {
+        (lines(&log).len() >= 2).then_some(())
+    });
+    assert_eq!(
+        lines(&log),
+        ["warden/api-down/1 v1", "warden/api-down/2 v2"]
+    );
+    assert_eq!(alerts(&d)[0]["deploy"], "v2");
+}
+
+/// Without `--deploy`, `WARDEN_DEPLOY` names the deploy; an invalid id is refused at start.
+#[test]
+fn warden_deploy_in_the_environment_names_the_deploy_and_a_bad_id_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hooks.log");
+    let target = HttpTarget::start();
+    target.set_json("/health", 500, json!({}));
+    let receiver = Receiver::start();
+    let config = deploy_config(&log, &receiver.url(), &target.url("/health"));
+    let d = Daemon::start_with(&config, &[("WARDEN_DEPLOY", "redcube-v2.3.1")], &[]);
+    let firing = page(&receiver, "firing", "warden/api-down/1");
+    assert_eq!(firing["deploy"], "redcube-v2.3.1");
+    wait(Duration::from_secs(15), "the hook's line", || {
+        (!lines(&log).is_empty()).then_some(())
+    });
+    assert_eq!(lines(&log), ["warden/api-down/1 redcube-v2.3.1"]);
+
+    let path = d.config_path();
+    let path = path.to_str().unwrap();
+    for (bad, why) in [
+        ("", "deploy id is empty"),
+        ("v2\u{1b}[31m", "deploy id has '\\u{1b}' at character 3"),
+        (&"v".repeat(129), "deploy id is 129 characters long"),
+    ] {
+        let out = crate::daemon::warden(&["run", "-c", path, "--deploy", bad]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
+    }
 }
 
 #[test]
