@@ -28,7 +28,7 @@ use crate::check::{Observation, ProbeErrorKind, Prober};
 use crate::clock::Clock;
 use crate::config::{self, CheckConfig, CheckKind, Config, RuleConfig, Trigger};
 use crate::engine::{CheckChange, Engine, Reconfigured, RuleTransition, Skipped, Status};
-use crate::reload::{self, Outcome};
+use crate::reload::{self, DeployId, Outcome};
 use crate::rule::State;
 use crate::scheduler::{self, Pulse, ScheduledCheck};
 use crate::server::{self, Shared};
@@ -76,6 +76,9 @@ pub struct RunOptions {
     pub watch_config: bool,
     /// `--dry-run`: hooks record what they would run and run nothing.
     pub dry_run: bool,
+    /// `--deploy` (or `WARDEN_DEPLOY`): the deploy new incidents name until a reload marks
+    /// another.
+    pub deploy: Option<DeployId>,
 }
 
 impl Default for RunOptions {
@@ -83,6 +86,7 @@ impl Default for RunOptions {
         RunOptions {
             watch_config: true,
             dry_run: false,
+            deploy: None,
         }
     }
 }
@@ -113,6 +117,7 @@ pub async fn run(
         ActionsOptions {
             dry_run: options.dry_run,
             publish: Some(shared.alerts.clone()),
+            deploy: options.deploy.map(DeployId::into_string),
         },
         clock.clone(),
         &metrics,
@@ -130,7 +135,7 @@ pub async fn run(
         observed,
         controlled,
         recorder,
-        actions,
+        actions.clone(),
         shared.clone(),
         clock.clone(),
         shutdown.clone(),
@@ -161,6 +166,7 @@ pub async fn run(
         tasks: HashMap::new(),
         ctx,
         control,
+        actions,
         tracker: tracker.clone(),
         cancel: shutdown.child_token(),
     };
@@ -185,6 +191,9 @@ pub async fn run(
                 let Some(request) = request else { break };
                 systemd::reloading();
                 let outcome = daemon.reload(request.trigger, &clock).await;
+                if let Some(deploy) = request.deploy {
+                    daemon.mark_deploy(deploy, &outcome).await;
+                }
                 files_tx.send_replace(daemon.config.files.clone());
                 systemd::ready(&daemon.summary());
                 if let Some(reply) = request.reply {
@@ -214,6 +223,8 @@ struct Daemon {
     tasks: HashMap<String, CheckTask>,
     ctx: scheduler::Context,
     control: mpsc::Sender<Control>,
+    /// Where a reload's deploy id goes.
+    actions: Actions,
     tracker: TaskTracker,
     /// Parent of every check task's token; cancelled by shutdown.
     cancel: CancellationToken,
@@ -281,6 +292,18 @@ impl Daemon {
             );
         }
         outcome
+    }
+
+    /// After a reload that asked for it: incidents opened from now on name `deploy`. A failed
+    /// reload changes nothing, the deploy included. Queued before the reload is answered, so
+    /// every transition the evaluator sends after that answer names the new deploy.
+    async fn mark_deploy(&self, deploy: DeployId, outcome: &Outcome) {
+        if let Outcome::Failed { .. } = outcome {
+            tracing::warn!(deploy = %deploy.as_str(), "deploy not marked: the reload failed");
+            return;
+        }
+        tracing::info!(deploy = %deploy.as_str(), "deploy marked: new incidents name it");
+        self.actions.set_deploy(deploy.into_string()).await;
     }
 
     async fn try_reload(&mut self, clock: &Clock) -> Result<Outcome, String> {

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use warden::clock::Clock;
 use warden::config::{self, Config};
 use warden::engine::Status;
+use warden::reload::DeployId;
 use warden::{app, telemetry};
 
 /// warden: a continuous health and SLO watchdog.
@@ -39,6 +40,11 @@ enum Command {
         /// Hooks record what they would run and run nothing (notifications are still sent).
         #[arg(long)]
         dry_run: bool,
+        /// The deploy that new incidents name (`deploy` in pages, `WARDEN_DEPLOY` for hooks),
+        /// until `POST /-/reload?deploy=ID` marks the next one: 1 to 128 printable ASCII
+        /// characters.
+        #[arg(long, env = "WARDEN_DEPLOY", value_name = "ID", value_parser = DeployId::parse)]
+        deploy: Option<DeployId>,
     },
     /// Send a test page through one notifier and report how the receiver answered.
     ///
@@ -136,6 +142,7 @@ fn main() -> ExitCode {
             config: ConfigArg { config },
             no_watch_config,
             dry_run,
+            deploy,
         } => {
             let Some(cfg) = load_or_report(&config) else {
                 return ExitCode::from(1);
@@ -144,6 +151,7 @@ fn main() -> ExitCode {
             let options = app::RunOptions {
                 watch_config: !no_watch_config,
                 dry_run,
+                deploy,
             };
             match runtime().and_then(|rt| rt.block_on(run_daemon(cfg, options))) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,10 @@
 //! event on a config file, a `..`-prefixed entry or a `.toml` file in those directories starts
 //! a debounce; once the directory has been quiet for [`DEBOUNCE`] a reload is requested. A
 //! reload of unchanged files is cheap and reported as `unchanged`.
+//!
+//! A request may also carry a [`DeployId`] (`POST /-/reload?deploy=ID`), the deploy that new
+//! incidents name from then on; `warden run --deploy` sets the first one. It is validated
+//! here, where both come in.
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
@@ -47,6 +51,8 @@ impl Trigger {
 #[derive(Debug)]
 pub struct Request {
     pub trigger: Trigger,
+    /// The deploy new incidents name once the reload succeeded; `None` keeps the current one.
+    pub deploy: Option<DeployId>,
     pub reply: Option<oneshot::Sender<Outcome>>,
 }
 
@@ -54,8 +60,92 @@ impl Request {
     pub fn new(trigger: Trigger) -> Self {
         Request {
             trigger,
+            deploy: None,
             reply: None,
         }
+    }
+}
+
+/// The longest deploy id, in characters.
+pub const DEPLOY_ID_MAX: usize = 128;
+
+/// The deploy pages and hooks name (`deploy`, `{{deploy}}`, `WARDEN_DEPLOY`): 1 to
+/// [`DEPLOY_ID_MAX`] printable ASCII characters (space to `~`), not starting or ending with a
+/// space. It goes as it is into payloads, mail headers and a hook's environment, so nothing
+/// that could break a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployId(String);
+
+/// Why a deploy id was refused. The id itself is never repeated (it may be long or binary).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvalidDeployId {
+    Empty,
+    /// The first character outside space to `~`, and its position (1-based).
+    NotPrintable {
+        found: char,
+        position: usize,
+    },
+    TooLong {
+        chars: usize,
+    },
+    EdgeSpace,
+}
+
+impl std::fmt::Display for InvalidDeployId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InvalidDeployId::Empty => write!(
+                f,
+                "deploy id is empty; give 1 to {DEPLOY_ID_MAX} printable ASCII characters"
+            ),
+            InvalidDeployId::NotPrintable { found, position } => write!(
+                f,
+                "deploy id has {found:?} at character {position}; only printable ASCII (space to ~) is allowed"
+            ),
+            InvalidDeployId::TooLong { chars } => write!(
+                f,
+                "deploy id is {chars} characters long; at most {DEPLOY_ID_MAX} are allowed"
+            ),
+            InvalidDeployId::EdgeSpace => {
+                write!(f, "deploy id starts or ends with a space")
+            }
+        }
+    }
+}
+
+impl std::error::Error for InvalidDeployId {}
+
+impl DeployId {
+    pub fn parse(id: &str) -> Result<DeployId, InvalidDeployId> {
+        if id.is_empty() {
+            return Err(InvalidDeployId::Empty);
+        }
+        if let Some((i, found)) = id
+            .chars()
+            .enumerate()
+            .find(|(_, c)| !(' '..='~').contains(c))
+        {
+            return Err(InvalidDeployId::NotPrintable {
+                found,
+                position: i + 1,
+            });
+        }
+        // Printable ASCII from here on: bytes are characters.
+        if id.len() > DEPLOY_ID_MAX {
+            return Err(InvalidDeployId::TooLong { chars: id.len() });
+        }
+        if id.starts_with(' ') || id.ends_with(' ') {
+            return Err(InvalidDeployId::EdgeSpace);
+        }
+        Ok(DeployId(id.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 
@@ -275,6 +365,44 @@ mod tests {
         assert_ne!(first, fingerprint(&files));
         std::fs::remove_file(&a).unwrap();
         assert_ne!(first, fingerprint(&files));
+    }
+
+    #[test]
+    fn deploy_ids_are_short_printable_ascii() {
+        for ok in [
+            "v2",
+            "redcube-v2.3.1",
+            "2026-11-21 release #42",
+            &"a".repeat(128),
+        ] {
+            assert_eq!(
+                DeployId::parse(ok).map(DeployId::into_string).as_deref(),
+                Ok(ok)
+            );
+        }
+        let err = |id: &str| DeployId::parse(id).unwrap_err().to_string();
+        assert_eq!(
+            err(""),
+            "deploy id is empty; give 1 to 128 printable ASCII characters"
+        );
+        assert_eq!(
+            err("v2\nX-Injected: 1"),
+            "deploy id has '\\n' at character 3; only printable ASCII (space to ~) is allowed"
+        );
+        assert_eq!(
+            err("v\u{1b}[31m"),
+            "deploy id has '\\u{1b}' at character 2; only printable ASCII (space to ~) is allowed"
+        );
+        assert_eq!(
+            err("déploiement"),
+            "deploy id has 'é' at character 2; only printable ASCII (space to ~) is allowed"
+        );
+        assert_eq!(
+            err(&"a".repeat(129)),
+            "deploy id is 129 characters long; at most 128 are allowed"
+        );
+        assert_eq!(err(" v2"), "deploy id starts or ends with a space");
+        assert_eq!(err("   "), "deploy id starts or ends with a space");
     }
 
     #[test]

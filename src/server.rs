@@ -3,7 +3,8 @@
 //!
 //! Handlers only read [`Shared`]: the published status snapshot, the metrics registry and the
 //! heartbeat. They never wait on a probe or on the evaluator; the one exception is
-//! `/-/reload`, which hands a request to the daemon and waits (bounded) for its outcome.
+//! `/-/reload`, which hands a request to the daemon and waits (bounded) for its outcome;
+//! `POST /-/reload?deploy=ID` also marks the deploy new incidents name (validated here).
 //! Endpoints that change anything require the bearer token when one is configured. Connections are bounded in
 //! number and in how long they may take to send their headers.
 
@@ -26,7 +27,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::Status;
-use crate::reload::{self, Outcome, Trigger};
+use crate::reload::{self, DeployId, Outcome, Trigger};
 use crate::secret::Secret;
 use crate::telemetry::{Metrics, METRICS_CONTENT_TYPE};
 
@@ -200,7 +201,8 @@ async fn route(req: &Request<Incoming>, shared: &Arc<Shared>) -> Response<Full<B
     }
 }
 
-/// `POST /-/reload`: authorise, hand the request to the daemon, answer with its outcome.
+/// `POST /-/reload[?deploy=ID]`: authorise, hand the request to the daemon, answer with its
+/// outcome.
 async fn reload(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
     if req.method() != Method::POST && req.method() != Method::PUT {
         return json_error(
@@ -211,6 +213,10 @@ async fn reload(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes
     if let Some(denied) = unauthorised(req, shared) {
         return denied;
     }
+    let deploy = match reload_query(req.uri().query()) {
+        Ok(deploy) => deploy,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, &e),
+    };
     let Some(reloader) = shared.reloader.get() else {
         return json_error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -220,6 +226,7 @@ async fn reload(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes
     let (tx, rx) = tokio::sync::oneshot::channel();
     let request = reload::Request {
         trigger: Trigger::Http,
+        deploy: deploy.clone(),
         reply: Some(tx),
     };
     if reloader.send(request).await.is_err() {
@@ -228,14 +235,17 @@ async fn reload(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes
     match tokio::time::timeout(RELOAD_WAIT, rx).await {
         Ok(Ok(outcome)) => {
             let (code, body) = match &outcome {
-                Outcome::Applied { hash } | Outcome::Unchanged { hash } => (
-                    StatusCode::OK,
-                    serde_json::json!({
+                Outcome::Applied { hash } | Outcome::Unchanged { hash } => {
+                    let mut body = serde_json::json!({
                         "status": "success",
                         "result": outcome.result(),
                         "config_hash": format!("{hash:012x}"),
-                    }),
-                ),
+                    });
+                    if let Some(deploy) = &deploy {
+                        body["deploy"] = deploy.as_str().into();
+                    }
+                    (StatusCode::OK, body)
+                }
                 Outcome::Failed { error } => (
                     StatusCode::BAD_REQUEST,
                     serde_json::json!({
@@ -253,6 +263,46 @@ async fn reload(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes
             "the reload did not finish within 60 s; see warden's log",
         ),
     }
+}
+
+/// The deploy id in `/-/reload`'s query (`deploy=ID`, percent-encoded), if any. Anything
+/// else in the query is refused, so a typo never reloads without the deploy it meant to mark.
+fn reload_query(query: Option<&str>) -> Result<Option<DeployId>, String> {
+    let mut deploy = None;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = percent_decode(name).unwrap_or_default();
+        if name != "deploy" {
+            return Err(format!(
+                "unknown query parameter {name:?} for /-/reload; known: deploy"
+            ));
+        }
+        if deploy.is_some() {
+            return Err("deploy is given more than once".into());
+        }
+        let value = percent_decode(value).ok_or("deploy is not valid percent-encoded UTF-8")?;
+        deploy = Some(DeployId::parse(&value).map_err(|e| e.to_string())?);
+    }
+    Ok(deploy)
+}
+
+/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte. `None` on a
+/// malformed escape or bytes that are not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = [bytes.next()?, bytes.next()?];
+                let hex = std::str::from_utf8(&hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+            }
+            _ => out.push(b),
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// The 401 answer when a token is configured and `Authorization: Bearer <token>` does not
@@ -316,4 +366,48 @@ fn text(code: StatusCode, body: &str) -> Response<Full<Bytes>> {
 fn json_error(code: StatusCode, message: &str) -> Response<Full<Bytes>> {
     let body = serde_json::json!({ "status": "error", "error": message });
     respond(code, "application/json", body.to_string().into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reload_query_carries_only_a_valid_deploy_id() {
+        let deploy = |q: Option<&str>| reload_query(q).map(|d| d.map(DeployId::into_string));
+        assert_eq!(deploy(None), Ok(None));
+        assert_eq!(deploy(Some("")), Ok(None));
+        assert_eq!(deploy(Some("deploy=v2")), Ok(Some("v2".into())));
+        assert_eq!(
+            deploy(Some("deploy=release+%2342%20(canary)")),
+            Ok(Some("release #42 (canary)".into()))
+        );
+        assert_eq!(
+            deploy(Some("deploy=v2%0AX-Injected:%201")),
+            Err(
+                "deploy id has '\\n' at character 3; only printable ASCII (space to ~) is allowed"
+                    .into()
+            )
+        );
+        assert_eq!(
+            deploy(Some("deploy=")),
+            Err("deploy id is empty; give 1 to 128 printable ASCII characters".into())
+        );
+        assert_eq!(
+            deploy(Some("deploy=v2%ZZ")),
+            Err("deploy is not valid percent-encoded UTF-8".into())
+        );
+        assert_eq!(
+            deploy(Some("deploy=%FF")),
+            Err("deploy is not valid percent-encoded UTF-8".into())
+        );
+        assert_eq!(
+            deploy(Some("deploy=v2&deploy=v3")),
+            Err("deploy is given more than once".into())
+        );
+        assert_eq!(
+            deploy(Some("depoly=v2")),
+            Err("unknown query parameter \"depoly\" for /-/reload; known: deploy".into())
+        );
+    }
 }

@@ -20,8 +20,15 @@
 //!   the same alert is still running. Once per incident and the cooldown are enforced by the
 //!   store (`outbox::HookGuard`). A hook that comes due inside its cooldown does not run for
 //!   this incident at all (a rollback deferred to the cooldown's end could undo the first
-//!   one); a hook that is busy for another alert is asked again [`HOOK_RETRY`] later;
-//! - a rule removed from the config resolves its alert.
+//!   one);
+//! - a hook is one process at a time across all alerts: while a job holds it (from the plan
+//!   that starts the job until the job reports the hook's end), other alerts wait for it, and
+//!   the end admits the one whose hook came due first ([`Alerts::hook_finished`]), at once.
+//!   Only a refusal this stage cannot foresee (the store failed, or still holds a run whose
+//!   end it could not record) is asked again [`HOOK_RETRY`] later;
+//! - a rule removed from the config resolves its alert;
+//! - a new incident names the deploy current when it opens ([`Alerts::set_deploy`]); every
+//!   event of the incident (escalations, re-sends, the resolve, its hooks) keeps that one.
 //!
 //! Everything here is synchronous and pure: the driver (`run`) passes `now`, commits each
 //! [`Plan`] (records and events in one transaction) and then starts its hook jobs.
@@ -42,8 +49,10 @@ use crate::rule::State;
 
 pub use run::{spawn, Actions, ActionsOptions};
 
-/// After a hook could not be admitted for a reason that passes (it is still running, the
-/// store could not record its start), how long until it is tried again.
+/// After the store did not admit a hook for a reason that passes (it could not record the
+/// start, or it still holds a run whose end it could not record), how long until it is
+/// tried again. A hook busy for another alert of this process is not retried: it is handed
+/// on when that run ends.
 pub const HOOK_RETRY: Duration = Duration::from_secs(10);
 
 /// What warden remembers about a rule's alert across restarts. Stored as JSON.
@@ -110,7 +119,8 @@ pub struct HookJob {
 pub enum HookResult {
     /// It ran (or dry-ran), or the store says it already ran for this incident.
     Done,
-    /// Not admitted now (busy for another alert, or the store failed); ask again then.
+    /// Not admitted now (the store failed, or still holds a run whose end it could not
+    /// record); ask again then.
     RetryAt(Timestamp),
     /// Not run: by the time its turn came the alert no longer fired at its level (or the
     /// hook was removed). It becomes due again only if its conditions hold again.
@@ -134,10 +144,15 @@ pub struct Alerts {
     sent: HashMap<(String, String), Timestamp>,
     /// Hook progress per (rule, hook) in the incident `.0`.
     hooks: HashMap<(String, String), (u64, Progress)>,
+    /// Hooks held by a job that has not reported their end: hook → (rule, incident). Kept
+    /// across reloads (a job of a removed rule still runs until it reports).
+    busy: HashMap<String, (String, u64)>,
     /// The level each rule was last *seen* at by this process, and since when. Hooks count
     /// their `after` only from here: not from a record loaded at start-up, and not across an
     /// `unknown` or `flapping` stretch (nobody saw the alert still firing then).
     seen: HashMap<String, (Severity, Timestamp)>,
+    /// The deploy new incidents name (`warden run --deploy`, `POST /-/reload?deploy=`).
+    deploy: Option<String>,
 }
 
 impl Alerts {
@@ -154,10 +169,17 @@ impl Alerts {
             records,
             sent: HashMap::new(),
             hooks: HashMap::new(),
+            busy: HashMap::new(),
             seen: HashMap::new(),
+            deploy: None,
         };
         let plan = alerts.reconfigure(config, now);
         (alerts, plan)
+    }
+
+    /// Incidents opened from now on name `deploy`; those open keep theirs.
+    pub fn set_deploy(&mut self, deploy: Option<String>) {
+        self.deploy = deploy;
     }
 
     pub fn record(&self, rule: &str) -> Option<&AlertRecord> {
@@ -186,6 +208,7 @@ impl Alerts {
                     "value": f.event.value,
                     "value_name": f.event.value_name,
                     "condition": f.event.condition,
+                    "deploy": f.event.deploy,
                     "notified": f.notified,
                 })
             })
@@ -267,7 +290,8 @@ impl Alerts {
             (Some(a), Some(b)) if a == b => Plan::default(),
             (Some(_), None) => self.resolve(&t.rule, now, None),
             (_, Some(severity)) => {
-                let event = firing_event(rule, severity, t.transition.value, now);
+                let deploy = self.deploy.clone();
+                let event = firing_event(rule, severity, t.transition.value, deploy, now);
                 self.fire(&t.rule, severity, event, now)
             }
         };
@@ -304,15 +328,30 @@ impl Alerts {
         plan
     }
 
-    /// Records how a hook of a job ended. A hook done with for the incident is persisted in
-    /// the alert's record (the plan to commit).
+    /// Records how a hook of a job ended, and hands the hook (now free) to the alert that has
+    /// waited for it longest: the plan persists a hook done with for the incident in the
+    /// alert's record and starts the jobs that are due now.
     pub fn hook_finished(
         &mut self,
         rule: &str,
         incident: u64,
         hook: &str,
         result: HookResult,
+        now: Timestamp,
     ) -> Plan {
+        if self
+            .busy
+            .get(hook)
+            .is_some_and(|(r, n)| r == rule && *n == incident)
+        {
+            self.busy.remove(hook);
+        }
+        let mut plan = self.hook_recorded(rule, incident, hook, result);
+        plan.extend(self.due_hooks(now, None));
+        plan
+    }
+
+    fn hook_recorded(&mut self, rule: &str, incident: u64, hook: &str, result: HookResult) -> Plan {
         let key = (rule.to_string(), hook.to_string());
         if let Some((n, progress)) = self.hooks.get_mut(&key) {
             if *n == incident {
@@ -449,6 +488,7 @@ impl Alerts {
                 }
                 event.since = f.event.since.clone();
                 event.dedup_key = f.event.dedup_key.clone();
+                event.deploy = f.event.deploy.clone();
                 f.critical_since = match severity {
                     Severity::Critical => Some(now.as_millis()),
                     Severity::Warning => None,
@@ -517,8 +557,25 @@ impl Alerts {
     }
 
     /// Hooks of firing alerts whose time has come (of `only` when given).
+    ///
+    /// First, per alert, the hooks due and not held back by their own progress (running, done,
+    /// waiting for a retry). Then the alerts take them oldest due first: a hook held by another
+    /// job waits (see `busy`), and a due diagnostic that waits, runs or waits for its retry
+    /// holds back the alert's other hooks. Each job is the alert's hooks taken now,
+    /// diagnostics first.
     fn due_hooks(&mut self, now: Timestamp, only: Option<&str>) -> Plan {
-        let mut plan = Plan::default();
+        struct Wanted {
+            rule: String,
+            incident: u64,
+            trigger: Event,
+            /// When the earliest of `hooks` came due: the order in which alerts take hooks.
+            due: Timestamp,
+            /// Due and ready as far as this alert goes, in the rule's order.
+            hooks: Vec<HookSpec>,
+            /// A due diagnostic is running or waits for its retry.
+            held: bool,
+        }
+        let mut wanted: Vec<Wanted> = Vec::new();
         for (rule, actions) in &self.alerting.rules {
             if only.is_some_and(|o| o != rule) || actions.hooks.is_empty() {
                 continue;
@@ -539,8 +596,14 @@ impl Alerts {
             let Some((seen_level, seen_since)) = self.seen.get(rule).copied() else {
                 continue;
             };
-            let mut due: Vec<&HookSpec> = Vec::new();
-            let mut diagnosing = false;
+            let mut w = Wanted {
+                rule: rule.clone(),
+                incident,
+                trigger: firing.event.clone(),
+                due: now,
+                hooks: Vec::new(),
+                held: false,
+            };
             for trigger in &actions.hooks {
                 let Some(spec) = self.alerting.hook(&trigger.hook) else {
                     continue;
@@ -556,8 +619,8 @@ impl Alerts {
                 let Some(level_since) = level_since else {
                     continue;
                 };
-                let since = Timestamp::from_millis(level_since).max(seen_since);
-                if now < since + trigger.after {
+                let due = Timestamp::from_millis(level_since).max(seen_since) + trigger.after;
+                if now < due {
                     continue;
                 }
                 let ready = match progress(&self.hooks, &trigger.hook) {
@@ -565,38 +628,51 @@ impl Alerts {
                     Some(Progress::RetryAt(t)) => now >= t,
                     Some(Progress::Running | Progress::Done) => false,
                 };
-                // A due diagnostic still running or waiting for its retry holds back the
-                // others; one that is ready goes first in this job, which stops before the
-                // others if it cannot run.
                 if spec.diagnostic && progress(&self.hooks, &trigger.hook) != Some(Progress::Done) {
-                    diagnosing |= !ready;
+                    w.held |= !ready;
                 }
                 if ready {
-                    due.push(spec);
+                    w.due = w.due.min(due);
+                    w.hooks.push(spec.clone());
                 }
             }
-            if diagnosing {
-                due.retain(|spec| spec.diagnostic);
+            if !w.hooks.is_empty() {
+                wanted.push(w);
             }
-            if due.is_empty() {
+        }
+        wanted.sort_by(|a, b| (a.due, &a.rule).cmp(&(b.due, &b.rule)));
+        let mut plan = Plan::default();
+        for w in wanted {
+            let free = |spec: &HookSpec| !self.busy.contains_key(&spec.config.name);
+            // A diagnostic that waits for its hook holds back the rest; one that is free goes
+            // first in this job, which stops before the others if it cannot run.
+            let held = w.held || w.hooks.iter().any(|s| s.diagnostic && !free(s));
+            let mut take: Vec<HookSpec> = w
+                .hooks
+                .into_iter()
+                .filter(|s| free(s) && (s.diagnostic || !held))
+                .collect();
+            if take.is_empty() {
                 continue;
             }
             // Diagnostics first, each group in the rule's order.
-            due.sort_by_key(|spec| !spec.diagnostic);
-            let mut trigger = firing.event.clone();
+            take.sort_by_key(|spec| !spec.diagnostic);
+            let mut trigger = w.trigger;
             trigger.at = now.to_rfc3339();
             let mut job = HookJob {
-                rule: rule.clone(),
-                incident,
+                rule: w.rule,
+                incident: w.incident,
                 trigger,
                 hooks: Vec::new(),
             };
-            for spec in due {
+            for spec in take {
+                let name = spec.config.name.clone();
                 self.hooks.insert(
-                    (rule.clone(), spec.config.name.clone()),
-                    (incident, Progress::Running),
+                    (job.rule.clone(), name.clone()),
+                    (job.incident, Progress::Running),
                 );
-                job.hooks.push((spec.clone(), Vec::new()));
+                self.busy.insert(name, (job.rule.clone(), job.incident));
+                job.hooks.push((spec, Vec::new()));
             }
             plan.hooks.push(job);
         }
@@ -614,11 +690,13 @@ fn at_least(level: Severity, on: Severity) -> bool {
     on == Severity::Warning || level == Severity::Critical
 }
 
-/// The firing event of `rule` at `severity`; the caller sets `since` and `dedup_key`.
+/// The firing event of `rule` at `severity` in `deploy`; the caller sets `since` and
+/// `dedup_key` (and, for an incident already open, its deploy).
 fn firing_event(
     rule: &RuleConfig,
     severity: Severity,
     value: Option<f64>,
+    deploy: Option<String>,
     now: Timestamp,
 ) -> Event {
     let level = match severity {
@@ -641,7 +719,7 @@ fn firing_event(
         labels,
         since: String::new(),
         at: now.to_rfc3339(),
-        deploy: None,
+        deploy,
         dedup_key: String::new(),
         hook: None,
     }

@@ -45,11 +45,14 @@ pub struct ActionsOptions {
     pub dry_run: bool,
     /// Where the firing alerts are published (`Alerts::view`) after every change.
     pub publish: Option<Arc<ArcSwap<serde_json::Value>>>,
+    /// `--deploy`: the deploy new incidents name, until `Actions::set_deploy`.
+    pub deploy: Option<String>,
 }
 
 enum Input {
     Transition(RuleTransition),
     Reconfigure(Box<Config>),
+    Deploy(String),
 }
 
 /// The evaluator's handle on the actions task.
@@ -70,6 +73,11 @@ impl Actions {
             .tx
             .send(Input::Reconfigure(Box::new(config.clone())))
             .await;
+    }
+
+    /// Incidents opened by the transitions sent after this one name `deploy`.
+    pub async fn set_deploy(&self, deploy: String) {
+        let _ = self.tx.send(Input::Deploy(deploy)).await;
     }
 }
 
@@ -111,7 +119,8 @@ pub async fn spawn(
         shutdown.clone(),
     );
     let guard = HookGuard::new(store, clock.clone(), metrics);
-    let (alerts, mut plan) = Alerts::new(config, records, clock.now());
+    let (mut alerts, mut plan) = Alerts::new(config, records, clock.now());
+    alerts.set_deploy(options.deploy);
     for event in guard.report_interrupted(&recovery) {
         let hook = event
             .hook
@@ -231,8 +240,10 @@ impl Driver {
                         let permit = self.alerts.permit(&rule, incident, &hook);
                         let _ = reply.send(permit.map(|spec| (spec, self.dry_run)));
                     }
+                    // The hook is free again: the plan starts the job that waited for it.
                     JobMsg::Finished { rule, incident, hook, result } => {
-                        let plan = self.alerts.hook_finished(&rule, incident, &hook, result);
+                        let now = self.clock.now();
+                        let plan = self.alerts.hook_finished(&rule, incident, &hook, result, now);
                         self.execute(plan).await;
                     }
                 },
@@ -257,6 +268,7 @@ impl Driver {
                                 self.set_notifiers(&config);
                                 plan = self.alerts.reconfigure(&config, now);
                             }
+                            Input::Deploy(deploy) => self.alerts.set_deploy(Some(deploy)),
                         }
                         taken += 1;
                         if taken < BATCH {
@@ -452,6 +464,8 @@ async fn run_job(
                 );
                 HookResult::Done
             }
+            // The stage hands a hook to one job at a time, so the store failed or still holds
+            // a run whose end it could not record: ask again later.
             Ok(Fired::Skipped(SkipReason::AlreadyRunning { .. })) | Err(_) => {
                 diagnosis_missing |= spec.diagnostic;
                 HookResult::RetryAt(clock.now() + HOOK_RETRY)

@@ -499,13 +499,13 @@ fn hooks_wait_for_their_delay_and_diagnostics_go_first() {
     // The rollback is due at 300 s but waits while the diagnostic still runs.
     assert!(a.tick(at(299)).hooks.is_empty());
     assert!(a.tick(at(300)).hooks.is_empty());
-    a.hook_finished("api-down", 1, "collect-logs", HookResult::Done);
-    let due = a.tick(at(301));
+    // The diagnostic's end starts the rollback at once.
+    let due = a.hook_finished("api-down", 1, "collect-logs", HookResult::Done, at(301));
     assert_eq!(due.hooks.len(), 1);
     assert_eq!(due.hooks[0].hooks[0].0.config.name, "rollback");
     // Running, then done: never again in this incident.
     assert!(a.tick(at(302)).hooks.is_empty());
-    a.hook_finished("api-down", 1, "rollback", HookResult::Done);
+    a.hook_finished("api-down", 1, "rollback", HookResult::Done, at(303));
     assert!(a.tick(at(900)).hooks.is_empty());
 
     // A new incident runs them again; both due at once run diagnostics first.
@@ -518,7 +518,17 @@ fn hooks_wait_for_their_delay_and_diagnostics_go_first() {
         &tr("api-down", State::Ok, State::Critical, None, at(2000)),
         at(2000),
     );
-    a.hook_finished("api-down", 2, "collect-logs", HookResult::RetryAt(at(2400)));
+    let retry = a.hook_finished(
+        "api-down",
+        2,
+        "collect-logs",
+        HookResult::RetryAt(at(2400)),
+        at(2001),
+    );
+    assert!(
+        retry.hooks.is_empty(),
+        "retried at the time given, not before"
+    );
     let both = a.tick(at(2400));
     let order: Vec<&str> = both.hooks[0]
         .hooks
@@ -530,7 +540,7 @@ fn hooks_wait_for_their_delay_and_diagnostics_go_first() {
 }
 
 #[test]
-fn still_critical_means_without_interruption_and_busy_hooks_are_retried() {
+fn still_critical_means_without_interruption_and_refused_hooks_are_retried() {
     let config = with_hooks(
         config(),
         "api-slow",
@@ -545,7 +555,7 @@ fn still_critical_means_without_interruption_and_busy_hooks_are_retried() {
         at(0),
     );
     assert_eq!(warn.hooks.len(), 1, "collect-logs fires on warning");
-    a.hook_finished("api-slow", 1, "collect-logs", HookResult::Done);
+    a.hook_finished("api-slow", 1, "collect-logs", HookResult::Done, at(1));
     a.transition(
         &tr("api-slow", State::Warning, State::Critical, None, at(10)),
         at(10),
@@ -562,13 +572,217 @@ fn still_critical_means_without_interruption_and_busy_hooks_are_retried() {
     assert!(a.tick(at(169)).hooks.is_empty());
     let due = a.tick(at(170));
     assert_eq!(due.hooks[0].hooks[0].0.config.name, "rollback");
-    // Busy for another alert (or the store failed): asked again at the time given.
-    a.hook_finished("api-slow", 1, "rollback", HookResult::RetryAt(at(400)));
+    // The store refused it (it failed, or still holds a run whose end it could not record):
+    // asked again at the time given.
+    a.hook_finished(
+        "api-slow",
+        1,
+        "rollback",
+        HookResult::RetryAt(at(400)),
+        at(171),
+    );
     assert!(a.tick(at(399)).hooks.is_empty());
     assert_eq!(a.tick(at(400)).hooks.len(), 1);
     // A report for an older incident changes nothing.
-    a.hook_finished("api-slow", 0, "rollback", HookResult::Done);
+    a.hook_finished("api-slow", 0, "rollback", HookResult::Done, at(400));
     assert!(a.tick(at(401)).hooks.is_empty(), "still running");
+}
+
+/// `rules` more rules like `api-down` (critical < 1 on `api`), named `r0`, `r1`, ..., each
+/// with `hooks`.
+fn sharing(mut config: Config, rules: usize, hooks: &[HookTrigger]) -> Config {
+    let base = config.rules[0].clone();
+    for i in 0..rules {
+        let mut rule = base.clone();
+        rule.name = format!("r{i}");
+        config.rules.push(rule);
+        config = with_hooks(config, &format!("r{i}"), hooks.to_vec());
+    }
+    config
+}
+
+/// (rule, incident, hooks in order) of each job.
+fn jobs(plan: &Plan) -> Vec<(String, u64, Vec<String>)> {
+    plan.hooks
+        .iter()
+        .map(|j| {
+            let hooks = j.hooks.iter().map(|(h, _)| h.config.name.clone()).collect();
+            (j.rule.clone(), j.incident, hooks)
+        })
+        .collect()
+}
+
+fn job(rule: &str, incident: u64, hooks: &[&str]) -> (String, u64, Vec<String>) {
+    (rule.into(), incident, names(hooks))
+}
+
+fn critical(a: &mut Alerts, rule: &str, secs: u64) -> Plan {
+    a.transition(
+        &tr(rule, State::Ok, State::Critical, Some(0.0), at(secs)),
+        at(secs),
+    )
+}
+
+#[test]
+fn a_hook_shared_by_alerts_goes_to_the_next_waiting_one_as_soon_as_it_ends() {
+    let config = sharing(config(), 4, &[trigger("rollback", Severity::Critical, 0)]);
+    let mut a = fresh(&config);
+    // r2 comes due first and takes the hook; the others wait, in the order they came due
+    // (not by name), without a job that the store would only refuse.
+    assert_eq!(
+        jobs(&critical(&mut a, "r2", 0)),
+        [job("r2", 1, &["rollback"])]
+    );
+    for (rule, secs) in [("r3", 1), ("r0", 2), ("r1", 3)] {
+        assert!(critical(&mut a, rule, secs).hooks.is_empty(), "{rule}");
+    }
+    assert!(a.tick(at(60)).hooks.is_empty(), "waiting is not polling");
+    // Each end hands the hook on in the same step, however it ended.
+    let next = a.hook_finished("r2", 1, "rollback", HookResult::Done, at(61));
+    assert_eq!(jobs(&next), [job("r3", 1, &["rollback"])]);
+    assert_eq!(
+        next.records.len(),
+        1,
+        "r2's rollback is persisted as done in the same plan"
+    );
+    // r3 resolves before its job gets to the hook: the job reports it cancelled.
+    a.transition(&tr("r3", State::Critical, State::Ok, None, at(62)), at(62));
+    let next = a.hook_finished("r3", 1, "rollback", HookResult::Cancelled, at(62));
+    assert_eq!(jobs(&next), [job("r0", 1, &["rollback"])]);
+    let next = a.hook_finished("r0", 1, "rollback", HookResult::RetryAt(at(500)), at(63));
+    assert_eq!(jobs(&next), [job("r1", 1, &["rollback"])]);
+    // Never two at once: while r1 holds it, r0's retry comes due and waits.
+    assert!(a.tick(at(500)).hooks.is_empty());
+    let next = a.hook_finished("r1", 1, "rollback", HookResult::Done, at(501));
+    assert_eq!(jobs(&next), [job("r0", 1, &["rollback"])]);
+    let last = a.hook_finished("r0", 1, "rollback", HookResult::Done, at(502));
+    assert!(last.hooks.is_empty(), "nobody else waits");
+    // Every incident done with: nothing more, and the hook is free for the next one.
+    assert!(a.tick(at(900)).hooks.is_empty());
+    a.transition(
+        &tr("r2", State::Critical, State::Ok, None, at(901)),
+        at(901),
+    );
+    assert_eq!(
+        jobs(&critical(&mut a, "r2", 902)),
+        [job("r2", 2, &["rollback"])]
+    );
+}
+
+#[test]
+fn a_diagnostic_waiting_for_its_hook_holds_back_the_rollback() {
+    let config = with_hooks(
+        sharing(
+            config(),
+            1,
+            &[trigger("collect-logs", Severity::Critical, 0)],
+        ),
+        "api-down",
+        vec![
+            trigger("rollback", Severity::Critical, 0),
+            trigger("collect-logs", Severity::Critical, 0),
+        ],
+    );
+    let mut a = fresh(&config);
+    assert_eq!(
+        jobs(&critical(&mut a, "r0", 0)),
+        [job("r0", 1, &["collect-logs"])]
+    );
+    // The rollback is free, but api-down's diagnostic is busy for r0: nothing runs yet.
+    assert!(critical(&mut a, "api-down", 1).hooks.is_empty());
+    assert!(a.tick(at(30)).hooks.is_empty());
+    let next = a.hook_finished("r0", 1, "collect-logs", HookResult::Done, at(31));
+    assert_eq!(
+        jobs(&next),
+        [job("api-down", 1, &["collect-logs", "rollback"])]
+    );
+}
+
+#[test]
+fn a_hook_stays_busy_until_its_run_ends_across_incidents_and_reloads() {
+    let config = with_hooks(
+        with_hooks(
+            config(),
+            "api-down",
+            vec![trigger("rollback", Severity::Critical, 0)],
+        ),
+        "api-slow",
+        vec![trigger("rollback", Severity::Critical, 0)],
+    );
+    let mut a = fresh(&config);
+    assert_eq!(
+        jobs(&critical(&mut a, "api-down", 0)),
+        [job("api-down", 1, &["rollback"])]
+    );
+    // The incident resolves and a new one opens while incident 1's rollback still runs.
+    a.transition(
+        &tr("api-down", State::Critical, State::Ok, None, at(1)),
+        at(1),
+    );
+    assert!(critical(&mut a, "api-down", 2).hooks.is_empty());
+    let next = a.hook_finished("api-down", 1, "rollback", HookResult::Done, at(3));
+    assert_eq!(jobs(&next), [job("api-down", 2, &["rollback"])]);
+    // A reload removes the rule whose job holds the hook: the run goes on, and so does the wait.
+    let mut without = config.clone();
+    without.rules.retain(|r| r.name != "api-down");
+    without.alerting.rules.remove("api-down");
+    a.reconfigure(&without, at(4));
+    assert!(critical(&mut a, "api-slow", 5).hooks.is_empty());
+    let next = a.hook_finished("api-down", 2, "rollback", HookResult::Done, at(6));
+    assert_eq!(jobs(&next), [job("api-slow", 1, &["rollback"])]);
+}
+
+#[test]
+fn an_incident_keeps_the_deploy_it_opened_in() {
+    let config = with_hooks(
+        config(),
+        "api-slow",
+        vec![trigger("rollback", Severity::Critical, 0)],
+    );
+    let mut a = fresh(&config);
+    let deploys = |plan: &Plan| -> Vec<Option<String>> {
+        let events = plan.events.iter().map(|(e, _)| e.deploy.clone());
+        events
+            .chain(plan.hooks.iter().map(|j| j.trigger.deploy.clone()))
+            .collect()
+    };
+    let v = |id: &str| Some(id.to_string());
+    let none = a.transition(
+        &tr("api-down", State::Ok, State::Critical, None, at(0)),
+        at(0),
+    );
+    assert_eq!(deploys(&none), [None], "no deploy set: none named");
+    a.set_deploy(v("v1"));
+    let warn = a.transition(
+        &tr("api-slow", State::Ok, State::Warning, None, at(1)),
+        at(1),
+    );
+    assert_eq!(deploys(&warn), [v("v1")]);
+    a.set_deploy(v("v2"));
+    // Escalation, its hook, a re-send, the resolve: still v1's incident.
+    let crit = a.transition(
+        &tr("api-slow", State::Warning, State::Critical, None, at(2)),
+        at(2),
+    );
+    assert_eq!(deploys(&crit), [v("v1"), v("v1")]);
+    a.hook_finished("api-slow", 1, "rollback", HookResult::Done, at(3));
+    assert_eq!(deploys(&a.tick(at(120))), [None, v("v1")]);
+    let ok = a.transition(
+        &tr("api-slow", State::Critical, State::Ok, None, at(130)),
+        at(130),
+    );
+    assert_eq!(deploys(&ok), [v("v1")]);
+    // The next incident is v2's.
+    let next = a.transition(
+        &tr("api-slow", State::Ok, State::Critical, None, at(140)),
+        at(140),
+    );
+    assert_eq!(next.events[0].0.dedup_key, "warden/api-slow/2");
+    assert_eq!(deploys(&next), [v("v2"), v("v2")]);
+    let view = a.view();
+    let slow = view["alerts"].as_array().unwrap().iter();
+    let slow: Vec<_> = slow.filter(|x| x["alert"] == "api-slow").collect();
+    assert_eq!(slow[0]["deploy"], "v2");
 }
 
 #[test]
@@ -635,7 +849,7 @@ fn hooks_wait_for_this_process_to_see_the_level_not_for_a_stale_record() {
         "another incident"
     );
     // Done is persisted with the record: after another restart it is not run again.
-    let plan = b.hook_finished("api-down", 1, "rollback", HookResult::Done);
+    let plan = b.hook_finished("api-down", 1, "rollback", HookResult::Done, at(3101));
     assert_eq!(plan.records.len(), 1);
     let records: BTreeMap<String, AlertRecord> = plan.records.into_iter().collect();
     let (mut c, _) = Alerts::new(&config, records, at(4000));

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::daemon::{get, Daemon};
+use crate::daemon::{get, post, Daemon};
 use crate::harness::alertmanager::Alertmanager;
 use crate::harness::free_port;
 use crate::harness::notify_receiver::{Answer as NotifyAnswer, Receiver as HttpReceiver};
@@ -346,6 +346,263 @@ fn hooks_run_after_their_delay_diagnostics_first_once_per_incident_within_the_co
         d.log().contains("cooling_down"),
         "the skip is logged with its reason"
     );
+}
+
+/// Issue 12 item 7: a hook shared by several rules ran for one alert at a time and the others
+/// were asked again 10 s later. Ten rules on one check share one 0.3 s hook and fire together:
+/// each run must start as soon as the one before it ends (never two at once), all ten within
+/// seconds, where the 10 s retry needed 90.
+#[test]
+fn a_hook_shared_by_ten_rules_runs_for_each_as_soon_as_the_last_run_ends() {
+    const RULES: usize = 10;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hooks.log");
+    let target = HttpTarget::start();
+    target.set_json("/health", 200, json!({}));
+    let receiver = Receiver::start();
+    let mut config = format!(
+        r#"
+[alerting]
+critical = ["ops"]
+
+[[notifier]]
+name = "ops"
+kind = "webhook"
+url = "{url}"
+
+[[hook]]
+name = "restart-api"
+shell = "echo start $WARDEN_ALERT $(date +%s%N) >> {log}; sleep 0.3; echo end $WARDEN_ALERT $(date +%s%N) >> {log}"
+cooldown = "0s"
+timeout = "10s"
+{check}"#,
+        url = receiver.url(),
+        log = log.display(),
+        check = api_check(&target.url("/health")),
+    );
+    for i in 0..RULES {
+        config.push_str(&format!(
+            r#"
+[[rule]]
+name = "r{i}"
+check = "api"
+critical = {{ when = "< 1" }}
+hooks = [{{ hook = "restart-api" }}]
+"#
+        ));
+    }
+    let d = Daemon::start(&config);
+    for i in 0..RULES {
+        d.wait_rule_state(&format!("r{i}"), "ok", Duration::from_secs(10));
+    }
+    target.set_json("/health", 500, json!({}));
+    // Bounded well below the old behaviour's 90 s, and generously above the expected ~4 s.
+    wait(Duration::from_secs(30), "ten hook runs to end", || {
+        let ended = lines(&log).iter().filter(|l| l.starts_with("end ")).count();
+        (ended >= RULES).then_some(())
+    });
+    // (alert, start, end) in nanoseconds, in start order.
+    let mut runs: Vec<(String, u128, u128)> = Vec::new();
+    for line in lines(&log) {
+        let parts: Vec<&str> = line.split(' ').collect();
+        let (what, alert, ns) = (parts[0], parts[1].to_string(), parts[2].parse().unwrap());
+        match what {
+            "start" => runs.push((alert, ns, 0)),
+            _ => {
+                let run = runs.iter_mut().find(|r| r.0 == alert).expect("a start");
+                run.2 = ns;
+            }
+        }
+    }
+    runs.sort_by_key(|r| r.1);
+    let alerts: BTreeSet<&str> = runs.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        (runs.len(), alerts.len()),
+        (RULES, RULES),
+        "one run per alert: {runs:?}"
+    );
+    let ms = |ns: u128| ns as f64 / 1e6;
+    for pair in runs.windows(2) {
+        let (prev, next) = (&pair[0], &pair[1]);
+        assert!(
+            next.1 >= prev.2,
+            "{} started before {} ended: two runs of one hook at once",
+            next.0,
+            prev.0
+        );
+        let gap = ms(next.1 - prev.2);
+        assert!(
+            gap < 2000.0,
+            "{} waited {gap:.0} ms after {} ended; runs: {runs:?}\n{}",
+            next.0,
+            prev.0,
+            d.log()
+        );
+    }
+    let span = ms(runs[RULES - 1].2 - runs[0].1);
+    assert!(span < 10_000.0, "ten 0.3 s runs took {span:.0} ms");
+    let runs_of = |outcome: &str| {
+        metric(
+            &d,
+            "warden_hook_runs_total",
+            &[("hook", "restart-api"), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(runs_of("success"), Some(RULES as f64));
+    assert_eq!(
+        runs_of("skipped"),
+        None,
+        "no job was started only to find the hook busy"
+    );
+    eprintln!("ten runs of one 0.3 s hook in {span:.0} ms");
+}
+
+/// `api-down` paging `ops` at `url` and running hook `record` (which appends the alert's
+/// dedup key and `$WARDEN_DEPLOY` to `log`) when the check on `target` fails.
+fn deploy_config(log: &Path, url: &str, target: &str) -> String {
+    format!(
+        r#"
+[alerting]
+critical = ["ops"]
+
+[[notifier]]
+name = "ops"
+kind = "webhook"
+url = "{url}"
+
+[[hook]]
+name = "record"
+shell = "echo $WARDEN_DEDUP_KEY $WARDEN_DEPLOY >> {log}"
+cooldown = "0s"
+{check}
+[[rule]]
+name = "api-down"
+check = "api"
+critical = {{ when = "< 1" }}
+hooks = [{{ hook = "record" }}]
+"#,
+        log = log.display(),
+        check = api_check(target),
+    )
+}
+
+/// The one webhook body with `status` and `dedup_key` (waits for it).
+fn page(r: &Receiver, status: &str, key: &str) -> serde_json::Value {
+    wait(
+        Duration::from_secs(15),
+        &format!("the {status} page of {key}"),
+        || {
+            with_status(r, status)
+                .into_iter()
+                .find(|b| b["dedup_key"] == key)
+        },
+    )
+}
+
+/// Issue 11 item 4: the deploy id could not be set. `--deploy` (over `WARDEN_DEPLOY`) names
+/// the deploy in pages and in hooks' environment; `POST /-/reload?deploy=v2` (token required)
+/// marks the next deploy without a restart, and an incident keeps the deploy it opened in,
+/// resolve included.
+#[test]
+fn the_deploy_id_reaches_pages_and_hooks_and_a_reload_marks_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hooks.log");
+    let target = HttpTarget::start();
+    target.set_json("/health", 200, json!({}));
+    let receiver = Receiver::start();
+    // Before any table: it lands in the [server] table the harness writes first.
+    let config = format!(
+        "token = \"s3cret-token\"\n{}",
+        deploy_config(&log, &receiver.url(), &target.url("/health"))
+    );
+    let d = Daemon::start_with(
+        &config,
+        &[("WARDEN_DEPLOY", "from-env")],
+        &["--deploy", "v1"],
+    );
+    d.wait_rule_state("api-down", "ok", Duration::from_secs(10));
+
+    target.set_json("/health", 500, json!({}));
+    let firing = page(&receiver, "firing", "warden/api-down/1");
+    assert_eq!(firing["deploy"], "v1", "the flag wins over the environment");
+    wait(Duration::from_secs(15), "the hook's line", || {
+        (!lines(&log).is_empty()).then_some(())
+    });
+    assert_eq!(lines(&log), ["warden/api-down/1 v1"]);
+    let outcome = page(&receiver, "hook", "warden/api-down/1/hook/record");
+    assert_eq!(outcome["deploy"], "v1");
+
+    // The deploy script marks v2 while incident 1 is open.
+    let reload = |query: &str, token: Option<&str>| {
+        post(&d.url(&format!("/-/reload{query}")), token).expect("POST /-/reload")
+    };
+    let (code, body) = reload("?deploy=v2", None);
+    assert_eq!(code, 401, "the token rules of reload apply: {body}");
+    let (code, body) = reload("?deploy=v2%0AX-Injected:%201", Some("s3cret-token"));
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("deploy id has '\\\\n' at character 3"),
+        "a clear error: {body}"
+    );
+    let (code, body) = reload("?deploy=v2", Some("s3cret-token"));
+    assert_eq!(code, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (&answer["result"], &answer["deploy"]),
+        (&json!("unchanged"), &json!("v2"))
+    );
+
+    // Incident 1 resolves as what it was: opened in v1.
+    target.set_json("/health", 200, json!({}));
+    assert_eq!(
+        page(&receiver, "resolved", "warden/api-down/1")["deploy"],
+        "v1"
+    );
+    // The next incident is v2's, in its page, its hook and the alerts API.
+    target.set_json("/health", 500, json!({}));
+    assert_eq!(
+        page(&receiver, "firing", "warden/api-down/2")["deploy"],
+        "v2"
+    );
+    wait(Duration::from_secs(15), "the second hook's line", || {
+        (lines(&log).len() >= 2).then_some(())
+    });
+    assert_eq!(
+        lines(&log),
+        ["warden/api-down/1 v1", "warden/api-down/2 v2"]
+    );
+    assert_eq!(alerts(&d)[0]["deploy"], "v2");
+}
+
+/// Without `--deploy`, `WARDEN_DEPLOY` names the deploy; an invalid id is refused at start.
+#[test]
+fn warden_deploy_in_the_environment_names_the_deploy_and_a_bad_id_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hooks.log");
+    let target = HttpTarget::start();
+    target.set_json("/health", 500, json!({}));
+    let receiver = Receiver::start();
+    let config = deploy_config(&log, &receiver.url(), &target.url("/health"));
+    let d = Daemon::start_with(&config, &[("WARDEN_DEPLOY", "redcube-v2.3.1")], &[]);
+    let firing = page(&receiver, "firing", "warden/api-down/1");
+    assert_eq!(firing["deploy"], "redcube-v2.3.1");
+    wait(Duration::from_secs(15), "the hook's line", || {
+        (!lines(&log).is_empty()).then_some(())
+    });
+    assert_eq!(lines(&log), ["warden/api-down/1 redcube-v2.3.1"]);
+
+    let path = d.config_path();
+    let path = path.to_str().unwrap();
+    for (bad, why) in [
+        ("", "deploy id is empty"),
+        ("v2\u{1b}[31m", "deploy id has '\\u{1b}' at character 3"),
+        (&"v".repeat(129), "deploy id is 129 characters long"),
+    ] {
+        let out = crate::daemon::warden(&["run", "-c", path, "--deploy", bad]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
+    }
 }
 
 #[test]
