@@ -169,6 +169,7 @@ pub async fn run(
         actions,
         tracker: tracker.clone(),
         cancel: shutdown.child_token(),
+        listen,
     };
     daemon.start_tasks(checks);
     let hash = reload::fingerprint(&daemon.config.files);
@@ -228,6 +229,9 @@ struct Daemon {
     tracker: TaskTracker,
     /// Parent of every check task's token; cancelled by shutdown.
     cancel: CancellationToken,
+    /// The address the server is bound to. `server.listen` changes only at restart, so this,
+    /// not the reloaded config's `listen`, decides whether a token is required.
+    listen: std::net::SocketAddr,
 }
 
 /// One check's task: cancel it, then wait on its tracker until it has stopped.
@@ -318,6 +322,7 @@ impl Daemon {
         .await
         .map_err(|e| format!("loading the config panicked: {e}"))?;
         let (new, hash) = loaded.map_err(|diags| diags.to_string())?;
+        token_guards(self.listen, &new.server)?;
         if new == self.config {
             self.loaded(clock, hash);
             return Ok(Outcome::Unchanged { hash });
@@ -408,6 +413,20 @@ impl Daemon {
             }
         }
     }
+}
+
+/// The token rule of `check-config` (a listener beyond loopback requires `server.token`),
+/// judged against the address the server is actually bound to. A reload cannot move the
+/// socket, so a reloaded config with a loopback `listen` and no token must not drop the token
+/// of a server that still listens on the network.
+fn token_guards(bound: std::net::SocketAddr, server: &config::ServerConfig) -> Result<(), String> {
+    if bound.ip().is_loopback() || server.token.is_some() {
+        return Ok(());
+    }
+    Err(format!(
+        "server.token: warden is listening on {bound}, beyond loopback (server.listen changes \
+         only at restart), so the config must keep server.token or server.token_file"
+    ))
 }
 
 /// Messages from the daemon to the evaluator.

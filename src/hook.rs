@@ -5,7 +5,9 @@
 //! without warden's own systemd variables ([`CHILD_ENV_REMOVE`]), stdout and stderr captured
 //! up to a byte bound each (the rest is read and discarded, so a chatty hook never blocks on
 //! a full pipe), and a timeout after which the whole process group is SIGKILLed and the child
-//! reaped. In dry-run it records what it would have run (argv and environment *names*) and
+//! reaped. Its output is redacted of the values of its configured `env` (the rules of
+//! `secret::Redactor`, as for an exec check) before anyone stores, logs or sends it. In
+//! dry-run it records what it would have run (argv and environment *names*) and
 //! runs nothing. [`hook_event`] turns the result into an [`Event`] of kind `Hook`.
 //!
 //! A hook that exits on its own is not followed further: background processes it started keep
@@ -26,7 +28,7 @@ use tokio::process::Command;
 
 use crate::alert::{Event, EventKind, HookOutcome};
 use crate::clock::Timestamp;
-use crate::secret::Secret;
+use crate::secret::{Redactor, Secret};
 
 /// Environment variables a hook must not inherit from warden: systemd's notify socket and
 /// watchdog, so a hook cannot report readiness or keep-alives on warden's behalf.
@@ -115,7 +117,8 @@ pub struct HookRun {
     pub argv: Vec<String>,
     /// The environment variables warden set for it (names only: values may be secrets).
     pub env_names: Vec<String>,
-    /// Captured output, lossily decoded, at most `max_output_bytes` each.
+    /// Captured output, lossily decoded, at most `max_output_bytes` each, with the values of
+    /// the hook's `env` redacted.
     pub stdout: String,
     pub stderr: String,
     /// True when output beyond the bound was discarded.
@@ -347,8 +350,17 @@ pub async fn run(hook: &HookConfig, event: &Event, global_dry_run: bool) -> Hook
     }
     let (stdout, t1) = take(&out);
     let (stderr, t2) = take(&err);
-    result.stdout = stdout;
-    result.stderr = stderr;
+    // A hook may print its own credentials (`set -x`, a failing `curl -v`): never kept as is.
+    let redactor = Redactor::new(hook.env.values().map(|v| v.expose().to_string()));
+    let redact = |text: String, cut: bool| {
+        if cut {
+            redactor.redact_cut(&text)
+        } else {
+            redactor.redact(&text)
+        }
+    };
+    result.stdout = redact(stdout, t1);
+    result.stderr = redact(stderr, t2);
     result.truncated = t1 || t2;
     result
 }
@@ -474,7 +486,8 @@ mod tests {
         assert_eq!(run.result(), "failure");
         let canonical = std::fs::canonicalize(dir.path()).unwrap();
         assert_eq!(run.stdout.trim_end(), canonical.to_str().unwrap());
-        assert_eq!(run.stderr, "deployment/api\n");
+        // Configured env values are secrets: the hook saw the value, its output shows none.
+        assert_eq!(run.stderr, "<secret>\n");
         assert!(run.env_names.contains(&"TARGET".to_string()));
     }
 

@@ -5,10 +5,18 @@
 //! heartbeat. They never wait on a probe or on the evaluator; the one exception is
 //! `/-/reload`, which hands a request to the daemon and waits (bounded) for its outcome;
 //! `POST /-/reload?deploy=ID` also marks the deploy new incidents name (validated here).
-//! Endpoints that change anything require the bearer token when one is configured. Connections are bounded in
-//! number and in how long they may take to send their headers.
+//! Endpoints that change anything require the bearer token when one is configured.
+//!
+//! Connections are bounded: [`MAX_CONNECTIONS`] in all, [`MAX_CONNECTIONS_PER_CLIENT`] per peer
+//! IP, and [`HEADER_READ_TIMEOUT`] to send a request's headers. A full table does not make a
+//! newcomer wait: it evicts the connection that has been idle (waiting for headers, never
+//! inside a handler) the longest, its own client's first. Idle and slowloris connections
+//! therefore cannot keep a liveness probe out, however many there are; only connections
+//! inside a handler hold their place, and handlers never wait on a probe.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,7 +30,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +40,13 @@ use crate::telemetry::{Metrics, METRICS_CONTENT_TYPE};
 
 /// How stale the evaluator's heartbeat may get before `/healthz` reports warden wedged.
 pub const HEARTBEAT_STALE_AFTER: Duration = Duration::from_secs(30);
-const MAX_CONNECTIONS: usize = 256;
+/// Open connections at most; past it the longest-idle one is evicted for a newcomer.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Open connections per peer IP at most; past it that client's longest-idle one is evicted.
+pub const MAX_CONNECTIONS_PER_CLIENT: usize = 32;
+/// How long a connection may take to send a request's headers (from when it opened or its
+/// last response was sent); then it is closed.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `POST /-/reload` waits for the reload to finish.
 const RELOAD_WAIT: Duration = Duration::from_secs(60);
 
@@ -81,19 +94,135 @@ impl Shared {
     }
 }
 
+/// The open connections: who they come from, and which may be evicted for a newcomer.
+#[derive(Default)]
+struct Connections {
+    next: u64,
+    open: HashMap<u64, Connection>,
+}
+
+struct Connection {
+    peer: IpAddr,
+    /// Inside a handler: never evicted.
+    busy: bool,
+    /// When it last became idle (opened, or finished a request).
+    idle_since: Instant,
+    evict: CancellationToken,
+}
+
+/// What [`Connections::admit`] decided for a newcomer.
+#[derive(Debug, PartialEq, Eq)]
+enum Admission {
+    /// Admitted as `id`, after evicting `evicted` connections to make room.
+    Open { id: u64, evicted: usize },
+    /// Every place it could take is inside a handler.
+    Refused,
+}
+
+impl Connections {
+    /// Finds room for a connection from `peer`: its client's longest-idle connection goes if the
+    /// client is at its limit, then the longest-idle connection of all if the table is full.
+    fn admit(&mut self, peer: IpAddr, now: Instant) -> (Admission, CancellationToken) {
+        let token = CancellationToken::new();
+        let mut evicted = 0;
+        let of_peer = self.open.values().filter(|c| c.peer == peer).count();
+        if of_peer >= MAX_CONNECTIONS_PER_CLIENT {
+            if !self.evict_longest_idle(Some(peer)) {
+                return (Admission::Refused, token);
+            }
+            evicted += 1;
+        }
+        if self.open.len() >= MAX_CONNECTIONS {
+            if !self.evict_longest_idle(None) {
+                return (Admission::Refused, token);
+            }
+            evicted += 1;
+        }
+        let id = self.next;
+        self.next += 1;
+        self.open.insert(
+            id,
+            Connection {
+                peer,
+                busy: false,
+                idle_since: now,
+                evict: token.clone(),
+            },
+        );
+        (Admission::Open { id, evicted }, token)
+    }
+
+    fn evict_longest_idle(&mut self, of: Option<IpAddr>) -> bool {
+        let victim = self
+            .open
+            .iter()
+            .filter(|(_, c)| !c.busy && of.is_none_or(|p| c.peer == p))
+            .min_by_key(|(id, c)| (c.idle_since, **id))
+            .map(|(id, _)| *id);
+        match victim.and_then(|id| self.open.remove(&id)) {
+            Some(c) => {
+                c.evict.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn set_busy(&mut self, id: u64, busy: bool, now: Instant) {
+        if let Some(c) = self.open.get_mut(&id) {
+            c.busy = busy;
+            if !busy {
+                c.idle_since = now;
+            }
+        }
+    }
+}
+
+/// Marks a connection busy while a handler runs (and idle again when it is dropped).
+struct Busy {
+    table: Arc<Mutex<Connections>>,
+    id: u64,
+}
+
+impl Busy {
+    fn new(table: &Arc<Mutex<Connections>>, id: u64) -> Busy {
+        lock(table).set_busy(id, true, Instant::now());
+        Busy {
+            table: table.clone(),
+            id,
+        }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        lock(&self.table).set_busy(self.id, false, Instant::now());
+    }
+}
+
+/// Removes a connection from the table when its task ends, however it ends.
+struct Registered {
+    table: Arc<Mutex<Connections>>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        lock(&self.table).open.remove(&self.id);
+    }
+}
+
+fn lock(table: &Mutex<Connections>) -> std::sync::MutexGuard<'_, Connections> {
+    // The table holds no invariant a panic could break halfway: keep using it.
+    table.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Serves until `cancel` fires. The listener is bound by the caller, so a bind error is
 /// reported before anything else starts.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, cancel: CancellationToken) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let table = Arc::new(Mutex::new(Connections::default()));
     loop {
-        let permit = tokio::select! {
-            _ = cancel.cancelled() => return,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = cancel.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -104,17 +233,41 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, cancel: Cancellat
                 }
             },
         };
+        let peer = peer.ip().to_canonical();
+        let (admission, evict) = lock(&table).admit(peer, Instant::now());
+        let id = match admission {
+            Admission::Open { id, evicted } => {
+                if evicted > 0 {
+                    tracing::debug!(%peer, evicted, "connection table full; evicted idle connections");
+                }
+                id
+            }
+            Admission::Refused => {
+                tracing::debug!(%peer, "connection refused: every place is inside a handler");
+                continue;
+            }
+        };
+        let registered = Registered {
+            table: table.clone(),
+            id,
+        };
         let shared = shared.clone();
         let cancel = cancel.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _registered = registered;
+            let table = _registered.table.clone();
             let service = service_fn(move |req| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(route(&req, &shared).await) }
+                let busy = Busy::new(&table, id);
+                async move {
+                    let response = route(&req, &shared).await;
+                    drop(busy);
+                    Ok::<_, Infallible>(response)
+                }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {
@@ -123,6 +276,8 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, cancel: Cancellat
                         tracing::debug!(error = %e, "http connection ended with an error");
                     }
                 }
+                // Dropping the connection closes it.
+                _ = evict.cancelled() => {}
                 _ = cancel.cancelled() => conn.as_mut().graceful_shutdown(),
             }
         });
@@ -409,5 +564,60 @@ mod tests {
             deploy(Some("depoly=v2")),
             Err("unknown query parameter \"depoly\" for /-/reload; known: deploy".into())
         );
+    }
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, last])
+    }
+
+    fn open(table: &mut Connections, peer: IpAddr, at: Instant) -> (u64, usize) {
+        match table.admit(peer, at).0 {
+            Admission::Open { id, evicted } => (id, evicted),
+            Admission::Refused => panic!("refused {peer}"),
+        }
+    }
+
+    /// Issue 12: idle connections never keep a newcomer out; a client at its limit evicts its
+    /// own longest-idle connection first; only connections inside a handler hold their place.
+    #[tokio::test(start_paused = true)]
+    async fn a_full_table_evicts_the_longest_idle_never_the_busy() {
+        let mut table = Connections::default();
+        let t0 = Instant::now();
+        // One client fills its share; the next from it evicts its own oldest.
+        let first = open(&mut table, ip(1), t0);
+        for i in 1..MAX_CONNECTIONS_PER_CLIENT {
+            open(&mut table, ip(1), t0 + Duration::from_millis(i as u64));
+        }
+        assert_eq!(open(&mut table, ip(1), t0 + Duration::from_secs(1)).1, 1);
+        assert!(!table.open.contains_key(&first.0));
+        assert_eq!(table.open.len(), MAX_CONNECTIONS_PER_CLIENT);
+        // Many clients fill the table; a newcomer evicts the longest idle of all.
+        let mut peer = 2;
+        while table.open.len() < MAX_CONNECTIONS {
+            for _ in 0..MAX_CONNECTIONS_PER_CLIENT.min(MAX_CONNECTIONS - table.open.len()) {
+                open(&mut table, ip(peer), t0 + Duration::from_secs(2));
+            }
+            peer += 1;
+        }
+        let oldest = *table
+            .open
+            .iter()
+            .min_by_key(|(id, c)| (c.idle_since, **id))
+            .unwrap()
+            .0;
+        let (_, evicted) = open(&mut table, ip(200), t0 + Duration::from_secs(3));
+        assert_eq!(evicted, 1);
+        assert!(!table.open.contains_key(&oldest));
+        assert_eq!(table.open.len(), MAX_CONNECTIONS);
+        // Connections inside a handler are never evicted: when all are, a newcomer is refused.
+        let ids: Vec<u64> = table.open.keys().copied().collect();
+        for id in &ids {
+            table.set_busy(*id, true, t0);
+        }
+        assert_eq!(table.admit(ip(201), t0).0, Admission::Refused);
+        table.set_busy(ids[7], false, t0 + Duration::from_secs(4));
+        let (_, evicted) = open(&mut table, ip(201), t0 + Duration::from_secs(5));
+        assert_eq!(evicted, 1);
+        assert!(!table.open.contains_key(&ids[7]));
     }
 }

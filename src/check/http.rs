@@ -193,29 +193,42 @@ impl Probe for HttpProbe {
             .with_values(values));
         }
 
+        // The body is read chunk by chunk against the limit and kept only when assertions or
+        // extracted values need it: an endless body ends the probe at the limit, and memory
+        // never exceeds the limit, however large it is set.
         let limit = self.spec.max_body_bytes;
+        let too_large = || {
+            ProbeError::new(
+                ProbeErrorKind::BadBody,
+                format!(
+                    "{} {}: body larger than max_body_bytes ({limit})",
+                    self.method, self.shown_url
+                ),
+            )
+            .with_values(values.clone())
+        };
+        if response.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(too_large());
+        }
+        let keep = !self.spec.assertions.is_empty() || !self.spec.extract.is_empty();
         let mut body = Vec::new();
+        let mut read = 0usize;
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > limit {
-                        return Err(ProbeError::new(
-                            ProbeErrorKind::BadBody,
-                            format!(
-                                "{} {}: body larger than max_body_bytes ({limit})",
-                                self.method, self.shown_url
-                            ),
-                        )
-                        .with_values(values));
+                    read = read.saturating_add(chunk.len());
+                    if read > limit {
+                        return Err(too_large());
                     }
-                    body.extend_from_slice(&chunk);
+                    if keep {
+                        append_bounded(&mut body, &chunk, limit);
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => return Err(self.classify(&e).with_values(values)),
             }
         }
-
-        if self.spec.assertions.is_empty() && self.spec.extract.is_empty() {
+        if !keep {
             return Ok(values);
         }
         let doc: Json = serde_json::from_slice(&body).map_err(|e| {
@@ -251,6 +264,18 @@ impl Probe for HttpProbe {
             .with_values(values))
         }
     }
+}
+
+/// Appends `chunk` to `body`, whose length plus `chunk`'s is at most `limit`. The capacity
+/// doubles as usual but never past `limit`: `Vec`'s own growth would reserve up to twice what
+/// the body holds, past any limit; nothing is reserved up front either.
+fn append_bounded(body: &mut Vec<u8>, chunk: &[u8], limit: usize) {
+    let needed = body.len() + chunk.len();
+    if needed > body.capacity() {
+        let grown = needed.max(body.capacity().saturating_mul(2)).min(limit);
+        body.reserve_exact(grown.max(needed) - body.len());
+    }
+    body.extend_from_slice(chunk);
 }
 
 /// Follows `path` into `doc`.
@@ -378,6 +403,27 @@ mod tests {
         ];
         for (a, expected) in cases {
             assert_eq!(check_assertion(&a, &doc), expected, "{}", a.text);
+        }
+    }
+
+    /// Issue 12: a body is kept within its limit, never reserved past it.
+    #[test]
+    fn a_kept_body_never_reserves_past_its_limit() {
+        for limit in [1, 1000, 10_001, 48 * 1024 * 1024 + 7] {
+            let mut body = Vec::new();
+            let chunk = vec![b'x'; 8192.min(limit)];
+            while body.len() + chunk.len() <= limit {
+                append_bounded(&mut body, &chunk, limit);
+                assert!(
+                    body.capacity() <= limit,
+                    "limit {limit}: capacity {} at length {}",
+                    body.capacity(),
+                    body.len()
+                );
+            }
+            let rest = limit - body.len();
+            append_bounded(&mut body, &chunk[..rest], limit);
+            assert_eq!((body.len(), body.capacity()), (limit, limit));
         }
     }
 

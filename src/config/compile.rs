@@ -37,6 +37,8 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
 const MIN_TIMEOUT: Duration = Duration::from_millis(10);
 const DEFAULT_MAX_BODY_BYTES: i64 = 1024 * 1024;
+/// Upper bound for an http check's `max_body_bytes`: a body is read into memory up to it.
+pub(super) const MAX_BODY_BYTES: i64 = 64 * 1024 * 1024;
 const DEFAULT_MAX_OUTPUT_BYTES: i64 = 8 * 1024;
 /// Upper bound for an exec check's (or a hook's) kept output per stream.
 pub(super) const MAX_OUTPUT_BYTES: i64 = 16 * 1024 * 1024;
@@ -978,7 +980,7 @@ impl Compiler<'_> {
         }
         let max_body_bytes = match &r.max_body_bytes {
             None => Some(DEFAULT_MAX_BODY_BYTES),
-            Some(v) => self.int(v, "max_body_bytes", 1, i64::MAX),
+            Some(v) => self.int(v, "max_body_bytes", 1, MAX_BODY_BYTES),
         };
         let ca_file = self.ca_file(r.ca_file.as_ref());
         let (url, method, max_body_bytes, ca_file) = (url?, method?, max_body_bytes?, ca_file?);

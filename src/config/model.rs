@@ -282,7 +282,7 @@ pub struct HttpCheck {
     pub assertions: Vec<JsonAssertion>,
     /// Value name → JSON path of a number (or bool, as 1/0) in the body.
     pub extract: BTreeMap<String, JsonPath>,
-    /// Bodies larger than this fail the probe (`bad-body`). Default 1 MiB.
+    /// Bodies larger than this fail the probe (`bad-body`). Default 1 MiB, at most 64 MiB.
     pub max_body_bytes: usize,
     /// Verify the server certificate (default true).
     pub tls_verify: bool,

@@ -27,6 +27,7 @@ use super::{fnv1a64, format_value, http, measurement, summary, AlertmanagerConfi
 use crate::alert::{Delivery, Event, EventKind, Severity};
 use crate::clock::{Clock, Timestamp};
 use crate::secret::redact_url;
+use crate::secret::Redactor;
 
 pub struct AlertmanagerNotifier {
     client: reqwest::Client,
@@ -37,6 +38,8 @@ pub struct AlertmanagerNotifier {
     generator_url: Option<String>,
     timeout: Duration,
     clock: Clock,
+    /// Secret values, redacted from what the receiver answers before it is quoted.
+    redactor: Redactor,
 }
 
 impl std::fmt::Debug for AlertmanagerNotifier {
@@ -56,6 +59,7 @@ impl AlertmanagerNotifier {
         config: &AlertmanagerConfig,
         timeout: Duration,
         clock: Clock,
+        redactor: Redactor,
     ) -> Result<Self, String> {
         let shown_base = redact_url(&config.url);
         let base = reqwest::Url::parse(&config.url)
@@ -75,6 +79,7 @@ impl AlertmanagerNotifier {
             generator_url: config.generator_url.clone(),
             timeout,
             clock,
+            redactor,
         })
     }
 
@@ -92,6 +97,7 @@ impl AlertmanagerNotifier {
             Default::default(),
             body.to_string().into_bytes(),
             self.timeout,
+            &self.redactor,
         )
         .await
         {

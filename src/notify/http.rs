@@ -10,6 +10,9 @@
 //! | 3xx | `Permanent`: redirects are not followed, fix the URL |
 //! | other 4xx | `Permanent`, with the status and the body's first 200 bytes |
 //!
+//! A body is quoted only after the notifier's secrets are redacted from it, and is shortened
+//! after that (a secret cut in half by the shortening would no longer be found).
+//!
 //! Messages name the endpoint as the caller shows it (an origin for secret URLs) and never
 //! print reqwest's own URL.
 
@@ -19,6 +22,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AF
 
 use crate::alert::Delivery;
 use crate::clock::Timestamp;
+use crate::secret::{shorten_redacted, Redactor};
 
 /// How much of a response body is kept for classification and reasons.
 const BODY_KEEP: usize = 4096;
@@ -43,11 +47,38 @@ pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, String> {
 pub(crate) struct Reply {
     pub status: u16,
     pub retry_after: Option<String>,
-    /// The body's first [`BODY_KEEP`] bytes.
+    /// The body's first [`BODY_KEEP`] bytes, for classification.
     pub body: Vec<u8>,
+    /// The same, lossily decoded with the notifier's secrets redacted: the only form quoted.
+    pub text: String,
 }
 
-/// One POST of a JSON (or templated) body. `shown` names the endpoint in messages.
+impl Reply {
+    /// A reply whose `body` is all there was (`cut`: false) or its first part.
+    pub(crate) fn new(
+        status: u16,
+        retry_after: Option<String>,
+        body: Vec<u8>,
+        cut: bool,
+        redactor: &Redactor,
+    ) -> Reply {
+        let decoded = String::from_utf8_lossy(&body);
+        let text = if cut {
+            redactor.redact_cut(&decoded)
+        } else {
+            redactor.redact(&decoded)
+        };
+        Reply {
+            status,
+            retry_after,
+            body,
+            text,
+        }
+    }
+}
+
+/// One POST of a JSON (or templated) body. `shown` names the endpoint in messages; what the
+/// receiver answers is quoted only with `redactor`'s secrets removed.
 /// `Err` is the delivery for a request that got no complete reply.
 pub(crate) async fn post(
     client: &reqwest::Client,
@@ -56,6 +87,7 @@ pub(crate) async fn post(
     headers: HeaderMap,
     body: Vec<u8>,
     timeout: Duration,
+    redactor: &Redactor,
 ) -> Result<Reply, Delivery> {
     // User headers replace the defaults of the same name (e.g. the content type).
     let mut all = HeaderMap::new();
@@ -76,18 +108,19 @@ pub(crate) async fn post(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let mut kept = Vec::new();
+        let mut cut = false;
         while kept.len() < BODY_KEEP {
             match response.chunk().await? {
                 Some(chunk) => kept.extend_from_slice(&chunk),
                 None => break,
             }
         }
-        kept.truncate(BODY_KEEP);
-        Ok::<_, reqwest::Error>(Reply {
-            status,
-            retry_after,
-            body: kept,
-        })
+        if kept.len() >= BODY_KEEP {
+            // What followed is unknown: a secret may straddle the bound.
+            cut = true;
+            kept.truncate(BODY_KEEP);
+        }
+        Ok::<_, reqwest::Error>(Reply::new(status, retry_after, kept, cut, redactor))
     };
     // reqwest's own timeout bounds the request; this one also bounds the body read loop.
     match tokio::time::timeout(timeout + Duration::from_millis(100), send).await {
@@ -121,7 +154,7 @@ pub(crate) fn header_map<'a>(
 pub(crate) fn classify(shown: &str, reply: &Reply, now: Timestamp) -> Delivery {
     let status = reply.status;
     let said = || {
-        let excerpt = excerpt(&reply.body);
+        let excerpt = excerpt(&reply.text);
         if excerpt.is_empty() {
             format!("POST {shown}: status {status}")
         } else {
@@ -157,19 +190,16 @@ pub(crate) fn retry_after(value: &str, now: Timestamp) -> Option<Duration> {
     Some(Timestamp::from_millis(at_ms).since(now))
 }
 
-/// The body's first [`REASON_BODY`] bytes as one printable line (cut on a char boundary).
-pub(crate) fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    let mut end = text.len().min(REASON_BODY);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let mut out: String = text[..end]
+/// The first [`REASON_BODY`] bytes of a reply's redacted text ([`Reply::text`]) as one
+/// printable line, cut on a char boundary and never inside a redaction marker.
+pub(crate) fn excerpt(redacted: &str) -> String {
+    let text = redacted.trim();
+    let short = shorten_redacted(text, REASON_BODY);
+    let mut out: String = short
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    if end < text.len() {
+    if short.len() < text.len() {
         out.push('…');
     }
     out
@@ -227,11 +257,13 @@ mod tests {
     use super::*;
 
     fn reply(status: u16, retry: Option<&str>, body: &str) -> Reply {
-        Reply {
+        Reply::new(
             status,
-            retry_after: retry.map(str::to_string),
-            body: body.as_bytes().to_vec(),
-        }
+            retry.map(str::to_string),
+            body.as_bytes().to_vec(),
+            false,
+            &Redactor::default(),
+        )
     }
 
     #[test]
@@ -310,12 +342,51 @@ mod tests {
 
     #[test]
     fn excerpts_are_short_printable_and_cut_on_char_boundaries() {
+        let text = |body: &[u8]| reply(400, None, "").text_of(body);
         let long = "é".repeat(300);
-        let e = excerpt(long.as_bytes());
+        let e = excerpt(&text(long.as_bytes()));
         assert!(e.len() <= REASON_BODY + '…'.len_utf8(), "{}", e.len());
         assert!(e.ends_with('…'));
-        assert_eq!(excerpt(b"a\nb\tc"), "a b c");
-        assert_eq!(excerpt(b"\xff\xfeok"), "\u{fffd}\u{fffd}ok");
+        assert_eq!(excerpt(&text(b"a\nb\tc")), "a b c");
+        assert_eq!(excerpt(&text(b"\xff\xfeok")), "\u{fffd}\u{fffd}ok");
+    }
+
+    impl Reply {
+        fn text_of(&self, body: &[u8]) -> String {
+            Reply::new(
+                self.status,
+                None,
+                body.to_vec(),
+                false,
+                &Redactor::default(),
+            )
+            .text
+        }
+    }
+
+    /// Issue 12: the body was cut to 200 bytes before secrets were redacted, so a secret
+    /// straddling the cut showed its first half. Redacted first, then cut: none of it shows,
+    /// wherever the cut falls, and a secret cut by the 4 KiB read bound goes too.
+    #[test]
+    fn a_secret_straddling_the_cut_shows_no_part_of_itself() {
+        let secret = "R0UTING-KEY-0123456789abcdef";
+        let redactor = Redactor::new([secret.to_string()]);
+        let now = Timestamp::from_millis(0);
+        for start in REASON_BODY - secret.len()..REASON_BODY + 2 {
+            let body = format!("{}{secret} and more", "x".repeat(start));
+            let r = Reply::new(400, None, body.into_bytes(), false, &redactor);
+            let Delivery::Permanent { reason } = classify("R", &r, now) else {
+                panic!("400 is permanent");
+            };
+            assert!(!reason.contains("R0UT"), "at {start}: {reason}");
+        }
+        let body = format!("{}{}", "x".repeat(BODY_KEEP - 10), &secret[..10]);
+        let r = Reply::new(400, None, body.into_bytes(), true, &redactor);
+        assert!(
+            r.text.ends_with("x<secret>"),
+            "{}",
+            &r.text[r.text.len() - 20..]
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use crate::alert::{BoxFuture, Delivery, Event, EventKind, HookOutcome, Severity, Sink};
 use crate::clock::{Clock, Timestamp};
-use crate::secret::{redact_url, Secret};
+use crate::secret::{redact_url, Redactor, Secret};
 
 /// The total time one send may take when the config does not say.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -207,49 +207,32 @@ impl Notifier {
         if config.timeout.is_zero() {
             return Err(fail("timeout must be greater than 0".into()));
         }
-        let mut secrets = Vec::new();
+        let redactor = Redactor::new(secrets_of(&config.kind));
+        let r = || redactor.clone();
+        let timeout = config.timeout;
         let target = match &config.kind {
-            NotifierKind::Webhook(c) => {
-                secrets.extend(url_fragments(c.url.expose()));
-                secrets.extend(c.headers.iter().map(|(_, v)| v.expose().to_string()));
-                Target::Webhook(
-                    webhook::WebhookNotifier::new(c, config.timeout, name, clock.clone())
-                        .map_err(fail)?,
-                )
-            }
-            NotifierKind::Slack(c) => {
-                secrets.extend(url_fragments(c.webhook_url.expose()));
-                Target::Slack(
-                    slack::SlackNotifier::new(c, config.timeout, clock.clone()).map_err(fail)?,
-                )
-            }
-            NotifierKind::PagerDuty(c) => {
-                secrets.push(c.routing_key.expose().to_string());
-                secrets.extend(url_password(&c.url));
-                Target::PagerDuty(
-                    pagerduty::PagerDutyNotifier::new(c, config.timeout, clock.clone())
-                        .map_err(fail)?,
-                )
-            }
-            NotifierKind::Alertmanager(c) => {
-                secrets.extend(url_password(&c.url));
-                Target::Alertmanager(
-                    alertmanager::AlertmanagerNotifier::new(c, config.timeout, clock.clone())
-                        .map_err(fail)?,
-                )
-            }
-            NotifierKind::Email(c) => {
-                secrets.extend(c.password.iter().map(|p| p.expose().to_string()));
-                Target::Email(
-                    email::EmailNotifier::new(c, config.timeout, name, clock.clone())
-                        .map_err(fail)?,
-                )
-            }
+            NotifierKind::Webhook(c) => Target::Webhook(
+                webhook::WebhookNotifier::new(c, timeout, name, clock.clone(), r())
+                    .map_err(fail)?,
+            ),
+            NotifierKind::Slack(c) => Target::Slack(
+                slack::SlackNotifier::new(c, timeout, clock.clone(), r()).map_err(fail)?,
+            ),
+            NotifierKind::PagerDuty(c) => Target::PagerDuty(
+                pagerduty::PagerDutyNotifier::new(c, timeout, clock.clone(), r()).map_err(fail)?,
+            ),
+            NotifierKind::Alertmanager(c) => Target::Alertmanager(
+                alertmanager::AlertmanagerNotifier::new(c, timeout, clock.clone(), r())
+                    .map_err(fail)?,
+            ),
+            NotifierKind::Email(c) => Target::Email(
+                email::EmailNotifier::new(c, timeout, name, clock.clone()).map_err(fail)?,
+            ),
         };
         Ok(Notifier {
             name: name.clone(),
             target,
-            redactor: Redactor::new(secrets),
+            redactor,
         })
     }
 
@@ -272,7 +255,7 @@ impl Notifier {
             Target::Alertmanager(n) => n.send(event).await,
             Target::Email(n) => n.send(event).await,
         };
-        self.redactor.scrub(delivery)
+        scrub(&self.redactor, delivery)
     }
 }
 
@@ -336,44 +319,42 @@ pub fn build(config: &NotifierConfig, clock: &Clock) -> Result<Box<dyn Sink>, St
     Ok(Box::new(Notifier::new(config, clock)?))
 }
 
-/// Replaces any secret value that slipped into a reason (a receiver echoing a key in its
-/// error body, a library printing a URL) with `<secret>`. Defence in depth: reasons are built
-/// without secrets in the first place. Values shorter than 4 bytes are not scrubbed (they
-/// would mangle every message and are not credentials anyone should use).
-struct Redactor(Vec<String>);
-
-impl Redactor {
-    fn new(mut secrets: Vec<String>) -> Redactor {
-        secrets.retain(|s| s.len() >= 4);
-        // Longest first, so a URL is replaced whole before its path is.
-        secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        secrets.dedup();
-        Redactor(secrets)
-    }
-
-    fn scrub_text(&self, mut text: String) -> String {
-        for secret in &self.0 {
-            if text.contains(secret.as_str()) {
-                text = text.replace(secret.as_str(), "<secret>");
-            }
+/// The secret values of a notifier's config, as they may show up in what a receiver or a
+/// library says.
+fn secrets_of(kind: &NotifierKind) -> Vec<String> {
+    let mut secrets = Vec::new();
+    match kind {
+        NotifierKind::Webhook(c) => {
+            secrets.extend(url_fragments(c.url.expose()));
+            secrets.extend(c.headers.iter().map(|(_, v)| v.expose().to_string()));
         }
-        text
-    }
-
-    fn scrub(&self, delivery: Delivery) -> Delivery {
-        match delivery {
-            Delivery::Ok => Delivery::Ok,
-            Delivery::Retryable {
-                reason,
-                retry_after,
-            } => Delivery::Retryable {
-                reason: self.scrub_text(reason),
-                retry_after,
-            },
-            Delivery::Permanent { reason } => Delivery::Permanent {
-                reason: self.scrub_text(reason),
-            },
+        NotifierKind::Slack(c) => secrets.extend(url_fragments(c.webhook_url.expose())),
+        NotifierKind::PagerDuty(c) => {
+            secrets.push(c.routing_key.expose().to_string());
+            secrets.extend(url_password(&c.url));
         }
+        NotifierKind::Alertmanager(c) => secrets.extend(url_password(&c.url)),
+        NotifierKind::Email(c) => secrets.extend(c.password.iter().map(|p| p.expose().to_string())),
+    }
+    secrets
+}
+
+/// Replaces any secret value that slipped into a reason (a library printing a URL) with
+/// `<secret>`. Defence in depth: reasons are built without secrets in the first place, and a
+/// receiver's body is redacted before it is quoted ([`http::Reply::text`]).
+fn scrub(redactor: &Redactor, delivery: Delivery) -> Delivery {
+    match delivery {
+        Delivery::Ok => Delivery::Ok,
+        Delivery::Retryable {
+            reason,
+            retry_after,
+        } => Delivery::Retryable {
+            reason: redactor.redact(&reason),
+            retry_after,
+        },
+        Delivery::Permanent { reason } => Delivery::Permanent {
+            reason: redactor.redact(&reason),
+        },
     }
 }
 

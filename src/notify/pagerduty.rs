@@ -30,6 +30,7 @@ use serde_json::{json, Value as Json};
 use super::{fnv1a64, http, status_word, summary, truncate_chars, PagerDutyConfig, FNV_OFFSET};
 use crate::alert::{Delivery, Event, EventKind};
 use crate::clock::Clock;
+use crate::secret::Redactor;
 use crate::secret::{redact_url, Secret};
 
 const MAX_DEDUP_KEY: usize = 255;
@@ -43,6 +44,8 @@ pub struct PagerDutyNotifier {
     options: Options,
     timeout: Duration,
     clock: Clock,
+    /// Secret values, redacted from what the receiver answers before it is quoted.
+    redactor: Redactor,
 }
 
 /// What the config adds to every event.
@@ -71,6 +74,7 @@ impl PagerDutyNotifier {
         config: &PagerDutyConfig,
         timeout: Duration,
         clock: Clock,
+        redactor: Redactor,
     ) -> Result<Self, String> {
         let shown = redact_url(&config.url);
         let url = reqwest::Url::parse(&config.url)
@@ -97,6 +101,7 @@ impl PagerDutyNotifier {
             },
             timeout,
             clock,
+            redactor,
         })
     }
 
@@ -109,6 +114,7 @@ impl PagerDutyNotifier {
             Default::default(),
             body.to_string().into_bytes(),
             self.timeout,
+            &self.redactor,
         )
         .await
         {

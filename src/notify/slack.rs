@@ -23,6 +23,7 @@ use super::{
 };
 use crate::alert::{Delivery, Event, EventKind};
 use crate::clock::Clock;
+use crate::secret::Redactor;
 use crate::secret::Secret;
 
 #[derive(Debug)]
@@ -34,6 +35,8 @@ pub struct SlackNotifier {
     username: Option<String>,
     timeout: Duration,
     clock: Clock,
+    /// Secret values, redacted from what the receiver answers before it is quoted.
+    redactor: Redactor,
 }
 
 impl SlackNotifier {
@@ -41,6 +44,7 @@ impl SlackNotifier {
         config: &SlackConfig,
         timeout: Duration,
         clock: Clock,
+        redactor: Redactor,
     ) -> Result<Self, String> {
         let url = reqwest::Url::parse(config.webhook_url.expose())
             .map_err(|_| "webhook_url is not a valid URL".to_string())?;
@@ -55,6 +59,7 @@ impl SlackNotifier {
             username: config.username.clone(),
             timeout,
             clock,
+            redactor,
         })
     }
 
@@ -67,6 +72,7 @@ impl SlackNotifier {
             Default::default(),
             body.to_string().into_bytes(),
             self.timeout,
+            &self.redactor,
         )
         .await
         {
@@ -79,7 +85,7 @@ impl SlackNotifier {
                     "POST {}: status {} but slack answered: {}",
                     self.shown,
                     reply.status,
-                    http::excerpt(&reply.body)
+                    http::excerpt(&reply.text)
                 ),
             },
             other => other,

@@ -324,10 +324,9 @@ fn redactor_scrubs_secret_values_from_reasons() {
     let r = Redactor::new(
         url_fragments("https://hooks.slack.com/services/T0/B0/SECRETTOKEN?x=y")
             .into_iter()
-            .chain(["abc".to_string()])
-            .collect(),
+            .chain(["abc".to_string()]),
     );
-    let d = r.scrub(Delivery::Permanent {
+    let d = scrub(&r, Delivery::Permanent {
         reason: "POST https://hooks.slack.com: /services/T0/B0/SECRETTOKEN?x=y and https://hooks.slack.com/services/T0/B0/SECRETTOKEN?x=y abc".into(),
     });
     assert_eq!(

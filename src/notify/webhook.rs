@@ -25,6 +25,7 @@ use serde_json::{json, Value as Json};
 use super::{alertmanager, http, origin_of, status_word, summary, WebhookConfig, WebhookFormat};
 use crate::alert::{Delivery, Event, EventKind};
 use crate::clock::Clock;
+use crate::secret::Redactor;
 use crate::secret::Secret;
 
 pub struct WebhookNotifier {
@@ -36,6 +37,8 @@ pub struct WebhookNotifier {
     body: Body,
     timeout: Duration,
     clock: Clock,
+    /// Secret values, redacted from what the receiver answers before it is quoted.
+    redactor: Redactor,
 }
 
 #[derive(Debug)]
@@ -66,6 +69,7 @@ impl WebhookNotifier {
         timeout: Duration,
         name: &str,
         clock: Clock,
+        redactor: Redactor,
     ) -> Result<Self, String> {
         let url = reqwest::Url::parse(config.url.expose())
             .map_err(|_| "url is not a valid URL".to_string())?;
@@ -90,6 +94,7 @@ impl WebhookNotifier {
             body,
             timeout,
             clock,
+            redactor,
         })
     }
 
@@ -116,6 +121,7 @@ impl WebhookNotifier {
             self.headers.clone(),
             body,
             self.timeout,
+            &self.redactor,
         )
         .await
         {

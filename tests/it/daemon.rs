@@ -62,6 +62,20 @@ impl Daemon {
         Daemon::spawn(&config, port, dir, env, args)
     }
 
+    /// [`Daemon::start_with`] listening on `host` (e.g. `0.0.0.0`) with `server_extra` lines
+    /// added to `[server]`.
+    pub fn start_listening(
+        host: &str,
+        server_extra: &str,
+        config_body: &str,
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let port = free_port();
+        let text = format!("[server]\nlisten = \"{host}:{port}\"\n{server_extra}\n\n{config_body}");
+        let (dir, config) = write_config(&text);
+        Daemon::spawn(&config, port, dir, env, &[])
+    }
+
     /// Starts warden on a config file as it is, with `env` added to its environment, and
     /// waits until `/readyz` answers 200. The file must take its listen address from
     /// `${WARDEN_LISTEN}` (as `config/examples/*.toml` do), which is set to a free port here.

@@ -407,3 +407,35 @@ fn kill_9_mid_hook_leaves_it_interrupted_and_never_reruns_it() {
     assert!(out.contains("skipped already_ran_for_incident"), "{out}");
     assert_eq!(lines(&runs), 1);
 }
+
+/// Issue 12: a hook that printed a secret of its own env had it verbatim in `hook_runs`
+/// (an exec check's output is redacted). Read from the state file itself: the secret is
+/// redacted from both streams, and so is the beginning of one that the output bound cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_output_is_stored_with_its_env_secrets_redacted() {
+    let secret = "DEPLOY-T0KEN-0123456789abc";
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let (guard, _store, _) = guard(&db);
+    let mut hook = shell(
+        "rollback",
+        r#"echo "token=$DEPLOY_TOKEN"; printf 'err: %s%s' "$DEPLOY_TOKEN" "$DEPLOY_TOKEN" >&2"#,
+    );
+    hook.env
+        .insert("DEPLOY_TOKEN".into(), warden::secret::Secret::new(secret));
+    // stdout (33 bytes) fits; stderr (57) is cut 9 bytes into the second secret.
+    hook.max_output_bytes = 40;
+    let run = ran(guard.fire(&hook, &trigger(1), false).await.unwrap());
+    assert_eq!(run.outcome.exit_code, Some(0), "{run:?}");
+    let conn = rusqlite::Connection::open(&db).expect("open the state file");
+    let (stdout, stderr): (String, String) = conn
+        .query_row(
+            "SELECT stdout, stderr FROM hook_runs WHERE hook = 'rollback'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("the run is recorded");
+    assert_eq!(stdout, "token=<secret>\n");
+    assert_eq!(stderr, "err: <secret><secret>");
+    assert!(!format!("{run:?}").contains("T0KEN"), "{run:?}");
+}

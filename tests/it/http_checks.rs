@@ -253,3 +253,77 @@ timeout = "2s"
     let (exit, status) = once_json(&config("tls_verify = false"));
     assert_eq!(exit, 0, "{status:#}");
 }
+
+/// A field of `/proc/<pid>/status` in kB (`VmHWM:` is the peak resident set).
+fn proc_status_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// Issue 12: `max_body_bytes` had no ceiling, and a target with an endless body drove warden
+/// to an allocation failure. Now the limit has a ceiling (64 MiB, see the `limits` config
+/// fixture) and the body is read chunk by chunk against it, kept only when an assertion or an
+/// extracted value needs it: at the ceiling, an endless body fails the probe as `bad_body`,
+/// warden stays up, and its memory does not grow by the body.
+#[test]
+fn an_endless_body_fails_the_probe_at_the_limit_and_warden_stays_up() {
+    let target = crate::target::EndlessTarget::start();
+    let limit = 64 * 1024 * 1024;
+    let mut d = Daemon::start(&format!(
+        r#"
+[[check]]
+name = "endless"
+kind = "http"
+url = "{url}"
+interval = "10s"
+timeout = "10s"
+max_body_bytes = {limit}
+
+[[rule]]
+name = "endless-up"
+check = "endless"
+critical = {{ when = "< 1" }}
+"#,
+        url = target.url("/health")
+    ));
+    let pid = d.child.id();
+    let baseline = proc_status_kb(pid, "VmHWM:");
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    let check = loop {
+        let check = d.check("endless");
+        if check["runs"].as_u64().unwrap_or(0) >= 1 {
+            break check;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the endless check did not finish a run within 40 s: {check:#}\nlog:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let error = &check["last_error"];
+    assert_eq!(error["kind"], "bad_body", "{check:#}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("body larger than max_body_bytes ({limit})")),
+        "{message}"
+    );
+    assert!(
+        target.sent() > limit,
+        "the target sent only {} bytes",
+        target.sent()
+    );
+    assert!(d.child.try_wait().unwrap().is_none(), "warden exited");
+    let (code, _, _) = crate::daemon::get(&d.url("/healthz")).expect("GET /healthz");
+    assert_eq!(code, 200);
+    // Nothing asks for the body, so none of it is kept (the old probe held up to the limit).
+    let grown_kb = proc_status_kb(pid, "VmHWM:").saturating_sub(baseline);
+    assert!(
+        grown_kb < 16 * 1024,
+        "warden's peak RSS grew by {grown_kb} kB reading a body it does not keep"
+    );
+}

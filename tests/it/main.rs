@@ -7,6 +7,7 @@
 mod harness;
 
 // Test modules, one per area. Add new ones below, in alphabetical order.
+mod admin;
 mod cli;
 mod daemon;
 mod exec_checks;

@@ -972,3 +972,38 @@ async fn no_notifier_shows_a_secret() {
         }
     }
 }
+
+/// Issue 12: a receiver's error body was cut to 200 bytes before secrets were redacted, so a
+/// secret straddling the cut showed its first half. `warden notify-test` prints the reason as
+/// the log and the state file's `outbox.last_error` would hold it: no part of the secret.
+#[test]
+fn a_secret_straddling_the_quoted_body_cut_shows_no_part_of_itself() {
+    let secret = "T0K3N-S3CR3T-STRADDLES-THE-CUT";
+    // Quoted bodies are cut at 200 bytes: the secret starts 10 bytes before.
+    let body = format!("{}/hooks/{secret} was refused", "x".repeat(183));
+    let receiver = Receiver::start(Answer::status(400, &body));
+    let (_dir, path) = crate::daemon::write_config(&format!(
+        r#"
+[[notifier]]
+name = "ops"
+kind = "webhook"
+url = "{url}"
+"#,
+        url = receiver.url(&format!("/hooks/{secret}"))
+    ));
+    let out = crate::daemon::warden(&[
+        "notify-test",
+        "-c",
+        path.to_str().unwrap(),
+        "--notifier",
+        "ops",
+    ]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("status 400: xxx"), "{said}");
+    assert!(!said.contains("T0K3N"), "part of the secret shows: {said}");
+}

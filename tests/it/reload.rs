@@ -270,6 +270,57 @@ fn reload_endpoint_requires_the_token_when_one_is_set() {
     assert!(!d.log().contains("s3cret"));
 }
 
+/// This host's address on the network (the source address of its default route; no packet
+/// is sent), or `None` on a host with loopback only.
+fn network_address() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+/// Issue 12: a reload to a loopback `listen` without a token was applied while the socket
+/// stayed on the network (listen changes only at restart), and `/-/reload` was then open to
+/// anyone. The token rule is judged against the bound address: such a reload is refused.
+#[test]
+fn a_reload_cannot_drop_the_token_of_a_server_beyond_loopback() {
+    let body = "[defaults]\ninterval = \"1s\"\n";
+    let d = Daemon::start_listening(
+        "0.0.0.0",
+        "token = \"${WARDEN_TEST_TOKEN}\"",
+        body,
+        &[("WARDEN_TEST_TOKEN", "s3cret-token")],
+    );
+    // Reach the server the way a stranger would: through the host's network address when it
+    // has one (the 0.0.0.0 socket answers there), else through loopback; the server makes no
+    // difference between them, only the token does.
+    let host = network_address().map_or("127.0.0.1".to_string(), |ip| ip.to_string());
+    let reload_url = format!("http://{host}:{}/-/reload", d.port);
+    let (code, body_text) = post(&reload_url, None).unwrap();
+    assert_eq!(code, 401, "{body_text}");
+
+    // The new config says loopback, and no token.
+    std::fs::write(
+        d.config_path(),
+        format!("[server]\nlisten = \"127.0.0.1:{}\"\n\n{body}", d.port),
+    )
+    .unwrap();
+    let (code, answer) = post(&reload_url, Some("s3cret-token")).unwrap();
+    assert_eq!(code, 400, "the reload was applied: {answer}");
+    assert!(
+        answer.contains("server.token") && answer.contains("beyond loopback"),
+        "{answer}"
+    );
+    assert_eq!(
+        metric(&d, "warden_config_last_reload_successful", &[]),
+        Some(0.0)
+    );
+    // The old config, token included, keeps running: strangers are still refused.
+    let (code, answer) = post(&reload_url, None).unwrap();
+    assert_eq!(code, 401, "an unauthenticated reload got through: {answer}");
+    assert!(d.log().contains("beyond loopback"), "{}", d.log());
+}
+
 /// Waits until `check` appears in the status, without any signal or request.
 fn wait_for_check(d: &Daemon, check: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
