@@ -32,7 +32,7 @@ use tokio::time::Instant;
 
 use super::{Probe, ProbeError, ProbeErrorKind, Values};
 use crate::config::{ExecCheck, ExecProgram};
-use crate::secret::Secret;
+use crate::secret::{Redactor, Secret};
 
 const SHELL: &str = "/bin/sh";
 /// `PATH` used when neither the check's `env` nor warden's environment has one.
@@ -49,9 +49,6 @@ const EXIT_GRACE: Duration = Duration::from_millis(500);
 const REAP_RESERVE: Duration = Duration::from_millis(100);
 /// How long to wait for a SIGKILLed command to be reaped.
 const REAP_WAIT: Duration = Duration::from_secs(1);
-/// `env` values shorter than this are not scrubbed from messages (scrubbing a `"2"` would
-/// mangle every message holding the digit 2).
-const MIN_SCRUB_LEN: usize = 4;
 /// Read buffer per stream.
 const CHUNK: usize = 64 * 1024;
 /// Value names the probe sets itself; perfdata items with these names are dropped.
@@ -64,6 +61,8 @@ pub struct ExecProbe {
     /// The program as people name it, for messages (never the arguments).
     name: String,
     env: Vec<(String, Secret)>,
+    /// The `env` values, scrubbed from every message (a plugin may echo its credentials).
+    secrets: Redactor,
     workdir: Option<PathBuf>,
     max_output: usize,
     timeout: Duration,
@@ -84,6 +83,7 @@ impl ExecProbe {
             args,
             name: spec.program_name().to_string(),
             env: spec.env.clone(),
+            secrets: Redactor::new(spec.env.iter().map(|(_, v)| v.expose().to_string())),
             workdir: spec.workdir.clone(),
             max_output: spec.max_output_bytes,
             timeout,
@@ -209,8 +209,8 @@ impl ExecProbe {
         };
         let stdout = String::from_utf8_lossy(&stdout);
         let stderr = String::from_utf8_lossy(&stderr);
-        verdict(&self.name, exit, &stdout, &stderr).map_err(|mut e| {
-            e.message = self.scrub(&e.message);
+        verdict_redacted(&self.name, exit, &stdout, &stderr, &self.secrets).map_err(|mut e| {
+            e.message = self.secrets.redact(&e.message);
             e
         })
     }
@@ -224,17 +224,6 @@ impl ExecProbe {
             ProbeErrorKind::Setup,
             format!("cannot run {}: {detail}", program.display()),
         )
-    }
-
-    /// Replaces `env` values in a message (a plugin may echo its credentials).
-    fn scrub(&self, message: &str) -> String {
-        self.env
-            .iter()
-            .map(|(_, v)| v.expose())
-            .filter(|v| v.len() >= MIN_SCRUB_LEN)
-            .fold(message.to_string(), |m, secret| {
-                m.replace(secret, "<secret>")
-            })
     }
 }
 
@@ -319,6 +308,19 @@ pub enum Exit {
 /// The probe's result from how the command ended and what it printed (Nagios' convention).
 /// `name` names the program in messages that have no output line to show.
 pub fn verdict(name: &str, exit: Exit, stdout: &str, stderr: &str) -> Result<Values, ProbeError> {
+    verdict_redacted(name, exit, stdout, stderr, &Redactor::new([]))
+}
+
+/// [`verdict`], with `secrets` scrubbed from the quoted output line *before* it is cut to
+/// [`MESSAGE_CHARS`], so a secret straddling the cut shows no part of itself. Perfdata are
+/// parsed from the output as printed.
+pub fn verdict_redacted(
+    name: &str,
+    exit: Exit,
+    stdout: &str,
+    stderr: &str,
+    secrets: &Redactor,
+) -> Result<Values, ProbeError> {
     let output = parse_output(stdout);
     let mut values = Values::new();
     for item in &output.perfdata {
@@ -339,7 +341,7 @@ pub fn verdict(name: &str, exit: Exit, stdout: &str, stderr: &str) -> Result<Val
     } else {
         output.summary.as_str()
     };
-    let line = bounded(line, MESSAGE_CHARS);
+    let line = bounded(&secrets.redact(line), MESSAGE_CHARS);
     let code = match exit {
         Exit::Code(code) => code,
         Exit::Signal(signal) => {
@@ -762,6 +764,22 @@ mod tests {
         assert_eq!(crit.partial.get("status"), Some(&2.0));
 
         let unknown = verdict("x", Exit::Code(3), "UNKNOWN - no such host|t=1", "").unwrap_err();
+        // A secret straddling the 200-character cut shows no part of itself.
+        let token = "tok-3f9a1c77e0b24d51";
+        let long = format!("CRITICAL - {} {token} rest|t=1", "x".repeat(180));
+        let secrets = Redactor::new([token.to_string()]);
+        let cut = verdict_redacted("x", Exit::Code(2), &long, "", &secrets).unwrap_err();
+        assert!(!cut.message.contains("tok-"), "{}", cut.message);
+        assert!(
+            cut.message.contains("<secret>") || cut.message.contains("<sec"),
+            "{}",
+            cut.message
+        );
+        let unredacted = verdict("x", Exit::Code(2), &long, "").unwrap_err();
+        assert!(
+            unredacted.message.contains("tok-"),
+            "the cut falls inside the token"
+        );
         assert_eq!(unknown.kind, ProbeErrorKind::Protocol);
         assert_eq!(unknown.message, "UNKNOWN - no such host");
         assert_eq!(values(&Err(unknown)), [("exit_code", 3.0), ("t", 1.0)]);
