@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use crate::daemon::{warden, Daemon};
 use crate::harness::notify_receiver::{Answer, Receiver as HttpReceiver};
 use crate::harness::receiver::Receiver;
-use crate::harness::{Pki, PostgresServer, RedisServer, RenewableTlsServer};
+use crate::harness::{Gate, Pki, PostgresServer, RedisServer, RenewableTlsServer};
 use crate::imitation::{self, Imitation};
 use crate::metrics_matcher::{self, metric};
 
@@ -101,40 +101,106 @@ fn entered(d: &Daemon, rule: &str, state: &str) -> f64 {
     }
 }
 
-/// The runbook's count, exactly, whatever the timing: `n - 1` failing answers in a row at
-/// `path` leave `rule` short of `state`, the `n`-th takes it there.
+/// Something a test can fail exactly `n` times in a row: one path of an imitation (each probe
+/// is one request) or a [`Gate`] in front of a real server (each probe is one connection).
+trait Failable {
+    /// The next `n` requests (connections) fail.
+    fn fail_next(&self, n: u32);
+    /// Requests (connections) answered so far.
+    fn served(&self) -> u64;
+    fn name(&self) -> String;
+}
+
+/// One path of an imitation, failing with a 503.
+struct Route<'a>(&'a Imitation, &'a str);
+
+impl Failable for Route<'_> {
+    fn fail_next(&self, n: u32) {
+        self.0
+            .fail_next(self.1, n, 503, r#"{"status":"unavailable"}"#);
+    }
+    fn served(&self) -> u64 {
+        self.0.served(self.1)
+    }
+    fn name(&self) -> String {
+        self.1.to_string()
+    }
+}
+
+impl Failable for Gate {
+    fn fail_next(&self, n: u32) {
+        self.drop_next(n);
+    }
+    fn served(&self) -> u64 {
+        self.accepted()
+    }
+    fn name(&self) -> String {
+        format!("the gate on port {}", self.port())
+    }
+}
+
+/// The runbook's count, exactly, whatever the timing: `n - 1` failures in a row of `target`
+/// leave `rule` short of `state`, the `n`-th takes it there.
 fn enters_on_the_nth_failure(
     d: &Daemon,
-    api: &Imitation,
-    path: &str,
+    target: &dyn Failable,
     (rule, state): (&str, &str),
     n: u32,
 ) {
     let before = entered(d, rule, state);
-    let served = api.served(path);
-    api.fail_next(path, n - 1, 503, r#"{"status":"unavailable"}"#);
+    let served = target.served();
+    let what = target.name();
+    target.fail_next(n - 1);
     // The failures, then two good answers: the last failure has been evaluated by then.
     let deadline = Instant::now() + LIMIT;
-    while api.served(path) < served + u64::from(n - 1) + 2 {
-        assert!(Instant::now() < deadline, "{path} was not probed");
+    while target.served() < served + u64::from(n - 1) + 2 {
+        assert!(Instant::now() < deadline, "{what} was not probed");
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(
         entered(d, rule, state),
         before,
-        "{} failures in a row took {rule} to {state}",
+        "{} failures in a row of {what} took {rule} to {state}",
         n - 1
     );
     // The n-th failure: the rule enters the state, and leaves it at the next good answer,
     // which may come before a status poll would see it; the transition counter keeps it.
-    api.fail_next(path, n, 503, r#"{"status":"unavailable"}"#);
+    target.fail_next(n);
     let deadline = Instant::now() + LIMIT;
     while entered(d, rule, state) < before + 1.0 {
         assert!(
             Instant::now() < deadline,
-            "{n} failures in a row did not take {rule} to {state}: {:#}\nlog:\n{}",
+            "{n} failures in a row of {what} did not take {rule} to {state}: {:#}\nlog:\n{}",
             d.rule(rule),
             d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `rule` stays ok while `check` runs `n` more probes: a value short of the runbook's level
+/// does not reach it. Returns the check as last seen.
+fn stays_ok_for_probes(d: &Daemon, check: &str, rule: &str, n: u64) -> serde_json::Value {
+    let runs = |c: &serde_json::Value| c["runs"].as_u64().expect("runs");
+    let start = runs(&d.check(check));
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let status = d.status();
+        let find = |kind: &str, name: &str| {
+            status[kind]
+                .as_array()
+                .and_then(|a| a.iter().find(|x| x["name"] == name))
+                .cloned()
+                .unwrap_or_else(|| panic!("no {name} in {kind}"))
+        };
+        let (c, r) = (find("checks", check), find("rules", rule));
+        assert_eq!(r["state"], "ok", "{rule} left ok: {r:#}\n{check}: {c:#}");
+        if runs(&c) >= start + n {
+            return c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{check} was not probed {n} times"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -429,6 +495,421 @@ fn every_runbook_example_passes_check_config_as_shipped() {
     }
 }
 
+/// `(rule, its levels and hooks, the runbook line)`.
+type Ledger = &'static [(&'static str, &'static str, &'static str)];
+
+/// Every rule of every example as its runbook line gives it, with that line: the level's
+/// condition on its value, its count (`x3`: that many failed probes in a row) or duration
+/// (`for 5m`), the state a failed probe takes (`on_error`), and the hooks it runs. A rule not
+/// listed here, or listed but absent, fails the test, so a rule cannot be added, dropped or
+/// moved to another level without naming the runbook line it follows. The examples are read
+/// with no variable set: these are the shipped defaults. The behaviour of each level (reached
+/// on the N-th failure and not the N-1-th, after its duration and not before) is held by the
+/// `*_runbook_failures_reach_the_runbook_levels` tests below.
+const RUNBOOK_LEVELS: [(&str, Ledger); 5] = [
+    (
+        "nuvie",
+        &[
+            (
+                "nuvie-api-down",
+                "critical up < 1 x3; hooks nuvie-backend-logs, nuvie-rollback-backend after 15m",
+                "Incident Response, Severity Levels: \"P1 - Critical | Complete outage | 15 min | \
+                 API down\"; the liveness probe's default failureThreshold, 3; Rollback \
+                 Procedures, Backend Rollback",
+            ),
+            (
+                "nuvie-api-not-ready",
+                "warning up < 1 x3",
+                "Incident Response: \"P2 - Major | Significant degradation | ... partial \
+                 failures\"; Health Checks: /ready is the readiness probe",
+            ),
+            (
+                "nuvie-ai-down",
+                "warning up < 1 at once; critical up < 1 for 5m",
+                "Monitoring & Alerts: \"Circuit breaker open | Any | >5min | Check AI service\"",
+            ),
+            (
+                "nuvie-redis-down",
+                "warning up < 1 at once; critical up < 1 for 1m",
+                "Monitoring & Alerts: \"Redis connection | Any failure | >1min\"",
+            ),
+            (
+                "nuvie-db-down",
+                "critical up < 1 x3",
+                "Deployment Overview, Architecture (PostgreSQL under both services): API down, \
+                 P1",
+            ),
+            (
+                "nuvie-api-slow",
+                "warning duration_seconds > 0.5 for 5m; critical duration_seconds > 2 for 5m",
+                "Monitoring & Alerts: \"Response time (p95) | >500ms | >2000ms\"; SlowResponseTime \
+                 `for: 5m`",
+            ),
+            (
+                "nuvie-api-cert-expiry",
+                "warning days_left <= 30 at once; on_error critical",
+                "Pre-Deployment Checklist: \"SSL certificates valid (>30 days)\"",
+            ),
+            (
+                "nuvie-ai-cert-expiry",
+                "warning days_left <= 30 at once; on_error critical",
+                "Pre-Deployment Checklist: \"SSL certificates valid (>30 days)\"",
+            ),
+            (
+                "nuvie-cpu",
+                "warning cpu_ratio > 0.7 for 5m; critical cpu_ratio > 0.9 for 5m",
+                "Monitoring & Alerts: \"CPU utilization | >70% | >90%\"",
+            ),
+            (
+                "nuvie-memory",
+                "warning memory_ratio > 0.8 for 5m; critical memory_ratio > 0.95 for 5m",
+                "Monitoring & Alerts: \"Memory utilization | >80% | >95%\"",
+            ),
+            (
+                "nuvie-smoke",
+                "warning status >= 1 at once; critical status >= 2 at once",
+                "Backend Deployment, Step 4: ./scripts/smoke-test-backend.sh",
+            ),
+        ],
+    ),
+    (
+        "redcube",
+        &[
+            (
+                "redcube-content-down",
+                "critical up < 1 x3; hooks redcube-content-logs, redcube-rollback-content-service",
+                "Incident Response: \"P0 - Critical (Rollback immediately): Service completely \
+                 down\"; Emergency Rollback, Option 2",
+            ),
+            (
+                "redcube-content-slow",
+                "warning duration_seconds >= 2 x3; critical duration_seconds > 5 x3; \
+                 hooks redcube-content-logs, redcube-rollback-content-service",
+                "When to Rollback: \"Response time > 5 seconds (p95)\"; 30-Minute Mark: \"P95 \
+                 latency < 2s\"",
+            ),
+            (
+                "redcube-db-down",
+                "critical up < 1 x3",
+                "Appendix: Emergency Procedures, \"Database Connection Lost\"",
+            ),
+            (
+                "redcube-users-db-down",
+                "critical up < 1 x3",
+                "Appendix: \"Database Connection Lost\"; P1 \"Database sync failing\"",
+            ),
+            (
+                "redcube-db-connections",
+                "warning connections_ratio > 0.8 at once, clear < 0.7",
+                "Key Metrics to Monitor: \"Database Connections | > 80% of max | Scale database\"",
+            ),
+            (
+                "redcube-user-sync",
+                "critical user_sync_missing > 0 at once; hooks redcube-full-rollback after 15m",
+                "Key Metrics to Monitor: \"User Sync Failures | > 0\"; P1 \"Database sync \
+                 failing\" (rollback within 15 min); Option 3",
+            ),
+            (
+                "redcube-reputation-inactive",
+                "warning reputation_events_last_hour < 1 at once",
+                "1-Hour Mark: \"Reputation system active\"",
+            ),
+            (
+                "redcube-cpu",
+                "warning cpu_ratio > 0.8 for 5m",
+                "Key Metrics to Monitor: \"CPU Usage | > 80%\"",
+            ),
+            (
+                "redcube-memory",
+                "warning memory_ratio > 0.85 for 5m",
+                "Key Metrics to Monitor: \"Memory Usage | > 85%\"",
+            ),
+            (
+                "redcube-smoke",
+                "warning status >= 1 at once; critical status >= 2 at once",
+                "Phase 3: Smoke Tests, \"All tests return HTTP 200\"",
+            ),
+        ],
+    ),
+    (
+        "nova-streaming",
+        &[
+            (
+                "nova-streaming-api-down",
+                "critical up < 1 x3; hooks nova-streaming-green-logs, \
+                 nova-streaming-switch-to-blue, nova-streaming-scale-up-blue",
+                "Emergency Procedures: \"CRITICAL (API down, data loss) -> Immediate rollback \
+                 (< 5 min)\"; Option 1: Switch Back to Blue",
+            ),
+            (
+                "nova-streaming-api-slow",
+                "warning duration_seconds >= 0.2 x3",
+                "Monitoring and Validation: \"API Response Times ... Threshold: < 200ms\"; MEDIUM",
+            ),
+            (
+                "nova-streaming-api-metrics-down",
+                "warning up < 1 x3",
+                "Step 2.3: \"Metrics endpoint\"; MEDIUM",
+            ),
+            (
+                "nova-streaming-streams-failing",
+                "warning up < 1 x3",
+                "Step 3.3: \"Validate Green in Production\"; MEDIUM",
+            ),
+            (
+                "nova-streaming-db-down",
+                "critical up < 1 x3; hooks nova-streaming-green-logs, \
+                 nova-streaming-switch-to-blue after 5m, nova-streaming-scale-up-blue after 5m",
+                "Pre-Deployment Checklist: \"Database health\"; HIGH: \"Investigate (5 min), then \
+                 rollback if needed\"",
+            ),
+            (
+                "nova-streaming-db-connections",
+                "warning connections_ratio >= 0.7 at once",
+                "Step 1.1: \"Expected: Active connections < max_connections * 0.7\"",
+            ),
+            (
+                "nova-streaming-redis-down",
+                "critical up < 1 x3",
+                "Pre-Deployment Checklist: \"Cache health\"",
+            ),
+            (
+                "nova-streaming-cache-capacity",
+                "warning memory_ratio >= 0.5 at once",
+                "Capacity planning: \"Cache capacity: > 50% free space\"",
+            ),
+            (
+                "nova-streaming-api-cert-expiry",
+                "warning days_left <= 30 at once; on_error critical",
+                "Post-Deployment Tasks, Security validation: \"Verify SSL/TLS certificates valid\"",
+            ),
+            (
+                "nova-streaming-cpu",
+                "warning cpu_ratio >= 0.6 for 5m",
+                "Step 1.1: \"Expected: CPU < 60%\"",
+            ),
+            (
+                "nova-streaming-memory",
+                "warning memory_ratio >= 0.7 for 5m",
+                "Step 1.1: \"Expected: ... Memory < 70%\"",
+            ),
+            (
+                "nova-streaming-smoke",
+                "warning status >= 1 at once; critical status >= 2 at once",
+                "Step 2.4: Run Extended Tests Against Green",
+            ),
+        ],
+    ),
+    (
+        "ai-saas",
+        &[
+            (
+                "ai-saas-api-down",
+                "critical up < 1 x3; hooks ai-saas-gateway-logs, ai-saas-rollback-gateway",
+                "Rollback Procedures: \"Automatic Rollback (If Health Checks Fail)\"; Manual \
+                 Rollback",
+            ),
+            (
+                "ai-saas-api-slow",
+                "warning duration_seconds >= 0.5 x3",
+                "Post-Deployment Verification, Step 4: \"P95 < 500ms\"",
+            ),
+            (
+                "ai-saas-db-down",
+                "critical up < 1 x3",
+                "Step 3 smoke test: \"Database connectivity\"",
+            ),
+            (
+                "ai-saas-redis-down",
+                "critical up < 1 x3",
+                "Step 3 smoke test: \"Redis connectivity\"",
+            ),
+            (
+                "ai-saas-redis-memory",
+                "warning memory_ratio >= 0.8 at once",
+                "Post-Deployment Verification, Step 4: \"Redis memory ... Should be < 80% of max\"",
+            ),
+            (
+                "ai-saas-memory",
+                "warning memory_ratio > 0.9 for 5m",
+                "Troubleshooting, Memory Issues (no number given: the rule set's own)",
+            ),
+            (
+                "ai-saas-smoke",
+                "warning status >= 1 at once; critical status >= 2 at once",
+                "Post-Deployment Verification, Step 3: `npm run test:smoke`",
+            ),
+        ],
+    ),
+    (
+        "novacron",
+        &[
+            (
+                "novacron-health-failing",
+                "critical up < 1 x4; hooks novacron-green-logs, novacron-switch-to-blue, \
+                 novacron-scale-down-green",
+                "Immediate rollback triggers: \"Health checks failing (> 3 consecutive \
+                 failures)\"",
+            ),
+            (
+                "novacron-components-unhealthy",
+                "critical up < 1 x4; hooks novacron-green-logs, novacron-switch-to-blue, \
+                 novacron-scale-down-green",
+                "Immediate rollback triggers: \"DWCP protocol failures\", \"Database connection \
+                 issues\"",
+            ),
+            (
+                "novacron-health-db-failing",
+                "critical up < 1 x4; hooks novacron-green-logs, novacron-switch-to-blue, \
+                 novacron-scale-down-green",
+                "Immediate rollback triggers: \"Database connection issues\"",
+            ),
+            (
+                "novacron-health-cache-failing",
+                "critical up < 1 x4",
+                "Incident Response, Step 2: \"Check cache connectivity\" (no rollback trigger)",
+            ),
+            (
+                "novacron-cache-component-unhealthy",
+                "critical up < 1 x4",
+                "Detailed health check, components.cache (no rollback trigger)",
+            ),
+            (
+                "novacron-api-info-failing",
+                "critical up < 1 x4; hooks novacron-green-logs, novacron-switch-to-blue, \
+                 novacron-scale-down-green",
+                "Immediate rollback triggers: \"Health checks failing\"; scripts/health-check.sh \
+                 \"API info\"",
+            ),
+            (
+                "novacron-dwcp-failing",
+                "critical up < 1 x4; hooks novacron-green-logs, novacron-switch-to-blue, \
+                 novacron-scale-down-green",
+                "Immediate rollback triggers: \"DWCP protocol failures\"",
+            ),
+            (
+                "novacron-metrics-down",
+                "warning up < 1 x4",
+                "Step 5: \"Metrics endpoint\"",
+            ),
+            (
+                "novacron-slow",
+                "warning duration_seconds > 1 x4",
+                "Troubleshooting, High Latency: \"Response time > 1 second\"; P2",
+            ),
+            (
+                "novacron-db-down",
+                "critical up < 1 x4; hooks novacron-green-logs, novacron-switch-to-blue, \
+                 novacron-scale-down-green",
+                "Immediate rollback triggers: \"Database connection issues\"",
+            ),
+            (
+                "novacron-redis-down",
+                "critical up < 1 x4",
+                "Health Check Procedures, Cache health (no rollback trigger)",
+            ),
+            (
+                "novacron-cert-expiry",
+                "warning days_left < 30 at once; on_error critical",
+                "Maintenance Procedures, Certificate Renewal (cert-manager)",
+            ),
+            (
+                "novacron-memory",
+                "warning memory_ratio > 0.88 for 5m",
+                "Troubleshooting, High Memory Usage: \"1800Mi/2048Mi\"",
+            ),
+            (
+                "novacron-smoke",
+                "warning status >= 1 at once; critical status >= 2 at once",
+                "Step 3: ./scripts/smoke-tests.sh",
+            ),
+        ],
+    ),
+];
+
+/// A rule's levels and hooks in the ledger's words.
+fn levels_of(config: &warden::config::Config, rule: &warden::config::RuleConfig) -> String {
+    use warden::config::{format_duration, LevelConfig, MissingPolicy, Trigger};
+    let level = |name: &str, l: &LevelConfig| {
+        let trigger = match l.trigger {
+            Trigger::Immediate => "at once".to_string(),
+            Trigger::For(d) => format!("for {}", format_duration(d)),
+            Trigger::Consecutive(n) => format!("x{n}"),
+            Trigger::OutOf { count, window } => format!("{count} of {window}"),
+        };
+        let clear = l
+            .clear
+            .map(|c| format!(", clear {} {}", c.op.symbol(), c.threshold))
+            .unwrap_or_default();
+        format!(
+            "{name} {} {} {} {trigger}{clear}",
+            rule.value,
+            l.when.op.symbol(),
+            l.when.threshold
+        )
+    };
+    let mut parts = Vec::new();
+    if let Some(w) = &rule.warning {
+        parts.push(level("warning", w));
+    }
+    if let Some(c) = &rule.critical {
+        parts.push(level("critical", c));
+    }
+    match rule.on_error {
+        MissingPolicy::Unknown => {}
+        MissingPolicy::Warning => parts.push("on_error warning".into()),
+        MissingPolicy::Critical => parts.push("on_error critical".into()),
+    }
+    let hooks: Vec<String> = config
+        .alerting
+        .hooks_of(&rule.name)
+        .iter()
+        .map(|h| {
+            let on = match h.on {
+                warden::alert::Severity::Critical => String::new(),
+                warden::alert::Severity::Warning => " on warning".into(),
+            };
+            let after = if h.after.is_zero() {
+                String::new()
+            } else {
+                format!(" after {}", format_duration(h.after))
+            };
+            format!("{}{on}{after}", h.hook)
+        })
+        .collect();
+    if !hooks.is_empty() {
+        parts.push(format!("hooks {}", hooks.join(", ")));
+    }
+    parts.join("; ")
+}
+
+#[test]
+fn every_runbook_rule_has_the_level_its_runbook_line_gives() {
+    for (system, ledger) in RUNBOOK_LEVELS {
+        let path = example(system);
+        let config = warden::config::load_with_env(&path, &|_| None)
+            .unwrap_or_else(|e| panic!("{system}: {e}"));
+        let mut wrong = Vec::new();
+        for rule in &config.rules {
+            let got = levels_of(&config, rule);
+            match ledger.iter().find(|(name, _, _)| *name == rule.name) {
+                None => wrong.push(format!("{}: not in the ledger: {got}", rule.name)),
+                Some((_, want, line)) if got != *want => wrong.push(format!(
+                    "{}: {got}\n    the runbook ({line}) gives: {want}",
+                    rule.name
+                )),
+                Some(_) => {}
+            }
+        }
+        for (name, _, _) in ledger {
+            if !config.rules.iter().any(|r| r.name == *name) {
+                wrong.push(format!("{name}: in the ledger, not in the example"));
+            }
+        }
+        assert!(wrong.is_empty(), "{system}:\n{}", wrong.join("\n"));
+    }
+}
+
 #[test]
 fn nuvie_runbook_failures_reach_the_runbook_levels() {
     let rt = runtime();
@@ -436,6 +917,9 @@ fn nuvie_runbook_failures_reach_the_runbook_levels() {
     let ai = imitation::nuvie_ai();
     let mut redis = RedisServer::start();
     let pg = rt.block_on(PostgresServer::start());
+    // The daemon reaches Postgres through a gate that can drop exactly N probes' connections.
+    let pg_gate = Gate::start(pg.port());
+    let db_url = format!("postgres://postgres@127.0.0.1:{}/postgres", pg_gate.port());
     let pki = Pki::new();
     let tls = rt.block_on(RenewableTlsServer::start(&pki.leaf("localhost", 90 * DAY)));
     let dir = tempfile::tempdir().expect("temp dir");
@@ -457,7 +941,7 @@ fn nuvie_runbook_failures_reach_the_runbook_levels() {
             ("NUVIE_MEMORY_CRITICAL", "1.01"),
             ("NUVIE_API_URL", &api.base_url()),
             ("NUVIE_AI_URL", &ai.base_url()),
-            ("NUVIE_DATABASE_URL", &pg.url()),
+            ("NUVIE_DATABASE_URL", &db_url),
             ("NUVIE_REDIS_URL", &redis.url()),
             ("NUVIE_API_TLS_ADDRESS", &cert_address),
             ("NUVIE_AI_TLS_ADDRESS", &cert_address),
@@ -498,7 +982,12 @@ fn nuvie_runbook_failures_reach_the_runbook_levels() {
 
     // Incident Response, P1 "API down": /health answers 503, three times in a row (the
     // probes' failureThreshold), and then for good.
-    enters_on_the_nth_failure(&d, &api, "/health", ("nuvie-api-down", "critical"), 3);
+    enters_on_the_nth_failure(
+        &d,
+        &Route(&api, "/health"),
+        ("nuvie-api-down", "critical"),
+        3,
+    );
     all_rules_ok(&d, "nuvie");
     api.set("/health", 503, r#"{"status":"unhealthy"}"#);
     reaches(&d, "nuvie-api-down", "critical");
@@ -521,7 +1010,16 @@ fn nuvie_runbook_failures_reach_the_runbook_levels() {
     api.up();
     all_rules_ok(&d, "nuvie");
 
-    // P2 partial failure: not ready, /health still fine.
+    // P2 partial failure: not ready 3 times in a row (the readiness probe's failureThreshold)
+    // warns, twice does not ...
+    enters_on_the_nth_failure(
+        &d,
+        &Route(&api, "/ready"),
+        ("nuvie-api-not-ready", "warning"),
+        3,
+    );
+    all_rules_ok(&d, "nuvie");
+    // ... and /health still fine is no P1.
     api.set(
         "/ready",
         503,
@@ -532,16 +1030,22 @@ fn nuvie_runbook_failures_reach_the_runbook_levels() {
     api.restore();
     all_rules_ok(&d, "nuvie");
 
-    // The AI service is up but its model is not loaded: a warning at once (circuit breaker
-    // "Any"), critical once it lasts (NUVIE_AI_CRITICAL_FOR, 5m in production).
+    // "Circuit breaker open | Any | >5min": the AI service is up but its model is not loaded.
+    // A warning at its first failed probe ("Any"), critical only once it has lasted
+    // NUVIE_AI_CRITICAL_FOR (5m in production), not before.
     ai.set(
         "/health",
         200,
         r#"{"status":"healthy","model_loaded":false,"version":"..."}"#,
     );
-    reaches(&d, "nuvie-ai-down", "warning");
+    let warned = reaches(&d, "nuvie-ai-down", "warning");
     assert_eq!(error_kind(&d, "nuvie-ai-health"), "assertion");
     let down_since = millis(&d.check("nuvie-ai-health")["since"]);
+    let lag = millis(&warned["since"]) - down_since;
+    assert!(
+        (0..300).contains(&lag),
+        "warning {lag} ms after the first failure, not at it"
+    );
     let critical = reaches(&d, "nuvie-ai-down", "critical");
     let after = millis(&critical["since"]) - down_since;
     assert!(
@@ -572,14 +1076,27 @@ fn nuvie_runbook_failures_reach_the_runbook_levels() {
     redis.restart();
     all_rules_ok(&d, "nuvie");
 
-    // The database hangs (every backend stopped): probes time out, the API is down.
+    // The database fails 3 probes in a row (the count the rule set gives it, as the health
+    // probes' failureThreshold), not 2 ...
+    enters_on_the_nth_failure(&d, &pg_gate, ("nuvie-db-down", "critical"), 3);
+    all_rules_ok(&d, "nuvie");
+    // ... or hangs (every backend stopped), the API is down. (Through the gate the probe's
+    // error is the relay's; probes.rs holds a hung server's error kind.)
     pg.pause();
     reaches(&d, "nuvie-db-down", "critical");
-    assert_eq!(error_kind(&d, "nuvie-db"), "timeout");
     pg.resume();
     all_rules_ok(&d, "nuvie");
 
-    // "SSL certificates valid (>30 days)": a renewal that left 10 days is a warning ...
+    // "SSL certificates valid (>30 days)": 31 days left (30.99) is valid, 30 (29.99) is not:
+    // a warning ...
+    tls.renew(&pki.leaf("localhost", 31 * DAY));
+    let c = stays_ok_for_probes(&d, "nuvie-api-cert", "nuvie-api-cert-expiry", 3);
+    let days = c["values"]["days_left"].as_f64().expect("days_left");
+    assert!((30.0..31.0).contains(&days), "31 days left, got {days}");
+    tls.renew(&pki.leaf("localhost", 30 * DAY));
+    reaches(&d, "nuvie-api-cert-expiry", "warning");
+    tls.renew(&pki.leaf("localhost", 90 * DAY));
+    all_rules_ok(&d, "nuvie");
     tls.renew(&pki.leaf("localhost", 10 * DAY));
     let r = reaches(&d, "nuvie-api-cert-expiry", "warning");
     let days = r["value"].as_f64().expect("days_left");
@@ -730,7 +1247,12 @@ fn redcube_runbook_failures_reach_the_runbook_levels() {
 
     // P0 "Service completely down": the health check does not return HTTP 200, confirmed
     // over 3 probes.
-    enters_on_the_nth_failure(&d, &api, path, ("redcube-content-down", "critical"), 3);
+    enters_on_the_nth_failure(
+        &d,
+        &Route(&api, path),
+        ("redcube-content-down", "critical"),
+        3,
+    );
     all_rules_ok(&d, "redcube");
     api.set(path, 503, r#"{"error":"service unavailable"}"#);
     reaches(&d, "redcube-content-down", "critical");
@@ -969,7 +1491,12 @@ fn ai_saas_runbook_failures_reach_the_runbook_levels() {
     all_rules_ok(&d, "ai-saas");
 
     // ... answers 503 (3 in a row) ...
-    enters_on_the_nth_failure(&d, &api, "/health", ("ai-saas-api-down", "critical"), 3);
+    enters_on_the_nth_failure(
+        &d,
+        &Route(&api, "/health"),
+        ("ai-saas-api-down", "critical"),
+        3,
+    );
     all_rules_ok(&d, "ai-saas");
     api.set("/health", 503, r#"{"status":"error"}"#);
     reaches(&d, "ai-saas-api-down", "critical");
@@ -1080,8 +1607,7 @@ fn novacron_runbook_failures_reach_the_runbook_levels() {
     // rollback, the 4th is.
     enters_on_the_nth_failure(
         &d,
-        &api,
-        "/health",
+        &Route(&api, "/health"),
         ("novacron-health-failing", "critical"),
         4,
     );
