@@ -178,6 +178,79 @@ fn enters_on_the_nth_failure(
     }
 }
 
+/// Failed probes of `check` so far (`warden_check_runs_total` with a result other than ok).
+fn failed_probes(d: &Daemon, check: &str) -> f64 {
+    let (_, text) = d.metrics();
+    metrics_matcher::parse(&text)
+        .iter()
+        .filter(|s| s.name == "warden_check_runs_total")
+        .filter(|s| s.labels.get("check").map(String::as_str) == Some(check))
+        .filter(|s| s.labels.get("result").map(String::as_str) != Some("ok"))
+        .map(|s| s.value)
+        .sum()
+}
+
+/// Hook runs so far, of every hook and outcome (`warden_hook_runs_total`, dry runs included).
+fn hook_runs(d: &Daemon) -> f64 {
+    let (_, text) = d.metrics();
+    metrics_matcher::parse(&text)
+        .iter()
+        .filter(|s| s.name == "warden_hook_runs_total")
+        .map(|s| s.value)
+        .sum()
+}
+
+/// The runbook's count where one failure cannot be dealt to one check alone (two checks read
+/// the same path): `fail` breaks `check` for good, and `rule` must not be in `state` while the
+/// check has failed `n - 1` times, and must get there once it has failed `n` times. Failed
+/// probes are read before and after the transitions, so a reading of exactly `n - 1` with no
+/// transition in between is proof; if the test never catches that moment (a stalled machine)
+/// it tries again, up to 3 times.
+fn enters_on_the_nth_failed_probe(
+    d: &Daemon,
+    (check, system): (&str, &str),
+    (rule, state): (&str, &str),
+    n: u32,
+    fail: impl Fn(),
+    restore: impl Fn(),
+) {
+    let short = f64::from(n - 1);
+    for _ in 0..3 {
+        let before = entered(d, rule, state);
+        let base = failed_probes(d, check);
+        fail();
+        let mut held_short = false;
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let first = failed_probes(d, check) - base;
+            let now = entered(d, rule, state);
+            let then = failed_probes(d, check) - base;
+            if now > before {
+                assert!(
+                    then >= f64::from(n),
+                    "{rule} reached {state} after {then} failed probes of {check}, before the {n}th"
+                );
+                break;
+            }
+            if first == short && then == short {
+                held_short = true;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{n} failed probes of {check} did not take {rule} to {state}: {:#}",
+                d.rule(rule)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        restore();
+        all_rules_ok(d, system);
+        if held_short {
+            return;
+        }
+    }
+    panic!("never read {check} at exactly {short} failed probes (3 tries)");
+}
+
 /// `rule` stays ok while `check` runs `n` more probes: a value short of the runbook's level
 /// does not reach it. Returns the check as last seen.
 fn stays_ok_for_probes(d: &Daemon, check: &str, rule: &str, n: u64) -> serde_json::Value {
@@ -1542,7 +1615,11 @@ fn novacron_runbook_failures_reach_the_runbook_levels() {
     let mut redis = RedisServer::start();
     let pg = rt.block_on(PostgresServer::start());
     rt.block_on(pg.execute("CREATE DATABASE novacron;"));
-    let db_url = format!("postgres://postgres@127.0.0.1:{}/novacron", pg.port());
+    // The daemon reaches Postgres and Redis through gates that can drop exactly N probes.
+    let pg_gate = Gate::start(pg.port());
+    let db_url = format!("postgres://postgres@127.0.0.1:{}/novacron", pg_gate.port());
+    let redis_gate = Gate::start(redis.port());
+    let redis_url = format!("redis://127.0.0.1:{}/", redis_gate.port());
     let pki = Pki::new();
     let tls = rt.block_on(RenewableTlsServer::start(&pki.leaf("localhost", 90 * DAY)));
     let dir = tempfile::tempdir().expect("temp dir");
@@ -1563,7 +1640,7 @@ fn novacron_runbook_failures_reach_the_runbook_levels() {
             ("NOVACRON_MEMORY_CRITICAL", "1.01"),
             ("NOVACRON_URL", &api.base_url()),
             ("NOVACRON_DATABASE_URL", &db_url),
-            ("NOVACRON_REDIS_URL", &redis.url()),
+            ("NOVACRON_REDIS_URL", &redis_url),
             ("NOVACRON_TLS_ADDRESS", &format!("localhost:{}", tls.port())),
             ("NOVACRON_CA_FILE", ca.to_str().expect("utf-8 path")),
             ("NOVACRON_INTERVAL", "300ms"),
@@ -1613,12 +1690,33 @@ fn novacron_runbook_failures_reach_the_runbook_levels() {
     );
     all_rules_ok(&d, "novacron");
 
-    // "Database connection issues", seen by the detailed check and by /health/db.
-    api.set(
-        "/health/detailed",
-        200,
-        r#"{"status": "healthy", "components": {"database": "unhealthy", "cache": "healthy", "dwcp": "healthy"}}"#,
+    // Every other health check of the runbook is held to the same count: 3 failures in a
+    // row are not a rollback, the 4th is. /health/db ("Database connection issues"),
+    // /api/v1/info (scripts/health-check.sh) and /api/v1/dwcp/status ("DWCP protocol
+    // failures") roll back; /health/cache pages, and /metrics warns, at the same count.
+    for (path, rule, state) in [
+        ("/health/db", "novacron-health-db-failing", "critical"),
+        ("/api/v1/info", "novacron-api-info-failing", "critical"),
+        ("/api/v1/dwcp/status", "novacron-dwcp-failing", "critical"),
+        ("/health/cache", "novacron-health-cache-failing", "critical"),
+        ("/metrics", "novacron-metrics-down", "warning"),
+    ] {
+        enters_on_the_nth_failure(&d, &Route(&api, path), (rule, state), 4);
+        all_rules_ok(&d, "novacron");
+    }
+
+    // "Database connection issues" as /health/detailed reports it: the 4th probe in a row
+    // with the database component unhealthy rolls back, the 3rd does not.
+    let database_down = r#"{"status": "unhealthy", "components": {"database": "unhealthy", "cache": "healthy", "dwcp": "healthy"}}"#;
+    enters_on_the_nth_failed_probe(
+        &d,
+        ("novacron-health-detailed", "novacron"),
+        ("novacron-components-unhealthy", "critical"),
+        4,
+        || api.set("/health/detailed", 200, database_down),
+        || api.restore(),
     );
+    api.set("/health/detailed", 200, database_down);
     api.set("/health/db", 503, r#"{"status": "unhealthy"}"#);
     reaches(&d, "novacron-components-unhealthy", "critical");
     reaches(&d, "novacron-health-db-failing", "critical");
@@ -1630,21 +1728,78 @@ fn novacron_runbook_failures_reach_the_runbook_levels() {
     api.restore();
     all_rules_ok(&d, "novacron");
 
-    // "DWCP protocol failures": the protocol is no longer active.
+    // "DWCP protocol failures": the protocol is no longer active, or the detailed health says
+    // DWCP is unhealthy.
     api.set(
         "/api/v1/dwcp/status",
         200,
         r#"{"status": "degraded", "active_streams": 0, "bandwidth_allocated": 0, "compression_ratio": 1.0}"#,
     );
+    api.set(
+        "/health/detailed",
+        200,
+        r#"{"status": "unhealthy", "components": {"database": "healthy", "cache": "healthy", "dwcp": "unhealthy"}}"#,
+    );
     reaches(&d, "novacron-dwcp-failing", "critical");
+    reaches(&d, "novacron-components-unhealthy", "critical");
     api.restore();
     all_rules_ok(&d, "novacron");
 
-    // The cache check hangs past the timeout.
+    // The cache is no immediate rollback trigger: the detailed health reporting the cache
+    // unhealthy (its overall status with it) pages on the 4th probe, not the 3rd, and rolls
+    // nothing back; the database/DWCP check reads the same body and stays ok. Nor does
+    // /health/cache failing, or Redis down, roll back.
+    // The hooks of the rollbacks above are all recorded (the count holds still).
+    let hooks_before = eventually(&d, "hook runs settled", || {
+        let runs = hook_runs(&d);
+        std::thread::sleep(Duration::from_millis(500));
+        (hook_runs(&d) == runs).then_some(runs)
+    });
+    let cache_down = r#"{"status": "unhealthy", "components": {"database": "healthy", "cache": "unhealthy", "dwcp": "healthy"}}"#;
+    enters_on_the_nth_failed_probe(
+        &d,
+        ("novacron-health-detailed-cache", "novacron"),
+        ("novacron-cache-component-unhealthy", "critical"),
+        4,
+        || api.set("/health/detailed", 200, cache_down),
+        || api.restore(),
+    );
+    api.set("/health/detailed", 200, cache_down);
+    reaches(&d, "novacron-cache-component-unhealthy", "critical");
+    stays_ok_for_probes(
+        &d,
+        "novacron-health-detailed",
+        "novacron-components-unhealthy",
+        4,
+    );
+    api.set("/health/cache", 503, r#"{"status": "unhealthy"}"#);
+    reaches(&d, "novacron-health-cache-failing", "critical");
+    api.restore();
+    all_rules_ok(&d, "novacron");
+    // The cache hangs past the timeout.
     api.set_delay("/health/cache", Duration::from_secs(1));
     reaches(&d, "novacron-health-cache-failing", "critical");
     assert_eq!(error_kind(&d, "novacron-health-cache"), "timeout");
     api.restore();
+    all_rules_ok(&d, "novacron");
+    // Redis ("Cache health") fails 4 probes in a row, not 3: it pages, nothing rolls back.
+    enters_on_the_nth_failure(&d, &redis_gate, ("novacron-redis-down", "critical"), 4);
+    all_rules_ok(&d, "novacron");
+    assert_eq!(
+        hook_runs(&d),
+        hooks_before,
+        "a cache failure ran a hook:\n{}",
+        d.log()
+    );
+    let rolled: Vec<String> = paging
+        .chat_texts()
+        .into_iter()
+        .filter(|t| t.contains("HOOK") && (t.contains("cache") || t.contains("redis")))
+        .collect();
+    assert!(rolled.is_empty(), "a cache rule ran a hook: {rolled:#?}");
+
+    // "Database connection issues": the database fails 4 probes in a row, not 3.
+    enters_on_the_nth_failure(&d, &pg_gate, ("novacron-db-down", "critical"), 4);
     all_rules_ok(&d, "novacron");
 
     // P0 "Service completely unavailable": every API check fails, the metrics one warns.
@@ -1654,6 +1809,7 @@ fn novacron_runbook_failures_reach_the_runbook_levels() {
         "novacron-components-unhealthy",
         "novacron-health-db-failing",
         "novacron-health-cache-failing",
+        "novacron-cache-component-unhealthy",
         "novacron-api-info-failing",
         "novacron-dwcp-failing",
     ] {
@@ -1675,8 +1831,13 @@ fn novacron_runbook_failures_reach_the_runbook_levels() {
     pg.resume();
     all_rules_ok(&d, "novacron");
 
-    // Certificate Renewal: cert-manager did not renew (10 days left), then a wrong certificate.
-    tls.renew(&pki.leaf("localhost", 10 * DAY));
+    // Certificate Renewal: 31 days left (30.99) is a renewal still to come; 30 (29.99) means
+    // cert-manager did not renew in time: a warning. Then a wrong certificate.
+    tls.renew(&pki.leaf("localhost", 31 * DAY));
+    let c = stays_ok_for_probes(&d, "novacron-cert", "novacron-cert-expiry", 3);
+    let days = c["values"]["days_left"].as_f64().expect("days_left");
+    assert!((30.0..31.0).contains(&days), "31 days left, got {days}");
+    tls.renew(&pki.leaf("localhost", 30 * DAY));
     reaches(&d, "novacron-cert-expiry", "warning");
     tls.renew(&pki.leaf("novacron.example", 90 * DAY));
     reaches(&d, "novacron-cert-expiry", "critical");
