@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod alertmanager;
+pub mod gate;
 pub mod notify_receiver;
 pub mod postgres;
 pub mod process;
@@ -19,6 +20,7 @@ pub mod redis;
 pub mod smtp;
 pub mod tls;
 
+pub use gate::Gate;
 pub use postgres::PostgresServer;
 pub use redis::RedisServer;
 pub use tls::{Pki, RenewableTlsServer, TlsServer};
