@@ -360,3 +360,135 @@ fn file_changes_reload_by_themselves() {
     let reloads = metric(&d, "warden_config_reloads_total", &[("result", "applied")]).unwrap();
     assert!(reloads >= 4.0, "applied reloads: {reloads}");
 }
+
+/// Every config reload so far, whatever its result.
+fn reloads(d: &Daemon) -> f64 {
+    let text = d.metrics().1;
+    ["applied", "unchanged", "failed"]
+        .iter()
+        .filter_map(|r| sample(&text, "warden_config_reloads_total", &[("result", r)]))
+        .sum()
+}
+
+/// Asserts that the reload count stays at `want` for `quiet`.
+fn assert_reloads_stay(d: &Daemon, want: f64, quiet: Duration, after: &str) {
+    let deadline = Instant::now() + quiet;
+    while Instant::now() < deadline {
+        let got = reloads(d);
+        assert_eq!(
+            got,
+            want,
+            "{after}: {got} reloads, wanted {want}\nlog:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Polls until the status lists `check` (or, with `present` false, no longer does).
+fn wait_check_presence(d: &Daemon, check: &str, present: bool, after: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while names(d, "checks").iter().any(|n| n == check) != present {
+        assert!(
+            Instant::now() < deadline,
+            "{after}: check {check} present = {}, wanted {present}\nlog:\n{}",
+            !present,
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Issue 12, item 0: inotify reports opens and read-only closes too, and warden's own read
+/// during a reload used to trigger the next one, forever. Reading the config (with `cat`,
+/// with warden's own reload, with an open for append that writes nothing) must not reload
+/// it; each kind of real change (in-place write, rename over, new file an include glob
+/// matches, removal, ConfigMap `..data` swap) reloads it, and then the count settles.
+#[test]
+fn reading_the_config_never_reloads_it_and_each_change_reloads_once() {
+    let target = HttpTarget::start();
+    target.set_json("/ok", 200, serde_json::json!({"status": "ok"}));
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conf.d");
+    std::fs::create_dir(&conf).unwrap();
+    let main = dir.path().join("warden.toml");
+    let main_text = "include = [\"conf.d/*.toml\"]\n\n[server]\nlisten = \"${WARDEN_LISTEN}\"\n";
+    std::fs::write(&main, main_text).unwrap();
+    let a = conf.join("a.toml");
+    std::fs::write(&a, http_check("a", &target.url("/ok"))).unwrap();
+    let d = Daemon::start_file(&main, &[]);
+    wait_check_presence(&d, "a", true, "start");
+    assert_eq!(reloads(&d), 0.0);
+
+    // Readers: cat (open, read, close without writing), an open for append that writes
+    // nothing, and warden's own reload, which reads every file.
+    for _ in 0..3 {
+        for file in [&main, &a] {
+            let out = std::process::Command::new("cat")
+                .arg(file)
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+        }
+    }
+    std::fs::OpenOptions::new().append(true).open(&a).unwrap();
+    let (code, body) = post(&d.url("/-/reload"), None).unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"unchanged\""), "{body}");
+    assert_reloads_stay(&d, 1.0, Duration::from_secs(2), "reads and one POST");
+
+    let mut count = 1.0;
+    let mut changed = |what: &str, check: &str, present: bool, exactly_one: bool| {
+        wait_check_presence(&d, check, present, what);
+        if exactly_one {
+            count += 1.0;
+        } else {
+            count = reloads(&d);
+            assert!(count >= 2.0, "{what}: {count} reloads");
+        }
+        assert_reloads_stay(&d, count, Duration::from_millis(1500), what);
+    };
+
+    // In place (truncate and write), as `echo >>` or an editor without backups does.
+    let mut text = std::fs::read_to_string(&a).unwrap();
+    text.push_str(&http_check("a2", &target.url("/ok")));
+    std::fs::write(&a, &text).unwrap();
+    changed("in-place write", "a2", true, true);
+
+    // Written beside and renamed over, as editors save.
+    let tmp = dir.path().join("warden.toml.swp");
+    std::fs::write(
+        &tmp,
+        format!("{main_text}{}", http_check("m", &target.url("/ok"))),
+    )
+    .unwrap();
+    std::fs::rename(&tmp, &main).unwrap();
+    changed("rename over", "m", true, true);
+
+    // A new file the include glob matches, then its removal.
+    let b = conf.join("b.toml");
+    std::fs::write(&b, http_check("b", &target.url("/ok"))).unwrap();
+    changed("new file matching the include glob", "b", true, true);
+    std::fs::remove_file(&b).unwrap();
+    changed("removal of an included file", "b", false, true);
+
+    // A ConfigMap volume: c.toml -> ..data/c.toml, ..data -> ..v1, updated by swapping ..data.
+    let version = |name: &str, check: &str| {
+        let v = conf.join(name);
+        std::fs::create_dir(&v).unwrap();
+        std::fs::write(v.join("c.toml"), http_check(check, &target.url("/ok"))).unwrap();
+    };
+    let swap = |to: &str| {
+        let tmp = conf.join("..data_tmp");
+        std::os::unix::fs::symlink(to, &tmp).unwrap();
+        std::fs::rename(&tmp, conf.join("..data")).unwrap();
+    };
+    version("..v1", "c1");
+    swap("..v1");
+    std::os::unix::fs::symlink("..data/c.toml", conf.join("c.toml")).unwrap();
+    changed("ConfigMap mounted", "c1", true, false);
+    version("..v2", "c2");
+    swap("..v2");
+    changed("..data symlink swap", "c2", true, false);
+    assert!(!names(&d, "checks").iter().any(|n| n == "c1"));
+}
