@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use warden::clock::Clock;
-use warden::config::{self, Config};
+use warden::config::Config;
 use warden::engine::Status;
 use warden::{app, telemetry};
 
@@ -95,7 +95,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig {
             config: ConfigArg { config },
-        } => match config::load(&config) {
+        } => match app::load_config(&config, app::LOAD_TIMEOUT) {
             Ok(cfg) => {
                 println!(
                     "{}: ok ({} checks, {} rules, {} notifiers, {} hooks, {} files; state {})",
@@ -109,8 +109,8 @@ fn main() -> ExitCode {
                 );
                 ExitCode::SUCCESS
             }
-            Err(diags) => {
-                eprintln!("{diags}");
+            Err(failure) => {
+                report(&config, &failure);
                 ExitCode::from(1)
             }
         },
@@ -127,7 +127,13 @@ fn main() -> ExitCode {
                 watch_config: !no_watch_config,
                 dry_run,
             };
-            match runtime().and_then(|rt| rt.block_on(run_daemon(cfg, options))) {
+            let ran = runtime().and_then(|rt| {
+                let ran = rt.block_on(run_daemon(cfg, options));
+                // Every task that matters was awaited; a stuck config load is not waited for.
+                app::shut_down(rt);
+                ran
+            });
+            match ran {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), "warden failed");
@@ -200,12 +206,21 @@ fn main() -> ExitCode {
 }
 
 fn load_or_report(path: &std::path::Path) -> Option<Config> {
-    match config::load(path) {
+    match app::load_config(path, app::LOAD_TIMEOUT) {
         Ok(cfg) => Some(cfg),
-        Err(diags) => {
-            eprintln!("{diags}");
+        Err(failure) => {
+            report(path, &failure);
             None
         }
+    }
+}
+
+/// Prints why the config at `path` could not be loaded: every error as `file:line:col`, or
+/// what stopped the loading.
+fn report(path: &std::path::Path, failure: &app::LoadFailure) {
+    match failure {
+        app::LoadFailure::Invalid(diags) => eprintln!("{diags}"),
+        other => eprintln!("warden: {}: {other}", path.display()),
     }
 }
 

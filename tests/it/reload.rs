@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::daemon::{post, Daemon};
+use crate::daemon::{mkfifo, post, Daemon};
 use crate::metrics_matcher::sample;
 use crate::target::HttpTarget;
 
@@ -491,4 +491,63 @@ fn reading_the_config_never_reloads_it_and_each_change_reloads_once() {
     swap("..v2");
     changed("..data symlink swap", "c2", true, false);
     assert!(!names(&d, "checks").iter().any(|n| n == "c1"));
+}
+
+/// Issue 12, item 5: a reload whose include matched a FIFO with no writer hung in open(2):
+/// every later reload queued behind it (504 after 60 s) and SIGTERM no longer stopped warden.
+/// Now the FIFO is refused at once, a later valid reload applies, and a reload never holds up
+/// shutdown.
+#[test]
+fn a_reload_including_a_fifo_fails_at_once_and_blocks_neither_reloads_nor_shutdown() {
+    let target = HttpTarget::start();
+    target.set_json("/ok", 200, serde_json::json!({"status": "ok"}));
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conf.d");
+    std::fs::create_dir(&conf).unwrap();
+    let main = dir.path().join("warden.toml");
+    std::fs::write(
+        &main,
+        "include = [\"conf.d/*.toml\"]\n\n[server]\nlisten = \"${WARDEN_LISTEN}\"\n",
+    )
+    .unwrap();
+    std::fs::write(conf.join("a.toml"), http_check("a", &target.url("/ok"))).unwrap();
+    let mut d = Daemon::start_file(&main, &[]);
+    wait_check_presence(&d, "a", true, "start");
+
+    // The glob now matches a FIFO: the file watcher and a SIGHUP both reload, and fail.
+    let fifo = conf.join("pipe.toml");
+    mkfifo(&fifo);
+    d.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&d, "warden_config_reloads_total", &[("result", "failed")]) < Some(1.0) {
+        assert!(
+            Instant::now() < deadline,
+            "the reload including a FIFO did not fail within 10 s\nlog:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = d.log();
+    assert!(
+        log.contains("pipe.toml, which is a FIFO; only regular files can be included"),
+        "{log}"
+    );
+    assert!(names(&d, "checks") == ["a"]);
+
+    // A later valid config applies.
+    std::fs::remove_file(&fifo).unwrap();
+    std::fs::write(conf.join("b.toml"), http_check("b", &target.url("/ok"))).unwrap();
+    let (code, body) = post(&d.url("/-/reload"), None).unwrap();
+    assert_eq!(code, 200, "{body}");
+    wait_check_presence(&d, "b", true, "a valid reload after the failed one");
+
+    // A FIFO again, and SIGTERM right behind the reload it causes: warden stops in time.
+    mkfifo(&fifo);
+    d.signal("HUP");
+    assert_eq!(
+        d.terminate(Duration::from_secs(10)),
+        Some(0),
+        "warden did not stop within 10 s of SIGTERM\nlog:\n{}",
+        d.log()
+    );
 }
