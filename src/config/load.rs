@@ -160,6 +160,10 @@ impl Loader<'_> {
         let text = match String::from_utf8(bytes) {
             Ok(text) => text,
             Err(e) => {
+                // Placed at the first invalid byte: the bytes before it are the same in the
+                // lossy text, so the position is exact.
+                let at = e.utf8_error().valid_up_to();
+                let byte = e.as_bytes()[at];
                 let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
                 self.files.push(FileUnit {
                     source: SourceFile::new(path, text),
@@ -168,8 +172,8 @@ impl Loader<'_> {
                 });
                 self.problem(
                     index,
-                    0,
-                    "cannot read file: stream did not contain valid UTF-8".into(),
+                    at,
+                    format!("invalid UTF-8 (byte 0x{byte:02x}); config files must be UTF-8 text"),
                 );
                 return;
             }
