@@ -158,6 +158,18 @@ pub fn shut_down(runtime: tokio::runtime::Runtime) {
     runtime.shutdown_background();
 }
 
+/// Why `config` would give the daemon nothing to do, if it would: without a check nothing is
+/// probed, evaluated or paged (an empty file, one of comments only, a truncated one). The
+/// daemon refuses such a config at startup and on reload; `check-config` warns.
+pub fn nothing_to_do(config: &Config) -> Option<String> {
+    config.checks.is_empty().then(|| {
+        format!(
+            "{} (with its includes) defines no checks: warden would have nothing to do",
+            config.path.display()
+        )
+    })
+}
+
 /// Daemon settings that come from the command line rather than the config.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -183,6 +195,9 @@ pub async fn run(
     clock: Clock,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    if let Some(why) = nothing_to_do(&config) {
+        anyhow::bail!("{why}; add a [[check]]");
+    }
     let metrics = Metrics::new();
     metrics.start_time.set(clock.now().as_secs_f64());
     let checks = prepare_checks(&config)?;
@@ -395,6 +410,9 @@ impl Daemon {
         .await
         .map_err(|e| e.to_string())?;
         let (new, hash) = loaded.map_err(|diags| diags.to_string())?;
+        if let Some(why) = nothing_to_do(&new) {
+            return Err(why);
+        }
         if new == self.config {
             self.loaded(clock, hash);
             return Ok(Outcome::Unchanged { hash });

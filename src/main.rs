@@ -53,7 +53,8 @@ enum Command {
     },
     /// Validate a config file and its includes; print every error as file:line:col.
     ///
-    /// Exit 0 when valid, 1 otherwise.
+    /// Exit 0 when valid, 1 otherwise. A valid config without checks is reported with a
+    /// warning on stderr (`run` refuses it).
     CheckConfig {
         #[command(flatten)]
         config: ConfigArg,
@@ -107,6 +108,9 @@ fn main() -> ExitCode {
                     cfg.files.len(),
                     cfg.state.path.display()
                 );
+                if let Some(why) = app::nothing_to_do(&cfg) {
+                    eprintln!("warning: {why}; `warden run` refuses to start on it");
+                }
                 ExitCode::SUCCESS
             }
             Err(failure) => {

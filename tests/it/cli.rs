@@ -23,11 +23,11 @@ fn shipped_configs() -> Vec<std::path::PathBuf> {
 fn every_shipped_config_passes_check_config() {
     for config in shipped_configs() {
         let out = warden(&["check-config", "-c", config.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            out.status.success(),
-            "{} failed check-config:\n{}",
+            out.status.success() && stderr.is_empty(),
+            "{} failed check-config (or warned):\n{stderr}",
             config.display(),
-            String::from_utf8_lossy(&out.stderr)
         );
     }
 }
@@ -181,4 +181,37 @@ fn an_include_pattern_that_would_walk_for_ever_fails_at_once() {
         format!("{shown}:1:30: include pattern \"/**/*.toml\" looks through more than 10000 directory entries; name a narrower directory"),
     ];
     assert_eq!(stderr.lines().collect::<Vec<_>>(), want, "{stderr}");
+}
+
+/// Issue 12, item 8: an empty config, or one of comments only, passed as `ok (0 checks)` and
+/// `run` started on it with nothing to do. check-config now warns (still exit 0: the config
+/// is valid) and `run` refuses it (exit 1), saying why.
+#[test]
+fn a_config_without_checks_is_warned_about_and_not_run() {
+    for text in ["", "# warden config\n\n# checks go here\n"] {
+        let (_dir, path) = write_config(text);
+        let shown = path.display().to_string();
+        let why = format!(
+            "{shown} (with its includes) defines no checks: warden would have nothing to do"
+        );
+        let out = warden(&["check-config", "-c", &shown]);
+        assert_eq!(out.status.code(), Some(0), "{text:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains(": ok (0 checks,"), "{text:?}: {stdout}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            stderr.trim_end(),
+            format!("warning: {why}; `warden run` refuses to start on it"),
+            "{text:?}"
+        );
+
+        let out = warden_within(&["run", "-c", &shown], Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("warden run kept running on {text:?}"));
+        assert_eq!(out.status.code(), Some(1), "{text:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("warden: {why}; add a [[check]]")),
+            "{text:?}: {stderr}"
+        );
+    }
 }

@@ -241,7 +241,7 @@ fn a_bad_config_is_reported_whole_and_the_running_one_stays() {
 #[test]
 fn reload_endpoint_requires_the_token_when_one_is_set() {
     let d = Daemon::start_with(
-        "[defaults]\ninterval = \"1s\"\n",
+        "[defaults]\ninterval = \"1s\"\ntimeout = \"100ms\"\n\n[[check]]\nname = \"port\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n",
         &[("WARDEN_TEST_TOKEN", "s3cret-token")],
         &[],
     );
@@ -550,4 +550,26 @@ fn a_reload_including_a_fifo_fails_at_once_and_blocks_neither_reloads_nor_shutdo
         "warden did not stop within 10 s of SIGTERM\nlog:\n{}",
         d.log()
     );
+}
+
+/// Issue 12, item 8: a config with no checks (an empty file, comments only, a file caught
+/// truncated) would leave warden with nothing to do. A reload to one is refused and the
+/// running config stays.
+#[test]
+fn a_reload_to_a_config_without_checks_is_refused() {
+    let target = HttpTarget::start();
+    target.set_json("/ok", 200, serde_json::json!({"status": "ok"}));
+    let d = Daemon::start_with(
+        &http_check("api", &target.url("/ok")),
+        &[],
+        &["--no-watch-config"],
+    );
+    let path = d.config_path();
+    for text in ["", "# nothing here yet\n\n# still nothing\n"] {
+        std::fs::write(&path, text).unwrap();
+        let (code, body) = post(&d.url("/-/reload"), None).unwrap();
+        assert_eq!(code, 400, "{text:?}: {body}");
+        assert!(body.contains("defines no checks"), "{text:?}: {body}");
+        assert_eq!(names(&d, "checks"), ["api"]);
+    }
 }
