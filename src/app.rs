@@ -37,6 +37,13 @@ use crate::telemetry::Metrics;
 
 /// How long in-flight work may take to finish after SIGTERM.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long loading a config (reading, parsing and validating its files) may take, at startup
+/// and on each reload. Loading reads only regular files within `config`'s limits, so only a
+/// hung file system gets here; the load is then abandoned on its thread.
+pub const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Abandoned loads that may still be running while a new one starts; past that a reload fails
+/// at once instead of starting yet another thread that may hang.
+const ABANDONED_LOADS: usize = 2;
 /// How often the evaluator publishes a fresh status snapshot (when something changed).
 const PUBLISH_EVERY: Duration = Duration::from_millis(500);
 /// Observations buffered between the scheduler and the evaluator.
@@ -69,6 +76,101 @@ fn prepare<'c>(
     }
 }
 
+/// Why a config could not be loaded.
+#[derive(Debug)]
+pub enum LoadFailure {
+    /// The files were read and the config is not valid: every error, as `file:line:col`.
+    Invalid(config::Diagnostics),
+    /// Loading did not finish in time; it was abandoned.
+    TimedOut(Duration),
+    /// Earlier loads are still stuck; no new one was started.
+    Stuck,
+    /// Loading panicked (a bug).
+    Panicked(String),
+}
+
+impl std::fmt::Display for LoadFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadFailure::Invalid(diags) => write!(f, "{diags}"),
+            LoadFailure::TimedOut(limit) => write!(
+                f,
+                "loading the config did not finish within {} s (a config file on a hung file system?)",
+                limit.as_secs_f64()
+            ),
+            LoadFailure::Stuck => write!(
+                f,
+                "earlier config loads are still stuck reading files; not starting another"
+            ),
+            LoadFailure::Panicked(e) => write!(f, "loading the config panicked: {e}"),
+        }
+    }
+}
+
+/// Loads the config at `path` on a thread of its own and waits at most `within` for it. For
+/// the command line, before any runtime exists: when it times out the process exits, and the
+/// thread with it.
+pub fn load_config(path: &std::path::Path, within: Duration) -> Result<Config, LoadFailure> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = path.to_path_buf();
+    let spawned = std::thread::Builder::new()
+        .name("warden-load".into())
+        .spawn(move || {
+            let _ = tx.send(config::load(&path));
+        });
+    if let Err(e) = spawned {
+        return Err(LoadFailure::Panicked(format!("cannot start a thread: {e}")));
+    }
+    match rx.recv_timeout(within) {
+        Ok(loaded) => loaded.map_err(LoadFailure::Invalid),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(LoadFailure::TimedOut(within)),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            Err(LoadFailure::Panicked("the loading thread stopped".into()))
+        }
+    }
+}
+
+/// Runs blocking `work` (a config load) on the blocking pool and waits at most `within` for
+/// it. Each run holds one of `slots` until it really ends, so loads that were abandoned but
+/// still run are counted: when none is left, this fails at once.
+async fn bounded_load<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+    within: Duration,
+    slots: &Arc<tokio::sync::Semaphore>,
+) -> Result<T, LoadFailure> {
+    let Ok(slot) = slots.clone().try_acquire_owned() else {
+        return Err(LoadFailure::Stuck);
+    };
+    let task = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        work()
+    });
+    match tokio::time::timeout(within, task).await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(e)) => Err(LoadFailure::Panicked(e.to_string())),
+        Err(_) => Err(LoadFailure::TimedOut(within)),
+    }
+}
+
+/// Drops a runtime without waiting for blocking work that is still running (a config load
+/// stuck on a hung file system must not hold up the exit). Call it after everything that
+/// matters was awaited: `run` waits for its tasks within [`SHUTDOWN_GRACE`] before returning.
+pub fn shut_down(runtime: tokio::runtime::Runtime) {
+    runtime.shutdown_background();
+}
+
+/// Why `config` would give the daemon nothing to do, if it would: without a check nothing is
+/// probed, evaluated or paged (an empty file, one of comments only, a truncated one). The
+/// daemon refuses such a config at startup and on reload; `check-config` warns.
+pub fn nothing_to_do(config: &Config) -> Option<String> {
+    config.checks.is_empty().then(|| {
+        format!(
+            "{} (with its includes) defines no checks: warden would have nothing to do",
+            config.path.display()
+        )
+    })
+}
+
 /// Daemon settings that come from the command line rather than the config.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -98,6 +200,9 @@ pub async fn run(
     clock: Clock,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    if let Some(why) = nothing_to_do(&config) {
+        anyhow::bail!("{why}; add a [[check]]");
+    }
     let metrics = Metrics::new();
     metrics.start_time.set(clock.now().as_secs_f64());
     let checks = prepare_checks(&config)?;
@@ -170,6 +275,7 @@ pub async fn run(
         tracker: tracker.clone(),
         cancel: shutdown.child_token(),
         listen,
+        loads: Arc::new(tokio::sync::Semaphore::new(1 + ABANDONED_LOADS)),
     };
     daemon.start_tasks(checks);
     let hash = reload::fingerprint(&daemon.config.files);
@@ -191,7 +297,11 @@ pub async fn run(
             request = reload_rx.recv() => {
                 let Some(request) = request else { break };
                 systemd::reloading();
-                let outcome = daemon.reload(request.trigger, &clock).await;
+                // A reload never holds up shutdown (the load it waits on may be stuck).
+                let outcome = tokio::select! {
+                    outcome = daemon.reload(request.trigger, &clock) => outcome,
+                    _ = shutdown.cancelled() => break,
+                };
                 if let Some(deploy) = request.deploy {
                     daemon.mark_deploy(deploy, &outcome).await;
                 }
@@ -232,6 +342,8 @@ struct Daemon {
     /// The address the server is bound to. `server.listen` changes only at restart, so this,
     /// not the reloaded config's `listen`, decides whether a token is required.
     listen: std::net::SocketAddr,
+    /// Config loads running, abandoned ones included (see [`bounded_load`]).
+    loads: Arc<tokio::sync::Semaphore>,
 }
 
 /// One check's task: cancel it, then wait on its tracker until it has stopped.
@@ -312,17 +424,24 @@ impl Daemon {
 
     async fn try_reload(&mut self, clock: &Clock) -> Result<Outcome, String> {
         let path = self.config.path.clone();
-        // Reading and hashing files is blocking work: off the runtime.
-        let loaded = tokio::task::spawn_blocking(move || {
-            config::load(&path).map(|c| {
-                let hash = reload::fingerprint(&c.files);
-                (c, hash)
-            })
-        })
+        // Reading and hashing files is blocking work: off the runtime, and bounded in time.
+        let loaded = bounded_load(
+            move || {
+                config::load(&path).map(|c| {
+                    let hash = reload::fingerprint(&c.files);
+                    (c, hash)
+                })
+            },
+            LOAD_TIMEOUT,
+            &self.loads,
+        )
         .await
-        .map_err(|e| format!("loading the config panicked: {e}"))?;
+        .map_err(|e| e.to_string())?;
         let (new, hash) = loaded.map_err(|diags| diags.to_string())?;
         token_guards(self.listen, &new.server)?;
+        if let Some(why) = nothing_to_do(&new) {
+            return Err(why);
+        }
         if new == self.config {
             self.loaded(clock, hash);
             return Ok(Outcome::Unchanged { hash });
@@ -902,5 +1021,102 @@ mod tests {
         let any: SocketAddr = "0.0.0.0:9731".parse().unwrap();
         assert!(probes_own_listener(&config.checks[0], any));
         assert!(!probes_own_listener(&config.checks[5], any));
+    }
+
+    // Real threads blocked on a real FIFO, so real (short) time rather than paused time.
+
+    fn mkfifo(path: &std::path::Path) {
+        let ok = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .expect("mkfifo runs")
+            .success();
+        assert!(ok, "mkfifo {}", path.display());
+    }
+
+    /// Opens the FIFO's write end and closes it: every reader blocked on it gets EOF.
+    fn release(fifo: &std::path::Path) {
+        let _ = std::fs::OpenOptions::new().write(true).open(fifo);
+    }
+
+    #[tokio::test]
+    async fn a_stuck_load_is_abandoned_and_the_next_one_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe.toml");
+        mkfifo(&fifo);
+        // `std::fs::read` of a FIFO with no writer blocks in open(2): a load that never ends.
+        let stuck = |fifo: &std::path::Path| {
+            let fifo = fifo.to_path_buf();
+            move || std::fs::read(&fifo).map(|b| b.len()).unwrap_or(0)
+        };
+        let slots = Arc::new(tokio::sync::Semaphore::new(2));
+        let limit = Duration::from_millis(200);
+        // The test's own bound: a load that is not abandoned would hang it.
+        let abandoned = |got: Result<Result<usize, LoadFailure>, _>| match got {
+            Ok(Err(LoadFailure::TimedOut(_))) => {}
+            other => {
+                release(&fifo);
+                panic!("the stuck load was not abandoned: {other:?}");
+            }
+        };
+        let bound = Duration::from_secs(5);
+        abandoned(tokio::time::timeout(bound, bounded_load(stuck(&fifo), limit, &slots)).await);
+        // The stuck load does not block the next one.
+        assert_eq!(bounded_load(|| 7, limit, &slots).await.unwrap(), 7);
+        // Once every slot is held by an abandoned load, a load fails at once.
+        abandoned(tokio::time::timeout(bound, bounded_load(stuck(&fifo), limit, &slots)).await);
+        let got = bounded_load(|| 7, limit, &slots).await;
+        assert!(matches!(got, Err(LoadFailure::Stuck)), "{got:?}");
+        // When the stuck loads end after all, their slots come back.
+        release(&fifo);
+        for _ in 0..100 {
+            if slots.available_permits() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(slots.available_permits(), 2);
+        assert_eq!(bounded_load(|| 8, limit, &slots).await.unwrap(), 8);
+    }
+
+    #[test]
+    fn shutting_down_does_not_wait_for_a_stuck_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe.toml");
+        mkfifo(&fifo);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let reader = fifo.clone();
+        // A load left running on the blocking pool, as `bounded_load` abandons one.
+        runtime.spawn_blocking(move || std::fs::read(&reader).is_ok());
+        let (done_tx, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            shut_down(runtime);
+            let _ = done_tx.send(());
+        });
+        let finished = done.recv_timeout(Duration::from_secs(2));
+        release(&fifo);
+        assert!(
+            finished.is_ok(),
+            "shutting the runtime down waited for the stuck load"
+        );
+    }
+
+    #[test]
+    fn a_startup_load_runs_on_its_own_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("warden.toml");
+        std::fs::write(
+            &config,
+            "[[check]]\nname = \"x\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n",
+        )
+        .unwrap();
+        let loaded = load_config(&config, Duration::from_secs(10)).unwrap();
+        assert_eq!(loaded.checks.len(), 1);
+        let got = load_config(&dir.path().join("missing.toml"), Duration::from_secs(10));
+        assert!(matches!(got, Err(LoadFailure::Invalid(_))), "{got:?}");
     }
 }

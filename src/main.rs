@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use warden::clock::Clock;
-use warden::config::{self, Config};
+use warden::config::Config;
 use warden::engine::Status;
 use warden::reload::DeployId;
 use warden::{app, telemetry};
@@ -77,7 +77,8 @@ enum Command {
     },
     /// Validate a config file and its includes; print every error as file:line:col.
     ///
-    /// Exit 0 when valid, 1 otherwise.
+    /// Exit 0 when valid, 1 otherwise. A valid config without checks is reported with a
+    /// warning on stderr (`run` refuses it).
     CheckConfig {
         #[command(flatten)]
         config: ConfigArg,
@@ -119,7 +120,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig {
             config: ConfigArg { config },
-        } => match config::load(&config) {
+        } => match app::load_config(&config, app::LOAD_TIMEOUT) {
             Ok(cfg) => {
                 println!(
                     "{}: ok ({} checks, {} rules, {} notifiers, {} hooks, {} files; state {})",
@@ -131,10 +132,13 @@ fn main() -> ExitCode {
                     cfg.files.len(),
                     cfg.state.path.display()
                 );
+                if let Some(why) = app::nothing_to_do(&cfg) {
+                    eprintln!("warning: {why}; `warden run` refuses to start on it");
+                }
                 ExitCode::SUCCESS
             }
-            Err(diags) => {
-                eprintln!("{diags}");
+            Err(failure) => {
+                report(&config, &failure);
                 ExitCode::from(1)
             }
         },
@@ -153,7 +157,13 @@ fn main() -> ExitCode {
                 dry_run,
                 deploy,
             };
-            match runtime().and_then(|rt| rt.block_on(run_daemon(cfg, options))) {
+            let ran = runtime().and_then(|rt| {
+                let ran = rt.block_on(run_daemon(cfg, options));
+                // Every task that matters was awaited; a stuck config load is not waited for.
+                app::shut_down(rt);
+                ran
+            });
+            match ran {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), "warden failed");
@@ -255,7 +265,7 @@ fn watch(url: &str, interval: &str, timeout: Option<&str>, print_config: bool) -
         .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
     let loaded = written
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
-        .and_then(|()| config::load(&path).map_err(|d| d.to_string()));
+        .and_then(|()| app::load_config(&path, app::LOAD_TIMEOUT).map_err(|e| e.to_string()));
     let _ = std::fs::remove_file(&path);
     let cfg = match loaded {
         Ok(cfg) => cfg,
@@ -268,8 +278,8 @@ fn watch(url: &str, interval: &str, timeout: Option<&str>, print_config: bool) -
     eprintln!(
         "warden: watching {} every {} (timeout {}); Ctrl-C stops",
         spec.url,
-        config::format_duration(spec.interval),
-        config::format_duration(spec.timeout)
+        warden::config::format_duration(spec.interval),
+        warden::config::format_duration(spec.timeout)
     );
     let clock = Clock::system();
     let run = async {
@@ -299,12 +309,21 @@ fn watch(url: &str, interval: &str, timeout: Option<&str>, print_config: bool) -
 }
 
 fn load_or_report(path: &std::path::Path) -> Option<Config> {
-    match config::load(path) {
+    match app::load_config(path, app::LOAD_TIMEOUT) {
         Ok(cfg) => Some(cfg),
-        Err(diags) => {
-            eprintln!("{diags}");
+        Err(failure) => {
+            report(path, &failure);
             None
         }
+    }
+}
+
+/// Prints why the config at `path` could not be loaded: every error as `file:line:col`, or
+/// what stopped the loading.
+fn report(path: &std::path::Path, failure: &app::LoadFailure) {
+    match failure {
+        app::LoadFailure::Invalid(diags) => eprintln!("{diags}"),
+        other => eprintln!("warden: {}: {other}", path.display()),
     }
 }
 

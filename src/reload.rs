@@ -6,21 +6,26 @@
 //!
 //! The file watcher watches the *directories* of the config files, not the files: editors save
 //! by writing a new file and renaming it over the old one (a watch on the old inode goes
-//! silent), and Kubernetes updates a ConfigMap volume by swapping its `..data` symlink. Any
-//! event on a config file, a `..`-prefixed entry or a `.toml` file in those directories starts
-//! a debounce; once the directory has been quiet for [`DEBOUNCE`] a reload is requested. A
-//! reload of unchanged files is cheap and reported as `unchanged`.
+//! silent), and Kubernetes updates a ConfigMap volume by swapping its `..data` symlink. An
+//! event that can change content (a write-close, a modification, a create, a rename, a
+//! removal; never an open or a read-only close, which warden's own reading causes) on a
+//! config file, a `..`-prefixed entry or a `.toml` file in those directories starts a
+//! debounce. Once the directory has been quiet for [`DEBOUNCE`], the watcher looks at the
+//! files ([`Seen`]: each one's content hash, and which entries exist) and asks for a reload
+//! only if that differs from what it saw when it last asked, so an event that changed nothing
+//! asks for nothing.
 //!
 //! A request may also carry a [`DeployId`] (`POST /-/reload?deploy=ID`), the deploy that new
 //! incidents name from then on; `warden run --deploy` sets the first one. It is validated
 //! here, where both come in.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +33,12 @@ use tokio_util::sync::CancellationToken;
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
 /// A burst of events never delays a reload longer than this.
 const DEBOUNCE_MAX: Duration = Duration::from_secs(3);
+/// Bytes of one file the watcher hashes; past that, a file is known by its size and mtime.
+const SEEN_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// Entries of one watched directory the watcher looks at.
+const SEEN_MAX_ENTRIES: usize = 10_000;
+/// How long one look at the files may take before the watcher asks for a reload anyway.
+const SEEN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What asked for a reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,7 +196,7 @@ pub fn fingerprint(files: &[PathBuf]) -> u64 {
     for file in files {
         feed(file.as_os_str().as_encoded_bytes());
         feed(&[0]);
-        match std::fs::read(file) {
+        match crate::files::read_regular(file, SEEN_MAX_BYTES) {
             Ok(contents) => feed(&contents),
             Err(_) => feed(b"\0unreadable"),
         }
@@ -234,10 +245,13 @@ pub async fn watch_files(
     let mut watcher = match notify::recommended_watcher(
         move |event: notify::Result<notify::Event>| match event {
             Ok(event) => {
-                let hit = filter
-                    .read()
-                    .map(|r| event.paths.iter().any(|p| r.matches(p)))
-                    .unwrap_or(true);
+                // A lost event queue (rescan) may hide anything: look.
+                let hit = event.need_rescan()
+                    || (may_change_content(&event.kind)
+                        && filter
+                            .read()
+                            .map(|r| event.paths.iter().any(|p| r.matches(p)))
+                            .unwrap_or(true));
                 if hit {
                     let _ = events_tx.try_send(());
                 }
@@ -252,6 +266,9 @@ pub async fn watch_files(
         }
     };
     let mut watched: BTreeSet<PathBuf> = BTreeSet::new();
+    // What the files looked like when the watcher last asked for a reload (or started). It is
+    // taken before the daemon reads them, so a change after it is never mistaken for seen.
+    let mut seen = Seen::default();
     let mut rearm = true;
     loop {
         if rearm {
@@ -266,6 +283,12 @@ pub async fn watch_files(
                 }
             }
             watched = wanted.dirs.clone();
+            // Paths new to the watch (files of a newly watched directory) start from how they
+            // look now; paths already known keep what was seen when the reload was asked for.
+            let Some(now) = look(&wanted, &cancel).await else {
+                return;
+            };
+            seen = now.keeping(&seen);
             if let Ok(mut r) = relevant.write() {
                 *r = wanted;
             }
@@ -286,12 +309,72 @@ pub async fn watch_files(
                 if !debounce(&mut events, &cancel).await {
                     return;
                 }
+                let scope = relevant.read().map(|r| r.clone()).unwrap_or_default();
+                let Some(now) = look(&scope, &cancel).await else {
+                    return;
+                };
+                if now == seen {
+                    tracing::debug!("config file events changed no content: not reloading");
+                    continue;
+                }
+                seen = now;
                 tracing::info!("config files changed: reloading");
                 if requests.send(Request::new(Trigger::FileChange)).await.is_err() {
                     return;
                 }
             }
         }
+    }
+}
+
+/// Whether an event of this kind can mean new content. Opening a file and closing it
+/// without writing (anyone reading it, warden included) cannot; neither can a change of
+/// permissions or times.
+fn may_change_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        // Data, Name (renames, symlink swaps), Any and Other.
+        EventKind::Modify(_) => true,
+        EventKind::Create(_) | EventKind::Remove(_) => true,
+        EventKind::Any | EventKind::Other => true,
+    }
+}
+
+/// How the config files and the relevant entries of the watched directories look: per
+/// path, a hash of what it is (content, symlink target, directory, missing...).
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Seen(BTreeMap<PathBuf, u64>);
+
+impl Seen {
+    /// `self`, with the entries `before` already had taken from `before`.
+    fn keeping(mut self, before: &Seen) -> Seen {
+        for (path, state) in &mut self.0 {
+            if let Some(old) = before.0.get(path) {
+                *state = *old;
+            }
+        }
+        self
+    }
+}
+
+/// Looks at the files off the runtime; `None` when cancelled. A look that does not finish
+/// within [`SEEN_TIMEOUT`] counts as a change (the reload that follows reports what is wrong).
+async fn look(scope: &Relevant, cancel: &CancellationToken) -> Option<Seen> {
+    let scope = scope.clone();
+    let looking = tokio::task::spawn_blocking(move || scope.look());
+    tokio::select! {
+        _ = cancel.cancelled() => None,
+        done = tokio::time::timeout(SEEN_TIMEOUT, looking) => Some(match done {
+            Ok(Ok(seen)) => seen,
+            _ => {
+                tracing::warn!("looking at the config files took too long; reloading to find out");
+                let mut unknown = Seen::default();
+                unknown.0.insert(PathBuf::from("\0timeout"), fastrand::u64(..));
+                unknown
+            }
+        }),
     }
 }
 
@@ -316,7 +399,7 @@ async fn debounce(events: &mut mpsc::Receiver<()>, cancel: &CancellationToken) -
 
 /// Which paths are worth a reload: the config files themselves, Kubernetes' `..data` swaps,
 /// and `.toml` files (a new file an include glob may now match) in the watched directories.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Relevant {
     files: BTreeSet<PathBuf>,
     dirs: BTreeSet<PathBuf>,
@@ -337,9 +420,74 @@ impl Relevant {
             return true;
         }
         let in_watched_dir = path.parent().is_some_and(|d| self.dirs.contains(d));
-        let name = path.file_name().and_then(OsStr::to_str).unwrap_or("");
-        in_watched_dir && (name.starts_with("..") || name.ends_with(".toml"))
+        in_watched_dir && relevant_name(path)
     }
+
+    /// The config files and every relevant entry of the watched directories, each as a hash
+    /// of what it is. Blocking; reads regular files only, each up to [`SEEN_MAX_BYTES`].
+    fn look(&self) -> Seen {
+        let mut seen = Seen::default();
+        for file in &self.files {
+            seen.0.insert(file.clone(), path_state(file));
+        }
+        for dir in &self.dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                seen.0.insert(dir.clone(), 0);
+                continue;
+            };
+            for entry in entries.take(SEEN_MAX_ENTRIES).flatten() {
+                let path = entry.path();
+                if relevant_name(&path) && !seen.0.contains_key(&path) {
+                    let state = path_state(&path);
+                    seen.0.insert(path, state);
+                }
+            }
+        }
+        seen
+    }
+}
+
+/// `..`-prefixed entries (ConfigMap swaps) and `.toml` files (what an include glob may match).
+fn relevant_name(path: &Path) -> bool {
+    let name = path.file_name().and_then(OsStr::to_str).unwrap_or("");
+    name.starts_with("..") || name.ends_with(".toml")
+}
+
+/// A hash of what `path` is: a symlink's target and what that leads to, a regular file's
+/// content (its size and mtime past [`SEEN_MAX_BYTES`]), another kind of file, or an error.
+fn path_state(path: &Path) -> u64 {
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    if let Ok(target) = std::fs::read_link(path) {
+        parts.push(b"link".to_vec());
+        parts.push(target.as_os_str().as_encoded_bytes().to_vec());
+    }
+    match std::fs::metadata(path) {
+        Err(e) => parts.push(format!("error {:?}", e.kind()).into_bytes()),
+        Ok(meta) if meta.is_file() => match crate::files::read_regular(path, SEEN_MAX_BYTES) {
+            Ok(contents) => parts.push(contents),
+            Err(_) => {
+                use std::os::unix::fs::MetadataExt;
+                parts.push(
+                    format!("file {} {}.{}", meta.len(), meta.mtime(), meta.mtime_nsec())
+                        .into_bytes(),
+                );
+            }
+        },
+        Ok(meta) => parts.push(
+            crate::files::special_kind(meta.file_type())
+                .unwrap_or("other")
+                .as_bytes()
+                .to_vec(),
+        ),
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.iter().chain(std::iter::once(&0xff)) {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
 }
 
 /// `path` made absolute against the working directory, without resolving symlinks (a
@@ -403,6 +551,91 @@ mod tests {
         );
         assert_eq!(err(" v2"), "deploy id starts or ends with a space");
         assert_eq!(err("   "), "deploy id starts or ends with a space");
+    }
+
+    #[test]
+    fn only_events_that_can_change_content_count() {
+        use notify::event::{CreateKind, DataChange, MetadataKind, RemoveKind, RenameMode};
+        let cases = [
+            (EventKind::Access(AccessKind::Open(AccessMode::Any)), false),
+            (
+                EventKind::Access(AccessKind::Close(AccessMode::Read)),
+                false,
+            ),
+            (EventKind::Access(AccessKind::Read), false),
+            (EventKind::Access(AccessKind::Any), false),
+            (
+                EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any)),
+                false,
+            ),
+            (
+                EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                true,
+            ),
+            (EventKind::Modify(ModifyKind::Data(DataChange::Any)), true),
+            (EventKind::Modify(ModifyKind::Any), true),
+            (EventKind::Modify(ModifyKind::Name(RenameMode::To)), true),
+            (EventKind::Modify(ModifyKind::Name(RenameMode::From)), true),
+            (EventKind::Create(CreateKind::File), true),
+            (EventKind::Remove(RemoveKind::File), true),
+            (EventKind::Any, true),
+            (EventKind::Other, true),
+        ];
+        for (kind, want) in cases {
+            assert_eq!(may_change_content(&kind), want, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn a_look_changes_with_content_and_entries_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("warden.toml");
+        std::fs::write(&main, "include = [\"conf.d/*.toml\"]\n").unwrap();
+        let scope = Relevant::of(std::slice::from_ref(&main));
+        let first = scope.look();
+        // Reading, opening for append without writing, and unrelated files change nothing.
+        std::fs::read(&main).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&main)
+            .unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
+        assert_eq!(scope.look(), first);
+
+        let d = dir.path();
+        let mut before = first;
+        let mut seen_change = |what: &str| {
+            let after = scope.look();
+            assert_ne!(after, before, "{what} went unseen");
+            before = after;
+        };
+        std::fs::write(&main, "x = 2\n").unwrap();
+        seen_change("in-place write");
+        std::fs::write(d.join(".tmp"), "x = 3\n").unwrap();
+        std::fs::rename(d.join(".tmp"), &main).unwrap();
+        seen_change("rename over");
+        std::fs::write(d.join("b.toml"), "").unwrap();
+        seen_change("new .toml file");
+        std::fs::create_dir_all(d.join("..v1")).unwrap();
+        std::os::unix::fs::symlink("..v1", d.join("..tmp")).unwrap();
+        std::fs::rename(d.join("..tmp"), d.join("..data")).unwrap();
+        seen_change("..data swap");
+        std::fs::remove_file(d.join("b.toml")).unwrap();
+        seen_change("removal");
+        std::fs::remove_file(&main).unwrap();
+        seen_change("main file removed");
+    }
+
+    #[test]
+    fn a_look_keeps_what_was_seen_of_known_paths() {
+        let a = PathBuf::from("/a");
+        let b = PathBuf::from("/b");
+        let before = Seen(BTreeMap::from([
+            (a.clone(), 1),
+            (PathBuf::from("/gone"), 9),
+        ]));
+        let now = Seen(BTreeMap::from([(a.clone(), 2), (b.clone(), 3)]));
+        assert_eq!(now.keeping(&before), Seen(BTreeMap::from([(a, 1), (b, 3)])));
     }
 
     #[test]

@@ -728,6 +728,20 @@ impl Compiler<'_> {
             .as_ref()
             .map(|v| (v, r.key_span("token_file").unwrap_or_else(|| v.span())));
         let token = self.secret("server.token", r.token.as_ref(), token_file);
+        // A client cannot send a token of only whitespace (HTTP trims it from the header).
+        if let Some(Some((secret, span))) = &token {
+            if secret.expose().trim().is_empty() {
+                let message = match &r.token_file {
+                    Some(file) if r.token.is_none() => format!(
+                        "server.token_file {:?} holds only whitespace; a token must have visible characters",
+                        file.get_ref()
+                    ),
+                    _ => "server.token is only whitespace; a token must have visible characters"
+                        .to_string(),
+                };
+                self.error(span.clone(), message);
+            }
+        }
         if let (Some(addr), Some(v)) = (listen, &r.listen) {
             if !addr.ip().is_loopback() && r.token.is_none() && r.token_file.is_none() {
                 self.error(

@@ -20,6 +20,8 @@ mod raw;
 mod tests;
 #[cfg(test)]
 mod tests_alerting;
+#[cfg(test)]
+mod tests_limits;
 
 use std::path::Path;
 
@@ -27,6 +29,15 @@ pub use assertion::{parse_assertion, parse_condition, parse_path};
 pub use diag::{Diagnostic, Diagnostics};
 pub use duration::{format_duration, parse_duration};
 pub use model::*;
+
+/// The most files a config may have: the main file and every include.
+pub const MAX_CONFIG_FILES: usize = 1_000;
+/// The most bytes a config's files may add up to.
+pub const MAX_CONFIG_BYTES: u64 = 64 * 1024 * 1024;
+/// The most directory entries one include pattern may look through.
+pub const MAX_GLOB_ENTRIES: usize = 10_000;
+/// The largest file a config may name (a token, a CA bundle, a secret).
+pub const MAX_NAMED_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Loads and validates a config, reading `${NAME}` from the process environment.
 pub fn load(path: &Path) -> Result<Config, Diagnostics> {
@@ -38,14 +49,23 @@ pub fn load_with_env(
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Diagnostics> {
-    let read = |p: &Path| std::fs::read(p);
+    let read = |p: &Path| crate::files::read_regular(p, MAX_NAMED_FILE_BYTES);
     load_with_host(path, &compile::Host { env, read: &read })
 }
 
 /// Loads and validates a config; everything compiling reads (the environment, secrets, CA
 /// files, the host name) goes through `host`.
 fn load_with_host(path: &Path, host: &compile::Host<'_>) -> Result<Config, Diagnostics> {
-    let tree = load::load_tree(path, host.env);
+    load_within(path, host, load::Limits::DEFAULT)
+}
+
+/// [`load_with_host`] reading at most what `limits` allow.
+fn load_within(
+    path: &Path,
+    host: &compile::Host<'_>,
+    limits: load::Limits,
+) -> Result<Config, Diagnostics> {
+    let tree = load::load_tree(path, host.env, limits);
     let compiled = compile::compile(path, &tree.files, host);
     let mut problems = tree.problems;
     match compiled {

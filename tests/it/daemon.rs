@@ -19,24 +19,48 @@ pub fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
 
 /// Runs `warden ARGS` to completion (bounded by 60 s) and returns its output.
 pub fn warden(args: &[&str]) -> Output {
+    warden_within(args, Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("warden {args:?} did not finish within 60 s"))
+}
+
+/// Runs `warden ARGS` and returns its output, or `None` (the process killed) when it has not
+/// finished within `within`. Its output goes to files, so a full pipe never stalls it.
+pub fn warden_within(args: &[&str], within: Duration) -> Option<Output> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
     let mut child = Command::new(WARDEN)
         .args(args)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(std::fs::File::create(&err).expect("stderr file"))
         .spawn()
         .expect("spawn warden");
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + within;
     loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
+        if let Some(status) = child.try_wait().expect("wait") {
+            return Some(Output {
+                status,
+                stdout: std::fs::read(&out).expect("stdout"),
+                stderr: std::fs::read(&err).expect("stderr"),
+            });
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("warden {args:?} did not finish within 60 s");
+            let _ = child.wait();
+            return None;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Makes a FIFO at `path` (with no writer, opening it for reading blocks).
+pub fn mkfifo(path: &std::path::Path) {
+    let ok = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs")
+        .success();
+    assert!(ok, "mkfifo {}", path.display());
 }
 
 /// A running `warden run` process.

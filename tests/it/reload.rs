@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::daemon::{post, Daemon};
+use crate::daemon::{mkfifo, post, Daemon};
 use crate::metrics_matcher::sample;
 use crate::target::HttpTarget;
 
@@ -241,7 +241,7 @@ fn a_bad_config_is_reported_whole_and_the_running_one_stays() {
 #[test]
 fn reload_endpoint_requires_the_token_when_one_is_set() {
     let d = Daemon::start_with(
-        "[defaults]\ninterval = \"1s\"\n",
+        "[defaults]\ninterval = \"1s\"\ntimeout = \"100ms\"\n\n[[check]]\nname = \"port\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n",
         &[("WARDEN_TEST_TOKEN", "s3cret-token")],
         &[],
     );
@@ -284,7 +284,7 @@ fn network_address() -> Option<std::net::IpAddr> {
 /// anyone. The token rule is judged against the bound address: such a reload is refused.
 #[test]
 fn a_reload_cannot_drop_the_token_of_a_server_beyond_loopback() {
-    let body = "[defaults]\ninterval = \"1s\"\n";
+    let body = "[defaults]\ninterval = \"1s\"\n\n[[check]]\nname = \"closed\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\ntimeout = \"100ms\"\n";
     let d = Daemon::start_listening(
         "0.0.0.0",
         "token = \"${WARDEN_TEST_TOKEN}\"",
@@ -410,4 +410,217 @@ fn file_changes_reload_by_themselves() {
     assert!(names(&d, "checks").iter().any(|n| n == "k8s-v2"));
     let reloads = metric(&d, "warden_config_reloads_total", &[("result", "applied")]).unwrap();
     assert!(reloads >= 4.0, "applied reloads: {reloads}");
+}
+
+/// Every config reload so far, whatever its result.
+fn reloads(d: &Daemon) -> f64 {
+    let text = d.metrics().1;
+    ["applied", "unchanged", "failed"]
+        .iter()
+        .filter_map(|r| sample(&text, "warden_config_reloads_total", &[("result", r)]))
+        .sum()
+}
+
+/// Asserts that the reload count stays at `want` for `quiet`.
+fn assert_reloads_stay(d: &Daemon, want: f64, quiet: Duration, after: &str) {
+    let deadline = Instant::now() + quiet;
+    while Instant::now() < deadline {
+        let got = reloads(d);
+        assert_eq!(
+            got,
+            want,
+            "{after}: {got} reloads, wanted {want}\nlog:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Polls until the status lists `check` (or, with `present` false, no longer does).
+fn wait_check_presence(d: &Daemon, check: &str, present: bool, after: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while names(d, "checks").iter().any(|n| n == check) != present {
+        assert!(
+            Instant::now() < deadline,
+            "{after}: check {check} present = {}, wanted {present}\nlog:\n{}",
+            !present,
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Issue 12, item 0: inotify reports opens and read-only closes too, and warden's own read
+/// during a reload used to trigger the next one, forever. Reading the config (with `cat`,
+/// with warden's own reload, with an open for append that writes nothing) must not reload
+/// it; each kind of real change (in-place write, rename over, new file an include glob
+/// matches, removal, ConfigMap `..data` swap) reloads it, and then the count settles.
+#[test]
+fn reading_the_config_never_reloads_it_and_each_change_reloads_once() {
+    let target = HttpTarget::start();
+    target.set_json("/ok", 200, serde_json::json!({"status": "ok"}));
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conf.d");
+    std::fs::create_dir(&conf).unwrap();
+    let main = dir.path().join("warden.toml");
+    let main_text = "include = [\"conf.d/*.toml\"]\n\n[server]\nlisten = \"${WARDEN_LISTEN}\"\n";
+    std::fs::write(&main, main_text).unwrap();
+    let a = conf.join("a.toml");
+    std::fs::write(&a, http_check("a", &target.url("/ok"))).unwrap();
+    let d = Daemon::start_file(&main, &[]);
+    wait_check_presence(&d, "a", true, "start");
+    assert_eq!(reloads(&d), 0.0);
+
+    // Readers: cat (open, read, close without writing), an open for append that writes
+    // nothing, and warden's own reload, which reads every file.
+    for _ in 0..3 {
+        for file in [&main, &a] {
+            let out = std::process::Command::new("cat")
+                .arg(file)
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+        }
+    }
+    std::fs::OpenOptions::new().append(true).open(&a).unwrap();
+    let (code, body) = post(&d.url("/-/reload"), None).unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"unchanged\""), "{body}");
+    assert_reloads_stay(&d, 1.0, Duration::from_secs(2), "reads and one POST");
+
+    let mut count = 1.0;
+    let mut changed = |what: &str, check: &str, present: bool, exactly_one: bool| {
+        wait_check_presence(&d, check, present, what);
+        if exactly_one {
+            count += 1.0;
+        } else {
+            count = reloads(&d);
+            assert!(count >= 2.0, "{what}: {count} reloads");
+        }
+        assert_reloads_stay(&d, count, Duration::from_millis(1500), what);
+    };
+
+    // In place (truncate and write), as `echo >>` or an editor without backups does.
+    let mut text = std::fs::read_to_string(&a).unwrap();
+    text.push_str(&http_check("a2", &target.url("/ok")));
+    std::fs::write(&a, &text).unwrap();
+    changed("in-place write", "a2", true, true);
+
+    // Written beside and renamed over, as editors save.
+    let tmp = dir.path().join("warden.toml.swp");
+    std::fs::write(
+        &tmp,
+        format!("{main_text}{}", http_check("m", &target.url("/ok"))),
+    )
+    .unwrap();
+    std::fs::rename(&tmp, &main).unwrap();
+    changed("rename over", "m", true, true);
+
+    // A new file the include glob matches, then its removal.
+    let b = conf.join("b.toml");
+    std::fs::write(&b, http_check("b", &target.url("/ok"))).unwrap();
+    changed("new file matching the include glob", "b", true, true);
+    std::fs::remove_file(&b).unwrap();
+    changed("removal of an included file", "b", false, true);
+
+    // A ConfigMap volume: c.toml -> ..data/c.toml, ..data -> ..v1, updated by swapping ..data.
+    let version = |name: &str, check: &str| {
+        let v = conf.join(name);
+        std::fs::create_dir(&v).unwrap();
+        std::fs::write(v.join("c.toml"), http_check(check, &target.url("/ok"))).unwrap();
+    };
+    let swap = |to: &str| {
+        let tmp = conf.join("..data_tmp");
+        std::os::unix::fs::symlink(to, &tmp).unwrap();
+        std::fs::rename(&tmp, conf.join("..data")).unwrap();
+    };
+    version("..v1", "c1");
+    swap("..v1");
+    std::os::unix::fs::symlink("..data/c.toml", conf.join("c.toml")).unwrap();
+    changed("ConfigMap mounted", "c1", true, false);
+    version("..v2", "c2");
+    swap("..v2");
+    changed("..data symlink swap", "c2", true, false);
+    assert!(!names(&d, "checks").iter().any(|n| n == "c1"));
+}
+
+/// Issue 12, item 5: a reload whose include matched a FIFO with no writer hung in open(2):
+/// every later reload queued behind it (504 after 60 s) and SIGTERM no longer stopped warden.
+/// Now the FIFO is refused at once, a later valid reload applies, and a reload never holds up
+/// shutdown.
+#[test]
+fn a_reload_including_a_fifo_fails_at_once_and_blocks_neither_reloads_nor_shutdown() {
+    let target = HttpTarget::start();
+    target.set_json("/ok", 200, serde_json::json!({"status": "ok"}));
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conf.d");
+    std::fs::create_dir(&conf).unwrap();
+    let main = dir.path().join("warden.toml");
+    std::fs::write(
+        &main,
+        "include = [\"conf.d/*.toml\"]\n\n[server]\nlisten = \"${WARDEN_LISTEN}\"\n",
+    )
+    .unwrap();
+    std::fs::write(conf.join("a.toml"), http_check("a", &target.url("/ok"))).unwrap();
+    let mut d = Daemon::start_file(&main, &[]);
+    wait_check_presence(&d, "a", true, "start");
+
+    // The glob now matches a FIFO: the file watcher and a SIGHUP both reload, and fail.
+    let fifo = conf.join("pipe.toml");
+    mkfifo(&fifo);
+    d.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&d, "warden_config_reloads_total", &[("result", "failed")]) < Some(1.0) {
+        assert!(
+            Instant::now() < deadline,
+            "the reload including a FIFO did not fail within 10 s\nlog:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = d.log();
+    assert!(
+        log.contains("pipe.toml, which is a FIFO; only regular files can be included"),
+        "{log}"
+    );
+    assert!(names(&d, "checks") == ["a"]);
+
+    // A later valid config applies.
+    std::fs::remove_file(&fifo).unwrap();
+    std::fs::write(conf.join("b.toml"), http_check("b", &target.url("/ok"))).unwrap();
+    let (code, body) = post(&d.url("/-/reload"), None).unwrap();
+    assert_eq!(code, 200, "{body}");
+    wait_check_presence(&d, "b", true, "a valid reload after the failed one");
+
+    // A FIFO again, and SIGTERM right behind the reload it causes: warden stops in time.
+    mkfifo(&fifo);
+    d.signal("HUP");
+    assert_eq!(
+        d.terminate(Duration::from_secs(10)),
+        Some(0),
+        "warden did not stop within 10 s of SIGTERM\nlog:\n{}",
+        d.log()
+    );
+}
+
+/// Issue 12, item 8: a config with no checks (an empty file, comments only, a file caught
+/// truncated) would leave warden with nothing to do. A reload to one is refused and the
+/// running config stays.
+#[test]
+fn a_reload_to_a_config_without_checks_is_refused() {
+    let target = HttpTarget::start();
+    target.set_json("/ok", 200, serde_json::json!({"status": "ok"}));
+    let d = Daemon::start_with(
+        &http_check("api", &target.url("/ok")),
+        &[],
+        &["--no-watch-config"],
+    );
+    let path = d.config_path();
+    for text in ["", "# nothing here yet\n\n# still nothing\n"] {
+        std::fs::write(&path, text).unwrap();
+        let (code, body) = post(&d.url("/-/reload"), None).unwrap();
+        assert_eq!(code, 400, "{text:?}: {body}");
+        assert!(body.contains("defines no checks"), "{text:?}: {body}");
+        assert_eq!(names(&d, "checks"), ["api"]);
+    }
 }

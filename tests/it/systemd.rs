@@ -121,7 +121,8 @@ fn ready_reload_watchdog_and_stopping_reach_the_notify_socket() {
 #[test]
 fn without_notify_socket_nothing_breaks() {
     // The same binary runs outside systemd (sidecar, by hand): no socket, no watchdog.
-    let mut d = Daemon::start("");
+    let mut d =
+        Daemon::start("[[check]]\nname = \"port\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n");
     assert!(!d.log().contains("cannot notify systemd"), "{}", d.log());
     assert!(!d.log().contains("systemd watchdog enabled"));
     assert_eq!(d.terminate(Duration::from_secs(15)), Some(0));

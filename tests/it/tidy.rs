@@ -40,16 +40,19 @@ fn stages_import_only_what_feeds_them() {
     let allowed: &[(&str, &[&str])] = &[
         ("clock", &[]),
         ("secret", &[]),
+        ("files", &[]),
         (
             "config",
-            &["config", "secret", "clock", "alert", "hook", "notify"],
+            &[
+                "config", "files", "secret", "clock", "alert", "hook", "notify",
+            ],
         ),
         ("telemetry", &["config"]),
         ("check", &["check", "config", "secret", "clock"]),
         ("rule", &["rule", "config", "clock"]),
         ("engine", &["check", "config", "clock", "rule"]),
         ("scheduler", &["check", "config", "clock", "telemetry"]),
-        ("reload", &[]),
+        ("reload", &["files"]),
         ("alert", &[]),
         (
             "actions",
