@@ -189,7 +189,7 @@ fn create_parent(path: &Path) -> anyhow::Result<()> {
 }
 
 /// What a hook job tells the driver.
-enum JobMsg {
+pub(super) enum JobMsg {
     /// May `hook` run now for (rule, incident)? The answer is the hook as configured now and
     /// the dry-run setting, or `None`.
     Ask {
@@ -399,11 +399,85 @@ async fn commit(
     }
 }
 
+/// The hooks a job holds and has not reported the end of. A job that ends without reporting
+/// one (it panicked, or its task was dropped) would leave that hook busy in the stage until a
+/// restart, and every alert sharing it waiting: on drop, each one still held is reported as
+/// to be asked again [`HOOK_RETRY`] later, which frees it for the other alerts at once.
+pub(super) struct Held {
+    rule: String,
+    incident: u64,
+    /// Not reported yet, in run order.
+    hooks: Vec<String>,
+    clock: Clock,
+    driver: mpsc::UnboundedSender<JobMsg>,
+    panics: prometheus::IntCounter,
+}
+
+impl Held {
+    pub(super) fn new(
+        job: &HookJob,
+        clock: Clock,
+        driver: mpsc::UnboundedSender<JobMsg>,
+        metrics: &Metrics,
+    ) -> Held {
+        Held {
+            rule: job.rule.clone(),
+            incident: job.incident,
+            hooks: job
+                .hooks
+                .iter()
+                .map(|(s, _)| s.config.name.clone())
+                .collect(),
+            clock,
+            driver,
+            panics: metrics.task_panics.with_label_values(&["hook_job"]),
+        }
+    }
+
+    /// Reports how `hook` ended; the job no longer holds it.
+    pub(super) fn finish(&mut self, hook: &str, result: HookResult) {
+        self.hooks.retain(|h| h != hook);
+        let _ = self.driver.send(JobMsg::Finished {
+            rule: self.rule.clone(),
+            incident: self.incident,
+            hook: hook.to_string(),
+            result,
+        });
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.hooks.is_empty() {
+            return;
+        }
+        if std::thread::panicking() {
+            self.panics.inc();
+        }
+        tracing::error!(
+            alert = %self.rule,
+            incident = self.incident,
+            hooks = %self.hooks.join(","),
+            panicked = std::thread::panicking(),
+            "a hook job ended without reporting its hooks; they are released and asked again later"
+        );
+        let retry = HookResult::RetryAt(self.clock.now() + HOOK_RETRY);
+        for hook in std::mem::take(&mut self.hooks) {
+            let _ = self.driver.send(JobMsg::Finished {
+                rule: self.rule.clone(),
+                incident: self.incident,
+                hook,
+                result: retry,
+            });
+        }
+    }
+}
+
 /// Runs a job's hooks one after the other, notifies each outcome, reports each back. Before
 /// each hook it asks the driver whether the alert still fires at the hook's level and how the
 /// hook is configured now (a reload may have removed it or made it a dry run). A diagnostic
 /// hook that could not run holds back the rest of the job: they are asked again later, after
-/// it.
+/// it. Every hook of the job is reported exactly once, even if the job panics ([`Held`]).
 async fn run_job(
     job: HookJob,
     guard: HookGuard,
@@ -413,17 +487,12 @@ async fn run_job(
     driver: mpsc::UnboundedSender<JobMsg>,
     shutdown: CancellationToken,
 ) {
+    let mut held = Held::new(&job, clock.clone(), driver.clone(), &metrics);
     let mut diagnosis_missing = false;
     for (spec, notify) in &job.hooks {
         let name = spec.config.name.clone();
-        let finished = |result| JobMsg::Finished {
-            rule: job.rule.clone(),
-            incident: job.incident,
-            hook: name.clone(),
-            result,
-        };
         if diagnosis_missing && !spec.diagnostic {
-            let _ = driver.send(finished(HookResult::RetryAt(clock.now() + HOOK_RETRY)));
+            held.finish(&name, HookResult::RetryAt(clock.now() + HOOK_RETRY));
             continue;
         }
         let (reply, answer) = oneshot::channel();
@@ -444,7 +513,7 @@ async fn run_job(
                 incident = %job.trigger.dedup_key,
                 "hook not run: the alert no longer fires at its level, or the hook was removed"
             );
-            let _ = driver.send(finished(HookResult::Cancelled));
+            held.finish(&name, HookResult::Cancelled);
             diagnosis_missing |= spec.diagnostic;
             continue;
         };
@@ -471,7 +540,7 @@ async fn run_job(
                 HookResult::RetryAt(clock.now() + HOOK_RETRY)
             }
         };
-        let _ = driver.send(finished(result));
+        held.finish(&name, result);
     }
 }
 

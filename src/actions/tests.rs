@@ -885,3 +885,85 @@ fn a_job_is_not_permitted_once_the_alert_resolved_or_the_hook_is_gone() {
     );
     assert_eq!(a.permit("api-down", 1, "rollback"), None, "resolved");
 }
+
+/// A reviewer's finding: a hook job that panicked never reported its hooks, so the stage held
+/// them busy until a restart and every alert sharing one waited for good. The job's `Held`
+/// guard reports each hook it has not reported yet when the job dies, and the stage hands
+/// the hook on at once.
+#[tokio::test]
+async fn a_hook_job_that_panics_releases_its_hooks() {
+    use super::run::{Held, JobMsg};
+    let config = with_hooks(
+        sharing(config(), 1, &[trigger("rollback", Severity::Critical, 0)]),
+        "api-down",
+        vec![
+            trigger("collect-logs", Severity::Critical, 0),
+            trigger("rollback", Severity::Critical, 0),
+        ],
+    );
+    let mut a = fresh(&config);
+    let plan = critical(&mut a, "api-down", 0);
+    assert_eq!(
+        jobs(&plan),
+        [job("api-down", 1, &["collect-logs", "rollback"])]
+    );
+    assert!(
+        critical(&mut a, "r0", 1).hooks.is_empty(),
+        "r0 waits for the rollback"
+    );
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let clock = crate::clock::Clock::manual(at(2));
+    let metrics = crate::telemetry::Metrics::new();
+    let running = plan.hooks[0].clone();
+    let (c, m) = (clock.clone(), metrics.clone());
+    // The job reports its diagnostic, then dies inside the rollback.
+    let died = tokio::spawn(async move {
+        let mut held = Held::new(&running, c, tx, &m);
+        held.finish("collect-logs", HookResult::Done);
+        panic!("a hook job panics while it runs the rollback");
+    })
+    .await;
+    assert!(died.unwrap_err().is_panic());
+
+    let mut reported = Vec::new();
+    while let Ok(msg) = rx.try_recv() {
+        let JobMsg::Finished {
+            rule,
+            incident,
+            hook,
+            result,
+        } = msg
+        else {
+            panic!("the guard only reports ends");
+        };
+        reported.push((rule, incident, hook, result));
+    }
+    assert_eq!(
+        reported,
+        [
+            (
+                "api-down".into(),
+                1,
+                "collect-logs".into(),
+                HookResult::Done
+            ),
+            (
+                "api-down".into(),
+                1,
+                "rollback".into(),
+                HookResult::RetryAt(at(2) + HOOK_RETRY)
+            ),
+        ]
+    );
+    let panics = metrics.task_panics.with_label_values(&["hook_job"]).get();
+    assert_eq!(panics, 1);
+    // The stage hands the rollback to r0 at once, and asks api-down again after r0's run.
+    let mut next = Plan::default();
+    for (rule, incident, hook, result) in reported {
+        next.extend(a.hook_finished(&rule, incident, &hook, result, at(2)));
+    }
+    assert_eq!(jobs(&next), [job("r0", 1, &["rollback"])]);
+    let after = a.hook_finished("r0", 1, "rollback", HookResult::Done, at(20));
+    assert_eq!(jobs(&after), [job("api-down", 1, &["rollback"])]);
+}
