@@ -12,7 +12,8 @@
 //! - a new alert opens an incident (`warden/<rule>/<n>`, `n` counting per rule and never
 //!   reused), sent to the route of its severity. An escalation or de-escalation sends the new
 //!   severity to that severity's route under the same dedup key. A resolve goes to every
-//!   notifier the incident went to;
+//!   notifier the incident went to. An incident that opens at a severity whose route names
+//!   no notifier is reported in the plan ([`Unrouted`]) for the driver to warn about, once;
 //! - notifiers whose receivers forget alerts (Alertmanager) get a firing alert again every
 //!   `resend_every` ([`Alerts::tick`]);
 //! - a rule's hooks run once its alert has been at the hook's level (or worse) for the hook's
@@ -83,23 +84,63 @@ pub struct Firing {
 }
 
 /// What the driver must do, in this order: commit `records` and `events` together, then
-/// start `hooks`.
+/// warn about `unrouted` and start `hooks`.
 #[derive(Debug, Default, PartialEq)]
 pub struct Plan {
     pub records: Vec<(String, AlertRecord)>,
     pub events: Vec<(Event, Vec<String>)>,
     pub hooks: Vec<HookJob>,
+    /// Incidents that opened at a severity whose route names no notifier: nobody is told.
+    pub unrouted: Vec<Unrouted>,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty() && self.events.is_empty() && self.hooks.is_empty()
+        self.records.is_empty()
+            && self.events.is_empty()
+            && self.hooks.is_empty()
+            && self.unrouted.is_empty()
     }
 
     pub fn extend(&mut self, other: Plan) {
         self.records.extend(other.records);
         self.events.extend(other.events);
         self.hooks.extend(other.hooks);
+        self.unrouted.extend(other.unrouted);
+    }
+}
+
+/// An incident opened with nobody to tell: its severity's route is empty. Reported once, when
+/// the incident opens (not on re-evaluations, escalations or restarts).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unrouted {
+    pub rule: String,
+    pub severity: Severity,
+    pub dedup_key: String,
+    /// Where the route comes from: the rule's own `notify`, else `[alerting]`.
+    pub route: RouteSource,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteSource {
+    /// `[alerting] warning` / `critical`.
+    Alerting,
+    /// The rule's `notify`.
+    Rule,
+}
+
+impl Unrouted {
+    /// What to change so the next incident reaches someone.
+    pub fn fix(&self) -> String {
+        let level = self.severity.as_str();
+        match self.route {
+            RouteSource::Alerting => format!(
+                "name a notifier in [alerting] {level} (e.g. {level} = [\"oncall\"]) or in the rule's notify"
+            ),
+            RouteSource::Rule => format!(
+                "the rule's notify names no notifier for {level}: add one (e.g. notify = {{ {level} = [\"oncall\"] }})"
+            ),
+        }
     }
 }
 
@@ -465,6 +506,7 @@ impl Alerts {
             firing: None,
         });
         let mut dropped = Vec::new();
+        let mut unrouted = None;
         let firing = match record.firing.take() {
             Some(mut f) => {
                 // Receivers that hold alerts by re-sends (Alertmanager) and are not on the new
@@ -502,6 +544,23 @@ impl Alerts {
                 record.incident += 1;
                 event.since = now.to_rfc3339();
                 event.dedup_key = format!("warden/{rule}/{}", record.incident);
+                if route.is_empty() {
+                    let own = self
+                        .alerting
+                        .rules
+                        .get(rule)
+                        .is_some_and(|r| r.route.is_some());
+                    unrouted = Some(Unrouted {
+                        rule: rule.to_string(),
+                        severity,
+                        dedup_key: event.dedup_key.clone(),
+                        route: if own {
+                            RouteSource::Rule
+                        } else {
+                            RouteSource::Alerting
+                        },
+                    });
+                }
                 Firing {
                     severity,
                     since: now.as_millis(),
@@ -521,6 +580,7 @@ impl Alerts {
         let mut plan = Plan {
             records: vec![(rule.to_string(), record)],
             events: dropped,
+            unrouted: unrouted.into_iter().collect(),
             ..Plan::default()
         };
         let to = self.existing(route, rule);

@@ -329,6 +329,7 @@ impl Driver {
             records,
             events,
             hooks,
+            unrouted,
         } = plan;
         if !records.is_empty() || !events.is_empty() {
             let batch = Batch {
@@ -353,6 +354,15 @@ impl Driver {
             }
         }
         self.count_firing();
+        for u in unrouted {
+            tracing::warn!(
+                alert = %u.rule,
+                severity = %u.severity.as_str(),
+                dedup_key = %u.dedup_key,
+                fix = %u.fix(),
+                "alert fired with no notifier on its route: nobody is told"
+            );
+        }
         for job in hooks {
             self.tracker.spawn(run_job(
                 job,

@@ -967,3 +967,107 @@ async fn a_hook_job_that_panics_releases_its_hooks() {
     let after = a.hook_finished("r0", 1, "rollback", HookResult::Done, at(20));
     assert_eq!(jobs(&after), [job("api-down", 1, &["rollback"])]);
 }
+
+/// Issue 11 item 5: an alert whose severity has no route reached nobody and nothing said so.
+/// The incident that opens unrouted is reported once, not on re-evaluations, re-sends,
+/// restarts or escalations; a routed rule is never reported.
+#[test]
+fn an_incident_with_nobody_to_tell_is_reported_once_when_it_opens() {
+    let mut config = config();
+    config.alerting.route.critical.clear();
+    let config = {
+        let mut c = config;
+        c.alerting.rules.insert(
+            "api-slow".into(),
+            RuleActions {
+                route: Some(Route {
+                    warning: names(&["chat"]),
+                    critical: Vec::new(),
+                }),
+                hooks: Vec::new(),
+            },
+        );
+        c
+    };
+    let unrouted = |p: &Plan| -> Vec<(String, Severity, String, RouteSource)> {
+        p.unrouted
+            .iter()
+            .map(|u| (u.rule.clone(), u.severity, u.dedup_key.clone(), u.route))
+            .collect()
+    };
+    let mut a = fresh(&config);
+    let opened = critical(&mut a, "api-down", 0);
+    assert_eq!(
+        unrouted(&opened),
+        [(
+            "api-down".into(),
+            Severity::Critical,
+            "warden/api-down/1".into(),
+            RouteSource::Alerting
+        )]
+    );
+    assert!(opened.events.is_empty(), "nobody to tell");
+    assert!(opened.unrouted[0].fix().contains("[alerting] critical"));
+    // Re-evaluations (through unknown, as after a reload) and ticks: not again.
+    a.transition(
+        &tr("api-down", State::Critical, State::Unknown, None, at(1)),
+        at(1),
+    );
+    assert!(unrouted(&critical(&mut a, "api-down", 2)).is_empty());
+    assert!(unrouted(&a.tick(at(600))).is_empty());
+    // A restart on the same records: not again.
+    let records: BTreeMap<String, AlertRecord> = [(
+        "api-down".to_string(),
+        a.record("api-down").unwrap().clone(),
+    )]
+    .into();
+    let (mut b, plan) = Alerts::new(&config, records, at(700));
+    assert!(plan.unrouted.is_empty());
+    assert!(unrouted(&critical(&mut b, "api-down", 701)).is_empty());
+    // The next incident is reported again.
+    b.transition(
+        &tr("api-down", State::Critical, State::Ok, None, at(702)),
+        at(702),
+    );
+    assert_eq!(
+        unrouted(&critical(&mut b, "api-down", 703))[0].2,
+        "warden/api-down/2"
+    );
+    // A routed warning that escalates into an empty critical route reached someone: silent.
+    let warn = b.transition(
+        &tr("api-slow", State::Ok, State::Warning, Some(1.5), at(704)),
+        at(704),
+    );
+    assert!(unrouted(&warn).is_empty());
+    assert_eq!(sent(&warn)[0].3, names(&["chat"]));
+    let esc = b.transition(
+        &tr(
+            "api-slow",
+            State::Warning,
+            State::Critical,
+            Some(3.0),
+            at(705),
+        ),
+        at(705),
+    );
+    assert!(unrouted(&esc).is_empty());
+    // A rule whose own `notify` leaves the severity out is told so.
+    b.transition(
+        &tr("api-slow", State::Critical, State::Ok, None, at(706)),
+        at(706),
+    );
+    let own = b.transition(
+        &tr("api-slow", State::Ok, State::Critical, Some(3.0), at(707)),
+        at(707),
+    );
+    assert_eq!(
+        unrouted(&own),
+        [(
+            "api-slow".into(),
+            Severity::Critical,
+            "warden/api-slow/2".into(),
+            RouteSource::Rule
+        )]
+    );
+    assert!(own.unrouted[0].fix().contains("the rule's notify names"));
+}

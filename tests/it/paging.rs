@@ -1026,3 +1026,99 @@ fn a_reload_moves_a_notifier_and_the_resolve_follows_it() {
     );
     assert_eq!(old.accepted().len(), 1);
 }
+
+/// `silent` (no `notify`, no `[alerting]` route) and `routed` (`notify = ["ops"]`) on one
+/// check; `description` is added to `silent` to change it in a reload.
+fn unrouted_config(url: &str, target: &str, description: &str) -> String {
+    format!(
+        r#"
+[[notifier]]
+name = "ops"
+kind = "webhook"
+url = "{url}"
+{check}
+[[rule]]
+name = "routed"
+check = "api"
+critical = {{ when = "< 1" }}
+notify = ["ops"]
+
+[[rule]]
+name = "silent"
+check = "api"
+critical = {{ when = "< 1" }}
+{description}
+"#,
+        check = api_check(target),
+    )
+}
+
+/// Issue 11 item 5: an alert that fired with no notifier on its route reached nobody, and
+/// nothing said so. The incident that opens unrouted is logged once at warning level, with
+/// the rule, the severity and where to route it; re-evaluations (a reload that changed the
+/// rule restarts it from unknown) do not log it again, and a routed rule never logs it.
+#[test]
+fn an_alert_with_nobody_to_tell_is_warned_about_once() {
+    const WARNING: &str = "alert fired with no notifier on its route: nobody is told";
+    let target = HttpTarget::start();
+    target.set_json("/health", 200, json!({}));
+    let receiver = Receiver::start();
+    let config =
+        |description: &str| unrouted_config(&receiver.url(), &target.url("/health"), description);
+    let d = Daemon::start(&config(""));
+    d.wait_rule_state("silent", "ok", Duration::from_secs(10));
+    let warnings = || -> Vec<String> {
+        d.log()
+            .lines()
+            .filter(|l| l.contains(WARNING))
+            .map(str::to_string)
+            .collect()
+    };
+    assert!(warnings().is_empty());
+
+    target.set_json("/health", 500, json!({}));
+    wait(Duration::from_secs(15), "routed's page", || {
+        (!with_status(&receiver, "firing").is_empty()).then_some(())
+    });
+    let found = wait(Duration::from_secs(10), "the warning", || {
+        let w = warnings();
+        (!w.is_empty()).then_some(w)
+    });
+    assert_eq!(found.len(), 1, "{found:?}");
+    let line = &found[0];
+    assert!(line.contains("WARN"), "{line}");
+    for part in [
+        "alert=silent",
+        "severity=critical",
+        "warden/silent/1",
+        "[alerting] critical",
+        "notify",
+    ] {
+        assert!(line.contains(part), "{part:?} missing from {line}");
+    }
+
+    // A reload that changes `silent` restarts it from unknown; it is evaluated critical again.
+    let port = d.port;
+    let changed = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n{}",
+        config(r#"description = "changed""#)
+    );
+    std::fs::write(d.config_path(), changed).unwrap();
+    d.signal("HUP");
+    wait(Duration::from_secs(15), "the reload", || {
+        let applied = metric(&d, "warden_config_reloads_total", &[("result", "applied")])?;
+        (applied >= 1.0).then_some(())
+    });
+    d.wait_rule_state("silent", "critical", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(warnings().len(), 1, "{:?}", warnings());
+    let firing: Vec<String> = with_status(&receiver, "firing")
+        .iter()
+        .map(|b| b["alert"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        firing,
+        ["routed"],
+        "the routed rule paged once, silent nobody"
+    );
+}
