@@ -21,7 +21,8 @@
 //!   the same alert is still running. Once per incident and the cooldown are enforced by the
 //!   store (`outbox::HookGuard`). A hook that comes due inside its cooldown does not run for
 //!   this incident at all (a rollback deferred to the cooldown's end could undo the first
-//!   one);
+//!   one): the driver notifies that like an outcome, and the record keeps how each hook went
+//!   for the incident ([`HookNote`], shown by [`Alerts::view`]);
 //! - a hook is one process at a time across all alerts: while a job holds it (from the plan
 //!   that starts the job until the job reports the hook's end), other alerts wait for it, and
 //!   the end admits the one whose hook came due first ([`Alerts::hook_finished`]), at once.
@@ -81,6 +82,22 @@ pub struct Firing {
     /// Persisted, so a restart never runs them for this incident again.
     #[serde(default)]
     pub hooks_done: BTreeSet<String>,
+    /// How each hook went for this incident, by hook name, for `GET /api/v1/alerts`.
+    #[serde(default)]
+    pub hook_notes: BTreeMap<String, HookNote>,
+}
+
+/// How a hook went for an incident, as `GET /api/v1/alerts` shows it on the alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HookNote {
+    /// `success`, `failure`, `timeout`, `error`, `dry_run` (as in `warden_hook_runs_total`),
+    /// or `skipped` (it did not run for this incident).
+    pub outcome: String,
+    /// Why it was skipped or could not run (`cooldown until ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// RFC 3339: when it ended, or was skipped.
+    pub at: String,
 }
 
 /// What the driver must do, in this order: commit `records` and `events` together, then
@@ -156,10 +173,11 @@ pub struct HookJob {
 }
 
 /// How a hook of a job ended, as the stage needs it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum HookResult {
-    /// It ran (or dry-ran), or the store says it already ran for this incident.
-    Done,
+    /// Done with for this incident: it ran (or dry-ran) or was skipped for its cooldown, as
+    /// the note says; `None` when the store says it already ran for this incident.
+    Done(Option<HookNote>),
     /// Not admitted now (the store failed, or still holds a run whose end it could not
     /// record); ask again then.
     RetryAt(Timestamp),
@@ -251,6 +269,7 @@ impl Alerts {
                     "condition": f.event.condition,
                     "deploy": f.event.deploy,
                     "notified": f.notified,
+                    "hooks": hook_list(f),
                 })
             })
             .collect();
@@ -396,9 +415,9 @@ impl Alerts {
         let key = (rule.to_string(), hook.to_string());
         if let Some((n, progress)) = self.hooks.get_mut(&key) {
             if *n == incident {
-                match result {
-                    HookResult::Done => *progress = Progress::Done,
-                    HookResult::RetryAt(t) => *progress = Progress::RetryAt(t),
+                match &result {
+                    HookResult::Done(_) => *progress = Progress::Done,
+                    HookResult::RetryAt(t) => *progress = Progress::RetryAt(*t),
                     HookResult::Cancelled => {
                         self.hooks.remove(&key);
                     }
@@ -408,12 +427,21 @@ impl Alerts {
         let Some(record) = self.records.get_mut(rule) else {
             return Plan::default();
         };
-        let current = record.incident == incident && result == HookResult::Done;
-        let newly_done = match &mut record.firing {
-            Some(f) if current => f.hooks_done.insert(hook.to_string()),
+        let HookResult::Done(note) = result else {
+            return Plan::default();
+        };
+        let changed = match &mut record.firing {
+            Some(f) if record.incident == incident => {
+                let done = f.hooks_done.insert(hook.to_string());
+                let noted = match note {
+                    Some(note) => f.hook_notes.insert(hook.to_string(), note.clone()) != Some(note),
+                    None => false,
+                };
+                done || noted
+            }
             _ => false,
         };
-        if !newly_done {
+        if !changed {
             return Plan::default();
         }
         Plan {
@@ -568,6 +596,7 @@ impl Alerts {
                     notified: route.iter().cloned().collect(),
                     event,
                     hooks_done: BTreeSet::new(),
+                    hook_notes: BTreeMap::new(),
                 }
             }
         };
@@ -743,6 +772,22 @@ impl Alerts {
         }
         plan
     }
+}
+
+/// The alert's hooks in the order they ended: `[{"hook", "outcome", "reason"?, "at"}]`.
+fn hook_list(f: &Firing) -> Vec<serde_json::Value> {
+    let mut notes: Vec<(&String, &HookNote)> = f.hook_notes.iter().collect();
+    notes.sort_by(|a, b| (&a.1.at, a.0).cmp(&(&b.1.at, b.0)));
+    notes
+        .into_iter()
+        .map(|(hook, note)| {
+            let mut v = serde_json::json!({ "hook": hook, "outcome": note.outcome, "at": note.at });
+            if let Some(reason) = &note.reason {
+                v["reason"] = serde_json::json!(reason);
+            }
+            v
+        })
+        .collect()
 }
 
 /// Whether `level` is `on` or worse.

@@ -18,12 +18,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{AlertRecord, Alerts, HookJob, HookResult, Plan, HOOK_RETRY};
+use super::{AlertRecord, Alerts, HookJob, HookNote, HookResult, Plan, HOOK_RETRY};
 use crate::alert::{Event, Sink};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::config::HookSpec;
 use crate::engine::RuleTransition;
+use crate::hook;
 use crate::notify::{self, NotifierConfig};
 use crate::outbox::{Batch, Fired, HookGuard, Outbox, OutboxConfig, SkipReason, Store};
 use crate::telemetry::Metrics;
@@ -471,13 +472,13 @@ impl Drop for Held {
             panicked = std::thread::panicking(),
             "a hook job ended without reporting its hooks; they are released and asked again later"
         );
-        let retry = HookResult::RetryAt(self.clock.now() + HOOK_RETRY);
+        let retry = self.clock.now() + HOOK_RETRY;
         for hook in std::mem::take(&mut self.hooks) {
             let _ = self.driver.send(JobMsg::Finished {
                 rule: self.rule.clone(),
                 incident: self.incident,
                 hook,
-                result: retry,
+                result: HookResult::RetryAt(retry),
             });
         }
     }
@@ -528,20 +529,36 @@ async fn run_job(
             continue;
         };
         let result = match guard.fire(&current.config, &job.trigger, dry_run).await {
-            Ok(Fired::Ran { event, .. }) => {
+            Ok(Fired::Ran { run, event, .. }) => {
+                let note = HookNote {
+                    outcome: run.result().to_string(),
+                    reason: run.error.clone(),
+                    at: event.at.clone(),
+                };
                 notify_outcome(&outbox, event, notify, &metrics, &shutdown).await;
-                HookResult::Done
+                HookResult::Done(Some(note))
             }
-            Ok(Fired::Skipped(SkipReason::AlreadyRanForIncident { .. })) => HookResult::Done,
-            Ok(Fired::Skipped(SkipReason::CoolingDown { until })) => {
+            Ok(Fired::Skipped(SkipReason::AlreadyRanForIncident { .. })) => HookResult::Done(None),
+            // Not run for this incident at all: the people the page reached hear it, as they
+            // would have heard the run's outcome, and the alert shows it.
+            Ok(Fired::Skipped(reason @ SkipReason::CoolingDown { .. })) => {
+                let why = reason.to_string();
                 tracing::warn!(
                     hook = %name,
                     alert = %job.rule,
                     incident = %job.trigger.dedup_key,
-                    cooldown_until = %until,
+                    reason = %why,
                     "hook not run for this incident: it ran less than its cooldown ago"
                 );
-                HookResult::Done
+                let now = clock.now();
+                let dry = dry_run || current.config.dry_run;
+                let event = hook::skipped_event(&job.trigger, &current.config, dry, &why, now);
+                notify_outcome(&outbox, event, notify, &metrics, &shutdown).await;
+                HookResult::Done(Some(HookNote {
+                    outcome: "skipped".into(),
+                    reason: Some(why),
+                    at: now.to_rfc3339(),
+                }))
             }
             // The stage hands a hook to one job at a time, so the store failed or still holds
             // a run whose end it could not record: ask again later.

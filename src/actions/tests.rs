@@ -500,12 +500,18 @@ fn hooks_wait_for_their_delay_and_diagnostics_go_first() {
     assert!(a.tick(at(299)).hooks.is_empty());
     assert!(a.tick(at(300)).hooks.is_empty());
     // The diagnostic's end starts the rollback at once.
-    let due = a.hook_finished("api-down", 1, "collect-logs", HookResult::Done, at(301));
+    let due = a.hook_finished(
+        "api-down",
+        1,
+        "collect-logs",
+        HookResult::Done(None),
+        at(301),
+    );
     assert_eq!(due.hooks.len(), 1);
     assert_eq!(due.hooks[0].hooks[0].0.config.name, "rollback");
     // Running, then done: never again in this incident.
     assert!(a.tick(at(302)).hooks.is_empty());
-    a.hook_finished("api-down", 1, "rollback", HookResult::Done, at(303));
+    a.hook_finished("api-down", 1, "rollback", HookResult::Done(None), at(303));
     assert!(a.tick(at(900)).hooks.is_empty());
 
     // A new incident runs them again; both due at once run diagnostics first.
@@ -555,7 +561,7 @@ fn still_critical_means_without_interruption_and_refused_hooks_are_retried() {
         at(0),
     );
     assert_eq!(warn.hooks.len(), 1, "collect-logs fires on warning");
-    a.hook_finished("api-slow", 1, "collect-logs", HookResult::Done, at(1));
+    a.hook_finished("api-slow", 1, "collect-logs", HookResult::Done(None), at(1));
     a.transition(
         &tr("api-slow", State::Warning, State::Critical, None, at(10)),
         at(10),
@@ -584,7 +590,7 @@ fn still_critical_means_without_interruption_and_refused_hooks_are_retried() {
     assert!(a.tick(at(399)).hooks.is_empty());
     assert_eq!(a.tick(at(400)).hooks.len(), 1);
     // A report for an older incident changes nothing.
-    a.hook_finished("api-slow", 0, "rollback", HookResult::Done, at(400));
+    a.hook_finished("api-slow", 0, "rollback", HookResult::Done(None), at(400));
     assert!(a.tick(at(401)).hooks.is_empty(), "still running");
 }
 
@@ -638,7 +644,7 @@ fn a_hook_shared_by_alerts_goes_to_the_next_waiting_one_as_soon_as_it_ends() {
     }
     assert!(a.tick(at(60)).hooks.is_empty(), "waiting is not polling");
     // Each end hands the hook on in the same step, however it ended.
-    let next = a.hook_finished("r2", 1, "rollback", HookResult::Done, at(61));
+    let next = a.hook_finished("r2", 1, "rollback", HookResult::Done(None), at(61));
     assert_eq!(jobs(&next), [job("r3", 1, &["rollback"])]);
     assert_eq!(
         next.records.len(),
@@ -653,9 +659,9 @@ fn a_hook_shared_by_alerts_goes_to_the_next_waiting_one_as_soon_as_it_ends() {
     assert_eq!(jobs(&next), [job("r1", 1, &["rollback"])]);
     // Never two at once: while r1 holds it, r0's retry comes due and waits.
     assert!(a.tick(at(500)).hooks.is_empty());
-    let next = a.hook_finished("r1", 1, "rollback", HookResult::Done, at(501));
+    let next = a.hook_finished("r1", 1, "rollback", HookResult::Done(None), at(501));
     assert_eq!(jobs(&next), [job("r0", 1, &["rollback"])]);
-    let last = a.hook_finished("r0", 1, "rollback", HookResult::Done, at(502));
+    let last = a.hook_finished("r0", 1, "rollback", HookResult::Done(None), at(502));
     assert!(last.hooks.is_empty(), "nobody else waits");
     // Every incident done with: nothing more, and the hook is free for the next one.
     assert!(a.tick(at(900)).hooks.is_empty());
@@ -691,7 +697,7 @@ fn a_diagnostic_waiting_for_its_hook_holds_back_the_rollback() {
     // The rollback is free, but api-down's diagnostic is busy for r0: nothing runs yet.
     assert!(critical(&mut a, "api-down", 1).hooks.is_empty());
     assert!(a.tick(at(30)).hooks.is_empty());
-    let next = a.hook_finished("r0", 1, "collect-logs", HookResult::Done, at(31));
+    let next = a.hook_finished("r0", 1, "collect-logs", HookResult::Done(None), at(31));
     assert_eq!(
         jobs(&next),
         [job("api-down", 1, &["collect-logs", "rollback"])]
@@ -720,7 +726,7 @@ fn a_hook_stays_busy_until_its_run_ends_across_incidents_and_reloads() {
         at(1),
     );
     assert!(critical(&mut a, "api-down", 2).hooks.is_empty());
-    let next = a.hook_finished("api-down", 1, "rollback", HookResult::Done, at(3));
+    let next = a.hook_finished("api-down", 1, "rollback", HookResult::Done(None), at(3));
     assert_eq!(jobs(&next), [job("api-down", 2, &["rollback"])]);
     // A reload removes the rule whose job holds the hook: the run goes on, and so does the wait.
     let mut without = config.clone();
@@ -728,7 +734,7 @@ fn a_hook_stays_busy_until_its_run_ends_across_incidents_and_reloads() {
     without.alerting.rules.remove("api-down");
     a.reconfigure(&without, at(4));
     assert!(critical(&mut a, "api-slow", 5).hooks.is_empty());
-    let next = a.hook_finished("api-down", 2, "rollback", HookResult::Done, at(6));
+    let next = a.hook_finished("api-down", 2, "rollback", HookResult::Done(None), at(6));
     assert_eq!(jobs(&next), [job("api-slow", 1, &["rollback"])]);
 }
 
@@ -765,7 +771,7 @@ fn an_incident_keeps_the_deploy_it_opened_in() {
         at(2),
     );
     assert_eq!(deploys(&crit), [v("v1"), v("v1")]);
-    a.hook_finished("api-slow", 1, "rollback", HookResult::Done, at(3));
+    a.hook_finished("api-slow", 1, "rollback", HookResult::Done(None), at(3));
     assert_eq!(deploys(&a.tick(at(120))), [None, v("v1")]);
     let ok = a.transition(
         &tr("api-slow", State::Critical, State::Ok, None, at(130)),
@@ -849,7 +855,7 @@ fn hooks_wait_for_this_process_to_see_the_level_not_for_a_stale_record() {
         "another incident"
     );
     // Done is persisted with the record: after another restart it is not run again.
-    let plan = b.hook_finished("api-down", 1, "rollback", HookResult::Done, at(3101));
+    let plan = b.hook_finished("api-down", 1, "rollback", HookResult::Done(None), at(3101));
     assert_eq!(plan.records.len(), 1);
     let records: BTreeMap<String, AlertRecord> = plan.records.into_iter().collect();
     let (mut c, _) = Alerts::new(&config, records, at(4000));
@@ -920,7 +926,7 @@ async fn a_hook_job_that_panics_releases_its_hooks() {
     // The job reports its diagnostic, then dies inside the rollback.
     let died = tokio::spawn(async move {
         let mut held = Held::new(&running, c, tx, &m);
-        held.finish("collect-logs", HookResult::Done);
+        held.finish("collect-logs", HookResult::Done(None));
         panic!("a hook job panics while it runs the rollback");
     })
     .await;
@@ -946,7 +952,7 @@ async fn a_hook_job_that_panics_releases_its_hooks() {
                 "api-down".into(),
                 1,
                 "collect-logs".into(),
-                HookResult::Done
+                HookResult::Done(None)
             ),
             (
                 "api-down".into(),
@@ -964,7 +970,7 @@ async fn a_hook_job_that_panics_releases_its_hooks() {
         next.extend(a.hook_finished(&rule, incident, &hook, result, at(2)));
     }
     assert_eq!(jobs(&next), [job("r0", 1, &["rollback"])]);
-    let after = a.hook_finished("r0", 1, "rollback", HookResult::Done, at(20));
+    let after = a.hook_finished("r0", 1, "rollback", HookResult::Done(None), at(20));
     assert_eq!(jobs(&after), [job("api-down", 1, &["rollback"])]);
 }
 
@@ -1070,4 +1076,72 @@ fn an_incident_with_nobody_to_tell_is_reported_once_when_it_opens() {
         )]
     );
     assert!(own.unrouted[0].fix().contains("the rule's notify names"));
+}
+
+/// Issue 13 item 3: a hook skipped for its cooldown was only a log line. How each hook went
+/// for the incident is kept in the alert's record (persisted with it) and shown on the alert.
+#[test]
+fn how_each_hook_went_is_kept_on_the_alert() {
+    let config = with_hooks(
+        config(),
+        "api-down",
+        vec![
+            trigger("collect-logs", Severity::Critical, 0),
+            trigger("rollback", Severity::Critical, 0),
+        ],
+    );
+    let mut a = fresh(&config);
+    critical(&mut a, "api-down", 0);
+    let ran = HookNote {
+        outcome: "success".into(),
+        reason: None,
+        at: at(1).to_rfc3339(),
+    };
+    let skipped = HookNote {
+        outcome: "skipped".into(),
+        reason: Some("cooldown until 2027-01-15T08:00:00.000Z (last run ended 2027-01-14T08:00:00.000Z, for warden/api-down/0)".into()),
+        at: at(2).to_rfc3339(),
+    };
+    let plan = a.hook_finished(
+        "api-down",
+        1,
+        "collect-logs",
+        HookResult::Done(Some(ran)),
+        at(1),
+    );
+    assert_eq!(plan.records.len(), 1, "the note is persisted");
+    let plan = a.hook_finished(
+        "api-down",
+        1,
+        "rollback",
+        HookResult::Done(Some(skipped)),
+        at(2),
+    );
+    let (_, record) = &plan.records[0];
+    let firing = record.firing.as_ref().unwrap();
+    let done: Vec<String> = firing.hooks_done.iter().cloned().collect();
+    assert_eq!(done, names(&["collect-logs", "rollback"]));
+    // The store saying "already ran" adds nothing and keeps the note.
+    let plan = a.hook_finished("api-down", 1, "rollback", HookResult::Done(None), at(3));
+    assert!(plan.records.is_empty());
+    expect_test::expect![[r#"
+        [
+          {
+            "at": "2027-01-15T08:00:01.000Z",
+            "hook": "collect-logs",
+            "outcome": "success"
+          },
+          {
+            "at": "2027-01-15T08:00:02.000Z",
+            "hook": "rollback",
+            "outcome": "skipped",
+            "reason": "cooldown until 2027-01-15T08:00:00.000Z (last run ended 2027-01-14T08:00:00.000Z, for warden/api-down/0)"
+          }
+        ]"#]]
+    .assert_eq(&serde_json::to_string_pretty(&a.view()["alerts"][0]["hooks"]).unwrap());
+    // A record written before notes existed still loads.
+    let mut old = serde_json::to_value(a.record("api-down").unwrap()).unwrap();
+    old["firing"].as_object_mut().unwrap().remove("hook_notes");
+    let old: AlertRecord = serde_json::from_value(old).unwrap();
+    assert!(old.firing.unwrap().hook_notes.is_empty());
 }
