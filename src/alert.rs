@@ -41,7 +41,8 @@ pub enum EventKind {
     Firing,
     /// The alert is over.
     Resolved,
-    /// A hook ran (or would have, in dry-run); `hook` says how it went.
+    /// A hook ran (or would have, in dry-run), or did not run for the incident (its
+    /// cooldown); `hook` says how it went.
     Hook,
     /// `warden notify-test`: a page that proves the path works.
     Test,
@@ -58,6 +59,11 @@ pub struct HookOutcome {
     pub exit_code: Option<i32>,
     pub timed_out: bool,
     pub duration_seconds: f64,
+    /// Set when the hook did not run for the incident: why, for people (`cooldown until
+    /// 2026-12-07T10:00:00.000Z (last run ended 2026-12-06T10:00:00.000Z, for
+    /// warden/api-down/1)`). Absent from payloads otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// One thing to tell someone. Serialisable, because the outbox stores it.

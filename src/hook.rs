@@ -8,7 +8,8 @@
 //! reaped. Its output is redacted of the values of its configured `env` (the rules of
 //! `secret::Redactor`, as for an exec check) before anyone stores, logs or sends it. In
 //! dry-run it records what it would have run (argv and environment *names*) and
-//! runs nothing. [`hook_event`] turns the result into an [`Event`] of kind `Hook`.
+//! runs nothing. [`hook_event`] turns the result into an [`Event`] of kind `Hook`, and
+//! [`skipped_event`] says that a hook did not run for an incident, and why.
 //!
 //! A hook that exits on its own is not followed further: background processes it started keep
 //! running (only the timeout kills the group), and their output is no longer read once the hook
@@ -284,6 +285,7 @@ pub async fn run(hook: &HookConfig, event: &Event, global_dry_run: bool) -> Hook
             exit_code: None,
             timed_out: false,
             duration_seconds: 0.0,
+            skipped: None,
         },
         argv: argv.clone(),
         env_names,
@@ -403,6 +405,43 @@ pub fn hook_event(trigger: &Event, run: &HookRun, at: Timestamp) -> Event {
         deploy: trigger.deploy.clone(),
         dedup_key: format!("{}/hook/{}", trigger.dedup_key, o.hook),
         hook: Some(o.clone()),
+    }
+}
+
+/// The event that tells people a hook did not run for the trigger's incident, and why
+/// (`reason`, e.g. its cooldown). Same dedup key as a run's outcome would have.
+pub fn skipped_event(
+    trigger: &Event,
+    hook: &HookConfig,
+    dry_run: bool,
+    reason: &str,
+    at: Timestamp,
+) -> Event {
+    let outcome = HookOutcome {
+        hook: hook.name.clone(),
+        command: hook.display_command(),
+        dry_run,
+        exit_code: None,
+        timed_out: false,
+        duration_seconds: 0.0,
+        skipped: Some(reason.to_string()),
+    };
+    Event {
+        value_name: None,
+        kind: EventKind::Hook,
+        alert: trigger.alert.clone(),
+        check: trigger.check.clone(),
+        severity: trigger.severity,
+        value: trigger.value,
+        threshold: trigger.threshold,
+        condition: trigger.condition.clone(),
+        description: Some(format!("{} not run for this incident: {reason}", hook.name)),
+        labels: trigger.labels.clone(),
+        since: trigger.since.clone(),
+        at: at.to_rfc3339(),
+        deploy: trigger.deploy.clone(),
+        dedup_key: format!("{}/hook/{}", trigger.dedup_key, hook.name),
+        hook: Some(outcome),
     }
 }
 

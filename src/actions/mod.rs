@@ -12,7 +12,8 @@
 //! - a new alert opens an incident (`warden/<rule>/<n>`, `n` counting per rule and never
 //!   reused), sent to the route of its severity. An escalation or de-escalation sends the new
 //!   severity to that severity's route under the same dedup key. A resolve goes to every
-//!   notifier the incident went to;
+//!   notifier the incident went to. An incident that opens at a severity whose route names
+//!   no notifier is reported in the plan ([`Unrouted`]) for the driver to warn about, once;
 //! - notifiers whose receivers forget alerts (Alertmanager) get a firing alert again every
 //!   `resend_every` ([`Alerts::tick`]);
 //! - a rule's hooks run once its alert has been at the hook's level (or worse) for the hook's
@@ -20,7 +21,8 @@
 //!   the same alert is still running. Once per incident and the cooldown are enforced by the
 //!   store (`outbox::HookGuard`). A hook that comes due inside its cooldown does not run for
 //!   this incident at all (a rollback deferred to the cooldown's end could undo the first
-//!   one);
+//!   one): the driver notifies that like an outcome, and the record keeps how each hook went
+//!   for the incident ([`HookNote`], shown by [`Alerts::view`]);
 //! - a hook is one process at a time across all alerts: while a job holds it (from the plan
 //!   that starts the job until the job reports the hook's end), other alerts wait for it, and
 //!   the end admits the one whose hook came due first ([`Alerts::hook_finished`]), at once.
@@ -80,26 +82,82 @@ pub struct Firing {
     /// Persisted, so a restart never runs them for this incident again.
     #[serde(default)]
     pub hooks_done: BTreeSet<String>,
+    /// How each hook went for this incident, by hook name, for `GET /api/v1/alerts`.
+    #[serde(default)]
+    pub hook_notes: BTreeMap<String, HookNote>,
+}
+
+/// How a hook went for an incident, as `GET /api/v1/alerts` shows it on the alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HookNote {
+    /// `success`, `failure`, `timeout`, `error`, `dry_run` (as in `warden_hook_runs_total`),
+    /// or `skipped` (it did not run for this incident).
+    pub outcome: String,
+    /// Why it was skipped or could not run (`cooldown until ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// RFC 3339: when it ended, or was skipped.
+    pub at: String,
 }
 
 /// What the driver must do, in this order: commit `records` and `events` together, then
-/// start `hooks`.
+/// warn about `unrouted` and start `hooks`.
 #[derive(Debug, Default, PartialEq)]
 pub struct Plan {
     pub records: Vec<(String, AlertRecord)>,
     pub events: Vec<(Event, Vec<String>)>,
     pub hooks: Vec<HookJob>,
+    /// Incidents that opened at a severity whose route names no notifier: nobody is told.
+    pub unrouted: Vec<Unrouted>,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty() && self.events.is_empty() && self.hooks.is_empty()
+        self.records.is_empty()
+            && self.events.is_empty()
+            && self.hooks.is_empty()
+            && self.unrouted.is_empty()
     }
 
     pub fn extend(&mut self, other: Plan) {
         self.records.extend(other.records);
         self.events.extend(other.events);
         self.hooks.extend(other.hooks);
+        self.unrouted.extend(other.unrouted);
+    }
+}
+
+/// An incident opened with nobody to tell: its severity's route is empty. Reported once, when
+/// the incident opens (not on re-evaluations, escalations or restarts).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unrouted {
+    pub rule: String,
+    pub severity: Severity,
+    pub dedup_key: String,
+    /// Where the route comes from: the rule's own `notify`, else `[alerting]`.
+    pub route: RouteSource,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteSource {
+    /// `[alerting] warning` / `critical`.
+    Alerting,
+    /// The rule's `notify`.
+    Rule,
+}
+
+impl Unrouted {
+    /// What to change so the next incident reaches someone.
+    pub fn fix(&self) -> String {
+        let level = self.severity.as_str();
+        match self.route {
+            RouteSource::Alerting => format!(
+                "name a notifier in [alerting] {level} (e.g. {level} = [\"oncall\"]) or in the rule's notify"
+            ),
+            RouteSource::Rule => format!(
+                "the rule's notify names no notifier for {level}: add one (e.g. notify = {{ {level} = [\"oncall\"] }})"
+            ),
+        }
     }
 }
 
@@ -115,10 +173,11 @@ pub struct HookJob {
 }
 
 /// How a hook of a job ended, as the stage needs it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum HookResult {
-    /// It ran (or dry-ran), or the store says it already ran for this incident.
-    Done,
+    /// Done with for this incident: it ran (or dry-ran) or was skipped for its cooldown, as
+    /// the note says; `None` when the store says it already ran for this incident.
+    Done(Option<HookNote>),
     /// Not admitted now (the store failed, or still holds a run whose end it could not
     /// record); ask again then.
     RetryAt(Timestamp),
@@ -210,6 +269,7 @@ impl Alerts {
                     "condition": f.event.condition,
                     "deploy": f.event.deploy,
                     "notified": f.notified,
+                    "hooks": hook_list(f),
                 })
             })
             .collect();
@@ -355,9 +415,9 @@ impl Alerts {
         let key = (rule.to_string(), hook.to_string());
         if let Some((n, progress)) = self.hooks.get_mut(&key) {
             if *n == incident {
-                match result {
-                    HookResult::Done => *progress = Progress::Done,
-                    HookResult::RetryAt(t) => *progress = Progress::RetryAt(t),
+                match &result {
+                    HookResult::Done(_) => *progress = Progress::Done,
+                    HookResult::RetryAt(t) => *progress = Progress::RetryAt(*t),
                     HookResult::Cancelled => {
                         self.hooks.remove(&key);
                     }
@@ -367,12 +427,21 @@ impl Alerts {
         let Some(record) = self.records.get_mut(rule) else {
             return Plan::default();
         };
-        let current = record.incident == incident && result == HookResult::Done;
-        let newly_done = match &mut record.firing {
-            Some(f) if current => f.hooks_done.insert(hook.to_string()),
+        let HookResult::Done(note) = result else {
+            return Plan::default();
+        };
+        let changed = match &mut record.firing {
+            Some(f) if record.incident == incident => {
+                let done = f.hooks_done.insert(hook.to_string());
+                let noted = match note {
+                    Some(note) => f.hook_notes.insert(hook.to_string(), note.clone()) != Some(note),
+                    None => false,
+                };
+                done || noted
+            }
             _ => false,
         };
-        if !newly_done {
+        if !changed {
             return Plan::default();
         }
         Plan {
@@ -465,6 +534,7 @@ impl Alerts {
             firing: None,
         });
         let mut dropped = Vec::new();
+        let mut unrouted = None;
         let firing = match record.firing.take() {
             Some(mut f) => {
                 // Receivers that hold alerts by re-sends (Alertmanager) and are not on the new
@@ -502,6 +572,23 @@ impl Alerts {
                 record.incident += 1;
                 event.since = now.to_rfc3339();
                 event.dedup_key = format!("warden/{rule}/{}", record.incident);
+                if route.is_empty() {
+                    let own = self
+                        .alerting
+                        .rules
+                        .get(rule)
+                        .is_some_and(|r| r.route.is_some());
+                    unrouted = Some(Unrouted {
+                        rule: rule.to_string(),
+                        severity,
+                        dedup_key: event.dedup_key.clone(),
+                        route: if own {
+                            RouteSource::Rule
+                        } else {
+                            RouteSource::Alerting
+                        },
+                    });
+                }
                 Firing {
                     severity,
                     since: now.as_millis(),
@@ -509,6 +596,7 @@ impl Alerts {
                     notified: route.iter().cloned().collect(),
                     event,
                     hooks_done: BTreeSet::new(),
+                    hook_notes: BTreeMap::new(),
                 }
             }
         };
@@ -521,6 +609,7 @@ impl Alerts {
         let mut plan = Plan {
             records: vec![(rule.to_string(), record)],
             events: dropped,
+            unrouted: unrouted.into_iter().collect(),
             ..Plan::default()
         };
         let to = self.existing(route, rule);
@@ -683,6 +772,22 @@ impl Alerts {
         }
         plan
     }
+}
+
+/// The alert's hooks in the order they ended: `[{"hook", "outcome", "reason"?, "at"}]`.
+fn hook_list(f: &Firing) -> Vec<serde_json::Value> {
+    let mut notes: Vec<(&String, &HookNote)> = f.hook_notes.iter().collect();
+    notes.sort_by(|a, b| (&a.1.at, a.0).cmp(&(&b.1.at, b.0)));
+    notes
+        .into_iter()
+        .map(|(hook, note)| {
+            let mut v = serde_json::json!({ "hook": hook, "outcome": note.outcome, "at": note.at });
+            if let Some(reason) = &note.reason {
+                v["reason"] = serde_json::json!(reason);
+            }
+            v
+        })
+        .collect()
 }
 
 /// Whether `level` is `on` or worse.

@@ -18,12 +18,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{AlertRecord, Alerts, HookJob, HookResult, Plan, HOOK_RETRY};
+use super::{AlertRecord, Alerts, HookJob, HookNote, HookResult, Plan, HOOK_RETRY};
 use crate::alert::{Event, Sink};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::config::HookSpec;
 use crate::engine::RuleTransition;
+use crate::hook;
 use crate::notify::{self, NotifierConfig};
 use crate::outbox::{Batch, Fired, HookGuard, Outbox, OutboxConfig, SkipReason, Store};
 use crate::telemetry::Metrics;
@@ -189,7 +190,7 @@ fn create_parent(path: &Path) -> anyhow::Result<()> {
 }
 
 /// What a hook job tells the driver.
-enum JobMsg {
+pub(super) enum JobMsg {
     /// May `hook` run now for (rule, incident)? The answer is the hook as configured now and
     /// the dry-run setting, or `None`.
     Ask {
@@ -329,6 +330,7 @@ impl Driver {
             records,
             events,
             hooks,
+            unrouted,
         } = plan;
         if !records.is_empty() || !events.is_empty() {
             let batch = Batch {
@@ -353,6 +355,15 @@ impl Driver {
             }
         }
         self.count_firing();
+        for u in unrouted {
+            tracing::warn!(
+                alert = %u.rule,
+                severity = %u.severity.as_str(),
+                dedup_key = %u.dedup_key,
+                fix = %u.fix(),
+                "alert fired with no notifier on its route: nobody is told"
+            );
+        }
         for job in hooks {
             self.tracker.spawn(run_job(
                 job,
@@ -399,11 +410,85 @@ async fn commit(
     }
 }
 
+/// The hooks a job holds and has not reported the end of. A job that ends without reporting
+/// one (it panicked, or its task was dropped) would leave that hook busy in the stage until a
+/// restart, and every alert sharing it waiting: on drop, each one still held is reported as
+/// to be asked again [`HOOK_RETRY`] later, which frees it for the other alerts at once.
+pub(super) struct Held {
+    rule: String,
+    incident: u64,
+    /// Not reported yet, in run order.
+    hooks: Vec<String>,
+    clock: Clock,
+    driver: mpsc::UnboundedSender<JobMsg>,
+    panics: prometheus::IntCounter,
+}
+
+impl Held {
+    pub(super) fn new(
+        job: &HookJob,
+        clock: Clock,
+        driver: mpsc::UnboundedSender<JobMsg>,
+        metrics: &Metrics,
+    ) -> Held {
+        Held {
+            rule: job.rule.clone(),
+            incident: job.incident,
+            hooks: job
+                .hooks
+                .iter()
+                .map(|(s, _)| s.config.name.clone())
+                .collect(),
+            clock,
+            driver,
+            panics: metrics.task_panics.with_label_values(&["hook_job"]),
+        }
+    }
+
+    /// Reports how `hook` ended; the job no longer holds it.
+    pub(super) fn finish(&mut self, hook: &str, result: HookResult) {
+        self.hooks.retain(|h| h != hook);
+        let _ = self.driver.send(JobMsg::Finished {
+            rule: self.rule.clone(),
+            incident: self.incident,
+            hook: hook.to_string(),
+            result,
+        });
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.hooks.is_empty() {
+            return;
+        }
+        if std::thread::panicking() {
+            self.panics.inc();
+        }
+        tracing::error!(
+            alert = %self.rule,
+            incident = self.incident,
+            hooks = %self.hooks.join(","),
+            panicked = std::thread::panicking(),
+            "a hook job ended without reporting its hooks; they are released and asked again later"
+        );
+        let retry = self.clock.now() + HOOK_RETRY;
+        for hook in std::mem::take(&mut self.hooks) {
+            let _ = self.driver.send(JobMsg::Finished {
+                rule: self.rule.clone(),
+                incident: self.incident,
+                hook,
+                result: HookResult::RetryAt(retry),
+            });
+        }
+    }
+}
+
 /// Runs a job's hooks one after the other, notifies each outcome, reports each back. Before
 /// each hook it asks the driver whether the alert still fires at the hook's level and how the
 /// hook is configured now (a reload may have removed it or made it a dry run). A diagnostic
 /// hook that could not run holds back the rest of the job: they are asked again later, after
-/// it.
+/// it. Every hook of the job is reported exactly once, even if the job panics ([`Held`]).
 async fn run_job(
     job: HookJob,
     guard: HookGuard,
@@ -413,17 +498,12 @@ async fn run_job(
     driver: mpsc::UnboundedSender<JobMsg>,
     shutdown: CancellationToken,
 ) {
+    let mut held = Held::new(&job, clock.clone(), driver.clone(), &metrics);
     let mut diagnosis_missing = false;
     for (spec, notify) in &job.hooks {
         let name = spec.config.name.clone();
-        let finished = |result| JobMsg::Finished {
-            rule: job.rule.clone(),
-            incident: job.incident,
-            hook: name.clone(),
-            result,
-        };
         if diagnosis_missing && !spec.diagnostic {
-            let _ = driver.send(finished(HookResult::RetryAt(clock.now() + HOOK_RETRY)));
+            held.finish(&name, HookResult::RetryAt(clock.now() + HOOK_RETRY));
             continue;
         }
         let (reply, answer) = oneshot::channel();
@@ -444,25 +524,41 @@ async fn run_job(
                 incident = %job.trigger.dedup_key,
                 "hook not run: the alert no longer fires at its level, or the hook was removed"
             );
-            let _ = driver.send(finished(HookResult::Cancelled));
+            held.finish(&name, HookResult::Cancelled);
             diagnosis_missing |= spec.diagnostic;
             continue;
         };
         let result = match guard.fire(&current.config, &job.trigger, dry_run).await {
-            Ok(Fired::Ran { event, .. }) => {
+            Ok(Fired::Ran { run, event, .. }) => {
+                let note = HookNote {
+                    outcome: run.result().to_string(),
+                    reason: run.error.clone(),
+                    at: event.at.clone(),
+                };
                 notify_outcome(&outbox, event, notify, &metrics, &shutdown).await;
-                HookResult::Done
+                HookResult::Done(Some(note))
             }
-            Ok(Fired::Skipped(SkipReason::AlreadyRanForIncident { .. })) => HookResult::Done,
-            Ok(Fired::Skipped(SkipReason::CoolingDown { until })) => {
+            Ok(Fired::Skipped(SkipReason::AlreadyRanForIncident { .. })) => HookResult::Done(None),
+            // Not run for this incident at all: the people the page reached hear it, as they
+            // would have heard the run's outcome, and the alert shows it.
+            Ok(Fired::Skipped(reason @ SkipReason::CoolingDown { .. })) => {
+                let why = reason.to_string();
                 tracing::warn!(
                     hook = %name,
                     alert = %job.rule,
                     incident = %job.trigger.dedup_key,
-                    cooldown_until = %until,
+                    reason = %why,
                     "hook not run for this incident: it ran less than its cooldown ago"
                 );
-                HookResult::Done
+                let now = clock.now();
+                let dry = dry_run || current.config.dry_run;
+                let event = hook::skipped_event(&job.trigger, &current.config, dry, &why, now);
+                notify_outcome(&outbox, event, notify, &metrics, &shutdown).await;
+                HookResult::Done(Some(HookNote {
+                    outcome: "skipped".into(),
+                    reason: Some(why),
+                    at: now.to_rfc3339(),
+                }))
             }
             // The stage hands a hook to one job at a time, so the store failed or still holds
             // a run whose end it could not record: ask again later.
@@ -471,7 +567,7 @@ async fn run_job(
                 HookResult::RetryAt(clock.now() + HOOK_RETRY)
             }
         };
-        let _ = driver.send(finished(result));
+        held.finish(&name, result);
     }
 }
 

@@ -500,12 +500,18 @@ fn hooks_wait_for_their_delay_and_diagnostics_go_first() {
     assert!(a.tick(at(299)).hooks.is_empty());
     assert!(a.tick(at(300)).hooks.is_empty());
     // The diagnostic's end starts the rollback at once.
-    let due = a.hook_finished("api-down", 1, "collect-logs", HookResult::Done, at(301));
+    let due = a.hook_finished(
+        "api-down",
+        1,
+        "collect-logs",
+        HookResult::Done(None),
+        at(301),
+    );
     assert_eq!(due.hooks.len(), 1);
     assert_eq!(due.hooks[0].hooks[0].0.config.name, "rollback");
     // Running, then done: never again in this incident.
     assert!(a.tick(at(302)).hooks.is_empty());
-    a.hook_finished("api-down", 1, "rollback", HookResult::Done, at(303));
+    a.hook_finished("api-down", 1, "rollback", HookResult::Done(None), at(303));
     assert!(a.tick(at(900)).hooks.is_empty());
 
     // A new incident runs them again; both due at once run diagnostics first.
@@ -555,7 +561,7 @@ fn still_critical_means_without_interruption_and_refused_hooks_are_retried() {
         at(0),
     );
     assert_eq!(warn.hooks.len(), 1, "collect-logs fires on warning");
-    a.hook_finished("api-slow", 1, "collect-logs", HookResult::Done, at(1));
+    a.hook_finished("api-slow", 1, "collect-logs", HookResult::Done(None), at(1));
     a.transition(
         &tr("api-slow", State::Warning, State::Critical, None, at(10)),
         at(10),
@@ -584,7 +590,7 @@ fn still_critical_means_without_interruption_and_refused_hooks_are_retried() {
     assert!(a.tick(at(399)).hooks.is_empty());
     assert_eq!(a.tick(at(400)).hooks.len(), 1);
     // A report for an older incident changes nothing.
-    a.hook_finished("api-slow", 0, "rollback", HookResult::Done, at(400));
+    a.hook_finished("api-slow", 0, "rollback", HookResult::Done(None), at(400));
     assert!(a.tick(at(401)).hooks.is_empty(), "still running");
 }
 
@@ -638,7 +644,7 @@ fn a_hook_shared_by_alerts_goes_to_the_next_waiting_one_as_soon_as_it_ends() {
     }
     assert!(a.tick(at(60)).hooks.is_empty(), "waiting is not polling");
     // Each end hands the hook on in the same step, however it ended.
-    let next = a.hook_finished("r2", 1, "rollback", HookResult::Done, at(61));
+    let next = a.hook_finished("r2", 1, "rollback", HookResult::Done(None), at(61));
     assert_eq!(jobs(&next), [job("r3", 1, &["rollback"])]);
     assert_eq!(
         next.records.len(),
@@ -653,9 +659,9 @@ fn a_hook_shared_by_alerts_goes_to_the_next_waiting_one_as_soon_as_it_ends() {
     assert_eq!(jobs(&next), [job("r1", 1, &["rollback"])]);
     // Never two at once: while r1 holds it, r0's retry comes due and waits.
     assert!(a.tick(at(500)).hooks.is_empty());
-    let next = a.hook_finished("r1", 1, "rollback", HookResult::Done, at(501));
+    let next = a.hook_finished("r1", 1, "rollback", HookResult::Done(None), at(501));
     assert_eq!(jobs(&next), [job("r0", 1, &["rollback"])]);
-    let last = a.hook_finished("r0", 1, "rollback", HookResult::Done, at(502));
+    let last = a.hook_finished("r0", 1, "rollback", HookResult::Done(None), at(502));
     assert!(last.hooks.is_empty(), "nobody else waits");
     // Every incident done with: nothing more, and the hook is free for the next one.
     assert!(a.tick(at(900)).hooks.is_empty());
@@ -691,7 +697,7 @@ fn a_diagnostic_waiting_for_its_hook_holds_back_the_rollback() {
     // The rollback is free, but api-down's diagnostic is busy for r0: nothing runs yet.
     assert!(critical(&mut a, "api-down", 1).hooks.is_empty());
     assert!(a.tick(at(30)).hooks.is_empty());
-    let next = a.hook_finished("r0", 1, "collect-logs", HookResult::Done, at(31));
+    let next = a.hook_finished("r0", 1, "collect-logs", HookResult::Done(None), at(31));
     assert_eq!(
         jobs(&next),
         [job("api-down", 1, &["collect-logs", "rollback"])]
@@ -720,7 +726,7 @@ fn a_hook_stays_busy_until_its_run_ends_across_incidents_and_reloads() {
         at(1),
     );
     assert!(critical(&mut a, "api-down", 2).hooks.is_empty());
-    let next = a.hook_finished("api-down", 1, "rollback", HookResult::Done, at(3));
+    let next = a.hook_finished("api-down", 1, "rollback", HookResult::Done(None), at(3));
     assert_eq!(jobs(&next), [job("api-down", 2, &["rollback"])]);
     // A reload removes the rule whose job holds the hook: the run goes on, and so does the wait.
     let mut without = config.clone();
@@ -728,7 +734,7 @@ fn a_hook_stays_busy_until_its_run_ends_across_incidents_and_reloads() {
     without.alerting.rules.remove("api-down");
     a.reconfigure(&without, at(4));
     assert!(critical(&mut a, "api-slow", 5).hooks.is_empty());
-    let next = a.hook_finished("api-down", 2, "rollback", HookResult::Done, at(6));
+    let next = a.hook_finished("api-down", 2, "rollback", HookResult::Done(None), at(6));
     assert_eq!(jobs(&next), [job("api-slow", 1, &["rollback"])]);
 }
 
@@ -765,7 +771,7 @@ fn an_incident_keeps_the_deploy_it_opened_in() {
         at(2),
     );
     assert_eq!(deploys(&crit), [v("v1"), v("v1")]);
-    a.hook_finished("api-slow", 1, "rollback", HookResult::Done, at(3));
+    a.hook_finished("api-slow", 1, "rollback", HookResult::Done(None), at(3));
     assert_eq!(deploys(&a.tick(at(120))), [None, v("v1")]);
     let ok = a.transition(
         &tr("api-slow", State::Critical, State::Ok, None, at(130)),
@@ -849,7 +855,7 @@ fn hooks_wait_for_this_process_to_see_the_level_not_for_a_stale_record() {
         "another incident"
     );
     // Done is persisted with the record: after another restart it is not run again.
-    let plan = b.hook_finished("api-down", 1, "rollback", HookResult::Done, at(3101));
+    let plan = b.hook_finished("api-down", 1, "rollback", HookResult::Done(None), at(3101));
     assert_eq!(plan.records.len(), 1);
     let records: BTreeMap<String, AlertRecord> = plan.records.into_iter().collect();
     let (mut c, _) = Alerts::new(&config, records, at(4000));
@@ -884,4 +890,258 @@ fn a_job_is_not_permitted_once_the_alert_resolved_or_the_hook_is_gone() {
         at(3),
     );
     assert_eq!(a.permit("api-down", 1, "rollback"), None, "resolved");
+}
+
+/// A reviewer's finding: a hook job that panicked never reported its hooks, so the stage held
+/// them busy until a restart and every alert sharing one waited for good. The job's `Held`
+/// guard reports each hook it has not reported yet when the job dies, and the stage hands
+/// the hook on at once.
+#[tokio::test]
+async fn a_hook_job_that_panics_releases_its_hooks() {
+    use super::run::{Held, JobMsg};
+    let config = with_hooks(
+        sharing(config(), 1, &[trigger("rollback", Severity::Critical, 0)]),
+        "api-down",
+        vec![
+            trigger("collect-logs", Severity::Critical, 0),
+            trigger("rollback", Severity::Critical, 0),
+        ],
+    );
+    let mut a = fresh(&config);
+    let plan = critical(&mut a, "api-down", 0);
+    assert_eq!(
+        jobs(&plan),
+        [job("api-down", 1, &["collect-logs", "rollback"])]
+    );
+    assert!(
+        critical(&mut a, "r0", 1).hooks.is_empty(),
+        "r0 waits for the rollback"
+    );
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let clock = crate::clock::Clock::manual(at(2));
+    let metrics = crate::telemetry::Metrics::new();
+    let running = plan.hooks[0].clone();
+    let (c, m) = (clock.clone(), metrics.clone());
+    // The job reports its diagnostic, then dies inside the rollback.
+    let died = tokio::spawn(async move {
+        let mut held = Held::new(&running, c, tx, &m);
+        held.finish("collect-logs", HookResult::Done(None));
+        panic!("a hook job panics while it runs the rollback");
+    })
+    .await;
+    assert!(died.unwrap_err().is_panic());
+
+    let mut reported = Vec::new();
+    while let Ok(msg) = rx.try_recv() {
+        let JobMsg::Finished {
+            rule,
+            incident,
+            hook,
+            result,
+        } = msg
+        else {
+            panic!("the guard only reports ends");
+        };
+        reported.push((rule, incident, hook, result));
+    }
+    assert_eq!(
+        reported,
+        [
+            (
+                "api-down".into(),
+                1,
+                "collect-logs".into(),
+                HookResult::Done(None)
+            ),
+            (
+                "api-down".into(),
+                1,
+                "rollback".into(),
+                HookResult::RetryAt(at(2) + HOOK_RETRY)
+            ),
+        ]
+    );
+    let panics = metrics.task_panics.with_label_values(&["hook_job"]).get();
+    assert_eq!(panics, 1);
+    // The stage hands the rollback to r0 at once, and asks api-down again after r0's run.
+    let mut next = Plan::default();
+    for (rule, incident, hook, result) in reported {
+        next.extend(a.hook_finished(&rule, incident, &hook, result, at(2)));
+    }
+    assert_eq!(jobs(&next), [job("r0", 1, &["rollback"])]);
+    let after = a.hook_finished("r0", 1, "rollback", HookResult::Done(None), at(20));
+    assert_eq!(jobs(&after), [job("api-down", 1, &["rollback"])]);
+}
+
+/// Issue 11 item 5: an alert whose severity has no route reached nobody and nothing said so.
+/// The incident that opens unrouted is reported once, not on re-evaluations, re-sends,
+/// restarts or escalations; a routed rule is never reported.
+#[test]
+fn an_incident_with_nobody_to_tell_is_reported_once_when_it_opens() {
+    let mut config = config();
+    config.alerting.route.critical.clear();
+    let config = {
+        let mut c = config;
+        c.alerting.rules.insert(
+            "api-slow".into(),
+            RuleActions {
+                route: Some(Route {
+                    warning: names(&["chat"]),
+                    critical: Vec::new(),
+                }),
+                hooks: Vec::new(),
+            },
+        );
+        c
+    };
+    let unrouted = |p: &Plan| -> Vec<(String, Severity, String, RouteSource)> {
+        p.unrouted
+            .iter()
+            .map(|u| (u.rule.clone(), u.severity, u.dedup_key.clone(), u.route))
+            .collect()
+    };
+    let mut a = fresh(&config);
+    let opened = critical(&mut a, "api-down", 0);
+    assert_eq!(
+        unrouted(&opened),
+        [(
+            "api-down".into(),
+            Severity::Critical,
+            "warden/api-down/1".into(),
+            RouteSource::Alerting
+        )]
+    );
+    assert!(opened.events.is_empty(), "nobody to tell");
+    assert!(opened.unrouted[0].fix().contains("[alerting] critical"));
+    // Re-evaluations (through unknown, as after a reload) and ticks: not again.
+    a.transition(
+        &tr("api-down", State::Critical, State::Unknown, None, at(1)),
+        at(1),
+    );
+    assert!(unrouted(&critical(&mut a, "api-down", 2)).is_empty());
+    assert!(unrouted(&a.tick(at(600))).is_empty());
+    // A restart on the same records: not again.
+    let records: BTreeMap<String, AlertRecord> = [(
+        "api-down".to_string(),
+        a.record("api-down").unwrap().clone(),
+    )]
+    .into();
+    let (mut b, plan) = Alerts::new(&config, records, at(700));
+    assert!(plan.unrouted.is_empty());
+    assert!(unrouted(&critical(&mut b, "api-down", 701)).is_empty());
+    // The next incident is reported again.
+    b.transition(
+        &tr("api-down", State::Critical, State::Ok, None, at(702)),
+        at(702),
+    );
+    assert_eq!(
+        unrouted(&critical(&mut b, "api-down", 703))[0].2,
+        "warden/api-down/2"
+    );
+    // A routed warning that escalates into an empty critical route reached someone: silent.
+    let warn = b.transition(
+        &tr("api-slow", State::Ok, State::Warning, Some(1.5), at(704)),
+        at(704),
+    );
+    assert!(unrouted(&warn).is_empty());
+    assert_eq!(sent(&warn)[0].3, names(&["chat"]));
+    let esc = b.transition(
+        &tr(
+            "api-slow",
+            State::Warning,
+            State::Critical,
+            Some(3.0),
+            at(705),
+        ),
+        at(705),
+    );
+    assert!(unrouted(&esc).is_empty());
+    // A rule whose own `notify` leaves the severity out is told so.
+    b.transition(
+        &tr("api-slow", State::Critical, State::Ok, None, at(706)),
+        at(706),
+    );
+    let own = b.transition(
+        &tr("api-slow", State::Ok, State::Critical, Some(3.0), at(707)),
+        at(707),
+    );
+    assert_eq!(
+        unrouted(&own),
+        [(
+            "api-slow".into(),
+            Severity::Critical,
+            "warden/api-slow/2".into(),
+            RouteSource::Rule
+        )]
+    );
+    assert!(own.unrouted[0].fix().contains("the rule's notify names"));
+}
+
+/// Issue 13 item 3: a hook skipped for its cooldown was only a log line. How each hook went
+/// for the incident is kept in the alert's record (persisted with it) and shown on the alert.
+#[test]
+fn how_each_hook_went_is_kept_on_the_alert() {
+    let config = with_hooks(
+        config(),
+        "api-down",
+        vec![
+            trigger("collect-logs", Severity::Critical, 0),
+            trigger("rollback", Severity::Critical, 0),
+        ],
+    );
+    let mut a = fresh(&config);
+    critical(&mut a, "api-down", 0);
+    let ran = HookNote {
+        outcome: "success".into(),
+        reason: None,
+        at: at(1).to_rfc3339(),
+    };
+    let skipped = HookNote {
+        outcome: "skipped".into(),
+        reason: Some("cooldown until 2027-01-15T08:00:00.000Z (last run ended 2027-01-14T08:00:00.000Z, for warden/api-down/0)".into()),
+        at: at(2).to_rfc3339(),
+    };
+    let plan = a.hook_finished(
+        "api-down",
+        1,
+        "collect-logs",
+        HookResult::Done(Some(ran)),
+        at(1),
+    );
+    assert_eq!(plan.records.len(), 1, "the note is persisted");
+    let plan = a.hook_finished(
+        "api-down",
+        1,
+        "rollback",
+        HookResult::Done(Some(skipped)),
+        at(2),
+    );
+    let (_, record) = &plan.records[0];
+    let firing = record.firing.as_ref().unwrap();
+    let done: Vec<String> = firing.hooks_done.iter().cloned().collect();
+    assert_eq!(done, names(&["collect-logs", "rollback"]));
+    // The store saying "already ran" adds nothing and keeps the note.
+    let plan = a.hook_finished("api-down", 1, "rollback", HookResult::Done(None), at(3));
+    assert!(plan.records.is_empty());
+    expect_test::expect![[r#"
+        [
+          {
+            "at": "2027-01-15T08:00:01.000Z",
+            "hook": "collect-logs",
+            "outcome": "success"
+          },
+          {
+            "at": "2027-01-15T08:00:02.000Z",
+            "hook": "rollback",
+            "outcome": "skipped",
+            "reason": "cooldown until 2027-01-15T08:00:00.000Z (last run ended 2027-01-14T08:00:00.000Z, for warden/api-down/0)"
+          }
+        ]"#]]
+    .assert_eq(&serde_json::to_string_pretty(&a.view()["alerts"][0]["hooks"]).unwrap());
+    // A record written before notes existed still loads.
+    let mut old = serde_json::to_value(a.record("api-down").unwrap()).unwrap();
+    old["firing"].as_object_mut().unwrap().remove("hook_notes");
+    let old: AlertRecord = serde_json::from_value(old).unwrap();
+    assert!(old.firing.unwrap().hook_notes.is_empty());
 }

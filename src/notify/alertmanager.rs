@@ -174,7 +174,9 @@ pub fn labels(event: &Event, severity: Severity) -> BTreeMap<String, String> {
             out.insert("alertname".into(), "WardenHook".into());
             out.insert("alert".into(), event.alert.clone());
             out.insert("hook".into(), hook.hook.clone());
-            let outcome = if hook.dry_run {
+            let outcome = if hook.skipped.is_some() {
+                "skipped"
+            } else if hook.dry_run {
                 "dry_run"
             } else if hook.timed_out {
                 "timed_out"

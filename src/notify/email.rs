@@ -318,17 +318,21 @@ pub fn render(event: &Event, notifier: &str, domain: &str) -> RenderedEmail {
             "Dry run",
             if hook.dry_run { "yes" } else { "no" }.to_string(),
         );
-        field(
-            "Exit code",
-            hook.exit_code
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "none".into()),
-        );
-        field(
-            "Timed out",
-            if hook.timed_out { "yes" } else { "no" }.to_string(),
-        );
-        field("Duration", format_seconds(hook.duration_seconds));
+        if let Some(reason) = &hook.skipped {
+            field("Not run", reason.clone());
+        } else {
+            field(
+                "Exit code",
+                hook.exit_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "none".into()),
+            );
+            field(
+                "Timed out",
+                if hook.timed_out { "yes" } else { "no" }.to_string(),
+            );
+            field("Duration", format_seconds(hook.duration_seconds));
+        }
     }
     let name = event.value_name.as_deref().unwrap_or("value");
     field(

@@ -510,6 +510,9 @@ pub(crate) fn measurement(event: &Event) -> String {
 pub(crate) fn hook_line(event: &Event, hook: &HookOutcome) -> (bool, String) {
     let who = format!("{} for {}", hook.hook, event.alert);
     let took = format_seconds(hook.duration_seconds);
+    if let Some(reason) = &hook.skipped {
+        return (true, format!("{who} not run: {reason}"));
+    }
     if hook.dry_run {
         return (
             false,
@@ -573,6 +576,8 @@ pub(crate) fn headline(event: &Event) -> Headline {
             Some(h) => {
                 let (failed, line) = hook_line(event, h);
                 let (label, tone) = match (failed, h.dry_run) {
+                    // The incident goes on without what the hook was for (a rollback).
+                    _ if h.skipped.is_some() => ("HOOK NOT RUN", Tone::Failed),
                     (true, _) => ("HOOK FAILED", Tone::Failed),
                     (false, true) => ("HOOK DRY RUN", Tone::Info),
                     (false, false) => ("HOOK", Tone::Info),

@@ -164,14 +164,18 @@ fn fields(event: &Event) -> Vec<(&'static str, String)> {
         out.push(("Hook", escape(&hook.hook)));
         out.push(("Alert", escape(&event.alert)));
         out.push(("Command", format!("`{}`", escape(&hook.command))));
-        let exit = match (hook.dry_run, hook.timed_out, hook.exit_code) {
-            (true, _, _) => "dry run, not run".to_string(),
-            (_, true, _) => "timed out (killed)".to_string(),
-            (_, _, Some(code)) => code.to_string(),
-            (_, _, None) => "killed by a signal".to_string(),
-        };
-        out.push(("Exit", exit));
-        out.push(("Duration", format_seconds(hook.duration_seconds)));
+        if let Some(reason) = &hook.skipped {
+            out.push(("Not run", escape(reason)));
+        } else {
+            let exit = match (hook.dry_run, hook.timed_out, hook.exit_code) {
+                (true, _, _) => "dry run, not run".to_string(),
+                (_, true, _) => "timed out (killed)".to_string(),
+                (_, _, Some(code)) => code.to_string(),
+                (_, _, None) => "killed by a signal".to_string(),
+            };
+            out.push(("Exit", exit));
+            out.push(("Duration", format_seconds(hook.duration_seconds)));
+        }
     } else {
         out.push(("Status", status_word(event.kind).to_string()));
         out.push(("Severity", event.severity.as_str().to_string()));

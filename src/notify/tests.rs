@@ -104,18 +104,25 @@ fn payloads_match_golden_fixtures() {
 #[test]
 fn headlines_read_at_3am() {
     let events = events();
-    let lines: Vec<String> = ["firing", "warning", "resolved", "hook", "test"]
-        .iter()
-        .map(|k| {
-            let e = &events[*k];
-            format!(
-                "{k}: {}\n  slack: {}\n  email: {}",
-                summary(e),
-                slack::render(e, None, None)["text"].as_str().unwrap(),
-                email::render(e, "n", "example.com").subject
-            )
-        })
-        .collect();
+    let lines: Vec<String> = [
+        "firing",
+        "warning",
+        "resolved",
+        "hook",
+        "hook-skipped",
+        "test",
+    ]
+    .iter()
+    .map(|k| {
+        let e = &events[*k];
+        format!(
+            "{k}: {}\n  slack: {}\n  email: {}",
+            summary(e),
+            slack::render(e, None, None)["text"].as_str().unwrap(),
+            email::render(e, "n", "example.com").subject
+        )
+    })
+    .collect();
     expect![[r#"
         firing: CRITICAL: redis-memory on redis — memory_ratio 0.97 > 0.95
           slack: 🔴 CRITICAL: redis-memory on redis — memory_ratio 0.97 &gt; 0.95
@@ -129,6 +136,9 @@ fn headlines_read_at_3am() {
         hook: HOOK: rollback for redis-memory ran: exit 0 in 12.3 s
           slack: 🔧 HOOK: rollback for redis-memory ran: exit 0 in 12.3 s
           email: [HOOK] rollback for redis-memory ran: exit 0 in 12.3 s
+        hook-skipped: HOOK NOT RUN: rollback for redis-memory not run: cooldown until 2026-11-22T08:10:00.000Z (last run ended 2026-11-21T08:10:00.000Z, for warden/redis-memory/1795248000000)
+          slack: ❌ HOOK NOT RUN: rollback for redis-memory not run: cooldown until 2026-11-22T08:10:00.000Z (last run ended 2026-11-21T08:10:00.000Z, for warden/redis-memory/1795248000000)
+          email: [HOOK NOT RUN] rollback for redis-memory not run: cooldown until 2026-11-22T08:10:00.000Z (last run ended 2026-11-21T08:10:00.000Z, for warden/redis-memory/1795248000000)
         test: TEST: warden-test on warden — a test page from warden, no action needed
           slack: 🧪 TEST: warden-test on warden — a test page from warden, no action needed
           email: [TEST] warden-test on warden: a test page from warden, no action needed"#]]

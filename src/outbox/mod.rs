@@ -46,7 +46,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::telemetry::Metrics;
 
 pub use backoff::Backoff;
-pub use hooks::{admit, Admission, Fired, HookGuard, SkipReason, Verdict};
+pub use hooks::{admit, Admission, Fired, HookGuard, LastRun, SkipReason, Verdict};
 pub use store::{
     Batch, Committed, DroppedRow, HookFinish, HookRunRecord, HookRunState, OutboxRow, Recovery,
     RowState, Store, StoreError,

@@ -28,7 +28,7 @@ use serde::Serialize;
 use crate::alert::Event;
 use crate::clock::Timestamp;
 
-use super::hooks::{admit, Admission, Verdict};
+use super::hooks::{admit, Admission, LastRun, Verdict};
 
 /// Schema migrations, in order; `PRAGMA user_version` is the number applied. Append only.
 pub const MIGRATIONS: &[&str] = &[
@@ -883,19 +883,20 @@ fn begin_hook_run(
             |r| r.get(0),
         )
         .optional()?;
-    let last_end: Option<i64> = tx.query_row(
-        "SELECT max(coalesce(finished_at, started_at)) FROM hook_runs
-         WHERE hook = ?1 AND dry_run = ?2",
-        params![hook, dry_run],
-        |r| r.get(0),
-    )?;
-    let verdict = admit(
-        now,
-        cooldown,
-        running,
-        same_incident,
-        last_end.map(Timestamp::from_millis),
-    );
+    let last: Option<LastRun> = tx
+        .query_row(
+            "SELECT coalesce(finished_at, started_at) AS ended, incident FROM hook_runs
+             WHERE hook = ?1 AND dry_run = ?2 ORDER BY ended DESC, id DESC LIMIT 1",
+            params![hook, dry_run],
+            |r| {
+                Ok(LastRun {
+                    ended: Timestamp::from_millis(r.get(0)?),
+                    incident: r.get(1)?,
+                })
+            },
+        )
+        .optional()?;
+    let verdict = admit(now, cooldown, running, same_incident, last);
     match verdict {
         Verdict::Skip(reason) => Ok(Admission::Skipped(reason)),
         Verdict::Run => {

@@ -1026,3 +1026,223 @@ fn a_reload_moves_a_notifier_and_the_resolve_follows_it() {
     );
     assert_eq!(old.accepted().len(), 1);
 }
+
+/// `silent` (no `notify`, no `[alerting]` route) and `routed` (`notify = ["ops"]`) on one
+/// check; `description` is added to `silent` to change it in a reload.
+fn unrouted_config(url: &str, target: &str, description: &str) -> String {
+    format!(
+        r#"
+[[notifier]]
+name = "ops"
+kind = "webhook"
+url = "{url}"
+{check}
+[[rule]]
+name = "routed"
+check = "api"
+critical = {{ when = "< 1" }}
+notify = ["ops"]
+
+[[rule]]
+name = "silent"
+check = "api"
+critical = {{ when = "< 1" }}
+{description}
+"#,
+        check = api_check(target),
+    )
+}
+
+/// Issue 11 item 5: an alert that fired with no notifier on its route reached nobody, and
+/// nothing said so. The incident that opens unrouted is logged once at warning level, with
+/// the rule, the severity and where to route it; re-evaluations (a reload that changed the
+/// rule restarts it from unknown) do not log it again, and a routed rule never logs it.
+#[test]
+fn an_alert_with_nobody_to_tell_is_warned_about_once() {
+    const WARNING: &str = "alert fired with no notifier on its route: nobody is told";
+    let target = HttpTarget::start();
+    target.set_json("/health", 200, json!({}));
+    let receiver = Receiver::start();
+    let config =
+        |description: &str| unrouted_config(&receiver.url(), &target.url("/health"), description);
+    let d = Daemon::start(&config(""));
+    d.wait_rule_state("silent", "ok", Duration::from_secs(10));
+    let warnings = || -> Vec<String> {
+        d.log()
+            .lines()
+            .filter(|l| l.contains(WARNING))
+            .map(str::to_string)
+            .collect()
+    };
+    assert!(warnings().is_empty());
+
+    target.set_json("/health", 500, json!({}));
+    wait(Duration::from_secs(15), "routed's page", || {
+        (!with_status(&receiver, "firing").is_empty()).then_some(())
+    });
+    let found = wait(Duration::from_secs(10), "the warning", || {
+        let w = warnings();
+        (!w.is_empty()).then_some(w)
+    });
+    assert_eq!(found.len(), 1, "{found:?}");
+    let line = &found[0];
+    assert!(line.contains("WARN"), "{line}");
+    for part in [
+        "alert=silent",
+        "severity=critical",
+        "warden/silent/1",
+        "[alerting] critical",
+        "notify",
+    ] {
+        assert!(line.contains(part), "{part:?} missing from {line}");
+    }
+
+    // A reload that changes `silent` restarts it from unknown; it is evaluated critical again.
+    let port = d.port;
+    let changed = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n{}",
+        config(r#"description = "changed""#)
+    );
+    std::fs::write(d.config_path(), changed).unwrap();
+    d.signal("HUP");
+    wait(Duration::from_secs(15), "the reload", || {
+        let applied = metric(&d, "warden_config_reloads_total", &[("result", "applied")])?;
+        (applied >= 1.0).then_some(())
+    });
+    d.wait_rule_state("silent", "critical", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(warnings().len(), 1, "{:?}", warnings());
+    let firing: Vec<String> = with_status(&receiver, "firing")
+        .iter()
+        .map(|b| b["alert"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        firing,
+        ["routed"],
+        "the routed rule paged once, silent nobody"
+    );
+}
+
+/// `rollback-backend` (cooldown 1 h, writes a line to `log`) on `api-down`; pages and hook
+/// outcomes go to the webhook at `url`.
+fn cooldown_config(log: &Path, url: &str, target: &str) -> String {
+    format!(
+        r#"
+[alerting]
+critical = ["ops"]
+
+[[notifier]]
+name = "ops"
+kind = "webhook"
+url = "{url}"
+
+[[hook]]
+name = "rollback-backend"
+shell = "echo rollback $WARDEN_DEDUP_KEY >> {log}"
+cooldown = "1h"
+timeout = "10s"
+{check}
+[[rule]]
+name = "api-down"
+check = "api"
+critical = {{ when = "< 1" }}
+hooks = [{{ hook = "rollback-backend" }}]
+"#,
+        log = log.display(),
+        check = api_check(target),
+    )
+}
+
+/// The `hooks` of the alert `rule` in `GET /api/v1/alerts`, once it shows `incident` with a
+/// note for every hook in `want`.
+fn alert_hooks(d: &Daemon, incident: u64, want: usize) -> Vec<serde_json::Value> {
+    wait(Duration::from_secs(10), "the hooks on the alert", || {
+        let a = alerts(d).into_iter().find(|a| a["incident"] == incident)?;
+        let hooks = a["hooks"].as_array()?.clone();
+        (hooks.len() >= want).then_some(hooks)
+    })
+}
+
+/// Issue 13 item 3: a rollback suppressed by its cooldown ran nothing and told nobody (one
+/// warning in the log). The second incident within the cooldown now notifies the receivers
+/// the page reached, through the outbox, with when the cooldown ends and which run it counts
+/// from; `GET /api/v1/alerts` shows it on the alert, and a restart keeps it without telling
+/// anyone again.
+#[test]
+fn a_rollback_skipped_for_its_cooldown_is_notified_and_shown_on_the_alert() {
+    let state = tempfile::tempdir().unwrap();
+    let env = [("STATE_DIRECTORY", state.path().to_str().unwrap())];
+    let log = state.path().join("hooks.log");
+    let target = HttpTarget::start();
+    target.set_json("/health", 200, json!({}));
+    let receiver = Receiver::start();
+    let config = cooldown_config(&log, &receiver.url(), &target.url("/health"));
+    let mut d = Daemon::start_with(&config, &env, &[]);
+    d.wait_rule_state("api-down", "ok", Duration::from_secs(10));
+
+    // Incident 1: the rollback runs, and its outcome is told and shown.
+    target.set_json("/health", 500, json!({}));
+    wait(Duration::from_secs(15), "the first rollback", || {
+        (lines(&log).len() == 1).then_some(())
+    });
+    let first = wait(Duration::from_secs(10), "its outcome", || {
+        with_status(&receiver, "hook").into_iter().next()
+    });
+    assert_eq!(
+        first["dedup_key"],
+        "warden/api-down/1/hook/rollback-backend"
+    );
+    assert_eq!(first["hook"]["exit_code"], 0);
+    assert!(first["hook"].get("skipped").is_none(), "{first}");
+    let hooks = alert_hooks(&d, 1, 1);
+    assert_eq!(hooks[0]["hook"], "rollback-backend");
+    assert_eq!(hooks[0]["outcome"], "success");
+
+    target.set_json("/health", 200, json!({}));
+    wait(Duration::from_secs(10), "the resolve", || {
+        (!with_status(&receiver, "resolved").is_empty()).then_some(())
+    });
+
+    // Incident 2, within the cooldown: nothing runs, and the receiver hears why.
+    target.set_json("/health", 500, json!({}));
+    let skipped = wait(Duration::from_secs(15), "the skip's notification", || {
+        with_status(&receiver, "hook")
+            .into_iter()
+            .find(|b| b["dedup_key"] == "warden/api-down/2/hook/rollback-backend")
+    });
+    let reason = skipped["hook"]["skipped"].as_str().expect("a reason");
+    assert!(
+        reason.starts_with("cooldown until ") && reason.contains(", for warden/api-down/1)"),
+        "{reason}"
+    );
+    let summary = skipped["summary"].as_str().unwrap();
+    assert_eq!(
+        summary,
+        format!("HOOK NOT RUN: rollback-backend for api-down not run: {reason}")
+    );
+    assert_eq!(skipped["alert"], "api-down");
+    assert_eq!(lines(&log), ["rollback warden/api-down/1"], "nothing ran");
+    let hooks = alert_hooks(&d, 2, 1);
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert_eq!(hooks[0]["hook"], "rollback-backend");
+    assert_eq!(hooks[0]["outcome"], "skipped");
+    assert_eq!(hooks[0]["reason"], reason);
+    assert_eq!(
+        metric(
+            &d,
+            "warden_hook_runs_total",
+            &[("hook", "rollback-backend"), ("outcome", "skipped")]
+        ),
+        Some(1.0)
+    );
+
+    // A restart on the same state: the alert still shows it, and nobody is told twice.
+    assert_eq!(d.terminate(Duration::from_secs(20)), Some(0));
+    let d = Daemon::start_with(&config, &env, &[]);
+    d.wait_rule_state("api-down", "critical", Duration::from_secs(10));
+    assert_eq!(alert_hooks(&d, 2, 1)[0]["reason"], reason);
+    std::thread::sleep(Duration::from_secs(2));
+    let hook_events = with_status(&receiver, "hook");
+    assert_eq!(hook_events.len(), 2, "{hook_events:?}");
+    assert_eq!(lines(&log).len(), 1);
+}
