@@ -360,8 +360,10 @@ pub(crate) fn compile(
     }
 }
 
-/// Sets each re-checked check's `attempts`: the most any of its rules' levels needs, so the
-/// re-checks go on until every rule could have confirmed the failure (and no longer).
+/// Sets each re-checked check's `attempts`: the most that any level a failed probe breaches
+/// needs (a level of a rule reading `up` whose condition holds at 0), so the re-checks go on
+/// until every such rule could have confirmed the failure, and no longer. Other rules (a
+/// latency `for = "5m"`, a gauge) do not see a failed probe as a breach and set no pace.
 fn retry_attempts(checks: &mut [CheckConfig], rules: &[RuleConfig]) {
     for check in checks {
         let Some(retry) = check.retry.as_mut() else {
@@ -369,9 +371,10 @@ fn retry_attempts(checks: &mut [CheckConfig], rules: &[RuleConfig]) {
         };
         retry.attempts = rules
             .iter()
-            .filter(|r| r.check == check.name)
+            .filter(|r| r.check == check.name && r.value == "up")
             .flat_map(|r| [&r.warning, &r.critical])
             .flatten()
+            .filter(|level| level.when.holds(0.0))
             .map(|level| Retry::attempts_for(&level.trigger, retry.interval))
             .max()
             .unwrap_or(1)

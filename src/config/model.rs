@@ -176,9 +176,10 @@ pub struct CheckConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retry {
     pub interval: Duration,
-    /// Consecutive failures that confirm the failure for every rule of the check (a HARD
-    /// state): the largest `count` among its rules' levels, or for a `for` level the number
-    /// of retries that span it plus one. At least 1 (then no re-check happens).
+    /// Consecutive failures that confirm the failure for every rule a failed probe breaches
+    /// (a HARD state): among the levels of the check's rules reading `up` that hold at 0, the
+    /// largest `count`, or for a `for` level the number of re-checks that span it plus one.
+    /// At least 1 (then no re-check happens).
     pub attempts: u32,
 }
 

@@ -610,6 +610,13 @@ warning = { when = "< 1", count = 2, window = 5 }
 name = "slow-down"
 check = "slow-confirm"
 critical = { when = "< 1", for = "12s" }
+
+# A failed probe is no latency sample: this rule sets no pace for the re-checks.
+[[rule]]
+name = "api-slow"
+check = "api"
+value = "duration_seconds"
+warning = { when = "> 0.5", for = "5m" }
 "#,
     )
     .unwrap();

@@ -987,6 +987,40 @@ fn every_runbook_rule_has_the_level_its_runbook_line_gives() {
     }
 }
 
+/// Issue 13: where a runbook calls a failed health check critical, the example re-checks a
+/// failed probe at its `retry_interval`, so the page comes seconds after the fault, not
+/// `count` intervals later; and only there (a database gauge keeps its own pace).
+#[test]
+fn critical_health_checks_are_rechecked_until_their_count_confirms() {
+    let rechecked: &[(&str, &[(&str, u64, u32)])] = &[
+        ("nuvie", &[("nuvie-api-health", 2, 3)]),
+        ("redcube", &[("redcube-content", 2, 3)]),
+        ("nova-streaming", &[("nova-streaming-api-health", 5, 3)]),
+        ("ai-saas", &[("ai-saas-api-health", 5, 3)]),
+        (
+            "novacron",
+            &[
+                ("novacron-health", 2, 4),
+                ("novacron-health-detailed", 2, 4),
+            ],
+        ),
+    ];
+    for (system, checks) in rechecked {
+        let config = warden::config::load_with_env(&example(system), &|_| None)
+            .unwrap_or_else(|e| panic!("{system}: {e}"));
+        for check in &config.checks {
+            let want = checks.iter().find(|(name, _, _)| *name == check.name);
+            let got = check.retry.map(|r| (r.interval.as_secs(), r.attempts));
+            assert_eq!(
+                got,
+                want.map(|(_, secs, attempts)| (*secs, *attempts)),
+                "{system}: {}",
+                check.name
+            );
+        }
+    }
+}
+
 #[test]
 fn nuvie_runbook_failures_reach_the_runbook_levels() {
     let rt = runtime();
@@ -1024,6 +1058,7 @@ fn nuvie_runbook_failures_reach_the_runbook_levels() {
             ("NUVIE_AI_TLS_ADDRESS", &cert_address),
             ("NUVIE_CA_FILE", ca.to_str().expect("utf-8 path")),
             ("NUVIE_INTERVAL", "300ms"),
+            ("NUVIE_RETRY_INTERVAL", "100ms"),
             ("NUVIE_READY_INTERVAL", "300ms"),
             ("NUVIE_TIMEOUT", "250ms"),
             ("NUVIE_REDIS_CRITICAL_FOR", "1s"),
@@ -1297,6 +1332,7 @@ fn redcube_runbook_failures_reach_the_runbook_levels() {
             ("REDCUBE_DATABASE_URL", &db_url),
             ("REDCUBE_USERS_DATABASE_URL", &users_url),
             ("REDCUBE_INTERVAL", "300ms"),
+            ("REDCUBE_RETRY_INTERVAL", "100ms"),
             ("REDCUBE_TIMEOUT", "250ms"),
         ],
     );
@@ -1428,6 +1464,7 @@ fn nova_streaming_runbook_failures_reach_the_runbook_levels() {
             ),
             ("NOVA_STREAMING_CA_FILE", ca.to_str().expect("utf-8 path")),
             ("NOVA_STREAMING_INTERVAL", "500ms"),
+            ("NOVA_STREAMING_RETRY_INTERVAL", "150ms"),
             ("NOVA_STREAMING_TIMEOUT", "450ms"),
         ],
     );
@@ -1584,6 +1621,7 @@ fn ai_saas_runbook_failures_reach_the_runbook_levels() {
             ("AI_SAAS_DATABASE_URL", &db_url),
             ("AI_SAAS_REDIS_URL", &redis_url),
             ("AI_SAAS_INTERVAL", "300ms"),
+            ("AI_SAAS_RETRY_INTERVAL", "100ms"),
             ("AI_SAAS_TIMEOUT", "250ms"),
         ],
     );
@@ -1706,6 +1744,7 @@ fn novacron_runbook_failures_reach_the_runbook_levels() {
             ("NOVACRON_TLS_ADDRESS", &format!("localhost:{}", tls.port())),
             ("NOVACRON_CA_FILE", ca.to_str().expect("utf-8 path")),
             ("NOVACRON_INTERVAL", "300ms"),
+            ("NOVACRON_RETRY_INTERVAL", "100ms"),
             ("NOVACRON_TIMEOUT", "250ms"),
         ],
     );
