@@ -992,7 +992,9 @@ fn every_runbook_rule_has_the_level_its_runbook_line_gives() {
 /// `count` intervals later; and only there (a database gauge keeps its own pace).
 #[test]
 fn critical_health_checks_are_rechecked_until_their_count_confirms() {
-    let rechecked: &[(&str, &[(&str, u64, u32)])] = &[
+    /// (check, re-check seconds, attempts that confirm)
+    type Rechecked<'a> = &'a [(&'a str, u64, u32)];
+    let rechecked: &[(&str, Rechecked)] = &[
         ("nuvie", &[("nuvie-api-health", 2, 3)]),
         ("redcube", &[("redcube-content", 2, 3)]),
         ("nova-streaming", &[("nova-streaming-api-health", 5, 3)]),
