@@ -53,7 +53,11 @@ usage: load run [--checks N] [--interval 10s] [--timeout 5s] [--warmup DUR] [--m
                 [--port 18080] [--listen 127.0.0.1:19731] [--per-shard 8000]
                 [--scrape-every 15s|0s] [--warden PATH] [--workdir DIR] [--out FILE]
                 [--label TEXT] [--wrap 'PROFILER ARGS']
-       load targets --first I --count N --port P --interval DUR   (started by `run`)";
+                [--fail-every K] [--retry-interval DUR]
+       load targets --first I --count N --port P --interval DUR [--fail-every K]
+                                                                   (started by `run`)
+  --fail-every K      every target answers 503 to every K-th request it gets (0: never)
+  --retry-interval D  each check re-checks a failure after D (retry_interval; default none)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -143,6 +147,7 @@ fn targets(args: Args) -> Result<(), String> {
     let count = args.num("count", 1000)?;
     let port = args.num("port", 18080)? as u16;
     let interval = args.dur("interval", "10s")?;
+    let fail_every = args.num("fail-every", 0)? as u64;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -157,7 +162,12 @@ fn targets(args: Args) -> Result<(), String> {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("bind {addr}: {e}"))?;
-            tokio::spawn(serve_target(listener, i as u32, arrivals.clone()));
+            tokio::spawn(serve_target(
+                listener,
+                i as u32,
+                arrivals.clone(),
+                fail_every,
+            ));
         }
         Ok::<(), String>(())
     })?;
@@ -198,22 +208,36 @@ fn targets(args: Args) -> Result<(), String> {
     std::process::exit(0);
 }
 
-async fn serve_target(listener: tokio::net::TcpListener, index: u32, arrivals: Arc<Arrivals>) {
+/// Serves one target. With `fail_every` K > 0, every K-th request gets a 503 (the check's
+/// probe fails), the others the healthy document.
+async fn serve_target(
+    listener: tokio::net::TcpListener,
+    index: u32,
+    arrivals: Arc<Arrivals>,
+    fail_every: u64,
+) {
+    let requests = Arc::new(std::sync::atomic::AtomicU64::new(0));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         let arrivals = arrivals.clone();
+        let requests = requests.clone();
         tokio::spawn(async move {
             let service = service_fn(move |_req: Request<hyper::body::Incoming>| {
                 let ns = arrivals.base.elapsed().as_nanos() as u64;
                 if let Ok(mut seen) = arrivals.seen.lock() {
                     seen.push((index, ns));
                 }
+                let n = requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                let fail = fail_every > 0 && n % fail_every == 0;
                 async move {
                     let mut resp =
                         Response::new(Full::new(Bytes::from_static(HEALTH_BODY.as_bytes())));
+                    if fail {
+                        *resp.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+                    }
                     resp.headers_mut().insert(
                         hyper::header::CONTENT_TYPE,
                         hyper::header::HeaderValue::from_static("application/json"),
@@ -316,6 +340,11 @@ fn run(args: Args) -> Result<(), String> {
     let per_shard = args.num("per-shard", 8000)?.max(1);
     let scrape_every = args.dur("scrape-every", "15s")?;
     let label = args.str("label", "");
+    let fail_every = args.num("fail-every", 0)?;
+    let retry_interval = match args.str("retry-interval", "").as_str() {
+        "" => None,
+        text => Some(parse_duration(text).map_err(|e| format!("--retry-interval {text}: {e}"))?),
+    };
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let default_warden = exe
         .parent()
@@ -350,6 +379,7 @@ fn run(args: Args) -> Result<(), String> {
             .arg(count.to_string())
             .args(["--port", &port.to_string(), "--interval"])
             .arg(format_duration(interval))
+            .args(["--fail-every", &fail_every.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -385,7 +415,7 @@ fn run(args: Args) -> Result<(), String> {
     let config = workdir.join(format!("load-{checks}.toml"));
     std::fs::write(
         &config,
-        generate_config(checks, interval, timeout, port, &listen),
+        generate_config(checks, interval, timeout, retry_interval, port, &listen),
     )
     .map_err(|e| format!("{}: {e}", config.display()))?;
     let log_path = workdir.join(format!("warden-{checks}.log"));
@@ -611,9 +641,13 @@ fn generate_config(
     checks: usize,
     interval: Duration,
     timeout: Duration,
+    retry_interval: Option<Duration>,
     port: u16,
     listen: &str,
 ) -> String {
+    let retry = retry_interval
+        .map(|d| format!("retry_interval = \"{}\"\n", format_duration(d)))
+        .unwrap_or_default();
     let mut s = format!(
         "# generated by examples/load.rs: {checks} http checks, one rule each\n\
          [server]\nlisten = \"{listen}\"\n\n[log]\nformat = \"human\"\nlevel = \"info\"\n\n\
@@ -625,7 +659,7 @@ fn generate_config(
         let name = check_name(i);
         s.push_str(&format!(
             "[[check]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"http://{}:{port}/health\"\n\
-             assert = ['status == \"healthy\"']\n\n\
+             {retry}assert = ['status == \"healthy\"']\n\n\
              [[rule]]\nname = \"{name}-down\"\ncheck = \"{name}\"\ncritical = {{ when = \"< 1\", count = 3 }}\n\n",
             target_addr(i)
         ));
