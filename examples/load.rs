@@ -231,7 +231,7 @@ async fn serve_target(
                     seen.push((index, ns));
                 }
                 let n = requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                let fail = fail_every > 0 && n % fail_every == 0;
+                let fail = fail_every > 0 && n.is_multiple_of(fail_every);
                 async move {
                     let mut resp =
                         Response::new(Full::new(Bytes::from_static(HEALTH_BODY.as_bytes())));

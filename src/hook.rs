@@ -389,6 +389,17 @@ pub fn hook_event(trigger: &Event, run: &HookRun, at: Timestamp) -> Event {
             ),
         }
     };
+    outcome_event(trigger, o.clone(), summary, at)
+}
+
+/// A `hook` event about `outcome` for the incident of `trigger`: the trigger's alert, with
+/// the dedup key `<alert's key>/hook/<hook>` and `description` as its text.
+fn outcome_event(
+    trigger: &Event,
+    outcome: HookOutcome,
+    description: String,
+    at: Timestamp,
+) -> Event {
     Event {
         value_name: None,
         kind: EventKind::Hook,
@@ -398,13 +409,13 @@ pub fn hook_event(trigger: &Event, run: &HookRun, at: Timestamp) -> Event {
         value: trigger.value,
         threshold: trigger.threshold,
         condition: trigger.condition.clone(),
-        description: Some(summary),
+        description: Some(description),
         labels: trigger.labels.clone(),
         since: trigger.since.clone(),
         at: at.to_rfc3339(),
         deploy: trigger.deploy.clone(),
-        dedup_key: format!("{}/hook/{}", trigger.dedup_key, o.hook),
-        hook: Some(o.clone()),
+        dedup_key: format!("{}/hook/{}", trigger.dedup_key, outcome.hook),
+        hook: Some(outcome),
     }
 }
 
@@ -426,23 +437,8 @@ pub fn skipped_event(
         duration_seconds: 0.0,
         skipped: Some(reason.to_string()),
     };
-    Event {
-        value_name: None,
-        kind: EventKind::Hook,
-        alert: trigger.alert.clone(),
-        check: trigger.check.clone(),
-        severity: trigger.severity,
-        value: trigger.value,
-        threshold: trigger.threshold,
-        condition: trigger.condition.clone(),
-        description: Some(format!("{} not run for this incident: {reason}", hook.name)),
-        labels: trigger.labels.clone(),
-        since: trigger.since.clone(),
-        at: at.to_rfc3339(),
-        deploy: trigger.deploy.clone(),
-        dedup_key: format!("{}/hook/{}", trigger.dedup_key, hook.name),
-        hook: Some(outcome),
-    }
+    let description = format!("{} not run for this incident: {reason}", hook.name);
+    outcome_event(trigger, outcome, description, at)
 }
 
 #[cfg(test)]

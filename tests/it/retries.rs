@@ -10,12 +10,16 @@ use crate::daemon::Daemon;
 use crate::harness::receiver::Receiver;
 use crate::target::HttpTarget;
 
-#[test]
-fn a_ten_second_check_with_retries_pages_before_its_second_interval() {
-    let target = HttpTarget::start();
-    target.set_json("/health", 200, json!({"status": "healthy"}));
-    let pager = Receiver::start();
-    let d = Daemon::start(&format!(
+/// Check `api` on `target`'s `/health` every `interval`, re-checked every `retry`, with rule
+/// `api-down` (critical after 3 failures in a row) paging the webhook `pager`.
+fn paged_check(
+    pager: &Receiver,
+    target: &HttpTarget,
+    interval: &str,
+    timeout: &str,
+    retry: &str,
+) -> String {
+    format!(
         r#"
 [alerting]
 critical = ["ops"]
@@ -29,9 +33,9 @@ url = "{pager}"
 name = "api"
 kind = "http"
 url = "{url}"
-interval = "10s"
-timeout = "1s"
-retry_interval = "1s"
+interval = "{interval}"
+timeout = "{timeout}"
+retry_interval = "{retry}"
 
 [[rule]]
 name = "api-down"
@@ -40,7 +44,15 @@ critical = {{ when = "< 1", count = 3 }}
 "#,
         pager = pager.url(),
         url = target.url("/health"),
-    ));
+    )
+}
+
+#[test]
+fn a_ten_second_check_with_retries_pages_before_its_second_interval() {
+    let target = HttpTarget::start();
+    target.set_json("/health", 200, json!({"status": "healthy"}));
+    let pager = Receiver::start();
+    let d = Daemon::start(&paged_check(&pager, &target, "10s", "1s", "1s"));
     let runs = |d: &Daemon| d.check("api")["runs"].as_u64().unwrap_or(0);
     let deadline = Instant::now() + Duration::from_secs(15);
     while runs(&d) < 1 {
@@ -108,32 +120,7 @@ fn a_single_blip_is_rechecked_and_pages_nobody() {
     let target = HttpTarget::start();
     target.set_json("/health", 200, json!({"status": "healthy"}));
     let pager = Receiver::start();
-    let d = Daemon::start(&format!(
-        r#"
-[alerting]
-critical = ["ops"]
-
-[[notifier]]
-name = "ops"
-kind = "webhook"
-url = "{pager}"
-
-[[check]]
-name = "api"
-kind = "http"
-url = "{url}"
-interval = "2s"
-timeout = "500ms"
-retry_interval = "300ms"
-
-[[rule]]
-name = "api-down"
-check = "api"
-critical = {{ when = "< 1", count = 3 }}
-"#,
-        pager = pager.url(),
-        url = target.url("/health"),
-    ));
+    let d = Daemon::start(&paged_check(&pager, &target, "2s", "500ms", "300ms"));
     let runs = |d: &Daemon| d.check("api")["runs"].as_u64().unwrap_or(0);
     let wait_runs = |n: u64| {
         let deadline = Instant::now() + Duration::from_secs(15);
