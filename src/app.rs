@@ -18,18 +18,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use prometheus::{GaugeVec, IntGauge};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::actions::{self, Actions, ActionsOptions};
-use crate::check::{Observation, ProbeErrorKind, Prober};
+use crate::check::Prober;
 use crate::clock::Clock;
-use crate::config::{self, CheckConfig, CheckKind, Config, RuleConfig, Trigger};
-use crate::engine::{CheckChange, Engine, Reconfigured, RuleTransition, Skipped, Status};
+use crate::config::{self, CheckConfig, CheckKind, Config};
+use crate::engine::{RuleTransition, Skipped, Status};
+use crate::evaluator::{self, single_sample_rule, Control, Evaluator};
 use crate::reload::{self, DeployId, Outcome};
-use crate::rule::State;
 use crate::scheduler::{self, Pulse, ScheduledCheck};
 use crate::server::{self, Shared};
 use crate::systemd;
@@ -45,7 +44,6 @@ pub const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// at once instead of starting yet another thread that may hang.
 const ABANDONED_LOADS: usize = 2;
 /// How often the evaluator publishes a fresh status snapshot (when something changed).
-const PUBLISH_EVERY: Duration = Duration::from_millis(500);
 /// Observations buffered between the scheduler and the evaluator.
 const OBSERVATION_QUEUE: usize = 4096;
 
@@ -211,10 +209,9 @@ pub async fn run(
         .with_context(|| format!("listen on {}", config.server.listen))?;
     let listen = listener.local_addr().unwrap_or(config.server.listen);
 
-    let engine = Engine::new(&config, clock.now());
-    let shared = Arc::new(Shared::new(engine.status(clock.now()), metrics.clone()));
+    let evaluator = Evaluator::recording(&config, &metrics, clock.now());
+    let shared = Arc::new(Shared::new(evaluator.status(clock.now()), metrics.clone()));
     shared.token.store(Arc::new(config.server.token.clone()));
-    let recorder = Recorder::new(&config, &metrics);
 
     let tracker = TaskTracker::new();
     let actions = actions::spawn(
@@ -235,11 +232,10 @@ pub async fn run(
     let (reload_tx, mut reload_rx) = mpsc::channel(8);
     let _ = shared.reloader.set(reload_tx.clone());
     tracker.spawn(server::serve(listener, shared.clone(), shutdown.clone()));
-    tracker.spawn(evaluate(
-        engine,
+    tracker.spawn(evaluator::run(
+        evaluator,
         observed,
         controlled,
-        recorder,
         actions.clone(),
         shared.clone(),
         clock.clone(),
@@ -548,305 +544,6 @@ fn token_guards(bound: std::net::SocketAddr, server: &config::ServerConfig) -> R
     ))
 }
 
-/// Messages from the daemon to the evaluator.
-enum Control {
-    /// Switch the engine and the metric handles to `new`; reply with what was kept.
-    Reconfigure {
-        old: Box<Config>,
-        new: Box<Config>,
-        done: oneshot::Sender<Reconfigured>,
-    },
-}
-
-/// The evaluator: applies observations to the engine, records metrics and logs transitions,
-/// hands transitions to the actions task, publishes status snapshots, and switches configs
-/// when told to.
-#[allow(clippy::too_many_arguments)]
-async fn evaluate(
-    mut engine: Engine,
-    mut rx: mpsc::Receiver<Observation>,
-    mut control: mpsc::Receiver<Control>,
-    mut recorder: Recorder,
-    actions: Actions,
-    shared: Arc<Shared>,
-    clock: Clock,
-    cancel: CancellationToken,
-) {
-    let mut publish = tokio::time::interval(PUBLISH_EVERY);
-    publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut dirty = false;
-    let apply = |engine: &mut Engine, recorder: &Recorder, obs: Observation| {
-        let now = clock.now();
-        recorder.observation(&obs);
-        log_check_change(engine.check_change(&obs), &obs.check);
-        let check = obs.check.clone();
-        let transitions = engine.apply(obs, now);
-        for t in &transitions {
-            recorder.transition(t);
-        }
-        recorder.evaluated(engine, &check, now);
-        transitions
-    };
-    loop {
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => break,
-            Some(Control::Reconfigure { old, new, done }) = control.recv() => {
-                // Observations the stopped tasks sent before the swap belong to the old config.
-                while let Ok(obs) = rx.try_recv() {
-                    for t in apply(&mut engine, &recorder, obs) {
-                        actions.transition(t).await;
-                    }
-                }
-                let summary = engine.reconfigure(&new, clock.now());
-                actions.reconfigure(&new).await;
-                recorder = recorder.reconfigure(&old, &new, &engine);
-                shared.token.store(Arc::new(new.server.token.clone()));
-                shared.status.store(Arc::new(engine.status(clock.now())));
-                let _ = done.send(summary);
-            }
-            obs = rx.recv() => {
-                let Some(obs) = obs else { break };
-                for t in apply(&mut engine, &recorder, obs) {
-                    actions.transition(t).await;
-                }
-                dirty = true;
-            }
-            _ = publish.tick() => {
-                shared.beat();
-                if dirty {
-                    shared.status.store(Arc::new(engine.status(clock.now())));
-                    dirty = false;
-                }
-            }
-        }
-    }
-    shared.status.store(Arc::new(engine.status(clock.now())));
-}
-
-/// Logs a check going down (with the probe's reason) or coming back; a check that stays as it
-/// was logs nothing, so a target down for a day is one line, not one per run.
-fn log_check_change(change: Option<CheckChange>, check: &str) {
-    match change {
-        Some(CheckChange::Failed { kind, message }) => {
-            tracing::warn!(check = %check, kind, error = %message, "check failed")
-        }
-        Some(CheckChange::Recovered) => tracing::info!(check = %check, "check recovered"),
-        None => {}
-    }
-}
-
-/// Metric handles resolved once per config, so recording an observation does not hash labels.
-struct Recorder {
-    metrics: Metrics,
-    checks: HashMap<String, CheckHandles>,
-    rules: HashMap<String, RuleHandles>,
-}
-
-struct CheckHandles {
-    kind: &'static str,
-    up: IntGauge,
-    duration: prometheus::Histogram,
-    last_duration: prometheus::Gauge,
-    last_run: prometheus::Gauge,
-}
-
-struct RuleHandles {
-    states: Vec<(State, IntGauge)>,
-    /// Resolved at the first value the rule sees: `warden_rule_value` is absent until then
-    /// (a series created early would read 0, a value nobody saw).
-    value: std::sync::OnceLock<prometheus::Gauge>,
-}
-
-impl Recorder {
-    fn new(config: &Config, metrics: &Metrics) -> Self {
-        metrics.checks_configured.set(config.checks.len() as i64);
-        metrics.rules_configured.set(config.rules.len() as i64);
-        let checks = config
-            .checks
-            .iter()
-            .map(|c| {
-                let labels = [c.name.as_str(), c.kind.name()];
-                (
-                    c.name.clone(),
-                    CheckHandles {
-                        kind: c.kind.name(),
-                        up: metrics.check_up.with_label_values(&labels),
-                        duration: metrics.check_duration.with_label_values(&[c.kind.name()]),
-                        last_duration: metrics.check_last_duration.with_label_values(&labels),
-                        last_run: metrics.check_last_run.with_label_values(&labels),
-                    },
-                )
-            })
-            .collect();
-        let rules = config
-            .rules
-            .iter()
-            .map(|r| {
-                set_thresholds(&metrics.rule_threshold, r);
-                let states: Vec<(State, IntGauge)> = State::ALL
-                    .iter()
-                    .map(|s| {
-                        let g = metrics.rule_state.with_label_values(&[&r.name, s.as_str()]);
-                        g.set(i64::from(*s == State::Unknown));
-                        (*s, g)
-                    })
-                    .collect();
-                (
-                    r.name.clone(),
-                    RuleHandles {
-                        states,
-                        value: std::sync::OnceLock::new(),
-                    },
-                )
-            })
-            .collect();
-        Recorder {
-            metrics: metrics.clone(),
-            checks,
-            rules,
-        }
-    }
-
-    /// The recorder for `new`: series of checks and rules that are gone (or whose labels
-    /// changed) are removed, thresholds re-exported, and every rule's gauges set from the
-    /// engine, which already runs `new`.
-    fn reconfigure(self, old: &Config, new: &Config, engine: &Engine) -> Recorder {
-        let m = &self.metrics;
-        for c in &old.checks {
-            let kept = new
-                .check(&c.name)
-                .is_some_and(|n| n.kind.name() == c.kind.name());
-            if !kept {
-                let labels = [c.name.as_str(), c.kind.name()];
-                let _ = m.check_up.remove_label_values(&labels);
-                let _ = m.check_last_duration.remove_label_values(&labels);
-                let _ = m.check_last_run.remove_label_values(&labels);
-                for result in
-                    std::iter::once("ok").chain(ProbeErrorKind::ALL.iter().map(|k| k.as_str()))
-                {
-                    let _ = m
-                        .check_runs
-                        .remove_label_values(&[&c.name, c.kind.name(), result]);
-                }
-            }
-            if new.check(&c.name).is_none() {
-                let _ = m.scheduler_skipped.remove_label_values(&[&c.name]);
-            }
-        }
-        let new_rules: std::collections::HashSet<&str> =
-            new.rules.iter().map(|r| r.name.as_str()).collect();
-        for r in &old.rules {
-            for level in ["warning", "critical"] {
-                let _ = m.rule_threshold.remove_label_values(&[&r.name, level]);
-            }
-            // Re-created below from the engine for rules that kept a value; a rule that starts
-            // fresh has none until it sees one.
-            let _ = m.rule_value.remove_label_values(&[&r.name]);
-            if !new_rules.contains(r.name.as_str()) {
-                for s in State::ALL {
-                    let _ = m.rule_state.remove_label_values(&[&r.name, s.as_str()]);
-                    let _ = m
-                        .rule_transitions
-                        .remove_label_values(&[&r.name, s.as_str()]);
-                }
-            }
-        }
-        let recorder = Recorder::new(new, m);
-        for check in &new.checks {
-            recorder.refresh_rules(engine, &check.name);
-        }
-        recorder
-    }
-
-    fn observation(&self, obs: &Observation) {
-        let Some(h) = self.checks.get(&obs.check) else {
-            return;
-        };
-        h.up.set(i64::from(obs.is_up()));
-        h.duration.observe(obs.duration.as_secs_f64());
-        h.last_duration.set(obs.duration.as_secs_f64());
-        h.last_run.set(obs.at.as_secs_f64());
-        let result = match &obs.outcome {
-            Ok(()) => "ok",
-            Err(e) => e.kind.as_str(),
-        };
-        self.metrics
-            .check_runs
-            .with_label_values(&[&obs.check, h.kind, result])
-            .inc();
-        if let Err(e) = &obs.outcome {
-            tracing::debug!(check = %obs.check, kind = e.kind.as_str(), error = %e.message, "probe failed");
-        }
-    }
-
-    fn transition(&self, t: &RuleTransition) {
-        let tr = &t.transition;
-        self.metrics
-            .rule_transitions
-            .with_label_values(&[&t.rule, tr.to.as_str()])
-            .inc();
-        let value = tr
-            .value
-            .map(|v| v.to_string())
-            .unwrap_or_else(|| "none".into());
-        match tr.to {
-            State::Ok => {
-                tracing::info!(rule = %t.rule, check = %t.check, from = tr.from.as_str(), to = tr.to.as_str(), value = %value, reason = ?tr.reason, "rule state changed")
-            }
-            _ => {
-                tracing::warn!(rule = %t.rule, check = %t.check, from = tr.from.as_str(), to = tr.to.as_str(), value = %value, reason = ?tr.reason, "rule state changed")
-            }
-        }
-    }
-
-    /// Refreshes the state and value gauges of the rules that read `check`.
-    fn evaluated(&self, engine: &Engine, check: &str, now: crate::clock::Timestamp) {
-        self.refresh_rules(engine, check);
-        self.metrics.last_evaluation.set(now.as_secs_f64());
-    }
-
-    fn refresh_rules(&self, engine: &Engine, check: &str) {
-        for (rule, state) in engine.rules_of(check) {
-            if let Some(h) = self.rules.get(&rule.name) {
-                let current = state.state();
-                for (s, g) in &h.states {
-                    g.set(i64::from(*s == current));
-                }
-                if let Some(v) = state.value() {
-                    h.value
-                        .get_or_init(|| self.metrics.rule_value.with_label_values(&[&rule.name]))
-                        .set(v);
-                }
-            }
-        }
-    }
-}
-
-fn set_thresholds(gauge: &GaugeVec, rule: &RuleConfig) {
-    for (level, cfg) in [("warning", &rule.warning), ("critical", &rule.critical)] {
-        if let Some(l) = cfg {
-            gauge
-                .with_label_values(&[&rule.name, level])
-                .set(l.when.threshold);
-        }
-    }
-}
-
-/// The rule as `warden once` evaluates it: on a single sample, so every level triggers
-/// immediately and recovers at once, and no warm-up or flap detection applies. A check failing
-/// right now must not read "ok" because its rule wants four failures in a row.
-pub fn single_sample_rule(rule: &RuleConfig) -> RuleConfig {
-    let mut r = rule.clone();
-    for level in [&mut r.warning, &mut r.critical].into_iter().flatten() {
-        level.trigger = Trigger::Immediate;
-        level.recover = Default::default();
-    }
-    r.min_samples = 1;
-    r.flapping = None;
-    r
-}
-
 /// Runs every check once, concurrently, and evaluates every rule on that sample.
 ///
 /// A check of warden's own listener (`server.listen`) is not run: only `warden run` serves it,
@@ -882,7 +579,7 @@ pub async fn once(config: &Config, clock: &Clock) -> anyhow::Result<Status> {
         .map(single_sample_rule)
         .collect();
     let checks = prepare_checks(&single)?;
-    let mut engine = Engine::new(&single, clock.now());
+    let mut evaluator = Evaluator::quiet(&single, clock.now());
     let limit = Arc::new(tokio::sync::Semaphore::new(64));
     let mut set = tokio::task::JoinSet::new();
     for check in checks {
@@ -899,12 +596,12 @@ pub async fn once(config: &Config, clock: &Clock) -> anyhow::Result<Status> {
     while let Some(joined) = set.join_next().await {
         match joined {
             Ok(obs) => {
-                engine.apply(obs, clock.now());
+                evaluator.observe(obs, clock.now());
             }
             Err(e) => tracing::error!(error = %e, "probe task failed"),
         }
     }
-    let mut status = engine.status(clock.now());
+    let mut status = evaluator.status(clock.now());
     status.skipped = skipped;
     Ok(status)
 }
@@ -922,7 +619,7 @@ pub async fn watch(
     let Some(interval) = config.checks.iter().map(|c| c.interval).min() else {
         anyhow::bail!("nothing to watch: the config has no checks");
     };
-    let mut engine = Engine::new(config, clock.now());
+    let mut evaluator = Evaluator::quiet(config, clock.now());
     let mut next = tokio::time::Instant::now();
     loop {
         for check in &checks {
@@ -938,7 +635,7 @@ pub async fn watch(
                 .as_ref()
                 .err()
                 .map(|e| format!("{}: {}", e.kind.as_str(), e.message));
-            for t in engine.apply(obs, clock.now()) {
+            for t in evaluator.observe(obs, clock.now()) {
                 report(t, error.clone());
             }
         }

@@ -10,6 +10,7 @@ pub mod check;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod evaluator;
 pub mod files;
 pub mod hook;
 pub mod notify;

@@ -52,6 +52,22 @@ fn stages_import_only_what_feeds_them() {
         ("rule", &["rule", "config", "clock"]),
         ("engine", &["check", "config", "clock", "rule"]),
         ("scheduler", &["check", "config", "clock", "telemetry"]),
+        // The evaluator drives the engine and hands on to the actions task and the server's
+        // snapshot; it sits above them as a driver, below `app`.
+        (
+            "evaluator",
+            &[
+                "actions",
+                "check",
+                "clock",
+                "config",
+                "engine",
+                "rule",
+                "server",
+                "telemetry",
+            ],
+        ),
+        ("watch", &["config", "engine"]),
         ("reload", &["files"]),
         ("alert", &[]),
         (

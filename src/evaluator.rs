@@ -1,0 +1,375 @@
+//! The evaluator: observations in, rule transitions and status snapshots out, with warden's
+//! own metrics and logs on the way. One [`Evaluator`] per process runs the pipeline's
+//! deciding half the same way for `warden run` (with metrics, logs and the actions task),
+//! `warden once` and `warden watch` (quiet, in the foreground), and a future `warden gate`.
+//!
+//! [`Evaluator`] is synchronous: it wraps the [`Engine`] (the pure state), the metric handles
+//! of the current config ([`Recorder`]) and the check-change log. [`run`] is the daemon's task
+//! around it: it drains the observation channel, hands transitions to the actions task,
+//! publishes status snapshots for the HTTP server, and switches configs when `app` says so.
+//! It never probes, never touches the store and never waits on the server.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::{GaugeVec, IntGauge};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::actions::Actions;
+use crate::check::{Observation, ProbeErrorKind};
+use crate::clock::{Clock, Timestamp};
+use crate::config::{Config, RuleConfig, Trigger};
+use crate::engine::{CheckChange, Engine, Reconfigured, RuleTransition, Status};
+use crate::rule::State;
+use crate::server::Shared;
+use crate::telemetry::Metrics;
+
+/// How often the daemon's evaluator publishes a status snapshot (when something changed).
+const PUBLISH_EVERY: Duration = Duration::from_millis(500);
+
+/// The engine plus what the daemon records around it.
+pub struct Evaluator {
+    engine: Engine,
+    /// Metric handles of the current config; `None` for `once` and `watch`.
+    recorder: Option<Recorder>,
+    /// Log checks going down and coming back (the daemon); `once` and `watch` print instead.
+    log_changes: bool,
+}
+
+impl Evaluator {
+    /// The daemon's evaluator: records into `metrics` and logs check changes.
+    pub fn recording(config: &Config, metrics: &Metrics, now: Timestamp) -> Evaluator {
+        Evaluator {
+            engine: Engine::new(config, now),
+            recorder: Some(Recorder::new(config, metrics)),
+            log_changes: true,
+        }
+    }
+
+    /// A foreground evaluator (`once`, `watch`): no metrics, no logs.
+    pub fn quiet(config: &Config, now: Timestamp) -> Evaluator {
+        Evaluator {
+            engine: Engine::new(config, now),
+            recorder: None,
+            log_changes: false,
+        }
+    }
+
+    /// Applies one observation: metrics and the check-change log first, then every rule of
+    /// its check steps. Returns the rules' transitions.
+    pub fn observe(&mut self, obs: Observation, now: Timestamp) -> Vec<RuleTransition> {
+        if let Some(r) = &self.recorder {
+            r.observation(&obs);
+        }
+        if self.log_changes {
+            log_check_change(self.engine.check_change(&obs), &obs.check);
+        }
+        let check = obs.check.clone();
+        let transitions = self.engine.apply(obs, now);
+        if let Some(r) = &self.recorder {
+            for t in &transitions {
+                r.transition(t);
+            }
+            r.evaluated(&self.engine, &check, now);
+        }
+        transitions
+    }
+
+    /// Switches to `new` (see [`Engine::reconfigure`]); stale metric series are removed.
+    pub fn reconfigure(&mut self, old: &Config, new: &Config, now: Timestamp) -> Reconfigured {
+        let summary = self.engine.reconfigure(new, now);
+        if let Some(r) = self.recorder.take() {
+            self.recorder = Some(r.reconfigure(old, new, &self.engine));
+        }
+        summary
+    }
+
+    pub fn status(&self, now: Timestamp) -> Status {
+        self.engine.status(now)
+    }
+}
+
+/// Messages from the daemon to the evaluator.
+pub(crate) enum Control {
+    /// Switch the engine and the metric handles to `new`; reply with what was kept.
+    Reconfigure {
+        old: Box<Config>,
+        new: Box<Config>,
+        done: oneshot::Sender<Reconfigured>,
+    },
+}
+
+/// The daemon's evaluator task: applies observations, hands transitions to the actions task,
+/// publishes status snapshots, and switches configs when told to.
+pub(crate) async fn run(
+    mut evaluator: Evaluator,
+    mut rx: mpsc::Receiver<Observation>,
+    mut control: mpsc::Receiver<Control>,
+    actions: Actions,
+    shared: Arc<Shared>,
+    clock: Clock,
+    cancel: CancellationToken,
+) {
+    let mut publish = tokio::time::interval(PUBLISH_EVERY);
+    publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut dirty = false;
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break,
+            Some(Control::Reconfigure { old, new, done }) = control.recv() => {
+                // Observations the stopped tasks sent before the swap belong to the old config.
+                while let Ok(obs) = rx.try_recv() {
+                    for t in evaluator.observe(obs, clock.now()) {
+                        actions.transition(t).await;
+                    }
+                }
+                let summary = evaluator.reconfigure(&old, &new, clock.now());
+                actions.reconfigure(&new).await;
+                shared.token.store(Arc::new(new.server.token.clone()));
+                shared.status.store(Arc::new(evaluator.status(clock.now())));
+                let _ = done.send(summary);
+            }
+            obs = rx.recv() => {
+                let Some(obs) = obs else { break };
+                for t in evaluator.observe(obs, clock.now()) {
+                    actions.transition(t).await;
+                }
+                dirty = true;
+            }
+            _ = publish.tick() => {
+                shared.beat();
+                if dirty {
+                    shared.status.store(Arc::new(evaluator.status(clock.now())));
+                    dirty = false;
+                }
+            }
+        }
+    }
+    shared.status.store(Arc::new(evaluator.status(clock.now())));
+}
+
+/// Logs a check going down (with the probe's reason) or coming back; a check that stays as it
+/// was logs nothing, so a target down for a day is one line, not one per run.
+fn log_check_change(change: Option<CheckChange>, check: &str) {
+    match change {
+        Some(CheckChange::Failed { kind, message }) => {
+            tracing::warn!(check = %check, kind, error = %message, "check failed")
+        }
+        Some(CheckChange::Recovered) => tracing::info!(check = %check, "check recovered"),
+        None => {}
+    }
+}
+
+/// Metric handles resolved once per config, so recording an observation does not hash labels.
+struct Recorder {
+    metrics: Metrics,
+    checks: HashMap<String, CheckHandles>,
+    rules: HashMap<String, RuleHandles>,
+}
+
+struct CheckHandles {
+    kind: &'static str,
+    up: IntGauge,
+    duration: prometheus::Histogram,
+    last_duration: prometheus::Gauge,
+    last_run: prometheus::Gauge,
+}
+
+struct RuleHandles {
+    states: Vec<(State, IntGauge)>,
+    /// Resolved at the first value the rule sees: `warden_rule_value` is absent until then
+    /// (a series created early would read 0, a value nobody saw).
+    value: std::sync::OnceLock<prometheus::Gauge>,
+}
+
+impl Recorder {
+    fn new(config: &Config, metrics: &Metrics) -> Self {
+        metrics.checks_configured.set(config.checks.len() as i64);
+        metrics.rules_configured.set(config.rules.len() as i64);
+        let checks = config
+            .checks
+            .iter()
+            .map(|c| {
+                let labels = [c.name.as_str(), c.kind.name()];
+                (
+                    c.name.clone(),
+                    CheckHandles {
+                        kind: c.kind.name(),
+                        up: metrics.check_up.with_label_values(&labels),
+                        duration: metrics.check_duration.with_label_values(&[c.kind.name()]),
+                        last_duration: metrics.check_last_duration.with_label_values(&labels),
+                        last_run: metrics.check_last_run.with_label_values(&labels),
+                    },
+                )
+            })
+            .collect();
+        let rules = config
+            .rules
+            .iter()
+            .map(|r| {
+                set_thresholds(&metrics.rule_threshold, r);
+                let states: Vec<(State, IntGauge)> = State::ALL
+                    .iter()
+                    .map(|s| {
+                        let g = metrics.rule_state.with_label_values(&[&r.name, s.as_str()]);
+                        g.set(i64::from(*s == State::Unknown));
+                        (*s, g)
+                    })
+                    .collect();
+                (
+                    r.name.clone(),
+                    RuleHandles {
+                        states,
+                        value: std::sync::OnceLock::new(),
+                    },
+                )
+            })
+            .collect();
+        Recorder {
+            metrics: metrics.clone(),
+            checks,
+            rules,
+        }
+    }
+
+    /// The recorder for `new`: series of checks and rules that are gone (or whose labels
+    /// changed) are removed, thresholds re-exported, and every rule's gauges set from the
+    /// engine, which already runs `new`.
+    fn reconfigure(self, old: &Config, new: &Config, engine: &Engine) -> Recorder {
+        let m = &self.metrics;
+        for c in &old.checks {
+            let kept = new
+                .check(&c.name)
+                .is_some_and(|n| n.kind.name() == c.kind.name());
+            if !kept {
+                let labels = [c.name.as_str(), c.kind.name()];
+                let _ = m.check_up.remove_label_values(&labels);
+                let _ = m.check_last_duration.remove_label_values(&labels);
+                let _ = m.check_last_run.remove_label_values(&labels);
+                for result in
+                    std::iter::once("ok").chain(ProbeErrorKind::ALL.iter().map(|k| k.as_str()))
+                {
+                    let _ = m
+                        .check_runs
+                        .remove_label_values(&[&c.name, c.kind.name(), result]);
+                }
+            }
+            if new.check(&c.name).is_none() {
+                let _ = m.scheduler_skipped.remove_label_values(&[&c.name]);
+            }
+        }
+        let new_rules: std::collections::HashSet<&str> =
+            new.rules.iter().map(|r| r.name.as_str()).collect();
+        for r in &old.rules {
+            for level in ["warning", "critical"] {
+                let _ = m.rule_threshold.remove_label_values(&[&r.name, level]);
+            }
+            // Re-created below from the engine for rules that kept a value; a rule that starts
+            // fresh has none until it sees one.
+            let _ = m.rule_value.remove_label_values(&[&r.name]);
+            if !new_rules.contains(r.name.as_str()) {
+                for s in State::ALL {
+                    let _ = m.rule_state.remove_label_values(&[&r.name, s.as_str()]);
+                    let _ = m
+                        .rule_transitions
+                        .remove_label_values(&[&r.name, s.as_str()]);
+                }
+            }
+        }
+        let recorder = Recorder::new(new, m);
+        for check in &new.checks {
+            recorder.refresh_rules(engine, &check.name);
+        }
+        recorder
+    }
+
+    fn observation(&self, obs: &Observation) {
+        let Some(h) = self.checks.get(&obs.check) else {
+            return;
+        };
+        h.up.set(i64::from(obs.is_up()));
+        h.duration.observe(obs.duration.as_secs_f64());
+        h.last_duration.set(obs.duration.as_secs_f64());
+        h.last_run.set(obs.at.as_secs_f64());
+        let result = match &obs.outcome {
+            Ok(()) => "ok",
+            Err(e) => e.kind.as_str(),
+        };
+        self.metrics
+            .check_runs
+            .with_label_values(&[&obs.check, h.kind, result])
+            .inc();
+        if let Err(e) = &obs.outcome {
+            tracing::debug!(check = %obs.check, kind = e.kind.as_str(), error = %e.message, "probe failed");
+        }
+    }
+
+    fn transition(&self, t: &RuleTransition) {
+        let tr = &t.transition;
+        self.metrics
+            .rule_transitions
+            .with_label_values(&[&t.rule, tr.to.as_str()])
+            .inc();
+        let value = tr
+            .value
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "none".into());
+        match tr.to {
+            State::Ok => {
+                tracing::info!(rule = %t.rule, check = %t.check, from = tr.from.as_str(), to = tr.to.as_str(), value = %value, reason = ?tr.reason, "rule state changed")
+            }
+            _ => {
+                tracing::warn!(rule = %t.rule, check = %t.check, from = tr.from.as_str(), to = tr.to.as_str(), value = %value, reason = ?tr.reason, "rule state changed")
+            }
+        }
+    }
+
+    /// Refreshes the state and value gauges of the rules that read `check`.
+    fn evaluated(&self, engine: &Engine, check: &str, now: Timestamp) {
+        self.refresh_rules(engine, check);
+        self.metrics.last_evaluation.set(now.as_secs_f64());
+    }
+
+    fn refresh_rules(&self, engine: &Engine, check: &str) {
+        for (rule, state) in engine.rules_of(check) {
+            if let Some(h) = self.rules.get(&rule.name) {
+                let current = state.state();
+                for (s, g) in &h.states {
+                    g.set(i64::from(*s == current));
+                }
+                if let Some(v) = state.value() {
+                    h.value
+                        .get_or_init(|| self.metrics.rule_value.with_label_values(&[&rule.name]))
+                        .set(v);
+                }
+            }
+        }
+    }
+}
+
+fn set_thresholds(gauge: &GaugeVec, rule: &RuleConfig) {
+    for (level, cfg) in [("warning", &rule.warning), ("critical", &rule.critical)] {
+        if let Some(l) = cfg {
+            gauge
+                .with_label_values(&[&rule.name, level])
+                .set(l.when.threshold);
+        }
+    }
+}
+
+/// The rule as `warden once` evaluates it: on a single sample, so every level triggers
+/// immediately and recovers at once, and no warm-up or flap detection applies. A check failing
+/// right now must not read "ok" because its rule wants four failures in a row.
+pub fn single_sample_rule(rule: &RuleConfig) -> RuleConfig {
+    let mut r = rule.clone();
+    for level in [&mut r.warning, &mut r.critical].into_iter().flatten() {
+        level.trigger = Trigger::Immediate;
+        level.recover = Default::default();
+    }
+    r.min_samples = 1;
+    r.flapping = None;
+    r
+}
