@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 use crate::actions::{self, Actions, ActionsOptions};
 use crate::check::Prober;
 use crate::clock::Clock;
+use crate::command::Command;
 use crate::config::{self, CheckConfig, CheckKind, Config};
 use crate::engine::{RuleTransition, Skipped, Status};
 use crate::evaluator::{self, single_sample_rule, Control, Evaluator};
@@ -230,7 +231,8 @@ pub async fn run(
     let (observations, observed) = mpsc::channel(OBSERVATION_QUEUE);
     let (control, controlled) = mpsc::channel(1);
     let (reload_tx, mut reload_rx) = mpsc::channel(8);
-    let _ = shared.reloader.set(reload_tx.clone());
+    let (command_tx, mut command_rx) = mpsc::channel(8);
+    let _ = shared.commands.set(command_tx);
     tracker.spawn(server::serve(listener, shared.clone(), shutdown.clone()));
     tracker.spawn(evaluator::run(
         evaluator,
@@ -288,25 +290,27 @@ pub async fn run(
     systemd::ready(&daemon.summary());
 
     loop {
-        tokio::select! {
+        // Reloads from SIGHUP and the file watcher, and commands from the HTTP API, one at a
+        // time in arrival order. A source that has stopped (no SIGHUP handler, no watcher) is
+        // just not listened to any more.
+        let request = tokio::select! {
             _ = shutdown.cancelled() => break,
-            request = reload_rx.recv() => {
-                let Some(request) = request else { break };
-                systemd::reloading();
-                // A reload never holds up shutdown (the load it waits on may be stuck).
-                let outcome = tokio::select! {
-                    outcome = daemon.reload(request.trigger, &clock) => outcome,
-                    _ = shutdown.cancelled() => break,
-                };
-                if let Some(deploy) = request.deploy {
-                    daemon.mark_deploy(deploy, &outcome).await;
-                }
-                files_tx.send_replace(daemon.config.files.clone());
-                systemd::ready(&daemon.summary());
-                if let Some(reply) = request.reply {
-                    let _ = reply.send(outcome);
-                }
-            }
+            Some(request) = reload_rx.recv() => request,
+            Some(Command::Reload(request)) = command_rx.recv() => request,
+        };
+        systemd::reloading();
+        // A reload never holds up shutdown (the load it waits on may be stuck).
+        let outcome = tokio::select! {
+            outcome = daemon.reload(request.trigger, &clock) => outcome,
+            _ = shutdown.cancelled() => break,
+        };
+        if let Some(deploy) = request.deploy {
+            daemon.mark_deploy(deploy, &outcome).await;
+        }
+        files_tx.send_replace(daemon.config.files.clone());
+        systemd::ready(&daemon.summary());
+        if let Some(reply) = request.reply {
+            let _ = reply.send(outcome);
         }
     }
     systemd::stopping();

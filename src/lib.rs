@@ -8,6 +8,7 @@ pub mod alert;
 pub mod app;
 pub mod check;
 pub mod clock;
+pub mod command;
 pub mod config;
 pub mod engine;
 pub mod evaluator;

@@ -33,6 +33,7 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::command::Command;
 use crate::engine::Status;
 use crate::reload::{self, DeployId, Outcome, Trigger};
 use crate::secret::Secret;
@@ -61,7 +62,7 @@ pub struct Shared {
     /// Bearer token for endpoints that change state; swapped on reload.
     pub token: ArcSwap<Option<Secret>>,
     /// Where `POST /-/reload` sends its request; unset until the daemon accepts reloads.
-    pub reloader: std::sync::OnceLock<tokio::sync::mpsc::Sender<reload::Request>>,
+    pub commands: std::sync::OnceLock<tokio::sync::mpsc::Sender<Command>>,
     /// `GET /api/v1/alerts`: the alerts firing now, as the actions task last published them.
     pub alerts: Arc<ArcSwap<serde_json::Value>>,
 }
@@ -74,7 +75,7 @@ impl Shared {
             ready: AtomicBool::new(false),
             heartbeat: Mutex::new(Instant::now()),
             token: ArcSwap::from_pointee(None),
-            reloader: std::sync::OnceLock::new(),
+            commands: std::sync::OnceLock::new(),
             alerts: Arc::new(ArcSwap::from_pointee(serde_json::json!({"alerts": []}))),
         }
     }
@@ -372,7 +373,7 @@ async fn reload(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes
         Ok(deploy) => deploy,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, &e),
     };
-    let Some(reloader) = shared.reloader.get() else {
+    let Some(commands) = shared.commands.get() else {
         return json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "warden is not accepting reloads yet",
@@ -384,7 +385,7 @@ async fn reload(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes
         deploy: deploy.clone(),
         reply: Some(tx),
     };
-    if reloader.send(request).await.is_err() {
+    if commands.send(Command::Reload(request)).await.is_err() {
         return json_error(StatusCode::SERVICE_UNAVAILABLE, "warden is shutting down");
     }
     match tokio::time::timeout(RELOAD_WAIT, rx).await {

@@ -89,7 +89,11 @@ fn stages_import_only_what_feeds_them() {
         ("hook", &["alert", "clock", "secret"]),
         ("outbox", &["alert", "clock", "hook", "outbox", "telemetry"]),
         ("notify", &["alert", "clock", "notify", "secret"]),
-        ("server", &["engine", "reload", "secret", "telemetry"]),
+        ("command", &["reload"]),
+        (
+            "server",
+            &["command", "engine", "reload", "secret", "telemetry"],
+        ),
         ("systemd", &["scheduler", "server", "telemetry"]),
     ];
     let mut violations = Vec::new();
