@@ -44,14 +44,20 @@ unit="$destdir/etc/systemd/system"
 
 install -d -m 0755 "$bin" "$etc" "$etc/alerts" "$etc/examples" "$unit"
 install -m 0755 "$binary" "$bin/warden"
-install -m 0644 alerts/*.toml "$etc/alerts/"
-install -m 0644 config/examples/*.toml "$etc/examples/"
-if [[ -e "$etc/warden.toml" ]]; then
-    install -m 0644 config/warden.toml "$etc/warden.toml.new"
-    echo "install: kept your $etc/warden.toml; the shipped one is warden.toml.new"
-else
-    install -m 0644 config/warden.toml "$etc/warden.toml"
-fi
+# A file already there may hold your edits: it is kept, and the shipped one goes beside it as
+# NAME.new (unless they are the same).
+place() {
+    local from="$1" to="$2"
+    if [[ -e "$to" ]] && ! cmp -s "$from" "$to"; then
+        install -m 0644 "$from" "$to.new"
+        echo "install: kept your $to; the shipped one is $to.new"
+    else
+        install -m 0644 "$from" "$to"
+    fi
+}
+for f in alerts/*.toml; do place "$f" "$etc/alerts/$(basename "$f")"; done
+for f in config/examples/*.toml; do place "$f" "$etc/examples/$(basename "$f")"; done
+place config/warden.toml "$etc/warden.toml"
 install -m 0644 systemd/warden.service "$unit/warden.service"
 
 # Every installed config must load as installed (includes resolve inside /etc/warden).

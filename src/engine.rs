@@ -139,7 +139,7 @@ impl Engine {
         let mut kept_checks = std::collections::HashSet::new();
         for entry in &mut next.checks {
             match old_checks.remove(&entry.config.name) {
-                Some(old) if old.config == entry.config => {
+                Some(old) if old.config.probes_like(&entry.config) => {
                     entry.last = old.last;
                     entry.since = old.since;
                     entry.runs = old.runs;
@@ -510,7 +510,7 @@ mod tests {
 
     use super::*;
     use crate::check::{ProbeError, ProbeErrorKind, Values};
-    use crate::config::{MissingPolicy, RuleConfig};
+    use crate::config::{CmpOp, Condition, LevelConfig, MissingPolicy, RuleConfig, Trigger};
 
     fn rule(value: &str) -> RuleConfig {
         RuleConfig {
@@ -569,12 +569,12 @@ mod tests {
         }
     }
 
-    #[test]
-    fn check_changes_are_reported_once_not_every_run() {
+    /// A config of one tcp check `c` (re-checked per `retry`) and `rules`.
+    fn one_check_config(retry: Option<crate::config::Retry>, rules: Vec<RuleConfig>) -> Config {
         use crate::config::{
             AlertingConfig, CheckKind, LogConfig, LogFormat, ServerConfig, StateConfig, TcpCheck,
         };
-        let config = Config {
+        Config {
             path: "w.toml".into(),
             files: Vec::new(),
             server: ServerConfig {
@@ -589,18 +589,105 @@ mod tests {
                 name: "c".into(),
                 interval: Duration::from_secs(1),
                 timeout: Duration::from_secs(1),
-                retry: None,
+                retry,
                 labels: BTreeMap::new(),
                 kind: CheckKind::Tcp(TcpCheck {
                     address: "127.0.0.1:1".into(),
                 }),
             }],
-            rules: Vec::new(),
+            rules,
             state: StateConfig {
                 path: "w.db".into(),
             },
             alerting: AlertingConfig::default(),
+        }
+    }
+
+    /// A rule on check `c` reading `value`, one level (`critical` or else `warning`).
+    fn level_rule(
+        name: &str,
+        value: &str,
+        severity: &str,
+        when: (CmpOp, f64),
+        trigger: Trigger,
+    ) -> RuleConfig {
+        let level = LevelConfig {
+            when: Condition {
+                op: when.0,
+                threshold: when.1,
+            },
+            clear: None,
+            trigger,
+            recover: Default::default(),
         };
+        let mut r = rule(value);
+        r.name = name.into();
+        if severity == "critical" {
+            r.critical = Some(level);
+        } else {
+            r.warning = Some(level);
+        }
+        r
+    }
+
+    /// Issue 13 review: a rule's `count` decides how often a failing check is re-checked; a
+    /// reload changing it must not reset the check's other rules (a latency `for` timer).
+    #[test]
+    fn a_reload_changing_only_the_retry_attempts_keeps_the_other_rules() {
+        use crate::config::Retry;
+        let retry = |attempts| {
+            Some(Retry {
+                interval: Duration::from_millis(200),
+                attempts,
+            })
+        };
+        let latency = level_rule(
+            "slow",
+            "duration_seconds",
+            "warning",
+            (CmpOp::Gt, 0.001),
+            Trigger::Immediate,
+        );
+        let down = |count| {
+            level_rule(
+                "down",
+                "up",
+                "critical",
+                (CmpOp::Lt, 1.0),
+                Trigger::Consecutive(count),
+            )
+        };
+        let before = one_check_config(retry(3), vec![latency.clone(), down(3)]);
+        let mut engine = Engine::new(&before, Timestamp(0));
+        engine.apply(
+            obs(true, &[("up", 1.0), ("duration_seconds", 0.005)]),
+            Timestamp(1),
+        );
+        let slow_state = |e: &Engine| {
+            e.rules_of("c")
+                .find(|(r, _)| r.name == "slow")
+                .unwrap()
+                .1
+                .state()
+        };
+        assert_eq!(slow_state(&engine), State::Warning);
+
+        let after = one_check_config(retry(5), vec![latency, down(5)]);
+        let summary = engine.reconfigure(&after, Timestamp(2));
+        assert_eq!(
+            (summary.checks_kept, summary.rules_kept, summary.rules_reset),
+            (1, 1, 1)
+        );
+        assert_eq!(
+            slow_state(&engine),
+            State::Warning,
+            "the latency rule kept its state"
+        );
+    }
+
+    #[test]
+    fn check_changes_are_reported_once_not_every_run() {
+        let config = one_check_config(None, Vec::new());
         let mut engine = Engine::new(&config, Timestamp(0));
         let timeout = |mut o: Observation| {
             o.outcome = Err(ProbeError::new(ProbeErrorKind::Timeout, "no answer in 2s"));

@@ -42,8 +42,8 @@ enum Command {
         dry_run: bool,
         /// The deploy that new incidents name (`deploy` in pages, `WARDEN_DEPLOY` for hooks),
         /// until `POST /-/reload?deploy=ID` marks the next one: 1 to 128 printable ASCII
-        /// characters.
-        #[arg(long, env = "WARDEN_DEPLOY", value_name = "ID", value_parser = DeployId::parse)]
+        /// characters. Without it, `WARDEN_DEPLOY` when set and not empty.
+        #[arg(long, value_name = "ID", value_parser = DeployId::parse)]
         deploy: Option<DeployId>,
     },
     /// Send a test page through one notifier and report how the receiver answered.
@@ -148,6 +148,21 @@ fn main() -> ExitCode {
             dry_run,
             deploy,
         } => {
+            // An empty WARDEN_DEPLOY is unset, as `${VAR:-}` is in a config (a unit file's
+            // `Environment=WARDEN_DEPLOY=` must not stop warden); a bad one is refused.
+            let deploy = match deploy {
+                Some(d) => Some(d),
+                None => match std::env::var("WARDEN_DEPLOY") {
+                    Ok(v) if !v.is_empty() => match DeployId::parse(&v) {
+                        Ok(d) => Some(d),
+                        Err(e) => {
+                            eprintln!("warden: WARDEN_DEPLOY: {e}");
+                            return ExitCode::from(2);
+                        }
+                    },
+                    _ => None,
+                },
+            };
             let Some(cfg) = load_or_report(&config) else {
                 return ExitCode::from(1);
             };
@@ -256,7 +271,11 @@ fn watch(url: &str, interval: &str, timeout: Option<&str>, print_config: bool) -
         print!("{text}");
         return ExitCode::SUCCESS;
     }
-    let path = std::env::temp_dir().join(format!("warden-watch-{}.toml", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "warden-watch-{}-{:016x}.toml",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
     // create_new: never follow a link someone planted at that name in a shared /tmp.
     let written = std::fs::OpenOptions::new()
         .write(true)

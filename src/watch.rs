@@ -69,7 +69,8 @@ impl WatchSpec {
             name
         };
         Ok(WatchSpec {
-            url: url.to_string(),
+            // As parsed: no whitespace or line break survives into the config text.
+            url: parsed.as_str().to_string(),
             name,
             interval,
             timeout,
@@ -83,7 +84,9 @@ impl WatchSpec {
 
     /// The config file `watch` runs: paste it into a file and `warden run -c` it.
     pub fn config_text(&self) -> String {
-        let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
+        // Quoted for TOML, and `${` written `$${` so that nothing in the URL is taken from the
+        // environment when the config is loaded.
+        let quote = |s: &str| toml::Value::String(s.replace("${", "$${")).to_string();
         format!(
             r#"# What `warden watch {url} --interval {interval}` runs, as a config file.
 # Save it (e.g. as my-app.toml), then: warden run -c my-app.toml
@@ -184,5 +187,19 @@ mod tests {
         let parsed: toml::Value = toml::from_str(&text).expect("valid TOML");
         assert_eq!(parsed["check"][0]["url"].as_str(), Some(s.url.as_str()));
         assert_eq!(parsed["rule"][0]["check"].as_str(), Some("127.0.0.1"));
+
+        // A line break cannot carry a section into the file, and `${` is no interpolation.
+        let s = WatchSpec::new(
+            "http://127.0.0.1:1/h?x=${HOME}\n[server]\nlisten = \"0.0.0.0:1\"",
+            "1s",
+            None,
+        )
+        .unwrap();
+        let text = s.config_text();
+        assert!(!text.contains("\n[server]"), "{text}");
+        let parsed: toml::Value = toml::from_str(&text).expect("valid TOML");
+        assert!(parsed.get("server").is_none(), "{text}");
+        let url = parsed["check"][0]["url"].as_str().unwrap();
+        assert!(url.contains("$${HOME}"), "{url}");
     }
 }

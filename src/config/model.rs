@@ -171,6 +171,23 @@ pub struct CheckConfig {
     pub kind: CheckKind,
 }
 
+impl CheckConfig {
+    /// Whether `other` probes the same target the same way, on the same schedule: equal but
+    /// for `retry.attempts`, which the rules decide. A reload that changes only a rule's
+    /// `count` restarts the check's task (to pace re-checks anew) but keeps what the engine
+    /// knows of the check, and so the state of its other rules.
+    pub fn probes_like(&self, other: &CheckConfig) -> bool {
+        let attempts_aside = |c: &CheckConfig| {
+            let mut c = c.clone();
+            if let Some(r) = c.retry.as_mut() {
+                r.attempts = 0;
+            }
+            c
+        };
+        attempts_aside(self) == attempts_aside(other)
+    }
+}
+
 /// Re-checks after a failed probe: the next probe runs `interval` after the failure, while
 /// fewer than `attempts` probes in a row have failed; then the check's own interval resumes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

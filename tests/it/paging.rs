@@ -603,6 +603,19 @@ fn warden_deploy_in_the_environment_names_the_deploy_and_a_bad_id_is_refused() {
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains(why), "{stderr}");
     }
+    // In the environment, a bad id is refused too; an empty one is no deploy (a unit file's
+    // `Environment=WARDEN_DEPLOY=`), so warden starts.
+    let bad = std::process::Command::new(crate::daemon::WARDEN)
+        .args(["run", "-c", path])
+        .env("WARDEN_DEPLOY", "v2\n")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("WARDEN_DEPLOY: deploy id has"));
+    drop(d);
+    let empty = Daemon::start_with(&config, &[("WARDEN_DEPLOY", "")], &[]);
+    let (code, _, _) = get(&empty.url("/healthz")).unwrap();
+    assert_eq!(code, 200);
 }
 
 #[test]

@@ -11,13 +11,14 @@ use crate::harness::receiver::Receiver;
 use crate::target::HttpTarget;
 
 /// Check `api` on `target`'s `/health` every `interval`, re-checked every `retry`, with rule
-/// `api-down` (critical after 3 failures in a row) paging the webhook `pager`.
+/// `api-down` (critical after `count` failures in a row) paging the webhook `pager`.
 fn paged_check(
     pager: &Receiver,
     target: &HttpTarget,
     interval: &str,
     timeout: &str,
     retry: &str,
+    count: u32,
 ) -> String {
     format!(
         r#"
@@ -40,7 +41,7 @@ retry_interval = "{retry}"
 [[rule]]
 name = "api-down"
 check = "api"
-critical = {{ when = "< 1", count = 3 }}
+critical = {{ when = "< 1", count = {count} }}
 "#,
         pager = pager.url(),
         url = target.url("/health"),
@@ -52,7 +53,7 @@ fn a_ten_second_check_with_retries_pages_before_its_second_interval() {
     let target = HttpTarget::start();
     target.set_json("/health", 200, json!({"status": "healthy"}));
     let pager = Receiver::start();
-    let d = Daemon::start(&paged_check(&pager, &target, "10s", "1s", "1s"));
+    let d = Daemon::start(&paged_check(&pager, &target, "10s", "1s", "1s", 3));
     let runs = |d: &Daemon| d.check("api")["runs"].as_u64().unwrap_or(0);
     let deadline = Instant::now() + Duration::from_secs(15);
     while runs(&d) < 1 {
@@ -120,7 +121,7 @@ fn a_single_blip_is_rechecked_and_pages_nobody() {
     let target = HttpTarget::start();
     target.set_json("/health", 200, json!({"status": "healthy"}));
     let pager = Receiver::start();
-    let d = Daemon::start(&paged_check(&pager, &target, "2s", "500ms", "300ms"));
+    let d = Daemon::start(&paged_check(&pager, &target, "2s", "500ms", "300ms", 5));
     let runs = |d: &Daemon| d.check("api")["runs"].as_u64().unwrap_or(0);
     let wait_runs = |n: u64| {
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -130,7 +131,8 @@ fn a_single_blip_is_rechecked_and_pages_nobody() {
         }
     };
     wait_runs(1);
-    // Fail exactly one probe: the re-check 300 ms later finds the target answering. (A probe
+    // Fail one probe: the re-check 300 ms later finds the target answering (the rule wants 5
+    // failures, so the status publishing's 500 ms delay leaves a wide margin). (A probe
     // in flight when the target flips may still see it healthy: then flip again.)
     let mut before = runs(&d);
     for attempt in 0.. {
