@@ -202,6 +202,9 @@ pub async fn run(
     if let Some(why) = nothing_to_do(&config) {
         anyhow::bail!("{why}; add a [[check]]");
     }
+    for warning in config.warnings() {
+        tracing::warn!(%warning, "config");
+    }
     let metrics = Metrics::new();
     metrics.start_time.set(clock.now().as_secs_f64());
     let checks = prepare_checks(&config)?;
@@ -510,6 +513,9 @@ impl Daemon {
             config_hash = %format!("{hash:012x}"),
             "config reloaded"
         );
+        for warning in self.config.warnings() {
+            tracing::warn!(%warning, "config");
+        }
         Ok(Outcome::Applied { hash })
     }
 

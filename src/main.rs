@@ -135,6 +135,9 @@ fn main() -> ExitCode {
                 if let Some(why) = app::nothing_to_do(&cfg) {
                     eprintln!("warning: {why}; `warden run` refuses to start on it");
                 }
+                for warning in cfg.warnings() {
+                    eprintln!("warning: {warning}");
+                }
                 ExitCode::SUCCESS
             }
             Err(failure) => {

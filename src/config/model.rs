@@ -33,6 +33,23 @@ impl Config {
     pub fn check(&self, name: &str) -> Option<&CheckConfig> {
         self.checks.iter().find(|c| c.name == name)
     }
+
+    /// What is valid but probably not what was meant: `check-config` prints these and `run`
+    /// logs them. Today: a `retry_interval` that never re-checks, because no rule reading the
+    /// check's `up` needs more than one failure.
+    pub fn warnings(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter(|c| c.retry.is_some_and(|r| r.attempts <= 1))
+            .map(|c| {
+                format!(
+                    "check {:?}: retry_interval has no effect: no rule reading its `up` needs more \
+                     than one failure in a row (a `count` or `for` on `when = \"< 1\"`)",
+                    c.name
+                )
+            })
+            .collect()
+    }
 }
 
 /// `[state]`: where alert states, the notification outbox and hook runs are kept.

@@ -133,6 +133,49 @@ warning = { when = "> 1" }
     );
 }
 
+/// A `retry_interval` that cannot re-check (no rule on `up` wants more than one failure) is
+/// valid but said to be useless; one that can is not mentioned.
+#[test]
+fn a_retry_interval_without_effect_is_warned_about() {
+    let (_dir, path) = crate::daemon::write_config(
+        r#"[[check]]
+name = "useless"
+kind = "tcp"
+address = "127.0.0.1:1"
+interval = "10s"
+timeout = "1s"
+retry_interval = "2s"
+
+[[rule]]
+name = "useless-down"
+check = "useless"
+critical = { when = "< 1" }
+
+[[check]]
+name = "useful"
+kind = "tcp"
+address = "127.0.0.1:1"
+interval = "10s"
+timeout = "1s"
+retry_interval = "2s"
+
+[[rule]]
+name = "useful-down"
+check = "useful"
+critical = { when = "< 1", count = 3 }
+"#,
+    );
+    let out = warden(&["check-config", "-c", path.to_str().unwrap()]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = stderr.lines().collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].starts_with("warning: check \"useless\": retry_interval has no effect"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn two_configs_run_side_by_side_with_their_own_state() {
     let state = tempfile::tempdir().unwrap();
