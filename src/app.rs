@@ -170,6 +170,40 @@ pub fn nothing_to_do(config: &Config) -> Option<String> {
     })
 }
 
+/// Why warden must not start on the default state file: it does not exist yet, but the file
+/// earlier releases used by default for every config (`warden.db`) is there and no warden
+/// holds it, so it may hold this config's open incidents, pending pages and hook cooldowns.
+/// Starting on an empty store would re-number incidents into dedup keys already used and
+/// could run a rollback again inside its cooldown. A legacy file another warden holds is that
+/// warden's: this config starts its own.
+pub fn unclaimed_legacy_state(state: &config::StateConfig) -> Option<String> {
+    let legacy = state.legacy.as_ref()?;
+    if state.path.exists() || !legacy.exists() || held_by_a_warden(legacy) {
+        return None;
+    }
+    Some(format!(
+        "state file {path} does not exist, but {legacy} does: earlier releases kept every \
+         config's state there by default. If it holds this config's state, move it (with its \
+         -wal and -shm files) to {path}, or set [state] path = \"{legacy}\"; if it belongs to \
+         another config, give this one its own file: [state] path = \"{path}\"",
+        path = state.path.display(),
+        legacy = legacy.display(),
+    ))
+}
+
+/// Whether a running warden holds the store at `path` (its `<path>.lock` is flock'ed).
+fn held_by_a_warden(path: &std::path::Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let Ok(file) = std::fs::OpenOptions::new().read(true).open(&name) else {
+        return false;
+    };
+    // SAFETY: flock(2) on a descriptor this function owns; closing it releases the lock.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    rc != 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
+}
+
 /// Daemon settings that come from the command line rather than the config.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -204,6 +238,9 @@ pub async fn run(
     }
     for warning in config.warnings() {
         tracing::warn!(%warning, "config");
+    }
+    if let Some(why) = unclaimed_legacy_state(&config.state) {
+        anyhow::bail!("{why}");
     }
     let metrics = Metrics::new();
     metrics.start_time.set(clock.now().as_secs_f64());

@@ -598,6 +598,7 @@ mod tests {
             rules,
             state: StateConfig {
                 path: "w.db".into(),
+                legacy: None,
             },
             alerting: AlertingConfig::default(),
         }

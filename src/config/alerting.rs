@@ -128,18 +128,16 @@ impl Compiler<'_> {
     /// `[state]` of the main file (`self.file` is the main file).
     pub(super) fn state(&mut self, raw: Option<&Spanned<RawState>>) -> Option<StateConfig> {
         let Some(raw) = raw else {
-            return Some(StateConfig {
-                path: self.default_state_path(),
-            });
+            return Some(self.default_state());
         };
         let before = self.problems.len();
         let r = raw.get_ref();
         self.unknown_keys(&r.unknown, "in [state]", RawState::KEYS);
         let path = match &r.path {
-            None => Some(self.default_state_path()),
+            None => return Some(self.default_state()).filter(|_| self.problems.len() == before),
             // `path = "${NUVIE_STATE_PATH:-}"`: unset in the environment means the default.
             Some(v) if !v.get_ref().is_empty() && self.text(v).is_some_and(|t| t.is_empty()) => {
-                Some(self.default_state_path())
+                return Some(self.default_state()).filter(|_| self.problems.len() == before);
             }
             Some(v) => self.text(v).and_then(|text| {
                 if text.is_empty() || text.ends_with('/') || text.contains('\0') {
@@ -154,7 +152,23 @@ impl Compiler<'_> {
             }),
         };
         let path = path?;
-        (self.problems.len() == before).then_some(StateConfig { path })
+        (self.problems.len() == before).then_some(StateConfig { path, legacy: None })
+    }
+
+    /// The default state file, and where releases before it was named after the config kept
+    /// it (`warden.db` in the same directory), when that is another file.
+    fn default_state(&self) -> StateConfig {
+        let path = self.default_state_path();
+        let old_name = if path.to_string_lossy().ends_with("-state.db") {
+            "warden-state.db"
+        } else {
+            "warden.db"
+        };
+        let legacy = path
+            .parent()
+            .map(|d| d.join(old_name))
+            .filter(|l| *l != path);
+        StateConfig { path, legacy }
     }
 
     /// See [`StateConfig::path`]. Empty and relative directories in the environment are

@@ -62,6 +62,11 @@ pub struct StateConfig {
     /// `$XDG_STATE_HOME/warden/NAME.db`, else `$HOME/.local/state/warden/NAME.db`, else
     /// `NAME-state.db` beside the main file.
     pub path: PathBuf,
+    /// Where warden kept this config's state before the default file was named after the
+    /// config: `warden.db` beside the default `path`, when the path is the default and another
+    /// name. `app` refuses to start on a missing `path` while this file exists and no warden
+    /// holds it, rather than start on an empty store (see [`StateConfig::path`]).
+    pub legacy: Option<PathBuf>,
 }
 
 /// Notifiers, hooks, and which rule sends what where (`[alerting]`, `[[notifier]]`,

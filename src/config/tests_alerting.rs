@@ -298,7 +298,8 @@ fn good_alerting_fixture_compiles_to_exactly_this() {
     assert_eq!(
         config.state,
         StateConfig {
-            path: PathBuf::from("/var/lib/warden/alerting.db")
+            path: PathBuf::from("/var/lib/warden/alerting.db"),
+            legacy: Some(PathBuf::from("/var/lib/warden/warden.db")),
         },
         "the first entry of STATE_DIRECTORY wins"
     );

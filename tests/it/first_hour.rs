@@ -133,6 +133,45 @@ warning = { when = "> 1" }
     );
 }
 
+/// An upgrade from a release whose default state file was `warden.db` for every config: a
+/// config named otherwise must not start on an empty store while that file, unheld, may hold
+/// its incidents; it says how to go on. Naming its file explicitly starts it.
+#[test]
+fn an_unclaimed_state_file_of_an_earlier_release_stops_a_fresh_start() {
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(state.path().join("warden.db"), b"").unwrap();
+    let shared = state.path().to_str().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let nuvie = root().join("config/examples/nuvie.toml");
+    let out = warden_env(
+        &["run", "-c", nuvie.to_str().unwrap()],
+        &[("STATE_DIRECTORY", shared), ("WARDEN_LISTEN", &listen)],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("nuvie.db does not exist, but")
+            && stderr.contains("warden.db does: earlier releases kept every config's state"),
+        "{stderr}"
+    );
+    assert!(
+        !state.path().join("nuvie.db").exists(),
+        "no empty store was created"
+    );
+
+    let own = state.path().join("nuvie.db");
+    let d = Daemon::start_file(
+        &nuvie,
+        &[
+            ("STATE_DIRECTORY", shared),
+            ("NUVIE_STATE_PATH", own.to_str().unwrap()),
+        ],
+    );
+    let (code, _, _) = crate::daemon::get(&d.url("/healthz")).unwrap();
+    assert_eq!(code, 200);
+    assert!(own.exists());
+}
+
 /// A `retry_interval` that cannot re-check (no rule on `up` wants more than one failure) is
 /// valid but said to be useless; one that can is not mentioned.
 #[test]
