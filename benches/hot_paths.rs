@@ -26,8 +26,8 @@ use warden::check::{Observation, Prober, Values};
 use warden::clock::{Clock, Timestamp};
 use warden::config::Config;
 use warden::engine::{Engine, RuleTransition};
-use warden::outbox::{Batch, Store};
 use warden::rule::{self, RuleState, Sample, State, Transition, TransitionReason};
+use warden::state::{Batch, Store};
 use warden::telemetry::Metrics;
 
 const CHECKS: usize = 10_000;

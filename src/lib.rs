@@ -21,6 +21,7 @@ pub mod rule;
 pub mod scheduler;
 pub mod secret;
 pub mod server;
+pub mod state;
 pub mod systemd;
 pub mod telemetry;
 pub mod watch;

@@ -26,7 +26,8 @@ use crate::config::HookSpec;
 use crate::engine::RuleTransition;
 use crate::hook;
 use crate::notify::{self, NotifierConfig};
-use crate::outbox::{Batch, Fired, HookGuard, Outbox, OutboxConfig, SkipReason, Store};
+use crate::outbox::{Fired, HookGuard, Outbox, OutboxConfig};
+use crate::state::{Batch, SkipReason, Store};
 use crate::telemetry::Metrics;
 
 /// Transitions waiting for the actions task; the evaluator waits when it is full.

@@ -29,7 +29,6 @@
 
 mod backoff;
 pub mod hooks;
-pub mod store;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -43,14 +42,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::alert::{Delivery, Event, Sink};
 use crate::clock::{Clock, Timestamp};
+use crate::state::{Batch, Committed, Store, StoreError};
 use crate::telemetry::Metrics;
 
 pub use backoff::Backoff;
-pub use hooks::{admit, Admission, Fired, HookGuard, LastRun, SkipReason, Verdict};
-pub use store::{
-    Batch, Committed, DroppedRow, HookFinish, HookRunRecord, HookRunState, OutboxRow, Recovery,
-    RowState, Store, StoreError,
-};
+pub use hooks::{Fired, HookGuard};
 
 /// The outbox's knobs. The defaults are what a production daemon wants.
 #[derive(Debug, Clone, PartialEq)]

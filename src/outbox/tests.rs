@@ -10,6 +10,7 @@ use tokio_util::task::TaskTracker;
 
 use super::*;
 use crate::alert::{BoxFuture, Delivery, Event, EventKind, Severity, Sink};
+use crate::state::RowState;
 
 fn event(alert: &str, seq: u32) -> Event {
     Event {

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use warden::alert::{Event, EventKind, Severity};
 use warden::clock::Clock;
 use warden::hook::{HookCommand, HookConfig};
-use warden::outbox::{Fired, HookGuard, HookRunState, SkipReason, Store};
+use warden::outbox::{Fired, HookGuard};
+use warden::state::{HookRunState, SkipReason, Store};
 use warden::telemetry::Metrics;
 
 use crate::harness::process::{signal, wait_bounded};

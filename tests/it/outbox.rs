@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use warden::alert::{Event, EventKind, Severity, Sink};
 use warden::clock::Clock;
-use warden::outbox::{Backoff, Outbox, OutboxConfig, RowState, Store};
+use warden::outbox::{Backoff, Outbox, OutboxConfig};
+use warden::state::{RowState, Store};
 use warden::telemetry::Metrics;
 
 use crate::harness::free_port;

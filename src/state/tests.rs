@@ -1,0 +1,398 @@
+//! The store against real SQLite files in temp dirs: migration, locking, the outbox bound
+//! and order, restart recovery, pruning, and alert records that no longer decode.
+
+use super::*;
+use crate::alert::{EventKind, Severity};
+
+pub(crate) fn event(key: &str, n: u32) -> Event {
+    Event {
+        value_name: None,
+        kind: EventKind::Firing,
+        alert: key.to_string(),
+        check: "api".into(),
+        severity: Severity::Critical,
+        value: Some(n as f64),
+        threshold: Some(1.0),
+        condition: Some("> 1".into()),
+        description: None,
+        labels: BTreeMap::new(),
+        since: "2026-01-01T00:00:00.000Z".into(),
+        at: "2026-01-01T00:00:00.000Z".into(),
+        deploy: None,
+        dedup_key: format!("warden/{key}/1"),
+        hook: None,
+    }
+}
+
+fn open(dir: &tempfile::TempDir) -> (Store, Recovery) {
+    Store::open(&dir.path().join("warden.db"), Timestamp(1_000)).expect("open store")
+}
+
+#[tokio::test]
+async fn migrates_an_empty_file_and_refuses_a_newer_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("warden.db");
+    std::fs::write(&path, b"").unwrap();
+    let (store, recovery) = Store::open(&path, Timestamp(0)).expect("empty file migrates");
+    assert!(recovery.interrupted_hooks.is_empty() && recovery.pending.is_empty());
+    let (version, mode, sync): (i64, String, i64) = store
+        .blocking("inspect", |c| {
+            Ok((
+                c.query_row("PRAGMA user_version", [], |r| r.get(0))?,
+                c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?,
+                c.query_row("PRAGMA synchronous", [], |r| r.get(0))?,
+            ))
+        })
+        .unwrap();
+    assert_eq!(
+        (version, mode.as_str(), sync),
+        (MIGRATIONS.len() as i64, "wal", 2)
+    );
+    drop(store);
+    // Opening again is a no-op migration.
+    let (store, _) = Store::open(&path, Timestamp(0)).expect("reopen");
+    store
+        .blocking("bump", |c| c.pragma_update(None, "user_version", 99))
+        .unwrap();
+    drop(store);
+    let err = Store::open(&path, Timestamp(0)).unwrap_err().to_string();
+    assert!(
+        err.contains("schema version 99 is newer") && err.contains("warden.db"),
+        "{err}"
+    );
+}
+
+#[test]
+fn one_process_per_state_file_and_garbage_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("warden.db");
+    let (first, _) = Store::open(&path, Timestamp(0)).unwrap();
+    let err = Store::open(&path, Timestamp(0)).unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "warden.db.lock is held by another process; is another warden using this state file?"
+        ),
+        "{err}"
+    );
+    drop(first);
+    Store::open(&path, Timestamp(0)).expect("the lock went with the first store");
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, vec![b'x'; 8192]).unwrap();
+    let err = Store::open(&junk, Timestamp(0)).unwrap_err().to_string();
+    assert!(
+        err.contains("junk.db") && err.contains("not a database"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_directory_is_named() {
+    let err = Store::open(Path::new("/nonexistent/dir/warden.db"), Timestamp(0))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "state store /nonexistent/dir/warden.db: open: directory /nonexistent/dir does not exist"
+    );
+}
+
+#[tokio::test]
+async fn only_the_head_of_each_key_is_due_and_busy_keys_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(&dir);
+    let sinks = vec!["pd".to_string()];
+    let batch = Batch {
+        alerts: vec![],
+        events: vec![
+            (event("a", 1), sinks.clone()),
+            (event("b", 1), sinks.clone()),
+            (event("a", 2), sinks.clone()),
+        ],
+    };
+    let c = store.commit(batch, Timestamp(5_000), 100).await.unwrap();
+    assert_eq!(c.ids.len(), 3);
+    let p = store
+        .poll("pd", Timestamp(5_000), vec![], 10)
+        .await
+        .unwrap();
+    let keys: Vec<_> = p.due.iter().map(|r| (r.dedup_key.as_str(), r.id)).collect();
+    assert_eq!(keys, [("warden/a/1", c.ids[0]), ("warden/b/1", c.ids[1])]);
+    assert_eq!((p.depth, p.oldest), (3, Some(Timestamp(5_000))));
+    // Key a is in flight: only b is due.
+    let p = store
+        .poll("pd", Timestamp(5_000), vec!["warden/a/1".into()], 10)
+        .await
+        .unwrap();
+    assert_eq!(p.due.len(), 1);
+    assert_eq!(p.due[0].dedup_key, "warden/b/1");
+    // a's head waits for a retry: a's second event is not due before it, b is.
+    store
+        .mark_retry(c.ids[0], Timestamp(9_000), "503".into())
+        .await
+        .unwrap();
+    let p = store
+        .poll("pd", Timestamp(6_000), vec![], 10)
+        .await
+        .unwrap();
+    let ids: Vec<_> = p.due.iter().map(|r| r.id).collect();
+    assert_eq!(ids, [c.ids[1]]);
+    assert_eq!(p.next_due, Some(Timestamp(9_000)));
+    // Once a's head is delivered, its second event becomes the head.
+    store
+        .mark_delivered(c.ids[0], Timestamp(9_000))
+        .await
+        .unwrap();
+    let p = store
+        .poll("pd", Timestamp(9_000), vec![], 10)
+        .await
+        .unwrap();
+    let ids: Vec<_> = p.due.iter().map(|r| r.id).collect();
+    assert_eq!(ids, [c.ids[1], c.ids[2]]);
+    // Another sink's rows are its own.
+    let p = store
+        .poll("slack", Timestamp(9_000), vec![], 10)
+        .await
+        .unwrap();
+    assert_eq!((p.due.len(), p.depth), (0, 0));
+}
+
+#[tokio::test]
+async fn a_full_outbox_drops_the_oldest_pending_rows_of_that_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(&dir);
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let batch = Batch {
+            alerts: vec![],
+            events: vec![(event(&format!("k{n}"), n), vec!["pd".into()])],
+        };
+        let c = store
+            .commit(batch, Timestamp(1_000 + n as i64), 3)
+            .await
+            .unwrap();
+        if n < 3 {
+            assert!(c.dropped.is_empty());
+        } else {
+            let d: Vec<_> = c.dropped.iter().map(|d| d.id).collect();
+            assert_eq!(d, [ids[n as usize - 3]], "event {n}");
+            assert_eq!(c.dropped[0].sink, "pd");
+        }
+        ids.extend(c.ids);
+    }
+    // Another sink is not affected by pd's bound.
+    let c = store
+        .commit(
+            Batch {
+                alerts: vec![],
+                events: vec![(event("x", 0), vec!["slack".into()])],
+            },
+            Timestamp(2_000),
+            3,
+        )
+        .await
+        .unwrap();
+    assert!(c.dropped.is_empty());
+    let states: Vec<_> = store
+        .rows_blocking("pd")
+        .unwrap()
+        .into_iter()
+        .map(|r| r.state)
+        .collect();
+    use RowState::*;
+    assert_eq!(states, [Dropped, Dropped, Pending, Pending, Pending]);
+}
+
+#[tokio::test]
+async fn one_batch_beyond_the_bound_keeps_its_newest_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(&dir);
+    let events = (0..5)
+        .map(|n| (event(&format!("k{n}"), n), vec!["pd".to_string()]))
+        .collect();
+    let c = store
+        .commit(
+            Batch {
+                alerts: vec![],
+                events,
+            },
+            Timestamp(1_000),
+            3,
+        )
+        .await
+        .unwrap();
+    let dropped: Vec<_> = c.dropped.iter().map(|d| d.id).collect();
+    assert_eq!(dropped, c.ids[..2]);
+    let p = store
+        .poll("pd", Timestamp(1_000), vec![], 10)
+        .await
+        .unwrap();
+    assert_eq!(p.depth, 3);
+}
+
+#[tokio::test]
+async fn restart_resumes_pending_rows_and_interrupts_started_hook_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(&dir);
+    let c = store
+        .commit(
+            Batch {
+                alerts: vec![("api-down".into(), serde_json::json!({"incident": 3}))],
+                events: vec![(event("a", 1), vec!["pd".into(), "slack".into()])],
+            },
+            Timestamp(1_000),
+            100,
+        )
+        .await
+        .unwrap();
+    store
+        .mark_delivered(c.ids[1], Timestamp(1_100))
+        .await
+        .unwrap();
+    let admitted = store
+        .begin_hook_run(
+            "rollback",
+            "warden/a/1",
+            Timestamp(1_200),
+            Duration::ZERO,
+            false,
+            &["kubectl".into()],
+            &event("a", 1),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(admitted, Admission::Started { .. }));
+    drop(store);
+
+    let (store, recovery) =
+        Store::open(&dir.path().join("warden.db"), Timestamp(5_000)).expect("reopen");
+    assert_eq!(
+        recovery.pending.into_iter().collect::<Vec<_>>(),
+        [("pd".to_string(), 1)]
+    );
+    assert_eq!(recovery.interrupted_hooks.len(), 1);
+    let run = &recovery.interrupted_hooks[0];
+    assert_eq!(
+        (run.hook.as_str(), run.state, run.finished_at),
+        (
+            "rollback",
+            HookRunState::Interrupted,
+            Some(Timestamp(5_000))
+        )
+    );
+    assert_eq!(run.event.as_ref().map(|e| e.alert.as_str()), Some("a"));
+    let p = store
+        .poll("pd", Timestamp(5_000), vec![], 10)
+        .await
+        .unwrap();
+    assert_eq!(p.due.len(), 1);
+    let alerts: BTreeMap<String, serde_json::Value> = store.load_alerts().await.unwrap();
+    assert_eq!(alerts["api-down"]["incident"], 3);
+    // The interrupted run still counts for its incident: it is never re-run.
+    let again = store
+        .begin_hook_run(
+            "rollback",
+            "warden/a/1",
+            Timestamp(6_000),
+            Duration::ZERO,
+            false,
+            &[],
+            &event("a", 1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Admission::Skipped(SkipReason::AlreadyRanForIncident { run: run.id })
+    );
+}
+
+#[tokio::test]
+async fn prune_deletes_only_finished_rows_past_their_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(&dir);
+    let batch = Batch {
+        alerts: vec![],
+        events: vec![
+            (event("a", 1), vec!["pd".into()]),
+            (event("b", 1), vec!["pd".into()]),
+        ],
+    };
+    let c = store.commit(batch, Timestamp(1_000), 100).await.unwrap();
+    store
+        .mark_delivered(c.ids[0], Timestamp(2_000))
+        .await
+        .unwrap();
+    let started = store
+        .begin_hook_run(
+            "h",
+            "i",
+            Timestamp(2_000),
+            Duration::ZERO,
+            false,
+            &[],
+            &event("a", 1),
+        )
+        .await
+        .unwrap();
+    let Admission::Started { run } = started else {
+        panic!("{started:?}")
+    };
+    // Too early for the rows, and a started hook run is never pruned.
+    assert_eq!(
+        store
+            .prune(Timestamp(2_000), Timestamp(9_000))
+            .await
+            .unwrap(),
+        0
+    );
+    store
+        .finish_hook_run(run, Timestamp(3_000), HookFinish::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .prune(Timestamp(2_001), Timestamp(3_000))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .prune(Timestamp(9_000), Timestamp(3_001))
+            .await
+            .unwrap(),
+        1
+    );
+    let left: Vec<_> = store
+        .rows_blocking("pd")
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(left, [c.ids[1]]);
+    assert!(store.hook_runs("h").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn undecodable_alert_state_is_skipped_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(&dir);
+    store
+        .save_alert("good", &serde_json::json!({"n": 1}), Timestamp(1))
+        .await
+        .unwrap();
+    store
+        .save_alert("bad", &"a string", Timestamp(1))
+        .await
+        .unwrap();
+    #[derive(serde::Deserialize)]
+    struct S {
+        n: u32,
+    }
+    let loaded: BTreeMap<String, S> = store.load_alerts().await.unwrap();
+    assert_eq!(loaded.keys().collect::<Vec<_>>(), ["good"]);
+    assert_eq!(loaded["good"].n, 1);
+    store.delete_alert("good").await.unwrap();
+    let loaded: BTreeMap<String, serde_json::Value> = store.load_alerts().await.unwrap();
+    assert_eq!(loaded.keys().collect::<Vec<_>>(), ["bad"]);
+}
