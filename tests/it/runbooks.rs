@@ -654,7 +654,7 @@ const RUNBOOK_LEVELS: [(&str, Ledger); 5] = [
         &[
             (
                 "redcube-content-down",
-                "critical up < 1 x3; hooks redcube-content-logs, redcube-rollback-content-service",
+                "critical up < 1 x3; hooks redcube-content-logs, redcube-rollback-content-service after 30s",
                 "Incident Response: \"P0 - Critical (Rollback immediately): Service completely \
                  down\"; Emergency Rollback, Option 2",
             ),
@@ -714,7 +714,7 @@ const RUNBOOK_LEVELS: [(&str, Ledger); 5] = [
             (
                 "nova-streaming-api-down",
                 "critical up < 1 x3; hooks nova-streaming-green-logs, \
-                 nova-streaming-switch-to-blue, nova-streaming-scale-up-blue",
+                 nova-streaming-switch-to-blue after 30s, nova-streaming-scale-up-blue after 30s",
                 "Emergency Procedures: \"CRITICAL (API down, data loss) -> Immediate rollback \
                  (< 5 min)\"; Option 1: Switch Back to Blue",
             ),
@@ -782,7 +782,7 @@ const RUNBOOK_LEVELS: [(&str, Ledger); 5] = [
         &[
             (
                 "ai-saas-api-down",
-                "critical up < 1 x3; hooks ai-saas-gateway-logs, ai-saas-rollback-gateway",
+                "critical up < 1 x3; hooks ai-saas-gateway-logs, ai-saas-rollback-gateway after 30s",
                 "Rollback Procedures: \"Automatic Rollback (If Health Checks Fail)\"; Manual \
                  Rollback",
             ),
@@ -823,15 +823,15 @@ const RUNBOOK_LEVELS: [(&str, Ledger); 5] = [
         &[
             (
                 "novacron-health-failing",
-                "critical up < 1 x4; hooks novacron-green-logs, novacron-switch-to-blue, \
-                 novacron-scale-down-green",
+                "critical up < 1 x4; hooks novacron-green-logs, novacron-switch-to-blue after \
+                 30s, novacron-scale-down-green after 30s",
                 "Immediate rollback triggers: \"Health checks failing (> 3 consecutive \
                  failures)\"",
             ),
             (
                 "novacron-components-unhealthy",
-                "critical up < 1 x4; hooks novacron-green-logs, novacron-switch-to-blue, \
-                 novacron-scale-down-green",
+                "critical up < 1 x4; hooks novacron-green-logs, novacron-switch-to-blue after \
+                 30s, novacron-scale-down-green after 30s",
                 "Immediate rollback triggers: \"DWCP protocol failures\", \"Database connection \
                  issues\"",
             ),
@@ -1334,6 +1334,7 @@ fn redcube_runbook_failures_reach_the_runbook_levels() {
             ("REDCUBE_DATABASE_URL", &db_url),
             ("REDCUBE_USERS_DATABASE_URL", &users_url),
             ("REDCUBE_INTERVAL", "300ms"),
+            ("REDCUBE_ROLLBACK_AFTER", "0s"),
             ("REDCUBE_RETRY_INTERVAL", "100ms"),
             ("REDCUBE_TIMEOUT", "250ms"),
         ],
@@ -1466,6 +1467,7 @@ fn nova_streaming_runbook_failures_reach_the_runbook_levels() {
             ),
             ("NOVA_STREAMING_CA_FILE", ca.to_str().expect("utf-8 path")),
             ("NOVA_STREAMING_INTERVAL", "500ms"),
+            ("NOVA_STREAMING_ROLLBACK_AFTER", "0s"),
             ("NOVA_STREAMING_RETRY_INTERVAL", "150ms"),
             ("NOVA_STREAMING_TIMEOUT", "450ms"),
         ],
@@ -1623,6 +1625,7 @@ fn ai_saas_runbook_failures_reach_the_runbook_levels() {
             ("AI_SAAS_DATABASE_URL", &db_url),
             ("AI_SAAS_REDIS_URL", &redis_url),
             ("AI_SAAS_INTERVAL", "300ms"),
+            ("AI_SAAS_ROLLBACK_AFTER", "0s"),
             ("AI_SAAS_RETRY_INTERVAL", "100ms"),
             ("AI_SAAS_TIMEOUT", "250ms"),
         ],
@@ -1746,6 +1749,7 @@ fn novacron_runbook_failures_reach_the_runbook_levels() {
             ("NOVACRON_TLS_ADDRESS", &format!("localhost:{}", tls.port())),
             ("NOVACRON_CA_FILE", ca.to_str().expect("utf-8 path")),
             ("NOVACRON_INTERVAL", "300ms"),
+            ("NOVACRON_ROLLBACK_AFTER", "0s"),
             ("NOVACRON_RETRY_INTERVAL", "100ms"),
             ("NOVACRON_TIMEOUT", "250ms"),
         ],
