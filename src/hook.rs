@@ -265,7 +265,14 @@ impl Drop for GroupKill {
 
 /// Runs `hook` for `event` once (or records a dry run when the hook or `global_dry_run` asks
 /// for it). Never fails: a hook that cannot start comes back with `error` set.
-pub async fn run(hook: &HookConfig, event: &Event, global_dry_run: bool) -> HookRun {
+/// `secrets` are the config's other secret values: a hook inherits warden's environment, so
+/// its output is redacted of those too, not only of its own `env`.
+pub async fn run(
+    hook: &HookConfig,
+    event: &Event,
+    global_dry_run: bool,
+    secrets: &Redactor,
+) -> HookRun {
     let argv = hook.argv();
     let alert = alert_env(event);
     let mut env_names: Vec<String> = alert.iter().map(|(k, _)| k.clone()).collect();
@@ -353,7 +360,7 @@ pub async fn run(hook: &HookConfig, event: &Event, global_dry_run: bool) -> Hook
     let (stdout, t1) = take(&out);
     let (stderr, t2) = take(&err);
     // A hook may print its own credentials (`set -x`, a failing `curl -v`): never kept as is.
-    let redactor = Redactor::new(hook.env.values().map(|v| v.expose().to_string()));
+    let redactor = secrets.with(hook.env.values().map(|v| v.expose().to_string()));
     let redact = |text: String, cut: bool| {
         if cut {
             redactor.redact_cut(&text)
@@ -479,7 +486,13 @@ mod tests {
 
     #[tokio::test]
     async fn the_alert_is_in_the_environment() {
-        let run = run(&shell("env | grep ^WARDEN_ | sort"), &event(), false).await;
+        let run = run(
+            &shell("env | grep ^WARDEN_ | sort"),
+            &event(),
+            false,
+            &Redactor::default(),
+        )
+        .await;
         assert_eq!(run.result(), "success", "{run:?}");
         expect_test::expect![[r#"
             WARDEN_ALERT=api-down
@@ -503,7 +516,7 @@ mod tests {
             "echo",
             HookCommand::Argv(vec!["echo".into(), "$HOME; rm -rf /".into()]),
         );
-        let run = run(&h, &event(), false).await;
+        let run = run(&h, &event(), false, &Redactor::default()).await;
         assert_eq!(run.stdout, "$HOME; rm -rf /\n");
         assert_eq!(run.outcome.command, "echo '$HOME; rm -rf /'");
         assert_eq!(run.outcome.exit_code, Some(0));
@@ -516,7 +529,7 @@ mod tests {
         h.workdir = Some(dir.path().to_path_buf());
         h.env.insert("TARGET".into(), Secret::new("deployment/api"));
         h.env.insert("WARDEN_ALERT".into(), Secret::new("spoofed"));
-        let run = run(&h, &event(), false).await;
+        let run = run(&h, &event(), false, &Redactor::default()).await;
         assert_eq!(run.outcome.exit_code, Some(3));
         assert_eq!(run.result(), "failure");
         let canonical = std::fs::canonicalize(dir.path()).unwrap();
@@ -532,7 +545,7 @@ mod tests {
             "nope",
             HookCommand::Argv(vec!["/nonexistent/rollback".into()]),
         );
-        let run = run(&h, &event(), false).await;
+        let run = run(&h, &event(), false, &Redactor::default()).await;
         assert_eq!(run.result(), "error");
         assert!(run
             .error
@@ -555,7 +568,7 @@ mod tests {
             .insert("KUBECONFIG".into(), Secret::new("/secret/path"));
         for (hook_dry, global) in [(true, false), (false, true)] {
             h.dry_run = hook_dry;
-            let run = run(&h, &event(), global).await;
+            let run = run(&h, &event(), global, &Redactor::default()).await;
             assert!(run.outcome.dry_run);
             assert_eq!(run.result(), "dry_run");
             assert_eq!(run.argv, ["touch", marker.to_str().unwrap()]);
@@ -564,7 +577,11 @@ mod tests {
             assert!(!format!("{run:?}").contains("/secret/path"));
             assert!(!marker.exists());
         }
-        let ev = hook_event(&event(), &run(&h, &event(), true).await, Timestamp(0));
+        let ev = hook_event(
+            &event(),
+            &run(&h, &event(), true, &Redactor::default()).await,
+            Timestamp(0),
+        );
         assert_eq!(ev.kind, EventKind::Hook);
         assert_eq!(ev.dedup_key, "warden/api-down/7/hook/rollback");
         assert!(ev
@@ -577,7 +594,7 @@ mod tests {
     async fn output_beyond_the_bound_is_discarded_without_blocking() {
         let mut h = shell("head -c 1000000 /dev/zero | tr '\\0' x; echo done >&2");
         h.max_output_bytes = 100;
-        let run = run(&h, &event(), false).await;
+        let run = run(&h, &event(), false, &Redactor::default()).await;
         assert_eq!(run.outcome.exit_code, Some(0), "{run:?}");
         assert_eq!(run.stdout, "x".repeat(100));
         assert_eq!(run.stderr, "done\n");
@@ -588,7 +605,7 @@ mod tests {
     async fn timeout_kills_and_reports() {
         let mut h = shell("echo started; exec sleep 30");
         h.timeout = Duration::from_millis(300);
-        let run = run(&h, &event(), false).await;
+        let run = run(&h, &event(), false, &Redactor::default()).await;
         assert!(run.outcome.timed_out);
         assert_eq!(run.outcome.exit_code, None);
         assert_eq!(run.result(), "timeout");
@@ -602,7 +619,13 @@ mod tests {
     async fn a_background_process_holding_the_pipes_does_not_hang_the_run() {
         // The background job keeps stdout open after the hook exits; warden stops reading
         // shortly after the exit instead of waiting for it.
-        let run = run(&shell("(sleep 5; echo late) & echo early"), &event(), false).await;
+        let run = run(
+            &shell("(sleep 5; echo late) & echo early"),
+            &event(),
+            false,
+            &Redactor::default(),
+        )
+        .await;
         assert_eq!(run.result(), "success", "{run:?}");
         assert_eq!(run.stdout, "early\n");
     }

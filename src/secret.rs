@@ -97,6 +97,11 @@ impl Redactor {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// A redactor of these secrets and `more`.
+    pub fn with(&self, more: impl IntoIterator<Item = String>) -> Redactor {
+        Redactor::new(self.0.iter().cloned().chain(more))
+    }
 }
 
 impl fmt::Debug for Redactor {

@@ -121,6 +121,7 @@ pub async fn spawn(
         shutdown.clone(),
     );
     let guard = HookGuard::new(store, clock.clone(), metrics);
+    guard.set_secrets(config.secret_values());
     let (mut alerts, mut plan) = Alerts::new(config, records, clock.now());
     alerts.set_deploy(options.deploy);
     for event in guard.report_interrupted(&recovery) {
@@ -268,6 +269,7 @@ impl Driver {
                             Input::Reconfigure(config) => {
                                 self.execute(std::mem::take(&mut plan)).await;
                                 self.set_notifiers(&config);
+                                self.guard.set_secrets(config.secret_values());
                                 plan = self.alerts.reconfigure(&config, now);
                             }
                             Input::Deploy(deploy) => self.alerts.set_deploy(Some(deploy)),

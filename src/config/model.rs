@@ -34,6 +34,33 @@ impl Config {
         self.checks.iter().find(|c| c.name == name)
     }
 
+    /// Every secret value of the config (the admin token, check headers and DSNs, exec and
+    /// hook env values, notifier URLs, keys and passwords), for redacting text warden did not
+    /// write: a hook inherits warden's environment and may print any of them.
+    pub fn secret_values(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut add = |s: &Secret| out.push(s.expose().to_string());
+        if let Some(t) = &self.server.token {
+            add(t);
+        }
+        for check in &self.checks {
+            match &check.kind {
+                CheckKind::Http(h) => h.headers.iter().for_each(|(_, v)| add(v)),
+                CheckKind::Redis(r) => add(&r.url),
+                CheckKind::Postgres(p) => add(&p.url),
+                CheckKind::Exec(e) => e.env.iter().for_each(|(_, v)| add(v)),
+                CheckKind::Tcp(_) | CheckKind::Tls(_) | CheckKind::System(_) => {}
+            }
+        }
+        for hook in &self.alerting.hooks {
+            hook.config.env.values().for_each(&mut add);
+        }
+        for notifier in &self.alerting.notifiers {
+            out.extend(crate::notify::secrets_of(&notifier.kind));
+        }
+        out
+    }
+
     /// What is valid but probably not what was meant: `check-config` prints these and `run`
     /// logs them. Today: a `retry_interval` that never re-checks, because no rule reading the
     /// check's `up` needs more than one failure.

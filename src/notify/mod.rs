@@ -321,7 +321,9 @@ pub fn build(config: &NotifierConfig, clock: &Clock) -> Result<Box<dyn Sink>, St
 
 /// The secret values of a notifier's config, as they may show up in what a receiver or a
 /// library says.
-fn secrets_of(kind: &NotifierKind) -> Vec<String> {
+/// The secret values of a notifier's config (and the parts of a secret URL that identify it),
+/// for redaction.
+pub fn secrets_of(kind: &NotifierKind) -> Vec<String> {
     let mut secrets = Vec::new();
     match kind {
         NotifierKind::Webhook(c) => {

@@ -18,6 +18,7 @@ use prometheus::{HistogramVec, IntCounterVec};
 use crate::alert::Event;
 use crate::clock::{Clock, Timestamp};
 use crate::hook::{self, HookConfig, HookRun};
+use crate::secret::Redactor;
 use crate::state::{Admission, HookFinish, HookRunRecord, Recovery, SkipReason, Store, StoreError};
 use crate::telemetry::Metrics;
 
@@ -45,6 +46,9 @@ pub struct HookGuard {
     clock: Clock,
     runs: IntCounterVec,
     duration: HistogramVec,
+    /// The running config's secret values, redacted from every hook's output (set by the
+    /// actions driver at start and on reload; shared by the guard's clones).
+    secrets: std::sync::Arc<std::sync::RwLock<Redactor>>,
 }
 
 impl HookGuard {
@@ -54,6 +58,15 @@ impl HookGuard {
             clock,
             runs: metrics.hook_runs.clone(),
             duration: metrics.hook_duration.clone(),
+            secrets: Default::default(),
+        }
+    }
+
+    /// The config's secret values (see [`crate::config::Config::secret_values`]), redacted
+    /// from the output of every hook run from now on.
+    pub fn set_secrets(&self, secrets: Vec<String>) {
+        if let Ok(mut s) = self.secrets.write() {
+            *s = Redactor::new(secrets);
         }
     }
 
@@ -104,7 +117,8 @@ impl HookGuard {
             command = %hook.display_command(),
             "running hook"
         );
-        let run = hook::run(hook, trigger, global_dry_run).await;
+        let secrets = self.secrets.read().map(|s| s.clone()).unwrap_or_default();
+        let run = hook::run(hook, trigger, global_dry_run, &secrets).await;
         let result = run.result();
         self.runs.with_label_values(&[&hook.name, result]).inc();
         if !run.outcome.dry_run && run.error.is_none() {

@@ -440,3 +440,45 @@ async fn hook_output_is_stored_with_its_env_secrets_redacted() {
     assert_eq!(stderr, "err: <secret><secret>");
     assert!(!format!("{run:?}").contains("T0KEN"), "{run:?}");
 }
+
+/// Review of issue 12.4: a hook inherits warden's environment, where the config's `${...}`
+/// secrets come from (a Slack URL, a routing key): one it prints (`env`, `set -x`, `curl -v`)
+/// is redacted too, not only its own `env` values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_output_is_redacted_of_every_secret_of_the_config() {
+    let routing_key = "PD-R0UT1NG-KEY-abcdef0123";
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let (guard, _store, _) = guard(&db);
+    let config_file = dir.path().join("w.toml");
+    std::fs::write(
+        &config_file,
+        format!(
+            r#"[[check]]
+name = "api"
+kind = "tcp"
+address = "127.0.0.1:1"
+
+[[notifier]]
+name = "pager"
+kind = "pagerduty"
+routing_key = "{routing_key}"
+"#
+        ),
+    )
+    .unwrap();
+    let config = warden::config::load_with_env(&config_file, &|_| None).unwrap();
+    guard.set_secrets(config.secret_values());
+    let hook = shell("rollback", &format!("echo \"key={routing_key}\""));
+    let run = ran(guard.fire(&hook, &trigger(1), false).await.unwrap());
+    assert_eq!(run.outcome.exit_code, Some(0), "{run:?}");
+    let conn = rusqlite::Connection::open(&db).expect("open the state file");
+    let stdout: String = conn
+        .query_row(
+            "SELECT stdout FROM hook_runs WHERE hook = 'rollback'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("the run is recorded");
+    assert_eq!(stdout, "key=<secret>\n");
+}
