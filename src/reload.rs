@@ -22,6 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode, ModifyKind};
@@ -269,6 +270,8 @@ pub async fn watch_files(
     // What the files looked like when the watcher last asked for a reload (or started). It is
     // taken before the daemon reads them, so a change after it is never mistaken for seen.
     let mut seen = Seen::default();
+    // One look at a time runs; the others are ones a hung file system keeps.
+    let looks = Arc::new(tokio::sync::Semaphore::new(1 + STUCK_LOOKS));
     let mut rearm = true;
     loop {
         if rearm {
@@ -285,7 +288,7 @@ pub async fn watch_files(
             watched = wanted.dirs.clone();
             // Paths new to the watch (files of a newly watched directory) start from how they
             // look now; paths already known keep what was seen when the reload was asked for.
-            let Some(now) = look(&wanted, &cancel).await else {
+            let Some(now) = look(&wanted, &cancel, &looks).await else {
                 return;
             };
             seen = now.keeping(&seen);
@@ -310,7 +313,7 @@ pub async fn watch_files(
                     return;
                 }
                 let scope = relevant.read().map(|r| r.clone()).unwrap_or_default();
-                let Some(now) = look(&scope, &cancel).await else {
+                let Some(now) = look(&scope, &cancel, &looks).await else {
                     return;
                 };
                 if now == seen {
@@ -361,22 +364,45 @@ impl Seen {
 
 /// Looks at the files off the runtime; `None` when cancelled. A look that does not finish
 /// within [`SEEN_TIMEOUT`] counts as a change (the reload that follows reports what is wrong).
-async fn look(scope: &Relevant, cancel: &CancellationToken) -> Option<Seen> {
+///
+/// A look stuck on a hung file system keeps its blocking thread until the read returns; at
+/// most [`STUCK_LOOKS`] such threads are left behind, after which no new look starts (it
+/// counts as a change, as a timeout does) until one of them returns.
+async fn look(
+    scope: &Relevant,
+    cancel: &CancellationToken,
+    looks: &Arc<tokio::sync::Semaphore>,
+) -> Option<Seen> {
+    let unknown = || {
+        let mut unknown = Seen::default();
+        unknown
+            .0
+            .insert(PathBuf::from("\0timeout"), fastrand::u64(..));
+        unknown
+    };
+    let Ok(permit) = looks.clone().try_acquire_owned() else {
+        tracing::warn!("earlier looks at the config files are still stuck; reloading to find out");
+        return Some(unknown());
+    };
     let scope = scope.clone();
-    let looking = tokio::task::spawn_blocking(move || scope.look());
+    let looking = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        scope.look()
+    });
     tokio::select! {
         _ = cancel.cancelled() => None,
         done = tokio::time::timeout(SEEN_TIMEOUT, looking) => Some(match done {
             Ok(Ok(seen)) => seen,
             _ => {
                 tracing::warn!("looking at the config files took too long; reloading to find out");
-                let mut unknown = Seen::default();
-                unknown.0.insert(PathBuf::from("\0timeout"), fastrand::u64(..));
-                unknown
+                unknown()
             }
         }),
     }
 }
+
+/// Looks at the config files left running on a hung file system before no more are started.
+const STUCK_LOOKS: usize = 2;
 
 /// Waits until no event arrived for [`DEBOUNCE`] (at most [`DEBOUNCE_MAX`]). False when
 /// cancelled or the event source is gone.
@@ -636,6 +662,24 @@ mod tests {
         ]));
         let now = Seen(BTreeMap::from([(a.clone(), 2), (b.clone(), 3)]));
         assert_eq!(now.keeping(&before), Seen(BTreeMap::from([(a, 1), (b, 3)])));
+    }
+
+    #[tokio::test]
+    async fn no_look_starts_while_the_stuck_ones_hold_every_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("warden.toml");
+        std::fs::write(&main, "x = 1\n").unwrap();
+        let scope = Relevant::of(std::slice::from_ref(&main));
+        let cancel = CancellationToken::new();
+        let looks = Arc::new(tokio::sync::Semaphore::new(1 + STUCK_LOOKS));
+        let seen = look(&scope, &cancel, &looks).await.unwrap();
+        assert_eq!(seen, scope.look(), "a free place: a real look");
+        // Every place held (looks stuck on a hung file system): no thread is started, and the
+        // answer is "changed", so the reload that follows says what is wrong.
+        let _stuck = looks.clone().acquire_many_owned(3).await.unwrap();
+        let answer = look(&scope, &cancel, &looks).await.unwrap();
+        assert_ne!(answer, seen);
+        assert!(answer.0.contains_key(Path::new("\0timeout")));
     }
 
     #[test]
