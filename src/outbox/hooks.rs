@@ -62,7 +62,7 @@ impl HookGuard {
         }
     }
 
-    /// The config's secret values (see [`crate::config::Config::secret_values`]), redacted
+    /// The config's secret values (the config's `secret_values`), redacted
     /// from the output of every hook run from now on.
     pub fn set_secrets(&self, secrets: Vec<String>) {
         if let Ok(mut s) = self.secrets.write() {

@@ -93,7 +93,15 @@ fn stages_import_only_what_feeds_them() {
         ("state", &["alert", "clock", "state"]),
         (
             "outbox",
-            &["alert", "clock", "hook", "outbox", "state", "telemetry"],
+            &[
+                "alert",
+                "clock",
+                "hook",
+                "outbox",
+                "secret",
+                "state",
+                "telemetry",
+            ],
         ),
         ("notify", &["alert", "clock", "notify", "secret"]),
         ("command", &["reload"]),
