@@ -292,8 +292,16 @@ pub async fn run(
     };
     let (files_tx, files_rx) = watch::channel(config.files.clone());
     tracker.spawn(reload::on_sighup(reload_tx.clone(), shutdown.clone()));
+    let (armed_tx, armed) = oneshot::channel();
     if options.watch_config {
-        tracker.spawn(reload::watch_files(files_rx, reload_tx, shutdown.clone()));
+        tracker.spawn(reload::watch_files(
+            files_rx,
+            reload_tx,
+            shutdown.clone(),
+            armed_tx,
+        ));
+    } else {
+        drop(armed_tx);
     }
     if let Some(period) = systemd::watchdog_period() {
         tracker.spawn(systemd::watchdog(
@@ -318,6 +326,9 @@ pub async fn run(
     daemon.start_tasks(checks);
     let hash = reload::fingerprint(&daemon.config.files);
     daemon.loaded(&clock, hash);
+    // Ready once a config change from now on is seen (the watcher armed; bounded: a watcher
+    // that cannot start has logged why, and SIGHUP and /-/reload still work).
+    let _ = tokio::time::timeout(Duration::from_secs(5), armed).await;
     shared.ready.store(true, Ordering::Release);
     tracing::info!(
         %listen,

@@ -207,25 +207,34 @@ pub fn fingerprint(files: &[PathBuf]) -> u64 {
 }
 
 /// Sends a [`Trigger::Signal`] request for every SIGHUP until `cancel` fires.
-pub async fn on_sighup(requests: mpsc::Sender<Request>, cancel: CancellationToken) {
+///
+/// The SIGHUP handler is installed when this is called (not when the future first runs), so a
+/// SIGHUP sent once warden reports ready reloads instead of killing it.
+pub fn on_sighup(
+    requests: mpsc::Sender<Request>,
+    cancel: CancellationToken,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot install the SIGHUP handler; reload with POST /-/reload");
-            return;
-        }
-    };
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            got = hup.recv() => {
-                if got.is_none() {
-                    return;
-                }
-                tracing::info!("SIGHUP received: reloading the config");
-                if requests.send(Request::new(Trigger::Signal)).await.is_err() {
-                    return;
+    let installed = signal(SignalKind::hangup());
+    async move {
+        let mut hup = match installed {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot install the SIGHUP handler; reload with POST /-/reload");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                got = hup.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    tracing::info!("SIGHUP received: reloading the config");
+                    if requests.send(Request::new(Trigger::Signal)).await.is_err() {
+                        return;
+                    }
                 }
             }
         }
@@ -234,11 +243,16 @@ pub async fn on_sighup(requests: mpsc::Sender<Request>, cancel: CancellationToke
 
 /// Watches the directories holding `files` (updated through the watch channel after every
 /// reload) and requests a reload, debounced, when something relevant changes there.
+///
+/// `armed` is told once the directories are watched and the files first looked at, so that
+/// the daemon reports ready only when a change from then on is seen.
 pub async fn watch_files(
     mut files: watch::Receiver<Vec<PathBuf>>,
     requests: mpsc::Sender<Request>,
     cancel: CancellationToken,
+    armed: oneshot::Sender<()>,
 ) {
+    let mut armed = Some(armed);
     // The notify callback runs on its own thread; a full channel already means "changed".
     let (events_tx, mut events) = mpsc::channel::<()>(1);
     let relevant = std::sync::Arc::new(std::sync::RwLock::new(Relevant::default()));
@@ -296,6 +310,9 @@ pub async fn watch_files(
                 *r = wanted;
             }
             rearm = false;
+            if let Some(armed) = armed.take() {
+                let _ = armed.send(());
+            }
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
