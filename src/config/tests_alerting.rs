@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::tests::{fake_env, FIXTURES, SECRETS};
-use super::*;
-use crate::alert::Severity;
-use crate::hook::{HookCommand, HookConfig};
-use crate::notify::{
+use super::hook::{HookCommand, HookConfig};
+use super::notifier::{
     AlertmanagerConfig, EmailConfig, EmailTls, NotifierConfig, NotifierKind, PagerDutyConfig,
     SlackConfig, WebhookConfig, WebhookFormat, PAGERDUTY_EVENTS_URL,
 };
+use super::tests::{fake_env, FIXTURES, SECRETS};
+use super::*;
+use crate::alert::Severity;
 use crate::secret::Secret;
 
 /// Loads with `env`, and with this machine's name read as `web-1`.
