@@ -1,6 +1,6 @@
 //! Compiling the alerting part of the config: `[state]`, `[alerting]`, `[[notifier]]`,
 //! `[[hook]]`, and a rule's `notify` and `hooks`, into [`StateConfig`] and
-//! [`AlertingConfig`]. `compile.rs` drives; this file adds to its [`Compiler`].
+//! [`AlertingConfig`]. `compile/mod.rs` drives; this file adds to its [`Compiler`].
 //!
 //! Like the rest of compiling it reads only through [`Host`](super::compile::Host) (the
 //! environment, `*_file` secrets, CA files, the host name), collects every problem at its

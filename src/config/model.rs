@@ -1,6 +1,6 @@
 //! The validated configuration: what the rest of warden runs on.
 //!
-//! Every value here has passed validation (see `compile.rs`): names are unique, references
+//! Every value here has passed validation (see `compile/`): names are unique, references
 //! resolve, durations are in range, assertions parsed. Nothing downstream re-validates, and
 //! nothing here does I/O. Secrets are [`Secret`]s and never print.
 
