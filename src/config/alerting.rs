@@ -494,7 +494,34 @@ impl Compiler<'_> {
                 None
             }
         });
+        let config = config.and_then(|config| match self.email_ca(&config) {
+            Ok(()) => Some(config),
+            Err(e) => {
+                self.error(header.clone(), e);
+                None
+            }
+        });
         (name, config)
+    }
+
+    /// An `email` notifier's CA bundle parses ([`notifier::check_ca_pem`]); `ca_file` has
+    /// checked that it is readable and holds a certificate marker.
+    fn email_ca(&self, config: &NotifierConfig) -> Result<(), String> {
+        let NotifierKind::Email(EmailConfig {
+            ca_file: Some(path),
+            ..
+        }) = &config.kind
+        else {
+            return Ok(());
+        };
+        let pem = (self.host.read)(path).map_err(|e| {
+            format!(
+                "notifier {:?}: read ca_file {}: {e}",
+                config.name,
+                path.display()
+            )
+        })?;
+        notifier::check_ca_pem(config, path, &pem)
     }
 
     fn missing_in(&mut self, header: &Span, key: &str, kind: Type) {

@@ -7,7 +7,7 @@
 //! imports nothing of `notify`. It does no I/O: no file, no socket, no clock.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::secret::{redact_url, Secret};
@@ -264,6 +264,21 @@ fn check_email(c: &EmailConfig) -> Result<(), String> {
             .map_err(|e| format!("to {t:?} is not a valid address: {e}"))?;
     }
     check_credentials(c)
+}
+
+/// The certificates of an `email` notifier's `ca_file` (its text, `pem`) parse as the
+/// notifier will parse them. Compiling reads the file through its `Host` and asks this, so a
+/// bundle with a certificate marker but a broken body fails `check-config`, as before.
+pub fn check_ca_pem(c: &NotifierConfig, path: &Path, pem: &[u8]) -> Result<(), String> {
+    lettre::transport::smtp::client::Certificate::from_pem(pem)
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "notifier {:?}: parse ca_file {}: {e}",
+                c.name,
+                path.display()
+            )
+        })
 }
 
 /// Credentials go together, and only over verified TLS.

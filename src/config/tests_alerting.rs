@@ -561,3 +561,34 @@ url = "https://u:${S}@"
     ];
     assert_eq!(shown.lines().collect::<Vec<_>>(), want);
 }
+
+#[test]
+fn an_email_ca_file_that_does_not_parse_fails_check_config() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let main = dir.path().join("main.toml");
+    std::fs::write(
+        dir.path().join("ca.pem"),
+        "-----BEGIN CERTIFICATE-----\n!!! not base64 !!!\n-----END CERTIFICATE-----\n",
+    )
+    .expect("temp dir is writable");
+    std::fs::write(
+        &main,
+        "[[notifier]]\nname = \"mail\"\nkind = \"email\"\nsmtp = \"mail.example.com\"\n\
+         from = \"warden@example.com\"\nto = [\"oncall@example.com\"]\nca_file = \"ca.pem\"\n",
+    )
+    .expect("temp dir is writable");
+    let diags = load_with_env(&main, &fake_env).expect_err("a broken CA bundle");
+    let messages: Vec<String> = diags
+        .0
+        .iter()
+        .map(|d| format!("{}:{}: {}", d.line, d.col, d.message))
+        .collect();
+    let ca = dir.path().join("ca.pem");
+    assert_eq!(
+        messages,
+        [format!(
+            "1:1: notifier \"mail\": parse ca_file {}: tls error: invalid certificates",
+            ca.display()
+        )]
+    );
+}
