@@ -1,6 +1,7 @@
 //! The validated hook config: what a `[[hook]]` compiles to ([`HookConfig`], its
 //! [`HookCommand`]) and its defaults. `hook` runs it (and re-exports these types for
-//! `outbox`); this module runs nothing and imports nothing of `hook`.
+//! `outbox`); this module runs nothing, does no I/O (the tidy test holds it to that) and
+//! imports nothing of `hook`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

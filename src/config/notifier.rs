@@ -1,10 +1,13 @@
 //! The validated notifier config: what a `[[notifier]]` compiles to ([`NotifierConfig`], one
-//! [`NotifierKind`] per receiver), the parsed webhook body [`Template`], and the pure checks
-//! of what only a notifier's own settings can tell ([`check`]: addresses, header values,
-//! templates), so `check-config` reports them without building a notifier.
+//! [`NotifierKind`] per receiver), the parsed webhook body [`Template`], the pure checks of
+//! what only a notifier's settings as a whole tell ([`check`]: URLs, header values,
+//! templates, the e-mail server, addresses and credentials; [`check_ca_pem`] for an e-mail CA
+//! bundle's text), so `check-config` reports them without building a notifier, and
+//! [`secrets_of`] (a notifier's secret values, for redaction).
 //!
 //! `notify` builds its notifiers from these types and imports them from here; this module
-//! imports nothing of `notify`. It does no I/O: no file, no socket, no clock.
+//! imports nothing of `notify`. It does no I/O: no file, no socket, no clock (the tidy test
+//! holds it to that).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
