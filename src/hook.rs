@@ -19,8 +19,6 @@
 //! two at once are `outbox::HookGuard`'s job, which records every run durably around [`run`].
 //! It never reads the config, the store or the network.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,7 +27,11 @@ use tokio::process::Command;
 
 use crate::alert::{Event, EventKind, HookOutcome};
 use crate::clock::Timestamp;
-use crate::secret::{Redactor, Secret};
+use crate::secret::Redactor;
+
+// The hook's validated config lives in `config`; re-exported because `outbox`, which runs
+// hooks through `HookGuard`, never imports `config`.
+pub use crate::config::hook::{HookCommand, HookConfig};
 
 /// Environment variables a hook must not inherit from warden: systemd's notify socket and
 /// watchdog, so a hook cannot report readiness or keep-alives on warden's behalf.
@@ -38,77 +40,6 @@ pub const CHILD_ENV_REMOVE: [&str; 3] = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATC
 /// How long output is still read after the hook's process exited (a background process it
 /// left behind may hold the pipes open; warden stops reading rather than hang).
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(1);
-
-/// What to execute.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HookCommand {
-    /// Executed directly, no shell: `["kubectl", "rollout", "undo", "deployment/api"]`.
-    Argv(Vec<String>),
-    /// Run as `/bin/sh -c LINE`; only when the config asks for a shell explicitly.
-    Shell(String),
-}
-
-/// One hook, as the validated config describes it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HookConfig {
-    pub name: String,
-    pub command: HookCommand,
-    /// After this the whole process group is killed.
-    pub timeout: Duration,
-    /// Minimum time between the end of one run of this hook and the start of the next.
-    pub cooldown: Duration,
-    /// Record what would run, run nothing.
-    pub dry_run: bool,
-    /// Extra environment; names are recorded, values never are (put secrets here, not in argv).
-    pub env: BTreeMap<String, Secret>,
-    pub workdir: Option<PathBuf>,
-    /// Per stream (stdout, stderr); output beyond it is discarded.
-    pub max_output_bytes: usize,
-}
-
-impl HookConfig {
-    /// A hook with the defaults for everything but its name and command.
-    pub fn new(name: &str, command: HookCommand) -> Self {
-        HookConfig {
-            name: name.to_string(),
-            command,
-            timeout: Duration::from_secs(300),
-            cooldown: Duration::from_secs(600),
-            dry_run: false,
-            env: BTreeMap::new(),
-            workdir: None,
-            max_output_bytes: 64 * 1024,
-        }
-    }
-
-    /// The argv that is executed.
-    pub fn argv(&self) -> Vec<String> {
-        match &self.command {
-            HookCommand::Argv(argv) => argv.clone(),
-            HookCommand::Shell(line) => vec!["/bin/sh".into(), "-c".into(), line.clone()],
-        }
-    }
-
-    /// The command as configured, for people: argv shell-quoted, or the shell line.
-    pub fn display_command(&self) -> String {
-        match &self.command {
-            HookCommand::Argv(argv) => argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" "),
-            HookCommand::Shell(line) => line.clone(),
-        }
-    }
-}
-
-fn quote(arg: &str) -> String {
-    let plain = !arg.is_empty()
-        && arg
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
-    if plain {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
-    }
-}
 
 /// One execution (or dry run) of a hook.
 #[derive(Debug, Clone, PartialEq)]
@@ -452,6 +383,7 @@ pub fn skipped_event(
 mod tests {
     use super::*;
     use crate::alert::Severity;
+    use crate::secret::Secret;
 
     fn event() -> Event {
         Event {
@@ -637,7 +569,5 @@ mod tests {
             label_var("app.kubernetes.io/name"),
             "WARDEN_LABEL_APP_KUBERNETES_IO_NAME"
         );
-        assert_eq!(quote("it's"), r"'it'\''s'");
-        assert_eq!(quote(""), "''");
     }
 }

@@ -362,7 +362,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(builder.enable_all().thread_name("warden").build()?)
 }
 
-async fn notify_test(nc: &warden::notify::NotifierConfig) -> anyhow::Result<()> {
+async fn notify_test(nc: &warden::config::notifier::NotifierConfig) -> anyhow::Result<()> {
     use warden::alert::Delivery;
     let clock = Clock::system();
     let notifier = warden::notify::Notifier::new(nc, &clock).map_err(anyhow::Error::msg)?;

@@ -44,9 +44,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::{Event, EventKind, Severity};
 use crate::clock::Timestamp;
+use crate::config::notifier::NotifierKind;
 use crate::config::{AlertingConfig, Config, HookSpec, RuleConfig};
 use crate::engine::RuleTransition;
-use crate::notify::NotifierKind;
 use crate::rule::State;
 
 pub use run::{spawn, Actions, ActionsOptions};

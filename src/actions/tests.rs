@@ -1,12 +1,12 @@
 use std::time::Duration;
 
 use super::*;
-use crate::config::{HookTrigger, Route, RuleActions};
-use crate::engine::RuleTransition;
-use crate::hook::{HookCommand, HookConfig};
-use crate::notify::{
+use crate::config::hook::{HookCommand, HookConfig};
+use crate::config::notifier::{
     AlertmanagerConfig, NotifierConfig, PagerDutyConfig, WebhookConfig, WebhookFormat,
 };
+use crate::config::{HookTrigger, Route, RuleActions};
+use crate::engine::RuleTransition;
 use crate::rule::{Transition, TransitionReason};
 use crate::secret::Secret;
 

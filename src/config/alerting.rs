@@ -1,12 +1,13 @@
 //! Compiling the alerting part of the config: `[state]`, `[alerting]`, `[[notifier]]`,
 //! `[[hook]]`, and a rule's `notify` and `hooks`, into [`StateConfig`] and
-//! [`AlertingConfig`]. `compile.rs` drives; this file adds to its [`Compiler`].
+//! [`AlertingConfig`]. `compile/mod.rs` drives; this file adds to its [`Compiler`].
 //!
 //! Like the rest of compiling it reads only through [`Host`](super::compile::Host) (the
 //! environment, `*_file` secrets, CA files, the host name), collects every problem at its
 //! most precise span, and names fields, never secret values. A notifier that passes these
-//! checks is also built once with [`Notifier::new`] (no network I/O), so that what only the
-//! notifier can judge (a template, an address, a CA bundle) is reported at check-config time.
+//! checks is also put through [`notifier::check`] (pure: no client is built, no file read),
+//! so that what only its settings as a whole tell (a template, an address, credentials
+//! without TLS) is reported at check-config time.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,17 +18,15 @@ use toml::Spanned;
 use super::compile::{
     is_http_url, unknown_name_message, Compiler, Defined, KindKeys, Span, MAX_OUTPUT_BYTES,
 };
+use super::hook::{HookCommand, HookConfig};
 use super::model::*;
+use super::notifier::{
+    self, AlertmanagerConfig, EmailConfig, EmailTls, NotifierConfig, NotifierKind, PagerDutyConfig,
+    SlackConfig, Template, WebhookConfig, WebhookFormat, DEFAULT_RESEND_EVERY, DEFAULT_TIMEOUT,
+    PAGERDUTY_EVENTS_URL,
+};
 use super::raw::*;
 use crate::alert::Severity;
-use crate::clock::Clock;
-use crate::hook::{HookCommand, HookConfig};
-use crate::notify::webhook::Template;
-use crate::notify::{
-    AlertmanagerConfig, EmailConfig, EmailTls, Notifier, NotifierConfig, NotifierKind,
-    PagerDutyConfig, SlackConfig, WebhookConfig, WebhookFormat, DEFAULT_RESEND_EVERY,
-    DEFAULT_TIMEOUT, PAGERDUTY_EVENTS_URL,
-};
 use crate::secret::Secret;
 
 /// Where PagerDuty's default `source` comes from.
@@ -445,7 +444,7 @@ impl Compiler<'_> {
     }
 
     /// Returns the notifier's valid name (even when the rest is invalid) and its config when
-    /// it has no error and [`Notifier::new`] accepts it.
+    /// it has no error and [`notifier::check`] accepts it.
     fn notifier(
         &mut self,
         raw: &Spanned<RawNotifier>,
@@ -486,15 +485,43 @@ impl Compiler<'_> {
             }
             _ => None,
         };
-        // What only the notifier can judge; its message names the notifier, never a secret.
-        let config = config.and_then(|config| match Notifier::new(&config, &Clock::system()) {
-            Ok(_) => Some(config),
+        // What only the settings as a whole tell; the message names the notifier, never a
+        // secret.
+        let config = config.and_then(|config| match notifier::check(&config) {
+            Ok(()) => Some(config),
+            Err(e) => {
+                self.error(header.clone(), e);
+                None
+            }
+        });
+        let config = config.and_then(|config| match self.email_ca(&config) {
+            Ok(()) => Some(config),
             Err(e) => {
                 self.error(header.clone(), e);
                 None
             }
         });
         (name, config)
+    }
+
+    /// An `email` notifier's CA bundle parses ([`notifier::check_ca_pem`]); `ca_file` has
+    /// checked that it is readable and holds a certificate marker.
+    fn email_ca(&self, config: &NotifierConfig) -> Result<(), String> {
+        let NotifierKind::Email(EmailConfig {
+            ca_file: Some(path),
+            ..
+        }) = &config.kind
+        else {
+            return Ok(());
+        };
+        let pem = (self.host.read)(path).map_err(|e| {
+            format!(
+                "notifier {:?}: read ca_file {}: {e}",
+                config.name,
+                path.display()
+            )
+        })?;
+        notifier::check_ca_pem(config, path, &pem)
     }
 
     fn missing_in(&mut self, header: &Span, key: &str, kind: Type) {

@@ -4,8 +4,9 @@
 //! (`raw`), read with their includes by `load`, and the validated model that the rest of
 //! warden runs on (`model`), built by `compile`. Compiling collects every error as
 //! `file:line:col: message` ([`Diagnostics`]). This module reads files and the environment
-//! and nothing else: no sockets, no clocks. (Compiling builds each notifier once, to let it
-//! judge its own settings; that opens no connection.)
+//! and nothing else: no sockets, no clocks. It owns every validated config type, the
+//! notifiers' (`notifier`) and the hooks' (`hook`) included: `notify` and `hook` import
+//! them from here, and this module imports neither.
 
 mod alerting;
 mod assertion;
@@ -13,8 +14,10 @@ mod compile;
 mod diag;
 mod duration;
 mod env;
+pub mod hook;
 mod load;
 pub mod model;
+pub mod notifier;
 mod raw;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,6 @@
 //! The validated configuration: what the rest of warden runs on.
 //!
-//! Every value here has passed validation (see `compile.rs`): names are unique, references
+//! Every value here has passed validation (see `compile/`): names are unique, references
 //! resolve, durations are in range, assertions parsed. Nothing downstream re-validates, and
 //! nothing here does I/O. Secrets are [`Secret`]s and never print.
 
@@ -9,9 +9,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::hook::HookConfig;
+use super::notifier::{secrets_of, NotifierConfig};
 use crate::alert::Severity;
-use crate::hook::HookConfig;
-use crate::notify::NotifierConfig;
 use crate::secret::Secret;
 
 /// A whole, valid configuration (the main file plus its includes).
@@ -56,7 +56,7 @@ impl Config {
             hook.config.env.values().for_each(&mut add);
         }
         for notifier in &self.alerting.notifiers {
-            out.extend(crate::notify::secrets_of(&notifier.kind));
+            out.extend(secrets_of(&notifier.kind));
         }
         out
     }

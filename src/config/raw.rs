@@ -1,5 +1,5 @@
 //! Raw config: serde structs that mirror the TOML file, with a span on every value an error
-//! may point at. Nothing here validates, interpolates or reads a file; `compile.rs` does.
+//! may point at. Nothing here validates, interpolates or reads a file; `compile/` does.
 //!
 //! The format, in short:
 //!
@@ -225,7 +225,7 @@ raw_table! {
 
 raw_table! {
     /// `[[check]]`: one flat struct for every kind (an internally tagged enum would lose the
-    /// spans); `compile.rs` rejects keys the kind does not use.
+    /// spans); `compile/checks.rs` rejects keys the kind does not use.
     pub struct RawCheck {
         name: Spanned<String>,
         kind: Spanned<String>,

@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::tests::{fake_env, FIXTURES, SECRETS};
-use super::*;
-use crate::alert::Severity;
-use crate::hook::{HookCommand, HookConfig};
-use crate::notify::{
+use super::hook::{HookCommand, HookConfig};
+use super::notifier::{
     AlertmanagerConfig, EmailConfig, EmailTls, NotifierConfig, NotifierKind, PagerDutyConfig,
     SlackConfig, WebhookConfig, WebhookFormat, PAGERDUTY_EVENTS_URL,
 };
+use super::tests::{fake_env, FIXTURES, SECRETS};
+use super::*;
+use crate::alert::Severity;
 use crate::secret::Secret;
 
 /// Loads with `env`, and with this machine's name read as `web-1`.
@@ -560,4 +560,35 @@ url = "https://u:${S}@"
         r#"<dir>/warden.toml:35:7: invalid url "https://<secret>@": expected http:// or https:// followed by a host"#,
     ];
     assert_eq!(shown.lines().collect::<Vec<_>>(), want);
+}
+
+#[test]
+fn an_email_ca_file_that_does_not_parse_fails_check_config() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let main = dir.path().join("main.toml");
+    std::fs::write(
+        dir.path().join("ca.pem"),
+        "-----BEGIN CERTIFICATE-----\n!!! not base64 !!!\n-----END CERTIFICATE-----\n",
+    )
+    .expect("temp dir is writable");
+    std::fs::write(
+        &main,
+        "[[notifier]]\nname = \"mail\"\nkind = \"email\"\nsmtp = \"mail.example.com\"\n\
+         from = \"warden@example.com\"\nto = [\"oncall@example.com\"]\nca_file = \"ca.pem\"\n",
+    )
+    .expect("temp dir is writable");
+    let diags = load_with_env(&main, &fake_env).expect_err("a broken CA bundle");
+    let messages: Vec<String> = diags
+        .0
+        .iter()
+        .map(|d| format!("{}:{}: {}", d.line, d.col, d.message))
+        .collect();
+    let ca = dir.path().join("ca.pem");
+    assert_eq!(
+        messages,
+        [format!(
+            "1:1: notifier \"mail\": parse ca_file {}: tls error: invalid certificates",
+            ca.display()
+        )]
+    );
 }

@@ -67,9 +67,6 @@ impl AlertmanagerNotifier {
         if !matches!(base.scheme(), "http" | "https") {
             return Err(format!("url {shown_base:?} must be http or https"));
         }
-        if config.resend_every.is_zero() {
-            return Err("resend_every must be greater than 0".into());
-        }
         let endpoint = format!("{}/api/v2/alerts", config.url.trim_end_matches('/'));
         Ok(AlertmanagerNotifier {
             client: http::client(timeout)?,

@@ -35,6 +35,7 @@ use super::{
 };
 use crate::alert::{Delivery, Event, EventKind};
 use crate::clock::{Clock, Timestamp};
+use crate::config::notifier::smtp_host_port;
 
 pub struct EmailNotifier {
     transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -70,14 +71,11 @@ impl EmailNotifier {
         name: &str,
         clock: Clock,
     ) -> Result<Self, String> {
-        let (host, port) = host_port(&config.smtp, config.tls)?;
+        let (host, port) = smtp_host_port(&config.smtp, config.tls)?;
         let from: Mailbox = config
             .from
             .parse()
             .map_err(|e| format!("from {:?} is not a valid address: {e}", config.from))?;
-        if config.to.is_empty() {
-            return Err("to needs at least one address".into());
-        }
         let to = config
             .to
             .iter()
@@ -113,29 +111,14 @@ impl EmailNotifier {
             .port(port)
             .timeout(Some(timeout))
             .tls(tls);
-        match (&config.username, &config.password) {
-            (Some(user), Some(password)) => {
-                if config.accept_invalid_certs {
-                    return Err(
-                        "username and password are never sent with accept_invalid_certs = true: whoever sits in the middle would get them"
-                            .into(),
-                    );
-                }
-                if config.tls == EmailTls::None {
-                    return Err(
-                        "username and password need tls = \"starttls\" or \"implicit\": credentials are never sent in the clear"
-                            .into(),
-                    );
-                }
-                builder = builder
-                    .credentials(Credentials::new(
-                        user.clone(),
-                        password.expose().to_string(),
-                    ))
-                    .authentication(vec![Mechanism::Plain, Mechanism::Login]);
-            }
-            (None, None) => {}
-            _ => return Err("username and password go together".into()),
+        // `check` (run by `Notifier::new`) has refused credentials without verified TLS.
+        if let (Some(user), Some(password)) = (&config.username, &config.password) {
+            builder = builder
+                .credentials(Credentials::new(
+                    user.clone(),
+                    password.expose().to_string(),
+                ))
+                .authentication(vec![Mechanism::Plain, Mechanism::Login]);
         }
         Ok(EmailNotifier {
             transport: builder.build(),
@@ -191,37 +174,6 @@ fn classify(shown: &str, e: &lettre::transport::smtp::Error) -> Delivery {
             retry_after: None,
         }
     }
-}
-
-/// `host:port` or `[v6]:port` or `host` (port from the TLS mode).
-fn host_port(text: &str, tls: EmailTls) -> Result<(String, u16), String> {
-    let default = match tls {
-        EmailTls::None => 25,
-        EmailTls::StartTls => 587,
-        EmailTls::Implicit => 465,
-    };
-    let bad = || format!("smtp {text:?} must be host or host:port (port 1-65535)");
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (h, after) = rest.split_once(']').ok_or_else(bad)?;
-        match after.strip_prefix(':') {
-            Some(p) => (h, Some(p)),
-            None if after.is_empty() => (h, None),
-            None => return Err(bad()),
-        }
-    } else {
-        match text.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (text, None),
-        }
-    };
-    if host.is_empty() || host.contains(char::is_whitespace) {
-        return Err(bad());
-    }
-    let port = match port {
-        Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad)?,
-        None => default,
-    };
-    Ok((host.to_string(), port))
 }
 
 /// Everything warden decides about a message; lettre adds `From`, `To`, `Date`, MIME.

@@ -1,8 +1,8 @@
 //! Notifiers: one file per receiver kind, each a [`Sink`] that renders one [`Event`], sends
 //! it once and classifies the outcome as a [`Delivery`].
 //!
-//! This module owns the validated notifier config ([`NotifierConfig`], built by `config`),
-//! [`Notifier`] (the closed enum that dispatches to `webhook`, `slack`, `pagerduty`,
+//! This module builds each notifier from its validated config ([`NotifierConfig`], owned by
+//! `config::notifier`) and owns [`Notifier`] (the closed enum that dispatches to `webhook`, `slack`, `pagerduty`,
 //! `alertmanager` and `email`), the words shared by every rendering (summaries, value
 //! formatting) and, in `http`, the one HTTP client setup and status classification.
 //!
@@ -21,166 +21,16 @@ pub mod slack;
 pub mod webhook;
 
 use std::fmt;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::alert::{BoxFuture, Delivery, Event, EventKind, HookOutcome, Severity, Sink};
 use crate::clock::{Clock, Timestamp};
-use crate::secret::{redact_url, Redactor, Secret};
-
-/// The total time one send may take when the config does not say.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// PagerDuty's Events API v2 endpoint.
-pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
-/// How often a firing alert is re-sent to an Alertmanager when the config does not say
-/// (Prometheus' default `resend_delay`).
-pub const DEFAULT_RESEND_EVERY: Duration = Duration::from_secs(60);
-
-/// One configured notifier, validated.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NotifierConfig {
-    /// The name rules route to; unique in a config.
-    pub name: String,
-    /// Bounds one whole send (connect, request, response); [`DEFAULT_TIMEOUT`] by default.
-    pub timeout: Duration,
-    pub kind: NotifierKind,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum NotifierKind {
-    Webhook(WebhookConfig),
-    Slack(SlackConfig),
-    PagerDuty(PagerDutyConfig),
-    Alertmanager(AlertmanagerConfig),
-    Email(EmailConfig),
-}
-
-impl NotifierKind {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            NotifierKind::Webhook(_) => "webhook",
-            NotifierKind::Slack(_) => "slack",
-            NotifierKind::PagerDuty(_) => "pagerduty",
-            NotifierKind::Alertmanager(_) => "alertmanager",
-            NotifierKind::Email(_) => "email",
-        }
-    }
-}
-
-/// `webhook`: a JSON POST to any URL.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WebhookConfig {
-    /// The whole URL is a secret: tokens often live in its path or query.
-    pub url: Secret,
-    /// Extra request headers (`Authorization`, `X-Api-Key`, ...); values are secrets.
-    pub headers: Vec<(String, Secret)>,
-    pub format: WebhookFormat,
-    /// A body template with `{{placeholder}}`s (see [`webhook::PLACEHOLDERS`]); replaces the
-    /// format's body. `None`: the format's JSON.
-    pub template: Option<String>,
-    /// `externalURL` and `generatorURL` in the Alertmanager format (e.g. warden's status page).
-    pub external_url: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WebhookFormat {
-    /// warden's own documented payload (`version: "1"`).
-    Warden,
-    /// The Alertmanager webhook payload (`version: "4"`), for receivers built for Alertmanager.
-    Alertmanager,
-}
-
-/// `slack`: a Slack incoming webhook.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SlackConfig {
-    /// `https://hooks.slack.com/services/T…/B…/…`: the path is the credential.
-    pub webhook_url: Secret,
-    /// Overrides the webhook's channel (legacy webhooks only honour it).
-    pub channel: Option<String>,
-    pub username: Option<String>,
-}
-
-/// `pagerduty`: PagerDuty Events API v2.
-#[derive(Clone, PartialEq)]
-pub struct PagerDutyConfig {
-    /// The integration's routing key (the service's "Integration Key").
-    pub routing_key: Secret,
-    /// [`PAGERDUTY_EVENTS_URL`] unless pointed elsewhere (a proxy, a test receiver).
-    pub url: String,
-    /// `payload.source`: the affected system, e.g. the host warden watches from.
-    pub source: String,
-    /// `payload.component`; the event's check when `None`.
-    pub component: Option<String>,
-    /// `payload.group`, omitted when `None`.
-    pub group: Option<String>,
-    /// `payload.class`, omitted when `None`.
-    pub class: Option<String>,
-}
-
-/// `alertmanager`: push alerts into an Alertmanager's `POST /api/v2/alerts`.
-#[derive(Clone, PartialEq)]
-pub struct AlertmanagerConfig {
-    /// The base URL, e.g. `http://127.0.0.1:9093` (`/api/v2/alerts` is appended).
-    pub url: String,
-    /// How often the alert stage re-sends a firing alert (an Alertmanager forgets an alert
-    /// whose `endsAt` passed); a firing alert's `endsAt` is `now + 4 × resend_every`.
-    pub resend_every: Duration,
-    /// `generatorURL` of every alert (a link back to warden); omitted when `None`.
-    pub generator_url: Option<String>,
-}
-
-// URLs may carry credentials (`http://user:pw@host`): Debug shows them redacted.
-impl fmt::Debug for PagerDutyConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PagerDutyConfig")
-            .field("routing_key", &self.routing_key)
-            .field("url", &redact_url(&self.url))
-            .field("source", &self.source)
-            .field("component", &self.component)
-            .field("group", &self.group)
-            .field("class", &self.class)
-            .finish()
-    }
-}
-
-impl fmt::Debug for AlertmanagerConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AlertmanagerConfig")
-            .field("url", &redact_url(&self.url))
-            .field("resend_every", &self.resend_every)
-            .field("generator_url", &self.generator_url)
-            .finish()
-    }
-}
-
-/// `email`: SMTP via lettre.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EmailConfig {
-    /// `host:port`; without a port, 25 (plain), 587 (STARTTLS) or 465 (implicit TLS).
-    pub smtp: String,
-    pub tls: EmailTls,
-    /// AUTH PLAIN or LOGIN when set (with `password`).
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    /// `From:`, e.g. `warden <warden@example.com>`.
-    pub from: String,
-    /// `To:`, at least one address.
-    pub to: Vec<String>,
-    /// A PEM bundle of extra trusted CA certificates (a private mail relay's CA).
-    pub ca_file: Option<PathBuf>,
-    /// Skip certificate verification. For test relays only.
-    pub accept_invalid_certs: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmailTls {
-    /// Plain SMTP; credentials are refused without TLS.
-    None,
-    /// Plain connection upgraded by STARTTLS (required, never opportunistic); port 587.
-    StartTls,
-    /// TLS from the first byte (SMTPS); port 465.
-    Implicit,
-}
+// The kinds' configs, for this module's files (`super::WebhookConfig`, ...).
+use crate::config::notifier::{
+    check, secrets_of, AlertmanagerConfig, EmailConfig, EmailTls, NotifierConfig, NotifierKind,
+    PagerDutyConfig, SlackConfig, WebhookConfig, WebhookFormat,
+};
+use crate::secret::Redactor;
 
 /// A configured notifier, ready to send: the closed set of kinds behind one [`Sink`].
 pub struct Notifier {
@@ -199,14 +49,13 @@ enum Target {
 }
 
 impl Notifier {
-    /// Checks what the config model cannot (URLs, header names, templates, addresses, CA
-    /// files) and prepares the client. Errors name the notifier and never print a secret.
+    /// Checks the settings ([`check`], as compiling did), reads the CA files and
+    /// prepares the client. Errors name the notifier and never print a secret.
     pub fn new(config: &NotifierConfig, clock: &Clock) -> Result<Notifier, String> {
+        // Each kind's constructor below relies on this having passed.
+        check(config)?;
         let name = &config.name;
         let fail = |e: String| format!("notifier {name:?}: {e}");
-        if config.timeout.is_zero() {
-            return Err(fail("timeout must be greater than 0".into()));
-        }
         let redactor = Redactor::new(secrets_of(&config.kind));
         let r = || redactor.clone();
         let timeout = config.timeout;
@@ -319,28 +168,6 @@ pub fn build(config: &NotifierConfig, clock: &Clock) -> Result<Box<dyn Sink>, St
     Ok(Box::new(Notifier::new(config, clock)?))
 }
 
-/// The secret values of a notifier's config, as they may show up in what a receiver or a
-/// library says.
-/// The secret values of a notifier's config (and the parts of a secret URL that identify it),
-/// for redaction.
-pub fn secrets_of(kind: &NotifierKind) -> Vec<String> {
-    let mut secrets = Vec::new();
-    match kind {
-        NotifierKind::Webhook(c) => {
-            secrets.extend(url_fragments(c.url.expose()));
-            secrets.extend(c.headers.iter().map(|(_, v)| v.expose().to_string()));
-        }
-        NotifierKind::Slack(c) => secrets.extend(url_fragments(c.webhook_url.expose())),
-        NotifierKind::PagerDuty(c) => {
-            secrets.push(c.routing_key.expose().to_string());
-            secrets.extend(url_password(&c.url));
-        }
-        NotifierKind::Alertmanager(c) => secrets.extend(url_password(&c.url)),
-        NotifierKind::Email(c) => secrets.extend(c.password.iter().map(|p| p.expose().to_string())),
-    }
-    secrets
-}
-
 /// Replaces any secret value that slipped into a reason (a library printing a URL) with
 /// `<secret>`. Defence in depth: reasons are built without secrets in the first place, and a
 /// receiver's body is redacted before it is quoted ([`http::Reply::text`]).
@@ -358,80 +185,6 @@ fn scrub(redactor: &Redactor, delivery: Delivery) -> Delivery {
             reason: redactor.redact(&reason),
         },
     }
-}
-
-/// The pieces of a secret URL worth scrubbing: the URL, its path-and-query and query, and
-/// its password (user names are not secrets).
-fn url_fragments(url: &str) -> Vec<String> {
-    let mut out = vec![url.to_string()];
-    if let Ok(parsed) = reqwest::Url::parse(url) {
-        let mut path = parsed.path().to_string();
-        if let Some(q) = parsed.query() {
-            out.push(q.to_string());
-            path = format!("{path}?{q}");
-        }
-        if path.len() > 1 {
-            out.push(path);
-        }
-        out.extend(url_password(url));
-    }
-    out
-}
-
-/// The password of a URL with credentials (`http://user:pw@host`), and the `Basic` token
-/// the HTTP client makes of them (a receiver may echo the `Authorization` header back).
-fn url_password(url: &str) -> Vec<String> {
-    let Ok(parsed) = reqwest::Url::parse(url) else {
-        return Vec::new();
-    };
-    let Some(password) = parsed.password() else {
-        return Vec::new();
-    };
-    let decode = |s: &str| percent_decode(s).unwrap_or_else(|| s.to_string());
-    let basic = base64(format!("{}:{}", decode(parsed.username()), decode(password)).as_bytes());
-    vec![password.to_string(), decode(password), basic]
-}
-
-/// `%xx` decoding of URL userinfo; `None` when it is not valid UTF-8 afterwards.
-fn percent_decode(s: &str) -> Option<String> {
-    let hex = |b: u8| char::from(b).to_digit(16).map(|d| d as u8);
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push(hi << 4 | lo);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
-/// Standard base64 with padding (for the `Basic` token only).
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// `scheme://host[:port]` of a URL, for messages about a secret URL; `<invalid url>` when it

@@ -82,12 +82,6 @@ impl PagerDutyNotifier {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!("url {shown:?} must be http or https"));
         }
-        if config.routing_key.expose().trim().is_empty() {
-            return Err("routing_key is empty".into());
-        }
-        if config.source.trim().is_empty() {
-            return Err("source is empty".into());
-        }
         Ok(PagerDutyNotifier {
             client: http::client(timeout)?,
             routing_key: config.routing_key.clone(),

@@ -10,6 +10,8 @@ use serde_json::{json, Value as Json};
 
 use super::*;
 use crate::clock::Timestamp;
+use crate::config::notifier::{Template, DEFAULT_TIMEOUT, PAGERDUTY_EVENTS_URL, PLACEHOLDERS};
+use crate::secret::Secret;
 
 /// The sample events every golden payload is rendered from (shared with `tests/it`).
 pub(crate) fn events() -> BTreeMap<String, Event> {
@@ -209,7 +211,7 @@ fn values_format_for_people() {
 
 #[test]
 fn template_replaces_placeholders_with_json_escaped_values() {
-    let t = webhook::Template::parse(
+    let t = Template::parse(
         r#"{"text": "{{ summary }}", "alert": "{{alert}}", "v": "{{value}}", "team": "{{labels.team}}", "none": "{{labels.nope}}{{deploy}}", "d": "{{description}}"}"#,
     )
     .unwrap();
@@ -226,19 +228,19 @@ fn template_replaces_placeholders_with_json_escaped_values() {
         }"#]]
     .assert_eq(&serde_json::to_string_pretty(&parsed).unwrap());
     // Every documented placeholder parses.
-    for p in webhook::PLACEHOLDERS {
+    for p in PLACEHOLDERS {
         let name = p.replace("NAME", "team");
-        webhook::Template::parse(&format!("{{{{{name}}}}}")).unwrap();
+        Template::parse(&format!("{{{{{name}}}}}")).unwrap();
     }
 }
 
 #[test]
 fn template_errors_say_where_and_what_is_known() {
     expect![[r#"template: unknown placeholder {{alert_name}} at byte 8; known: alert, check, status, severity, summary, value, value_name, threshold, condition, description, since, at, deploy, dedup_key, hook, hook_exit_code, labels.NAME"#]]
-    .assert_eq(&webhook::Template::parse(r#"{"a": "x{{alert_name}}"}"#).unwrap_err());
+    .assert_eq(&Template::parse(r#"{"a": "x{{alert_name}}"}"#).unwrap_err());
     expect!["template: unclosed {{ at byte 6"]
-        .assert_eq(&webhook::Template::parse(r#"{"a": {{alert"#).unwrap_err());
-    assert!(webhook::Template::parse("{{labels.}}").is_err());
+        .assert_eq(&Template::parse(r#"{"a": {{alert"#).unwrap_err());
+    assert!(Template::parse("{{labels.}}").is_err());
 }
 
 #[test]
@@ -332,9 +334,13 @@ fn label_names_become_valid_for_alertmanager() {
 #[test]
 fn redactor_scrubs_secret_values_from_reasons() {
     let r = Redactor::new(
-        url_fragments("https://hooks.slack.com/services/T0/B0/SECRETTOKEN?x=y")
-            .into_iter()
-            .chain(["abc".to_string()]),
+        secrets_of(&NotifierKind::Slack(SlackConfig {
+            webhook_url: Secret::new("https://hooks.slack.com/services/T0/B0/SECRETTOKEN?x=y"),
+            channel: None,
+            username: None,
+        }))
+        .into_iter()
+        .chain(["abc".to_string()]),
     );
     let d = scrub(&r, Delivery::Permanent {
         reason: "POST https://hooks.slack.com: /services/T0/B0/SECRETTOKEN?x=y and https://hooks.slack.com/services/T0/B0/SECRETTOKEN?x=y abc".into(),
@@ -345,29 +351,6 @@ fn redactor_scrubs_secret_values_from_reasons() {
             reason: "POST https://hooks.slack.com: <secret> and <secret> abc".into()
         }
     );
-}
-
-#[test]
-fn url_credentials_are_scrubbed_in_every_form() {
-    // reqwest sends URL credentials as `Authorization: Basic base64(user:password)`.
-    assert_eq!(
-        url_password("http://warden:am-SECRET-pw@127.0.0.1:9093"),
-        [
-            "am-SECRET-pw",
-            "am-SECRET-pw",
-            "d2FyZGVuOmFtLVNFQ1JFVC1wdw=="
-        ]
-    );
-    assert_eq!(
-        url_password("http://u:p%40ss@h/"),
-        ["p%40ss", "p@ss", "dTpwQHNz"]
-    );
-    assert!(url_password("http://h/").is_empty());
-    assert_eq!(base64(b""), "");
-    assert_eq!(base64(b"f"), "Zg==");
-    assert_eq!(base64(b"fo"), "Zm8=");
-    assert_eq!(base64(b"foo"), "Zm9v");
-    assert_eq!(percent_decode("%zz%4"), Some("%zz%4".into()));
 }
 
 #[test]

@@ -9,8 +9,8 @@
 //! - **alertmanager**, [`render_alertmanager`]: the Alertmanager webhook payload
 //!   (`version` `"4"`), so receivers built for Alertmanager work unchanged. Examples:
 //!   `tests/fixtures/notify/webhook-alertmanager-*.json`.
-//! - a user **template**, [`Template`]: any text with `{{placeholder}}`s (see
-//!   [`PLACEHOLDERS`]), each replaced by the value escaped for the inside of a JSON string
+//! - a user **template**, [`Template`] (parsed by `config::notifier`, rendered here): any
+//!   text with `{{placeholder}}`s (see [`PLACEHOLDERS`](crate::config::notifier::PLACEHOLDERS)), each replaced by the value escaped for the inside of a JSON string
 //!   (no quotes added: write `"{{alert}}"`); absent values become empty. An unknown
 //!   placeholder is a config error.
 //!
@@ -25,6 +25,7 @@ use serde_json::{json, Value as Json};
 use super::{alertmanager, http, origin_of, status_word, summary, WebhookConfig, WebhookFormat};
 use crate::alert::{Delivery, Event, EventKind};
 use crate::clock::Clock;
+use crate::config::notifier::{Field, Part, Template};
 use crate::secret::Redactor;
 use crate::secret::Secret;
 
@@ -191,115 +192,7 @@ pub fn render_alertmanager(event: &Event, receiver: &str, external_url: Option<&
     })
 }
 
-/// The placeholders a template may use. `labels.NAME` reads one label (empty when absent).
-pub const PLACEHOLDERS: &[&str] = &[
-    "alert",
-    "check",
-    "status",
-    "severity",
-    "summary",
-    "value",
-    "value_name",
-    "threshold",
-    "condition",
-    "description",
-    "since",
-    "at",
-    "deploy",
-    "dedup_key",
-    "hook",
-    "hook_exit_code",
-    "labels.NAME",
-];
-
-/// A parsed body template: literal text and placeholders.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Template {
-    parts: Vec<Part>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Part {
-    Text(String),
-    Field(Field),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Field {
-    Alert,
-    Check,
-    Status,
-    Severity,
-    Summary,
-    Value,
-    ValueName,
-    Threshold,
-    Condition,
-    Description,
-    Since,
-    At,
-    Deploy,
-    DedupKey,
-    Hook,
-    HookExitCode,
-    Label(String),
-}
-
 impl Template {
-    /// Parses `{{name}}` placeholders (spaces inside the braces are allowed). An unknown name
-    /// or an unclosed `{{` is an error that says where and what is known.
-    pub fn parse(text: &str) -> Result<Template, String> {
-        let mut parts = Vec::new();
-        let mut rest = text;
-        let mut offset = 0;
-        while let Some(open) = rest.find("{{") {
-            if open > 0 {
-                parts.push(Part::Text(rest[..open].to_string()));
-            }
-            let after = &rest[open + 2..];
-            let Some(close) = after.find("}}") else {
-                return Err(format!("template: unclosed {{{{ at byte {}", offset + open));
-            };
-            let name = after[..close].trim();
-            let field = match name {
-                "alert" => Field::Alert,
-                "check" => Field::Check,
-                "status" => Field::Status,
-                "severity" => Field::Severity,
-                "summary" => Field::Summary,
-                "value" => Field::Value,
-                "value_name" => Field::ValueName,
-                "threshold" => Field::Threshold,
-                "condition" => Field::Condition,
-                "description" => Field::Description,
-                "since" => Field::Since,
-                "at" => Field::At,
-                "deploy" => Field::Deploy,
-                "dedup_key" => Field::DedupKey,
-                "hook" => Field::Hook,
-                "hook_exit_code" => Field::HookExitCode,
-                other => match other.strip_prefix("labels.") {
-                    Some(label) if !label.is_empty() => Field::Label(label.to_string()),
-                    _ => {
-                        return Err(format!(
-                            "template: unknown placeholder {{{{{other}}}}} at byte {}; known: {}",
-                            offset + open,
-                            PLACEHOLDERS.join(", ")
-                        ))
-                    }
-                },
-            };
-            parts.push(Part::Field(field));
-            let consumed = open + 2 + close + 2;
-            offset += consumed;
-            rest = &rest[consumed..];
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Text(rest.to_string()));
-        }
-        Ok(Template { parts })
-    }
-
     /// The template with every placeholder replaced by its JSON-string-escaped value.
     pub fn render(&self, event: &Event) -> String {
         let mut out = String::new();

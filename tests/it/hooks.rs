@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use warden::alert::{Event, EventKind, Severity};
 use warden::clock::Clock;
-use warden::hook::{HookCommand, HookConfig};
+use warden::config::hook::{HookCommand, HookConfig};
 use warden::outbox::{Fired, HookGuard};
 use warden::state::{HookRunState, SkipReason, Store};
 use warden::telemetry::Metrics;

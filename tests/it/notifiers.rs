@@ -11,10 +11,11 @@ use std::time::Duration;
 use serde_json::Value as Json;
 use warden::alert::{Delivery, Event, Severity, Sink};
 use warden::clock::{Clock, Timestamp};
-use warden::notify::{
-    alertmanager, AlertmanagerConfig, EmailConfig, EmailTls, Notifier, NotifierConfig,
-    NotifierKind, PagerDutyConfig, SlackConfig, WebhookConfig, WebhookFormat,
+use warden::config::notifier::{
+    AlertmanagerConfig, EmailConfig, EmailTls, NotifierConfig, NotifierKind, PagerDutyConfig,
+    SlackConfig, WebhookConfig, WebhookFormat,
 };
+use warden::notify::{alertmanager, Notifier};
 use warden::secret::Secret;
 
 use crate::harness::alertmanager::Alertmanager;
