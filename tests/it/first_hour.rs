@@ -397,17 +397,11 @@ timeout = "190ms"
     );
 }
 
-#[test]
-fn the_installed_layout_loads_as_installed() {
-    let dest = tempfile::tempdir().unwrap();
+/// Runs `scripts/install.sh --destdir DEST` with the binary under test; it must succeed.
+fn install_into(dest: &Path) {
     let out = Command::new("bash")
         .arg(root().join("scripts/install.sh"))
-        .args([
-            "--destdir",
-            dest.path().to_str().unwrap(),
-            "--binary",
-            WARDEN,
-        ])
+        .args(["--destdir", dest.to_str().unwrap(), "--binary", WARDEN])
         .stdin(Stdio::null())
         .output()
         .expect("run scripts/install.sh");
@@ -417,6 +411,12 @@ fn the_installed_layout_loads_as_installed() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn the_installed_layout_loads_as_installed() {
+    let dest = tempfile::tempdir().unwrap();
+    install_into(dest.path());
     let etc: PathBuf = dest.path().join("etc/warden");
     // The default config with its local-services include switched on, as README suggests.
     let config = etc.join("warden.toml");
@@ -441,18 +441,7 @@ fn the_installed_layout_loads_as_installed() {
         );
     }
     // Installing again keeps what was edited (the config above), the shipped copy beside it.
-    let again = Command::new("bash")
-        .arg(root().join("scripts/install.sh"))
-        .args([
-            "--destdir",
-            dest.path().to_str().unwrap(),
-            "--binary",
-            WARDEN,
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run scripts/install.sh again");
-    assert!(again.status.success());
+    install_into(dest.path());
     assert!(std::fs::read_to_string(etc.join("warden.toml"))
         .unwrap()
         .contains("\ninclude = [\"alerts/local-services.toml\"]"));
