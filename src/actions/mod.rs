@@ -44,7 +44,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::{Event, EventKind, Severity};
 use crate::clock::Timestamp;
-use crate::config::notifier::NotifierKind;
 use crate::config::{AlertingConfig, Config, HookSpec, RuleConfig};
 use crate::engine::RuleTransition;
 use crate::rule::State;
@@ -495,21 +494,15 @@ impl Alerts {
         };
         told.into_iter()
             .filter(|n| {
-                self.alerting.notifier(n).is_some_and(|c| {
-                    !matches!(
-                        c.kind,
-                        NotifierKind::PagerDuty(_) | NotifierKind::Alertmanager(_)
-                    )
-                })
+                self.alerting
+                    .notifier(n)
+                    .is_some_and(|c| !c.kind.opens_alerts())
             })
             .collect()
     }
 
     fn resend_every(&self, notifier: &str) -> Option<Duration> {
-        match &self.alerting.notifier(notifier)?.kind {
-            NotifierKind::Alertmanager(c) => Some(c.resend_every),
-            _ => None,
-        }
+        self.alerting.notifier(notifier)?.kind.resend_every()
     }
 
     /// Only notifiers that exist: a resolve for a notifier removed from the config would
@@ -549,7 +542,7 @@ impl Alerts {
                     .filter(|n| {
                         self.alerting
                             .notifier(n)
-                            .is_some_and(|c| matches!(c.kind, NotifierKind::Alertmanager(_)))
+                            .is_some_and(|c| c.kind.resend_every().is_some())
                     })
                     .cloned()
                     .collect();

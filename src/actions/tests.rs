@@ -3,7 +3,7 @@ use std::time::Duration;
 use super::*;
 use crate::config::hook::{HookCommand, HookConfig};
 use crate::config::notifier::{
-    AlertmanagerConfig, NotifierConfig, PagerDutyConfig, WebhookConfig, WebhookFormat,
+    AlertmanagerConfig, NotifierConfig, NotifierKind, PagerDutyConfig, WebhookConfig, WebhookFormat,
 };
 use crate::config::{HookTrigger, Route, RuleActions};
 use crate::engine::RuleTransition;

@@ -52,6 +52,28 @@ impl NotifierKind {
             NotifierKind::Email(_) => "email",
         }
     }
+
+    /// How often a firing alert must be sent again for the receiver to keep it: Alertmanager
+    /// forgets an alert whose `endsAt` has passed. `None`: the receiver keeps a page until it
+    /// is resolved.
+    pub fn resend_every(&self) -> Option<Duration> {
+        match self {
+            NotifierKind::Alertmanager(c) => Some(c.resend_every),
+            NotifierKind::Webhook(_)
+            | NotifierKind::Slack(_)
+            | NotifierKind::PagerDuty(_)
+            | NotifierKind::Email(_) => None,
+        }
+    }
+
+    /// Whether every event sent here opens (or updates) an alert of its own, as a pager does:
+    /// a hook's outcome sent there would page again, so outcomes go elsewhere by default.
+    pub fn opens_alerts(&self) -> bool {
+        match self {
+            NotifierKind::PagerDuty(_) | NotifierKind::Alertmanager(_) => true,
+            NotifierKind::Webhook(_) | NotifierKind::Slack(_) | NotifierKind::Email(_) => false,
+        }
+    }
 }
 
 /// `webhook`: a JSON POST to any URL.
