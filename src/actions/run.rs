@@ -468,14 +468,22 @@ impl Drop for Held {
         }
         if std::thread::panicking() {
             self.panics.inc();
+            tracing::error!(
+                alert = %self.rule,
+                incident = self.incident,
+                hooks = %self.hooks.join(","),
+                "a hook job panicked before reporting its hooks; they are released and asked again later"
+            );
+        } else {
+            // Dropped, not panicked: warden is stopping while the job ran (a hook outliving
+            // the grace period is reported `interrupted` at the next start).
+            tracing::info!(
+                alert = %self.rule,
+                incident = self.incident,
+                hooks = %self.hooks.join(","),
+                "a hook job stopped with warden before reporting its hooks"
+            );
         }
-        tracing::error!(
-            alert = %self.rule,
-            incident = self.incident,
-            hooks = %self.hooks.join(","),
-            panicked = std::thread::panicking(),
-            "a hook job ended without reporting its hooks; they are released and asked again later"
-        );
         let retry = self.clock.now() + HOOK_RETRY;
         for hook in std::mem::take(&mut self.hooks) {
             let _ = self.driver.send(JobMsg::Finished {
