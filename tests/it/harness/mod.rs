@@ -12,6 +12,7 @@
 
 pub mod alertmanager;
 pub mod gate;
+pub mod http;
 pub mod notify_receiver;
 pub mod postgres;
 pub mod process;
