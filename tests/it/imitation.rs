@@ -4,21 +4,15 @@
 //! in the JSON, an answer slower than the probe's timeout, a closed port (connection refused).
 //!
 //! Only the systems' own HTTP code is imitated; their Redis, Postgres and certificates are the
-//! real servers of `harness`. Each imitation listens on its own loopback port on its own thread
-//! and runtime, so it answers whatever the test thread does; `down` drops the runtime, which
+//! real servers of `harness`. Each imitation is a route table over the harness's
+//! [`HttpServer`] on its own loopback port, so it answers whatever the test thread does; `down`
 //! closes the listener and every open connection, and `up` listens again on the same port.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use crate::harness::http::{self, HttpServer};
 
 const JSON: &str = "application/json";
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -66,16 +60,10 @@ type Routes = Arc<Mutex<Table>>;
 
 /// One imitated HTTP service on `127.0.0.1:PORT`. Unknown paths answer 404.
 pub struct Imitation {
-    port: u16,
+    server: HttpServer,
     routes: Routes,
     /// The runbook's answers, put back by [`Imitation::restore`].
     healthy: Vec<(String, Route)>,
-    serving: Option<Serving>,
-}
-
-struct Serving {
-    stop: tokio::sync::oneshot::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
 }
 
 impl Imitation {
@@ -84,22 +72,20 @@ impl Imitation {
             .into_iter()
             .map(|(path, route)| (path.to_string(), route))
             .collect();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().expect("local addr").port();
-        let mut imitation = Imitation {
-            port,
-            routes: Arc::default(),
+        let routes = Routes::default();
+        let table = routes.clone();
+        let imitation = Imitation {
+            server: HttpServer::start(move |request| answer(&table, request)),
+            routes,
             healthy,
-            serving: None,
         };
         imitation.restore();
-        imitation.serve(listener);
         imitation
     }
 
     /// `http://127.0.0.1:PORT`, the base URL an example's `*_URL` variable takes.
     pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.server.port())
     }
 
     /// `path` answers `status` with this JSON body from now on.
@@ -148,69 +134,17 @@ impl Imitation {
 
     /// Closes the port and every open connection: probes get "connection refused".
     pub fn down(&mut self) {
-        if let Some(serving) = self.serving.take() {
-            let _ = serving.stop.send(());
-            let _ = serving.thread.join();
-        }
+        self.server.down();
     }
 
     /// Listens again on the same port.
     pub fn up(&mut self) {
-        if self.serving.is_none() {
-            let listener = std::net::TcpListener::bind(("127.0.0.1", self.port))
-                .unwrap_or_else(|e| panic!("bind 127.0.0.1:{} again: {e}", self.port));
-            self.serve(listener);
-        }
-    }
-
-    fn serve(&mut self, listener: std::net::TcpListener) {
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let routes = self.routes.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("imitation runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                loop {
-                    let stream = tokio::select! {
-                        _ = &mut stopped => return,
-                        accepted = listener.accept() => match accepted {
-                            Ok((stream, _)) => stream,
-                            Err(_) => continue,
-                        },
-                    };
-                    let routes = routes.clone();
-                    tokio::spawn(async move {
-                        let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                            let routes = routes.clone();
-                            async move { Ok::<_, Infallible>(answer(&routes, &req).await) }
-                        });
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            });
-            // Dropping the runtime here cancels every connection task: their sockets close.
-        });
-        self.serving = Some(Serving { stop, thread });
+        self.server.up();
     }
 }
 
-impl Drop for Imitation {
-    fn drop(&mut self) {
-        self.down();
-    }
-}
-
-async fn answer(routes: &Routes, req: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
-    let path = req.uri().path();
+fn answer(routes: &Routes, req: &http::Request) -> http::Reply {
+    let path = req.path();
     let route = {
         let mut table = routes.lock().expect("routes lock");
         let failure = match table.failing.get_mut(path) {
@@ -230,27 +164,18 @@ async fn answer(routes: &Routes, req: &Request<hyper::body::Incoming>) -> Respon
         status: 404,
         ..Route::json(r#"{"error":"not found"}"#)
     });
-    if !route.delay.is_zero() {
-        tokio::time::sleep(route.delay).await;
-    }
     let authorized = route.bearer.as_ref().is_none_or(|token| {
-        req.headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            == Some(format!("Bearer {token}").as_str())
+        req.header("authorization") == Some(format!("Bearer {token}").as_str())
     });
     let (status, body, content_type) = if authorized {
         (route.status, route.body, route.content_type)
     } else {
         (401, r#"{"error":"unauthorized"}"#.to_string(), JSON)
     };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = hyper::StatusCode::from_u16(status).expect("a valid status");
-    response.headers_mut().insert(
-        "content-type",
-        content_type.parse().expect("a valid header value"),
-    );
-    response
+    http::Reply::status(status)
+        .header("content-type", content_type)
+        .body(body)
+        .delay(route.delay)
 }
 
 /// Nuvie's backend API (nuvie-runbook.md, Health Checks, Endpoint Definitions). The runbook

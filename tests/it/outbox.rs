@@ -18,7 +18,7 @@ use warden::telemetry::Metrics;
 
 use crate::harness::free_port;
 use crate::harness::process::{signal, wait_bounded};
-use crate::harness::receiver::{rerun_self, Answer, PostSink, Receiver};
+use crate::harness::receiver::{rerun_self, webhook_sink, Answer, Receiver};
 
 fn event(alert: &str, seq: u64) -> Event {
     Event {
@@ -143,7 +143,7 @@ async fn a_receiver_that_is_down_gets_the_page_once_it_starts() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/notify");
-    let sink = PostSink::new("webhook", &url, Duration::from_secs(2));
+    let sink = webhook_sink("webhook", &url, Duration::from_secs(2));
     let run = Running::start(&dir.path().join("w.db"), config(), vec![sink]);
     run.send(&event("api-down", 1), &["webhook"]).await;
     until("two refused attempts", Duration::from_secs(10), || {
@@ -176,7 +176,7 @@ async fn a_5xx_is_retried_until_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start();
     receiver.script(vec![Answer::Status(500), Answer::Status(503)]);
-    let sink = PostSink::new("webhook", &receiver.url(), Duration::from_secs(2));
+    let sink = webhook_sink("webhook", &receiver.url(), Duration::from_secs(2));
     let run = Running::start(&dir.path().join("w.db"), config(), vec![sink]);
     run.send(&event("api-down", 1), &["webhook"]).await;
     until("delivered", Duration::from_secs(15), || {
@@ -199,8 +199,8 @@ async fn a_hanging_receiver_does_not_hold_up_another_notifier() {
     hung.answer(Answer::Hang);
     let fine = Receiver::start();
     let sinks: Vec<Arc<dyn Sink>> = vec![
-        PostSink::new("slow", &hung.url(), Duration::from_millis(500)),
-        PostSink::new("fast", &fine.url(), Duration::from_secs(5)),
+        webhook_sink("slow", &hung.url(), Duration::from_millis(500)),
+        webhook_sink("fast", &fine.url(), Duration::from_secs(5)),
     ];
     let run = Running::start(&dir.path().join("w.db"), config(), sinks);
     for seq in 1..=2 {
@@ -249,7 +249,7 @@ async fn retry_after_on_429_is_respected() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start();
     receiver.script(vec![Answer::TooManyRequests(2)]);
-    let sink = PostSink::new("slack", &receiver.url(), Duration::from_secs(2));
+    let sink = webhook_sink("slack", &receiver.url(), Duration::from_secs(2));
     let run = Running::start(&dir.path().join("w.db"), config(), vec![sink]);
     run.send(&event("api-down", 1), &["slack"]).await;
     until("delivered", Duration::from_secs(15), || {
@@ -269,7 +269,7 @@ async fn a_400_is_failed_reported_and_not_retried() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start();
     receiver.answer(Answer::Status(400));
-    let sink = PostSink::new("pagerduty", &receiver.url(), Duration::from_secs(2));
+    let sink = webhook_sink("pagerduty", &receiver.url(), Duration::from_secs(2));
     let run = Running::start(&dir.path().join("w.db"), config(), vec![sink]);
     run.send(&event("api-down", 1), &["pagerduty"]).await;
     until("failed", Duration::from_secs(10), || {
@@ -287,7 +287,9 @@ async fn a_400_is_failed_reported_and_not_retried() {
     let store = run.stop().await;
     let row = &store.rows_blocking("pagerduty").unwrap()[0];
     assert_eq!(row.state, RowState::Failed);
-    assert_eq!(row.last_error.as_deref(), Some("400 Bad Request"));
+    // The webhook notifier's own reason: the URL (no path), the status and the body.
+    let reason = row.last_error.as_deref().unwrap_or_default();
+    assert!(reason.ends_with(": status 400: {}"), "{reason}");
 }
 
 const CHILD: &str = "WARDEN_IT_OUTBOX_CHILD";
@@ -307,7 +309,7 @@ fn crash_child() -> bool {
     let url = std::env::var("WARDEN_IT_URL").expect("WARDEN_IT_URL");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async move {
-        let sink = PostSink::new("webhook", &url, Duration::from_secs(5));
+        let sink = webhook_sink("webhook", &url, Duration::from_secs(5));
         let run = Running::start(
             Path::new(&db),
             OutboxConfig {

@@ -1,18 +1,13 @@
 //! An in-process HTTP target whose status, body and latency a test changes while warden
-//! watches it. It runs on its own thread and runtime, so it answers whatever the test does.
+//! watches it: a route table over the harness's [`HttpServer`], so it answers whatever the
+//! test does.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use crate::harness::http::{self, HttpServer};
 
 #[derive(Clone, Debug)]
 pub struct Reply {
@@ -31,113 +26,39 @@ impl Reply {
     }
 }
 
+type Routes = Arc<Mutex<HashMap<String, Reply>>>;
+
 pub struct HttpTarget {
-    addr: SocketAddr,
-    routes: Arc<Mutex<HashMap<String, Reply>>>,
-    hits: Arc<Mutex<HashMap<String, u64>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: HttpServer,
+    routes: Routes,
 }
 
 impl HttpTarget {
     /// Starts a target on a free loopback port. Unknown paths answer 404.
     pub fn start() -> Self {
-        Self::start_with(None)
+        let routes = Routes::default();
+        let server = HttpServer::start(answer(routes.clone()));
+        HttpTarget { server, routes }
     }
 
     /// Starts an HTTPS target serving `leaf`'s certificate.
     pub fn start_tls(leaf: &crate::harness::tls::Leaf) -> Self {
-        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("tls versions")
-        .with_no_client_auth()
-        .with_single_cert(leaf.chain.clone(), leaf.key.clone_key())
-        .expect("server cert");
-        Self::start_with(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+        let routes = Routes::default();
+        let server = HttpServer::start_tls(leaf, answer(routes.clone()));
+        HttpTarget { server, routes }
     }
 
-    fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
-        let routes: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
-        let hits: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind target");
-        std_listener.set_nonblocking(true).expect("nonblocking");
-        let addr = std_listener.local_addr().expect("local addr");
-        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (r, h) = (routes.clone(), hits.clone());
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("target runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-                loop {
-                    let (stream, _) = tokio::select! {
-                        _ = &mut stop_rx => return,
-                        a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
-                    };
-                    let (r, h, tls) = (r.clone(), h.clone(), tls.clone());
-                    tokio::spawn(async move {
-                        let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                            let (r, h) = (r.clone(), h.clone());
-                            async move {
-                                let path = req.uri().path().to_string();
-                                *h.lock().unwrap().entry(path.clone()).or_default() += 1;
-                                let reply = r.lock().unwrap().get(&path).cloned();
-                                let reply = reply.unwrap_or(Reply {
-                                    status: 404,
-                                    body: "not found".into(),
-                                    delay: Duration::ZERO,
-                                });
-                                if !reply.delay.is_zero() {
-                                    tokio::time::sleep(reply.delay).await;
-                                }
-                                let mut resp = Response::new(Full::new(Bytes::from(reply.body)));
-                                *resp.status_mut() =
-                                    hyper::StatusCode::from_u16(reply.status).unwrap();
-                                resp.headers_mut()
-                                    .insert("content-type", "application/json".parse().unwrap());
-                                Ok::<_, Infallible>(resp)
-                            }
-                        });
-                        match tls {
-                            None => {
-                                let _ = http1::Builder::new()
-                                    .serve_connection(TokioIo::new(stream), svc)
-                                    .await;
-                            }
-                            Some(acceptor) => {
-                                // A client that rejects our certificate aborts the handshake.
-                                if let Ok(stream) = acceptor.accept(stream).await {
-                                    let _ = http1::Builder::new()
-                                        .serve_connection(TokioIo::new(stream), svc)
-                                        .await;
-                                }
-                            }
-                        }
-                    });
-                }
-            });
-        });
-        HttpTarget {
-            addr,
-            routes,
-            hits,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        }
+    fn addr(&self) -> SocketAddr {
+        self.server.addr()
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        self.server.url(path)
     }
 
     /// `https://localhost:PORT/path` (the test certificates are issued for `localhost`).
     pub fn https_url(&self, path: &str) -> String {
-        format!("https://localhost:{}{}", self.addr.port(), path)
+        format!("https://localhost:{}{}", self.addr().port(), path)
     }
 
     pub fn set(&self, path: &str, reply: Reply) {
@@ -155,18 +76,23 @@ impl HttpTarget {
     }
 
     pub fn hits(&self, path: &str) -> u64 {
-        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+        self.server.count(path)
     }
 }
 
-impl Drop for HttpTarget {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+/// The route's reply as JSON, or 404 for a path without one.
+fn answer(routes: Routes) -> impl Fn(&http::Request) -> http::Reply + Send + Sync + 'static {
+    move |request| {
+        let reply = routes.lock().unwrap().get(request.path()).cloned();
+        let reply = reply.unwrap_or(Reply {
+            status: 404,
+            body: "not found".into(),
+            delay: Duration::ZERO,
+        });
+        http::Reply::status(reply.status)
+            .header("content-type", "application/json")
+            .body(reply.body)
+            .delay(reply.delay)
     }
 }
 

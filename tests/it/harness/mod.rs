@@ -3,15 +3,17 @@
 //! Nothing here mocks a watched system: `RedisServer` runs `redis-server`, `PostgresServer`
 //! runs `initdb` + `postgres` (as the `postgres` OS user when the tests run as root), and
 //! `TlsServer` (fixed certificate) and `RenewableTlsServer` (replaceable certificate) are rustls
-//! servers with certificates made by [`tls::Pki`]. Every wait is
-//! bounded, and every process is stopped by `Drop`, so a failing test leaves nothing running
-//! (a test binary killed by SIGKILL cannot run `Drop`; nothing can help that).
+//! servers with certificates made by [`tls::Pki`]. Every in-process HTTP server (probe targets,
+//! notification receivers, the runbooks' imitations) is an [`http::HttpServer`] with a handler.
+//! Every wait is bounded, and every process is stopped by `Drop`, so a failing test leaves
+//! nothing running (a test binary killed by SIGKILL cannot run `Drop`; nothing can help that).
 
 // Helpers are shared by every test module; not every module uses every one.
 #![allow(dead_code)]
 
 pub mod alertmanager;
 pub mod gate;
+pub mod http;
 pub mod notify_receiver;
 pub mod postgres;
 pub mod process;
