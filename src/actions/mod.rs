@@ -108,6 +108,9 @@ pub struct Plan {
     pub hooks: Vec<HookJob>,
     /// Incidents that opened at a severity whose route names no notifier: nobody is told.
     pub unrouted: Vec<Unrouted>,
+    /// (rule, notifier): a notifier an alert should tell that is no longer configured (renamed
+    /// or removed by a reload): it is not told. The driver logs these.
+    pub gone: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -116,6 +119,7 @@ impl Plan {
             && self.events.is_empty()
             && self.hooks.is_empty()
             && self.unrouted.is_empty()
+            && self.gone.is_empty()
     }
 
     pub fn extend(&mut self, other: Plan) {
@@ -123,6 +127,7 @@ impl Plan {
         self.events.extend(other.events);
         self.hooks.extend(other.hooks);
         self.unrouted.extend(other.unrouted);
+        self.gone.extend(other.gone);
     }
 }
 
@@ -506,18 +511,19 @@ impl Alerts {
     }
 
     /// Only notifiers that exist: a resolve for a notifier removed from the config would
-    /// wait in the outbox forever.
-    fn existing(&self, names: impl IntoIterator<Item = String>, rule: &str) -> Vec<String> {
-        names
+    /// wait in the outbox forever. The others go to `plan.gone`.
+    fn existing(
+        &self,
+        names: impl IntoIterator<Item = String>,
+        rule: &str,
+        plan: &mut Plan,
+    ) -> Vec<String> {
+        let (known, gone): (Vec<String>, Vec<String>) = names
             .into_iter()
-            .filter(|n| {
-                let known = self.alerting.notifier(n).is_some();
-                if !known {
-                    tracing::warn!(rule, notifier = %n, "notifier no longer configured; not told");
-                }
-                known
-            })
-            .collect()
+            .partition(|n| self.alerting.notifier(n).is_some());
+        plan.gone
+            .extend(gone.into_iter().map(|n| (rule.to_string(), n)));
+        known
     }
 
     fn fire(&mut self, rule: &str, severity: Severity, mut event: Event, now: Timestamp) -> Plan {
@@ -605,7 +611,7 @@ impl Alerts {
             unrouted: unrouted.into_iter().collect(),
             ..Plan::default()
         };
-        let to = self.existing(route, rule);
+        let to = self.existing(route, rule, &mut plan);
         if !to.is_empty() {
             plan.events.push((event, to));
         }
@@ -631,7 +637,7 @@ impl Alerts {
             records: vec![(rule.to_string(), record)],
             ..Plan::default()
         };
-        let to = self.existing(firing.notified, rule);
+        let to = self.existing(firing.notified, rule, &mut plan);
         if !to.is_empty() {
             plan.events.push((event, to));
         }

@@ -335,7 +335,11 @@ impl Driver {
             events,
             hooks,
             unrouted,
+            gone,
         } = plan;
+        for (rule, notifier) in gone {
+            tracing::warn!(alert = %rule, notifier = %notifier, "notifier no longer configured; not told");
+        }
         if !records.is_empty() || !events.is_empty() {
             let batch = Batch {
                 alerts: records

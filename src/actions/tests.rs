@@ -405,6 +405,9 @@ fn a_removed_rule_resolves_and_a_removed_notifier_is_not_told() {
         at(6),
     );
     assert_eq!(sent(&ok)[0].3, names(&["am", "chat"]));
+    // ... and says so, for the driver to log (the stage itself logs nothing).
+    assert_eq!(ok.gone, [("api-slow".to_string(), "pager".to_string())]);
+    assert_eq!(plan.gone, [("api-down".to_string(), "pager".to_string())]);
     // A rule's own route replaces the default one.
     let mut routed = smaller.clone();
     routed.alerting.rules.insert(

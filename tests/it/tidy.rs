@@ -161,6 +161,9 @@ fn pure_stages_do_no_io_and_read_no_clock() {
         "SystemTime",
         "Instant",
         "rusqlite",
+        // Logging is output too: a pure stage returns what happened (a plan, a reason) and its
+        // driver logs it.
+        "tracing::",
     ];
     let mut violations = Vec::new();
     for module in [
@@ -169,6 +172,8 @@ fn pure_stages_do_no_io_and_read_no_clock() {
         "state/admission",
         "config/notifier",
         "config/hook",
+        // The alert stage's reconciliation (`Alerts`); its driver is `actions/run.rs`.
+        "actions/mod",
     ] {
         for file in module_files(module) {
             let text = std::fs::read_to_string(&file).unwrap();
