@@ -171,7 +171,10 @@ notify = {{ warning = ["chat"], critical = ["pager"] }}
             &[("notifier", n), ("result", "sent")],
         )
     };
-    assert_eq!((sent("chat"), sent("pager")), (Some(2.0), Some(2.0)));
+    // The receivers saw the requests before warden read the answers: wait for the counts.
+    wait(Duration::from_secs(10), "both deliveries counted", || {
+        ((sent("chat"), sent("pager")) == (Some(2.0), Some(2.0))).then_some(())
+    });
     // The routing key never shows in the API, the metrics or the log.
     let (_, metrics) = d.metrics();
     let status = d.status().to_string();
@@ -448,7 +451,10 @@ hooks = [{{ hook = "restart-api" }}]
             &[("hook", "restart-api"), ("outcome", outcome)],
         )
     };
-    assert_eq!(runs_of("success"), Some(RULES as f64));
+    // A hook writes its line before it exits; its run is counted just after.
+    wait(Duration::from_secs(10), "every run counted", || {
+        (runs_of("success") == Some(RULES as f64)).then_some(())
+    });
     assert_eq!(
         runs_of("skipped"),
         None,
