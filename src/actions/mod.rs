@@ -506,6 +506,26 @@ impl Alerts {
             .collect()
     }
 
+    /// An incident of `rule` at `severity` that nobody is told of, and where its route is set.
+    fn unrouted(
+        alerting: &AlertingConfig,
+        rule: &str,
+        severity: Severity,
+        dedup_key: &str,
+    ) -> Unrouted {
+        let own = alerting.rules.get(rule).is_some_and(|r| r.route.is_some());
+        Unrouted {
+            rule: rule.to_string(),
+            severity,
+            dedup_key: dedup_key.to_string(),
+            route: if own {
+                RouteSource::Rule
+            } else {
+                RouteSource::Alerting
+            },
+        }
+    }
+
     fn resend_every(&self, notifier: &str) -> Option<Duration> {
         self.alerting.notifier(notifier)?.kind.resend_every()
     }
@@ -558,6 +578,16 @@ impl Alerts {
                 event.since = f.event.since.clone();
                 event.dedup_key = f.event.dedup_key.clone();
                 event.deploy = f.event.deploy.clone();
+                // Escalated to critical with nobody on the critical route: the warning reached
+                // someone, the critical does not.
+                if severity == Severity::Critical && f.severity != severity && route.is_empty() {
+                    unrouted = Some(Self::unrouted(
+                        &self.alerting,
+                        rule,
+                        severity,
+                        &event.dedup_key,
+                    ));
+                }
                 f.critical_since = match severity {
                     Severity::Critical => Some(now.as_millis()),
                     Severity::Warning => None,
@@ -572,21 +602,12 @@ impl Alerts {
                 event.since = now.to_rfc3339();
                 event.dedup_key = format!("warden/{rule}/{}", record.incident);
                 if route.is_empty() {
-                    let own = self
-                        .alerting
-                        .rules
-                        .get(rule)
-                        .is_some_and(|r| r.route.is_some());
-                    unrouted = Some(Unrouted {
-                        rule: rule.to_string(),
+                    unrouted = Some(Self::unrouted(
+                        &self.alerting,
+                        rule,
                         severity,
-                        dedup_key: event.dedup_key.clone(),
-                        route: if own {
-                            RouteSource::Rule
-                        } else {
-                            RouteSource::Alerting
-                        },
-                    });
+                        &event.dedup_key,
+                    ));
                 }
                 Firing {
                     severity,

@@ -978,8 +978,9 @@ async fn a_hook_job_that_panics_releases_its_hooks() {
 }
 
 /// Issue 11 item 5: an alert whose severity has no route reached nobody and nothing said so.
-/// The incident that opens unrouted is reported once, not on re-evaluations, re-sends,
-/// restarts or escalations; a routed rule is never reported.
+/// The incident that opens unrouted is reported once, not on re-evaluations, re-sends or
+/// restarts; one that escalates into an empty critical route is reported then; a routed rule
+/// is never reported.
 #[test]
 fn an_incident_with_nobody_to_tell_is_reported_once_when_it_opens() {
     let mut config = config();
@@ -1042,7 +1043,8 @@ fn an_incident_with_nobody_to_tell_is_reported_once_when_it_opens() {
         unrouted(&critical(&mut b, "api-down", 703))[0].2,
         "warden/api-down/2"
     );
-    // A routed warning that escalates into an empty critical route reached someone: silent.
+    // A routed warning that escalates into an empty critical route: the warning reached
+    // someone, the critical reaches nobody, and that is said.
     let warn = b.transition(
         &tr("api-slow", State::Ok, State::Warning, Some(1.5), at(704)),
         at(704),
@@ -1059,7 +1061,15 @@ fn an_incident_with_nobody_to_tell_is_reported_once_when_it_opens() {
         ),
         at(705),
     );
-    assert!(unrouted(&esc).is_empty());
+    assert_eq!(
+        unrouted(&esc),
+        [(
+            "api-slow".into(),
+            Severity::Critical,
+            "warden/api-slow/1".into(),
+            RouteSource::Rule
+        )]
+    );
     // A rule whose own `notify` leaves the severity out is told so.
     b.transition(
         &tr("api-slow", State::Critical, State::Ok, None, at(706)),
