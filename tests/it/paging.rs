@@ -68,9 +68,8 @@ timeout = "150ms"
     )
 }
 
-/// A webhook notifier `ops` at `url` for every critical, and `api-down` (critical when the
-/// check on `target` fails).
-fn paged_api(url: &str, target: &str) -> String {
+/// `[alerting]` sending every critical to `ops`, a webhook notifier at `url` (warden's JSON).
+pub fn ops_pager(url: &str) -> String {
     format!(
         r#"
 [alerting]
@@ -80,12 +79,22 @@ critical = ["ops"]
 name = "ops"
 kind = "webhook"
 url = "{url}"
-{check}
+"#
+    )
+}
+
+/// A webhook notifier `ops` at `url` for every critical, and `api-down` (critical when the
+/// check on `target` fails).
+fn paged_api(url: &str, target: &str) -> String {
+    format!(
+        r#"
+{ops}{check}
 [[rule]]
 name = "api-down"
 check = "api"
 critical = {{ when = "< 1" }}
 "#,
+        ops = ops_pager(url),
         check = api_check(target),
     )
 }
@@ -234,14 +243,7 @@ fn hooks_config(dir: &Path, url: &str, target: &str) -> String {
     let log = dir.join("hooks.log");
     format!(
         r#"
-[alerting]
-critical = ["ops"]
-
-[[notifier]]
-name = "ops"
-kind = "webhook"
-url = "{url}"
-
+{ops}
 [[hook]]
 name = "rollback"
 command = ["/bin/sh", "-c", "echo rollback $WARDEN_DEDUP_KEY $WARDEN_SEVERITY >> {log}"]
@@ -263,6 +265,7 @@ hooks = [
   {{ hook = "collect-logs" }},
 ]
 "#,
+        ops = ops_pager(url),
         log = log.display(),
         check = api_check(target),
     )
@@ -365,21 +368,14 @@ fn a_hook_shared_by_ten_rules_runs_for_each_as_soon_as_the_last_run_ends() {
     let receiver = Receiver::start();
     let mut config = format!(
         r#"
-[alerting]
-critical = ["ops"]
-
-[[notifier]]
-name = "ops"
-kind = "webhook"
-url = "{url}"
-
+{ops}
 [[hook]]
 name = "restart-api"
 shell = "echo start $WARDEN_ALERT $(date +%s%N) >> {log}; sleep 0.3; echo end $WARDEN_ALERT $(date +%s%N) >> {log}"
 cooldown = "0s"
 timeout = "10s"
 {check}"#,
-        url = receiver.url(),
+        ops = ops_pager(&receiver.url()),
         log = log.display(),
         check = api_check(&target.url("/health")),
     );
@@ -468,14 +464,7 @@ hooks = [{{ hook = "restart-api" }}]
 fn deploy_config(log: &Path, url: &str, target: &str) -> String {
     format!(
         r#"
-[alerting]
-critical = ["ops"]
-
-[[notifier]]
-name = "ops"
-kind = "webhook"
-url = "{url}"
-
+{ops}
 [[hook]]
 name = "record"
 shell = "echo $WARDEN_DEDUP_KEY $WARDEN_DEPLOY >> {log}"
@@ -487,6 +476,7 @@ check = "api"
 critical = {{ when = "< 1" }}
 hooks = [{{ hook = "record" }}]
 "#,
+        ops = ops_pager(url),
         log = log.display(),
         check = api_check(target),
     )
@@ -815,18 +805,7 @@ fn kill_9_mid_burst_loses_no_page_and_runs_no_hook_twice() {
     }
     let receiver = Receiver::start();
     receiver.delay(Duration::from_millis(150));
-    let mut config = format!(
-        r#"
-[alerting]
-critical = ["ops"]
-
-[[notifier]]
-name = "ops"
-kind = "webhook"
-url = "{}"
-"#,
-        receiver.url()
-    );
+    let mut config = ops_pager(&receiver.url());
     for i in 0..RULES {
         config.push_str(&format!(
             r#"
@@ -1147,14 +1126,7 @@ fn an_alert_with_nobody_to_tell_is_warned_about_once() {
 fn cooldown_config(log: &Path, url: &str, target: &str) -> String {
     format!(
         r#"
-[alerting]
-critical = ["ops"]
-
-[[notifier]]
-name = "ops"
-kind = "webhook"
-url = "{url}"
-
+{ops}
 [[hook]]
 name = "rollback-backend"
 shell = "echo rollback $WARDEN_DEDUP_KEY >> {log}"
@@ -1167,6 +1139,7 @@ check = "api"
 critical = {{ when = "< 1" }}
 hooks = [{{ hook = "rollback-backend" }}]
 "#,
+        ops = ops_pager(url),
         log = log.display(),
         check = api_check(target),
     )

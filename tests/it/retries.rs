@@ -22,14 +22,7 @@ fn paged_check(
 ) -> String {
     format!(
         r#"
-[alerting]
-critical = ["ops"]
-
-[[notifier]]
-name = "ops"
-kind = "webhook"
-url = "{pager}"
-
+{ops}
 [[check]]
 name = "api"
 kind = "http"
@@ -43,7 +36,7 @@ name = "api-down"
 check = "api"
 critical = {{ when = "< 1", count = {count} }}
 "#,
-        pager = pager.url(),
+        ops = crate::paging::ops_pager(&pager.url()),
         url = target.url("/health"),
     )
 }
