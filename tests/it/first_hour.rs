@@ -299,8 +299,15 @@ fn watch_prints_each_state_change_and_nothing_else() {
     target.set_json("/health", 200, json!({"status": "healthy"}));
     let up = w.next(Duration::from_secs(10));
     assert!(up.ends_with("127.0.0.1  critical -> ok"), "{up}");
+    // Several healthy probes later, still nothing new: one line per change, not per probe.
+    let hits = target.hits("/health");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while target.hits("/health") < hits + 3 {
+        assert!(Instant::now() < deadline, "watch stopped probing");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(
-        w.lines.try_recv().is_err(),
+        w.lines.recv_timeout(Duration::from_millis(300)).is_err(),
         "only state changes are printed"
     );
 
