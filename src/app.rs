@@ -178,7 +178,7 @@ pub fn nothing_to_do(config: &Config) -> Option<String> {
 /// warden's: this config starts its own.
 pub fn unclaimed_legacy_state(state: &config::StateConfig) -> Option<String> {
     let legacy = state.legacy.as_ref()?;
-    if state.path.exists() || !legacy.exists() || held_by_a_warden(legacy) {
+    if state.path.exists() || !legacy.exists() || crate::state::held_by_a_warden(legacy) {
         return None;
     }
     Some(format!(
@@ -189,19 +189,6 @@ pub fn unclaimed_legacy_state(state: &config::StateConfig) -> Option<String> {
         path = state.path.display(),
         legacy = legacy.display(),
     ))
-}
-
-/// Whether a running warden holds the store at `path` (its `<path>.lock` is flock'ed).
-fn held_by_a_warden(path: &std::path::Path) -> bool {
-    use std::os::fd::AsRawFd;
-    let mut name = path.as_os_str().to_owned();
-    name.push(".lock");
-    let Ok(file) = std::fs::OpenOptions::new().read(true).open(&name) else {
-        return false;
-    };
-    // SAFETY: flock(2) on a descriptor this function owns; closing it releases the lock.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    rc != 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
 }
 
 /// Daemon settings that come from the command line rather than the config.

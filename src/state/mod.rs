@@ -240,11 +240,27 @@ impl Store {
     }
 }
 
-fn lock_file(path: &Path) -> Result<std::fs::File, StoreError> {
-    use std::os::fd::AsRawFd;
+/// `<path>.lock`, the file whose flock says a warden holds the store at `path`.
+fn lock_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".lock");
-    let lock_path = PathBuf::from(name);
+    PathBuf::from(name)
+}
+
+/// Whether a running warden holds the store at `path` (without opening the store).
+pub fn held_by_a_warden(path: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = std::fs::OpenOptions::new().read(true).open(lock_path(path)) else {
+        return false;
+    };
+    // SAFETY: flock(2) on a descriptor this function owns; closing it releases the lock.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    rc != 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
+}
+
+fn lock_file(path: &Path) -> Result<std::fs::File, StoreError> {
+    use std::os::fd::AsRawFd;
+    let lock_path = lock_path(path);
     let fail = |detail: String| StoreError {
         path: path.to_path_buf(),
         operation: "lock",
