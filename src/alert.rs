@@ -16,6 +16,65 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::labels::{self, Labels};
+
+/// An alert's identity: the rule and the series' labels (empty for a rule reading a scalar
+/// value, whose one series has none). Ordered by rule, then labels.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AlertId {
+    pub rule: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: Labels,
+}
+
+impl AlertId {
+    pub fn new(rule: impl Into<String>, labels: Labels) -> Self {
+        AlertId {
+            rule: rule.into(),
+            labels,
+        }
+    }
+
+    /// The alert of a rule's unlabelled series.
+    pub fn rule(rule: impl Into<String>) -> Self {
+        Self::new(rule, Labels::new())
+    }
+
+    /// The dedup key of this alert's `incident`-th incident for `identity`:
+    /// `warden/<instance>/<rule>/<epoch>-<n>`, with the labels' fingerprint before the number
+    /// for a labelled series (`warden/<instance>/<rule>/<fingerprint>/<epoch>-<n>`). Stable per
+    /// series and instance; the epoch (the state file's) keeps a new state file from numbering
+    /// into keys an earlier one used.
+    pub fn dedup_key(&self, identity: &Identity, incident: u64) -> String {
+        let Identity { instance, epoch } = identity;
+        let rule = &self.rule;
+        if self.labels.is_empty() {
+            format!("warden/{instance}/{rule}/{epoch}-{incident}")
+        } else {
+            let series = labels::fingerprint(&self.labels);
+            format!("warden/{instance}/{rule}/{series}/{epoch}-{incident}")
+        }
+    }
+}
+
+/// `rule` or `rule{name="value", ...}`.
+impl std::fmt::Display for AlertId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.rule, labels::render(&self.labels))
+    }
+}
+
+/// Who this warden is to receivers: part of every dedup key, so two wardens with the same
+/// rule names never share keys. `instance` is configured (`[alerting] instance`), else the
+/// one the state file remembers, else the host name; `epoch` is set once when the state file
+/// is created (base 36 of its creation time in seconds), so numbering restarted by a lost
+/// state file never repeats a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub instance: String,
+    pub epoch: String,
+}
+
 /// How bad: the level of the rule that fired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -72,6 +131,9 @@ pub struct Event {
     pub kind: EventKind,
     /// The rule's name (the alert's name).
     pub alert: String,
+    /// The series' labels (empty for a rule reading a scalar value). Also in `labels`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub series: Labels,
     /// The check the rule reads.
     pub check: String,
     pub severity: Severity,
@@ -86,7 +148,8 @@ pub struct Event {
     /// The condition as written (`> 0.8`), for people.
     pub condition: Option<String>,
     pub description: Option<String>,
-    /// The rule's labels plus `check`, `severity`.
+    /// The series' labels, then the rule's labels (which win over a series label of the same
+    /// name, as in Prometheus), then `check`, `severity`.
     pub labels: BTreeMap<String, String>,
     /// RFC 3339: when the alert started firing (for `Resolved`, when it had started).
     pub since: String,
@@ -99,6 +162,17 @@ pub struct Event {
     pub dedup_key: String,
     /// Set for `Hook` events.
     pub hook: Option<HookOutcome>,
+}
+
+impl Event {
+    /// The alert as people name it: `rule`, or `rule{name="value", ...}` for a labelled series.
+    pub fn title(&self) -> String {
+        format!("{}{}", self.alert, labels::render(&self.series))
+    }
+
+    pub fn id(&self) -> AlertId {
+        AlertId::new(self.alert.clone(), self.series.clone())
+    }
 }
 
 /// A send's outcome, as the outbox needs it.

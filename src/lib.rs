@@ -14,6 +14,7 @@ pub mod engine;
 pub mod evaluator;
 pub mod files;
 pub mod hook;
+pub mod labels;
 pub mod notify;
 pub mod outbox;
 pub mod reload;

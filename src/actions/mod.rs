@@ -834,6 +834,7 @@ fn firing_event(
     Event {
         kind: EventKind::Firing,
         alert: rule.name.clone(),
+        series: Default::default(),
         check: rule.check.clone(),
         severity,
         value,

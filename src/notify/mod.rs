@@ -145,6 +145,7 @@ pub fn test_event(notifier: &str, now: Timestamp) -> Event {
     Event {
         kind: EventKind::Test,
         alert: "warden-notify-test".into(),
+        series: Default::default(),
         check: "notify-test".into(),
         severity: Severity::Warning,
         value: None,

@@ -17,6 +17,7 @@ fn event(alert: &str, seq: u32) -> Event {
         value_name: None,
         kind: EventKind::Firing,
         alert: alert.to_string(),
+        series: Default::default(),
         check: "api".into(),
         severity: Severity::Critical,
         value: Some(seq as f64),

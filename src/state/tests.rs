@@ -9,6 +9,7 @@ pub(crate) fn event(key: &str, n: u32) -> Event {
         value_name: None,
         kind: EventKind::Firing,
         alert: key.to_string(),
+        series: Default::default(),
         check: "api".into(),
         severity: Severity::Critical,
         value: Some(n as f64),

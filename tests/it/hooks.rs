@@ -22,6 +22,7 @@ fn trigger(incident: u32) -> Event {
         value_name: None,
         kind: EventKind::Firing,
         alert: "api-down".into(),
+        series: Default::default(),
         check: "api".into(),
         severity: Severity::Critical,
         value: Some(0.0),
