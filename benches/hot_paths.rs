@@ -61,6 +61,7 @@ fn observation(check: &str, at: Timestamp) -> Observation {
         duration: Duration::from_micros(400),
         outcome: Ok(()),
         values,
+        vectors: Default::default(),
     }
 }
 

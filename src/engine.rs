@@ -525,6 +525,7 @@ mod tests {
             on_missing: MissingPolicy::Unknown,
             min_samples: 1,
             flapping: None,
+            series: None,
         }
     }
 
@@ -540,6 +541,7 @@ mod tests {
                 Err(ProbeError::new(ProbeErrorKind::Protocol, "status 503"))
             },
             values,
+            vectors: Default::default(),
         }
     }
 

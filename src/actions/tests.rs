@@ -99,6 +99,7 @@ critical = { when = "> 2" }
         notifiers: vec![webhook("chat"), pagerduty("pager"), alertmanager("am")],
         hooks: vec![hook("collect-logs", true), hook("rollback", false)],
         dry_run: false,
+        instance: None,
         route: Route {
             warning: vec!["chat".into()],
             critical: vec!["chat".into(), "pager".into(), "am".into()],

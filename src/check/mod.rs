@@ -19,9 +19,30 @@ use std::time::Duration;
 
 use crate::clock::{Clock, Timestamp};
 use crate::config::{CheckConfig, CheckKind};
+use crate::labels::Labels;
 
 /// Named numeric values a probe saw (`up`, `duration_seconds`, `memory_ratio`, ...).
 pub type Values = BTreeMap<String, f64>;
+
+/// Named labelled values: one value per label set (a postgres `result = "series"` query's
+/// rows). A name is either in [`Values`] or here, never both.
+pub type Vectors = BTreeMap<String, Vec<(Labels, f64)>>;
+
+/// Everything one successful probe read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reading {
+    pub values: Values,
+    pub vectors: Vectors,
+}
+
+impl From<Values> for Reading {
+    fn from(values: Values) -> Self {
+        Reading {
+            values,
+            vectors: Vectors::new(),
+        }
+    }
+}
 
 /// What one run of one check saw.
 #[derive(Debug, Clone)]
@@ -34,6 +55,8 @@ pub struct Observation {
     /// Always holds `up` (1 or 0) and `duration_seconds`; a failed probe may hold others it
     /// read before failing (e.g. `status_code` of a failed JSON assertion).
     pub values: Values,
+    /// Labelled values of a successful probe (empty when it failed).
+    pub vectors: Vectors,
 }
 
 impl Observation {
@@ -119,11 +142,11 @@ impl fmt::Display for ProbeError {
 impl std::error::Error for ProbeError {}
 
 /// Runs `probe` under `timeout`; on expiry, a `timeout` error naming `target`.
-pub async fn within(
+pub async fn within<T>(
     timeout: Duration,
     target: &str,
-    probe: impl std::future::Future<Output = Result<Values, ProbeError>>,
-) -> Result<Values, ProbeError> {
+    probe: impl std::future::Future<Output = Result<T, ProbeError>>,
+) -> Result<T, ProbeError> {
     match tokio::time::timeout(timeout, probe).await {
         Ok(result) => result,
         Err(_) => Err(ProbeError::new(
@@ -166,8 +189,13 @@ pub fn is_tls_failure(err: &(dyn std::error::Error + 'static)) -> bool {
 ///
 /// `run` should bound its own connects by the timeout it was built with; [`Prober::observe`]
 /// wraps it in the check's timeout as well, so a probe that hangs anyway is cut off.
-pub trait Probe {
+pub trait Probe: Sync {
     fn run(&self) -> impl std::future::Future<Output = Result<Values, ProbeError>> + Send;
+
+    /// The run with labelled values too; kinds that read series override it.
+    fn read(&self) -> impl std::future::Future<Output = Result<Reading, ProbeError>> + Send {
+        async { self.run().await.map(Reading::from) }
+    }
 }
 
 /// Dispatch over the probe kinds; the compiler checks that every kind is handled.
@@ -211,15 +239,15 @@ impl Prober {
         })
     }
 
-    async fn run(&self) -> Result<Values, ProbeError> {
+    async fn run(&self) -> Result<Reading, ProbeError> {
         match self {
-            Prober::Http(p) => p.run().await,
-            Prober::Tcp(p) => p.run().await,
-            Prober::Tls(p) => p.run().await,
-            Prober::Redis(p) => p.run().await,
-            Prober::Postgres(p) => p.run().await,
-            Prober::Exec(p) => p.run().await,
-            Prober::System(p) => p.run().await,
+            Prober::Http(p) => p.read().await,
+            Prober::Tcp(p) => p.read().await,
+            Prober::Tls(p) => p.read().await,
+            Prober::Redis(p) => p.read().await,
+            Prober::Postgres(p) => p.read().await,
+            Prober::Exec(p) => p.read().await,
+            Prober::System(p) => p.read().await,
         }
     }
 
@@ -235,11 +263,11 @@ impl Prober {
             )),
         };
         let duration = started.elapsed();
-        let (outcome, mut values) = match result {
-            Ok(values) => (Ok(()), values),
+        let (outcome, mut values, vectors) = match result {
+            Ok(reading) => (Ok(()), reading.values, reading.vectors),
             Err(mut err) => {
                 let values = std::mem::take(&mut err.partial);
-                (Err(err), values)
+                (Err(err), values, Vectors::new())
             }
         };
         values.insert("up".into(), if outcome.is_ok() { 1.0 } else { 0.0 });
@@ -250,6 +278,7 @@ impl Prober {
             duration,
             outcome,
             values,
+            vectors,
         }
     }
 }

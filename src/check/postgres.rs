@@ -5,7 +5,13 @@
 //! counted because `max_connections` does not limit them), `max_connections`,
 //! `connections_ratio` (= connections / max_connections), and one value per named query:
 //! `scalar` is the first column of the first row as a number (no row, `NULL` or a
-//! non-number fail the probe), `rows` is the number of rows returned.
+//! non-number fail the probe), `rows` is the number of rows returned, `series` is one
+//! labelled value per row: every column but the last is a label named by its column (`NULL`
+//! is the empty string), the last column is the value (`SELECT datname, count(*) FROM
+//! pg_stat_activity GROUP BY datname` gives `{datname="orders"} 12`, ...). A series query
+//! fails the probe on a column name that is not a label name (name it with `AS`), a `NULL` or
+//! non-number value, two rows with the same labels, no column, or more than
+//! `MAX_SERIES_ROWS` rows.
 //!
 //! Every probe opens its own connection (keepalives on, connect timeout = the check timeout)
 //! in a read-only session with `statement_timeout` = the check timeout, and closes it
@@ -20,8 +26,9 @@ use std::time::Duration;
 use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
 
-use super::{Probe, ProbeError, ProbeErrorKind, Values};
-use crate::config::{NamedQuery, PostgresCheck, QueryResult};
+use super::{Probe, ProbeError, ProbeErrorKind, Reading, Values};
+use crate::config::{NamedQuery, PostgresCheck, QueryResult, MAX_SERIES_ROWS};
+use crate::labels::{self, Labels};
 
 const CONNECTIONS_SQL: &str =
     "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'";
@@ -66,7 +73,7 @@ impl PostgresProbe {
         })
     }
 
-    async fn probe(&self) -> Result<Values, ProbeError> {
+    async fn probe(&self) -> Result<Reading, ProbeError> {
         let (client, connection) = self
             .config
             .connect(NoTls)
@@ -82,7 +89,7 @@ impl PostgresProbe {
         result
     }
 
-    async fn session(&self, client: &Client) -> Result<Values, ProbeError> {
+    async fn session(&self, client: &Client) -> Result<Reading, ProbeError> {
         let one = self.scalar(client, "SELECT 1", "select 1").await?;
         if one != 1.0 {
             return Err(ProbeError::new(
@@ -101,10 +108,18 @@ impl PostgresProbe {
         if max > 0.0 {
             values.insert("connections_ratio".into(), connections / max);
         }
+        let mut reading = Reading::default();
         for query in &self.queries {
             let value = match query.result {
                 QueryResult::Scalar => self.scalar(client, &query.sql, &query.name).await,
                 QueryResult::Rows => self.row_count(client, &query.sql, &query.name).await,
+                QueryResult::Series => match self.series(client, &query.sql, &query.name).await {
+                    Ok(rows) => {
+                        reading.vectors.insert(query.name.clone(), rows);
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                },
             };
             match value {
                 Ok(v) => {
@@ -113,7 +128,88 @@ impl PostgresProbe {
                 Err(e) => return Err(e.with_values(values)),
             }
         }
-        Ok(values)
+        reading.values = values;
+        Ok(reading)
+    }
+
+    /// Runs `sql` and reads one series per row (see the module doc).
+    async fn series(
+        &self,
+        client: &Client,
+        sql: &str,
+        name: &str,
+    ) -> Result<Vec<(Labels, f64)>, ProbeError> {
+        let messages = client
+            .simple_query(sql)
+            .await
+            .map_err(|e| self.query_error(name, &e))?;
+        let fail = |kind, what: String| {
+            ProbeError::new(kind, format!("query {name} on {}: {what}", self.target))
+        };
+        let mut out: Vec<(Labels, f64)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for row in messages.iter().filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        }) {
+            if out.len() == MAX_SERIES_ROWS {
+                return Err(fail(
+                    ProbeErrorKind::BadBody,
+                    format!("returned more than {MAX_SERIES_ROWS} rows (series)"),
+                ));
+            }
+            let columns = row.columns();
+            let Some((value_column, label_columns)) = columns.split_last() else {
+                return Err(fail(ProbeErrorKind::Protocol, "returned no column".into()));
+            };
+            let mut labels = Labels::new();
+            for (i, column) in label_columns.iter().enumerate() {
+                let label = column.name();
+                if !labels::is_valid_name(label) {
+                    return Err(fail(
+                        ProbeErrorKind::Protocol,
+                        format!(
+                            "column {label:?} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*); \
+                             name it with AS"
+                        ),
+                    ));
+                }
+                let text = row.try_get(i).map_err(|e| self.query_error(name, &e))?;
+                labels.insert(label.to_string(), text.unwrap_or_default().to_string());
+            }
+            let text = row
+                .try_get(label_columns.len())
+                .map_err(|e| self.query_error(name, &e))?;
+            let what = value_column.name();
+            let value = match text {
+                None => {
+                    return Err(fail(
+                        ProbeErrorKind::Protocol,
+                        format!("value column {what:?} is null for {}", labels::render(&labels)),
+                    ))
+                }
+                Some(text) => parse_number(text).ok_or_else(|| {
+                    fail(
+                        ProbeErrorKind::BadBody,
+                        format!(
+                            "value column {what:?}: {:?} is not a number",
+                            text.chars().take(64).collect::<String>()
+                        ),
+                    )
+                })?,
+            };
+            if !seen.insert(labels.clone()) {
+                return Err(fail(
+                    ProbeErrorKind::Protocol,
+                    format!(
+                        "two rows with the labels {}; group by every label column",
+                        labels::render(&labels)
+                    ),
+                ));
+            }
+            out.push((labels, value));
+        }
+        Ok(out)
     }
 
     /// Runs `sql` and reads the first column of the first row as a number.
@@ -185,6 +281,10 @@ impl PostgresProbe {
 
 impl Probe for PostgresProbe {
     async fn run(&self) -> Result<Values, ProbeError> {
+        self.read().await.map(|r| r.values)
+    }
+
+    async fn read(&self) -> Result<Reading, ProbeError> {
         super::within(self.timeout, &self.target, self.probe()).await
     }
 }

@@ -111,15 +111,30 @@ impl Catalog {
             notifiers: self.notifiers,
             hooks: self.hooks,
             dry_run,
+            instance: None,
             route,
             rules,
         }
     }
 }
 
+/// Whether `instance` can name this warden in dedup keys: 1 to 64 characters of
+/// `[A-Za-z0-9._-]` (a key is `warden/<instance>/...`, so no `/`).
+pub fn check_instance(instance: &str) -> Result<(), String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if instance.is_empty() || instance.len() > 64 || !instance.chars().all(ok) {
+        return Err(format!(
+            "instance {instance:?} must be 1 to 64 characters of letters, digits, '.', '_' and \
+             '-' (it names this warden in every dedup key), e.g. \"web-1\""
+        ));
+    }
+    Ok(())
+}
+
 /// `[alerting]`: the global hook dry-run and the default route.
 pub(super) struct Settings {
     pub dry_run: bool,
+    pub instance: Option<String>,
     pub route: Route,
 }
 
@@ -287,6 +302,7 @@ impl Compiler<'_> {
         let Some(raw) = raw else {
             return Some(Settings {
                 dry_run: false,
+                instance: None,
                 route: Route::default(),
             });
         };
@@ -299,8 +315,22 @@ impl Compiler<'_> {
             warning: warning?,
             critical: critical?,
         };
+        let instance = match &r.instance {
+            None => None,
+            Some(v) => {
+                let text = self.text(v);
+                match text.as_deref().map(check_instance) {
+                    Some(Err(e)) => {
+                        self.error(v.span(), e);
+                        None
+                    }
+                    _ => text,
+                }
+            }
+        };
         (self.problems.len() == before).then(|| Settings {
             dry_run: r.dry_run.as_ref().is_some_and(|v| *v.get_ref()),
+            instance,
             route,
         })
     }

@@ -108,6 +108,9 @@ pub struct AlertingConfig {
     /// `[alerting] dry_run`: every hook records what it would run and runs nothing
     /// (`warden run --dry-run` sets it too).
     pub dry_run: bool,
+    /// `[alerting] instance`: names this warden in every dedup key. `None`: the one the state
+    /// file remembers, else the host name.
+    pub instance: Option<String>,
     /// `[alerting] warning` / `critical`: the route of rules without their own `notify`.
     pub route: Route,
     /// Rules with their own `notify` or `hooks`, by rule name. Others use `route`, no hooks.
@@ -297,6 +300,20 @@ impl CheckKind {
         matches!(self, CheckKind::Exec(_))
     }
 
+    /// The value names that are labelled series (a postgres query with `result = "series"`);
+    /// every other value is one number.
+    pub fn series_values(&self) -> Vec<String> {
+        match self {
+            CheckKind::Postgres(p) => p
+                .queries
+                .iter()
+                .filter(|q| q.result == QueryResult::Series)
+                .map(|q| q.name.clone())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Names of the values an observation of this check can carry, for rules to read.
     /// Every kind has `up` (1 or 0) and `duration_seconds`.
     pub fn value_names(&self) -> Vec<String> {
@@ -466,7 +483,14 @@ pub enum QueryResult {
     Scalar,
     /// The number of rows returned.
     Rows,
+    /// One series per row: every column but the last is a label (named by its column), the
+    /// last is the value. At most [`MAX_SERIES_ROWS`] rows.
+    Series,
 }
+
+/// The most rows a `result = "series"` query may return: more fail the probe (a query
+/// grouping by an unbounded column would otherwise make a series, an alert and a page each).
+pub const MAX_SERIES_ROWS: usize = 1000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecCheck {
@@ -547,6 +571,11 @@ pub struct RuleConfig {
     /// Until this many samples were seen, the rule reports unknown instead of ok. Default 1.
     pub min_samples: u32,
     pub flapping: Option<FlapConfig>,
+    /// Set when the rule reads a value with labelled series (a postgres `result = "series"`
+    /// query): one state per series, and a series absent from successful observations for
+    /// longer than this (`gone_after`, default the check's interval) is resolved and dropped.
+    /// `None` for a scalar value (its one series has no labels).
+    pub series: Option<Duration>,
 }
 
 /// One severity level of a rule: when it is entered and when it is left.

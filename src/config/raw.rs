@@ -283,6 +283,7 @@ raw_table! {
         on_missing: Spanned<String>,
         min_samples: Spanned<i64>,
         flapping: Spanned<RawFlapping>,
+        gone_after: Spanned<String>,
         notify: Spanned<RawNotify>,
         hooks: Spanned<Vec<Spanned<RawHookTrigger>>>,
     }
@@ -351,6 +352,7 @@ raw_table! {
     /// `[alerting]`: global hook dry-run and the default route.
     pub struct RawAlerting {
         dry_run: Spanned<bool>,
+        instance: Spanned<String>,
         warning: NameList,
         critical: NameList,
     }

@@ -287,6 +287,7 @@ fn good_alerting_fixture_compiles_to_exactly_this() {
         notifiers: expected_notifiers(),
         hooks: expected_hooks(),
         dry_run: true,
+        instance: None,
         route: route(&["chat"], &["chat", "oncall"]),
         rules,
     };

@@ -35,6 +35,7 @@ fn rule() -> RuleConfig {
         on_missing: MissingPolicy::Unknown,
         min_samples: 1,
         flapping: None,
+        series: None,
     }
 }
 

@@ -480,7 +480,11 @@ impl Compiler<'_> {
                 Some(v) => self.one_of(
                     v,
                     "query result",
-                    &[("scalar", QueryResult::Scalar), ("rows", QueryResult::Rows)],
+                    &[
+                        ("scalar", QueryResult::Scalar),
+                        ("rows", QueryResult::Rows),
+                        ("series", QueryResult::Series),
+                    ],
                 ),
             };
             if let (Some(name), Some(sql), Some(result)) = (name, sql, result) {
@@ -580,5 +584,6 @@ pub(super) fn status_rule(check: &CheckConfig) -> Option<RuleConfig> {
         on_missing: MissingPolicy::Unknown,
         min_samples: 1,
         flapping: None,
+        series: None,
     })
 }

@@ -85,6 +85,10 @@ struct KnownCheck {
     values: Option<Vec<String>>,
     /// Rules may read any value name (exec perfdata).
     open_values: bool,
+    /// Value names that are labelled series, and the check's interval (a series' default
+    /// `gone_after`).
+    series: Vec<String>,
+    interval: Duration,
 }
 
 struct Defaults {
@@ -171,6 +175,11 @@ pub(crate) fn compile(
                     kind: kind.map(Kind::name),
                     values: config.as_ref().map(|k: &CheckConfig| k.kind.value_names()),
                     open_values: config.as_ref().is_some_and(|k| k.kind.open_values()),
+                    series: config
+                        .as_ref()
+                        .map(|k| k.kind.series_values())
+                        .unwrap_or_default(),
+                    interval: config.as_ref().map_or(Duration::ZERO, |k| k.interval),
                 },
             );
             check_order.push(name.get_ref().clone());
@@ -254,7 +263,12 @@ pub(crate) fn compile(
                 checks,
                 rules,
                 state,
-                alerting: catalog.into_config(settings.dry_run, settings.route, rule_actions),
+                alerting: {
+                    let mut alerting =
+                        catalog.into_config(settings.dry_run, settings.route, rule_actions);
+                    alerting.instance = settings.instance;
+                    alerting
+                },
             })
         }
         _ => Err(c.problems),

@@ -111,6 +111,7 @@ impl Compiler<'_> {
             None => Some(None),
             Some(v) => self.flapping(v),
         };
+        let series = self.series_grace(r, check.as_ref().map(|(_, k)| *k), &value);
 
         let config = (|| {
             Some(RuleConfig {
@@ -125,10 +126,40 @@ impl Compiler<'_> {
                 on_missing: on_missing?,
                 min_samples: min_samples?,
                 flapping: flapping?,
+                series: series?,
             })
         })();
         let config = config.filter(|_| self.problems.len() == before);
         (name, config)
+    }
+
+    /// The rule's `series` grace: `Some(Some(gone_after or the check's interval))` for a rule
+    /// reading a labelled series value, `Some(None)` for a scalar one; `None` on error
+    /// (`gone_after` on a scalar value, which has no series to lose).
+    fn series_grace(
+        &mut self,
+        r: &RawRule,
+        check: Option<&super::KnownCheck>,
+        value: &str,
+    ) -> Option<Option<Duration>> {
+        let is_series = check.is_some_and(|k| k.series.iter().any(|s| s == value));
+        match (&r.gone_after, check) {
+            (None, Some(k)) if is_series => Some(Some(k.interval)),
+            (None, _) => Some(None),
+            (Some(v), _) if is_series => self.positive_duration(v, "gone_after").map(Some),
+            (Some(v), Some(_)) => {
+                self.error(
+                    v.span(),
+                    format!(
+                        "gone_after applies only to a rule reading labelled series (a postgres \
+                         query with result = \"series\"); value {value:?} is one number"
+                    ),
+                );
+                None
+            }
+            // The check did not compile: its errors say why.
+            (Some(_), None) => Some(None),
+        }
     }
 
     /// `None` inside the outer `Option`: the level has an error.
