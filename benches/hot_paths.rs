@@ -244,6 +244,7 @@ fn http_probe(c: &mut Criterion) {
 fn transition(rule: &str, from: State, to: State, at: Timestamp) -> RuleTransition {
     RuleTransition {
         rule: rule.to_string(),
+        labels: Default::default(),
         check: String::new(),
         transition: Transition {
             from,
@@ -259,7 +260,15 @@ fn transition(rule: &str, from: State, to: State, at: Timestamp) -> RuleTransiti
 /// disk: one fsync per transaction (`synchronous=FULL`).
 fn paging(c: &mut Criterion) {
     let cfg = config(CHECKS, "http://127.0.0.1:1/health");
-    let (mut alerts, _) = Alerts::new(&cfg, Default::default(), Timestamp(0));
+    let (mut alerts, _) = Alerts::new(
+        &cfg,
+        Default::default(),
+        warden::alert::Identity {
+            instance: "bench".into(),
+            epoch: "0".into(),
+        },
+        Timestamp(0),
+    );
     let mut now = Timestamp(0);
     c.bench_function("actions: fire and resolve one alert (10,000 rules)", |b| {
         b.iter(|| {
@@ -284,9 +293,10 @@ fn paging(c: &mut Criterion) {
         alerts.transition(&transition(&rule, State::Critical, State::Ok, now), now);
         let mut batch = Batch::default();
         for (rule, record) in plan.records {
-            batch
-                .alerts
-                .push((rule, serde_json::to_value(record).expect("record encodes")));
+            batch.alerts.push((
+                rule.to_string(),
+                serde_json::to_value(record).expect("record encodes"),
+            ));
         }
         for (event, _) in plan.events {
             batch

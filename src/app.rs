@@ -237,12 +237,12 @@ pub async fn run(
         .with_context(|| format!("listen on {}", config.server.listen))?;
     let listen = listener.local_addr().unwrap_or(config.server.listen);
 
-    let evaluator = Evaluator::recording(&config, &metrics, clock.now());
+    let mut evaluator = Evaluator::recording(&config, &metrics, clock.now());
     let shared = Arc::new(Shared::new(evaluator.status(clock.now()), metrics.clone()));
     shared.token.store(Arc::new(config.server.token.clone()));
 
     let tracker = TaskTracker::new();
-    let actions = actions::spawn(
+    let (actions, firing_series) = actions::spawn(
         &config,
         ActionsOptions {
             dry_run: options.dry_run,
@@ -255,6 +255,7 @@ pub async fn run(
         shutdown.clone(),
     )
     .await?;
+    evaluator.seed(&firing_series, clock.now());
     let (observations, observed) = mpsc::channel(OBSERVATION_QUEUE);
     let (control, controlled) = mpsc::channel(1);
     let (reload_tx, mut reload_rx) = mpsc::channel(8);

@@ -1,7 +1,12 @@
 //! The alert-state stage: observations in, rule transitions and a status snapshot out.
 //!
-//! [`Engine`] owns the latest observation of every check and the [`RuleState`] of every rule,
-//! and feeds each observation to the rules that read its check. It is synchronous and does
+//! [`Engine`] owns the latest observation of every check and a [`RuleState`] per series of
+//! every rule, and feeds each observation to the rules that read its check. A rule reading a
+//! scalar value has one series, without labels, for its whole life. A rule reading labelled
+//! series (`RuleConfig::series`) has one state per label set its check reported: a series
+//! appears with its first value, a failed probe steps every series it has (`on_error`), and a
+//! series absent from the successful observations for the rule's `gone_after` is dropped with
+//! a transition to `ok` (reason `series_gone`), so its alert resolves and says why. It is synchronous and does
 //! no I/O and no clock reads: the driver (`app`) passes `now` in, records metrics and logs,
 //! and publishes [`Status`] snapshots for the HTTP server to read.
 
@@ -14,12 +19,15 @@ use serde::Serialize;
 use crate::check::Observation;
 use crate::clock::Timestamp;
 use crate::config::{CheckConfig, Config, LevelConfig, RuleConfig};
-use crate::rule::{self, RuleState, Sample, State, Transition};
+use crate::labels::{self, Labels};
+use crate::rule::{self, RuleState, Sample, State, Transition, TransitionReason};
 
-/// A rule's transition, with the rule it belongs to.
+/// A rule's transition, with the rule and the series it belongs to.
 #[derive(Debug, Clone)]
 pub struct RuleTransition {
     pub rule: String,
+    /// The series' labels; empty for a rule reading a scalar value.
+    pub labels: Labels,
     pub check: String,
     pub transition: Transition,
 }
@@ -42,10 +50,127 @@ struct CheckEntry {
 
 struct RuleEntry {
     config: RuleConfig,
+    /// One entry per series. A scalar rule has exactly one, with no labels, from the start.
+    series: BTreeMap<Labels, SeriesEntry>,
+    /// A series rule: whether its check's last observation succeeded (`None`: none yet). Its
+    /// state while it has no series: unknown until a probe succeeded, then ok.
+    read_ok: Option<bool>,
+    /// The snapshot of a series rule with no series; dropped whenever the rule steps.
+    empty_snapshot: OnceCell<Arc<RuleStatus>>,
+}
+
+struct SeriesEntry {
     state: RuleState,
     last_transition: Option<Transition>,
-    /// As `CheckEntry::snapshot`: dropped whenever the rule steps.
+    /// When the series last had a value (or was created): `gone_after` counts from here.
+    last_seen: Timestamp,
+    /// As `CheckEntry::snapshot`: dropped whenever the series steps.
     snapshot: OnceCell<Arc<RuleStatus>>,
+}
+
+impl SeriesEntry {
+    fn new(now: Timestamp) -> Self {
+        SeriesEntry {
+            state: RuleState::new(now),
+            last_transition: None,
+            last_seen: now,
+            snapshot: OnceCell::new(),
+        }
+    }
+}
+
+impl RuleEntry {
+    fn new(config: &RuleConfig, now: Timestamp) -> Self {
+        let mut series = BTreeMap::new();
+        if config.series.is_none() {
+            series.insert(Labels::new(), SeriesEntry::new(now));
+        }
+        RuleEntry {
+            config: config.clone(),
+            series,
+            read_ok: None,
+            empty_snapshot: OnceCell::new(),
+        }
+    }
+
+    /// The rule's state over its series: the worst, or for a series rule without series,
+    /// unknown until its check was read and ok after.
+    fn state(&self) -> State {
+        if self.series.is_empty() {
+            return match self.read_ok {
+                Some(true) => State::Ok,
+                _ => State::Unknown,
+            };
+        }
+        worst(self.series.values().map(|s| s.state.state()))
+    }
+
+    /// Steps the rule on `obs`, appending its series' transitions to `out`.
+    fn apply(&mut self, obs: &Observation, now: Timestamp, out: &mut Vec<RuleTransition>) {
+        let config = &self.config;
+        let mut step = |labels: &Labels, entry: &mut SeriesEntry, sample: Sample| {
+            entry.snapshot.take();
+            if let Some(t) = rule::step(config, &mut entry.state, sample, now) {
+                entry.last_transition = Some(t.clone());
+                out.push(RuleTransition {
+                    rule: config.name.clone(),
+                    labels: labels.clone(),
+                    check: obs.check.clone(),
+                    transition: t,
+                });
+            }
+        };
+        let Some(gone_after) = config.series else {
+            let sample = sample_for(config, obs);
+            for (labels, entry) in &mut self.series {
+                step(labels, entry, sample);
+            }
+            return;
+        };
+        self.empty_snapshot.take();
+        self.read_ok = Some(obs.is_up());
+        if obs.outcome.is_err() {
+            for (labels, entry) in &mut self.series {
+                step(labels, entry, Sample::Failed);
+            }
+            return;
+        }
+        let rows = obs
+            .vectors
+            .get(&config.value)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for (labels, value) in rows {
+            let entry = self
+                .series
+                .entry(labels.clone())
+                .or_insert_with(|| SeriesEntry::new(now));
+            entry.last_seen = now;
+            step(labels, entry, Sample::Value(*value));
+        }
+        let present: std::collections::HashSet<&Labels> = rows.iter().map(|(l, _)| l).collect();
+        self.series.retain(|labels, entry| {
+            if present.contains(labels) || now.since(entry.last_seen) < gone_after {
+                return true;
+            }
+            let from = entry.state.state();
+            if from != State::Ok {
+                out.push(RuleTransition {
+                    rule: config.name.clone(),
+                    labels: labels.clone(),
+                    check: obs.check.clone(),
+                    transition: Transition {
+                        from,
+                        to: State::Ok,
+                        at: now,
+                        value: None,
+                        reason: TransitionReason::SeriesGone,
+                    },
+                });
+            }
+            false
+        });
+    }
 }
 
 pub struct Engine {
@@ -106,12 +231,7 @@ impl Engine {
                 if let Some(&c) = by_name.get(&r.check) {
                     checks[c].rules.push(i);
                 }
-                RuleEntry {
-                    config: r.clone(),
-                    state: RuleState::new(now),
-                    last_transition: None,
-                    snapshot: OnceCell::new(),
-                }
+                RuleEntry::new(r, now)
             })
             .collect();
         Engine {
@@ -157,11 +277,21 @@ impl Engine {
                 Some(old)
                     if old.config == entry.config && kept_checks.contains(&entry.config.check) =>
                 {
-                    entry.state = old.state;
-                    entry.last_transition = old.last_transition;
+                    entry.series = old.series;
+                    entry.read_ok = old.read_ok;
                     summary.rules_kept += 1;
                 }
-                Some(_) => summary.rules_reset += 1,
+                Some(old) => {
+                    // Starts fresh, but remembers which labelled series it had: one that never
+                    // comes back must still be dropped (and its alert resolved) after
+                    // `gone_after`.
+                    if entry.config.series.is_some() && old.config.series.is_some() {
+                        for labels in old.series.into_keys() {
+                            entry.series.insert(labels, SeriesEntry::new(now));
+                        }
+                    }
+                    summary.rules_reset += 1;
+                }
                 None => summary.rules_added += 1,
             }
         }
@@ -208,32 +338,49 @@ impl Engine {
         entry.snapshot.take();
         let mut out = Vec::new();
         for &ri in &entry.rules {
-            let rule = &mut self.rules[ri];
-            rule.snapshot.take();
-            let sample = sample_for(&rule.config, &obs);
-            if let Some(t) = rule::step(&rule.config, &mut rule.state, sample, now) {
-                rule.last_transition = Some(t.clone());
-                out.push(RuleTransition {
-                    rule: rule.config.name.clone(),
-                    check: obs.check.clone(),
-                    transition: t,
-                });
-            }
+            self.rules[ri].apply(&obs, now, &mut out);
         }
         entry.last = Some(obs);
         out
     }
 
-    /// The rules that read `check`, with their states.
-    pub fn rules_of(&self, check: &str) -> impl Iterator<Item = (&RuleConfig, &RuleState)> {
+    /// Series a previous process (or config) left with an alert: `(rule, labels)` of labelled
+    /// series not known here yet get a state (unknown), so that if they never come back they
+    /// are dropped after their rule's `gone_after` like any series, and their alerts resolve.
+    /// Labels of rules that read no labelled series are ignored.
+    pub fn seed(&mut self, series: &[(String, Labels)], now: Timestamp) {
+        for (rule, labels) in series {
+            let Some(entry) = self.rules.iter_mut().find(|r| &r.config.name == rule) else {
+                continue;
+            };
+            if entry.config.series.is_some() && !labels.is_empty() {
+                entry
+                    .series
+                    .entry(labels.clone())
+                    .or_insert_with(|| SeriesEntry::new(now));
+                entry.empty_snapshot.take();
+            }
+        }
+    }
+
+    /// The series of the rules that read `check`: each rule with its series' labels and
+    /// states.
+    pub fn rules_of(
+        &self,
+        check: &str,
+    ) -> impl Iterator<Item = (&RuleConfig, impl Iterator<Item = (&Labels, &RuleState)>)> {
         let indexes = self
             .by_name
             .get(check)
             .map(|&ci| self.checks[ci].rules.as_slice())
             .unwrap_or_default();
-        indexes
-            .iter()
-            .map(|&ri| (&self.rules[ri].config, &self.rules[ri].state))
+        indexes.iter().map(|&ri| {
+            let rule = &self.rules[ri];
+            (
+                &rule.config,
+                rule.series.iter().map(|(labels, s)| (labels, &s.state)),
+            )
+        })
     }
 
     /// A point-in-time view of every check and rule. Entries unchanged since the previous
@@ -248,22 +395,30 @@ impl Engine {
                     .clone()
             })
             .collect();
-        let rules: Vec<Arc<RuleStatus>> = self
-            .rules
-            .iter()
-            .map(|e| {
-                e.snapshot
-                    .get_or_init(|| Arc::new(RuleStatus::of(e)))
-                    .clone()
-            })
-            .collect();
+        let mut rules: Vec<Arc<RuleStatus>> = Vec::with_capacity(self.rules.len());
+        for e in &self.rules {
+            if e.series.is_empty() {
+                rules.push(
+                    e.empty_snapshot
+                        .get_or_init(|| Arc::new(RuleStatus::empty(e)))
+                        .clone(),
+                );
+            }
+            for (labels, s) in &e.series {
+                rules.push(
+                    s.snapshot
+                        .get_or_init(|| Arc::new(RuleStatus::of(&e.config, labels, s)))
+                        .clone(),
+                );
+            }
+        }
         let unruled = self
             .checks
             .iter()
             .zip(&checks)
             .filter(|(entry, _)| entry.rules.is_empty())
             .map(|(_, status)| status.state);
-        let state = overall_state(unruled, rules.iter().map(|r| r.state));
+        let state = overall_state(unruled, self.rules.iter().map(RuleEntry::state));
         Status {
             generated_at: now.to_rfc3339(),
             state,
@@ -294,21 +449,23 @@ fn overall_state(
     unruled_checks: impl Iterator<Item = CheckState>,
     rule_states: impl Iterator<Item = State>,
 ) -> State {
+    let from_checks = unruled_checks.map(|c| match c {
+        CheckState::Up => State::Ok,
+        CheckState::Down => State::Critical,
+        CheckState::Pending => State::Unknown,
+    });
+    worst(rule_states.chain(from_checks))
+}
+
+/// The worst of `states` (ok when there are none); the order of [`overall_state`].
+fn worst(states: impl Iterator<Item = State>) -> State {
     let rank = |s: State| match s {
         State::Ok => 0,
         State::Warning | State::Flapping => 1,
         State::Unknown => 2,
         State::Critical => 3,
     };
-    let from_checks = unruled_checks.map(|c| match c {
-        CheckState::Up => State::Ok,
-        CheckState::Down => State::Critical,
-        CheckState::Pending => State::Unknown,
-    });
-    rule_states
-        .chain(from_checks)
-        .max_by_key(|s| rank(*s))
-        .unwrap_or(State::Ok)
+    states.max_by_key(|s| rank(*s)).unwrap_or(State::Ok)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -458,9 +615,14 @@ pub struct TransitionStatus {
     pub reason: rule::TransitionReason,
 }
 
+/// One series of a rule: a scalar rule has one entry, without `series`; a rule reading
+/// labelled series has one per series (`series` its labels), or while it has none one entry
+/// with `series = {}`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RuleStatus {
     pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series: Option<Labels>,
     pub check: String,
     pub value_name: String,
     pub state: State,
@@ -478,10 +640,39 @@ pub struct RuleStatus {
 }
 
 impl RuleStatus {
-    fn of(e: &RuleEntry) -> Self {
+    /// The name as people read it: `rule`, or `rule{name="value"}` for a series.
+    pub fn title(&self) -> String {
+        match &self.series {
+            Some(labels) => format!("{}{}", self.name, labels::render(labels)),
+            None => self.name.clone(),
+        }
+    }
+
+    /// A series rule that has no series.
+    fn empty(e: &RuleEntry) -> Self {
         let c = &e.config;
         RuleStatus {
             name: c.name.clone(),
+            series: Some(Labels::new()),
+            check: c.check.clone(),
+            value_name: c.value.clone(),
+            state: e.state(),
+            since: String::new(),
+            value: None,
+            samples: 0,
+            description: c.description.clone(),
+            labels: c.labels.clone(),
+            warning: c.warning.as_ref().map(Threshold::of),
+            critical: c.critical.as_ref().map(Threshold::of),
+            flap_percent: None,
+            last_transition: None,
+        }
+    }
+
+    fn of(c: &RuleConfig, labels: &Labels, e: &SeriesEntry) -> Self {
+        RuleStatus {
+            name: c.name.clone(),
+            series: c.series.map(|_| labels.clone()),
             check: c.check.clone(),
             value_name: c.value.clone(),
             state: e.state.state(),
@@ -669,6 +860,9 @@ mod tests {
         let slow_state = |e: &Engine| {
             e.rules_of("c")
                 .find(|(r, _)| r.name == "slow")
+                .unwrap()
+                .1
+                .next()
                 .unwrap()
                 .1
                 .state()

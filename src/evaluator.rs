@@ -24,7 +24,7 @@ use crate::config::{Config, RuleConfig, Trigger};
 use crate::engine::{CheckChange, Engine, Reconfigured, RuleTransition, Status};
 use crate::rule::State;
 use crate::server::Shared;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, SeriesGauge};
 
 /// How often the daemon's evaluator publishes a status snapshot (when something changed).
 const PUBLISH_EVERY: Duration = Duration::from_millis(500);
@@ -88,6 +88,11 @@ impl Evaluator {
 
     pub fn status(&self, now: Timestamp) -> Status {
         self.engine.status(now)
+    }
+
+    /// See [`Engine::seed`].
+    pub fn seed(&mut self, series: &[(String, crate::labels::Labels)], now: Timestamp) {
+        self.engine.seed(series, now);
     }
 }
 
@@ -209,6 +214,9 @@ impl Recorder {
         let rules = config
             .rules
             .iter()
+            // A rule reading labelled series has no unlabelled series: its gauges are
+            // `Metrics::series`, set per series in `refresh_rules`.
+            .filter(|r| r.series.is_none())
             .map(|r| {
                 set_thresholds(&metrics.rule_threshold, r);
                 let states: Vec<(State, IntGauge)> = State::ALL
@@ -270,6 +278,7 @@ impl Recorder {
             // Re-created below from the engine for rules that kept a value; a rule that starts
             // fresh has none until it sees one.
             let _ = m.rule_value.remove_label_values(&[&r.name]);
+            m.series.retain(&r.name, |_| false);
             if !new_rules.contains(r.name.as_str()) {
                 for s in State::ALL {
                     let _ = m.rule_state.remove_label_values(&[&r.name, s.as_str()]);
@@ -317,12 +326,13 @@ impl Recorder {
             .value
             .map(|v| v.to_string())
             .unwrap_or_else(|| "none".into());
+        let rule = format!("{}{}", t.rule, crate::labels::render(&t.labels));
         match tr.to {
             State::Ok => {
-                tracing::info!(rule = %t.rule, check = %t.check, from = tr.from.as_str(), to = tr.to.as_str(), value = %value, reason = ?tr.reason, "rule state changed")
+                tracing::info!(rule = %rule, check = %t.check, from = tr.from.as_str(), to = tr.to.as_str(), value = %value, reason = tr.reason.as_str(), "rule state changed")
             }
             _ => {
-                tracing::warn!(rule = %t.rule, check = %t.check, from = tr.from.as_str(), to = tr.to.as_str(), value = %value, reason = ?tr.reason, "rule state changed")
+                tracing::warn!(rule = %rule, check = %t.check, from = tr.from.as_str(), to = tr.to.as_str(), value = %value, reason = tr.reason.as_str(), "rule state changed")
             }
         }
     }
@@ -334,7 +344,29 @@ impl Recorder {
     }
 
     fn refresh_rules(&self, engine: &Engine, check: &str) {
-        for (rule, state) in engine.rules_of(check) {
+        for (rule, series) in engine.rules_of(check) {
+            if rule.series.is_some() {
+                let mut present = std::collections::HashSet::new();
+                for (labels, state) in series {
+                    let current = state.state();
+                    let gauge = SeriesGauge {
+                        states: State::ALL
+                            .iter()
+                            .map(|s| (s.as_str(), *s == current))
+                            .collect(),
+                        value: state.value(),
+                    };
+                    self.metrics.series.set(&rule.name, labels, gauge);
+                    present.insert(labels);
+                }
+                self.metrics
+                    .series
+                    .retain(&rule.name, |labels| present.contains(labels));
+                continue;
+            }
+            let Some((_, state)) = series.into_iter().next() else {
+                continue;
+            };
             if let Some(h) = self.rules.get(&rule.name) {
                 let current = state.state();
                 for (s, g) in &h.states {

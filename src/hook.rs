@@ -123,6 +123,12 @@ pub fn alert_env(event: &Event) -> Vec<(String, String)> {
             "WARDEN_DEPLOY".to_string(),
             event.deploy.clone().unwrap_or_default(),
         ),
+        // `{name="value", ...}` of a labelled series, empty otherwise; each label is also
+        // `WARDEN_LABEL_<NAME>` below.
+        (
+            "WARDEN_SERIES".to_string(),
+            crate::labels::render(&event.series),
+        ),
     ];
     for (name, value) in &event.labels {
         env.push((label_var(name), value.clone()));
@@ -435,6 +441,7 @@ mod tests {
             WARDEN_DEPLOY=v42
             WARDEN_LABEL_K8S_NS=prod
             WARDEN_LABEL_TEAM=web
+            WARDEN_SERIES=
             WARDEN_SEVERITY=critical
             WARDEN_SINCE=2026-01-01T00:00:00.000Z
             WARDEN_STATUS=firing

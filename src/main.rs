@@ -454,10 +454,15 @@ fn render_table(status: &Status) -> String {
                 ),
                 _ => String::new(),
             };
+            // A rule reading labelled series: a line per series, or one saying it has none.
+            let name = match &r.series {
+                Some(labels) if labels.is_empty() => format!("{} (no series)", r.name),
+                _ => r.title(),
+            };
             let _ = writeln!(
                 out,
                 "{:<32} {:<9} {:>12}  {} of {} ({}){}",
-                r.name,
+                name,
                 r.state.as_str(),
                 fmt_value(r.value),
                 r.value_name,

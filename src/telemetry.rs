@@ -10,7 +10,14 @@ use prometheus::{
     IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{LabelPair, MetricFamily, MetricType};
+
 use crate::config::LogFormat;
+use crate::labels::Labels;
 
 /// The Content-Type of the text exposition format 0.0.4.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -31,6 +38,9 @@ pub struct Metrics {
     pub rule_value: GaugeVec,
     pub rule_threshold: GaugeVec,
     pub rule_transitions: IntCounterVec,
+    /// `warden_rule_state` and `warden_rule_value` of rules reading labelled series, whose
+    /// label names vary by rule (see [`SeriesGauges`]).
+    pub series: SeriesGauges,
     pub last_evaluation: Gauge,
     pub checks_configured: IntGauge,
     pub rules_configured: IntGauge,
@@ -52,6 +62,121 @@ pub struct Metrics {
     // --- Alerts (src/actions) ---
     pub alerts_firing: IntGaugeVec,
     pub state_write_failures: IntCounter,
+}
+
+/// What `/metrics` says of one labelled series of a rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesGauge {
+    /// The state names and which one is current (`warden_rule_state`, 1 for the current).
+    pub states: Vec<(&'static str, bool)>,
+    /// `warden_rule_value`, absent until the series had a value.
+    pub value: Option<f64>,
+}
+
+/// `warden_rule_state{rule, <series labels>, state}` and `warden_rule_value{rule, <series
+/// labels>}` for rules reading labelled series. The label policy: the series' own labels
+/// (at most `config::MAX_SERIES_ROWS` series per rule, their names valid label names), with a
+/// name warden uses itself (`rule`, `state`) exported as `exported_<name>`, as Prometheus does
+/// for a target's clashing labels. A `prometheus` Vec metric has one fixed set of label names,
+/// so these series are kept here and rendered into the same families at gather time; rules
+/// reading a scalar value keep the fixed families, unchanged.
+#[derive(Clone, Default)]
+pub struct SeriesGauges {
+    series: Arc<Mutex<BTreeMap<(String, Labels), SeriesGauge>>>,
+}
+
+impl SeriesGauges {
+    pub fn set(&self, rule: &str, labels: &Labels, gauge: SeriesGauge) {
+        let mut map = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get_mut(&(rule.to_string(), labels.clone())) {
+            Some(g) => *g = gauge,
+            None => {
+                map.insert((rule.to_string(), labels.clone()), gauge);
+            }
+        }
+    }
+
+    /// Drops the series of `rule` that `keep` refuses.
+    pub fn retain(&self, rule: &str, mut keep: impl FnMut(&Labels) -> bool) {
+        let mut map = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|(r, labels), _| r != rule || keep(labels));
+    }
+
+    fn label_pairs(rule: &str, labels: &Labels, extra: Option<(&str, &str)>) -> Vec<LabelPair> {
+        let mut pairs: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| {
+                let name = if matches!(k.as_str(), "rule" | "state") {
+                    format!("exported_{k}")
+                } else {
+                    k.clone()
+                };
+                (name, v.clone())
+            })
+            .collect();
+        pairs.insert("rule".into(), rule.to_string());
+        if let Some((k, v)) = extra {
+            pairs.insert(k.into(), v.into());
+        }
+        pairs
+            .into_iter()
+            .map(|(k, v)| {
+                let mut p = LabelPair::default();
+                p.set_name(k);
+                p.set_value(v);
+                p
+            })
+            .collect()
+    }
+}
+
+impl Collector for SeriesGauges {
+    /// None: the families are `warden_rule_state` and `warden_rule_value`, described by their
+    /// fixed-label `prometheus` metrics; the registry merges these series into them.
+    fn desc(&self) -> Vec<&Desc> {
+        Vec::new()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let map = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let gauge = |labels: Vec<LabelPair>, value: f64| {
+            let mut g = prometheus::proto::Gauge::default();
+            g.set_value(value);
+            let mut m = prometheus::proto::Metric::default();
+            m.set_label(labels);
+            m.set_gauge(g);
+            m
+        };
+        let family = |name: &str, help: &str| {
+            let mut f = MetricFamily::default();
+            f.set_name(name.into());
+            f.set_help(help.into());
+            f.set_field_type(MetricType::GAUGE);
+            f
+        };
+        let mut states = family(
+            "warden_rule_state",
+            "1 for the rule's current state, 0 for the others",
+        );
+        let mut values = family(
+            "warden_rule_value",
+            "The last value the rule evaluated (absent until one was seen)",
+        );
+        for ((rule, labels), g) in map.iter() {
+            for (state, current) in &g.states {
+                let pairs = Self::label_pairs(rule, labels, Some(("state", state)));
+                states
+                    .mut_metric()
+                    .push(gauge(pairs, if *current { 1.0 } else { 0.0 }));
+            }
+            if let Some(v) = g.value {
+                values
+                    .mut_metric()
+                    .push(gauge(Self::label_pairs(rule, labels, None), v));
+            }
+        }
+        vec![states, values]
+    }
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -216,6 +341,8 @@ impl Metrics {
         reg(Box::new(rule_value.clone()));
         reg(Box::new(rule_threshold.clone()));
         reg(Box::new(rule_transitions.clone()));
+        let series = SeriesGauges::default();
+        reg(Box::new(series.clone()));
         reg(Box::new(last_evaluation.clone()));
         reg(Box::new(checks_configured.clone()));
         reg(Box::new(rules_configured.clone()));
@@ -315,6 +442,7 @@ impl Metrics {
             rule_value,
             rule_threshold,
             rule_transitions,
+            series,
             last_evaluation,
             checks_configured,
             rules_configured,

@@ -1,16 +1,19 @@
 //! The actions stage: rule transitions in, pages and hook runs out.
 //!
-//! [`Alerts`] keeps one [`AlertRecord`] per rule (persisted by the driver in the state store)
-//! and reconciles it with what the rule reports, so the decision to page is a comparison, not
-//! a reaction to one event:
+//! [`Alerts`] keeps one [`AlertRecord`] per alert, `(rule, labels)` ([`AlertId`]: a rule
+//! reading a scalar value has one alert, without labels; a rule reading labelled series one per
+//! series), persisted by the driver in the state store, and reconciles it with what the rule
+//! reports for that series, so the decision to page is a comparison, not a reaction to one
+//! event:
 //!
 //! - a rule at `warning` or `critical` wants its alert firing at that severity; `ok` wants it
 //!   resolved; `unknown` and `flapping` change nothing (a probe that cannot see, or a rule that
 //!   keeps changing its mind, neither pages nor resolves);
 //! - a firing alert that is already recorded at the wanted severity sends nothing. That is
 //!   what keeps a restart or a reload (which restart rules from `unknown`) from paging again;
-//! - a new alert opens an incident (`warden/<rule>/<n>`, `n` counting per rule and never
-//!   reused), sent to the route of its severity. An escalation or de-escalation sends the new
+//! - a new alert opens an incident (dedup key `warden/<instance>/<rule>[/<series>]/<epoch>-<n>`,
+//!   see [`AlertId::dedup_key`]; `n` counts per alert and is never reused), sent to the route
+//!   of its severity. An escalation or de-escalation sends the new
 //!   severity to that severity's route under the same dedup key. A resolve goes to every
 //!   notifier the incident went to. An incident that opens at a severity whose route names
 //!   no notifier is reported in the plan ([`Unrouted`]) for the driver to warn about, once;
@@ -28,7 +31,9 @@
 //!   the end admits the one whose hook came due first ([`Alerts::hook_finished`]), at once.
 //!   Only a refusal this stage cannot foresee (the store failed, or still holds a run whose
 //!   end it could not record) is asked again [`HOOK_RETRY`] later;
-//! - a rule removed from the config resolves its alert;
+//! - a rule removed from the config resolves its alerts, and so does a rule that no longer
+//!   reads the kind of value (scalar or labelled series) its alerts were of; a series that
+//!   disappeared (transition reason `series_gone`) resolves its alert saying so;
 //! - a new incident names the deploy current when it opens ([`Alerts::set_deploy`]); every
 //!   event of the incident (escalations, re-sends, the resolve, its hooks) keeps that one.
 //!
@@ -42,11 +47,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{Event, EventKind, Severity};
+use crate::alert::{AlertId, Event, EventKind, Identity, Severity};
 use crate::clock::Timestamp;
 use crate::config::{AlertingConfig, Config, HookSpec, RuleConfig};
 use crate::engine::RuleTransition;
-use crate::rule::State;
+use crate::labels::{self, Labels};
+use crate::rule::{State, TransitionReason};
 
 pub use run::{spawn, Actions, ActionsOptions};
 
@@ -56,10 +62,10 @@ pub use run::{spawn, Actions, ActionsOptions};
 /// on when that run ends.
 pub const HOOK_RETRY: Duration = Duration::from_secs(10);
 
-/// What warden remembers about a rule's alert across restarts. Stored as JSON.
+/// What warden remembers about an alert across restarts. Stored as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertRecord {
-    /// The number of the rule's latest incident (0: it never fired).
+    /// The number of the alert's latest incident (0: it never fired).
     pub incident: u64,
     /// Set while the alert fires.
     pub firing: Option<Firing>,
@@ -103,14 +109,14 @@ pub struct HookNote {
 /// warn about `unrouted` and start `hooks`.
 #[derive(Debug, Default, PartialEq)]
 pub struct Plan {
-    pub records: Vec<(String, AlertRecord)>,
+    pub records: Vec<(AlertId, AlertRecord)>,
     pub events: Vec<(Event, Vec<String>)>,
     pub hooks: Vec<HookJob>,
     /// Incidents that opened at a severity whose route names no notifier: nobody is told.
     pub unrouted: Vec<Unrouted>,
-    /// (rule, notifier): a notifier an alert should tell that is no longer configured (renamed
-    /// or removed by a reload): it is not told. The driver logs these.
-    pub gone: Vec<(String, String)>,
+    /// (alert, notifier): a notifier an alert should tell that is no longer configured
+    /// (renamed or removed by a reload): it is not told. The driver logs these.
+    pub gone: Vec<(AlertId, String)>,
 }
 
 impl Plan {
@@ -135,7 +141,7 @@ impl Plan {
 /// the incident opens (not on re-evaluations, escalations or restarts).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unrouted {
-    pub rule: String,
+    pub alert: AlertId,
     pub severity: Severity,
     pub dedup_key: String,
     /// Where the route comes from: the rule's own `notify`, else `[alerting]`.
@@ -168,7 +174,7 @@ impl Unrouted {
 /// Hooks to run one after the other for one alert.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HookJob {
-    pub rule: String,
+    pub alert: AlertId,
     pub incident: u64,
     /// The alert as the hooks see it (`WARDEN_*`); its dedup key is the incident.
     pub trigger: Event,
@@ -201,35 +207,39 @@ enum Progress {
 pub struct Alerts {
     rules: HashMap<String, RuleConfig>,
     alerting: AlertingConfig,
-    records: BTreeMap<String, AlertRecord>,
-    /// When each (rule, notifier) last got the firing alert, for re-sends. Not persisted: after
-    /// a restart every re-send is due at once, which receivers that need them shrug off.
-    sent: HashMap<(String, String), Timestamp>,
-    /// Hook progress per (rule, hook) in the incident `.0`.
-    hooks: HashMap<(String, String), (u64, Progress)>,
-    /// Hooks held by a job that has not reported their end: hook → (rule, incident). Kept
+    records: BTreeMap<AlertId, AlertRecord>,
+    /// Names this warden in the dedup keys of new incidents.
+    identity: Identity,
+    /// When each (alert, notifier) last got the firing alert, for re-sends. Not persisted:
+    /// after a restart every re-send is due at once, which receivers that need them shrug off.
+    sent: HashMap<(AlertId, String), Timestamp>,
+    /// Hook progress per (alert, hook) in the incident `.0`.
+    hooks: HashMap<(AlertId, String), (u64, Progress)>,
+    /// Hooks held by a job that has not reported their end: hook → (alert, incident). Kept
     /// across reloads (a job of a removed rule still runs until it reports).
-    busy: HashMap<String, (String, u64)>,
-    /// The level each rule was last *seen* at by this process, and since when. Hooks count
+    busy: HashMap<String, (AlertId, u64)>,
+    /// The level each alert was last *seen* at by this process, and since when. Hooks count
     /// their `after` only from here: not from a record loaded at start-up, and not across an
     /// `unknown` or `flapping` stretch (nobody saw the alert still firing then).
-    seen: HashMap<String, (Severity, Timestamp)>,
+    seen: HashMap<AlertId, (Severity, Timestamp)>,
     /// The deploy new incidents name (`warden run --deploy`, `POST /-/reload?deploy=`).
     deploy: Option<String>,
 }
 
 impl Alerts {
     /// Starts from the persisted records; the plan resolves alerts of rules no longer
-    /// configured.
+    /// configured. New incidents' dedup keys name `identity`.
     pub fn new(
         config: &Config,
-        records: BTreeMap<String, AlertRecord>,
+        records: BTreeMap<AlertId, AlertRecord>,
+        identity: Identity,
         now: Timestamp,
     ) -> (Alerts, Plan) {
         let mut alerts = Alerts {
             rules: HashMap::new(),
             alerting: AlertingConfig::default(),
             records,
+            identity,
             sent: HashMap::new(),
             hooks: HashMap::new(),
             busy: HashMap::new(),
@@ -245,24 +255,33 @@ impl Alerts {
         self.deploy = deploy;
     }
 
-    pub fn record(&self, rule: &str) -> Option<&AlertRecord> {
-        self.records.get(rule)
+    pub fn record(&self, alert: &AlertId) -> Option<&AlertRecord> {
+        self.records.get(alert)
+    }
+
+    /// The labelled series whose alerts fire: the engine keeps a state for each, so one that
+    /// never comes back is still dropped after its `gone_after` and its alert resolved.
+    pub fn firing_series(&self) -> Vec<(String, Labels)> {
+        self.records
+            .iter()
+            .filter(|(id, r)| !id.labels.is_empty() && r.firing.is_some())
+            .map(|(id, _)| (id.rule.clone(), id.labels.clone()))
+            .collect()
     }
 
     /// The alerts firing now, for `GET /api/v1/alerts`: most severe first, then oldest.
     pub fn view(&self) -> serde_json::Value {
-        let mut firing: Vec<(&String, &AlertRecord, &Firing)> = self
+        let mut firing: Vec<(&AlertId, &AlertRecord, &Firing)> = self
             .records
             .iter()
-            .filter_map(|(rule, r)| r.firing.as_ref().map(|f| (rule, r, f)))
+            .filter_map(|(id, r)| r.firing.as_ref().map(|f| (id, r, f)))
             .collect();
-        firing
-            .sort_by_key(|(rule, _, f)| (f.severity == Severity::Warning, f.since, rule.as_str()));
+        firing.sort_by_key(|(id, _, f)| (f.severity == Severity::Warning, f.since, *id));
         let alerts: Vec<serde_json::Value> = firing
             .into_iter()
-            .map(|(rule, record, f)| {
-                serde_json::json!({
-                    "alert": rule,
+            .map(|(id, record, f)| {
+                let mut alert = serde_json::json!({
+                    "alert": id.rule,
                     "check": f.event.check,
                     "severity": f.severity,
                     "since": f.event.since,
@@ -274,7 +293,11 @@ impl Alerts {
                     "deploy": f.event.deploy,
                     "notified": f.notified,
                     "hooks": hook_list(f),
-                })
+                });
+                if !id.labels.is_empty() {
+                    alert["series"] = serde_json::json!(id.labels);
+                }
+                alert
             })
             .collect();
         serde_json::json!({ "alerts": alerts })
@@ -297,8 +320,12 @@ impl Alerts {
     pub fn reconfigure(&mut self, config: &Config, now: Timestamp) -> Plan {
         // A changed rule restarts from unknown in the engine: it is not seen at a level.
         let old = std::mem::take(&mut self.rules);
-        self.seen
-            .retain(|rule, _| config.rules.iter().any(|r| old.get(rule) == Some(r)));
+        self.seen.retain(|id, _| {
+            config
+                .rules
+                .iter()
+                .any(|r| r.name == id.rule && old.get(&id.rule) == Some(r))
+        });
         self.rules = config
             .rules
             .iter()
@@ -306,17 +333,26 @@ impl Alerts {
             .collect();
         self.alerting = config.alerting.clone();
         let rules = &self.rules;
-        self.sent.retain(|(rule, _), _| rules.contains_key(rule));
-        self.hooks.retain(|(rule, _), _| rules.contains_key(rule));
-        let gone: Vec<String> = self
+        self.sent.retain(|(id, _), _| rules.contains_key(&id.rule));
+        self.hooks.retain(|(id, _), _| rules.contains_key(&id.rule));
+        let gone: Vec<(AlertId, &'static str)> = self
             .records
             .iter()
-            .filter(|(rule, r)| r.firing.is_some() && !self.rules.contains_key(*rule))
-            .map(|(rule, _)| rule.clone())
+            .filter(|(_, r)| r.firing.is_some())
+            .filter_map(|(id, _)| {
+                let why = match self.rules.get(&id.rule) {
+                    None => "the rule was removed from the config",
+                    Some(r) if r.series.is_some() == id.labels.is_empty() => {
+                        "the rule no longer reads this kind of value (scalar or labelled series)"
+                    }
+                    Some(_) => return None,
+                };
+                Some((id.clone(), why))
+            })
             .collect();
         let mut plan = Plan::default();
-        for rule in gone {
-            plan.extend(self.resolve(&rule, now, Some("the rule was removed from the config")));
+        for (id, why) in gone {
+            plan.extend(self.resolve(&id, now, Some(why.to_string())));
         }
         plan
     }
@@ -328,55 +364,68 @@ impl Alerts {
             State::Warning => Some(Severity::Warning),
             State::Critical => Some(Severity::Critical),
             State::Unknown | State::Flapping => {
-                self.seen.remove(&t.rule);
+                self.seen
+                    .remove(&AlertId::new(t.rule.clone(), t.labels.clone()));
                 return Plan::default();
             }
         };
         let Some(rule) = self.rules.get(&t.rule) else {
             return Plan::default();
         };
+        let id = AlertId::new(t.rule.clone(), t.labels.clone());
         match wanted {
             Some(severity) => {
                 let at = t.transition.at.min(now);
-                self.seen.insert(t.rule.clone(), (severity, at));
+                self.seen.insert(id.clone(), (severity, at));
             }
             None => {
-                self.seen.remove(&t.rule);
+                self.seen.remove(&id);
             }
         }
         let current = self
             .records
-            .get(&t.rule)
+            .get(&id)
             .and_then(|r| r.firing.as_ref())
             .map(|f| f.severity);
         let mut plan = match (current, wanted) {
             (None, None) => return Plan::default(),
             (Some(a), Some(b)) if a == b => Plan::default(),
-            (Some(_), None) => self.resolve(&t.rule, now, None),
+            (Some(_), None) => {
+                let why = (t.transition.reason == TransitionReason::SeriesGone).then(|| {
+                    format!(
+                        "the series {} disappeared: check {} has not reported it for {}",
+                        labels::render(&id.labels),
+                        t.check,
+                        humantime::format_duration(rule.series.unwrap_or_default())
+                    )
+                });
+                self.resolve(&id, now, why)
+            }
             (_, Some(severity)) => {
                 let deploy = self.deploy.clone();
-                let event = firing_event(rule, severity, t.transition.value, deploy, now);
-                self.fire(&t.rule, severity, event, now)
+                let event =
+                    firing_event(rule, &id.labels, severity, t.transition.value, deploy, now);
+                self.fire(&id, severity, event, now)
             }
         };
-        plan.extend(self.due_hooks(now, Some(&t.rule)));
+        plan.extend(self.due_hooks(now, Some(&id)));
         plan
     }
 
     /// Time passes: re-sends and hooks that came due.
     pub fn tick(&mut self, now: Timestamp) -> Plan {
         let mut plan = Plan::default();
-        for (rule, record) in &self.records {
+        for (id, record) in &self.records {
             let Some(firing) = &record.firing else {
                 continue;
             };
             let mut due = Vec::new();
-            let route = self.alerting.route_of(rule, firing.severity);
+            let route = self.alerting.route_of(&id.rule, firing.severity);
             for name in firing.notified.iter().filter(|n| route.contains(n)) {
                 let Some(every) = self.resend_every(name) else {
                     continue;
                 };
-                let key = (rule.clone(), name.clone());
+                let key = (id.clone(), name.clone());
                 if self.sent.get(&key).is_none_or(|last| now >= *last + every) {
                     due.push(name.clone());
                     self.sent.insert(key, now);
@@ -397,7 +446,7 @@ impl Alerts {
     /// alert's record and starts the jobs that are due now.
     pub fn hook_finished(
         &mut self,
-        rule: &str,
+        alert: &AlertId,
         incident: u64,
         hook: &str,
         result: HookResult,
@@ -406,17 +455,23 @@ impl Alerts {
         if self
             .busy
             .get(hook)
-            .is_some_and(|(r, n)| r == rule && *n == incident)
+            .is_some_and(|(a, n)| a == alert && *n == incident)
         {
             self.busy.remove(hook);
         }
-        let mut plan = self.hook_recorded(rule, incident, hook, result);
+        let mut plan = self.hook_recorded(alert, incident, hook, result);
         plan.extend(self.due_hooks(now, None));
         plan
     }
 
-    fn hook_recorded(&mut self, rule: &str, incident: u64, hook: &str, result: HookResult) -> Plan {
-        let key = (rule.to_string(), hook.to_string());
+    fn hook_recorded(
+        &mut self,
+        alert: &AlertId,
+        incident: u64,
+        hook: &str,
+        result: HookResult,
+    ) -> Plan {
+        let key = (alert.clone(), hook.to_string());
         if let Some((n, progress)) = self.hooks.get_mut(&key) {
             if *n == incident {
                 match &result {
@@ -428,7 +483,7 @@ impl Alerts {
                 }
             }
         }
-        let Some(record) = self.records.get_mut(rule) else {
+        let Some(record) = self.records.get_mut(alert) else {
             return Plan::default();
         };
         let HookResult::Done(note) = result else {
@@ -449,53 +504,56 @@ impl Alerts {
             return Plan::default();
         }
         Plan {
-            records: vec![(rule.to_string(), record.clone())],
+            records: vec![(alert.clone(), record.clone())],
             ..Plan::default()
         }
     }
 
-    /// A hook job asks before each hook: the hook as configured now, if `rule` still lists
-    /// it, its alert still fires in `incident` at the hook's level as last seen, and it is
-    /// not done with for the incident. `None`: do not run it.
-    pub fn permit(&self, rule: &str, incident: u64, hook: &str) -> Option<HookSpec> {
+    /// A hook job asks before each hook: the hook as configured now, if the alert's rule
+    /// still lists it, the alert still fires in `incident` at the hook's level as last seen,
+    /// and it is not done with for the incident. `None`: do not run it.
+    pub fn permit(&self, alert: &AlertId, incident: u64, hook: &str) -> Option<HookSpec> {
         let trigger = self
             .alerting
-            .hooks_of(rule)
+            .hooks_of(&alert.rule)
             .iter()
             .find(|t| t.hook == hook)?;
         let done = self
             .records
-            .get(rule)
+            .get(alert)
             .and_then(|r| r.firing.as_ref())
             .is_some_and(|f| f.hooks_done.contains(hook));
-        if done || !self.still_firing(rule, incident, trigger.on) {
+        if done || !self.still_firing(alert, incident, trigger.on) {
             return None;
         }
         self.alerting.hook(hook).cloned()
     }
 
-    /// Whether `rule`'s alert fires in `incident` at `on` or worse right now, as last seen.
-    pub fn still_firing(&self, rule: &str, incident: u64, on: Severity) -> bool {
+    /// Whether `alert` fires in `incident` at `on` or worse right now, as last seen.
+    pub fn still_firing(&self, alert: &AlertId, incident: u64, on: Severity) -> bool {
         let firing = self
             .records
-            .get(rule)
+            .get(alert)
             .filter(|r| r.incident == incident)
             .and_then(|r| r.firing.as_ref());
-        let seen = self.seen.get(rule).map(|(s, _)| *s);
+        let seen = self.seen.get(alert).map(|(s, _)| *s);
         match (firing, seen) {
             (Some(f), Some(seen)) => at_least(f.severity, on) && at_least(seen, on),
             _ => false,
         }
     }
 
-    /// Where the outcome of `hook`, run for `rule`'s alert, is notified.
-    pub fn hook_notifiers(&self, rule: &str, hook: &str) -> Vec<String> {
+    /// Where the outcome of `hook`, run for `alert`, is notified.
+    pub fn hook_notifiers(&self, alert: &AlertId, hook: &str) -> Vec<String> {
         if let Some(list) = self.alerting.hook(hook).and_then(|h| h.notify.clone()) {
             return list;
         }
-        let told: Vec<String> = match self.records.get(rule).and_then(|r| r.firing.as_ref()) {
+        let told: Vec<String> = match self.records.get(alert).and_then(|r| r.firing.as_ref()) {
             Some(f) => f.notified.iter().cloned().collect(),
-            None => self.alerting.route_of(rule, Severity::Critical).to_vec(),
+            None => self
+                .alerting
+                .route_of(&alert.rule, Severity::Critical)
+                .to_vec(),
         };
         told.into_iter()
             .filter(|n| {
@@ -506,16 +564,19 @@ impl Alerts {
             .collect()
     }
 
-    /// An incident of `rule` at `severity` that nobody is told of, and where its route is set.
+    /// An incident of `alert` at `severity` that nobody is told of, and where its route is set.
     fn unrouted(
         alerting: &AlertingConfig,
-        rule: &str,
+        alert: &AlertId,
         severity: Severity,
         dedup_key: &str,
     ) -> Unrouted {
-        let own = alerting.rules.get(rule).is_some_and(|r| r.route.is_some());
+        let own = alerting
+            .rules
+            .get(&alert.rule)
+            .is_some_and(|r| r.route.is_some());
         Unrouted {
-            rule: rule.to_string(),
+            alert: alert.clone(),
             severity,
             dedup_key: dedup_key.to_string(),
             route: if own {
@@ -535,20 +596,26 @@ impl Alerts {
     fn existing(
         &self,
         names: impl IntoIterator<Item = String>,
-        rule: &str,
+        alert: &AlertId,
         plan: &mut Plan,
     ) -> Vec<String> {
         let (known, gone): (Vec<String>, Vec<String>) = names
             .into_iter()
             .partition(|n| self.alerting.notifier(n).is_some());
         plan.gone
-            .extend(gone.into_iter().map(|n| (rule.to_string(), n)));
+            .extend(gone.into_iter().map(|n| (alert.clone(), n)));
         known
     }
 
-    fn fire(&mut self, rule: &str, severity: Severity, mut event: Event, now: Timestamp) -> Plan {
-        let route = self.alerting.route_of(rule, severity).to_vec();
-        let record = self.records.entry(rule.to_string()).or_insert(AlertRecord {
+    fn fire(
+        &mut self,
+        alert: &AlertId,
+        severity: Severity,
+        mut event: Event,
+        now: Timestamp,
+    ) -> Plan {
+        let route = self.alerting.route_of(&alert.rule, severity).to_vec();
+        let record = self.records.entry(alert.clone()).or_insert(AlertRecord {
             incident: 0,
             firing: None,
         });
@@ -583,7 +650,7 @@ impl Alerts {
                 if severity == Severity::Critical && f.severity != severity && route.is_empty() {
                     unrouted = Some(Self::unrouted(
                         &self.alerting,
-                        rule,
+                        alert,
                         severity,
                         &event.dedup_key,
                     ));
@@ -600,11 +667,11 @@ impl Alerts {
             None => {
                 record.incident += 1;
                 event.since = now.to_rfc3339();
-                event.dedup_key = format!("warden/{rule}/{}", record.incident);
+                event.dedup_key = alert.dedup_key(&self.identity, record.incident);
                 if route.is_empty() {
                     unrouted = Some(Self::unrouted(
                         &self.alerting,
-                        rule,
+                        alert,
                         severity,
                         &event.dedup_key,
                     ));
@@ -624,23 +691,23 @@ impl Alerts {
         record.firing = Some(firing);
         let record = record.clone();
         for name in &route {
-            self.sent.insert((rule.to_string(), name.clone()), now);
+            self.sent.insert((alert.clone(), name.clone()), now);
         }
         let mut plan = Plan {
-            records: vec![(rule.to_string(), record)],
+            records: vec![(alert.clone(), record)],
             events: dropped,
             unrouted: unrouted.into_iter().collect(),
             ..Plan::default()
         };
-        let to = self.existing(route, rule, &mut plan);
+        let to = self.existing(route, alert, &mut plan);
         if !to.is_empty() {
             plan.events.push((event, to));
         }
         plan
     }
 
-    fn resolve(&mut self, rule: &str, now: Timestamp, why: Option<&str>) -> Plan {
-        let Some(record) = self.records.get_mut(rule) else {
+    fn resolve(&mut self, alert: &AlertId, now: Timestamp, why: Option<String>) -> Plan {
+        let Some(record) = self.records.get_mut(alert) else {
             return Plan::default();
         };
         let Some(firing) = record.firing.take() else {
@@ -651,14 +718,14 @@ impl Alerts {
         event.kind = EventKind::Resolved;
         event.at = now.to_rfc3339();
         if let Some(why) = why {
-            event.description = Some(why.to_string());
+            event.description = Some(why);
         }
-        self.sent.retain(|(r, _), _| r != rule);
+        self.sent.retain(|(a, _), _| a != alert);
         let mut plan = Plan {
-            records: vec![(rule.to_string(), record)],
+            records: vec![(alert.clone(), record)],
             ..Plan::default()
         };
-        let to = self.existing(firing.notified, rule, &mut plan);
+        let to = self.existing(firing.notified, alert, &mut plan);
         if !to.is_empty() {
             plan.events.push((event, to));
         }
@@ -672,9 +739,9 @@ impl Alerts {
     /// job waits (see `busy`), and a due diagnostic that waits, runs or waits for its retry
     /// holds back the alert's other hooks. Each job is the alert's hooks taken now,
     /// diagnostics first.
-    fn due_hooks(&mut self, now: Timestamp, only: Option<&str>) -> Plan {
+    fn due_hooks(&mut self, now: Timestamp, only: Option<&AlertId>) -> Plan {
         struct Wanted {
-            rule: String,
+            alert: AlertId,
             incident: u64,
             trigger: Event,
             /// When the earliest of `hooks` came due: the order in which alerts take hooks.
@@ -685,28 +752,24 @@ impl Alerts {
             held: bool,
         }
         let mut wanted: Vec<Wanted> = Vec::new();
-        for (rule, actions) in &self.alerting.rules {
-            if only.is_some_and(|o| o != rule) || actions.hooks.is_empty() {
-                continue;
-            }
-            let Some(record) = self.records.get(rule) else {
-                continue;
-            };
-            let Some(firing) = &record.firing else {
-                continue;
-            };
+        let firing = self.records.iter().filter_map(|(id, record)| {
+            let actions = self.alerting.rules.get(&id.rule)?;
+            let wanted = only.is_none_or(|o| o == id) && !actions.hooks.is_empty();
+            Some((id, record, record.firing.as_ref()?, actions)).filter(|_| wanted)
+        });
+        for (id, record, firing, actions) in firing {
             let incident = record.incident;
-            let progress = |hooks: &HashMap<(String, String), (u64, Progress)>, hook: &str| {
+            let progress = |hooks: &HashMap<(AlertId, String), (u64, Progress)>, hook: &str| {
                 hooks
-                    .get(&(rule.clone(), hook.to_string()))
+                    .get(&(id.clone(), hook.to_string()))
                     .filter(|(n, _)| *n == incident)
                     .map(|(_, p)| *p)
             };
-            let Some((seen_level, seen_since)) = self.seen.get(rule).copied() else {
+            let Some((seen_level, seen_since)) = self.seen.get(id).copied() else {
                 continue;
             };
             let mut w = Wanted {
-                rule: rule.clone(),
+                alert: id.clone(),
                 incident,
                 trigger: firing.event.clone(),
                 due: now,
@@ -749,7 +812,7 @@ impl Alerts {
                 wanted.push(w);
             }
         }
-        wanted.sort_by(|a, b| (a.due, &a.rule).cmp(&(b.due, &b.rule)));
+        wanted.sort_by(|a, b| (a.due, &a.alert).cmp(&(b.due, &b.alert)));
         let mut plan = Plan::default();
         for w in wanted {
             let free = |spec: &HookSpec| !self.busy.contains_key(&spec.config.name);
@@ -769,7 +832,7 @@ impl Alerts {
             let mut trigger = w.trigger;
             trigger.at = now.to_rfc3339();
             let mut job = HookJob {
-                rule: w.rule,
+                alert: w.alert,
                 incident: w.incident,
                 trigger,
                 hooks: Vec::new(),
@@ -777,17 +840,17 @@ impl Alerts {
             for spec in take {
                 let name = spec.config.name.clone();
                 self.hooks.insert(
-                    (job.rule.clone(), name.clone()),
+                    (job.alert.clone(), name.clone()),
                     (job.incident, Progress::Running),
                 );
-                self.busy.insert(name, (job.rule.clone(), job.incident));
+                self.busy.insert(name, (job.alert.clone(), job.incident));
                 job.hooks.push((spec, Vec::new()));
             }
             plan.hooks.push(job);
         }
         for job in &mut plan.hooks {
             for (spec, to) in &mut job.hooks {
-                *to = self.hook_notifiers(&job.rule, &spec.config.name);
+                *to = self.hook_notifiers(&job.alert, &spec.config.name);
             }
         }
         plan
@@ -815,10 +878,12 @@ fn at_least(level: Severity, on: Severity) -> bool {
     on == Severity::Warning || level == Severity::Critical
 }
 
-/// The firing event of `rule` at `severity` in `deploy`; the caller sets `since` and
-/// `dedup_key` (and, for an incident already open, its deploy).
+/// The firing event of `rule`'s series `series` at `severity` in `deploy`; the caller sets
+/// `since` and `dedup_key` (and, for an incident already open, its deploy). Its labels are the
+/// series', then the rule's (which win, as in Prometheus), then `check` and `severity`.
 fn firing_event(
     rule: &RuleConfig,
+    series: &Labels,
     severity: Severity,
     value: Option<f64>,
     deploy: Option<String>,
@@ -828,13 +893,14 @@ fn firing_event(
         Severity::Warning => rule.warning.as_ref(),
         Severity::Critical => rule.critical.as_ref(),
     };
-    let mut labels = rule.labels.clone();
+    let mut labels = series.clone();
+    labels.extend(rule.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
     labels.insert("check".into(), rule.check.clone());
     labels.insert("severity".into(), severity.as_str().into());
     Event {
         kind: EventKind::Firing,
         alert: rule.name.clone(),
-        series: Default::default(),
+        series: series.clone(),
         check: rule.check.clone(),
         severity,
         value,

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{AlertRecord, Alerts, HookJob, HookNote, HookResult, Plan, HOOK_RETRY};
+use crate::alert::AlertId;
 use crate::alert::{Event, Sink};
 use crate::clock::Clock;
 use crate::config::notifier::NotifierConfig;
@@ -26,6 +27,7 @@ use crate::config::Config;
 use crate::config::HookSpec;
 use crate::engine::RuleTransition;
 use crate::hook;
+use crate::labels::Labels;
 use crate::notify;
 use crate::outbox::{Fired, HookGuard, Outbox, OutboxConfig};
 use crate::state::{Batch, SkipReason, Store};
@@ -85,7 +87,8 @@ impl Actions {
 }
 
 /// Opens the state store, starts the outbox with `config`'s notifiers, reports hook runs a
-/// previous process left unfinished, and starts the actions task. Fails when the store cannot
+/// previous process left unfinished, and starts the actions task. Returns its handle and the
+/// labelled series whose alerts fire (for `Engine::seed`). Fails when the store cannot
 /// be opened (another warden holds it, the disk is unwritable): warden must not run without
 /// the memory that keeps it from paging twice.
 pub async fn spawn(
@@ -95,7 +98,7 @@ pub async fn spawn(
     metrics: &Metrics,
     tracker: &TaskTracker,
     shutdown: CancellationToken,
-) -> anyhow::Result<Actions> {
+) -> anyhow::Result<(Actions, Vec<(String, Labels)>)> {
     let path = config.state.path.clone();
     let now = clock.now();
     let (store, recovery) = tokio::task::spawn_blocking(move || {
@@ -104,12 +107,17 @@ pub async fn spawn(
     })
     .await
     .context("opening the state store panicked")??;
-    let records: BTreeMap<String, AlertRecord> = store
+    let records: BTreeMap<AlertId, AlertRecord> = store
         .load_alerts::<AlertRecord>()
         .await
         .context("reading alert states")?
         .into_iter()
+        .map(|(k, v)| (AlertId::rule(k), v)) // TEMP until the store keys by AlertId
         .collect();
+    let identity = crate::alert::Identity {
+        instance: "TEMP".into(),
+        epoch: "0".into(),
+    };
     for (notifier, rows) in &recovery.pending {
         tracing::info!(notifier = %notifier, rows, "notifications left pending by the last run will be delivered");
     }
@@ -123,7 +131,8 @@ pub async fn spawn(
     );
     let guard = HookGuard::new(store, clock.clone(), metrics);
     guard.set_secrets(config.secret_values());
-    let (mut alerts, mut plan) = Alerts::new(config, records, clock.now());
+    let (mut alerts, mut plan) = Alerts::new(config, records, identity, clock.now());
+    let firing_series = alerts.firing_series();
     alerts.set_deploy(options.deploy);
     for event in guard.report_interrupted(&recovery) {
         let hook = event
@@ -131,7 +140,7 @@ pub async fn spawn(
             .as_ref()
             .map(|h| h.hook.clone())
             .unwrap_or_default();
-        let to = alerts.hook_notifiers(&event.alert, &hook);
+        let to = alerts.hook_notifiers(&event.id(), &hook);
         if !to.is_empty() {
             plan.events.push((event, to));
         }
@@ -178,7 +187,7 @@ pub async fn spawn(
             std::process::exit(70);
         }
     });
-    Ok(Actions { tx })
+    Ok((Actions { tx }, firing_series))
 }
 
 fn create_parent(path: &Path) -> anyhow::Result<()> {
@@ -197,14 +206,14 @@ pub(super) enum JobMsg {
     /// May `hook` run now for (rule, incident)? The answer is the hook as configured now and
     /// the dry-run setting, or `None`.
     Ask {
-        rule: String,
+        alert: AlertId,
         incident: u64,
         hook: String,
         reply: oneshot::Sender<Option<(HookSpec, bool)>>,
     },
     /// How it ended.
     Finished {
-        rule: String,
+        alert: AlertId,
         incident: u64,
         hook: String,
         result: HookResult,
@@ -240,14 +249,14 @@ impl Driver {
                 biased;
                 _ = self.shutdown.cancelled() => break,
                 Some(msg) = jobs.recv() => match msg {
-                    JobMsg::Ask { rule, incident, hook, reply } => {
-                        let permit = self.alerts.permit(&rule, incident, &hook);
+                    JobMsg::Ask { alert, incident, hook, reply } => {
+                        let permit = self.alerts.permit(&alert, incident, &hook);
                         let _ = reply.send(permit.map(|spec| (spec, self.dry_run)));
                     }
                     // The hook is free again: the plan starts the job that waited for it.
-                    JobMsg::Finished { rule, incident, hook, result } => {
+                    JobMsg::Finished { alert, incident, hook, result } => {
                         let now = self.clock.now();
-                        let plan = self.alerts.hook_finished(&rule, incident, &hook, result, now);
+                        let plan = self.alerts.hook_finished(&alert, incident, &hook, result, now);
                         self.execute(plan).await;
                     }
                 },
@@ -337,20 +346,25 @@ impl Driver {
             unrouted,
             gone,
         } = plan;
-        for (rule, notifier) in gone {
-            tracing::warn!(alert = %rule, notifier = %notifier, "notifier no longer configured; not told");
+        for (alert, notifier) in gone {
+            tracing::warn!(alert = %alert, notifier = %notifier, "notifier no longer configured; not told");
         }
         if !records.is_empty() || !events.is_empty() {
             let batch = Batch {
                 alerts: records
                     .into_iter()
-                    .map(|(rule, record)| (rule, serde_json::to_value(record).unwrap_or_default()))
+                    .map(|(id, record)| {
+                        (
+                            id.to_string(),
+                            serde_json::to_value(record).unwrap_or_default(),
+                        )
+                    })
                     .collect(),
                 events,
             };
             for (event, to) in &batch.events {
                 tracing::info!(
-                    alert = %event.alert,
+                    alert = %event.title(),
                     kind = ?event.kind,
                     severity = event.severity.as_str(),
                     dedup_key = %event.dedup_key,
@@ -365,7 +379,7 @@ impl Driver {
         self.count_firing();
         for u in unrouted {
             tracing::warn!(
-                alert = %u.rule,
+                alert = %u.alert,
                 severity = %u.severity.as_str(),
                 dedup_key = %u.dedup_key,
                 fix = %u.fix(),
@@ -423,7 +437,7 @@ async fn commit(
 /// restart, and every alert sharing it waiting: on drop, each one still held is reported as
 /// to be asked again [`HOOK_RETRY`] later, which frees it for the other alerts at once.
 pub(super) struct Held {
-    rule: String,
+    alert: AlertId,
     incident: u64,
     /// Not reported yet, in run order.
     hooks: Vec<String>,
@@ -440,7 +454,7 @@ impl Held {
         metrics: &Metrics,
     ) -> Held {
         Held {
-            rule: job.rule.clone(),
+            alert: job.alert.clone(),
             incident: job.incident,
             hooks: job
                 .hooks
@@ -457,7 +471,7 @@ impl Held {
     pub(super) fn finish(&mut self, hook: &str, result: HookResult) {
         self.hooks.retain(|h| h != hook);
         let _ = self.driver.send(JobMsg::Finished {
-            rule: self.rule.clone(),
+            alert: self.alert.clone(),
             incident: self.incident,
             hook: hook.to_string(),
             result,
@@ -473,7 +487,7 @@ impl Drop for Held {
         if std::thread::panicking() {
             self.panics.inc();
             tracing::error!(
-                alert = %self.rule,
+                alert = %self.alert,
                 incident = self.incident,
                 hooks = %self.hooks.join(","),
                 "a hook job panicked before reporting its hooks; they are released and asked again later"
@@ -482,7 +496,7 @@ impl Drop for Held {
             // Dropped, not panicked: warden is stopping while the job ran (a hook outliving
             // the grace period is reported `interrupted` at the next start).
             tracing::info!(
-                alert = %self.rule,
+                alert = %self.alert,
                 incident = self.incident,
                 hooks = %self.hooks.join(","),
                 "a hook job stopped with warden before reporting its hooks"
@@ -491,7 +505,7 @@ impl Drop for Held {
         let retry = self.clock.now() + HOOK_RETRY;
         for hook in std::mem::take(&mut self.hooks) {
             let _ = self.driver.send(JobMsg::Finished {
-                rule: self.rule.clone(),
+                alert: self.alert.clone(),
                 incident: self.incident,
                 hook,
                 result: HookResult::RetryAt(retry),
@@ -524,7 +538,7 @@ async fn run_job(
         }
         let (reply, answer) = oneshot::channel();
         let ask = JobMsg::Ask {
-            rule: job.rule.clone(),
+            alert: job.alert.clone(),
             incident: job.incident,
             hook: name.clone(),
             reply,
@@ -536,7 +550,7 @@ async fn run_job(
         let Some((current, dry_run)) = permit else {
             tracing::info!(
                 hook = %name,
-                alert = %job.rule,
+                alert = %job.alert,
                 incident = %job.trigger.dedup_key,
                 "hook not run: the alert no longer fires at its level, or the hook was removed"
             );
@@ -561,7 +575,7 @@ async fn run_job(
                 let why = reason.to_string();
                 tracing::warn!(
                     hook = %name,
-                    alert = %job.rule,
+                    alert = %job.alert,
                     incident = %job.trigger.dedup_key,
                     reason = %why,
                     "hook not run for this incident: it ran less than its cooldown ago"

@@ -7,6 +7,7 @@ use crate::config::notifier::{
 };
 use crate::config::{HookTrigger, Route, RuleActions};
 use crate::engine::RuleTransition;
+use crate::labels::Labels;
 use crate::rule::{Transition, TransitionReason};
 use crate::secret::Secret;
 
@@ -128,6 +129,7 @@ fn trigger(hook: &str, on: Severity, after: u64) -> HookTrigger {
 fn tr(rule: &str, from: State, to: State, value: Option<f64>, when: Timestamp) -> RuleTransition {
     RuleTransition {
         rule: rule.into(),
+        labels: Labels::new(),
         check: "api".into(),
         transition: Transition {
             from,
@@ -151,8 +153,20 @@ fn names(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
+/// The identity of the warden in these tests: keys are `warden/w1/<rule>/e-<n>`.
+fn ident() -> Identity {
+    Identity {
+        instance: "w1".into(),
+        epoch: "e".into(),
+    }
+}
+
+fn id(rule: &str) -> AlertId {
+    AlertId::rule(rule)
+}
+
 fn fresh(config: &Config) -> Alerts {
-    let (alerts, plan) = Alerts::new(config, BTreeMap::new(), T0);
+    let (alerts, plan) = Alerts::new(config, BTreeMap::new(), ident(), T0);
     assert!(plan.is_empty());
     alerts
 }
@@ -176,7 +190,7 @@ fn an_incident_pages_once_and_resolves_to_everyone_it_paged() {
         [(
             EventKind::Firing,
             Severity::Critical,
-            "warden/api-down/1".into(),
+            "warden/w1/api-down/e-1".into(),
             names(&["chat", "pager", "am"])
         )]
     );
@@ -212,12 +226,12 @@ fn an_incident_pages_once_and_resolves_to_everyone_it_paged() {
         [(
             EventKind::Resolved,
             Severity::Critical,
-            "warden/api-down/1".into(),
+            "warden/w1/api-down/e-1".into(),
             names(&["am", "chat", "pager"])
         )]
     );
     assert_eq!(ok.events[0].0.since, at(1).to_rfc3339());
-    assert_eq!(a.record("api-down").unwrap().firing, None);
+    assert_eq!(a.record(&id("api-down")).unwrap().firing, None);
 
     // Ok again is nothing; the next incident has a new key.
     assert!(a
@@ -227,7 +241,7 @@ fn an_incident_pages_once_and_resolves_to_everyone_it_paged() {
         &tr("api-down", State::Ok, State::Critical, None, at(20)),
         at(20),
     );
-    assert_eq!(again.events[0].0.dedup_key, "warden/api-down/2");
+    assert_eq!(again.events[0].0.dedup_key, "warden/w1/api-down/e-2");
 }
 
 #[test]
@@ -243,7 +257,7 @@ fn escalation_and_de_escalation_keep_the_key_and_follow_each_route() {
         [(
             EventKind::Firing,
             Severity::Warning,
-            "warden/api-slow/1".into(),
+            "warden/w1/api-slow/e-1".into(),
             names(&["chat"])
         )]
     );
@@ -267,7 +281,7 @@ fn escalation_and_de_escalation_keep_the_key_and_follow_each_route() {
         [(
             EventKind::Firing,
             Severity::Critical,
-            "warden/api-slow/1".into(),
+            "warden/w1/api-slow/e-1".into(),
             names(&["chat", "pager", "am"])
         )]
     );
@@ -295,13 +309,13 @@ fn escalation_and_de_escalation_keep_the_key_and_follow_each_route() {
             (
                 EventKind::Resolved,
                 Severity::Critical,
-                "warden/api-slow/1".into(),
+                "warden/w1/api-slow/e-1".into(),
                 names(&["am"])
             ),
             (
                 EventKind::Firing,
                 Severity::Warning,
-                "warden/api-slow/1".into(),
+                "warden/w1/api-slow/e-1".into(),
                 names(&["chat"])
             )
         ]
@@ -319,7 +333,7 @@ fn escalation_and_de_escalation_keep_the_key_and_follow_each_route() {
         [(
             EventKind::Resolved,
             Severity::Warning,
-            "warden/api-slow/1".into(),
+            "warden/w1/api-slow/e-1".into(),
             names(&["am", "chat", "pager"])
         )]
     );
@@ -333,7 +347,7 @@ fn a_restart_resumes_without_paging_again() {
         &tr("api-down", State::Unknown, State::Critical, None, at(1)),
         at(1),
     );
-    let records: BTreeMap<String, AlertRecord> = fire
+    let records: BTreeMap<AlertId, AlertRecord> = fire
         .records
         .iter()
         .map(|(rule, r)| {
@@ -343,7 +357,7 @@ fn a_restart_resumes_without_paging_again() {
         })
         .collect();
 
-    let (mut b, plan) = Alerts::new(&config, records, at(100));
+    let (mut b, plan) = Alerts::new(&config, records, ident(), at(100));
     assert!(plan.is_empty());
     assert_eq!(b.firing_counts(), (0, 1));
     assert!(b
@@ -358,14 +372,14 @@ fn a_restart_resumes_without_paging_again() {
         at(102),
     );
     assert_eq!(sent(&ok)[0].0, EventKind::Resolved);
-    assert_eq!(sent(&ok)[0].2, "warden/api-down/1");
+    assert_eq!(sent(&ok)[0].2, "warden/w1/api-down/e-1");
     let next = b.transition(
         &tr("api-down", State::Ok, State::Critical, None, at(103)),
         at(103),
     );
     assert_eq!(
         sent(&next)[0].2,
-        "warden/api-down/2",
+        "warden/w1/api-down/e-2",
         "incident numbers are never reused"
     );
 }
@@ -392,7 +406,7 @@ fn a_removed_rule_resolves_and_a_removed_notifier_is_not_told() {
         [(
             EventKind::Resolved,
             Severity::Critical,
-            "warden/api-down/1".into(),
+            "warden/w1/api-down/e-1".into(),
             names(&["am", "chat"])
         )]
     );
@@ -407,8 +421,8 @@ fn a_removed_rule_resolves_and_a_removed_notifier_is_not_told() {
     );
     assert_eq!(sent(&ok)[0].3, names(&["am", "chat"]));
     // ... and says so, for the driver to log (the stage itself logs nothing).
-    assert_eq!(ok.gone, [("api-slow".to_string(), "pager".to_string())]);
-    assert_eq!(plan.gone, [("api-down".to_string(), "pager".to_string())]);
+    assert_eq!(ok.gone, [(id("api-slow"), "pager".to_string())]);
+    assert_eq!(plan.gone, [(id("api-down"), "pager".to_string())]);
     // A rule's own route replaces the default one.
     let mut routed = smaller.clone();
     routed.alerting.rules.insert(
@@ -430,7 +444,7 @@ fn a_removed_rule_resolves_and_a_removed_notifier_is_not_told() {
         .events
         .is_empty());
     assert_eq!(
-        a.record("api-slow")
+        a.record(&id("api-slow"))
             .unwrap()
             .firing
             .as_ref()
@@ -455,7 +469,7 @@ fn alertmanager_gets_the_firing_alert_again_until_it_resolves() {
         [(
             EventKind::Firing,
             Severity::Critical,
-            "warden/api-down/1".into(),
+            "warden/w1/api-down/e-1".into(),
             names(&["am"])
         )]
     );
@@ -496,7 +510,7 @@ fn hooks_wait_for_their_delay_and_diagnostics_go_first() {
         })
         .collect();
     assert_eq!(jobs, [["collect-logs"]]);
-    assert_eq!(fire.hooks[0].trigger.dedup_key, "warden/api-down/1");
+    assert_eq!(fire.hooks[0].trigger.dedup_key, "warden/w1/api-down/e-1");
     // The outcome goes to chat only: PagerDuty and Alertmanager would open new alerts.
     assert_eq!(fire.hooks[0].hooks[0].1, names(&["chat"]));
 
@@ -505,7 +519,7 @@ fn hooks_wait_for_their_delay_and_diagnostics_go_first() {
     assert!(a.tick(at(300)).hooks.is_empty());
     // The diagnostic's end starts the rollback at once.
     let due = a.hook_finished(
-        "api-down",
+        &id("api-down"),
         1,
         "collect-logs",
         HookResult::Done(None),
@@ -515,7 +529,13 @@ fn hooks_wait_for_their_delay_and_diagnostics_go_first() {
     assert_eq!(due.hooks[0].hooks[0].0.config.name, "rollback");
     // Running, then done: never again in this incident.
     assert!(a.tick(at(302)).hooks.is_empty());
-    a.hook_finished("api-down", 1, "rollback", HookResult::Done(None), at(303));
+    a.hook_finished(
+        &id("api-down"),
+        1,
+        "rollback",
+        HookResult::Done(None),
+        at(303),
+    );
     assert!(a.tick(at(900)).hooks.is_empty());
 
     // A new incident runs them again; both due at once run diagnostics first.
@@ -529,7 +549,7 @@ fn hooks_wait_for_their_delay_and_diagnostics_go_first() {
         at(2000),
     );
     let retry = a.hook_finished(
-        "api-down",
+        &id("api-down"),
         2,
         "collect-logs",
         HookResult::RetryAt(at(2400)),
@@ -565,7 +585,13 @@ fn still_critical_means_without_interruption_and_refused_hooks_are_retried() {
         at(0),
     );
     assert_eq!(warn.hooks.len(), 1, "collect-logs fires on warning");
-    a.hook_finished("api-slow", 1, "collect-logs", HookResult::Done(None), at(1));
+    a.hook_finished(
+        &id("api-slow"),
+        1,
+        "collect-logs",
+        HookResult::Done(None),
+        at(1),
+    );
     a.transition(
         &tr("api-slow", State::Warning, State::Critical, None, at(10)),
         at(10),
@@ -585,7 +611,7 @@ fn still_critical_means_without_interruption_and_refused_hooks_are_retried() {
     // The store refused it (it failed, or still holds a run whose end it could not record):
     // asked again at the time given.
     a.hook_finished(
-        "api-slow",
+        &id("api-slow"),
         1,
         "rollback",
         HookResult::RetryAt(at(400)),
@@ -594,7 +620,13 @@ fn still_critical_means_without_interruption_and_refused_hooks_are_retried() {
     assert!(a.tick(at(399)).hooks.is_empty());
     assert_eq!(a.tick(at(400)).hooks.len(), 1);
     // A report for an older incident changes nothing.
-    a.hook_finished("api-slow", 0, "rollback", HookResult::Done(None), at(400));
+    a.hook_finished(
+        &id("api-slow"),
+        0,
+        "rollback",
+        HookResult::Done(None),
+        at(400),
+    );
     assert!(a.tick(at(401)).hooks.is_empty(), "still running");
 }
 
@@ -617,7 +649,7 @@ fn jobs(plan: &Plan) -> Vec<(String, u64, Vec<String>)> {
         .iter()
         .map(|j| {
             let hooks = j.hooks.iter().map(|(h, _)| h.config.name.clone()).collect();
-            (j.rule.clone(), j.incident, hooks)
+            (j.alert.to_string(), j.incident, hooks)
         })
         .collect()
 }
@@ -648,7 +680,7 @@ fn a_hook_shared_by_alerts_goes_to_the_next_waiting_one_as_soon_as_it_ends() {
     }
     assert!(a.tick(at(60)).hooks.is_empty(), "waiting is not polling");
     // Each end hands the hook on in the same step, however it ended.
-    let next = a.hook_finished("r2", 1, "rollback", HookResult::Done(None), at(61));
+    let next = a.hook_finished(&id("r2"), 1, "rollback", HookResult::Done(None), at(61));
     assert_eq!(jobs(&next), [job("r3", 1, &["rollback"])]);
     assert_eq!(
         next.records.len(),
@@ -657,15 +689,21 @@ fn a_hook_shared_by_alerts_goes_to_the_next_waiting_one_as_soon_as_it_ends() {
     );
     // r3 resolves before its job gets to the hook: the job reports it cancelled.
     a.transition(&tr("r3", State::Critical, State::Ok, None, at(62)), at(62));
-    let next = a.hook_finished("r3", 1, "rollback", HookResult::Cancelled, at(62));
+    let next = a.hook_finished(&id("r3"), 1, "rollback", HookResult::Cancelled, at(62));
     assert_eq!(jobs(&next), [job("r0", 1, &["rollback"])]);
-    let next = a.hook_finished("r0", 1, "rollback", HookResult::RetryAt(at(500)), at(63));
+    let next = a.hook_finished(
+        &id("r0"),
+        1,
+        "rollback",
+        HookResult::RetryAt(at(500)),
+        at(63),
+    );
     assert_eq!(jobs(&next), [job("r1", 1, &["rollback"])]);
     // Never two at once: while r1 holds it, r0's retry comes due and waits.
     assert!(a.tick(at(500)).hooks.is_empty());
-    let next = a.hook_finished("r1", 1, "rollback", HookResult::Done(None), at(501));
+    let next = a.hook_finished(&id("r1"), 1, "rollback", HookResult::Done(None), at(501));
     assert_eq!(jobs(&next), [job("r0", 1, &["rollback"])]);
-    let last = a.hook_finished("r0", 1, "rollback", HookResult::Done(None), at(502));
+    let last = a.hook_finished(&id("r0"), 1, "rollback", HookResult::Done(None), at(502));
     assert!(last.hooks.is_empty(), "nobody else waits");
     // Every incident done with: nothing more, and the hook is free for the next one.
     assert!(a.tick(at(900)).hooks.is_empty());
@@ -701,7 +739,7 @@ fn a_diagnostic_waiting_for_its_hook_holds_back_the_rollback() {
     // The rollback is free, but api-down's diagnostic is busy for r0: nothing runs yet.
     assert!(critical(&mut a, "api-down", 1).hooks.is_empty());
     assert!(a.tick(at(30)).hooks.is_empty());
-    let next = a.hook_finished("r0", 1, "collect-logs", HookResult::Done(None), at(31));
+    let next = a.hook_finished(&id("r0"), 1, "collect-logs", HookResult::Done(None), at(31));
     assert_eq!(
         jobs(&next),
         [job("api-down", 1, &["collect-logs", "rollback"])]
@@ -730,7 +768,13 @@ fn a_hook_stays_busy_until_its_run_ends_across_incidents_and_reloads() {
         at(1),
     );
     assert!(critical(&mut a, "api-down", 2).hooks.is_empty());
-    let next = a.hook_finished("api-down", 1, "rollback", HookResult::Done(None), at(3));
+    let next = a.hook_finished(
+        &id("api-down"),
+        1,
+        "rollback",
+        HookResult::Done(None),
+        at(3),
+    );
     assert_eq!(jobs(&next), [job("api-down", 2, &["rollback"])]);
     // A reload removes the rule whose job holds the hook: the run goes on, and so does the wait.
     let mut without = config.clone();
@@ -738,7 +782,13 @@ fn a_hook_stays_busy_until_its_run_ends_across_incidents_and_reloads() {
     without.alerting.rules.remove("api-down");
     a.reconfigure(&without, at(4));
     assert!(critical(&mut a, "api-slow", 5).hooks.is_empty());
-    let next = a.hook_finished("api-down", 2, "rollback", HookResult::Done(None), at(6));
+    let next = a.hook_finished(
+        &id("api-down"),
+        2,
+        "rollback",
+        HookResult::Done(None),
+        at(6),
+    );
     assert_eq!(jobs(&next), [job("api-slow", 1, &["rollback"])]);
 }
 
@@ -775,7 +825,13 @@ fn an_incident_keeps_the_deploy_it_opened_in() {
         at(2),
     );
     assert_eq!(deploys(&crit), [v("v1"), v("v1")]);
-    a.hook_finished("api-slow", 1, "rollback", HookResult::Done(None), at(3));
+    a.hook_finished(
+        &id("api-slow"),
+        1,
+        "rollback",
+        HookResult::Done(None),
+        at(3),
+    );
     assert_eq!(deploys(&a.tick(at(120))), [None, v("v1")]);
     let ok = a.transition(
         &tr("api-slow", State::Critical, State::Ok, None, at(130)),
@@ -787,7 +843,7 @@ fn an_incident_keeps_the_deploy_it_opened_in() {
         &tr("api-slow", State::Ok, State::Critical, None, at(140)),
         at(140),
     );
-    assert_eq!(next.events[0].0.dedup_key, "warden/api-slow/2");
+    assert_eq!(next.events[0].0.dedup_key, "warden/w1/api-slow/e-2");
     assert_eq!(deploys(&next), [v("v2"), v("v2")]);
     let view = a.view();
     let slow = view["alerts"].as_array().unwrap().iter();
@@ -824,13 +880,13 @@ fn hooks_wait_for_this_process_to_see_the_level_not_for_a_stale_record() {
         at(0),
     );
     // Restarted at 1,200 s, 300 s past the delay: the record alone runs nothing.
-    let records: BTreeMap<String, AlertRecord> = fire.records.into_iter().collect();
-    let (mut b, _) = Alerts::new(&config, records, at(1200));
+    let records: BTreeMap<AlertId, AlertRecord> = fire.records.into_iter().collect();
+    let (mut b, _) = Alerts::new(&config, records, ident(), at(1200));
     assert!(
         b.tick(at(1200)).hooks.is_empty(),
         "a rollback on a stale record"
     );
-    assert_eq!(b.permit("api-down", 1, "rollback"), None);
+    assert_eq!(b.permit(&id("api-down"), 1, "rollback"), None);
     // Seen critical again: the delay counts from then.
     let confirmed = b.transition(
         &tr("api-down", State::Unknown, State::Critical, None, at(1210)),
@@ -851,24 +907,32 @@ fn hooks_wait_for_this_process_to_see_the_level_not_for_a_stale_record() {
     assert!(b.tick(at(3099)).hooks.is_empty());
     let due = b.tick(at(3100));
     assert_eq!(due.hooks.len(), 1);
-    let spec = b.permit("api-down", 1, "rollback").expect("still critical");
+    let spec = b
+        .permit(&id("api-down"), 1, "rollback")
+        .expect("still critical");
     assert_eq!(spec.config.name, "rollback");
     assert_eq!(
-        b.permit("api-down", 2, "rollback"),
+        b.permit(&id("api-down"), 2, "rollback"),
         None,
         "another incident"
     );
     // Done is persisted with the record: after another restart it is not run again.
-    let plan = b.hook_finished("api-down", 1, "rollback", HookResult::Done(None), at(3101));
+    let plan = b.hook_finished(
+        &id("api-down"),
+        1,
+        "rollback",
+        HookResult::Done(None),
+        at(3101),
+    );
     assert_eq!(plan.records.len(), 1);
-    let records: BTreeMap<String, AlertRecord> = plan.records.into_iter().collect();
-    let (mut c, _) = Alerts::new(&config, records, at(4000));
+    let records: BTreeMap<AlertId, AlertRecord> = plan.records.into_iter().collect();
+    let (mut c, _) = Alerts::new(&config, records, ident(), at(4000));
     c.transition(
         &tr("api-down", State::Unknown, State::Critical, None, at(4000)),
         at(4000),
     );
     assert!(c.tick(at(9000)).hooks.is_empty());
-    assert_eq!(c.permit("api-down", 1, "rollback"), None);
+    assert_eq!(c.permit(&id("api-down"), 1, "rollback"), None);
 }
 
 #[test]
@@ -883,17 +947,21 @@ fn a_job_is_not_permitted_once_the_alert_resolved_or_the_hook_is_gone() {
         &tr("api-down", State::Unknown, State::Critical, None, at(0)),
         at(0),
     );
-    assert!(a.permit("api-down", 1, "rollback").is_some());
+    assert!(a.permit(&id("api-down"), 1, "rollback").is_some());
     let mut without = config.clone();
     without.alerting.rules.clear();
     a.reconfigure(&without, at(1));
-    assert_eq!(a.permit("api-down", 1, "rollback"), None, "hook removed");
+    assert_eq!(
+        a.permit(&id("api-down"), 1, "rollback"),
+        None,
+        "hook removed"
+    );
     a.reconfigure(&config, at(2));
     a.transition(
         &tr("api-down", State::Critical, State::Ok, None, at(3)),
         at(3),
     );
-    assert_eq!(a.permit("api-down", 1, "rollback"), None, "resolved");
+    assert_eq!(a.permit(&id("api-down"), 1, "rollback"), None, "resolved");
 }
 
 /// A reviewer's finding: a hook job that panicked never reported its hooks, so the stage held
@@ -939,7 +1007,7 @@ async fn a_hook_job_that_panics_releases_its_hooks() {
     let mut reported = Vec::new();
     while let Ok(msg) = rx.try_recv() {
         let JobMsg::Finished {
-            rule,
+            alert,
             incident,
             hook,
             result,
@@ -947,19 +1015,19 @@ async fn a_hook_job_that_panics_releases_its_hooks() {
         else {
             panic!("the guard only reports ends");
         };
-        reported.push((rule, incident, hook, result));
+        reported.push((alert, incident, hook, result));
     }
     assert_eq!(
         reported,
         [
             (
-                "api-down".into(),
+                id("api-down"),
                 1,
                 "collect-logs".into(),
                 HookResult::Done(None)
             ),
             (
-                "api-down".into(),
+                id("api-down"),
                 1,
                 "rollback".into(),
                 HookResult::RetryAt(at(2) + HOOK_RETRY)
@@ -970,11 +1038,11 @@ async fn a_hook_job_that_panics_releases_its_hooks() {
     assert_eq!(panics, 1);
     // The stage hands the rollback to r0 at once, and asks api-down again after r0's run.
     let mut next = Plan::default();
-    for (rule, incident, hook, result) in reported {
-        next.extend(a.hook_finished(&rule, incident, &hook, result, at(2)));
+    for (alert, incident, hook, result) in reported {
+        next.extend(a.hook_finished(&alert, incident, &hook, result, at(2)));
     }
     assert_eq!(jobs(&next), [job("r0", 1, &["rollback"])]);
-    let after = a.hook_finished("r0", 1, "rollback", HookResult::Done(None), at(20));
+    let after = a.hook_finished(&id("r0"), 1, "rollback", HookResult::Done(None), at(20));
     assert_eq!(jobs(&after), [job("api-down", 1, &["rollback"])]);
 }
 
@@ -1003,7 +1071,14 @@ fn an_incident_with_nobody_to_tell_is_reported_once_when_it_opens() {
     let unrouted = |p: &Plan| -> Vec<(String, Severity, String, RouteSource)> {
         p.unrouted
             .iter()
-            .map(|u| (u.rule.clone(), u.severity, u.dedup_key.clone(), u.route))
+            .map(|u| {
+                (
+                    u.alert.rule.clone(),
+                    u.severity,
+                    u.dedup_key.clone(),
+                    u.route,
+                )
+            })
             .collect()
     };
     let mut a = fresh(&config);
@@ -1013,7 +1088,7 @@ fn an_incident_with_nobody_to_tell_is_reported_once_when_it_opens() {
         [(
             "api-down".into(),
             Severity::Critical,
-            "warden/api-down/1".into(),
+            "warden/w1/api-down/e-1".into(),
             RouteSource::Alerting
         )]
     );
@@ -1027,12 +1102,9 @@ fn an_incident_with_nobody_to_tell_is_reported_once_when_it_opens() {
     assert!(unrouted(&critical(&mut a, "api-down", 2)).is_empty());
     assert!(unrouted(&a.tick(at(600))).is_empty());
     // A restart on the same records: not again.
-    let records: BTreeMap<String, AlertRecord> = [(
-        "api-down".to_string(),
-        a.record("api-down").unwrap().clone(),
-    )]
-    .into();
-    let (mut b, plan) = Alerts::new(&config, records, at(700));
+    let records: BTreeMap<AlertId, AlertRecord> =
+        [(id("api-down"), a.record(&id("api-down")).unwrap().clone())].into();
+    let (mut b, plan) = Alerts::new(&config, records, ident(), at(700));
     assert!(plan.unrouted.is_empty());
     assert!(unrouted(&critical(&mut b, "api-down", 701)).is_empty());
     // The next incident is reported again.
@@ -1042,7 +1114,7 @@ fn an_incident_with_nobody_to_tell_is_reported_once_when_it_opens() {
     );
     assert_eq!(
         unrouted(&critical(&mut b, "api-down", 703))[0].2,
-        "warden/api-down/2"
+        "warden/w1/api-down/e-2"
     );
     // A routed warning that escalates into an empty critical route: the warning reached
     // someone, the critical reaches nobody, and that is said.
@@ -1067,7 +1139,7 @@ fn an_incident_with_nobody_to_tell_is_reported_once_when_it_opens() {
         [(
             "api-slow".into(),
             Severity::Critical,
-            "warden/api-slow/1".into(),
+            "warden/w1/api-slow/e-1".into(),
             RouteSource::Rule
         )]
     );
@@ -1085,7 +1157,7 @@ fn an_incident_with_nobody_to_tell_is_reported_once_when_it_opens() {
         [(
             "api-slow".into(),
             Severity::Critical,
-            "warden/api-slow/2".into(),
+            "warden/w1/api-slow/e-2".into(),
             RouteSource::Rule
         )]
     );
@@ -1117,7 +1189,7 @@ fn how_each_hook_went_is_kept_on_the_alert() {
         at: at(2).to_rfc3339(),
     };
     let plan = a.hook_finished(
-        "api-down",
+        &id("api-down"),
         1,
         "collect-logs",
         HookResult::Done(Some(ran)),
@@ -1125,7 +1197,7 @@ fn how_each_hook_went_is_kept_on_the_alert() {
     );
     assert_eq!(plan.records.len(), 1, "the note is persisted");
     let plan = a.hook_finished(
-        "api-down",
+        &id("api-down"),
         1,
         "rollback",
         HookResult::Done(Some(skipped)),
@@ -1136,7 +1208,13 @@ fn how_each_hook_went_is_kept_on_the_alert() {
     let done: Vec<String> = firing.hooks_done.iter().cloned().collect();
     assert_eq!(done, names(&["collect-logs", "rollback"]));
     // The store saying "already ran" adds nothing and keeps the note.
-    let plan = a.hook_finished("api-down", 1, "rollback", HookResult::Done(None), at(3));
+    let plan = a.hook_finished(
+        &id("api-down"),
+        1,
+        "rollback",
+        HookResult::Done(None),
+        at(3),
+    );
     assert!(plan.records.is_empty());
     expect_test::expect![[r#"
         [
@@ -1154,7 +1232,7 @@ fn how_each_hook_went_is_kept_on_the_alert() {
         ]"#]]
     .assert_eq(&serde_json::to_string_pretty(&a.view()["alerts"][0]["hooks"]).unwrap());
     // A record written before notes existed still loads.
-    let mut old = serde_json::to_value(a.record("api-down").unwrap()).unwrap();
+    let mut old = serde_json::to_value(a.record(&id("api-down")).unwrap()).unwrap();
     old["firing"].as_object_mut().unwrap().remove("hook_notes");
     let old: AlertRecord = serde_json::from_value(old).unwrap();
     assert!(old.firing.unwrap().hook_notes.is_empty());

@@ -185,7 +185,10 @@ impl PostgresProbe {
                 None => {
                     return Err(fail(
                         ProbeErrorKind::Protocol,
-                        format!("value column {what:?} is null for {}", labels::render(&labels)),
+                        format!(
+                            "value column {what:?} is null for {}",
+                            labels::render(&labels)
+                        ),
                     ))
                 }
                 Some(text) => parse_number(text).ok_or_else(|| {

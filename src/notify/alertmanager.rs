@@ -120,7 +120,7 @@ pub fn render(
                 "summary".into(),
                 format!(
                     "superseded: {} on {} is now {} — {}",
-                    event.alert,
+                    event.title(),
                     event.check,
                     event.severity.as_str(),
                     measurement(event)

@@ -214,12 +214,12 @@ impl RenderedEmail {
 /// The message for `event` from notifier `notifier`; `domain` names the message ids.
 pub fn render(event: &Event, notifier: &str, domain: &str) -> RenderedEmail {
     let h = headline(event);
-    let on = format!("{} on {}", event.alert, event.check);
+    let on = format!("{} on {}", event.title(), event.check);
     let subject = match event.kind {
         EventKind::Firing => format!(
             "[{}] {} firing on {}: {}",
             h.label,
-            event.alert,
+            event.title(),
             event.check,
             measurement(event)
         ),
@@ -230,7 +230,7 @@ pub fn render(event: &Event, notifier: &str, domain: &str) -> RenderedEmail {
             };
             format!(
                 "[RESOLVED] {} resolved on {}: {}{was}",
-                event.alert,
+                event.title(),
                 event.check,
                 measurement(event)
             )

@@ -264,7 +264,7 @@ pub(crate) fn measurement(event: &Event) -> String {
 
 /// How a hook run went, for people: whether it failed, and one line.
 pub(crate) fn hook_line(event: &Event, hook: &HookOutcome) -> (bool, String) {
-    let who = format!("{} for {}", hook.hook, event.alert);
+    let who = format!("{} for {}", hook.hook, event.title());
     let took = format_seconds(hook.duration_seconds);
     if let Some(reason) = &hook.skipped {
         return (true, format!("{who} not run: {reason}"));
@@ -304,7 +304,7 @@ pub(crate) enum Tone {
 }
 
 pub(crate) fn headline(event: &Event) -> Headline {
-    let on = format!("{} on {}", event.alert, event.check);
+    let on = format!("{} on {}", event.title(), event.check);
     match event.kind {
         EventKind::Firing => {
             let (label, tone) = match event.severity {
@@ -346,7 +346,7 @@ pub(crate) fn headline(event: &Event) -> Headline {
             }
             None => Headline {
                 label: "HOOK",
-                text: format!("a hook for {} reported no outcome", event.alert),
+                text: format!("a hook for {} reported no outcome", event.title()),
                 tone: Tone::Info,
             },
         },

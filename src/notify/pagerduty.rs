@@ -154,6 +154,9 @@ pub fn render(event: &Event, routing_key: &str, options: &Options) -> Json {
             "hook": event.hook,
         },
     });
+    if !event.series.is_empty() {
+        payload["custom_details"]["series"] = json!(event.series);
+    }
     if let Some(g) = &options.group {
         payload["group"] = json!(g);
     }

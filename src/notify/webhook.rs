@@ -134,7 +134,7 @@ impl WebhookNotifier {
 
 /// warden's own payload (see the module doc).
 pub fn render_warden(event: &Event) -> Json {
-    json!({
+    let mut body = json!({
         "version": "1",
         "status": status_word(event.kind),
         "alert": event.alert,
@@ -152,7 +152,11 @@ pub fn render_warden(event: &Event) -> Json {
         "deploy": event.deploy,
         "dedup_key": event.dedup_key,
         "hook": event.hook,
-    })
+    });
+    if !event.series.is_empty() {
+        body["series"] = json!(event.series);
+    }
+    body
 }
 
 /// The Alertmanager webhook payload (`version: "4"`) for one event: one alert, grouped by

@@ -238,6 +238,9 @@ pub enum TransitionReason {
     NotEnoughSamples,
     FlappingStarted,
     FlappingStopped,
+    /// A labelled series was absent from its check's successful observations for the rule's
+    /// `gone_after`: it is over, and its state is dropped.
+    SeriesGone,
 }
 
 impl TransitionReason {
@@ -250,6 +253,7 @@ impl TransitionReason {
             TransitionReason::NotEnoughSamples => "not_enough_samples",
             TransitionReason::FlappingStarted => "flapping_started",
             TransitionReason::FlappingStopped => "flapping_stopped",
+            TransitionReason::SeriesGone => "series_gone",
         }
     }
 }
