@@ -5,7 +5,8 @@
 //! scalar value has one series, without labels, for its whole life. A rule reading labelled
 //! series (`RuleConfig::series`) has one state per label set its check reported: a series
 //! appears with its first value, a failed probe steps every series it has (`on_error`), and a
-//! series absent from the successful observations for the rule's `gone_after` is dropped with
+//! series absent from the successful observations for the rule's `gone_after` (counted from
+//! its last value or the last failed probe, which is no evidence either way) is dropped with
 //! a transition to `ok` (reason `series_gone`), so its alert resolves and says why. It is synchronous and does
 //! no I/O and no clock reads: the driver (`app`) passes `now` in, records metrics and logs,
 //! and publishes [`Status`] snapshots for the HTTP server to read.
@@ -130,7 +131,10 @@ impl RuleEntry {
         self.empty_snapshot.take();
         self.read_ok = Some(obs.is_up());
         if obs.outcome.is_err() {
+            // A probe that could not read is no evidence that a series is gone: absence
+            // counts only across successful probes.
             for (labels, entry) in &mut self.series {
+                entry.last_seen = now;
                 step(labels, entry, Sample::Failed);
             }
             return;
@@ -702,6 +706,7 @@ mod tests {
     use super::*;
     use crate::check::{ProbeError, ProbeErrorKind, Values};
     use crate::config::{CmpOp, Condition, LevelConfig, MissingPolicy, RuleConfig, Trigger};
+    use crate::rule::TransitionReason;
 
     fn rule(value: &str) -> RuleConfig {
         RuleConfig {
@@ -917,6 +922,156 @@ mod tests {
         assert_eq!(engine.check_change(&down), failed("protocol", "status 503"));
         engine.apply(down.clone(), Timestamp(0));
         assert_eq!(engine.check_change(&down), None);
+    }
+
+    /// A rule on `backlog`, a series value of check `c`, critical above 5, gone after 10 s.
+    fn series_rule() -> RuleConfig {
+        let mut r = level_rule(
+            "backlog-high",
+            "backlog",
+            "critical",
+            (CmpOp::Gt, 5.0),
+            Trigger::Immediate,
+        );
+        r.series = Some(Duration::from_secs(10));
+        r
+    }
+
+    fn queue(name: &str) -> Labels {
+        [("queue".to_string(), name.to_string())].into()
+    }
+
+    /// A successful observation of `c` at `t` seconds with one `backlog` row per `(queue, depth)`.
+    fn rows(t: i64, rows: &[(&str, f64)]) -> Observation {
+        let mut o = obs(true, &[("up", 1.0)]);
+        o.at = Timestamp(t * 1000);
+        o.vectors.insert(
+            "backlog".into(),
+            rows.iter().map(|(q, v)| (queue(q), *v)).collect(),
+        );
+        o
+    }
+
+    /// (labels, from, to, reason) of each transition.
+    fn moves(ts: &[RuleTransition]) -> Vec<(Labels, State, State, TransitionReason)> {
+        ts.iter()
+            .map(|t| {
+                let tr = &t.transition;
+                (t.labels.clone(), tr.from, tr.to, tr.reason)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_series_has_its_own_state_and_a_vanished_one_is_dropped_after_gone_after() {
+        use TransitionReason::*;
+        let config = one_check_config(None, vec![series_rule()]);
+        let mut engine = Engine::new(&config, Timestamp(0));
+        assert_eq!(engine.status(Timestamp(0)).rules[0].state, State::Unknown);
+
+        let first = engine.apply(rows(1, &[("a", 7.0), ("b", 1.0)]), Timestamp(1000));
+        assert_eq!(
+            moves(&first),
+            [
+                (
+                    queue("a"),
+                    State::Unknown,
+                    State::Critical,
+                    ThresholdCrossed
+                ),
+                (queue("b"), State::Unknown, State::Ok, Recovered),
+            ]
+        );
+        let status = engine.status(Timestamp(1000));
+        let titles: Vec<String> = status.rules.iter().map(|r| r.title()).collect();
+        assert_eq!(
+            titles,
+            [r#"backlog-high{queue="a"}"#, r#"backlog-high{queue="b"}"#]
+        );
+        assert_eq!(status.state, State::Critical);
+
+        // A failed probe steps every series it has (on_error: unknown), none is dropped.
+        let mut failed = obs(false, &[("up", 0.0)]);
+        failed.at = Timestamp(20_000);
+        let during = engine.apply(failed, Timestamp(20_000));
+        assert_eq!(during.len(), 2, "both series went unknown: {during:?}");
+        assert_eq!(engine.status(Timestamp(20_000)).rules.len(), 2);
+
+        // b is back and high; a is absent, but only for 1 s of successful probes so far.
+        let back = engine.apply(rows(21, &[("b", 9.0)]), Timestamp(21_000));
+        assert_eq!(
+            moves(&back),
+            [(
+                queue("b"),
+                State::Unknown,
+                State::Critical,
+                ThresholdCrossed
+            )]
+        );
+        // a is absent from the probes that succeeded since the failure at 20 s: 10 s later,
+        // at 30 s, it is dropped.
+        let gone = engine.apply(rows(30, &[("b", 9.0)]), Timestamp(30_000));
+        assert_eq!(
+            moves(&gone),
+            [(queue("a"), State::Unknown, State::Ok, SeriesGone)]
+        );
+        let status = engine.status(Timestamp(30_000));
+        let titles: Vec<String> = status.rules.iter().map(|r| r.title()).collect();
+        assert_eq!(titles, [r#"backlog-high{queue="b"}"#]);
+
+        // Within gone_after a missing series is held, not dropped.
+        let held = engine.apply(rows(35, &[]), Timestamp(35_000));
+        assert!(held.is_empty(), "{held:?}");
+        let dropped = engine.apply(rows(41, &[]), Timestamp(41_000));
+        assert_eq!(
+            moves(&dropped),
+            [(queue("b"), State::Critical, State::Ok, SeriesGone)]
+        );
+        // No series left, the check read fine: the rule is ok, shown as one empty entry.
+        let status = engine.status(Timestamp(41_000));
+        assert_eq!(status.rules.len(), 1);
+        assert_eq!(status.rules[0].series, Some(Labels::new()));
+        assert_eq!(status.rules[0].state, State::Ok);
+        // An ok series that vanishes is dropped without a transition.
+        engine.apply(rows(50, &[("c", 1.0)]), Timestamp(50_000));
+        let quiet = engine.apply(rows(70, &[]), Timestamp(70_000));
+        assert!(quiet.is_empty(), "{quiet:?}");
+    }
+
+    #[test]
+    fn seeded_and_reconfigured_series_are_dropped_if_they_never_come_back() {
+        let config = one_check_config(None, vec![series_rule()]);
+        let mut engine = Engine::new(&config, Timestamp(0));
+        // A previous process left an alert for a; b is not a series rule's label set.
+        engine.seed(
+            &[
+                ("backlog-high".into(), queue("a")),
+                ("nope".into(), queue("x")),
+            ],
+            Timestamp(0),
+        );
+        assert_eq!(engine.status(Timestamp(0)).rules.len(), 1);
+        let gone = engine.apply(rows(11, &[("b", 1.0)]), Timestamp(11_000));
+        assert_eq!(
+            moves(&gone)[1],
+            (
+                queue("a"),
+                State::Unknown,
+                State::Ok,
+                TransitionReason::SeriesGone
+            )
+        );
+
+        // A changed rule starts fresh but keeps its series' labels.
+        engine.apply(rows(12, &[("b", 9.0)]), Timestamp(12_000));
+        let mut changed = series_rule();
+        changed.description = Some("changed".into());
+        engine.reconfigure(&one_check_config(None, vec![changed]), Timestamp(13_000));
+        let status = engine.status(Timestamp(13_000));
+        assert_eq!(status.rules[0].state, State::Unknown);
+        assert_eq!(status.rules[0].title(), r#"backlog-high{queue="b"}"#);
+        let gone = engine.apply(rows(30, &[]), Timestamp(30_000));
+        assert_eq!(moves(&gone)[0].3, TransitionReason::SeriesGone);
     }
 
     #[test]

@@ -1237,3 +1237,168 @@ fn how_each_hook_went_is_kept_on_the_alert() {
     let old: AlertRecord = serde_json::from_value(old).unwrap();
     assert!(old.firing.unwrap().hook_notes.is_empty());
 }
+
+/// A postgres check with a series query and `backlog-high` (critical > 5) on it; criticals
+/// go to chat.
+fn series_config(scalar: bool) -> Config {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("warden.toml");
+    let (result, value) = if scalar {
+        ("scalar", "total")
+    } else {
+        ("series", "backlog")
+    };
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[[check]]
+name = "pg"
+kind = "postgres"
+url = "postgres://127.0.0.1:9/app"
+
+  [[check.query]]
+  name = "{value}"
+  sql = "SELECT queue, depth FROM jobs"
+  result = "{result}"
+
+[[rule]]
+name = "backlog-high"
+check = "pg"
+value = "{value}"
+labels = {{ team = "jobs", queue = "overridden" }}
+critical = {{ when = "> 5" }}
+"#
+        ),
+    )
+    .unwrap();
+    let mut config = crate::config::load_with_env(&path, &|_| None).unwrap();
+    config.alerting = AlertingConfig {
+        notifiers: vec![webhook("chat")],
+        route: Route {
+            warning: vec![],
+            critical: vec!["chat".into()],
+        },
+        ..AlertingConfig::default()
+    };
+    config
+}
+
+fn series_tr(queue: &str, from: State, to: State, reason: TransitionReason) -> RuleTransition {
+    RuleTransition {
+        rule: "backlog-high".into(),
+        labels: [("queue".to_string(), queue.to_string())].into(),
+        check: "pg".into(),
+        transition: Transition {
+            from,
+            to,
+            at: at(1),
+            value: Some(7.0),
+            reason,
+        },
+    }
+}
+
+/// Issue 14: each series of a rule is an alert of its own, with its own key; one resolves
+/// while the other fires; a vanished series resolves saying so.
+#[test]
+fn each_series_is_an_alert_with_its_own_key() {
+    use TransitionReason::*;
+    let config = series_config(false);
+    let mut a = fresh(&config);
+    let fire_a = a.transition(
+        &series_tr("a", State::Unknown, State::Critical, ThresholdCrossed),
+        at(1),
+    );
+    let fire_b = a.transition(
+        &series_tr("b", State::Unknown, State::Critical, ThresholdCrossed),
+        at(1),
+    );
+    let key_a = &fire_a.events[0].0.dedup_key;
+    let key_b = &fire_b.events[0].0.dedup_key;
+    let series = |q: &str| Labels::from([("queue".to_string(), q.to_string())]);
+    assert_eq!(
+        *key_a,
+        format!(
+            "warden/w1/backlog-high/{}/e-1",
+            crate::labels::fingerprint(&series("a"))
+        )
+    );
+    assert_ne!(key_a, key_b);
+    let event = &fire_a.events[0].0;
+    assert_eq!(event.series, series("a"));
+    assert_eq!(event.title(), r#"backlog-high{queue="a"}"#);
+    // The rule's labels win over a series label of the same name, as in Prometheus.
+    assert_eq!(event.labels["queue"], "overridden");
+    assert_eq!(event.labels["team"], "jobs");
+    assert_eq!(a.firing_counts(), (0, 2));
+    let view = a.view();
+    assert_eq!(
+        view["alerts"][0]["series"],
+        serde_json::json!({"queue": "a"})
+    );
+
+    // b recovers: only b resolves, under its key.
+    let ok_b = a.transition(
+        &series_tr("b", State::Critical, State::Ok, Recovered),
+        at(2),
+    );
+    assert_eq!(
+        sent(&ok_b),
+        [(
+            EventKind::Resolved,
+            Severity::Critical,
+            key_b.clone(),
+            names(&["chat"])
+        )]
+    );
+    assert_eq!(a.firing_counts(), (0, 1));
+    // a vanishes: resolved, and the resolve says why.
+    let gone = a.transition(
+        &series_tr("a", State::Critical, State::Ok, SeriesGone),
+        at(3),
+    );
+    let (resolved, _) = &gone.events[0];
+    assert_eq!(
+        (resolved.kind, &resolved.dedup_key),
+        (EventKind::Resolved, key_a)
+    );
+    let why = resolved.description.as_deref().unwrap_or_default();
+    assert!(why.contains(r#"series {queue="a"} disappeared"#), "{why}");
+    // b fires again: a new incident, numbered on from its last.
+    let again = a.transition(
+        &series_tr("b", State::Ok, State::Critical, ThresholdCrossed),
+        at(4),
+    );
+    assert!(again.events[0].0.dedup_key.ends_with("/e-2"));
+    assert_eq!(
+        a.firing_series(),
+        [("backlog-high".to_string(), series("b"))]
+    );
+}
+
+/// A rule that stops reading labelled series (or starts) resolves the alerts it can no
+/// longer produce.
+#[test]
+fn a_rule_changing_between_scalar_and_series_resolves_the_alerts_it_cannot_produce() {
+    let config = series_config(false);
+    let mut a = fresh(&config);
+    a.transition(
+        &series_tr(
+            "a",
+            State::Unknown,
+            State::Critical,
+            TransitionReason::ThresholdCrossed,
+        ),
+        at(1),
+    );
+    let plan = a.reconfigure(&series_config(true), at(2));
+    let (resolved, _) = &plan.events[0];
+    assert_eq!(resolved.kind, EventKind::Resolved);
+    assert_eq!(resolved.series["queue"], "a");
+    assert!(resolved
+        .description
+        .as_deref()
+        .is_some_and(|d| d.contains("no longer reads this kind of value")));
+    assert_eq!(a.firing_counts(), (0, 0));
+}
