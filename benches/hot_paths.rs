@@ -22,6 +22,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
 use warden::actions::Alerts;
+use warden::alert::AlertId;
 use warden::check::{Observation, Prober, Values};
 use warden::clock::{Clock, Timestamp};
 use warden::config::Config;
@@ -283,9 +284,10 @@ fn paging(c: &mut Criterion) {
         alerts.transition(&transition(&rule, State::Critical, State::Ok, now), now);
         let mut batch = Batch::default();
         for (rule, record) in plan.records {
-            batch
-                .alerts
-                .push((rule, serde_json::to_value(record).expect("record encodes")));
+            batch.alerts.push((
+                AlertId::rule(rule),
+                serde_json::to_value(record).expect("record encodes"),
+            ));
         }
         for (event, _) in plan.events {
             batch

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{AlertRecord, Alerts, HookJob, HookNote, HookResult, Plan, HOOK_RETRY};
-use crate::alert::{Event, Sink};
+use crate::alert::{AlertId, Event, Sink};
 use crate::clock::Clock;
 use crate::config::notifier::NotifierConfig;
 use crate::config::Config;
@@ -109,6 +109,7 @@ pub async fn spawn(
         .await
         .context("reading alert states")?
         .into_iter()
+        .map(|(id, record)| (id.rule, record))
         .collect();
     for (notifier, rows) in &recovery.pending {
         tracing::info!(notifier = %notifier, rows, "notifications left pending by the last run will be delivered");
@@ -344,7 +345,10 @@ impl Driver {
             let batch = Batch {
                 alerts: records
                     .into_iter()
-                    .map(|(rule, record)| (rule, serde_json::to_value(record).unwrap_or_default()))
+                    .map(|(rule, record)| {
+                        let record = serde_json::to_value(record).unwrap_or_default();
+                        (AlertId::rule(rule), record)
+                    })
                     .collect(),
                 events,
             };
