@@ -293,10 +293,9 @@ fn paging(c: &mut Criterion) {
         alerts.transition(&transition(&rule, State::Critical, State::Ok, now), now);
         let mut batch = Batch::default();
         for (rule, record) in plan.records {
-            batch.alerts.push((
-                rule.to_string(),
-                serde_json::to_value(record).expect("record encodes"),
-            ));
+            batch
+                .alerts
+                .push((rule, serde_json::to_value(record).expect("record encodes")));
         }
         for (event, _) in plan.events {
             batch

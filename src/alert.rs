@@ -125,6 +125,25 @@ pub struct HookOutcome {
     pub skipped: Option<String>,
 }
 
+/// The longest instance name.
+pub const MAX_INSTANCE_LEN: usize = 64;
+
+/// Whether `s` can name this warden in dedup keys (`warden/<instance>/...`): 1 to 64
+/// characters of `[A-Za-z0-9._-]`, so never a `/`.
+pub fn valid_instance(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > MAX_INSTANCE_LEN || !s.chars().all(instance_char) {
+        return Err(format!(
+            "instance {s:?} must be 1 to {MAX_INSTANCE_LEN} characters of letters, digits, \
+             '.', '_' and '-' (it names this warden in every dedup key), e.g. \"web-1\""
+        ));
+    }
+    Ok(())
+}
+
+pub fn instance_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+}
+
 /// One thing to tell someone. Serialisable, because the outbox stores it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {

@@ -19,8 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{AlertRecord, Alerts, HookJob, HookNote, HookResult, Plan, HOOK_RETRY};
-use crate::alert::AlertId;
-use crate::alert::{Event, Sink};
+use crate::alert::{AlertId, Event, Sink};
 use crate::clock::Clock;
 use crate::config::notifier::NotifierConfig;
 use crate::config::Config;
@@ -112,12 +111,16 @@ pub async fn spawn(
         .await
         .context("reading alert states")?
         .into_iter()
-        .map(|(k, v)| (AlertId::rule(k), v)) // TEMP until the store keys by AlertId
         .collect();
-    let identity = crate::alert::Identity {
-        instance: "TEMP".into(),
-        epoch: "0".into(),
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let instance = config.alerting.instance.clone();
+    let identity = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.identity(instance.as_deref(), host.trim(), now))
+            .await
+            .context("reading the instance id panicked")??
     };
+    tracing::info!(instance = %identity.instance, epoch = %identity.epoch, "dedup keys name this warden");
     for (notifier, rows) in &recovery.pending {
         tracing::info!(notifier = %notifier, rows, "notifications left pending by the last run will be delivered");
     }
@@ -353,12 +356,7 @@ impl Driver {
             let batch = Batch {
                 alerts: records
                     .into_iter()
-                    .map(|(id, record)| {
-                        (
-                            id.to_string(),
-                            serde_json::to_value(record).unwrap_or_default(),
-                        )
-                    })
+                    .map(|(id, record)| (id, serde_json::to_value(record).unwrap_or_default()))
                     .collect(),
                 events,
             };

@@ -118,19 +118,6 @@ impl Catalog {
     }
 }
 
-/// Whether `instance` can name this warden in dedup keys: 1 to 64 characters of
-/// `[A-Za-z0-9._-]` (a key is `warden/<instance>/...`, so no `/`).
-pub fn check_instance(instance: &str) -> Result<(), String> {
-    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-    if instance.is_empty() || instance.len() > 64 || !instance.chars().all(ok) {
-        return Err(format!(
-            "instance {instance:?} must be 1 to 64 characters of letters, digits, '.', '_' and \
-             '-' (it names this warden in every dedup key), e.g. \"web-1\""
-        ));
-    }
-    Ok(())
-}
-
 /// `[alerting]`: the global hook dry-run and the default route.
 pub(super) struct Settings {
     pub dry_run: bool,
@@ -319,7 +306,7 @@ impl Compiler<'_> {
             None => None,
             Some(v) => {
                 let text = self.text(v);
-                match text.as_deref().map(check_instance) {
+                match text.as_deref().map(crate::alert::valid_instance) {
                     Some(Err(e)) => {
                         self.error(v.span(), e);
                         None

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::*;
-use crate::alert::{BoxFuture, Delivery, Event, EventKind, Severity, Sink};
+use crate::alert::{AlertId, BoxFuture, Delivery, Event, EventKind, Severity, Sink};
 use crate::state::RowState;
 
 fn event(alert: &str, seq: u32) -> Event {
@@ -469,14 +469,15 @@ async fn alert_states_and_pages_commit_together() {
     let h = Harness::start(fast());
     let batch = Batch {
         alerts: vec![(
-            "api-down".into(),
+            AlertId::rule("api-down"),
             serde_json::json!({"incident": 1, "paged": true}),
         )],
         events: vec![(event("api-down", 1), vec!["pd".into(), "slack".into()])],
     };
     let committed = h.outbox.commit(batch).await.unwrap();
     assert_eq!(committed.ids.len(), 2);
-    let alerts: BTreeMap<String, serde_json::Value> = h.outbox.store().load_alerts().await.unwrap();
-    assert_eq!(alerts["api-down"]["paged"], true);
+    let alerts: BTreeMap<AlertId, serde_json::Value> =
+        h.outbox.store().load_alerts().await.unwrap();
+    assert_eq!(alerts[&AlertId::rule("api-down")]["paged"], true);
     h.stop().await;
 }

@@ -1,6 +1,8 @@
-//! The `alerts` table: the alert stage's record per rule, stored as JSON it alone reads
-//! (`actions::AlertRecord`). The store neither reads nor checks what a record says; a record
-//! that no longer decodes is logged and left out, never fatal.
+//! The `alerts` table: the alert stage's record per alert, `(rule, labels)`, stored as JSON it
+//! alone reads (`actions::AlertRecord`). `labels` is the canonical JSON of the series' label
+//! set (serde_json of the sorted map: `{}` for a rule's unlabelled series), so one series is
+//! one row. The store neither reads nor checks what a record says; a row whose labels or
+//! record no longer decode is logged and left out, never fatal.
 
 use std::collections::BTreeMap;
 
@@ -9,62 +11,88 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{millis, Store, StoreError};
+use crate::alert::AlertId;
 use crate::clock::Timestamp;
 
+/// The `labels` column of `id`: its label set as JSON, names sorted (a `BTreeMap`), so equal
+/// sets are equal text.
+pub(super) fn labels_text(id: &AlertId) -> String {
+    // A map of strings to strings always serialises.
+    serde_json::to_string(&id.labels).expect("a label set encodes as JSON")
+}
+
 impl Store {
-    /// Stores the alert stage's state for `rule` (any serialisable record, as JSON).
+    /// Stores the alert stage's state for `id` (any serialisable record, as JSON).
     pub async fn save_alert<T: Serialize>(
         &self,
-        rule: &str,
+        id: &AlertId,
         state: &T,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let json = serde_json::to_string(state).map_err(|e| StoreError {
             path: self.path.to_path_buf(),
             operation: "encode alert state",
-            detail: format!("rule {rule}: {e}"),
+            detail: format!("alert {id}: {e}"),
         })?;
-        let rule = rule.to_string();
+        let (rule, labels) = (id.rule.clone(), labels_text(id));
         self.call("save alert", move |c| {
-            save(c, &rule, &json, now).map(|_| ())
+            save(c, &rule, &labels, &json, now).map(|_| ())
         })
         .await
     }
 
-    pub async fn delete_alert(&self, rule: &str) -> Result<(), StoreError> {
-        let rule = rule.to_string();
+    pub async fn delete_alert(&self, id: &AlertId) -> Result<(), StoreError> {
+        let (rule, labels) = (id.rule.clone(), labels_text(id));
         self.call("delete alert", move |c| {
-            c.execute("DELETE FROM alerts WHERE rule = ?1", [rule])
-                .map(|_| ())
+            c.execute(
+                "DELETE FROM alerts WHERE rule = ?1 AND labels = ?2",
+                [rule, labels],
+            )
+            .map(|_| ())
         })
         .await
     }
 
-    /// Every stored alert state. A row that no longer decodes as `T` is logged (naming the
-    /// rule) and left out, but kept in the file.
+    /// Every stored alert state. A row whose labels do not decode as a label set, or whose
+    /// state does not decode as `T`, is logged (naming the rule and the labels' text) and
+    /// left out, but kept in the file.
     pub async fn load_alerts<T: DeserializeOwned + Send + 'static>(
         &self,
-    ) -> Result<BTreeMap<String, T>, StoreError> {
+    ) -> Result<BTreeMap<AlertId, T>, StoreError> {
         let raw = self
             .call("load alerts", |c| {
-                let mut stmt = c.prepare("SELECT rule, state FROM alerts ORDER BY rule")?;
+                let mut stmt =
+                    c.prepare("SELECT rule, labels, state FROM alerts ORDER BY rule, labels")?;
                 let rows = stmt
-                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                    .query_map([], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                        ))
+                    })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok(rows)
             })
             .await?;
         let mut out = BTreeMap::new();
-        for (rule, json) in raw {
-            match serde_json::from_str(&json) {
-                Ok(state) => {
-                    out.insert(rule, state);
+        for (rule, labels, json) in raw {
+            let decoded = serde_json::from_str(&labels)
+                .map_err(|e| format!("labels: {e}"))
+                .and_then(|l| {
+                    let state = serde_json::from_str(&json).map_err(|e| format!("state: {e}"))?;
+                    Ok((AlertId::new(rule.clone(), l), state))
+                });
+            match decoded {
+                Ok((id, state)) => {
+                    out.insert(id, state);
                 }
                 Err(e) => tracing::error!(
                     rule = %rule,
+                    labels = %labels,
                     store = %self.path.display(),
                     error = %e,
-                    "stored alert state does not decode; the rule starts fresh"
+                    "stored alert state does not decode; the alert starts fresh"
                 ),
             }
         }
@@ -72,16 +100,19 @@ impl Store {
     }
 }
 
-/// Inserts or replaces `rule`'s record; inside a caller's transaction when `c` is one.
+/// Inserts or replaces the record of `(rule, labels)`; inside a caller's transaction when `c`
+/// is one. `labels` is [`labels_text`].
 pub(super) fn save(
     c: &Connection,
     rule: &str,
+    labels: &str,
     json: &str,
     now: Timestamp,
 ) -> rusqlite::Result<usize> {
     c.execute(
-        "INSERT INTO alerts (rule, state, updated_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (rule) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-        params![rule, json, millis(now)],
+        "INSERT INTO alerts (rule, labels, state, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (rule, labels)
+         DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+        params![rule, labels, json, millis(now)],
     )
 }

@@ -1,9 +1,11 @@
 //! The state store: one SQLite file holding what warden must remember across a restart, so a
 //! restart neither loses a page, nor pages twice, nor rolls back twice. One file per table's
-//! queries: `alerts.rs` (the alert stage's records), `outbox.rs` (notifications waiting for
-//! delivery), `hook_runs.rs` (every hook run); `schema.rs` holds the migrations that build
-//! them, and `admission.rs` the pure decision whether a hook may run. A new table (windows,
-//! silences, acknowledgements, error budgets) is a migration in `schema.rs` and a file here.
+//! queries: `alerts.rs` (the alert stage's records, per `(rule, labels)`), `outbox.rs`
+//! (notifications waiting for delivery), `hook_runs.rs` (every hook run), `meta.rs` (the
+//! file's own facts: this warden's [`Identity`](crate::alert::Identity)); `schema.rs` holds
+//! the migrations that build them, and `admission.rs` the pure decision whether a hook may
+//! run. A new table (windows, silences, acknowledgements, error budgets) is a migration in
+//! `schema.rs` and a file here.
 //!
 //! The file is opened in WAL mode with `synchronous = FULL`: every commit is fsynced before
 //! [`Store`] returns, so a row an `enqueue` reported is on disk even if the machine loses
@@ -25,6 +27,7 @@
 mod admission;
 mod alerts;
 mod hook_runs;
+mod meta;
 mod outbox;
 mod schema;
 
@@ -36,11 +39,12 @@ use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::alert::Event;
+use crate::alert::{AlertId, Event};
 use crate::clock::Timestamp;
 
 pub use admission::{admit, Admission, LastRun, SkipReason, Verdict};
 pub use hook_runs::{HookFinish, HookRunRecord, HookRunState};
+pub use meta::instance_from_host;
 pub use outbox::{Committed, DroppedRow, OutboxRow, Poll, RowState};
 pub use schema::{migrate, MIGRATIONS};
 
@@ -66,12 +70,12 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-/// Things to write in one transaction: alert states and events, each event for some sinks.
-/// The alert stage commits a transition's new state and its pages together, so a crash can
+/// Things to write in one transaction: alert states (one per [`AlertId`]) and events, each
+/// event for some sinks. The alert stage commits a transition's new state and its pages together, so a crash can
 /// neither record "paged" without the page nor the page without the state.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
-    pub alerts: Vec<(String, serde_json::Value)>,
+    pub alerts: Vec<(AlertId, serde_json::Value)>,
     pub events: Vec<(Event, Vec<String>)>,
 }
 
@@ -213,10 +217,10 @@ impl Store {
                 rows.push((sink.clone(), event.dedup_key.clone(), json.clone()));
             }
         }
-        let alerts: Vec<(String, String)> = batch
+        let alerts: Vec<(String, String, String)> = batch
             .alerts
             .iter()
-            .map(|(rule, state)| (rule.clone(), state.to_string()))
+            .map(|(id, state)| (id.rule.clone(), alerts::labels_text(id), state.to_string()))
             .collect();
         self.call("enqueue", move |c| {
             commit(c, &alerts, &rows, now, max_pending)
@@ -303,14 +307,14 @@ fn recover(c: &mut Connection, now: Timestamp) -> rusqlite::Result<Recovery> {
 /// A batch's one transaction: the alert records, then the outbox rows they imply.
 fn commit(
     c: &mut Connection,
-    alerts: &[(String, String)],
+    alerts: &[(String, String, String)],
     rows: &[(String, String, String)],
     now: Timestamp,
     max_pending: u64,
 ) -> rusqlite::Result<Committed> {
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    for (rule, json) in alerts {
-        alerts::save(&tx, rule, json, now)?;
+    for (rule, labels, json) in alerts {
+        alerts::save(&tx, rule, labels, json, now)?;
     }
     let committed = outbox::insert(&tx, rows, now, max_pending)?;
     tx.commit()?;

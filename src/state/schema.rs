@@ -46,6 +46,25 @@ pub const MIGRATIONS: &[&str] = &[
                     CHECK (state IN ('started', 'finished', 'interrupted'))
     );
     CREATE INDEX hook_runs_by_hook ON hook_runs (hook, state, incident);",
+    // 2: alerts keyed by (rule, labels), the canonical JSON of the series' label set (`{}`
+    // for a rule's unlabelled series, which every version-1 row is); `meta`, facts about the
+    // file itself (the identity's instance and epoch). SQLite cannot change a primary key:
+    // the alerts move to a new table that takes the old one's name.
+    "CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE alerts_by_series (
+        rule       TEXT    NOT NULL,
+        labels     TEXT    NOT NULL DEFAULT '{}',
+        state      TEXT    NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (rule, labels)
+    );
+    INSERT INTO alerts_by_series (rule, labels, state, updated_at)
+        SELECT rule, '{}', state, updated_at FROM alerts;
+    DROP TABLE alerts;
+    ALTER TABLE alerts_by_series RENAME TO alerts;",
 ];
 
 /// Brings the schema to the newest version; refuses a file from a newer warden.

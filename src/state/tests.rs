@@ -1,8 +1,10 @@
-//! The store against real SQLite files in temp dirs: migration, locking, the outbox bound
-//! and order, restart recovery, pruning, and alert records that no longer decode.
+//! The store against real SQLite files in temp dirs: migration (from an empty file and from
+//! a file an earlier warden wrote), locking, the outbox bound and order, restart recovery,
+//! pruning, alert records by `(rule, labels)` and those that no longer decode, and the
+//! identity the file remembers.
 
 use super::*;
-use crate::alert::{EventKind, Severity};
+use crate::alert::{EventKind, Identity, Severity};
 
 pub(crate) fn event(key: &str, n: u32) -> Event {
     Event {
@@ -52,13 +54,14 @@ async fn migrates_an_empty_file_and_refuses_a_newer_one() {
     drop(store);
     // Opening again is a no-op migration.
     let (store, _) = Store::open(&path, Timestamp(0)).expect("reopen");
+    let newer = MIGRATIONS.len() as i64 + 1;
     store
-        .blocking("bump", |c| c.pragma_update(None, "user_version", 99))
+        .blocking("bump", |c| c.pragma_update(None, "user_version", newer))
         .unwrap();
     drop(store);
     let err = Store::open(&path, Timestamp(0)).unwrap_err().to_string();
     assert!(
-        err.contains("schema version 99 is newer") && err.contains("warden.db"),
+        err.contains(&format!("schema version {newer} is newer")) && err.contains("warden.db"),
         "{err}"
     );
 }
@@ -237,7 +240,10 @@ async fn restart_resumes_pending_rows_and_interrupts_started_hook_runs() {
     let c = store
         .commit(
             Batch {
-                alerts: vec![("api-down".into(), serde_json::json!({"incident": 3}))],
+                alerts: vec![(
+                    AlertId::rule("api-down"),
+                    serde_json::json!({"incident": 3}),
+                )],
                 events: vec![(event("a", 1), vec!["pd".into(), "slack".into()])],
             },
             Timestamp(1_000),
@@ -286,8 +292,8 @@ async fn restart_resumes_pending_rows_and_interrupts_started_hook_runs() {
         .await
         .unwrap();
     assert_eq!(p.due.len(), 1);
-    let alerts: BTreeMap<String, serde_json::Value> = store.load_alerts().await.unwrap();
-    assert_eq!(alerts["api-down"]["incident"], 3);
+    let alerts: BTreeMap<AlertId, serde_json::Value> = store.load_alerts().await.unwrap();
+    assert_eq!(alerts[&AlertId::rule("api-down")]["incident"], 3);
     // The interrupted run still counts for its incident: it is never re-run.
     let again = store
         .begin_hook_run(
@@ -374,26 +380,194 @@ async fn prune_deletes_only_finished_rows_past_their_retention() {
     assert!(store.hook_runs("h").await.unwrap().is_empty());
 }
 
+fn labelled(rule: &str, pairs: &[(&str, &str)]) -> AlertId {
+    let labels = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    AlertId::new(rule, labels)
+}
+
 #[tokio::test]
 async fn undecodable_alert_state_is_skipped_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = open(&dir);
+    let good = AlertId::rule("good");
     store
-        .save_alert("good", &serde_json::json!({"n": 1}), Timestamp(1))
+        .save_alert(&good, &serde_json::json!({"n": 1}), Timestamp(1))
         .await
         .unwrap();
     store
-        .save_alert("bad", &"a string", Timestamp(1))
+        .save_alert(&AlertId::rule("bad"), &"a string", Timestamp(1))
         .await
+        .unwrap();
+    // Labels that are not a label set: left out whatever the record says.
+    store
+        .blocking("insert", |c| {
+            c.execute(
+                "INSERT INTO alerts (rule, labels, state, updated_at)
+                 VALUES ('odd', '[1]', '{\"n\": 2}', 1)",
+                [],
+            )
+        })
         .unwrap();
     #[derive(serde::Deserialize)]
     struct S {
         n: u32,
     }
-    let loaded: BTreeMap<String, S> = store.load_alerts().await.unwrap();
-    assert_eq!(loaded.keys().collect::<Vec<_>>(), ["good"]);
-    assert_eq!(loaded["good"].n, 1);
-    store.delete_alert("good").await.unwrap();
-    let loaded: BTreeMap<String, serde_json::Value> = store.load_alerts().await.unwrap();
-    assert_eq!(loaded.keys().collect::<Vec<_>>(), ["bad"]);
+    let loaded: BTreeMap<AlertId, S> = store.load_alerts().await.unwrap();
+    assert_eq!(loaded.keys().collect::<Vec<_>>(), [&good]);
+    assert_eq!(loaded[&good].n, 1);
+    store.delete_alert(&good).await.unwrap();
+    let loaded: BTreeMap<AlertId, serde_json::Value> = store.load_alerts().await.unwrap();
+    assert_eq!(loaded.keys().collect::<Vec<_>>(), [&AlertId::rule("bad")]);
+}
+
+#[tokio::test]
+async fn each_series_of_a_rule_is_its_own_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(&dir);
+    let whole = AlertId::rule("pg-conns");
+    let orders = labelled("pg-conns", &[("datname", "orders"), ("app", "api")]);
+    let users = labelled("pg-conns", &[("datname", "users")]);
+    let batch = Batch {
+        alerts: vec![
+            (whole.clone(), serde_json::json!(0)),
+            (orders.clone(), serde_json::json!(1)),
+            (users.clone(), serde_json::json!(2)),
+        ],
+        events: vec![],
+    };
+    store.commit(batch, Timestamp(1), 100).await.unwrap();
+    store
+        .save_alert(&orders, &serde_json::json!(3), Timestamp(2))
+        .await
+        .unwrap();
+    store.delete_alert(&users).await.unwrap();
+    let loaded: BTreeMap<AlertId, serde_json::Value> = store.load_alerts().await.unwrap();
+    assert_eq!(
+        loaded.into_iter().collect::<Vec<_>>(),
+        [
+            (whole, serde_json::json!(0)),
+            (orders, serde_json::json!(3))
+        ]
+    );
+    // The labels column is the canonical JSON: names sorted, no spaces; `{}` for none.
+    let labels: Vec<String> = store
+        .blocking("labels", |c| {
+            c.prepare("SELECT labels FROM alerts ORDER BY labels")?
+                .query_map([], |r| r.get(0))?
+                .collect()
+        })
+        .unwrap();
+    assert_eq!(labels, [r#"{"app":"api","datname":"orders"}"#, "{}"]);
+}
+
+/// A state file `warden run` of commit 6351b73 (schema version 1) left with `api-down`
+/// firing and its page pending: see `tests/fixtures/state/README.md`.
+fn v1_open_incident(dir: &tempfile::TempDir) -> PathBuf {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/state/v1-open-incident.db");
+    let path = dir.path().join("warden.db");
+    std::fs::copy(&fixture, &path).unwrap_or_else(|e| panic!("{}: {e}", fixture.display()));
+    path
+}
+
+#[tokio::test]
+async fn a_version_1_file_keeps_its_open_incident() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = v1_open_incident(&dir);
+    let (store, recovery) = Store::open(&path, Timestamp(1_800_000_000_000)).expect("migrates");
+    assert_eq!(
+        recovery.pending.into_iter().collect::<Vec<_>>(),
+        [("ops".to_string(), 1)]
+    );
+    let version: i64 = store
+        .blocking("version", |c| {
+            c.query_row("PRAGMA user_version", [], |r| r.get(0))
+        })
+        .unwrap();
+    assert_eq!(version, 2);
+    let api_down = AlertId::rule("api-down");
+    let alerts: BTreeMap<AlertId, serde_json::Value> = store.load_alerts().await.unwrap();
+    assert_eq!(alerts.keys().collect::<Vec<_>>(), [&api_down]);
+    let record = &alerts[&api_down];
+    assert_eq!(record["incident"], 1);
+    assert_eq!(record["firing"]["severity"], "critical");
+    // The open incident keeps the key it was paged under: its resolve updates that page.
+    assert_eq!(record["firing"]["event"]["dedup_key"], "warden/api-down/1");
+    let (labels, updated_at): (String, i64) = store
+        .blocking("row", |c| {
+            c.query_row("SELECT labels, updated_at FROM alerts", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+        })
+        .unwrap();
+    assert_eq!((labels.as_str(), updated_at), ("{}", 1_796_588_382_686));
+    // A migrated row is the unlabelled series' row: saving it replaces it.
+    store
+        .save_alert(&api_down, &serde_json::json!({"incident": 2}), Timestamp(5))
+        .await
+        .unwrap();
+    let alerts: BTreeMap<AlertId, serde_json::Value> = store.load_alerts().await.unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[&api_down]["incident"], 2);
+
+    // A file from before the identity gets its epoch when first asked.
+    let first = store
+        .identity(None, "web-1", Timestamp(1_800_000_000_000))
+        .unwrap();
+    assert_eq!(
+        first,
+        Identity {
+            instance: "web-1".into(),
+            epoch: "tro8w0".into()
+        }
+    );
+    drop(store);
+    let (store, _) = Store::open(&path, Timestamp(1_900_000_000_000)).expect("reopen");
+    let again = store
+        .identity(None, "renamed", Timestamp(1_900_000_000_000))
+        .unwrap();
+    assert_eq!(again, first);
+}
+
+#[test]
+fn identity_prefers_configured_then_remembered_then_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(&dir);
+    let id = |configured, host, at| store.identity(configured, host, Timestamp(at)).unwrap();
+    let first = id(None, "db host.example", 36_000);
+    assert_eq!(
+        first,
+        Identity {
+            instance: "db-host.example".into(),
+            epoch: "10".into()
+        }
+    );
+    // The host name was remembered: renaming the host changes nothing.
+    assert_eq!(id(None, "elsewhere", 72_000), first);
+    // A configured instance wins and is remembered; the epoch never changes.
+    let configured = id(Some("web-1"), "elsewhere", 108_000);
+    assert_eq!(
+        (configured.instance.as_str(), configured.epoch.as_str()),
+        ("web-1", "10")
+    );
+    assert_eq!(id(None, "elsewhere", 144_000), configured);
+    let err = store
+        .identity(Some("web/1"), "elsewhere", Timestamp(0))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("identity: instance \"web/1\" must be"),
+        "{err}"
+    );
+    // A remembered instance edited into something invalid is replaced by the host's.
+    store
+        .blocking("edit", |c| {
+            c.execute("UPDATE meta SET value = 'a b' WHERE key = 'instance'", [])
+        })
+        .unwrap();
+    assert_eq!(id(None, "web-2", 180_000).instance, "web-2");
+    assert_eq!(id(None, "web-3", 180_000).instance, "web-2");
 }

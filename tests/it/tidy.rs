@@ -66,7 +66,9 @@ fn stages_import_only_what_feeds_them() {
         ),
         ("watch", &["config", "engine"]),
         ("reload", &["files"]),
-        ("alert", &[]),
+        // `labels` is a leaf: the label sets an alert's identity and its events carry.
+        ("labels", &[]),
+        ("alert", &["labels"]),
         (
             "actions",
             &[
