@@ -24,6 +24,7 @@ mod probes;
 mod reload;
 mod retries;
 mod runbooks;
+mod series;
 mod services;
 mod system_checks;
 mod systemd;
