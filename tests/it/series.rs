@@ -1054,14 +1054,14 @@ interval = "200ms"
 timeout = "200ms"
 
 [[check.query]]
-name = "connections"
+name = "connections_by_db"
 sql = "SELECT datname, count(*) FROM pg_stat_activity WHERE datname IS NOT NULL GROUP BY datname"
 result = "series"
 
 [[rule]]
 name = "too-many-connections"
 check = "pg"
-value = "connections"
+value = "connections_by_db"
 critical = {{ when = "> {LIMIT}" }}
 "#,
         url = db.url()
