@@ -30,3 +30,4 @@ mod system_checks;
 mod systemd;
 mod target;
 mod tidy;
+mod upgrade;
