@@ -17,6 +17,7 @@ pub mod hook;
 pub mod labels;
 pub mod notify;
 pub mod outbox;
+pub mod promql;
 pub mod reload;
 pub mod rule;
 pub mod scheduler;

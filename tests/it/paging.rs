@@ -11,10 +11,10 @@ use serde_json::json;
 
 use crate::daemon::{get, post, Daemon};
 use crate::harness::alertmanager::Alertmanager;
-use crate::harness::free_port;
 use crate::harness::notify_receiver::{Answer as NotifyAnswer, Receiver as HttpReceiver};
 use crate::harness::receiver::Receiver;
 use crate::harness::smtp::SmtpSink;
+use crate::harness::{free_port, short_key, short_keys};
 use crate::metrics_matcher::sample;
 use crate::target::HttpTarget;
 
@@ -47,6 +47,16 @@ fn lines(path: &Path) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
+}
+
+/// The lines of `path` with their dedup keys in the short form ([`short_keys`]).
+fn short_lines(path: &Path) -> Vec<String> {
+    lines(path).iter().map(|l| short_keys(l)).collect()
+}
+
+/// `body["dedup_key"]` in the short form ([`short_key`]); empty when it has none.
+fn short_dedup(body: &serde_json::Value) -> String {
+    short_key(body["dedup_key"].as_str().unwrap_or_default())
 }
 
 fn metric(d: &Daemon, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
@@ -156,14 +166,38 @@ notify = {{ warning = ["chat"], critical = ["pager"] }}
     let pd = pager.wait_for(1, Duration::from_secs(10))[0].json();
     assert_eq!(pd["event_action"], "trigger");
     assert_eq!(pd["routing_key"], key);
-    assert_eq!(pd["dedup_key"], "warden/queue-deep/1");
+    assert_eq!(short_dedup(&pd), "warden/queue-deep/1");
+    // In full: warden/<instance>/<rule>/<epoch>-<n>, with the instance and the epoch this
+    // warden logged at start.
+    let logged = |field: &str| -> String {
+        let log = d.log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("dedup keys name this warden"))
+            .unwrap_or_else(|| panic!("no identity line in the log:\n{log}"))
+            .to_string();
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{field}=")))
+            .unwrap_or_else(|| panic!("no {field}= in {line}"))
+            .to_string()
+    };
+    let full = format!(
+        "warden/{}/queue-deep/{}-1",
+        logged("instance"),
+        logged("epoch")
+    );
+    assert_eq!(pd["dedup_key"], full.as_str());
     assert_eq!(pd["payload"]["severity"], "critical");
     assert_eq!(pd["payload"]["custom_details"]["value"], 500.0);
 
     target.set_json("/stats", 200, json!({"queue": 0}));
     let pd = pager.wait_for(2, Duration::from_secs(10))[1].json();
     assert_eq!(pd["event_action"], "resolve");
-    assert_eq!(pd["dedup_key"], "warden/queue-deep/1");
+    assert_eq!(
+        pd["dedup_key"],
+        full.as_str(),
+        "the resolve names the trigger's key"
+    );
     let slack = chat.wait_for(2, Duration::from_secs(10));
     let text = String::from_utf8_lossy(&slack[1].body).to_string();
     assert!(text.contains("RESOLVED"), "{text}");
@@ -226,7 +260,7 @@ fn a_receiver_that_is_down_gets_the_page_once_it_is_back() {
             (!f.is_empty()).then_some(f)
         },
     );
-    assert_eq!(firing[0]["dedup_key"], "warden/api-down/1");
+    assert_eq!(short_dedup(&firing[0]), "warden/api-down/1");
     assert_eq!(firing[0]["alert"], "api-down");
     // The receiver saw the page before warden read the answer: wait for the outbox to drain.
     wait(Duration::from_secs(10), "the outbox to drain", || {
@@ -290,7 +324,7 @@ fn hooks_run_after_their_delay_diagnostics_first_once_per_incident_within_the_co
         (lines(&log).len() >= 2).then_some(())
     });
     assert_eq!(
-        lines(&log),
+        short_lines(&log),
         [
             "diag warden/api-down/1",
             "rollback warden/api-down/1 critical"
@@ -311,10 +345,12 @@ fn hooks_run_after_their_delay_diagnostics_first_once_per_incident_within_the_co
         .collect();
     assert_eq!(ran["rollback"], 0);
     assert_eq!(ran["collect-logs"], 0);
-    assert!(outcomes.iter().all(|b| b["dedup_key"]
-        .as_str()
-        .unwrap()
-        .starts_with("warden/api-down/1/hook/")));
+    assert!(
+        outcomes
+            .iter()
+            .all(|b| short_dedup(b).starts_with("warden/api-down/1/hook/")),
+        "{outcomes:#?}"
+    );
 
     // Still critical: neither runs again in this incident.
     std::thread::sleep(Duration::from_secs(2));
@@ -327,7 +363,7 @@ fn hooks_run_after_their_delay_diagnostics_first_once_per_incident_within_the_co
     // A second incident: the diagnostic runs, the rollback is in its 1 h cooldown.
     target.set_json("/health", 500, json!({}));
     wait(Duration::from_secs(15), "the second diagnostic", || {
-        lines(&log)
+        short_lines(&log)
             .iter()
             .any(|l| l == "diag warden/api-down/2")
             .then_some(())
@@ -345,7 +381,7 @@ fn hooks_run_after_their_delay_diagnostics_first_once_per_incident_within_the_co
     assert!(runs("skipped").unwrap_or(0.0) >= 1.0);
     let firing: Vec<String> = with_status(&receiver, "firing")
         .iter()
-        .map(|b| b["dedup_key"].as_str().unwrap().to_string())
+        .map(short_dedup)
         .collect();
     assert_eq!(firing, ["warden/api-down/1", "warden/api-down/2"]);
     assert!(
@@ -490,7 +526,7 @@ fn page(r: &Receiver, status: &str, key: &str) -> serde_json::Value {
         || {
             with_status(r, status)
                 .into_iter()
-                .find(|b| b["dedup_key"] == key)
+                .find(|b| short_dedup(b) == key)
         },
     )
 }
@@ -524,7 +560,7 @@ fn the_deploy_id_reaches_pages_and_hooks_and_a_reload_marks_the_next_one() {
     wait(Duration::from_secs(15), "the hook's line", || {
         (!lines(&log).is_empty()).then_some(())
     });
-    assert_eq!(lines(&log), ["warden/api-down/1 v1"]);
+    assert_eq!(short_lines(&log), ["warden/api-down/1 v1"]);
     let outcome = page(&receiver, "hook", "warden/api-down/1/hook/record");
     assert_eq!(outcome["deploy"], "v1");
 
@@ -564,7 +600,7 @@ fn the_deploy_id_reaches_pages_and_hooks_and_a_reload_marks_the_next_one() {
         (lines(&log).len() >= 2).then_some(())
     });
     assert_eq!(
-        lines(&log),
+        short_lines(&log),
         ["warden/api-down/1 v1", "warden/api-down/2 v2"]
     );
     assert_eq!(alerts(&d)[0]["deploy"], "v2");
@@ -585,7 +621,7 @@ fn warden_deploy_in_the_environment_names_the_deploy_and_a_bad_id_is_refused() {
     wait(Duration::from_secs(15), "the hook's line", || {
         (!lines(&log).is_empty()).then_some(())
     });
-    assert_eq!(lines(&log), ["warden/api-down/1 redcube-v2.3.1"]);
+    assert_eq!(short_lines(&log), ["warden/api-down/1 redcube-v2.3.1"]);
 
     let path = d.config_path();
     let path = path.to_str().unwrap();
@@ -660,6 +696,7 @@ fn a_restart_resumes_a_firing_alert_without_paging_again() {
     wait(Duration::from_secs(15), "the page", || {
         (!with_status(&receiver, "firing").is_empty()).then_some(())
     });
+    let paged = with_status(&receiver, "firing")[0]["dedup_key"].clone();
     assert_eq!(first.terminate(Duration::from_secs(20)), Some(0));
     assert!(
         with_status(&receiver, "resolved").is_empty(),
@@ -684,7 +721,11 @@ fn a_restart_resumes_a_firing_alert_without_paging_again() {
         let r = with_status(&receiver, "resolved");
         (!r.is_empty()).then_some(r)
     });
-    assert_eq!(resolved[0]["dedup_key"], "warden/api-down/1");
+    assert_eq!(short_dedup(&resolved[0]), "warden/api-down/1");
+    assert_eq!(
+        resolved[0]["dedup_key"], paged,
+        "the resolve after the restart names the page's key"
+    );
     assert!(alerts(&second).is_empty());
 }
 
@@ -872,7 +913,7 @@ hooks = [{{ hook = "h{i}" }}]
     while Instant::now() < deadline {
         let keys: BTreeSet<String> = with_status(&receiver, "firing")
             .iter()
-            .map(|b| b["dedup_key"].as_str().unwrap().to_string())
+            .map(short_dedup)
             .collect();
         if keys.is_superset(&expected) && accounted() {
             break;
@@ -888,23 +929,26 @@ hooks = [{{ hook = "h{i}" }}]
     };
 
     let firing = with_status(&receiver, "firing");
-    let keys: BTreeSet<String> = firing
+    let full: BTreeSet<String> = firing
         .iter()
         .map(|b| b["dedup_key"].as_str().unwrap().to_string())
         .collect();
+    let keys: BTreeSet<String> = full.iter().map(|k| short_key(k)).collect();
     assert_eq!(
         keys,
         expected,
         "every alert paged, none paged as a new incident after the restart\n{}",
         log_tail()
     );
+    // The restart kept the instance and the epoch: one full key per alert.
+    assert_eq!(full.len(), keys.len(), "{full:#?}");
     // At least once: a page whose delivery was in flight at the kill may arrive twice (at
     // most the outbox's concurrency); receivers collapse those by dedup key.
     let duplicates = firing.len() - keys.len();
     assert!(duplicates <= 4, "{duplicates} duplicate pages");
 
     let mut runs: BTreeMap<String, usize> = BTreeMap::new();
-    for line in lines(&log) {
+    for line in short_lines(&log) {
         *runs.entry(line).or_default() += 1;
     }
     // At most once: no hook ran twice; one that never ran was reported interrupted (its start
@@ -994,8 +1038,8 @@ fn a_reload_moves_a_notifier_and_the_resolve_follows_it() {
     let (old, new) = (Receiver::start(), Receiver::start());
     let config = |url: &str| paged_api(url, &target.url("/health"));
     let d = Daemon::start(&config(&old.url()));
-    wait(Duration::from_secs(15), "the page", || {
-        (!with_status(&old, "firing").is_empty()).then_some(())
+    let paged = wait(Duration::from_secs(15), "the page", || {
+        with_status(&old, "firing").into_iter().next()
     });
     let port = d.port;
     let moved = format!(
@@ -1017,7 +1061,11 @@ fn a_reload_moves_a_notifier_and_the_resolve_follows_it() {
             (!r.is_empty()).then_some(r)
         },
     );
-    assert_eq!(resolved[0]["dedup_key"], "warden/api-down/1");
+    assert_eq!(short_dedup(&resolved[0]), "warden/api-down/1");
+    assert_eq!(
+        resolved[0]["dedup_key"], paged["dedup_key"],
+        "the resolve names the page's key"
+    );
     assert!(
         with_status(&new, "firing").is_empty(),
         "a reload must not page again"
@@ -1085,6 +1133,7 @@ fn an_alert_with_nobody_to_tell_is_warned_about_once() {
     assert_eq!(found.len(), 1, "{found:?}");
     let line = &found[0];
     assert!(line.contains("WARN"), "{line}");
+    let short = short_keys(line);
     for part in [
         "alert=silent",
         "severity=critical",
@@ -1092,7 +1141,7 @@ fn an_alert_with_nobody_to_tell_is_warned_about_once() {
         "[alerting] critical",
         "notify",
     ] {
-        assert!(line.contains(part), "{part:?} missing from {line}");
+        assert!(short.contains(part), "{part:?} missing from {line}");
     }
 
     // A reload that changes `silent` restarts it from unknown; it is evaluated critical again.
@@ -1181,7 +1230,7 @@ fn a_rollback_skipped_for_its_cooldown_is_notified_and_shown_on_the_alert() {
         with_status(&receiver, "hook").into_iter().next()
     });
     assert_eq!(
-        first["dedup_key"],
+        short_dedup(&first),
         "warden/api-down/1/hook/rollback-backend"
     );
     assert_eq!(first["hook"]["exit_code"], 0);
@@ -1200,11 +1249,12 @@ fn a_rollback_skipped_for_its_cooldown_is_notified_and_shown_on_the_alert() {
     let skipped = wait(Duration::from_secs(15), "the skip's notification", || {
         with_status(&receiver, "hook")
             .into_iter()
-            .find(|b| b["dedup_key"] == "warden/api-down/2/hook/rollback-backend")
+            .find(|b| short_dedup(b) == "warden/api-down/2/hook/rollback-backend")
     });
     let reason = skipped["hook"]["skipped"].as_str().expect("a reason");
     assert!(
-        reason.starts_with("cooldown until ") && reason.contains(", for warden/api-down/1)"),
+        reason.starts_with("cooldown until ")
+            && short_keys(reason).contains(", for warden/api-down/1)"),
         "{reason}"
     );
     let summary = skipped["summary"].as_str().unwrap();
@@ -1213,7 +1263,11 @@ fn a_rollback_skipped_for_its_cooldown_is_notified_and_shown_on_the_alert() {
         format!("HOOK NOT RUN: rollback-backend for api-down not run: {reason}")
     );
     assert_eq!(skipped["alert"], "api-down");
-    assert_eq!(lines(&log), ["rollback warden/api-down/1"], "nothing ran");
+    assert_eq!(
+        short_lines(&log),
+        ["rollback warden/api-down/1"],
+        "nothing ran"
+    );
     let hooks = alert_hooks(&d, 2, 1);
     assert_eq!(hooks.len(), 1, "{hooks:?}");
     assert_eq!(hooks[0]["hook"], "rollback-backend");

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use crate::daemon::{warden, Daemon};
 use crate::harness::notify_receiver::{Answer, Receiver as HttpReceiver};
 use crate::harness::receiver::Receiver;
-use crate::harness::{Gate, Pki, PostgresServer, RedisServer, RenewableTlsServer};
+use crate::harness::{short_key, Gate, Pki, PostgresServer, RedisServer, RenewableTlsServer};
 use crate::imitation::{self, Imitation};
 use crate::metrics_matcher::{self, metric};
 
@@ -399,9 +399,9 @@ impl Paging {
         Daemon::start_file(example, &all)
     }
 
-    /// The pager's events for `dedup_key` so far, as `(action, body)`: PagerDuty's
-    /// `event_action` (`trigger`, `resolve`) or warden's `status` (`firing`, `hook`,
-    /// `resolved`). Hook outcomes carry `<dedup_key>/hook/<hook>`.
+    /// The pager's events for `dedup_key` (in the short form, [`short_key`]) so far, as
+    /// `(action, body)`: PagerDuty's `event_action` (`trigger`, `resolve`) or warden's
+    /// `status` (`firing`, `hook`, `resolved`). Hook outcomes carry `<dedup_key>/hook/<hook>`.
     fn paged(&self, dedup_key: &str) -> Vec<(String, serde_json::Value)> {
         let bodies: Vec<serde_json::Value> = match &self.pager {
             Pager::PagerDuty(r) => r.received().iter().map(|r| r.json()).collect(),
@@ -412,6 +412,7 @@ impl Paging {
             .filter(|b| {
                 b["dedup_key"]
                     .as_str()
+                    .map(short_key)
                     .is_some_and(|k| k == dedup_key || k.starts_with(&format!("{dedup_key}/")))
             })
             .map(|b| {
@@ -509,7 +510,8 @@ impl Paging {
                         .find(|(a, b)| a == "hook" && b["hook"]["hook"] == *hook)
                         .map(|(_, b)| b)
                         .unwrap_or_else(|| panic!("no outcome of {hook}: {paged:#?}"));
-                    assert_eq!(outcome["dedup_key"], format!("{key}/hook/{hook}"));
+                    let full = outcome["dedup_key"].as_str().unwrap_or_default();
+                    assert_eq!(short_key(full), format!("{key}/hook/{hook}"));
                     assert_eq!(outcome["hook"]["dry_run"], true, "{outcome:#}");
                     assert_eq!(outcome["hook"]["exit_code"], serde_json::Value::Null);
                     let shown = outcome["hook"]["command"].as_str().unwrap_or_default();
