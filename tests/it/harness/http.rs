@@ -11,11 +11,12 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -71,6 +72,9 @@ pub struct Reply {
     pub delay: Duration,
     /// Never answer: the connection stays open until the client leaves or the server stops.
     pub hang: bool,
+    /// Answer `status` with a chunked body that never ends (64 KiB chunks of spaces), until
+    /// the client leaves; [`HttpServer::streamed`] counts the bytes.
+    pub endless: bool,
 }
 
 impl Reply {
@@ -82,6 +86,15 @@ impl Reply {
             body: Vec::new(),
             delay: Duration::ZERO,
             hang: false,
+            endless: false,
+        }
+    }
+
+    /// `status` with a body that never ends.
+    pub fn endless(status: u16) -> Reply {
+        Reply {
+            endless: true,
+            ..Reply::status(status)
         }
     }
 
@@ -136,6 +149,8 @@ pub struct HttpServer {
     handler: Handler,
     tls: Option<tokio_rustls::TlsAcceptor>,
     log: Log,
+    /// Bytes of endless bodies sent so far.
+    streamed: Arc<AtomicU64>,
     serving: Option<Serving>,
 }
 
@@ -183,6 +198,7 @@ impl HttpServer {
             handler,
             tls,
             log: Arc::default(),
+            streamed: Arc::default(),
             serving: None,
         };
         server.serve(listener);
@@ -210,6 +226,11 @@ impl HttpServer {
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<Request> {
         self.exchanges().into_iter().map(|e| e.request).collect()
+    }
+
+    /// Bytes of endless bodies ([`Reply::endless`]) sent so far.
+    pub fn streamed(&self) -> u64 {
+        self.streamed.load(Ordering::Relaxed)
     }
 
     /// How many requests to `path` arrived.
@@ -254,6 +275,7 @@ impl HttpServer {
     fn serve(&mut self, listener: std::net::TcpListener) {
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let (handler, log, tls) = (self.handler.clone(), self.log.clone(), self.tls.clone());
+        let streamed = self.streamed.clone();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -271,10 +293,14 @@ impl HttpServer {
                         },
                     };
                     let (handler, log, tls) = (handler.clone(), log.clone(), tls.clone());
+                    let streamed = streamed.clone();
                     tokio::spawn(async move {
                         let service = service_fn(move |req| {
                             let (handler, log) = (handler.clone(), log.clone());
-                            async move { Ok::<_, Infallible>(respond(req, &handler, &log).await) }
+                            let streamed = streamed.clone();
+                            async move {
+                                Ok::<_, Infallible>(respond(req, &handler, &log, streamed).await)
+                            }
                         });
                         match tls {
                             None => {
@@ -317,11 +343,34 @@ fn bind(port: u16) -> std::net::TcpListener {
     listener
 }
 
+/// A body that never ends: 64 KiB chunks of spaces, counted as they are taken.
+struct Endless {
+    chunk: Bytes,
+    sent: Arc<AtomicU64>,
+}
+
+impl hyper::body::Body for Endless {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        self.sent
+            .fetch_add(self.chunk.len() as u64, Ordering::Relaxed);
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(self.chunk.clone()))))
+    }
+}
+
+type Body = Either<Full<Bytes>, Endless>;
+
 async fn respond(
     req: hyper::Request<hyper::body::Incoming>,
     handler: &Handler,
     log: &Mutex<Vec<Exchange>>,
-) -> hyper::Response<Full<Bytes>> {
+    streamed: Arc<AtomicU64>,
+) -> hyper::Response<Body> {
     let method = req.method().to_string();
     let target = req
         .uri()
@@ -360,7 +409,15 @@ async fn respond(
     if reply.hang {
         std::future::pending::<()>().await;
     }
-    let mut response = hyper::Response::new(Full::new(Bytes::from(reply.body)));
+    let body = if reply.endless {
+        Either::Right(Endless {
+            chunk: Bytes::from(vec![b' '; 64 * 1024]),
+            sent: streamed,
+        })
+    } else {
+        Either::Left(Full::new(Bytes::from(reply.body)))
+    };
+    let mut response = hyper::Response::new(body);
     *response.status_mut() = hyper::StatusCode::from_u16(reply.status).expect("a valid status");
     for (name, value) in &reply.headers {
         response.headers_mut().append(
