@@ -22,6 +22,7 @@ pub mod reload;
 pub mod rule;
 pub mod scheduler;
 pub mod secret;
+pub mod series;
 pub mod server;
 pub mod state;
 pub mod systemd;

@@ -69,6 +69,10 @@ fn stages_import_only_what_feeds_them() {
         // `labels` is a leaf: the label sets an alert's identity and its events carry.
         ("labels", &[]),
         ("alert", &["labels"]),
+        // Expressions and the samples they read: the evaluator knows only its `Source`, the
+        // store only the evaluator's types.
+        ("promql", &["promql"]),
+        ("series", &["promql"]),
         (
             "actions",
             &[
@@ -178,6 +182,8 @@ fn pure_stages_do_no_io_and_read_no_clock() {
         "config/hook",
         // The alert stage's reconciliation (`Alerts`); its driver is `actions/run.rs`.
         "actions/mod",
+        "promql",
+        "series",
     ] {
         for file in module_files(module) {
             let text = std::fs::read_to_string(&file).unwrap();

@@ -1,0 +1,277 @@
+//! The series store: samples in memory, for expressions to read.
+//!
+//! Scrapes append what a target exposed, every other check's values are appended as series
+//! too (`warden_check_<value>{check="..."}`), and [`promql`](crate::promql) reads the store
+//! through [`Source`]. It keeps what the longest expression needs ([`Store::retention`]) and
+//! drops older samples as it goes. Prometheus' scrape semantics, 2.42:
+//!
+//! - a sample's own timestamp is honoured; without one it is stamped with the scrape time;
+//! - an exact repeat of `(series, timestamp)` is stored once; a sample older than the
+//!   series' newest is out of order and dropped (counted, as Prometheus counts them);
+//! - a series that a target exposed in its previous scrape and no longer does gets a
+//!   staleness marker at the scrape time, so an instant selector stops seeing it at once
+//!   rather than for the 5-minute lookback; series exposed with explicit timestamps get none
+//!   (Prometheus does not write markers for them either);
+//! - a failed scrape marks every series of the target stale (as Prometheus does when `up`
+//!   becomes 0).
+//!
+//! Pure and synchronous: the caller passes the times.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use promql_parser::label::{MatchOp, Matcher};
+
+use crate::labels::Labels;
+use crate::promql::{self, Series, Source, METRIC_NAME};
+
+/// One series' samples, oldest first.
+#[derive(Debug, Default)]
+struct Data {
+    points: Vec<(i64, f64)>,
+}
+
+impl Data {
+    fn newest(&self) -> Option<i64> {
+        self.points.last().map(|p| p.0)
+    }
+}
+
+/// What one scrape's samples did to the store.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Ingested {
+    pub appended: usize,
+    /// Exact repeats of a stored `(series, timestamp)`, stored once.
+    pub duplicates: usize,
+    /// Older than the series' newest sample: dropped.
+    pub out_of_order: usize,
+    /// Series the target no longer exposes, marked stale.
+    pub stale: usize,
+}
+
+/// The store. See the module doc.
+#[derive(Debug, Default)]
+pub struct Store {
+    /// Series by metric name, then labels (metric name included).
+    by_name: HashMap<String, HashMap<Arc<Labels>, Data>>,
+    /// Per target: the series its last scrape exposed without a timestamp (staleness).
+    exposed: HashMap<String, HashSet<Arc<Labels>>>,
+    retention: Duration,
+}
+
+/// One sample a scrape read: labels (with `__name__`), its own timestamp if it had one, and
+/// the value.
+pub type Scraped = (Labels, Option<i64>, f64);
+
+impl Store {
+    /// A store keeping at least `retention` of history.
+    pub fn new(retention: Duration) -> Store {
+        Store {
+            retention,
+            ..Store::default()
+        }
+    }
+
+    pub fn retention(&self) -> Duration {
+        self.retention
+    }
+
+    pub fn set_retention(&mut self, retention: Duration) {
+        self.retention = retention;
+    }
+
+    /// Number of series held.
+    pub fn series_count(&self) -> usize {
+        self.by_name.values().map(HashMap::len).sum()
+    }
+
+    /// Number of samples held.
+    pub fn sample_count(&self) -> usize {
+        self.by_name
+            .values()
+            .flat_map(HashMap::values)
+            .map(|d| d.points.len())
+            .sum()
+    }
+
+    /// Appends one sample, counting it in `report` as appended, a duplicate or out of order.
+    fn push(&mut self, labels: Arc<Labels>, t: i64, v: f64, report: &mut Ingested) {
+        let name = labels.get(METRIC_NAME).cloned().unwrap_or_default();
+        let data = self
+            .by_name
+            .entry(name)
+            .or_default()
+            .entry(labels)
+            .or_default();
+        match data.newest() {
+            Some(newest) if t == newest => {
+                // An exact repeat is stored once; a different value at the same time is a
+                // duplicate Prometheus would reject too.
+                report.duplicates += 1;
+            }
+            Some(newest) if t < newest => report.out_of_order += 1,
+            _ => {
+                data.points.push((t, v));
+                report.appended += 1;
+            }
+        }
+    }
+
+    /// Appends a scrape of `target` taken at `at` (ms): see the module doc.
+    pub fn ingest(&mut self, target: &str, samples: Vec<Scraped>, at: i64) -> Ingested {
+        let mut report = Ingested::default();
+        let mut exposed: HashSet<Arc<Labels>> = HashSet::with_capacity(samples.len());
+        for (labels, ts, v) in samples {
+            let labels = Arc::new(labels);
+            if ts.is_none() {
+                exposed.insert(labels.clone());
+            }
+            self.push(labels, ts.unwrap_or(at), v, &mut report);
+        }
+        let before = self.exposed.insert(target.to_string(), exposed);
+        if let Some(before) = before {
+            let now = &self.exposed[target];
+            let gone: Vec<Arc<Labels>> = before.difference(now).cloned().collect();
+            for labels in gone {
+                self.mark_stale(labels, at, &mut report);
+            }
+        }
+        report
+    }
+
+    /// A failed scrape of `target` at `at`: every series it exposed goes stale.
+    pub fn scrape_failed(&mut self, target: &str, at: i64) -> Ingested {
+        let mut report = Ingested::default();
+        for labels in self.exposed.remove(target).unwrap_or_default() {
+            self.mark_stale(labels, at, &mut report);
+        }
+        report
+    }
+
+    fn mark_stale(&mut self, labels: Arc<Labels>, at: i64, report: &mut Ingested) {
+        let mut pushed = Ingested::default();
+        self.push(labels, at, promql::stale_nan(), &mut pushed);
+        report.stale += pushed.appended;
+    }
+
+    /// Appends `value` at `t` to the series `labels` (another check's value).
+    pub fn append(&mut self, labels: Labels, t: i64, value: f64) {
+        let mut report = Ingested::default();
+        self.push(Arc::new(labels), t, value, &mut report);
+    }
+
+    /// Drops samples older than `now - retention`, and series left without samples.
+    pub fn prune(&mut self, now: i64) {
+        let cutoff = now - i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
+        for series in self.by_name.values_mut() {
+            series.retain(|_, d| {
+                let keep_from = d.points.partition_point(|p| p.0 < cutoff);
+                d.points.drain(..keep_from);
+                !d.points.is_empty()
+            });
+        }
+        self.by_name.retain(|_, s| !s.is_empty());
+    }
+}
+
+impl Source for Store {
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Series> {
+        let name = matchers
+            .iter()
+            .find(|m| m.name == METRIC_NAME && matches!(m.op, MatchOp::Equal))
+            .map(|m| m.value.as_str());
+        let candidates: Box<dyn Iterator<Item = (&Arc<Labels>, &Data)>> = match name {
+            Some(n) => match self.by_name.get(n) {
+                Some(series) => Box::new(series.iter()),
+                None => return Vec::new(),
+            },
+            None => Box::new(self.by_name.values().flat_map(|s| s.iter())),
+        };
+        candidates
+            .filter(|(labels, _)| {
+                matchers
+                    .iter()
+                    .all(|m| m.is_match(labels.get(&m.name).map(String::as_str).unwrap_or("")))
+            })
+            .filter_map(|(labels, d)| {
+                let from = d.points.partition_point(|p| p.0 < mint);
+                let to = d.points.partition_point(|p| p.0 <= maxt);
+                (from < to).then(|| Series {
+                    labels: Labels::clone(labels),
+                    points: d.points[from..to].to_vec(),
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::promql::{Query, Value};
+
+    fn l(name: &str, pairs: &[(&str, &str)]) -> Labels {
+        let mut out: Labels = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        out.insert(METRIC_NAME.into(), name.into());
+        out
+    }
+
+    fn values(store: &Store, expr: &str, t: i64) -> Vec<f64> {
+        match Query::parse(expr).unwrap().eval(store, t).unwrap() {
+            Value::Vector(v) => v.into_iter().map(|s| s.value).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_series_gone_from_a_scrape_is_stale_at_once() {
+        let mut s = Store::new(Duration::from_secs(600));
+        let a = l("up_a", &[]);
+        let b = l("up_b", &[]);
+        s.ingest("t", vec![(a.clone(), None, 1.0), (b.clone(), None, 1.0)], 0);
+        let r = s.ingest("t", vec![(a.clone(), None, 2.0)], 15_000);
+        assert_eq!(r.stale, 1);
+        assert_eq!(values(&s, "up_a", 15_000), [2.0]);
+        assert!(values(&s, "up_b", 15_000).is_empty(), "stale at once");
+        // Without the marker it would still be seen for five minutes.
+        assert_eq!(values(&s, "up_b", 14_999), [1.0]);
+        // A failed scrape marks the rest stale.
+        assert_eq!(s.scrape_failed("t", 30_000).stale, 1);
+        assert!(values(&s, "up_a", 30_000).is_empty());
+    }
+
+    #[test]
+    fn explicit_timestamps_are_honoured_repeats_stored_once_and_old_samples_dropped() {
+        let mut s = Store::new(Duration::from_secs(600));
+        let c = l("c_total", &[("job", "x")]);
+        let r = s.ingest("t", vec![(c.clone(), Some(1_000), 5.0)], 9_000);
+        assert_eq!(r.appended, 1);
+        let r = s.ingest("t", vec![(c.clone(), Some(1_000), 5.0)], 24_000);
+        assert_eq!((r.appended, r.duplicates), (0, 1));
+        let r = s.ingest("t", vec![(c.clone(), Some(500), 4.0)], 39_000);
+        assert_eq!(r.out_of_order, 1);
+        // Gone from the scrape, but it had its own timestamp: no marker.
+        let r = s.ingest("t", vec![], 54_000);
+        assert_eq!(r.stale, 0);
+        assert_eq!(values(&s, "c_total", 60_000), [5.0]);
+        assert_eq!(s.sample_count(), 1);
+    }
+
+    #[test]
+    fn prune_keeps_the_retention() {
+        let mut s = Store::new(Duration::from_secs(60));
+        let g = l("g", &[]);
+        for i in 0..10 {
+            s.append(g.clone(), i * 15_000, i as f64);
+        }
+        s.prune(135_000);
+        // Kept: samples at or after 75 s.
+        assert_eq!(s.sample_count(), 5);
+        s.prune(1_000_000);
+        assert_eq!(s.series_count(), 0);
+    }
+}
