@@ -62,6 +62,7 @@ fn observation(check: &str, at: Timestamp) -> Observation {
         outcome: Ok(()),
         values,
         vectors: Default::default(),
+        scraped: None,
     }
 }
 

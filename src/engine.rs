@@ -22,6 +22,22 @@ use crate::clock::Timestamp;
 use crate::config::{CheckConfig, Config, LevelConfig, RuleConfig};
 use crate::labels::{self, Labels};
 use crate::rule::{self, RuleState, Sample, State, Transition, TransitionReason};
+use crate::series;
+
+/// How often the store drops samples its retention no longer needs.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How much history the store keeps: what the longest expression reads, plus a minute; none
+/// without expressions.
+fn retention(config: &Config) -> std::time::Duration {
+    config
+        .rules
+        .iter()
+        .filter_map(|r| r.expr.as_ref())
+        .map(|e| e.0.reach() + std::time::Duration::from_secs(60))
+        .max()
+        .unwrap_or_default()
+}
 
 /// A rule's transition, with the rule and the series it belongs to.
 #[derive(Debug, Clone)]
@@ -58,6 +74,25 @@ struct RuleEntry {
     read_ok: Option<bool>,
     /// The snapshot of a series rule with no series; dropped whenever the rule steps.
     empty_snapshot: OnceCell<Arc<RuleStatus>>,
+    /// An `expr` rule: why its last evaluation failed.
+    last_error: Option<String>,
+}
+
+/// An expression's value as rows: a vector's samples without the metric name (as an
+/// alerting rule's labels), a scalar as one unlabelled row.
+fn rows_of(value: crate::promql::Value) -> Vec<(Labels, f64)> {
+    match value {
+        crate::promql::Value::Vector(v) => v
+            .into_iter()
+            .map(|s| {
+                let mut labels = s.labels;
+                labels.remove(crate::promql::METRIC_NAME);
+                (labels, s.value)
+            })
+            .collect(),
+        crate::promql::Value::Scalar(v) => vec![(Labels::new(), v)],
+        _ => Vec::new(),
+    }
 }
 
 struct SeriesEntry {
@@ -91,6 +126,7 @@ impl RuleEntry {
             series,
             read_ok: None,
             empty_snapshot: OnceCell::new(),
+            last_error: None,
         }
     }
 
@@ -106,8 +142,15 @@ impl RuleEntry {
         worst(self.series.values().map(|s| s.state.state()))
     }
 
-    /// Steps the rule on `obs`, appending its series' transitions to `out`.
-    fn apply(&mut self, obs: &Observation, now: Timestamp, out: &mut Vec<RuleTransition>) {
+    /// Steps the rule on `obs` (an `expr` rule on its expression's value over `store` at
+    /// `now`), appending its series' transitions to `out`.
+    fn apply(
+        &mut self,
+        obs: &Observation,
+        store: &series::Store,
+        now: Timestamp,
+        out: &mut Vec<RuleTransition>,
+    ) {
         let config = &self.config;
         let mut step = |labels: &Labels, entry: &mut SeriesEntry, sample: Sample| {
             entry.snapshot.take();
@@ -129,21 +172,52 @@ impl RuleEntry {
             return;
         };
         self.empty_snapshot.take();
-        self.read_ok = Some(obs.is_up());
-        if obs.outcome.is_err() {
-            // A probe that could not read is no evidence that a series is gone: absence
-            // counts only across successful probes.
-            for (labels, entry) in &mut self.series {
-                entry.last_seen = now;
-                step(labels, entry, Sample::Failed);
+        // An expression: its value now, one row per label set; an empty result is the
+        // unlabelled series' missing value (`on_missing`), as a scalar rule's absent value.
+        let evaluated;
+        let rows: &[(Labels, f64)] = match &config.expr {
+            Some(expr) => match expr.0.eval(store, now.as_millis()) {
+                Ok(value) => {
+                    evaluated = rows_of(value);
+                    self.read_ok = Some(true);
+                    self.last_error = None;
+                    if evaluated.is_empty() {
+                        let entry = self
+                            .series
+                            .entry(Labels::new())
+                            .or_insert_with(|| SeriesEntry::new(now));
+                        entry.last_seen = now;
+                        step(&Labels::new(), entry, Sample::Missing);
+                    }
+                    &evaluated
+                }
+                Err(e) => {
+                    self.read_ok = Some(false);
+                    self.last_error = Some(e.to_string());
+                    for (labels, entry) in &mut self.series {
+                        entry.last_seen = now;
+                        step(labels, entry, Sample::Failed);
+                    }
+                    return;
+                }
+            },
+            None => {
+                self.read_ok = Some(obs.is_up());
+                if obs.outcome.is_err() {
+                    // A probe that could not read is no evidence that a series is gone:
+                    // absence counts only across successful probes.
+                    for (labels, entry) in &mut self.series {
+                        entry.last_seen = now;
+                        step(labels, entry, Sample::Failed);
+                    }
+                    return;
+                }
+                obs.vectors
+                    .get(&config.value)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
             }
-            return;
-        }
-        let rows = obs
-            .vectors
-            .get(&config.value)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        };
         for (labels, value) in rows {
             let entry = self
                 .series
@@ -152,7 +226,11 @@ impl RuleEntry {
             entry.last_seen = now;
             step(labels, entry, Sample::Value(*value));
         }
-        let present: std::collections::HashSet<&Labels> = rows.iter().map(|(l, _)| l).collect();
+        let mut present: std::collections::HashSet<&Labels> = rows.iter().map(|(l, _)| l).collect();
+        let unlabelled = Labels::new();
+        if config.expr.is_some() && rows.is_empty() {
+            present.insert(&unlabelled);
+        }
         self.series.retain(|labels, entry| {
             if present.contains(labels) || now.since(entry.last_seen) < gone_after {
                 return true;
@@ -181,6 +259,11 @@ pub struct Engine {
     checks: Vec<CheckEntry>,
     rules: Vec<RuleEntry>,
     by_name: HashMap<String, usize>,
+    /// Samples for `expr` rules: scrapes and every check's values. Empty (and not written)
+    /// when no rule has an expression.
+    store: series::Store,
+    /// When the store last dropped what its retention no longer needs.
+    pruned: Timestamp,
 }
 
 /// How an observation changes its check, for the log: the log says when a check goes down
@@ -242,7 +325,14 @@ impl Engine {
             checks,
             rules,
             by_name,
+            store: series::Store::new(retention(config)),
+            pruned: now,
         }
+    }
+
+    /// The samples `expr` rules read.
+    pub fn store(&self) -> &series::Store {
+        &self.store
     }
 
     /// Switches to a new config, keeping what is still valid: a check whose config is unchanged
@@ -324,11 +414,35 @@ impl Engine {
     }
 
     /// Records `obs` and steps every rule reading its check. Returns the rules' transitions.
-    pub fn apply(&mut self, obs: Observation, now: Timestamp) -> Vec<RuleTransition> {
+    pub fn apply(&mut self, mut obs: Observation, now: Timestamp) -> Vec<RuleTransition> {
         let Some(&ci) = self.by_name.get(&obs.check) else {
             return Vec::new();
         };
         let entry = &mut self.checks[ci];
+        let scraped = obs.scraped.take();
+        if !self.store.retention().is_zero() {
+            let t = obs.at.as_millis();
+            match scraped {
+                Some(samples) => {
+                    self.store.ingest(&obs.check, samples, t);
+                }
+                None if obs.outcome.is_err() => {
+                    self.store.scrape_failed(&obs.check, t);
+                }
+                None => {}
+            }
+            // Every check's values are series too: `up{check="api"}`, ...
+            for (name, value) in &obs.values {
+                let mut labels = entry.config.labels.clone();
+                labels.insert("check".into(), obs.check.clone());
+                labels.insert(crate::promql::METRIC_NAME.into(), name.clone());
+                self.store.append(labels, t, *value);
+            }
+            if now.since(self.pruned) >= PRUNE_EVERY {
+                self.store.prune(now.as_millis());
+                self.pruned = now;
+            }
+        }
         let was_up = entry.last.as_ref().map(Observation::is_up);
         if was_up != Some(obs.is_up()) {
             entry.since = Some(obs.at);
@@ -342,7 +456,7 @@ impl Engine {
         entry.snapshot.take();
         let mut out = Vec::new();
         for &ri in &entry.rules {
-            self.rules[ri].apply(&obs, now, &mut out);
+            self.rules[ri].apply(&obs, &self.store, now, &mut out);
         }
         entry.last = Some(obs);
         out
@@ -722,6 +836,7 @@ mod tests {
             min_samples: 1,
             flapping: None,
             series: None,
+            expr: None,
         }
     }
 
@@ -738,6 +853,7 @@ mod tests {
             },
             values,
             vectors: Default::default(),
+            scraped: None,
         }
     }
 

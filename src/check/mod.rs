@@ -33,13 +33,15 @@ pub type Vectors = BTreeMap<String, Vec<(Labels, f64)>>;
 pub struct Reading {
     pub values: Values,
     pub vectors: Vectors,
+    /// A scrape's samples, for the series store.
+    pub scraped: Option<Vec<crate::series::Scraped>>,
 }
 
 impl From<Values> for Reading {
     fn from(values: Values) -> Self {
         Reading {
             values,
-            vectors: Vectors::new(),
+            ..Reading::default()
         }
     }
 }
@@ -57,6 +59,8 @@ pub struct Observation {
     pub values: Values,
     /// Labelled values of a successful probe (empty when it failed).
     pub vectors: Vectors,
+    /// A successful scrape's samples; the engine moves them into its series store.
+    pub scraped: Option<Vec<crate::series::Scraped>>,
 }
 
 impl Observation {
@@ -263,11 +267,11 @@ impl Prober {
             )),
         };
         let duration = started.elapsed();
-        let (outcome, mut values, vectors) = match result {
-            Ok(reading) => (Ok(()), reading.values, reading.vectors),
+        let (outcome, mut values, vectors, scraped) = match result {
+            Ok(reading) => (Ok(()), reading.values, reading.vectors, reading.scraped),
             Err(mut err) => {
                 let values = std::mem::take(&mut err.partial);
-                (Err(err), values, Vectors::new())
+                (Err(err), values, Vectors::new(), None)
             }
         };
         values.insert("up".into(), if outcome.is_ok() { 1.0 } else { 0.0 });
@@ -279,6 +283,7 @@ impl Prober {
             outcome,
             values,
             vectors,
+            scraped,
         }
     }
 }

@@ -576,6 +576,21 @@ pub struct RuleConfig {
     /// longer than this (`gone_after`, default the check's interval) is resolved and dropped.
     /// `None` for a scalar value (its one series has no labels).
     pub series: Option<Duration>,
+    /// `expr = "..."`: the rule reads this PromQL expression's result (one series per label
+    /// set of the result, `series` always set), evaluated after each observation of `check`;
+    /// `value` then holds the expression's text.
+    pub expr: Option<RuleExpr>,
+}
+
+/// A rule's PromQL expression, parsed and checked when the config is loaded.
+#[derive(Debug, Clone)]
+pub struct RuleExpr(pub std::sync::Arc<crate::promql::Query>);
+
+/// Two expressions are the same when their text is.
+impl PartialEq for RuleExpr {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.text() == other.0.text()
+    }
 }
 
 /// One severity level of a rule: when it is entered and when it is left.

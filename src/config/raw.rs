@@ -284,6 +284,7 @@ raw_table! {
         min_samples: Spanned<i64>,
         flapping: Spanned<RawFlapping>,
         gone_after: Spanned<String>,
+        expr: Spanned<String>,
         notify: Spanned<RawNotify>,
         hooks: Spanned<Vec<Spanned<RawHookTrigger>>>,
     }

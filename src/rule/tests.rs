@@ -36,6 +36,7 @@ fn rule() -> RuleConfig {
         min_samples: 1,
         flapping: None,
         series: None,
+        expr: None,
     }
 }
 

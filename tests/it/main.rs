@@ -9,6 +9,7 @@ mod harness;
 // Test modules, one per area. Add new ones below, in alphabetical order.
 mod admin;
 mod cli;
+mod conformance;
 mod daemon;
 mod exec_checks;
 mod first_hour;

@@ -585,5 +585,6 @@ pub(super) fn status_rule(check: &CheckConfig) -> Option<RuleConfig> {
         min_samples: 1,
         flapping: None,
         series: None,
+        expr: None,
     })
 }

@@ -22,7 +22,9 @@ impl Compiler<'_> {
         self.unknown_keys(&r.unknown, "in [[rule]]", RawRule::KEYS);
         let name = self.name(r.name.as_ref(), &header, "rule");
 
+        let expr = r.expr.as_ref().and_then(|e| self.expr(e, r));
         let check = match &r.check {
+            None if r.expr.is_some() => self.expr_check(&header, checks),
             None => {
                 self.missing(header.clone(), "check", "[[rule]]");
                 None
@@ -41,13 +43,16 @@ impl Compiler<'_> {
                 }
             }
         };
-        let value = match &r.value {
-            None => "up".to_string(),
-            Some(v) => v.get_ref().clone(),
+        let value = match (&r.value, &expr) {
+            (_, Some(e)) => e.0.text().to_string(),
+            (None, None) => "up".to_string(),
+            (Some(v), None) => v.get_ref().clone(),
         };
-        if let (Some((check_name, known)), Some(values)) =
-            (&check, check.as_ref().and_then(|(_, k)| k.values.as_ref()))
-        {
+        if let (Some((check_name, known)), Some(values), None) = (
+            &check,
+            check.as_ref().and_then(|(_, k)| k.values.as_ref()),
+            &r.expr,
+        ) {
             if known.open_values {
                 if !is_identifier(&value) {
                     let span = r.value.as_ref().map_or(header.clone(), Spanned::span);
@@ -111,7 +116,13 @@ impl Compiler<'_> {
             None => Some(None),
             Some(v) => self.flapping(v),
         };
-        let series = self.series_grace(r, check.as_ref().map(|(_, k)| *k), &value);
+        let series = match (&r.expr, &r.gone_after, check.as_ref()) {
+            // An expression's result is labelled series, whatever it reads.
+            (Some(_), Some(v), _) => self.positive_duration(v, "gone_after").map(Some),
+            (Some(_), None, Some((_, k))) => Some(Some(k.interval)),
+            (Some(_), None, None) => Some(None),
+            (None, ..) => self.series_grace(r, check.as_ref().map(|(_, k)| *k), &value),
+        };
 
         let config = (|| {
             Some(RuleConfig {
@@ -127,6 +138,7 @@ impl Compiler<'_> {
                 min_samples: min_samples?,
                 flapping: flapping?,
                 series: series?,
+                expr: expr.clone(),
             })
         })();
         let config = config.filter(|_| self.problems.len() == before);
@@ -159,6 +171,62 @@ impl Compiler<'_> {
             }
             // The check did not compile: its errors say why.
             (Some(_), None) => Some(None),
+        }
+    }
+
+    /// `expr = "..."`: parsed and checked; an unsupported construct is named at the
+    /// expression's position. Refused beside `value` (one or the other).
+    fn expr(&mut self, e: &Spanned<String>, r: &RawRule) -> Option<RuleExpr> {
+        if let Some(v) = &r.value {
+            self.error(
+                v.span(),
+                "a rule reads either `value` (of its check) or `expr`, not both",
+            );
+            return None;
+        }
+        let text = self.text(e)?;
+        match crate::promql::Query::parse(&text) {
+            Ok(q) => Some(RuleExpr(std::sync::Arc::new(q))),
+            Err(why) => {
+                let why = why.trim().replace('\n', "; ");
+                self.error(e.span(), format!("invalid expr {text:?}: {why}"));
+                None
+            }
+        }
+    }
+
+    /// The check after whose observations an `expr` rule without `check` is evaluated: the
+    /// config's one `scrape` check.
+    fn expr_check<'c>(
+        &mut self,
+        header: &std::ops::Range<usize>,
+        checks: &CheckIndex<'c>,
+    ) -> Option<(String, &'c super::KnownCheck)> {
+        let scrapes: Vec<&String> = checks
+            .order
+            .iter()
+            .filter(|n| {
+                checks
+                    .known
+                    .get(*n)
+                    .is_some_and(|k| k.kind == Some("scrape"))
+            })
+            .collect();
+        match scrapes.as_slice() {
+            [one] => Some(((*one).clone(), &checks.known[*one])),
+            _ => {
+                if checks.complete {
+                    self.error(
+                        header.clone(),
+                        format!(
+                            "an expr rule needs `check`: the check after whose runs it is \
+                             evaluated (defaults to the config's one scrape check; it has {})",
+                            scrapes.len()
+                        ),
+                    );
+                }
+                None
+            }
         }
     }
 

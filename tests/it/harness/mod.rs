@@ -17,6 +17,7 @@ pub mod http;
 pub mod notify_receiver;
 pub mod postgres;
 pub mod process;
+pub mod prometheus;
 pub mod receiver;
 pub mod redis;
 pub mod smtp;
