@@ -11,6 +11,7 @@ use super::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_OUTPUT_BYTES, MAX_BODY_BYTES, MAX_OUTPUT_BYTES,
     MIN_INTERVAL, MIN_TIMEOUT,
 };
+use crate::config::checks::*;
 use crate::config::model::*;
 use crate::config::raw::*;
 use crate::config::{format_duration, parse_assertion, parse_path};
