@@ -1,8 +1,11 @@
-//! Check kinds, one file each: the kind's validated spec, the `[[check]]` keys it takes, and
-//! the values and secrets its checks have ([`KindSpec`]). [`CheckKind`] is the closed set of
-//! kinds; its methods dispatch to the kind through one match ([`CheckKind::spec`]).
+//! Check kinds, one file each: the kind's validated spec, the `[[check]]` keys it takes and
+//! the values and secrets its checks have ([`KindSpec`]), and its compile step (an
+//! `impl Compiler` block, which `compile/checks.rs` calls once it has compiled what every
+//! check has). [`CheckKind`] is the closed set of kinds; its methods dispatch to the kind
+//! through one match ([`CheckKind::spec`]).
 //!
-//! Like the rest of `config`: pure, no I/O; nothing downstream re-validates a spec.
+//! Like the rest of `config`: no I/O but through the compiler's `Host`; nothing downstream
+//! re-validates a spec.
 
 mod exec;
 mod http;
@@ -12,6 +15,7 @@ mod system;
 mod tcp;
 mod tls;
 
+pub(super) use exec::status_rule;
 pub use exec::ExecCheck;
 pub use http::HttpCheck;
 pub use postgres::{NamedQuery, PostgresCheck, QueryResult, MAX_SERIES_ROWS};
@@ -53,7 +57,7 @@ pub trait KindSpec {
 
 /// The values every check of kind `K` has: `up` (1 or 0), `duration_seconds`, then the
 /// kind's own.
-pub fn builtin_values<K: KindSpec>() -> Vec<String> {
+fn builtin_values<K: KindSpec>() -> Vec<String> {
     let mut names: Vec<String> = vec!["up".into(), "duration_seconds".into()];
     names.extend(K::VALUES.iter().map(|s| s.to_string()));
     names

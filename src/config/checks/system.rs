@@ -1,9 +1,11 @@
 //! `kind = "system"`: CPU, memory and load of the host or warden's cgroup, a file system's
 //! space.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::KindSpec;
+use crate::config::compile::Compiler;
+use crate::config::raw::RawCheck;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SystemCheck {
@@ -37,5 +39,40 @@ impl KindSpec for SystemCheck {
             Some(_) => vec!["disk_ratio".to_string(), "disk_free_bytes".to_string()],
             None => Vec::new(),
         }
+    }
+}
+
+impl Compiler<'_> {
+    pub(in crate::config) fn system(&mut self, r: &RawCheck) -> Option<SystemCheck> {
+        let scope = match &r.scope {
+            None => Some(SystemScope::Auto),
+            Some(v) => self.one_of(
+                v,
+                "scope",
+                &[
+                    ("auto", SystemScope::Auto),
+                    ("host", SystemScope::Host),
+                    ("cgroup", SystemScope::Cgroup),
+                ],
+            ),
+        };
+        let disk_path = match &r.disk_path {
+            None => Some(None),
+            Some(v) => self.text(v).and_then(|text| {
+                if Path::new(&text).is_absolute() {
+                    Some(Some(PathBuf::from(text)))
+                } else {
+                    self.error(
+                        v.span(),
+                        format!(r#"disk_path must be an absolute path, e.g. "/" or "/var/lib/warden", got {text:?}"#),
+                    );
+                    None
+                }
+            }),
+        };
+        Some(SystemCheck {
+            scope: scope?,
+            disk_path: disk_path?,
+        })
     }
 }
