@@ -85,8 +85,13 @@ fn types_using(key: &str) -> Option<&'static [Type]> {
 const NOTIFIER_KEYS: KindKeys<Type> = KindKeys {
     plural: "notifiers",
     all: RawNotifier::KEYS,
-    using: types_using,
+    takes: type_takes,
 };
+
+/// Whether a `[[notifier]]` of `ty` takes `key`.
+fn type_takes(ty: Type, key: &str) -> bool {
+    types_using(key).is_none_or(|types| types.contains(&ty))
+}
 
 /// Every `[[notifier]]` and `[[hook]]` of every file, and the names rules may use.
 pub(super) struct Catalog {

@@ -10,6 +10,7 @@
 
 mod alerting;
 mod assertion;
+mod checks;
 mod compile;
 mod diag;
 mod duration;
@@ -29,6 +30,7 @@ mod tests_limits;
 use std::path::Path;
 
 pub use assertion::{parse_assertion, parse_condition, parse_path};
+pub use checks::*;
 pub use diag::{Diagnostic, Diagnostics};
 pub use duration::{format_duration, parse_duration};
 pub use model::*;

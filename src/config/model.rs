@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::checks::CheckKind;
 use super::hook::HookConfig;
 use super::notifier::{secrets_of, NotifierConfig};
 use crate::alert::Severity;
@@ -44,13 +45,7 @@ impl Config {
             add(t);
         }
         for check in &self.checks {
-            match &check.kind {
-                CheckKind::Http(h) => h.headers.iter().for_each(|(_, v)| add(v)),
-                CheckKind::Redis(r) => add(&r.url),
-                CheckKind::Postgres(p) => add(&p.url),
-                CheckKind::Exec(e) => e.env.iter().for_each(|(_, v)| add(v)),
-                CheckKind::Tcp(_) | CheckKind::Tls(_) | CheckKind::System(_) => {}
-            }
+            check.kind.secrets().into_iter().for_each(&mut add);
         }
         for hook in &self.alerting.hooks {
             hook.config.env.values().for_each(&mut add);
@@ -269,113 +264,6 @@ impl Retry {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum CheckKind {
-    Http(HttpCheck),
-    Tcp(TcpCheck),
-    Tls(TlsCheck),
-    Redis(RedisCheck),
-    Postgres(PostgresCheck),
-    Exec(ExecCheck),
-    System(SystemCheck),
-}
-
-impl CheckKind {
-    /// The kind's name as written in the config (`kind = "http"`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            CheckKind::Http(_) => "http",
-            CheckKind::Tcp(_) => "tcp",
-            CheckKind::Tls(_) => "tls",
-            CheckKind::Redis(_) => "redis",
-            CheckKind::Postgres(_) => "postgres",
-            CheckKind::Exec(_) => "exec",
-            CheckKind::System(_) => "system",
-        }
-    }
-
-    /// Whether a rule may read any value name: an `exec` check's perfdata labels are only
-    /// known at run time, so a value missing then is the rule's `on_missing`.
-    pub fn open_values(&self) -> bool {
-        matches!(self, CheckKind::Exec(_))
-    }
-
-    /// The value names that are labelled series (a postgres query with `result = "series"`);
-    /// every other value is one number.
-    pub fn series_values(&self) -> Vec<String> {
-        match self {
-            CheckKind::Postgres(p) => p
-                .queries
-                .iter()
-                .filter(|q| q.result == QueryResult::Series)
-                .map(|q| q.name.clone())
-                .collect(),
-            _ => Vec::new(),
-        }
-    }
-
-    /// Names of the values an observation of this check can carry, for rules to read.
-    /// Every kind has `up` (1 or 0) and `duration_seconds`.
-    pub fn value_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = vec!["up".into(), "duration_seconds".into()];
-        let fixed: &[&str] = match self {
-            CheckKind::Http(_) => &["status_code"],
-            CheckKind::Tcp(_) => &[],
-            CheckKind::Tls(_) => &["days_left"],
-            CheckKind::Redis(_) => &[
-                "used_memory",
-                "maxmemory",
-                "memory_ratio",
-                "connected_clients",
-                "blocked_clients",
-            ],
-            CheckKind::Postgres(_) => &["connections", "max_connections", "connections_ratio"],
-            CheckKind::Exec(_) => &["status", "exit_code"],
-            CheckKind::System(_) => &[
-                "cpu_ratio",
-                "memory_ratio",
-                "memory_used_bytes",
-                "memory_limit_bytes",
-                "load1",
-            ],
-        };
-        names.extend(fixed.iter().map(|s| s.to_string()));
-        match self {
-            CheckKind::Http(h) => names.extend(h.extract.keys().cloned()),
-            CheckKind::Redis(r) => names.extend(r.info_fields.iter().cloned()),
-            CheckKind::Postgres(p) => names.extend(p.queries.iter().map(|q| q.name.clone())),
-            CheckKind::System(s) if s.disk_path.is_some() => {
-                names.extend(["disk_ratio".to_string(), "disk_free_bytes".to_string()])
-            }
-            CheckKind::Tcp(_) | CheckKind::Tls(_) | CheckKind::Exec(_) | CheckKind::System(_) => {}
-        }
-        names
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct HttpCheck {
-    pub url: String,
-    /// Upper-case method name, default `GET`.
-    pub method: String,
-    /// Header values may hold credentials, so they are secrets.
-    pub headers: Vec<(String, Secret)>,
-    pub body: Option<String>,
-    /// Accepted status codes; empty means any 2xx.
-    pub expect_status: Vec<u16>,
-    pub assertions: Vec<JsonAssertion>,
-    /// Value name → JSON path of a number (or bool, as 1/0) in the body.
-    pub extract: BTreeMap<String, JsonPath>,
-    /// Bodies larger than this fail the probe (`bad-body`). Default 1 MiB, at most 64 MiB.
-    pub max_body_bytes: usize,
-    /// Verify the server certificate (default true).
-    pub tls_verify: bool,
-    /// Extra CA certificates (PEM) to trust.
-    pub ca_file: Option<PathBuf>,
-    /// Follow redirects (default false: a health endpoint that redirects is reported as such).
-    pub follow_redirects: bool,
-}
-
 /// A path into a JSON document: `components.database`, `items[0].status`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JsonPath {
@@ -436,90 +324,6 @@ pub struct JsonAssertion {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct TcpCheck {
-    /// `host:port`.
-    pub address: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct TlsCheck {
-    /// `host:port`.
-    pub address: String,
-    /// SNI and verification name; default the host part of `address`.
-    pub server_name: String,
-    /// Verify the chain and name (default true). With `false` the days left are still read.
-    pub verify: bool,
-    pub ca_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct RedisCheck {
-    /// `redis://[:password@]host:port[/db]` or `rediss://...`.
-    pub url: Secret,
-    /// Extra numeric `INFO` fields exposed as values, e.g. `instantaneous_ops_per_sec`.
-    pub info_fields: Vec<String>,
-    /// CA certificates (PEM) to trust for `rediss://` instead of the system's.
-    pub ca_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct PostgresCheck {
-    /// libpq-style URL or key/value connection string.
-    pub url: Secret,
-    pub queries: Vec<NamedQuery>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct NamedQuery {
-    /// Also the name of the value it produces.
-    pub name: String,
-    pub sql: String,
-    pub result: QueryResult,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueryResult {
-    /// The first column of the first row, as a number (a query returning no row fails).
-    Scalar,
-    /// The number of rows returned.
-    Rows,
-    /// One series per row: every column but the last is a label (named by its column), the
-    /// last is the value. At most [`MAX_SERIES_ROWS`] rows.
-    Series,
-}
-
-/// The most rows a `result = "series"` query may return: more fail the probe (a query
-/// grouping by an unbounded column would otherwise make a series, an alert and a page each).
-pub const MAX_SERIES_ROWS: usize = 1000;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExecCheck {
-    pub program: ExecProgram,
-    /// Extra environment for the child; values may hold credentials, so they are secrets.
-    pub env: Vec<(String, Secret)>,
-    /// Working directory of the child (relative paths were joined to the config file's
-    /// directory); `None`: warden's own.
-    pub workdir: Option<PathBuf>,
-    /// Output kept per stream (stdout, stderr); the rest is read and discarded. Default 8 KiB.
-    pub max_output_bytes: usize,
-    /// Add the implicit rule named like the check that maps the exit status to a state
-    /// (compile adds it to `Config::rules`). Default true.
-    pub status_rule: bool,
-}
-
-impl ExecCheck {
-    /// The program as people name it, for messages and the status rule's description:
-    /// `command[0]`, or the first word of a shell script. Never the arguments (they may carry
-    /// interpolated credentials).
-    pub fn program_name(&self) -> &str {
-        match &self.program {
-            ExecProgram::Argv(argv) => argv.first().map_or("", String::as_str),
-            ExecProgram::Shell(script) => script.split_whitespace().next().unwrap_or("sh"),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
 pub enum ExecProgram {
     /// `command = [...]`: run directly, no shell. Never empty. A bare `argv[0]` (no `/`) is
     /// looked up in `PATH` at spawn time; a relative one with a `/` was joined to the config
@@ -527,22 +331,6 @@ pub enum ExecProgram {
     Argv(Vec<String>),
     /// `shell = "..."`: run by `/bin/sh -c`.
     Shell(String),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SystemCheck {
-    pub scope: SystemScope,
-    /// Adds `disk_ratio` and `disk_free_bytes` for the file system holding this (absolute) path.
-    pub disk_path: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SystemScope {
-    /// The cgroup when warden's own cgroup v2 (or an ancestor) sets a memory or CPU limit,
-    /// else the host. Decided at every probe.
-    Auto,
-    Host,
-    Cgroup,
 }
 
 /// The severity a rule reports for a failed probe or a missing value.

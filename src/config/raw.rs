@@ -225,7 +225,7 @@ raw_table! {
 
 raw_table! {
     /// `[[check]]`: one flat struct for every kind (an internally tagged enum would lose the
-    /// spans); `compile/checks.rs` rejects keys the kind does not use.
+    /// spans); `compile/checks.rs` rejects keys the kind does not take (its `KindSpec::KEYS`).
     pub struct RawCheck {
         name: Spanned<String>,
         kind: Spanned<String>,

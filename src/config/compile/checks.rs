@@ -1,20 +1,14 @@
-//! Compiling `[[check]]`: the closed set of kinds ([`Kind`]), the keys each uses, one method
-//! per kind, and an exec check's implicit status rule. [`compile`](super::compile) drives.
-
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+//! Compiling `[[check]]`: what every check has (name, kind, interval, timeout, retry_interval,
+//! labels, the keys its kind does not take) and the dispatch to the kinds ([`Kind`]), whose
+//! compile steps live beside their specs in `../checks/`. [`compile`](super::compile) drives.
 
 use toml::Spanned;
 
-use super::{
-    is_postgres_conninfo, split_host_port, Compiler, Defaults, KindKeys, Span,
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_OUTPUT_BYTES, MAX_BODY_BYTES, MAX_OUTPUT_BYTES,
-    MIN_INTERVAL, MIN_TIMEOUT,
-};
+use super::{split_host_port, Compiler, Defaults, KindKeys, Span, MIN_INTERVAL, MIN_TIMEOUT};
+use crate::config::checks::*;
+use crate::config::format_duration;
 use crate::config::model::*;
 use crate::config::raw::*;
-use crate::config::{format_duration, parse_assertion, parse_path};
-use crate::secret::Secret;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) enum Kind {
@@ -27,99 +21,55 @@ pub(super) enum Kind {
     System,
 }
 
-const KINDS: [(&str, Kind); 7] = [
-    ("http", Kind::Http),
-    ("tcp", Kind::Tcp),
-    ("tls", Kind::Tls),
-    ("redis", Kind::Redis),
-    ("postgres", Kind::Postgres),
-    ("exec", Kind::Exec),
-    ("system", Kind::System),
-];
-
 impl Kind {
-    pub(super) fn name(self) -> &'static str {
-        KINDS
-            .iter()
-            .find(|(_, k)| *k == self)
-            .map_or("?", |(name, _)| name)
+    /// Every kind, in the order messages list them.
+    const ALL: [Kind; 7] = [
+        Kind::Http,
+        Kind::Tcp,
+        Kind::Tls,
+        Kind::Redis,
+        Kind::Postgres,
+        Kind::Exec,
+        Kind::System,
+    ];
+
+    /// The kind's name and its own `[[check]]` keys, from its [`KindSpec`].
+    fn spec(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            Kind::Http => (HttpCheck::NAME, HttpCheck::KEYS),
+            Kind::Tcp => (TcpCheck::NAME, TcpCheck::KEYS),
+            Kind::Tls => (TlsCheck::NAME, TlsCheck::KEYS),
+            Kind::Redis => (RedisCheck::NAME, RedisCheck::KEYS),
+            Kind::Postgres => (PostgresCheck::NAME, PostgresCheck::KEYS),
+            Kind::Exec => (ExecCheck::NAME, ExecCheck::KEYS),
+            Kind::System => (SystemCheck::NAME, SystemCheck::KEYS),
+        }
     }
 
-    /// Value names every check of this kind has, before extracts, info fields and queries.
-    fn builtin_values(self) -> Vec<String> {
-        let url = Secret::new("");
-        let kind = match self {
-            Kind::Http => CheckKind::Http(HttpCheck {
-                url: String::new(),
-                method: String::new(),
-                headers: Vec::new(),
-                body: None,
-                expect_status: Vec::new(),
-                assertions: Vec::new(),
-                extract: BTreeMap::new(),
-                max_body_bytes: 0,
-                tls_verify: true,
-                ca_file: None,
-                follow_redirects: false,
-            }),
-            Kind::Tcp => CheckKind::Tcp(TcpCheck {
-                address: String::new(),
-            }),
-            Kind::Tls => CheckKind::Tls(TlsCheck {
-                address: String::new(),
-                server_name: String::new(),
-                verify: true,
-                ca_file: None,
-            }),
-            Kind::Redis => CheckKind::Redis(RedisCheck {
-                url,
-                info_fields: Vec::new(),
-                ca_file: None,
-            }),
-            Kind::Postgres => CheckKind::Postgres(PostgresCheck {
-                url,
-                queries: Vec::new(),
-            }),
-            Kind::Exec => CheckKind::Exec(ExecCheck {
-                program: ExecProgram::Shell(String::new()),
-                env: Vec::new(),
-                workdir: None,
-                max_output_bytes: 0,
-                status_rule: true,
-            }),
-            Kind::System => CheckKind::System(SystemCheck {
-                scope: SystemScope::Auto,
-                disk_path: None,
-            }),
-        };
-        kind.value_names()
+    pub(super) fn name(self) -> &'static str {
+        self.spec().0
     }
 }
+
+/// The keys every `[[check]]` has, whatever its kind.
+const COMMON_KEYS: &[&str] = &[
+    "name",
+    "kind",
+    "interval",
+    "timeout",
+    "retry_interval",
+    "labels",
+];
 
 const CHECK_KEYS: KindKeys<Kind> = KindKeys {
     plural: "checks",
     all: RawCheck::KEYS,
-    using: kinds_using,
+    takes: takes_key,
 };
 
-/// The kinds that use a `[[check]]` key; `None` for keys every kind has.
-fn kinds_using(key: &str) -> Option<&'static [Kind]> {
-    use Kind::*;
-    match key {
-        "url" => Some(&[Http, Redis, Postgres]),
-        "method" | "headers" | "body" | "expect_status" | "assert" | "extract"
-        | "max_body_bytes" | "tls_verify" | "follow_redirects" => Some(&[Http]),
-        "ca_file" => Some(&[Http, Tls, Redis]),
-        "address" => Some(&[Tcp, Tls]),
-        "server_name" | "verify" => Some(&[Tls]),
-        "info_fields" => Some(&[Redis]),
-        "query" => Some(&[Postgres]),
-        "command" | "shell" | "env" | "workdir" | "max_output_bytes" | "status_rule" => {
-            Some(&[Exec])
-        }
-        "scope" | "disk_path" => Some(&[System]),
-        _ => None,
-    }
+/// Whether a `[[check]]` of `kind` takes `key`: a key every check has, or one of its kind's.
+fn takes_key(kind: Kind, key: &str) -> bool {
+    COMMON_KEYS.contains(&key) || kind.spec().1.contains(&key)
 }
 
 impl Compiler<'_> {
@@ -134,7 +84,8 @@ impl Compiler<'_> {
         let header = raw.span();
         let r = raw.get_ref();
         let name = self.name(r.name.as_ref(), &header, "check");
-        let kind = self.kind(r.kind.as_ref(), &header, "check", &KINDS);
+        let kinds = Kind::ALL.map(|k| (k.name(), k));
+        let kind = self.kind(r.kind.as_ref(), &header, "check", &kinds);
         self.kind_keys(
             &CHECK_KEYS,
             "check",
@@ -223,102 +174,23 @@ impl Compiler<'_> {
         (name, kind, config)
     }
 
-    fn required<'r>(
+    /// A key a kind requires (`url`, `address`), `kind` its name.
+    pub(in crate::config) fn required<'r>(
         &mut self,
         v: &'r Option<Spanned<String>>,
         header: &Span,
         key: &str,
-        kind: Kind,
+        kind: &str,
     ) -> Option<&'r Spanned<String>> {
         if v.is_none() {
-            self.missing(
-                header.clone(),
-                key,
-                &format!("[[check]] of kind {:?}", kind.name()),
-            );
+            self.missing(header.clone(), key, &format!("[[check]] of kind {kind:?}"));
         }
         v.as_ref()
     }
 
-    fn http(&mut self, r: &RawCheck, header: &Span) -> Option<HttpCheck> {
-        let before = self.problems.len();
-        let url = self
-            .required(&r.url, header, "url", Kind::Http)
-            .and_then(|v| self.http_url(v, "url"));
-        let method = match &r.method {
-            None => Some("GET".to_string()),
-            Some(v) => self.text(v).map(|text| {
-                if text.is_empty() || !text.chars().all(|c| c.is_ascii_alphabetic()) {
-                    self.error(
-                        v.span(),
-                        format!("invalid method {text:?}: expected an HTTP method such as GET, HEAD or POST"),
-                    );
-                }
-                text.to_ascii_uppercase()
-            }),
-        };
-        let headers = self.headers(r.headers.as_ref());
-        let body = r.body.as_ref().and_then(|v| self.text(v));
-        let mut expect_status = Vec::new();
-        for v in r.expect_status.iter().flat_map(|l| l.get_ref().iter()) {
-            if let Some(code) = self.int(v, "expect_status", 100, 599) {
-                expect_status.extend(u16::try_from(code).ok());
-            }
-        }
-        let mut assertions = Vec::new();
-        for v in r.assert.iter().flat_map(|l| l.get_ref().iter()) {
-            if let Some(text) = self.text(v) {
-                match parse_assertion(&text) {
-                    Ok(a) => assertions.push(a),
-                    Err(e) => self.error(v.span(), e),
-                }
-            }
-        }
-        let builtin = Kind::Http.builtin_values();
-        let mut extract = BTreeMap::new();
-        for (key, value) in r.extract.iter().flat_map(|m| m.get_ref().0.iter()) {
-            let name = key.get_ref();
-            if self.value_name(name, key.span(), "value name") && builtin.contains(name) {
-                self.error(
-                    key.span(),
-                    format!(
-                        "value name {name:?} is already a built-in value of http checks ({})",
-                        builtin.join(", ")
-                    ),
-                );
-            }
-            if let Some(text) = self.text(value) {
-                match parse_path(&text) {
-                    Ok(path) => {
-                        extract.insert(name.clone(), path);
-                    }
-                    Err(e) => self.error(value.span(), e),
-                }
-            }
-        }
-        let max_body_bytes = match &r.max_body_bytes {
-            None => Some(DEFAULT_MAX_BODY_BYTES),
-            Some(v) => self.int(v, "max_body_bytes", 1, MAX_BODY_BYTES),
-        };
-        let ca_file = self.ca_file(r.ca_file.as_ref());
-        let (url, method, max_body_bytes, ca_file) = (url?, method?, max_body_bytes?, ca_file?);
-        (self.problems.len() == before).then(|| HttpCheck {
-            url,
-            method,
-            headers,
-            body,
-            expect_status,
-            assertions,
-            extract,
-            max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
-            tls_verify: r.tls_verify.as_ref().is_none_or(|v| *v.get_ref()),
-            ca_file,
-            follow_redirects: r.follow_redirects.as_ref().is_some_and(|v| *v.get_ref()),
-        })
-    }
-
-    /// A `host:port` address; returns it and its host (without IPv6 brackets).
-    fn address(&mut self, v: &Spanned<String>) -> Option<(String, String)> {
+    /// A `host:port` address (of a tcp or tls check); returns it and its host (without IPv6
+    /// brackets).
+    pub(in crate::config) fn address(&mut self, v: &Spanned<String>) -> Option<(String, String)> {
         let text = self.text(v)?;
         match split_host_port(&text) {
             Some(host) => {
@@ -334,257 +206,37 @@ impl Compiler<'_> {
             }
         }
     }
-
-    fn tcp(&mut self, r: &RawCheck, header: &Span) -> Option<TcpCheck> {
-        let v = self.required(&r.address, header, "address", Kind::Tcp)?;
-        let (address, _) = self.address(v)?;
-        Some(TcpCheck { address })
-    }
-
-    fn tls(&mut self, r: &RawCheck, header: &Span) -> Option<TlsCheck> {
-        let address = self
-            .required(&r.address, header, "address", Kind::Tls)
-            .and_then(|v| self.address(v));
-        let server_name = match &r.server_name {
-            None => Some(None),
-            Some(v) => self.text(v).and_then(|name| {
-                if name.is_empty() || name.contains(char::is_whitespace) {
-                    self.error(
-                        v.span(),
-                        format!(r#"invalid server_name {name:?}: expected a host name, e.g. "example.com""#),
-                    );
-                    None
-                } else {
-                    Some(Some(name))
-                }
-            }),
-        };
-        let ca_file = self.ca_file(r.ca_file.as_ref());
-        let ((address, host), server_name, ca_file) = (address?, server_name?, ca_file?);
-        Some(TlsCheck {
-            address,
-            server_name: server_name.unwrap_or(host),
-            verify: r.verify.as_ref().is_none_or(|v| *v.get_ref()),
-            ca_file,
-        })
-    }
-
-    fn redis(&mut self, r: &RawCheck, header: &Span) -> Option<RedisCheck> {
-        let before = self.problems.len();
-        let url = self
-            .required(&r.url, header, "url", Kind::Redis)
-            .and_then(|v| {
-                let text = self.text(v)?;
-                let schemes = ["redis://", "rediss://", "redis+unix://", "unix://"];
-                if !schemes.iter().any(|s| text.starts_with(s)) {
-                    // The URL may hold a password: name the field, not the value.
-                    self.error(v.span(), "redis url must start with redis:// or rediss://");
-                }
-                Some(Secret::new(text))
-            });
-        let builtin = Kind::Redis.builtin_values();
-        let mut info_fields: Vec<String> = Vec::new();
-        for v in r.info_fields.iter().flat_map(|l| l.get_ref().iter()) {
-            let name = v.get_ref();
-            if !self.value_name(name, v.span(), "info field") {
-                continue;
-            }
-            if builtin.contains(name) {
-                self.error(
-                    v.span(),
-                    format!("info field {name:?} is already a built-in value of redis checks"),
-                );
-            } else if info_fields.contains(name) {
-                self.error(v.span(), format!("info field {name:?} is listed twice"));
-            } else {
-                info_fields.push(name.clone());
-            }
-        }
-        let ca_file = self.ca_file(r.ca_file.as_ref());
-        let (url, ca_file) = (url?, ca_file?);
-        (self.problems.len() == before).then_some(RedisCheck {
-            url,
-            info_fields,
-            ca_file,
-        })
-    }
-
-    fn postgres(&mut self, r: &RawCheck, header: &Span) -> Option<PostgresCheck> {
-        let before = self.problems.len();
-        let url = self
-            .required(&r.url, header, "url", Kind::Postgres)
-            .and_then(|v| {
-                let text = self.text(v)?;
-                if !is_postgres_conninfo(&text) {
-                    // The URL may hold a password: name the field, not the value.
-                    self.error(
-                        v.span(),
-                        r#"postgres url must be a postgres:// URL or a key=value connection string, e.g. "host=127.0.0.1 user=postgres""#,
-                    );
-                }
-                Some(Secret::new(text))
-            });
-        let builtin = Kind::Postgres.builtin_values();
-        let mut queries: Vec<NamedQuery> = Vec::new();
-        let mut names: Vec<String> = Vec::new();
-        for q in r.query.iter().flat_map(|l| l.get_ref().iter()) {
-            let qr = q.get_ref();
-            let section = "[[check.query]]";
-            self.unknown_keys(&qr.unknown, "in [[check.query]]", RawQuery::KEYS);
-            let name = match &qr.name {
-                None => {
-                    self.missing(q.span(), "name", section);
-                    None
-                }
-                Some(v) => {
-                    let name = v.get_ref();
-                    if !self.value_name(name, v.span(), "query name") {
-                        None
-                    } else if builtin.contains(name) {
-                        self.error(
-                            v.span(),
-                            format!(
-                                "query name {name:?} is already a built-in value of postgres checks ({})",
-                                builtin.join(", ")
-                            ),
-                        );
-                        None
-                    } else if names.contains(name) {
-                        self.error(
-                            v.span(),
-                            format!("query name {name:?} is used twice in this check"),
-                        );
-                        None
-                    } else {
-                        names.push(name.clone());
-                        Some(name.clone())
-                    }
-                }
-            };
-            let sql = match &qr.sql {
-                None => {
-                    self.missing(q.span(), "sql", section);
-                    None
-                }
-                Some(v) => self.text(v).and_then(|sql| {
-                    if sql.trim().is_empty() {
-                        self.error(v.span(), "query sql must not be empty");
-                        None
-                    } else {
-                        Some(sql)
-                    }
-                }),
-            };
-            let result = match &qr.result {
-                None => Some(QueryResult::Scalar),
-                Some(v) => self.one_of(
-                    v,
-                    "query result",
-                    &[
-                        ("scalar", QueryResult::Scalar),
-                        ("rows", QueryResult::Rows),
-                        ("series", QueryResult::Series),
-                    ],
-                ),
-            };
-            if let (Some(name), Some(sql), Some(result)) = (name, sql, result) {
-                queries.push(NamedQuery { name, sql, result });
-            }
-        }
-        let url = url?;
-        (self.problems.len() == before).then_some(PostgresCheck { url, queries })
-    }
-
-    fn exec(&mut self, r: &RawCheck, header: &Span) -> Option<ExecCheck> {
-        let before = self.problems.len();
-        let program = self.program(
-            r.command.as_ref(),
-            r.shell.as_ref(),
-            r.key_span("shell"),
-            header,
-            r#"[[check]] of kind "exec", e.g. command = ["check_tcp", "-H", "127.0.0.1", "-p", "6379"]"#,
-        );
-        let env = self.env(r.env.as_ref());
-        let workdir = self.workdir(r.workdir.as_ref());
-        let max_output_bytes = match &r.max_output_bytes {
-            None => Some(DEFAULT_MAX_OUTPUT_BYTES),
-            Some(v) => self.int(v, "max_output_bytes", 1, MAX_OUTPUT_BYTES),
-        };
-        let (program, workdir, max_output_bytes) = (program?, workdir?, max_output_bytes?);
-        (self.problems.len() == before).then(|| ExecCheck {
-            program,
-            env,
-            workdir,
-            max_output_bytes: usize::try_from(max_output_bytes).unwrap_or(usize::MAX),
-            status_rule: r.status_rule.as_ref().is_none_or(|v| *v.get_ref()),
-        })
-    }
-
-    fn system(&mut self, r: &RawCheck) -> Option<SystemCheck> {
-        let scope = match &r.scope {
-            None => Some(SystemScope::Auto),
-            Some(v) => self.one_of(
-                v,
-                "scope",
-                &[
-                    ("auto", SystemScope::Auto),
-                    ("host", SystemScope::Host),
-                    ("cgroup", SystemScope::Cgroup),
-                ],
-            ),
-        };
-        let disk_path = match &r.disk_path {
-            None => Some(None),
-            Some(v) => self.text(v).and_then(|text| {
-                if Path::new(&text).is_absolute() {
-                    Some(Some(PathBuf::from(text)))
-                } else {
-                    self.error(
-                        v.span(),
-                        format!(r#"disk_path must be an absolute path, e.g. "/" or "/var/lib/warden", got {text:?}"#),
-                    );
-                    None
-                }
-            }),
-        };
-        Some(SystemCheck {
-            scope: scope?,
-            disk_path: disk_path?,
-        })
-    }
 }
 
-/// The implicit rule of an exec check with `status_rule`, named like the check: the plugin's
-/// exit status read the way Nagios reads it (1 warning, 2 critical, a failed run unknown).
-pub(super) fn status_rule(check: &CheckConfig) -> Option<RuleConfig> {
-    let CheckKind::Exec(exec) = &check.kind else {
-        return None;
-    };
-    if !exec.status_rule {
-        return None;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `RawCheck` stays one flat table of every kind's keys: each of its keys is one every
+    /// check has or one a kind takes, and each key a kind takes is one of its fields.
+    #[test]
+    fn every_check_key_belongs_to_all_checks_or_to_kinds() {
+        for key in RawCheck::KEYS {
+            let kinds: Vec<&str> = Kind::ALL
+                .iter()
+                .filter(|k| k.spec().1.contains(key))
+                .map(|k| k.name())
+                .collect();
+            let common = COMMON_KEYS.contains(key);
+            assert!(
+                common == kinds.is_empty(),
+                "key {key:?} must be common to every check or taken by kinds, not both or neither \
+                 (common: {common}, kinds: {kinds:?})"
+            );
+        }
+        for kind in Kind::ALL {
+            for key in kind.spec().1 {
+                assert!(
+                    RawCheck::KEYS.contains(key),
+                    "kind {:?} takes {key:?}, which RawCheck lacks",
+                    kind.name()
+                );
+            }
+        }
     }
-    let level = |threshold| LevelConfig {
-        when: Condition {
-            op: CmpOp::Ge,
-            threshold,
-        },
-        clear: None,
-        trigger: Trigger::Immediate,
-        recover: Recovery::default(),
-    };
-    Some(RuleConfig {
-        name: check.name.clone(),
-        check: check.name.clone(),
-        value: "status".into(),
-        description: Some(format!("exit status of {}", exec.program_name())),
-        labels: check.labels.clone(),
-        warning: Some(level(1.0)),
-        critical: Some(level(2.0)),
-        on_error: MissingPolicy::Unknown,
-        on_missing: MissingPolicy::Unknown,
-        min_samples: 1,
-        flapping: None,
-        series: None,
-        expr: None,
-    })
 }

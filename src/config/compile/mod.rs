@@ -7,8 +7,9 @@
 //! fields, never secret values. This file holds the [`compile`] driver, the [`Compiler`] and
 //! the value helpers every part shares (durations, secrets, names, URLs, commands); each part
 //! adds its own methods to the [`Compiler`]: `server.rs` (`[server]`, `[log]`, `[defaults]`),
-//! `checks.rs` (`[[check]]`, one method per kind, and an exec check's implicit status rule),
-//! `rules.rs` (`[[rule]]`: levels, conditions, flapping) and, beside this directory,
+//! `checks.rs` (`[[check]]`: what every check has, and the dispatch to its kind), `rules.rs`
+//! (`[[rule]]`: levels, conditions, flapping) and, beside this directory, each kind's file in
+//! `../checks/` (its keys and compile method; exec's implicit status rule) and
 //! `../alerting.rs` (`[state]`, `[alerting]`, notifiers, hooks, a rule's `notify` and `hooks`).
 
 mod checks;
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::checks::status_rule;
 use super::diag::Problem;
 use super::duration::{format_duration, parse_duration};
 use super::env::interpolate;
@@ -29,7 +31,7 @@ use super::load::FileUnit;
 use super::model::*;
 use super::raw::*;
 use crate::secret::{redact_url, Secret};
-use checks::{status_rule, Kind};
+use checks::Kind;
 
 pub(super) type Span = Range<usize>;
 
@@ -43,10 +45,6 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
 const MIN_TIMEOUT: Duration = Duration::from_millis(10);
-const DEFAULT_MAX_BODY_BYTES: i64 = 1024 * 1024;
-/// Upper bound for an http check's `max_body_bytes`: a body is read into memory up to it.
-pub(super) const MAX_BODY_BYTES: i64 = 64 * 1024 * 1024;
-const DEFAULT_MAX_OUTPUT_BYTES: i64 = 8 * 1024;
 /// Upper bound for an exec check's (or a hook's) kept output per stream.
 pub(super) const MAX_OUTPUT_BYTES: i64 = 16 * 1024 * 1024;
 /// Upper bound for sample counts and windows, so a rule's memory stays bounded.
@@ -58,16 +56,16 @@ pub(super) struct KindKeys<K: 'static> {
     pub plural: &'static str,
     /// Every key of the raw table.
     pub all: &'static [&'static str],
-    /// The kinds that use a key; `None` for keys every kind has.
-    pub using: fn(&str) -> Option<&'static [K]>,
+    /// Whether a table of a kind takes a key (every kind takes the keys all tables have).
+    pub takes: fn(K, &str) -> bool,
 }
 
-impl<K: Copy + PartialEq> KindKeys<K> {
+impl<K: Copy> KindKeys<K> {
     fn keys_of(&self, kind: K) -> Vec<&'static str> {
         self.all
             .iter()
             .copied()
-            .filter(|key| (self.using)(key).is_none_or(|kinds| kinds.contains(&kind)))
+            .filter(|key| (self.takes)(kind, key))
             .collect()
     }
 }
@@ -529,7 +527,7 @@ impl Compiler<'_> {
 
     /// The unknown keys of a `[[what]]` table (suggesting among its kind's keys, or all keys
     /// when the kind is not known), and the keys it has that belong to other kinds.
-    pub(super) fn kind_keys<K: Copy + PartialEq>(
+    pub(super) fn kind_keys<K: Copy>(
         &mut self,
         spec: &KindKeys<K>,
         what: &str,
@@ -544,7 +542,7 @@ impl Compiler<'_> {
         let section = format!("in [[{what}]] of kind {kind_name:?}");
         self.unknown_keys(unknown, &section, &spec.keys_of(kind));
         for key in present {
-            if (spec.using)(key.get_ref()).is_some_and(|kinds| !kinds.contains(&kind)) {
+            if !(spec.takes)(kind, key.get_ref()) {
                 self.error(
                     key.span(),
                     format!(
@@ -588,7 +586,7 @@ impl Compiler<'_> {
     }
 
     /// A value name (`extract` key, info field, query name), also fine as a label name.
-    fn value_name(&mut self, name: &str, span: Span, what: &str) -> bool {
+    pub(super) fn value_name(&mut self, name: &str, span: Span, what: &str) -> bool {
         if is_identifier(name) {
             true
         } else {
@@ -882,19 +880,6 @@ pub(super) fn is_http_url(url: &str) -> bool {
     !host.is_empty() && !host.starts_with(':') && !url.contains(char::is_whitespace)
 }
 
-/// `postgres://...`, `postgresql://...`, or libpq `key=value` pairs.
-fn is_postgres_conninfo(s: &str) -> bool {
-    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-        return true;
-    }
-    // libpq values may be quoted and hold spaces: only the first pair is checked.
-    s.split_whitespace().next().is_some_and(|first| {
-        first.split_once('=').is_some_and(|(key, _)| {
-            !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
-        })
-    })
-}
-
 /// The host of a `host:port` address (without IPv6 brackets), if the port is numeric.
 fn split_host_port(s: &str) -> Option<&str> {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
@@ -935,7 +920,7 @@ mod tests {
     }
 
     #[test]
-    fn recognizes_urls_and_conninfo() {
+    fn recognizes_urls() {
         for (url, ok) in [
             ("http://127.0.0.1:8080/health", true),
             ("https://user:pw@example.com", true),
@@ -945,16 +930,6 @@ mod tests {
             ("http://a b/", false),
         ] {
             assert_eq!(is_http_url(url), ok, "{url:?}");
-        }
-        for (s, ok) in [
-            ("postgres://postgres@127.0.0.1:5432/app", true),
-            ("postgresql://x", true),
-            ("host=127.0.0.1 port=5432 user=postgres", true),
-            ("", false),
-            ("mysql://x", false),
-            ("just words", false),
-        ] {
-            assert_eq!(is_postgres_conninfo(s), ok, "{s:?}");
         }
     }
 
