@@ -68,6 +68,8 @@ fn stages_import_only_what_feeds_them() {
         ("reload", &["files"]),
         // `labels` is a leaf: the label sets an alert's identity and its events carry.
         ("labels", &[]),
+        // The exposition parser is a leaf too: bytes in, samples (label sets) out.
+        ("exposition", &[]),
         ("alert", &["labels"]),
         (
             "actions",
@@ -178,6 +180,7 @@ fn pure_stages_do_no_io_and_read_no_clock() {
         "config/hook",
         // The alert stage's reconciliation (`Alerts`); its driver is `actions/run.rs`.
         "actions/mod",
+        "exposition",
     ] {
         for file in module_files(module) {
             let text = std::fs::read_to_string(&file).unwrap();
