@@ -1047,3 +1047,190 @@ fn open_metrics_timestamps_are_seconds() {
         "#]],
     );
 }
+
+mod round_trip {
+    //! Random samples, written out as an exporter would (with the blanks and commas each format
+    //! allows), parse back to themselves.
+
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::super::*;
+
+    fn label_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[\\\\\"\n,=}{ a-zé✓日\t]{0,12}",
+            Just(String::new()),
+        ]
+    }
+
+    fn sample() -> impl Strategy<Value = Sample> {
+        let name = "[a-zA-Z_:][a-zA-Z0-9_:]{0,16}";
+        let label_name = "[a-zA-Z_][a-zA-Z0-9_]{0,10}".prop_filter("reserved", |n| n != "__name__");
+        let value = prop_oneof![
+            any::<f64>(),
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            (0u32..1000).prop_map(f64::from),
+        ];
+        (
+            name,
+            proptest::collection::btree_map(label_name, label_value(), 0..6),
+            value,
+            proptest::option::of(0..=i64::MAX),
+        )
+            .prop_map(|(name, labels, value, timestamp_ms)| Sample {
+                name,
+                labels,
+                value,
+                timestamp_ms,
+            })
+    }
+
+    /// Distinct series only: a body with the same series twice is refused.
+    fn samples() -> impl Strategy<Value = Vec<Sample>> {
+        proptest::collection::vec(sample(), 0..24).prop_map(|samples| {
+            let mut seen = BTreeSet::new();
+            samples
+                .into_iter()
+                .filter(|s| seen.insert((s.name.clone(), s.labels.clone())))
+                .collect()
+        })
+    }
+
+    fn escape(value: &str) -> String {
+        value
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    }
+
+    fn number(value: f64, scientific: bool) -> String {
+        if value.is_nan() {
+            "NaN".into()
+        } else if value.is_infinite() {
+            if value > 0.0 { "+Inf" } else { "-Inf" }.into()
+        } else if scientific {
+            format!("{value:e}")
+        } else {
+            format!("{value}")
+        }
+    }
+
+    /// Text 0.0.4 as an exporter writes it; `loose` adds the blanks and the trailing comma
+    /// the format allows.
+    fn text(samples: &[Sample], loose: bool) -> String {
+        let mut out = String::new();
+        for (i, s) in samples.iter().enumerate() {
+            let blank = if loose { " \t" } else { "" };
+            out.push_str(blank);
+            out.push_str(&s.name);
+            if !s.labels.is_empty() || (loose && i % 2 == 0) {
+                out.push_str(blank);
+                out.push('{');
+                for (name, value) in &s.labels {
+                    out.push_str(&format!(
+                        "{blank}{name}{blank}={blank}\"{}\"{blank},",
+                        escape(value)
+                    ));
+                }
+                if !loose && !s.labels.is_empty() {
+                    out.pop();
+                }
+                out.push('}');
+            }
+            out.push(' ');
+            out.push_str(blank);
+            out.push_str(&number(s.value, i % 3 == 0));
+            if let Some(ts) = s.timestamp_ms {
+                out.push_str(&format!(" {blank}{ts}"));
+            }
+            out.push_str(blank);
+            out.push('\n');
+            if loose {
+                out.push_str("# a comment, and a blank line\n\n");
+            }
+        }
+        out
+    }
+
+    /// OpenMetrics; timestamps as seconds with three decimals.
+    fn open_metrics(samples: &[Sample]) -> String {
+        let mut out = String::new();
+        for (i, s) in samples.iter().enumerate() {
+            out.push_str(&s.name);
+            if !s.labels.is_empty() {
+                let labels: Vec<String> = s
+                    .labels
+                    .iter()
+                    .map(|(name, value)| format!("{name}=\"{}\"", escape(value)))
+                    .collect();
+                out.push_str(&format!("{{{}}}", labels.join(",")));
+            }
+            out.push(' ');
+            out.push_str(&number(s.value, i % 3 == 0));
+            if let Some(ts) = s.timestamp_ms {
+                out.push_str(&format!(" {}.{:03}", ts / 1000, ts % 1000));
+            }
+            if i % 4 == 1 {
+                out.push_str(" # {trace_id=\"0af7651916cd43dd\"} 1.5");
+            }
+            out.push('\n');
+        }
+        out.push_str("# EOF\n");
+        out
+    }
+
+    fn same_value(a: f64, b: f64) -> bool {
+        (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits()
+    }
+
+    proptest! {
+        #[test]
+        fn text_round_trips(samples in samples(), loose in any::<bool>()) {
+            let body = text(&samples, loose);
+            let parsed = parse(body.as_bytes(), Format::Text004, &Limits::default())
+                .map_err(|e| TestCaseError::fail(format!("{e}\n{body}")))?;
+            prop_assert_eq!(parsed.samples.len(), samples.len());
+            for (got, want) in parsed.samples.iter().zip(&samples) {
+                prop_assert_eq!(&got.name, &want.name);
+                prop_assert_eq!(&got.labels, &want.labels);
+                prop_assert!(same_value(got.value, want.value), "{} != {}", got.value, want.value);
+                prop_assert_eq!(got.timestamp_ms, want.timestamp_ms);
+            }
+        }
+
+        #[test]
+        fn open_metrics_round_trips(samples in samples()) {
+            // Seconds × 1000 in floating point, truncated as Prometheus does, may land a
+            // millisecond short; and an f64 holds milliseconds exactly only below 2^53.
+            let samples: Vec<Sample> = samples
+                .into_iter()
+                .map(|s| Sample { timestamp_ms: s.timestamp_ms.map(|t| t % (1 << 50)), ..s })
+                .collect();
+            let body = open_metrics(&samples);
+            let parsed = parse(body.as_bytes(), Format::OpenMetrics, &Limits::default())
+                .map_err(|e| TestCaseError::fail(format!("{e}\n{body}")))?;
+            prop_assert_eq!(parsed.samples.len(), samples.len());
+            for (got, want) in parsed.samples.iter().zip(&samples) {
+                prop_assert_eq!(&got.name, &want.name);
+                prop_assert_eq!(&got.labels, &want.labels);
+                prop_assert!(same_value(got.value, want.value), "{} != {}", got.value, want.value);
+                match (got.timestamp_ms, want.timestamp_ms) {
+                    (Some(g), Some(w)) => prop_assert!((w - 1..=w).contains(&g), "{g} vs {w}"),
+                    (g, w) => prop_assert_eq!(g, w),
+                }
+            }
+        }
+
+        /// Whatever the bytes, an answer and no panic.
+        #[test]
+        fn any_bytes_are_answered(body in proptest::collection::vec(any::<u8>(), 0..256), om in any::<bool>()) {
+            let format = if om { Format::OpenMetrics } else { Format::Text004 };
+            let _ = parse(&body, format, &Limits::default());
+        }
+    }
+}
