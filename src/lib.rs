@@ -12,6 +12,7 @@ pub mod command;
 pub mod config;
 pub mod engine;
 pub mod evaluator;
+pub mod exposition;
 pub mod files;
 pub mod hook;
 pub mod labels;
