@@ -24,11 +24,11 @@ pub struct HttpProbe {
 
 /// The settings a reqwest client is built from; checks that agree on them share a client.
 #[derive(Clone, PartialEq, Eq, Hash)]
-struct ClientSettings {
-    timeout: Duration,
-    tls_verify: bool,
-    ca_file: Option<PathBuf>,
-    follow_redirects: bool,
+pub(super) struct ClientSettings {
+    pub timeout: Duration,
+    pub tls_verify: bool,
+    pub ca_file: Option<PathBuf>,
+    pub follow_redirects: bool,
 }
 
 /// The HTTP clients of one config generation, one per distinct [`ClientSettings`].
@@ -44,7 +44,7 @@ pub struct HttpClients {
 }
 
 impl HttpClients {
-    fn get(&mut self, settings: ClientSettings) -> Result<reqwest::Client, ProbeError> {
+    pub(super) fn get(&mut self, settings: ClientSettings) -> Result<reqwest::Client, ProbeError> {
         if let Some(client) = self.clients.get(&settings) {
             return Ok(client.clone());
         }
@@ -132,6 +132,14 @@ impl HttpProbe {
     }
 
     fn classify(&self, err: &reqwest::Error) -> ProbeError {
+        classify(err, self.method.as_str(), &self.shown_url)
+    }
+}
+
+/// A request's error as a probe error: its kind, and the source chain on the redacted URL
+/// (reqwest's own Display includes the URL as given).
+pub(super) fn classify(err: &reqwest::Error, method: &str, shown_url: &str) -> ProbeError {
+    {
         let kind = if err.is_timeout() {
             ProbeErrorKind::Timeout
         } else if super::is_tls_failure(err) {
@@ -144,7 +152,7 @@ impl HttpProbe {
             ProbeErrorKind::Protocol
         };
         // reqwest's Display includes the URL; print the source chain on our redacted URL instead.
-        let mut msg = format!("{} {}", self.method, self.shown_url);
+        let mut msg = format!("{method} {shown_url}");
         let mut source = std::error::Error::source(err);
         if source.is_none() {
             msg.push_str(": request failed");
@@ -211,23 +219,11 @@ impl Probe for HttpProbe {
             return Err(too_large());
         }
         let keep = !self.spec.assertions.is_empty() || !self.spec.extract.is_empty();
-        let mut body = Vec::new();
-        let mut read = 0usize;
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    read = read.saturating_add(chunk.len());
-                    if read > limit {
-                        return Err(too_large());
-                    }
-                    if keep {
-                        append_bounded(&mut body, &chunk, limit);
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => return Err(self.classify(&e).with_values(values)),
-            }
-        }
+        let body = match read_body(&mut response, limit, keep).await {
+            Ok(body) => body,
+            Err(None) => return Err(too_large()),
+            Err(Some(e)) => return Err(self.classify(&e).with_values(values)),
+        };
         if !keep {
             return Ok(values);
         }
@@ -262,6 +258,33 @@ impl Probe for HttpProbe {
                 ),
             )
             .with_values(values))
+        }
+    }
+}
+
+/// Reads `response`'s body chunk by chunk against `limit`, keeping it only when `keep`:
+/// `Err(None)` when it is larger than `limit` (the rest is never read), `Err(Some(e))` when
+/// the transfer failed.
+pub(super) async fn read_body(
+    response: &mut reqwest::Response,
+    limit: usize,
+    keep: bool,
+) -> Result<Vec<u8>, Option<reqwest::Error>> {
+    let mut body = Vec::new();
+    let mut read = 0usize;
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                read = read.saturating_add(chunk.len());
+                if read > limit {
+                    return Err(None);
+                }
+                if keep {
+                    append_bounded(&mut body, &chunk, limit);
+                }
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => return Err(Some(e)),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod exec;
 pub mod http;
 pub mod postgres;
 pub mod redis;
+pub mod scrape;
 pub mod system;
 pub mod tcp;
 pub mod tls;
@@ -211,6 +212,7 @@ pub enum Prober {
     Postgres(self::postgres::PostgresProbe),
     Exec(exec::ExecProbe),
     System(system::SystemProbe),
+    Scrape(Box<scrape::ScrapeProbe>),
 }
 
 impl Prober {
@@ -240,6 +242,9 @@ impl Prober {
             }
             CheckKind::Exec(spec) => Prober::Exec(exec::ExecProbe::new(spec, timeout)),
             CheckKind::System(spec) => Prober::System(system::SystemProbe::new(spec, timeout)),
+            CheckKind::Scrape(spec) => Prober::Scrape(Box::new(scrape::ScrapeProbe::with_clients(
+                spec, timeout, clients,
+            )?)),
         })
     }
 
@@ -252,6 +257,7 @@ impl Prober {
             Prober::Postgres(p) => p.read().await,
             Prober::Exec(p) => p.read().await,
             Prober::System(p) => p.read().await,
+            Prober::Scrape(p) => p.read().await,
         }
     }
 

@@ -257,6 +257,13 @@ raw_table! {
         status_rule: Spanned<bool>,
         scope: Spanned<String>,
         disk_path: Spanned<String>,
+        honor_timestamps: Spanned<bool>,
+        job: Spanned<String>,
+        instance: Spanned<String>,
+        sample_limit: Spanned<i64>,
+        label_limit: Spanned<i64>,
+        label_name_length_limit: Spanned<i64>,
+        label_value_length_limit: Spanned<i64>,
     }
 }
 

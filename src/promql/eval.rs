@@ -77,7 +77,7 @@ impl Evaluator<'_> {
             Expr::Paren(p) => self.eval(&p.expr),
             Expr::Unary(u) => match self.eval(&u.expr)? {
                 Value::Scalar(v) => Ok(Value::Scalar(-v)),
-                Value::Vector(v) => Ok(Value::Vector(
+                Value::Vector(v) => unique(Value::Vector(
                     v.into_iter()
                         .map(|s| Sample {
                             labels: drop_name(s.labels),
@@ -87,11 +87,16 @@ impl Evaluator<'_> {
                 )),
                 _ => err("unary minus applies only to scalars and instant vectors"),
             },
-            Expr::VectorSelector(vs) => Ok(Value::Vector(self.instant(vs))),
+            Expr::VectorSelector(vs) => Ok(Value::Vector(
+                self.instant(vs)
+                    .into_iter()
+                    .map(|(labels, _, value)| Sample { labels, value })
+                    .collect(),
+            )),
             Expr::MatrixSelector(ms) => Ok(Value::Matrix(self.range(&ms.vs, ms.range))),
-            Expr::Call(call) => functions::call(self, call),
+            Expr::Call(call) => unique(functions::call(self, call)?),
             Expr::Aggregate(a) => self.aggregate(a),
-            Expr::Binary(b) => self.binary(b),
+            Expr::Binary(b) => unique(self.binary(b)?),
             Expr::Subquery(_) | Expr::Extension(_) => {
                 err("unsupported expression (refused when parsed)")
             }
@@ -114,23 +119,20 @@ impl Evaluator<'_> {
 
     /// An instant selector (engine.go `vectorSelectorSingle`): per series, the newest sample
     /// at or before `t - offset` and no older than the lookback (both ends included), unless
-    /// it is a staleness marker.
-    fn instant(&self, vs: &VectorSelector) -> Vec<Sample> {
+    /// it is a staleness marker; with its time.
+    pub(super) fn instant(&self, vs: &VectorSelector) -> Vec<(Labels, i64, f64)> {
         let at = self.t - offset_ms(vs);
         let mint = at - millis(LOOKBACK);
         self.source
             .select(&matchers_of(vs), mint, at)
             .into_iter()
             .filter_map(|s| {
-                let &(_, v) = s
+                let &(t, v) = s
                     .points
                     .iter()
                     .rev()
                     .find(|(t, _)| *t <= at && *t >= mint)?;
-                (!is_stale(v)).then_some(Sample {
-                    labels: s.labels,
-                    value: v,
-                })
+                (!is_stale(v)).then_some((s.labels, t, v))
             })
             .collect()
     }
@@ -209,6 +211,18 @@ impl Evaluator<'_> {
             _ => err(format!("operator {op} needs scalars or instant vectors")),
         }
     }
+}
+
+/// engine.go: a function's, an operator's or a negation's result may not hold one label set
+/// twice (`up * 2` and `probe_success * 2` with the same labels, once the names are gone).
+fn unique(value: Value) -> Result<Value, EvalError> {
+    if let Value::Vector(v) = &value {
+        let mut seen = HashSet::with_capacity(v.len());
+        if !v.iter().all(|s| seen.insert(&s.labels)) {
+            return err("vector cannot contain metrics with the same labelset");
+        }
+    }
+    Ok(value)
 }
 
 fn is_comparison(op: &str) -> bool {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{Call, Expr};
 
-use super::eval::{drop_name, err, matchers_of, EvalError, Evaluator};
+use super::eval::{drop_name, err, EvalError, Evaluator};
 use super::{Sample, Series, Value, METRIC_NAME};
 use crate::labels::Labels;
 
@@ -56,25 +56,23 @@ pub(super) fn call(ev: &Evaluator<'_>, call: &Call) -> Result<Value, EvalError> 
             }))
         }
         "timestamp" => {
-            // The sample's own time: an instant selector is needed (re-read here).
-            let Expr::VectorSelector(vs) = strip_parens(arg(0)?) else {
-                return err("timestamp() needs an instant selector in warden");
-            };
-            let at = ev.t;
-            let mint = at - super::LOOKBACK.as_millis() as i64;
-            let out = ev
-                .source
-                .select(&matchers_of(vs), mint, at)
-                .into_iter()
-                .filter_map(|s| {
-                    let &(t, v) = s.points.iter().rev().find(|(t, _)| *t <= at)?;
-                    (!super::is_stale(v)).then(|| Sample {
-                        labels: drop_name(s.labels),
-                        value: t as f64 / 1000.0,
-                    })
-                })
-                .collect();
-            vector(out)
+            // The time of each sample an instant selector picked (its offset applied); of
+            // any other expression, the evaluation time.
+            match strip_parens(arg(0)?) {
+                Expr::VectorSelector(vs) => vector(
+                    ev.instant(vs)
+                        .into_iter()
+                        .map(|(labels, t, _)| Sample {
+                            labels: drop_name(labels),
+                            value: t as f64 / 1000.0,
+                        })
+                        .collect(),
+                ),
+                other => {
+                    let t = ev.t as f64 / 1000.0;
+                    vector(map_values(ev.eval_vector(other)?, |_| t))
+                }
+            }
         }
         "absent" => {
             let v = ev.eval_vector(arg(0)?)?;
@@ -433,7 +431,13 @@ pub(super) fn quantile(q: f64, mut values: Vec<f64>) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    // Go's sort.Float64s: NaN before every number.
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
+    });
     let n = values.len() as f64;
     let rank = q * (n - 1.0);
     let lower = rank.floor().max(0.0);

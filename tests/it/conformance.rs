@@ -361,13 +361,14 @@ fn histograms() -> Vec<Histogram> {
             initial: 10.0,
             ..HISTOGRAM
         },
-        // Sparse bounds.
+        // Sparse bounds, one spelled `1.0`: `sum by (le)` then holds two buckets with the
+        // same bound (`1` elsewhere), which are coalesced.
         Histogram {
             instance: "b:9090",
             route: "/health",
             min: 1.0,
             spread: 6.0,
-            les: &["0.1", "1", "+Inf"],
+            les: &["0.1", "1.0", "+Inf"],
             ..HISTOGRAM
         },
         // No +Inf bucket.
@@ -606,6 +607,28 @@ fn dataset(start_s: i64) -> Vec<Family> {
         build("c:9090", "api", "1.2.4", 160),
         build("w:9100", "worker", "0.9.0", 0),
     ];
+    // The same label sets as `up`: once the metric name is dropped, the two collide.
+    let probe_success = up
+        .iter()
+        .map(|s| Series {
+            labels: labels(
+                "probe_success",
+                &[
+                    ("job", &s.labels["job"]),
+                    ("instance", &s.labels["instance"]),
+                ],
+            ),
+            points: s.points.clone(),
+        })
+        .collect();
+    // A label value with a newline: in 2.42 a regex `.` does not match it.
+    let motd = gauge(
+        start_s,
+        "motd_info",
+        &[("job", "worker"), ("instance", "w:9100"), ("text", "a\nb")],
+        0,
+        |_| 1.0,
+    );
 
     vec![
         Family {
@@ -637,6 +660,16 @@ fn dataset(start_s: i64) -> Vec<Family> {
             name: "build_info",
             kind: "gauge",
             series: build_info,
+        },
+        Family {
+            name: "probe_success",
+            kind: "gauge",
+            series: probe_success,
+        },
+        Family {
+            name: "motd_info",
+            kind: "gauge",
+            series: vec![motd],
         },
     ]
 }
@@ -976,6 +1009,51 @@ fn expressions() -> Vec<String> {
     ] {
         add(e);
     }
+
+    // Edges: regex anchoring and newlines, empty matchers, metric-name selection and
+    // collisions once the name is dropped, NaN ordering, many-to-many, literals.
+    for e in [
+        r#"req_total{route=~"/user"}"#,
+        r#"req_total{status=~"5"}"#,
+        r#"req_total{nonexistent=""}"#,
+        r#"req_total{instance=""}"#,
+        r#"count by (__name__) ({job="api"})"#,
+        r#"{__name__=~"req_.*", status="500"}"#,
+        r#"motd_info{text=~"a.b"}"#,
+        r#"motd_info{text=~"a\\nb"}"#,
+        r#"motd_info{text!~"a.b"}"#,
+        r#"abs({__name__=~"up|probe_success"})"#,
+        r#"{__name__=~"up|probe_success"} * 2"#,
+        r#"rate({__name__=~"up|probe_success"}[5m])"#,
+        r#"sum by (job) ({__name__=~"up|probe_success"})"#,
+        "quantile(0.5, temperature_celsius or vector(41))",
+        "quantile(0.25, temperature_celsius or vector(41) or vector(39))",
+        "quantile(0.5, vector(41) or temperature_celsius)",
+        "changes(temperature_celsius[5m])",
+        "resets(temperature_celsius[15m])",
+        "stddev(temperature_celsius)",
+        "stdvar(temperature_celsius)",
+        "clamp_max(temperature_celsius, NaN)",
+        "clamp_min(temperature_celsius, -Inf)",
+        "req_total * on(job) up",
+        "req_total + on(instance) group_left build_info",
+        "up + on() group_left sum(up)",
+        "max(sum by (route) (rate(req_total[5m])))",
+        "rate(req_total[5m]) > 0 and rate(req_total[5m]) < 1",
+        r#"absent(req_total{job="api"} offset 2h)"#,
+        "absent(rate(nonexistent[5m]))",
+        "count_over_time(up[5m] offset 1h)",
+        "last_over_time(req_total[1h])",
+        r#"sum_over_time(req_total{job="worker"}[15m])"#,
+        r#"avg_over_time(req_total{job="worker"}[15m])"#,
+        r#"stddev_over_time(req_total{job="worker"}[15m])"#,
+        "up offset 1h",
+        "NaN",
+        "-Inf",
+        "1 / 0",
+    ] {
+        add(e);
+    }
     out
 }
 
@@ -1202,6 +1280,8 @@ fn evaluator_matches_a_real_prometheus_on_the_same_samples() {
     let started = std::time::Instant::now();
     // An hour of samples ending 10 minutes before now, on a minute boundary: inside
     // Prometheus' retention, and every evaluation time (up to end + 5 min) in the past.
+    // The real wall clock, as Prometheus' retention is measured against it.
+    #[allow(clippy::disallowed_methods)]
     let now_s = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")

@@ -43,11 +43,38 @@ fn stages_import_only_what_feeds_them() {
         ("files", &[]),
         // `config` owns every validated config type, the notifiers' and hooks' included:
         // `notify` and `hook` import it, never the reverse.
-        ("config", &["config", "files", "secret", "clock", "alert"]),
+        // It parses expressions (`promql`) and knows the exposition parser's limits: pure leaves.
+        (
+            "config",
+            &[
+                "config",
+                "files",
+                "secret",
+                "clock",
+                "alert",
+                "promql",
+                "exposition",
+            ],
+        ),
         ("telemetry", &["config"]),
-        ("check", &["check", "config", "secret", "clock"]),
+        (
+            "check",
+            &[
+                "check",
+                "config",
+                "secret",
+                "clock",
+                "exposition",
+                "promql",
+                "series",
+            ],
+        ),
         ("rule", &["rule", "config", "clock"]),
-        ("engine", &["check", "config", "clock", "rule"]),
+        // The engine keeps the series store its `expr` rules read.
+        (
+            "engine",
+            &["check", "config", "clock", "rule", "promql", "series"],
+        ),
         ("scheduler", &["check", "config", "clock", "telemetry"]),
         // The evaluator drives the engine and hands on to the actions task and the server's
         // snapshot; it sits above them as a driver, below `app`.
@@ -69,7 +96,7 @@ fn stages_import_only_what_feeds_them() {
         // `labels` is a leaf: the label sets an alert's identity and its events carry.
         ("labels", &[]),
         // The exposition parser is a leaf too: bytes in, samples (label sets) out.
-        ("exposition", &[]),
+        ("exposition", &["exposition"]),
         ("alert", &["labels"]),
         // Expressions and the samples they read: the evaluator knows only its `Source`, the
         // store only the evaluator's types.

@@ -11,6 +11,7 @@ mod exec;
 mod http;
 mod postgres;
 mod redis;
+mod scrape;
 mod system;
 mod tcp;
 mod tls;
@@ -20,6 +21,7 @@ pub use exec::ExecCheck;
 pub use http::HttpCheck;
 pub use postgres::{NamedQuery, PostgresCheck, QueryResult, MAX_SERIES_ROWS};
 pub use redis::RedisCheck;
+pub use scrape::ScrapeCheck;
 pub use system::{SystemCheck, SystemScope};
 pub use tcp::TcpCheck;
 pub use tls::TlsCheck;
@@ -72,6 +74,7 @@ pub enum CheckKind {
     Postgres(PostgresCheck),
     Exec(ExecCheck),
     System(SystemCheck),
+    Scrape(ScrapeCheck),
 }
 
 impl CheckKind {
@@ -85,6 +88,7 @@ impl CheckKind {
             CheckKind::Postgres(c) => c,
             CheckKind::Exec(c) => c,
             CheckKind::System(c) => c,
+            CheckKind::Scrape(c) => c,
         }
     }
 

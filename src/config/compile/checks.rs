@@ -19,11 +19,12 @@ pub(super) enum Kind {
     Postgres,
     Exec,
     System,
+    Scrape,
 }
 
 impl Kind {
     /// Every kind, in the order messages list them.
-    const ALL: [Kind; 7] = [
+    const ALL: [Kind; 8] = [
         Kind::Http,
         Kind::Tcp,
         Kind::Tls,
@@ -31,6 +32,7 @@ impl Kind {
         Kind::Postgres,
         Kind::Exec,
         Kind::System,
+        Kind::Scrape,
     ];
 
     /// The kind's name and its own `[[check]]` keys, from its [`KindSpec`].
@@ -43,6 +45,7 @@ impl Kind {
             Kind::Postgres => (PostgresCheck::NAME, PostgresCheck::KEYS),
             Kind::Exec => (ExecCheck::NAME, ExecCheck::KEYS),
             Kind::System => (SystemCheck::NAME, SystemCheck::KEYS),
+            Kind::Scrape => (ScrapeCheck::NAME, ScrapeCheck::KEYS),
         }
     }
 
@@ -149,6 +152,13 @@ impl Compiler<'_> {
             Some(Kind::Postgres) => self.postgres(r, &header).map(CheckKind::Postgres),
             Some(Kind::Exec) => self.exec(r, &header).map(CheckKind::Exec),
             Some(Kind::System) => self.system(r).map(CheckKind::System),
+            Some(Kind::Scrape) => {
+                let check = name
+                    .as_ref()
+                    .map(|n| n.get_ref().clone())
+                    .unwrap_or_default();
+                self.scrape(r, &header, &check).map(CheckKind::Scrape)
+            }
             None => None,
         };
 
