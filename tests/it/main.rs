@@ -25,6 +25,7 @@ mod probes;
 mod reload;
 mod retries;
 mod runbooks;
+mod scrape;
 mod series;
 mod services;
 mod system_checks;

@@ -1,0 +1,195 @@
+//! `kind = "scrape"` and `expr` rules end to end: warden scrapes an in-process `/metrics`
+//! whose counters grow as real traffic would, evaluates the runbooks' error-rate expression
+//! per route, pages the route that breaks (and only it) and resolves it when it heals; a
+//! target answering garbage fails its scrape naming the line.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::daemon::Daemon;
+use crate::harness::http::{HttpServer, Reply};
+use crate::harness::receiver::Receiver;
+
+/// Requests per second per route, and the share of them answered 5xx.
+struct Traffic {
+    last: Instant,
+    /// (route, status) → count
+    counts: Vec<((&'static str, &'static str), f64)>,
+    error_share: Vec<(&'static str, f64)>,
+}
+
+impl Traffic {
+    /// Advances the counters to now and renders them in text format 0.0.4.
+    fn render(&mut self) -> String {
+        let dt = self.last.elapsed().as_secs_f64();
+        self.last = Instant::now();
+        for ((route, status), count) in &mut self.counts {
+            let share = self
+                .error_share
+                .iter()
+                .find(|(r, _)| r == route)
+                .map_or(0.0, |(_, s)| *s);
+            let part = if *status == "500" { share } else { 1.0 - share };
+            *count += 100.0 * dt * part;
+        }
+        let mut out = String::from(
+            "# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\n",
+        );
+        for ((route, status), count) in &self.counts {
+            out.push_str(&format!(
+                "http_requests_total{{route=\"{route}\",status=\"{status}\"}} {}\n",
+                count.floor()
+            ));
+        }
+        out
+    }
+}
+
+fn wait_for<T>(what: &str, d: &Daemon, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {what} within 30 s\nlog:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_error_ratio_per_route_pages_the_broken_route_only_and_resolves_it() {
+    let traffic = Arc::new(Mutex::new(Traffic {
+        last: Instant::now(),
+        counts: ["/a", "/b"]
+            .iter()
+            .flat_map(|r| [((*r, "200"), 0.0), ((*r, "500"), 0.0)])
+            .collect(),
+        error_share: vec![("/a", 0.2), ("/b", 0.0)],
+    }));
+    let t = traffic.clone();
+    let target = HttpServer::start(move |_| {
+        Reply::status(200)
+            .header("content-type", "text/plain; version=0.0.4")
+            .body(t.lock().unwrap().render())
+    });
+    let receiver = Receiver::start();
+    let d = Daemon::start(&format!(
+        r#"
+[alerting]
+critical = ["ops"]
+
+[[notifier]]
+name = "ops"
+kind = "webhook"
+url = "{hook}"
+
+[[check]]
+name = "app"
+kind = "scrape"
+url = "{metrics}"
+interval = "200ms"
+timeout = "150ms"
+
+[[rule]]
+name = "error-ratio"
+expr = 'sum by (route) (rate(http_requests_total{{status=~"5.."}}[2s])) / sum by (route) (rate(http_requests_total[2s]))'
+critical = {{ when = "> 0.05" }}
+gone_after = "5s"
+"#,
+        hook = receiver.url(),
+        metrics = target.url("/metrics"),
+    ));
+
+    let page = wait_for("a page for /a", &d, || {
+        receiver
+            .accepted()
+            .into_iter()
+            .find(|b| b["status"] == "firing")
+    });
+    assert_eq!(page["alert"], "error-ratio");
+    assert_eq!(page["series"], serde_json::json!({"route": "/a"}));
+    let ratio = page["value"].as_f64().unwrap();
+    assert!((0.1..0.3).contains(&ratio), "about 20 % errors: {ratio}");
+    // /b is evaluated (ok), never paged.
+    let b = wait_for("/b evaluated", &d, || {
+        d.status()["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["series"]["route"] == "/b" && r["state"] == "ok")
+            .cloned()
+    });
+    assert!(b["value"].as_f64().unwrap() < 0.01, "{b}");
+    // The scrape's own values: up and how many samples it read.
+    let app = d.check("app");
+    assert_eq!(app["values"]["samples"], 4.0, "{app}");
+
+    // /a heals: its alert resolves under the same key.
+    traffic.lock().unwrap().error_share = vec![("/a", 0.0), ("/b", 0.0)];
+    let resolved = wait_for("the resolve of /a", &d, || {
+        receiver
+            .accepted()
+            .into_iter()
+            .find(|b| b["status"] == "resolved")
+    });
+    assert_eq!(resolved["dedup_key"], page["dedup_key"]);
+    let firing: Vec<_> = receiver
+        .accepted()
+        .into_iter()
+        .filter(|b| b["status"] == "firing")
+        .collect();
+    assert_eq!(firing.len(), 1, "only /a paged: {firing:?}");
+}
+
+#[test]
+fn a_target_answering_garbage_fails_its_scrape_naming_the_line() {
+    let target = HttpServer::start(|_| {
+        Reply::status(200)
+            .header("content-type", "text/plain; version=0.0.4")
+            .body("ok 1\nbroken{label=\"unterminated} 2\n")
+    });
+    let d = Daemon::start(&format!(
+        r#"
+[[check]]
+name = "app"
+kind = "scrape"
+url = "{metrics}"
+interval = "200ms"
+timeout = "150ms"
+
+[[rule]]
+name = "app-scrape"
+check = "app"
+critical = {{ when = "< 1" }}
+
+[[rule]]
+name = "anything"
+expr = "ok"
+warning = {{ when = "> 5" }}
+"#,
+        metrics = target.url("/metrics"),
+    ));
+    let check = wait_for("a failed scrape", &d, || {
+        let c = d.check("app");
+        (c["runs"].as_u64().unwrap_or(0) >= 1).then_some(c)
+    });
+    let error = &check["last_error"];
+    assert_eq!(error["kind"], "bad_body", "{check:#}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("line 2"), "{message}");
+    // Nothing of the broken body was stored: the expression over it has no data.
+    let rule = wait_for("the expr rule evaluated", &d, || {
+        d.status()["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "anything" && r["samples"].as_u64().unwrap_or(0) > 0)
+            .cloned()
+    });
+    assert_eq!(rule["state"], "unknown", "no data is not ok: {rule}");
+    assert!(rule["value"].is_null(), "{rule}");
+}
