@@ -240,6 +240,7 @@ pub async fn run(
     let mut evaluator = Evaluator::recording(&config, &metrics, clock.now());
     let shared = Arc::new(Shared::new(evaluator.status(clock.now()), metrics.clone()));
     shared.token.store(Arc::new(config.server.token.clone()));
+    let _ = shared.series.set((evaluator.store(), clock.clone()));
 
     let tracker = TaskTracker::new();
     let (actions, firing_series) = actions::spawn(

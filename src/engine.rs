@@ -261,7 +261,7 @@ pub struct Engine {
     by_name: HashMap<String, usize>,
     /// Samples for `expr` rules: scrapes and every check's values. Empty (and not written)
     /// when no rule has an expression.
-    store: series::Store,
+    store: series::Shared,
     /// When the store last dropped what its retention no longer needs.
     pruned: Timestamp,
 }
@@ -325,14 +325,16 @@ impl Engine {
             checks,
             rules,
             by_name,
-            store: series::Store::new(retention(config)),
+            store: std::sync::Arc::new(std::sync::RwLock::new(series::Store::new(retention(
+                config,
+            )))),
             pruned: now,
         }
     }
 
-    /// The samples `expr` rules read.
-    pub fn store(&self) -> &series::Store {
-        &self.store
+    /// The samples `expr` rules read, as the query API shares them.
+    pub fn store(&self) -> series::Shared {
+        self.store.clone()
     }
 
     /// Switches to a new config, keeping what is still valid: a check whose config is unchanged
@@ -341,6 +343,14 @@ impl Engine {
     /// check is a different probe, so its old samples say nothing about the new one).
     pub fn reconfigure(&mut self, config: &Config, now: Timestamp) -> Reconfigured {
         let mut next = Engine::new(config, now);
+        // The samples stay (a reload must not cost the expressions their history); the
+        // retention follows the new expressions.
+        self.store
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_retention(retention(config));
+        next.store = self.store.clone();
+        next.pruned = self.pruned;
         let mut old_checks: HashMap<String, CheckEntry> = std::mem::take(&mut self.checks)
             .into_iter()
             .map(|c| (c.config.name.clone(), c))
@@ -420,14 +430,15 @@ impl Engine {
         };
         let entry = &mut self.checks[ci];
         let scraped = obs.scraped.take();
-        if !self.store.retention().is_zero() {
+        let mut store = self.store.write().unwrap_or_else(|e| e.into_inner());
+        if !store.retention().is_zero() {
             let t = obs.at.as_millis();
             match scraped {
                 Some(samples) => {
-                    self.store.ingest(&obs.check, samples, t);
+                    store.ingest(&obs.check, samples, t);
                 }
                 None if obs.outcome.is_err() => {
-                    self.store.scrape_failed(&obs.check, t);
+                    store.scrape_failed(&obs.check, t);
                 }
                 None => {}
             }
@@ -436,13 +447,14 @@ impl Engine {
                 let mut labels = entry.config.labels.clone();
                 labels.insert("check".into(), obs.check.clone());
                 labels.insert(crate::promql::METRIC_NAME.into(), name.clone());
-                self.store.append(labels, t, *value);
+                store.append(labels, t, *value);
             }
             if now.since(self.pruned) >= PRUNE_EVERY {
-                self.store.prune(now.as_millis());
+                store.prune(now.as_millis());
                 self.pruned = now;
             }
         }
+        drop(store);
         let was_up = entry.last.as_ref().map(Observation::is_up);
         if was_up != Some(obs.is_up()) {
             entry.since = Some(obs.at);
@@ -455,9 +467,11 @@ impl Engine {
         };
         entry.snapshot.take();
         let mut out = Vec::new();
+        let store = self.store.read().unwrap_or_else(|e| e.into_inner());
         for &ri in &entry.rules {
-            self.rules[ri].apply(&obs, &self.store, now, &mut out);
+            self.rules[ri].apply(&obs, &store, now, &mut out);
         }
+        drop(store);
         entry.last = Some(obs);
         out
     }

@@ -90,6 +90,11 @@ impl Evaluator {
         self.engine.status(now)
     }
 
+    /// The series store `expr` rules read (the same one across reloads), for the query API.
+    pub fn store(&self) -> crate::series::Shared {
+        self.engine.store()
+    }
+
     /// See [`Engine::seed`].
     pub fn seed(&mut self, series: &[(String, crate::labels::Labels)], now: Timestamp) {
         self.engine.seed(series, now);

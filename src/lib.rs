@@ -19,6 +19,7 @@ pub mod labels;
 pub mod notify;
 pub mod outbox;
 pub mod promql;
+pub mod query_api;
 pub mod reload;
 pub mod rule;
 pub mod scheduler;

@@ -206,6 +206,18 @@ impl Source for Store {
     }
 }
 
+/// The store as the evaluator and the HTTP server share it: the evaluator writes, queries read.
+pub type Shared = Arc<std::sync::RwLock<Store>>;
+
+/// Reading through the lock one selection at a time, so a long query never holds the
+/// evaluator's writes back for more than a copy of the series it selects.
+impl Source for std::sync::RwLock<Store> {
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Series> {
+        let store = self.read().unwrap_or_else(|e| e.into_inner());
+        store.select(matchers, mint, maxt)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,8 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+
+use crate::query_api;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -65,6 +67,9 @@ pub struct Shared {
     pub commands: std::sync::OnceLock<tokio::sync::mpsc::Sender<Command>>,
     /// `GET /api/v1/alerts`: the alerts firing now, as the actions task last published them.
     pub alerts: Arc<ArcSwap<serde_json::Value>>,
+    /// `GET /api/v1/query[_range]`: the evaluator's series store and the clock that says
+    /// "now"; unset until the daemon's evaluator exists.
+    pub series: std::sync::OnceLock<(crate::series::Shared, crate::clock::Clock)>,
 }
 
 impl Shared {
@@ -77,6 +82,7 @@ impl Shared {
             token: ArcSwap::from_pointee(None),
             commands: std::sync::OnceLock::new(),
             alerts: Arc::new(ArcSwap::from_pointee(serde_json::json!({"alerts": []}))),
+            series: std::sync::OnceLock::new(),
         }
     }
 
@@ -261,7 +267,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, cancel: Cancellat
                 let shared = shared.clone();
                 let busy = Busy::new(&table, id);
                 async move {
-                    let response = route(&req, &shared).await;
+                    let response = route(&req, &shared, peer).await;
                     drop(busy);
                     Ok::<_, Infallible>(response)
                 }
@@ -285,10 +291,17 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, cancel: Cancellat
     }
 }
 
-async fn route(req: &Request<Incoming>, shared: &Arc<Shared>) -> Response<Full<Bytes>> {
+async fn route(
+    req: &Request<Incoming>,
+    shared: &Arc<Shared>,
+    peer: IpAddr,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     if path == "/-/reload" {
         return reload(req, shared).await;
+    }
+    if path == "/api/v1/query" || path == "/api/v1/query_range" {
+        return query(req, shared, peer).await;
     }
     let known = matches!(
         path,
@@ -354,6 +367,57 @@ async fn route(req: &Request<Incoming>, shared: &Arc<Shared>) -> Response<Full<B
                 None => json_error(StatusCode::INTERNAL_SERVER_ERROR, "encoding status failed"),
             }
         }
+    }
+}
+
+/// `GET /api/v1/query` and `/api/v1/query_range` over the series store (see `query_api`).
+/// Read-only: open to loopback clients; others need the bearer token when one is set.
+async fn query(
+    req: &Request<Incoming>,
+    shared: &Arc<Shared>,
+    peer: IpAddr,
+) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "the query API accepts GET only",
+        );
+    }
+    if !peer.is_loopback() {
+        if let Some(denied) = unauthorised(req, shared) {
+            return denied;
+        }
+    }
+    let params = match query_api::params(req.uri().query().unwrap_or(""), percent_decode) {
+        Ok(p) => p,
+        Err(e) => {
+            let body = serde_json::json!({"status": "error", "errorType": "bad_data", "error": e});
+            return respond(
+                StatusCode::BAD_REQUEST,
+                "application/json",
+                body.to_string().into_bytes(),
+            );
+        }
+    };
+    let range = req.uri().path().ends_with("_range");
+    let answer = off_runtime(shared, move |s| {
+        let Some((store, clock)) = s.series.get() else {
+            return (503, serde_json::json!({"status": "error", "errorType": "unavailable", "error": "warden is starting"}));
+        };
+        if range {
+            query_api::range(&params, &**store)
+        } else {
+            query_api::instant(&params, &**store, clock.now().as_millis())
+        }
+    })
+    .await;
+    match answer {
+        Some((code, body)) => respond(
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            "application/json",
+            body.to_string().into_bytes(),
+        ),
+        None => json_error(StatusCode::INTERNAL_SERVER_ERROR, "the query failed"),
     }
 }
 

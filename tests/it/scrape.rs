@@ -193,3 +193,57 @@ warning = {{ when = "> 5" }}
     assert_eq!(rule["state"], "unknown", "no data is not ok: {rule}");
     assert!(rule["value"].is_null(), "{rule}");
 }
+
+/// `GET /api/v1/query[_range]`: what warden stored, in the Prometheus HTTP API's format.
+#[test]
+fn the_query_api_answers_over_the_stored_samples() {
+    let target = HttpServer::start(|_| {
+        Reply::status(200)
+            .header("content-type", "text/plain; version=0.0.4")
+            .body("# TYPE queue_depth gauge\nqueue_depth{queue=\"a\"} 7\nqueue_depth{queue=\"b\"} 3\n")
+    });
+    let d = Daemon::start(&format!(
+        r#"
+[[check]]
+name = "app"
+kind = "scrape"
+url = "{metrics}"
+interval = "200ms"
+timeout = "150ms"
+
+[[rule]]
+name = "deep"
+expr = "queue_depth > 5"
+warning = {{ when = "> 5" }}
+"#,
+        metrics = target.url("/metrics"),
+    ));
+    let get = |path: &str| {
+        let (code, _, body) = crate::daemon::get(&d.url(path)).expect("GET");
+        (
+            code,
+            serde_json::from_str::<serde_json::Value>(&body).expect("json"),
+        )
+    };
+    let body = wait_for("a stored sample", &d, || {
+        let (code, body) = get("/api/v1/query?query=sum%28queue_depth%29");
+        (code == 200
+            && body["data"]["result"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty()))
+        .then_some(body)
+    });
+    assert_eq!(body["status"], "success");
+    assert_eq!(body["data"]["resultType"], "vector");
+    assert_eq!(body["data"]["result"][0]["value"][1], "10");
+    // The check's own values are series too.
+    let (_, up) = get("/api/v1/query?query=up%7Bcheck%3D%22app%22%7D");
+    assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
+    let (code, range) = get("/api/v1/query_range?query=queue_depth&start=0&end=0&step=15");
+    assert_eq!(code, 200, "{range}");
+    assert_eq!(range["data"]["resultType"], "matrix");
+    let (code, bad) = get("/api/v1/query?query=sum%28");
+    assert_eq!(code, 400);
+    assert_eq!(bad["status"], "error");
+    assert_eq!(bad["errorType"], "bad_data");
+}
