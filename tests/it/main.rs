@@ -11,6 +11,7 @@ mod admin;
 mod cli;
 mod daemon;
 mod exec_checks;
+mod exposition;
 mod first_hour;
 mod hooks;
 mod http_checks;
