@@ -7,7 +7,8 @@
 //! have to be refused as a whole, a duplicate series, a duplicate label name, a label named
 //! `__name__`, a second `TYPE` or `HELP` for a metric, a `TYPE` after the metric's samples, and
 //! invalid UTF-8 anywhere. Every error names the 1-based line it is about. Input never panics,
-//! and [`Limits`] bound what a body can make it allocate beyond the body's own size.
+//! and what a body makes it allocate is bounded by [`Limits`] (samples and their labels) and a
+//! small multiple of the body's own size (`TYPE` and `HELP` entries).
 //!
 //! It must not do I/O, read a clock, log, or decide anything about the values (histogram
 //! buckets, counter resets are the evaluator's); it imports nothing of warden but `labels`.
