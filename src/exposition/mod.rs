@@ -7,7 +7,8 @@
 //! have to be refused as a whole, a duplicate series, a duplicate label name, a label named
 //! `__name__`, a second `TYPE` or `HELP` for a metric, a `TYPE` after the metric's samples, and
 //! invalid UTF-8 anywhere. Every error names the 1-based line it is about. Input never panics,
-//! and [`Limits`] bound what a body can make it allocate beyond the body's own size.
+//! and what a body makes it allocate is bounded by [`Limits`] (samples and their labels) and a
+//! small multiple of the body's own size (`TYPE` and `HELP` entries).
 //!
 //! It must not do I/O, read a clock, log, or decide anything about the values (histogram
 //! buckets, counter resets are the evaluator's); it imports nothing of warden but `labels`.
@@ -188,7 +189,7 @@ impl std::error::Error for ParseError {}
 /// Parses a whole body. Nothing of it is returned unless all of it is valid: a scrape is
 /// taken or refused as one, as Prometheus does.
 pub fn parse(body: &[u8], format: Format, limits: &Limits) -> Result<Parsed, ParseError> {
-    let mut parser = Parser::new(limits);
+    let mut parser = Parser::new(limits, body.len());
     let mut rest = body;
     let mut number = 0;
     loop {
@@ -283,16 +284,22 @@ struct Parser<'a, 'l> {
 }
 
 impl<'a, 'l> Parser<'a, 'l> {
-    fn new(limits: &'l Limits) -> Self {
+    /// Sized for a body of `len` bytes: a sample line of a real exporter is rarely under
+    /// 64 bytes, so this reserves little more than it will use, and never past the limit.
+    fn new(limits: &'l Limits, len: usize) -> Self {
+        let expected = (len / 64).min(limits.max_samples);
         Parser {
             limits,
-            parsed: Parsed::default(),
-            sample_lines: Vec::new(),
+            parsed: Parsed {
+                samples: Vec::with_capacity(expected),
+                ..Parsed::default()
+            },
+            sample_lines: Vec::with_capacity(expected),
             type_lines: HashMap::new(),
             help_lines: HashMap::new(),
             names_seen: HashMap::new(),
             last_name: "",
-            series: HashMap::default(),
+            series: HashMap::with_capacity_and_hasher(expected, Default::default()),
             keys: RandomState::new(),
             scratch: String::new(),
         }

@@ -1056,7 +1056,7 @@ mod round_trip {
 
     use proptest::prelude::*;
 
-    use crate::exposition::*;
+    use super::*;
 
     fn label_value() -> impl Strategy<Value = String> {
         prop_oneof![

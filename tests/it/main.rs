@@ -12,6 +12,7 @@ mod cli;
 mod conformance;
 mod daemon;
 mod exec_checks;
+mod exposition;
 mod first_hour;
 mod hooks;
 mod http_checks;
