@@ -367,3 +367,65 @@ fn unsupported_constructs_are_named() {
         std::time::Duration::from_secs(86_400)
     );
 }
+
+/// The runbooks' relative thresholds, each as an expression over 15-second samples.
+#[test]
+fn relative_thresholds_of_the_runbooks() {
+    // Latency: 0.2 s for the first hour, then 0.5 s for the last 5 minutes.
+    let mut latency = String::new();
+    for i in 0..=260 {
+        latency.push_str(if i < 240 { "0.2 " } else { "0.5 " });
+    }
+    // Websocket connections: 1000 steady, then 600 for the last two minutes.
+    let mut sockets = String::new();
+    for i in 0..=260 {
+        sockets.push_str(if i < 252 { "1000 " } else { "600 " });
+    }
+    let d = load(
+        15,
+        &[
+            ("latency_seconds", latency.as_str()),
+            ("websocket_connections", sockets.as_str()),
+            // DB connections creeping up by 1 per 15 s; the pool size steady.
+            ("db_connections", "10+1x260"),
+            ("pool_size", "50+0x260"),
+            // 5xx: 12 in the last minute (3 per 15 s), 0 before.
+            (r#"http_requests_total{status="500"}"#, "0+0x256 3+3x3"),
+        ],
+    );
+    let now = 260 * 15;
+    // "response time > 2x baseline": the last 5 minutes against the hour before them.
+    assert_eq!(
+        eval(
+            &d,
+            now,
+            "avg_over_time(latency_seconds[5m]) > 2 * avg_over_time(latency_seconds[1h] offset 5m)"
+        ),
+        ["{} 0.5"]
+    );
+    // "websocket connections: no sudden drop" (> 30 % in 5 m).
+    assert_eq!(
+        eval(
+            &d,
+            now,
+            "(websocket_connections offset 5m - websocket_connections) / websocket_connections offset 5m > 0.3"
+        ),
+        ["{} 0.4"]
+    );
+    // "DB connections stable, not increasing": a positive trend over 15 m (the rule holds it
+    // `for = "15m"`); the steady pool has none.
+    assert_eq!(
+        eval(&d, now, "deriv(db_connections[15m]) > 0"),
+        ["{} 0.06666666666666667"]
+    );
+    assert!(eval(&d, now, "deriv(pool_size[15m]) > 0").is_empty());
+    // "5xx > 10 per minute".
+    assert_eq!(
+        eval(
+            &d,
+            now,
+            r#"sum(increase(http_requests_total{status=~"5.."}[1m])) > 10"#
+        ),
+        ["{} 12"]
+    );
+}
