@@ -653,6 +653,63 @@ pub async fn once(config: &Config, clock: &Clock) -> anyhow::Result<Status> {
     Ok(status)
 }
 
+/// `warden query`: `rounds` rounds of every probe (the shortest check interval apart) into an
+/// evaluator whose store keeps what `query` reads, then `query` at `at` (default: now, after
+/// the last round). Returns the evaluation time and the value.
+pub async fn query(
+    config: &Config,
+    clock: &Clock,
+    query: &crate::promql::Query,
+    at: Option<i64>,
+    rounds: u32,
+) -> anyhow::Result<(i64, crate::promql::Value)> {
+    let checks = prepare_checks(config)?;
+    let every = config
+        .checks
+        .iter()
+        .map(|c| c.interval)
+        .min()
+        .unwrap_or_default();
+    let mut evaluator = Evaluator::quiet(config, clock.now());
+    let store = evaluator.store();
+    {
+        let mut s = store.write().unwrap_or_else(|e| e.into_inner());
+        let keep = s.retention().max(query.reach() + Duration::from_secs(60));
+        s.set_retention(keep);
+    }
+    for round in 0..rounds {
+        if round > 0 {
+            tokio::time::sleep(every).await;
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for check in &checks {
+            let (prober, name, timeout) = (
+                check.prober.clone(),
+                check.config.name.clone(),
+                check.config.timeout,
+            );
+            let clock = clock.clone();
+            set.spawn(async move { prober.observe(&name, timeout, &clock).await });
+        }
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok(obs) => {
+                    if let Err(e) = &obs.outcome {
+                        eprintln!("warden: check {}: {e}", obs.check);
+                    }
+                    evaluator.observe(obs, clock.now());
+                }
+                Err(e) => tracing::error!(error = %e, "probe task failed"),
+            }
+        }
+    }
+    let t = at.unwrap_or_else(|| clock.now().as_millis());
+    let value = query
+        .eval(&*store, t)
+        .map_err(|e| anyhow::anyhow!("evaluating {}: {e}", query.text()))?;
+    Ok((t, value))
+}
+
 /// `warden watch`: probes every check of `config` in rounds, one interval (the first
 /// check's) apart, in the foreground: no state store, no server, no paging. Each rule state
 /// change goes to `report` with the probe's error when it failed. Returns when `cancel` fires.

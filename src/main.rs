@@ -94,6 +94,26 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Run every check (scrapes included) for `--rounds` rounds, then evaluate a PromQL
+    /// expression over what they read and print the result.
+    ///
+    /// One round gives instant values; `rate` and other range functions need two samples,
+    /// so ask for `--rounds 2` or more (rounds are the shortest check interval apart). Exit
+    /// 0 with a result (possibly empty), 1 for a usage, config or expression error.
+    Query {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The expression, e.g. 'sum by (route) (rate(http_requests_total[1m]))'.
+        expr: String,
+        /// Evaluation time: unix seconds or RFC 3339 (default: after the last round).
+        #[arg(long)]
+        time: Option<String>,
+        /// Rounds of probes before evaluating.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+        rounds: u32,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
 }
 
 /// `-c FILE`, shared by every command that reads a config.
@@ -224,6 +244,49 @@ fn main() -> ExitCode {
             };
             match runtime().and_then(|rt| rt.block_on(notify_test(nc))) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("warden: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Query {
+            config: ConfigArg { config },
+            expr,
+            time,
+            rounds,
+            format,
+        } => {
+            let query = match warden::promql::Query::parse(&expr) {
+                Ok(q) => q,
+                Err(e) => {
+                    eprintln!("warden: invalid expression {expr:?}: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let at = match time.as_deref().map(warden::query_api::parse_time) {
+                None => None,
+                Some(Ok(t)) => Some(t),
+                Some(Err(e)) => {
+                    eprintln!("warden: --time: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let Some(cfg) = load_or_report(&config) else {
+                return ExitCode::from(1);
+            };
+            telemetry::init_logging(cfg.log.format, "warn");
+            let clock = Clock::system();
+            let result =
+                runtime().and_then(|rt| rt.block_on(app::query(&cfg, &clock, &query, at, rounds)));
+            match result {
+                Ok((t, value)) => {
+                    match format {
+                        Format::Json => println!("{}", render_query_json(t, &value)),
+                        Format::Table => print!("{}", render_query_table(&value)),
+                    }
+                    ExitCode::SUCCESS
+                }
                 Err(e) => {
                     eprintln!("warden: {e:#}");
                     ExitCode::from(1)
@@ -536,6 +599,53 @@ fn round_for_people(v: f64) -> String {
     } else {
         text
     }
+}
+
+/// `warden query --format table`: a line per series, `{labels} value`, sorted; a scalar alone.
+fn render_query_table(value: &warden::promql::Value) -> String {
+    use warden::promql::Value;
+    let fmt = warden::query_api::format_value;
+    match value {
+        Value::Scalar(v) => format!("{}\n", fmt(*v)),
+        Value::String(s) => format!("{s}\n"),
+        Value::Vector(v) if v.is_empty() => "(no data)\n".into(),
+        Value::Vector(v) => {
+            let mut lines: Vec<String> = v
+                .iter()
+                .map(|s| format!("{} {}", series_name(&s.labels), fmt(s.value)))
+                .collect();
+            lines.sort();
+            lines.iter().map(|l| format!("{l}\n")).collect()
+        }
+        Value::Matrix(m) => m
+            .iter()
+            .map(|s| {
+                let points: Vec<String> = s
+                    .points
+                    .iter()
+                    .map(|(t, v)| format!("{} @{}", fmt(*v), *t as f64 / 1000.0))
+                    .collect();
+                format!("{} {}\n", series_name(&s.labels), points.join(" "))
+            })
+            .collect(),
+    }
+}
+
+/// `name{labels}` as Prometheus prints a series.
+fn series_name(labels: &warden::labels::Labels) -> String {
+    let mut labels = labels.clone();
+    let name = labels.remove("__name__").unwrap_or_default();
+    let rest = warden::labels::render(&labels);
+    if name.is_empty() && rest.is_empty() {
+        "{}".into()
+    } else {
+        format!("{name}{rest}")
+    }
+}
+
+/// `warden query --format json`: the `data` of Prometheus' query API answer.
+fn render_query_json(t: i64, value: &warden::promql::Value) -> String {
+    serde_json::to_string_pretty(&warden::query_api::value_json(t, value)).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -130,9 +130,17 @@ pub fn instant(params: &[(String, String)], source: &dyn Source, now: i64) -> An
         Ok(v) => v,
         Err(e) => return execution(e.to_string()),
     };
-    let data = match value {
+    (
+        200,
+        json!({"status": "success", "data": value_json(t, &value)}),
+    )
+}
+
+/// The `data` of an instant query's answer: `resultType` and `result`.
+pub fn value_json(t: i64, value: &Value) -> Json {
+    match value {
         Value::Scalar(v) => {
-            json!({"resultType": "scalar", "result": [seconds(t), format_value(v)]})
+            json!({"resultType": "scalar", "result": [seconds(t), format_value(*v)]})
         }
         Value::String(s) => json!({"resultType": "string", "result": [seconds(t), s]}),
         Value::Vector(v) => json!({
@@ -142,9 +150,8 @@ pub fn instant(params: &[(String, String)], source: &dyn Source, now: i64) -> An
                 "value": [seconds(t), format_value(*value)],
             })).collect::<Vec<_>>(),
         }),
-        Value::Matrix(m) => json!({"resultType": "matrix", "result": matrix_json(&m)}),
-    };
-    (200, json!({"status": "success", "data": data}))
+        Value::Matrix(m) => json!({"resultType": "matrix", "result": matrix_json(m)}),
+    }
 }
 
 fn matrix_json(m: &[Series]) -> Vec<Json> {

@@ -247,3 +247,50 @@ warning = {{ when = "> 5" }}
     assert_eq!(bad["status"], "error");
     assert_eq!(bad["errorType"], "bad_data");
 }
+
+/// `warden query`: a round of scrapes, then the expression over what they read.
+#[test]
+fn warden_query_prints_an_expression_over_one_round_of_scrapes() {
+    let target = HttpServer::start(|_| {
+        Reply::status(200)
+            .header("content-type", "text/plain; version=0.0.4")
+            .body("queue_depth{queue=\"a\"} 7\nqueue_depth{queue=\"b\"} 3\n")
+    });
+    let (_dir, config) = crate::daemon::write_config(&format!(
+        r#"
+[[check]]
+name = "app"
+kind = "scrape"
+url = "{metrics}"
+"#,
+        metrics = target.url("/metrics"),
+    ));
+    let run = |args: &[&str]| {
+        std::process::Command::new(crate::daemon::WARDEN)
+            .args(["query", "-c"])
+            .arg(&config)
+            .args(args)
+            .output()
+            .expect("warden query runs")
+    };
+    let out = run(&["sum(queue_depth)"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "{} 10\n");
+    // job and instance are attached to every scraped sample.
+    let out = run(&["queue_depth > 5"]);
+    let port = target.port();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("queue_depth{{instance=\"127.0.0.1:{port}\", job=\"app\", queue=\"a\"}} 7\n")
+    );
+    let out = run(&["--format", "json", "up{check=\"app\"}"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["resultType"], "vector");
+    assert_eq!(json["result"][0]["value"][1], "1");
+    let out = run(&["predict_linear(queue_depth[5m], 60)"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("predict_linear"),
+        "{out:?}"
+    );
+}
