@@ -429,3 +429,30 @@ fn relative_thresholds_of_the_runbooks() {
         ["{} 12"]
     );
 }
+
+/// "A window with 3 requests does not read as a 33 % error rate": the error ratio is kept only
+/// while a companion expression sees enough requests (`and on() (... >= N)`); below, the result
+/// is empty, which a rule reads as no data (`on_missing`), not as ok and not as a page.
+#[test]
+fn a_minimum_request_count_guards_an_error_ratio() {
+    let ratio = r#"sum(rate(req_total{status="500"}[5m])) / sum(rate(req_total[5m])) and on() (sum(increase(req_total[5m])) >= 100)"#;
+    let quiet = load(
+        60,
+        &[
+            (r#"req_total{status="500"}"#, "0 0 0 0 0 1"),
+            (r#"req_total{status="200"}"#, "0 0 1 1 2 2"),
+        ],
+    );
+    assert!(
+        eval(&quiet, 300, ratio).is_empty(),
+        "3 requests: no verdict"
+    );
+    let busy = load(
+        60,
+        &[
+            (r#"req_total{status="500"}"#, "0+10x5"),
+            (r#"req_total{status="200"}"#, "0+90x5"),
+        ],
+    );
+    assert_eq!(eval(&busy, 300, ratio), ["{} 0.1"]);
+}
