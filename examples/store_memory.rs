@@ -24,7 +24,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -41,7 +44,10 @@ fn main() {
             let mut l = Labels::new();
             l.insert("__name__".into(), "http_requests_total".into());
             l.insert("job".into(), "app".into());
-            l.insert("instance".into(), format!("10.0.{}.{}:8080", i / 250, i % 250));
+            l.insert(
+                "instance".into(),
+                format!("10.0.{}.{}:8080", i / 250, i % 250),
+            );
             l.insert("route".into(), format!("/api/v1/resource/{}", i % 50));
             l.insert("status".into(), ["200", "404", "500", "503"][i % 4].into());
             l

@@ -7,7 +7,8 @@
 //!
 //! - a sample's own timestamp is honoured; without one it is stamped with the scrape time;
 //! - an exact repeat of `(series, timestamp)` is stored once; a sample older than the
-//!   series' newest is out of order and dropped (counted, as Prometheus counts them);
+//!   series' newest is out of order and dropped (reported in [`Ingested`]; not exported as a
+//!   metric yet);
 //! - a series that a target exposed in its previous scrape and no longer does gets a
 //!   staleness marker at the scrape time, so an instant selector stops seeing it at once
 //!   rather than for the 5-minute lookback; series exposed with explicit timestamps get none

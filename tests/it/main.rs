@@ -27,6 +27,7 @@ mod reload;
 mod retries;
 mod runbooks;
 mod scrape;
+mod scrape_bad_input;
 mod series;
 mod services;
 mod system_checks;
