@@ -1,11 +1,14 @@
 //! `kind = "prometheus"` against a real Prometheus: an instant query's series get a rule state
 //! each, a scalar answer is one series, a query the server refuses leaves its rule unknown with
 //! Prometheus' own parse error on the check, a range vector is refused, and a stopped server
-//! makes every series unknown with a `connect` error.
+//! makes every series unknown with a `connect` error. Against an in-process server: what the
+//! request carries (headers, the encoded query, the server's timeout, a path prefix) and a
+//! server that never answers.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::daemon::Daemon;
+use crate::harness::http::{HttpServer, Reply};
 use crate::harness::prometheus::Prometheus;
 
 /// `queue_depth{queue="a"}` 7 and `{queue="b"}` 1, a sample every 30 s for the last five
@@ -199,4 +202,75 @@ critical = {{ when = "> 5" }}
         !message.contains("not-checked-by-prometheus"),
         "no header value in errors: {message}"
     );
+}
+
+#[test]
+fn the_request_carries_headers_the_encoded_query_and_the_timeout_and_a_silent_server_times_out() {
+    let server = HttpServer::start(|_| {
+        Reply::status(200)
+            .header("content-type", "application/json")
+            .body(r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"up","job":"api"},"value":[1700000000,"1"]}]}}"#)
+    });
+    let silent = HttpServer::start(|_| Reply::hang());
+    let d = Daemon::start_with(
+        &format!(
+            r#"
+[[check]]
+name = "api"
+kind = "prometheus"
+url = "{prefixed}"
+expr = 'sum by (job) (up{{job="api"}}) > 0'
+headers = {{ Authorization = "Bearer ${{PROM_TOKEN}}", X-Scope-OrgID = "team-a" }}
+interval = "500ms"
+timeout = "400ms"
+
+[[check]]
+name = "silent"
+kind = "prometheus"
+url = "{silent}"
+expr = "up"
+interval = "500ms"
+timeout = "300ms"
+"#,
+            prefixed = server.url("/prom/"),
+            silent = silent.url(""),
+        ),
+        &[("PROM_TOKEN", "pr0m-s3cret-token")],
+        &[],
+    );
+
+    let requests = server.wait_for(1, Duration::from_secs(20));
+    let request = requests.first().expect("a query arrived");
+    assert_eq!(request.method, "GET");
+    assert_eq!(request.path(), "/prom/api/v1/query", "{request:?}");
+    assert_eq!(
+        request.header("authorization"),
+        Some("Bearer pr0m-s3cret-token")
+    );
+    assert_eq!(request.header("x-scope-orgid"), Some("team-a"));
+    // The expression form-encoded, the check's timeout the server's own.
+    assert_eq!(
+        request.target.split_once('?').map(|(_, q)| q),
+        Some("query=sum+by+%28job%29+%28up%7Bjob%3D%22api%22%7D%29+%3E+0&timeout=400ms"),
+        "{request:?}"
+    );
+    let wait_check = |name: &str, done: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let c = d.check(name);
+            if done(&c) {
+                return c;
+            }
+            assert!(Instant::now() < deadline, "{c:#}\nlog:\n{}", d.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let api = wait_check("api", &|c| c["state"] == "up");
+    assert_eq!(api["values"]["result_series"], 1.0, "{api}");
+
+    let silent = wait_check("silent", &|c| c["state"] == "down");
+    assert_eq!(silent["last_error"]["kind"], "timeout", "{silent}");
+
+    let status = serde_json::to_string(&d.status()).unwrap();
+    assert!(!status.contains("pr0m-s3cret-token"), "{status}");
 }
