@@ -752,17 +752,26 @@ pub async fn watch(
     }
 }
 
-/// Whether `check` probes warden's own HTTP listener: an `http` URL or a `tcp` address on
+/// Whether `check` probes warden's own HTTP listener: an `http` or `prometheus` URL (warden
+/// answers `/api/v1/query` itself) or a `tcp` address on
 /// `listen`'s port and address (any loopback name or address when `listen` is loopback or
 /// unspecified).
 pub fn probes_own_listener(check: &CheckConfig, listen: SocketAddr) -> bool {
+    let url_of = |url: &str| match reqwest::Url::parse(url) {
+        Ok(url) => match (url.host(), url.port_or_known_default()) {
+            (Some(host), Some(port)) => Some((host.to_string(), port)),
+            _ => None,
+        },
+        Err(_) => None,
+    };
     let (host, port) = match &check.kind {
-        CheckKind::Http(h) => match reqwest::Url::parse(&h.url) {
-            Ok(url) => match (url.host(), url.port_or_known_default()) {
-                (Some(host), Some(port)) => (host.to_string(), port),
-                _ => return false,
-            },
-            Err(_) => return false,
+        CheckKind::Http(h) => match url_of(&h.url) {
+            Some(hp) => hp,
+            None => return false,
+        },
+        CheckKind::Prometheus(p) => match url_of(&p.url) {
+            Some(hp) => hp,
+            None => return false,
         },
         CheckKind::Tcp(t) => match t.address.rsplit_once(':') {
             Some((host, port)) => match port.parse::<u16>() {
@@ -803,11 +812,17 @@ mod tests {
             ("http", "url", "http://10.0.0.1:9731/healthz", false),
             ("http", "url", "https://127.0.0.1/healthz", false),
             ("tcp", "address", "127.0.0.1:5432", false),
+            // warden answers /api/v1/query itself.
+            ("prometheus", "url", "http://127.0.0.1:9731", true),
+            ("prometheus", "url", "http://127.0.0.1:9090", false),
         ];
         for (i, (kind, key, target, _)) in targets.iter().enumerate() {
             text.push_str(&format!(
                 "[[check]]\nname = \"c{i}\"\nkind = \"{kind}\"\n{key} = \"{target}\"\n"
             ));
+            if *kind == "prometheus" {
+                text.push_str("expr = \"up\"\n");
+            }
         }
         std::fs::write(&file, text).unwrap();
         let config = config::load_with_env(&file, &|_| None).unwrap();

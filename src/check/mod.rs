@@ -8,6 +8,7 @@
 pub mod exec;
 pub mod http;
 pub mod postgres;
+pub mod prometheus;
 pub mod redis;
 pub mod scrape;
 pub mod system;
@@ -26,7 +27,7 @@ use crate::labels::Labels;
 pub type Values = BTreeMap<String, f64>;
 
 /// Named labelled values: one value per label set (a postgres `result = "series"` query's
-/// rows). A name is either in [`Values`] or here, never both.
+/// rows, a prometheus check's `result`). A name is either in [`Values`] or here, never both.
 pub type Vectors = BTreeMap<String, Vec<(Labels, f64)>>;
 
 /// Everything one successful probe read.
@@ -213,6 +214,7 @@ pub enum Prober {
     Exec(exec::ExecProbe),
     System(system::SystemProbe),
     Scrape(Box<scrape::ScrapeProbe>),
+    Prometheus(Box<prometheus::PrometheusProbe>),
 }
 
 impl Prober {
@@ -245,6 +247,9 @@ impl Prober {
             CheckKind::Scrape(spec) => Prober::Scrape(Box::new(scrape::ScrapeProbe::with_clients(
                 spec, timeout, clients,
             )?)),
+            CheckKind::Prometheus(spec) => Prober::Prometheus(Box::new(
+                prometheus::PrometheusProbe::with_clients(spec, timeout, clients)?,
+            )),
         })
     }
 
@@ -258,6 +263,7 @@ impl Prober {
             Prober::Exec(p) => p.read().await,
             Prober::System(p) => p.read().await,
             Prober::Scrape(p) => p.read().await,
+            Prober::Prometheus(p) => p.read().await,
         }
     }
 

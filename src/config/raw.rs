@@ -21,7 +21,7 @@
 //! timeout = "10s"
 //!
 //! [[check]]                        # name, kind (http | tcp | tls | redis | postgres | exec
-//! name = "api-health"              # | system), interval, timeout, retry_interval, labels, then per-kind keys:
+//! name = "api-health"              # | system | scrape | prometheus), interval, timeout, retry_interval, labels, then per-kind keys:
 //! kind = "http"                    #   http: url method headers body expect_status assert
 //! url = "http://127.0.0.1:8080/health" #     extract max_body_bytes tls_verify ca_file follow_redirects
 //! assert = ['status == "healthy"'] #   tcp: address   tls: address server_name verify ca_file
@@ -30,6 +30,11 @@
 //!                                  #     status_rule (default true: adds a rule named like the
 //!                                  #     check reading `status`, warning >= 1, critical >= 2)
 //!                                  #   system: scope (auto | host | cgroup) disk_path
+//!                                  #   scrape: url headers max_body_bytes tls_verify ca_file
+//!                                  #     honor_timestamps job instance sample_limit label_limit
+//!                                  #     label_name_length_limit label_value_length_limit
+//!                                  #   prometheus: url (the server's base URL) expr headers
+//!                                  #     tls_verify ca_file
 //! [[rule]]
 //! name = "api-health-down"
 //! check = "api-health"
@@ -264,6 +269,7 @@ raw_table! {
         label_limit: Spanned<i64>,
         label_name_length_limit: Spanned<i64>,
         label_value_length_limit: Spanned<i64>,
+        expr: Spanned<String>,
     }
 }
 

@@ -538,6 +538,44 @@ fn exec_fixture_debug_output_holds_no_env_secret() {
 }
 
 #[test]
+fn prometheus_checks_compile_url_expr_and_secret_headers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let main = dir.path().join("main.toml");
+    std::fs::write(
+        &main,
+        "[[check]]\nname = \"prom\"\nkind = \"prometheus\"\nurl = \"https://prom.example.com/sub/\"\n\
+         expr = 'sum by (queue) (queue_depth{env=\"prod\"})'\ntls_verify = false\n\
+         headers = { Authorization = \"Bearer ${API_TOKEN}\" }\n\n\
+         [[rule]]\nname = \"deep\"\ncheck = \"prom\"\nvalue = \"result\"\ncritical = { when = \"> 5\" }\n",
+    )
+    .expect("temp dir is writable");
+    let config = load_with_env(&main, &fake_env).expect("valid config");
+    let check = config.check("prom").expect("exists");
+    let CheckKind::Prometheus(prom) = &check.kind else {
+        panic!("prom is prometheus")
+    };
+    assert_eq!(
+        prom.url, "https://prom.example.com/sub",
+        "trailing / dropped"
+    );
+    assert_eq!(prom.expr, r#"sum by (queue) (queue_depth{env="prod"})"#);
+    assert!(!prom.tls_verify);
+    assert_eq!(prom.headers[0].0, "Authorization");
+    assert_eq!(check.kind.series_values(), ["result"]);
+    assert_eq!(
+        check.kind.value_names(),
+        ["up", "duration_seconds", "result", "result_series"]
+    );
+    // A rule reading `result` has one state per series, dropped after the check's interval.
+    assert_eq!(config.rules[0].series, Some(check.interval));
+    assert!(config
+        .secret_values()
+        .iter()
+        .any(|s| s.contains("abc-secret-token")));
+    assert!(!format!("{config:?}").contains("abc-secret-token"));
+}
+
+#[test]
 fn an_empty_ca_file_after_interpolation_means_none() {
     let dir = tempfile::tempdir().expect("temp dir");
     let main = dir.path().join("main.toml");

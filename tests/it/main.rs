@@ -23,6 +23,7 @@ mod notifiers;
 mod outbox;
 mod paging;
 mod probes;
+mod prometheus_source;
 mod reload;
 mod retries;
 mod runbooks;

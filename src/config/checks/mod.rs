@@ -10,6 +10,7 @@
 mod exec;
 mod http;
 mod postgres;
+mod prometheus;
 mod redis;
 mod scrape;
 mod system;
@@ -20,6 +21,7 @@ pub(super) use exec::status_rule;
 pub use exec::ExecCheck;
 pub use http::HttpCheck;
 pub use postgres::{NamedQuery, PostgresCheck, QueryResult, MAX_SERIES_ROWS};
+pub use prometheus::PrometheusCheck;
 pub use redis::RedisCheck;
 pub use scrape::ScrapeCheck;
 pub use system::{SystemCheck, SystemScope};
@@ -75,6 +77,7 @@ pub enum CheckKind {
     Exec(ExecCheck),
     System(SystemCheck),
     Scrape(ScrapeCheck),
+    Prometheus(PrometheusCheck),
 }
 
 impl CheckKind {
@@ -89,6 +92,7 @@ impl CheckKind {
             CheckKind::Exec(c) => c,
             CheckKind::System(c) => c,
             CheckKind::Scrape(c) => c,
+            CheckKind::Prometheus(c) => c,
         }
     }
 
@@ -103,7 +107,8 @@ impl CheckKind {
         self.spec().open_values()
     }
 
-    /// The value names that are labelled series (a postgres query with `result = "series"`);
+    /// The value names that are labelled series (a postgres query with `result = "series"`,
+    /// a prometheus check's `result`);
     /// every other value is one number.
     pub fn series_values(&self) -> Vec<String> {
         self.spec().series_values()

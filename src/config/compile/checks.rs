@@ -20,11 +20,12 @@ pub(super) enum Kind {
     Exec,
     System,
     Scrape,
+    Prometheus,
 }
 
 impl Kind {
     /// Every kind, in the order messages list them.
-    const ALL: [Kind; 8] = [
+    const ALL: [Kind; 9] = [
         Kind::Http,
         Kind::Tcp,
         Kind::Tls,
@@ -33,6 +34,7 @@ impl Kind {
         Kind::Exec,
         Kind::System,
         Kind::Scrape,
+        Kind::Prometheus,
     ];
 
     /// The kind's name and its own `[[check]]` keys, from its [`KindSpec`].
@@ -46,6 +48,7 @@ impl Kind {
             Kind::Exec => (ExecCheck::NAME, ExecCheck::KEYS),
             Kind::System => (SystemCheck::NAME, SystemCheck::KEYS),
             Kind::Scrape => (ScrapeCheck::NAME, ScrapeCheck::KEYS),
+            Kind::Prometheus => (PrometheusCheck::NAME, PrometheusCheck::KEYS),
         }
     }
 
@@ -159,6 +162,7 @@ impl Compiler<'_> {
                     .unwrap_or_default();
                 self.scrape(r, &header, &check).map(CheckKind::Scrape)
             }
+            Some(Kind::Prometheus) => self.prometheus(r, &header).map(CheckKind::Prometheus),
             None => None,
         };
 

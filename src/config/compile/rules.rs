@@ -164,7 +164,8 @@ impl Compiler<'_> {
                     v.span(),
                     format!(
                         "gone_after applies only to a rule reading labelled series (a postgres \
-                         query with result = \"series\"); value {value:?} is one number"
+                         query with result = \"series\", a prometheus check's result); value \
+                         {value:?} is one number"
                     ),
                 );
                 None
