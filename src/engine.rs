@@ -205,7 +205,13 @@ impl RuleEntry {
                 self.read_ok = Some(obs.is_up());
                 if obs.outcome.is_err() {
                     // A probe that could not read is no evidence that a series is gone:
-                    // absence counts only across successful probes.
+                    // absence counts only across successful probes. With no series yet (it
+                    // failed from the start), the rule's unlabelled series carries the
+                    // failure, so `on_error` applies (and pages, when it says so); it goes
+                    // like any series once successful probes stop showing it.
+                    if self.series.is_empty() {
+                        self.series.insert(Labels::new(), SeriesEntry::new(now));
+                    }
                     for (labels, entry) in &mut self.series {
                         entry.last_seen = now;
                         step(labels, entry, Sample::Failed);
@@ -1166,6 +1172,42 @@ mod tests {
         engine.apply(rows(50, &[("c", 1.0)]), Timestamp(50_000));
         let quiet = engine.apply(rows(70, &[]), Timestamp(70_000));
         assert!(quiet.is_empty(), "{quiet:?}");
+    }
+
+    /// A series rule whose probe fails before it ever saw a series still reports the
+    /// failure: its unlabelled series takes `on_error` (here critical), and goes once the
+    /// probe reads again.
+    #[test]
+    fn a_series_rule_failing_from_the_start_applies_on_error() {
+        let mut rule = series_rule();
+        rule.on_error = MissingPolicy::Critical;
+        let config = one_check_config(None, vec![rule]);
+        let mut engine = Engine::new(&config, Timestamp(0));
+        let mut failed = obs(false, &[("up", 0.0)]);
+        failed.at = Timestamp(1000);
+        let t = engine.apply(failed, Timestamp(1000));
+        assert_eq!(
+            moves(&t),
+            [(
+                Labels::new(),
+                State::Unknown,
+                State::Critical,
+                TransitionReason::ProbeFailed
+            )]
+        );
+        // Reading again, with a row: the row's series appears; the unlabelled one goes after
+        // gone_after (10 s) with a resolve.
+        engine.apply(rows(2, &[("a", 1.0)]), Timestamp(2000));
+        let gone = engine.apply(rows(12, &[("a", 1.0)]), Timestamp(12_000));
+        assert_eq!(
+            moves(&gone),
+            [(
+                Labels::new(),
+                State::Critical,
+                State::Ok,
+                TransitionReason::SeriesGone
+            )]
+        );
     }
 
     #[test]
