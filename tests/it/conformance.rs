@@ -16,9 +16,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use promql_parser::label::Matcher;
 use warden::labels::Labels;
-use warden::promql::{Query, Series, Source, Value, METRIC_NAME};
+use warden::promql::{Query, Series, Value, METRIC_NAME};
 
 use crate::harness::prometheus::Prometheus;
 
@@ -724,30 +723,15 @@ fn openmetrics(families: &[Family]) -> String {
     out
 }
 
-/// warden's view of the same samples.
-struct Fixed(Vec<Series>);
-
-impl Source for Fixed {
-    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Series> {
-        self.0
-            .iter()
-            .filter(|s| {
-                matchers
-                    .iter()
-                    .all(|m| m.is_match(s.labels.get(&m.name).map(String::as_str).unwrap_or("")))
-            })
-            .map(|s| Series {
-                labels: s.labels.clone(),
-                points: s
-                    .points
-                    .iter()
-                    .copied()
-                    .filter(|(t, _)| *t >= mint && *t <= maxt)
-                    .collect(),
-            })
-            .filter(|s| !s.points.is_empty())
-            .collect()
+/// warden's view of the same samples: its own series store, as the daemon reads it.
+fn store_of(series: Vec<Series>) -> warden::series::Store {
+    let mut store = warden::series::Store::new(std::time::Duration::from_secs(10 * 86_400));
+    for s in series {
+        for (t, v) in s.points {
+            store.append(s.labels.clone(), t, v);
+        }
     }
+    store
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1071,7 +1055,11 @@ enum Answer {
     Error(String),
 }
 
-fn warden_answer(query: &Result<Query, String>, source: &Fixed, t_ms: i64) -> Answer {
+fn warden_answer(
+    query: &Result<Query, String>,
+    source: &warden::series::Store,
+    t_ms: i64,
+) -> Answer {
     let query = match query {
         Ok(q) => q,
         Err(e) => return Answer::Error(format!("refused: {e}")),
@@ -1291,7 +1279,7 @@ fn evaluator_matches_a_real_prometheus_on_the_same_samples() {
     let prometheus = Prometheus::start_with_openmetrics(&openmetrics(&families));
     let all: Vec<Series> = families.into_iter().flat_map(|f| f.series).collect();
     let series_count = all.len();
-    let source = Fixed(all);
+    let source = store_of(all);
     let origin_ms = start_s * 1000;
 
     // Prometheus holds every series (the backfill took all of them).
