@@ -189,7 +189,7 @@ impl Source for Store {
             },
             None => Box::new(self.by_name.values().flat_map(|s| s.iter())),
         };
-        candidates
+        let mut out = candidates
             .filter(|(labels, _)| {
                 matchers
                     .iter()
@@ -203,7 +203,11 @@ impl Source for Store {
                     points: d.points[from..to].to_vec(),
                 })
             })
-            .collect()
+            .collect::<Vec<_>>();
+        // In label order, as Prometheus' index returns series: `topk` and `bottomk` keep the
+        // first of equal values, so the order decides ties.
+        out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        out
     }
 }
 
