@@ -579,7 +579,8 @@ type Ledger = &'static [(&'static str, &'static str, &'static str)];
 
 /// Every rule of every example as its runbook line gives it, with that line: the level's
 /// condition on its value, its count (`x3`: that many failed probes in a row) or duration
-/// (`for 5m`), the state a failed probe takes (`on_error`), and the hooks it runs. A rule not
+/// (`for 5m`), the state a failed probe takes (`on_error`), and the hooks it runs; an `expr`
+/// rule's expression (as shipped: every window at its default) ahead of its levels. A rule not
 /// listed here, or listed but absent, fails the test, so a rule cannot be added, dropped or
 /// moved to another level without naming the runbook line it follows. The examples are read
 /// with no variable set: these are the shipped defaults. The behaviour of each level (reached
@@ -648,6 +649,40 @@ const RUNBOOK_LEVELS: [(&str, Ledger); 5] = [
                 "nuvie-smoke",
                 "warning status >= 1 at once; critical status >= 2 at once",
                 "Backend Deployment, Step 4: ./scripts/smoke-test-backend.sh",
+            ),
+            (
+                "nuvie-high-error-rate",
+                "expr rate(http_requests_total{status=~\"5..\"}[5m]) or on() (0 * \
+                 sum(rate(http_requests_total[5m]))); critical > 0.05 for 5m",
+                "Alert Configuration: HighErrorRate `rate(http_requests_total{status=~\"5..\"}[5m]) \
+                 > 0.05`, `for: 5m`, `severity: critical`",
+            ),
+            (
+                "nuvie-slow-response-time",
+                "expr histogram_quantile(0.95, rate(http_request_duration_seconds_bucket[5m])); \
+                 warning > 2 for 5m",
+                "Alert Configuration: SlowResponseTime `histogram_quantile(0.95, \
+                 rate(http_request_duration_seconds_bucket[5m])) > 2`, `for: 5m`, `severity: \
+                 warning`",
+            ),
+            (
+                "nuvie-error-rate",
+                "expr (sum(rate(http_requests_total{status=~\"5..\"}[5m])) or vector(0)) / \
+                 sum(rate(http_requests_total[5m])); warning > 0.01 for 5m; critical > 0.05 for 5m",
+                "Monitoring & Alerts: \"Error rate (5xx) | >1% | >5%\"",
+            ),
+            (
+                "nuvie-p95",
+                "expr histogram_quantile(0.95, sum by (le) \
+                 (rate(http_request_duration_seconds_bucket[5m]))); warning > 0.5 for 5m; \
+                 critical > 2 for 5m",
+                "Monitoring & Alerts: \"Response time (p95) | >500ms | >2000ms\"",
+            ),
+            (
+                "nuvie-circuit-breaker",
+                "expr circuit_breaker_open; warning > 0 at once; critical > 0 for 5m",
+                "Monitoring & Alerts: \"Circuit breaker open | Any | >5min\"; `curl \
+                 .../metrics | grep circuit`",
             ),
         ],
     ),
@@ -920,14 +955,22 @@ fn levels_of(config: &warden::config::Config, rule: &warden::config::RuleConfig)
             .clear
             .map(|c| format!(", clear {} {}", c.op.symbol(), c.threshold))
             .unwrap_or_default();
+        // An expression is named once, ahead of the levels; a value at each.
+        let value = if rule.expr.is_some() {
+            String::new()
+        } else {
+            format!("{} ", rule.value)
+        };
         format!(
-            "{name} {} {} {} {trigger}{clear}",
-            rule.value,
+            "{name} {value}{} {} {trigger}{clear}",
             l.when.op.symbol(),
             l.when.threshold
         )
     };
     let mut parts = Vec::new();
+    if rule.expr.is_some() {
+        parts.push(format!("expr {}", rule.value));
+    }
     if let Some(w) = &rule.warning {
         parts.push(level("warning", w));
     }
@@ -1041,10 +1084,17 @@ fn nuvie_runbook_failures_reach_the_runbook_levels() {
     let ca = pki.write_ca(dir.path());
     let cert_address = format!("localhost:{}", tls.port());
     let smoke = Smoke::new();
+    let (metrics, traffic) = imitation::metrics(&imitation::NUVIE_METRICS);
+    let metrics_url = format!("{}/metrics", metrics.base_url());
     let paging = Paging::pagerduty("NUVIE");
     let d = paging.start(
         &example("nuvie"),
         &[
+            ("NUVIE_METRICS_URL", &metrics_url),
+            ("NUVIE_METRICS_INTERVAL", "250ms"),
+            ("NUVIE_METRICS_WINDOW", "2s"),
+            ("NUVIE_METRICS_FOR", "1s"),
+            ("NUVIE_BREAKER_FOR", "1s"),
             ("NUVIE_SMOKE_TEST", smoke.script()),
             ("NUVIE_SMOKE_INTERVAL", "300ms"),
             ("NUVIE_SMOKE_TIMEOUT", "250ms"),
@@ -1095,6 +1145,67 @@ fn nuvie_runbook_failures_reach_the_runbook_levels() {
     all_rules_ok(&d, "nuvie");
 
     smoke_and_host(&d, &smoke, "nuvie");
+
+    // Monitoring & Alerts over the scrape of /metrics (100 requests/s, 20 ms each, when
+    // healthy; ranges of 2 s, `for`s of 1 s). 3% of answers 5xx: the Key Metrics' > 1% warns,
+    // and HighErrorRate's 3 a second (> 0.05/s) is critical on the 5xx series; 10%: > 5%
+    // critical. p95 about 1 s (all in the 0.75..1 bucket): > 500 ms warns, SlowResponseTime's
+    // > 2 s does not; about 4.9 s: > 2000 ms critical and SlowResponseTime's warning.
+    metric_rules_reach_their_levels(
+        &d,
+        "nuvie",
+        (&traffic, &imitation::NUVIE_METRICS),
+        &[
+            (
+                "3% of answers 5xx",
+                &|t| t.set_error_share(0.03),
+                &[
+                    ("nuvie-error-rate", "warning", &[]),
+                    ("nuvie-high-error-rate", "critical", &[("status", "500")]),
+                ],
+            ),
+            (
+                "10% of answers 5xx",
+                &|t| t.set_error_share(0.1),
+                &[("nuvie-error-rate", "critical", &[])],
+            ),
+            (
+                "answers take 0.9 s",
+                &|t| t.set_latency("http_request_duration_seconds", 0.9),
+                &[("nuvie-p95", "warning", &[])],
+            ),
+            (
+                "answers take 3 s",
+                &|t| t.set_latency("http_request_duration_seconds", 3.0),
+                &[
+                    ("nuvie-p95", "critical", &[]),
+                    ("nuvie-slow-response-time", "warning", &[]),
+                ],
+            ),
+        ],
+    );
+    assert_eq!(d.rule("nuvie-slow-response-time")["state"], "ok");
+    // "Circuit breaker open | Any | >5min": a warning at the first scrape that sees it open,
+    // critical once it has stayed open NUVIE_BREAKER_FOR (here 1 s), not before.
+    traffic.set_gauge("circuit_breaker_open", 1.0);
+    let opened = std::time::SystemTime::now();
+    let warned = series_reaches(&d, "nuvie-circuit-breaker", "warning");
+    assert_eq!(warned["series"]["breaker"], "ai-service", "{warned:#}");
+    let critical = series_reaches(&d, "nuvie-circuit-breaker", "critical");
+    let open_ms = i64::try_from(
+        opened
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis(),
+    )
+    .expect("fits");
+    let after = millis(&critical["since"]) - open_ms;
+    assert!(
+        after >= 1000,
+        "critical {after} ms after the breaker opened"
+    );
+    traffic.restore(&imitation::NUVIE_METRICS);
+    all_rules_ok(&d, "nuvie");
 
     // Incident Response, P1 "API down": /health answers 503, three times in a row (the
     // probes' failureThreshold), and then for good.
@@ -2042,4 +2153,61 @@ fn runbook_host_thresholds_read_the_real_host() {
         "nuvie-cpu",
         "critical",
     );
+}
+
+/// Every series of the `expr` rule `rule` in the status API, each with its `series` labels.
+fn series_of(d: &Daemon, rule: &str) -> Vec<serde_json::Value> {
+    d.status()["rules"]
+        .as_array()
+        .expect("rules array")
+        .iter()
+        .filter(|r| r["name"] == rule)
+        .cloned()
+        .collect()
+}
+
+/// Waits for a series of `rule` to be in `state` (for `ok`: every series of it) and returns it.
+fn series_reaches(d: &Daemon, rule: &str, state: &str) -> serde_json::Value {
+    eventually(d, &format!("{rule} {state}"), || {
+        let series = series_of(d, rule);
+        if state == "ok" {
+            (!series.is_empty() && series.iter().all(|s| s["state"] == "ok"))
+                .then(|| series[0].clone())
+        } else {
+            series.into_iter().find(|s| s["state"] == state)
+        }
+    })
+}
+
+/// What a step of a metric phase does to the traffic.
+type Drive<'a> = &'a dyn Fn(&imitation::Traffic);
+
+/// A system's metric rules, table-driven: from healthy traffic (every rule ok), each step
+/// changes the traffic (`what`, the runbook's line) and waits for each named rule to reach its
+/// level, with the series labels it must carry where the result is labelled; then the traffic
+/// heals and every rule is ok again.
+fn metric_rules_reach_their_levels(
+    d: &Daemon,
+    system: &str,
+    (traffic, spec): (&imitation::Traffic, &imitation::MetricsSpec),
+    steps: &[(&str, Drive, &[(&str, &str, &[(&str, &str)])])],
+) {
+    for (what, drive, expect) in steps {
+        all_rules_ok(d, system);
+        drive(traffic);
+        for (rule, state, labels) in *expect {
+            let s = series_reaches(d, rule, state);
+            for (name, value) in *labels {
+                assert_eq!(
+                    s["series"][name], *value,
+                    "{what}: {rule} {state} on the wrong series: {s:#}"
+                );
+            }
+        }
+        traffic.restore(spec);
+        for (rule, _, _) in *expect {
+            series_reaches(d, rule, "ok");
+        }
+    }
+    all_rules_ok(d, system);
 }
