@@ -3,6 +3,10 @@
 //! one, and a test breaks it the way the runbook fears: an error status, an unhealthy component
 //! in the JSON, an answer slower than the probe's timeout, a closed port (connection refused).
 //!
+//! Each system's `/metrics` as a scrape target is an imitation of its own ([`metrics`]): its
+//! counters grow in real time at the rate and error share the test sets, its histograms
+//! observe the latency the test sets, its gauges read what the test sets ([`Traffic`]).
+//!
 //! Only the systems' own HTTP code is imitated; their Redis, Postgres and certificates are the
 //! real servers of `harness`. Each imitation is a route table over the harness's
 //! [`HttpServer`] on its own loopback port, so it answers whatever the test thread does; `down`
