@@ -165,6 +165,16 @@ fn an_unclaimed_state_file_of_an_earlier_release_stops_a_fresh_start() {
         &[
             ("STATE_DIRECTORY", shared),
             ("NUVIE_STATE_PATH", own.to_str().unwrap()),
+            // Loopback only: every target of the example on a closed local port.
+            ("NUVIE_API_URL", "http://127.0.0.1:9/health"),
+            ("NUVIE_AI_URL", "http://127.0.0.1:9/health"),
+            ("NUVIE_METRICS_URL", "http://127.0.0.1:9/metrics"),
+            ("NUVIE_API_TLS_ADDRESS", "127.0.0.1:9"),
+            ("NUVIE_AI_TLS_ADDRESS", "127.0.0.1:9"),
+            ("NUVIE_DATABASE_URL", "postgres://nuvie@127.0.0.1:9/nuvie"),
+            ("NUVIE_REDIS_URL", "redis://127.0.0.1:9"),
+            ("NUVIE_PAGERDUTY_URL", "http://127.0.0.1:9/enqueue"),
+            ("NUVIE_SLACK_WEBHOOK_URL", "http://127.0.0.1:9/slack"),
         ],
     );
     let (code, _, _) = crate::daemon::get(&d.url("/healthz")).unwrap();

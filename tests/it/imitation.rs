@@ -3,6 +3,10 @@
 //! one, and a test breaks it the way the runbook fears: an error status, an unhealthy component
 //! in the JSON, an answer slower than the probe's timeout, a closed port (connection refused).
 //!
+//! Each system's `/metrics` as a scrape target is an imitation of its own ([`metrics`]): its
+//! counters grow in real time at the rate and error share the test sets, its histograms
+//! observe the latency the test sets, its gauges read what the test sets ([`Traffic`]).
+//!
 //! Only the systems' own HTTP code is imitated; their Redis, Postgres and certificates are the
 //! real servers of `harness`. Each imitation is a route table over the harness's
 //! [`HttpServer`] on its own loopback port, so it answers whatever the test thread does; `down`
@@ -26,6 +30,8 @@ struct Route {
     delay: Duration,
     /// When set, a request without `Authorization: Bearer <token>` gets 401.
     bearer: Option<String>,
+    /// When set, the body is this traffic's metrics as of the request (`body` is unused).
+    live: Option<Live>,
 }
 
 impl Route {
@@ -36,6 +42,7 @@ impl Route {
             content_type: JSON,
             delay: Duration::ZERO,
             bearer: None,
+            live: None,
         }
     }
 
@@ -97,6 +104,7 @@ impl Imitation {
             .or_insert_with(|| Route::json(body));
         route.status = status;
         route.body = body.to_string();
+        route.live = None;
     }
 
     /// `path` answers only after `delay`.
@@ -113,6 +121,7 @@ impl Imitation {
         let failure = Route {
             status,
             body: body.to_string(),
+            live: None,
             ..route
         };
         table.failing.insert(path.to_string(), (n, failure));
@@ -167,8 +176,12 @@ fn answer(routes: &Routes, req: &http::Request) -> http::Reply {
     let authorized = route.bearer.as_ref().is_none_or(|token| {
         req.header("authorization") == Some(format!("Bearer {token}").as_str())
     });
+    let body = match &route.live {
+        Some(live) => live.lock().expect("traffic lock").render(),
+        None => route.body,
+    };
     let (status, body, content_type) = if authorized {
-        (route.status, route.body, route.content_type)
+        (route.status, body, route.content_type)
     } else {
         (401, r#"{"error":"unauthorized"}"#.to_string(), JSON)
     };
@@ -279,3 +292,259 @@ pub fn novacron() -> Imitation {
         ),
     ])
 }
+
+/// What a system's `/metrics` exports, in the runbook's own names where it gives them (each
+/// system's spec below says which names are conventional): a request counter, split by a
+/// status label or paired with an errors counter, latency histograms, and gauges.
+pub struct MetricsSpec {
+    /// The request counter (`http_requests_total`).
+    pub requests: &'static str,
+    /// Its status-code label (`status`, or `code` as Go's promhttp names it); `None` when the
+    /// errors are a counter of their own.
+    pub status_label: Option<&'static str>,
+    /// A separate errors counter (nova-streaming's `nova_http_errors_total`).
+    pub errors: Option<&'static str>,
+    /// Classic histograms (`<name>_bucket{le=...}`, `_sum`, `_count`), in seconds.
+    pub histograms: &'static [&'static str],
+    /// Gauges: name, labels as exported (`{service="ai"}` or empty), starting value.
+    pub gauges: &'static [(&'static str, &'static str, f64)],
+}
+
+/// Python's prometheus_client default buckets (also client_golang's, less 0.075/0.75/7.5).
+const BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+type Live = Arc<Mutex<TrafficState>>;
+
+/// The counters as of the last scrape and what the traffic is now.
+#[derive(Debug)]
+struct TrafficState {
+    spec_requests: &'static str,
+    status_label: Option<&'static str>,
+    errors_name: Option<&'static str>,
+    last: std::time::Instant,
+    /// Requests per second.
+    rate: f64,
+    /// The share of them answered 5xx.
+    error_share: f64,
+    ok: f64,
+    errors: f64,
+    /// Per histogram: every request takes this long; observations per bucket (not
+    /// cumulative; the last is +Inf), sum and count.
+    histograms: Vec<(&'static str, f64, Vec<f64>, f64, f64)>,
+    gauges: Vec<(&'static str, &'static str, f64)>,
+}
+
+impl TrafficState {
+    /// Advances the counters to now and renders them in text format 0.0.4.
+    fn render(&mut self) -> String {
+        let dt = self.last.elapsed().as_secs_f64();
+        self.last = std::time::Instant::now();
+        let n = self.rate * dt;
+        self.errors += n * self.error_share;
+        self.ok += n * (1.0 - self.error_share);
+        for (_, latency, buckets, sum, count) in &mut self.histograms {
+            let i = BUCKETS
+                .iter()
+                .position(|le| *latency <= *le)
+                .unwrap_or(BUCKETS.len());
+            buckets[i] += n;
+            *sum += n * *latency;
+            *count += n;
+        }
+        let mut out = String::new();
+        let name = self.spec_requests;
+        out.push_str(&format!(
+            "# HELP {name} Requests served.\n# TYPE {name} counter\n"
+        ));
+        match (self.status_label, self.errors_name) {
+            (Some(label), _) => {
+                out.push_str(&format!("{name}{{{label}=\"200\"}} {}\n", self.ok));
+                // Like a client library's labelled child, the 5xx series exists from the
+                // first error on.
+                if self.errors > 0.0 {
+                    out.push_str(&format!("{name}{{{label}=\"500\"}} {}\n", self.errors));
+                }
+            }
+            (None, errors) => {
+                out.push_str(&format!("{name} {}\n", self.ok + self.errors));
+                if let Some(errors) = errors {
+                    out.push_str(&format!(
+                        "# TYPE {errors} counter\n{errors} {}\n",
+                        self.errors
+                    ));
+                }
+            }
+        }
+        for (name, _, buckets, sum, count) in &self.histograms {
+            out.push_str(&format!("# TYPE {name} histogram\n"));
+            let mut cumulative = 0.0;
+            for (le, n) in BUCKETS.iter().zip(buckets) {
+                cumulative += n;
+                out.push_str(&format!("{name}_bucket{{le=\"{le}\"}} {cumulative}\n"));
+            }
+            out.push_str(&format!("{name}_bucket{{le=\"+Inf\"}} {count}\n"));
+            out.push_str(&format!("{name}_sum {sum}\n{name}_count {count}\n"));
+        }
+        let mut typed = Vec::new();
+        for (name, labels, value) in &self.gauges {
+            if !typed.contains(name) {
+                out.push_str(&format!("# TYPE {name} gauge\n"));
+                typed.push(name);
+            }
+            out.push_str(&format!("{name}{labels} {value}\n"));
+        }
+        out
+    }
+}
+
+/// The handle a test steers an imitation's `/metrics` with: the traffic changes at once, the
+/// counters grow from the last scrape on at the new rate and share.
+#[derive(Clone)]
+pub struct Traffic(Live);
+
+impl Traffic {
+    fn with(&self, f: impl FnOnce(&mut TrafficState)) {
+        let mut state = self.0.lock().expect("traffic lock");
+        // What was served until now was served at the old rate and share.
+        state.render();
+        f(&mut state);
+    }
+
+    /// This share of the requests answers 5xx from now on.
+    pub fn set_error_share(&self, share: f64) {
+        self.with(|s| s.error_share = share);
+    }
+
+    /// Requests per second from now on.
+    pub fn set_rate(&self, rate: f64) {
+        self.with(|s| s.rate = rate);
+    }
+
+    /// Every request observed in `histogram` takes `seconds` from now on.
+    pub fn set_latency(&self, histogram: &str, seconds: f64) {
+        self.with(|s| {
+            let h = s
+                .histograms
+                .iter_mut()
+                .find(|h| h.0 == histogram)
+                .unwrap_or_else(|| panic!("no histogram {histogram}"));
+            h.1 = seconds;
+        });
+    }
+
+    /// Every series of gauge `name` reads `value` from now on.
+    pub fn set_gauge(&self, name: &str, value: f64) {
+        self.with(|s| {
+            let mut found = false;
+            for g in s.gauges.iter_mut().filter(|g| g.0 == name) {
+                g.2 = value;
+                found = true;
+            }
+            assert!(found, "no gauge {name}");
+        });
+    }
+
+    /// The runbook's healthy traffic again: 100 requests/s, no errors, 20 ms answers, the
+    /// gauges at their starting values.
+    pub fn restore(&self, spec: &MetricsSpec) {
+        self.with(|s| {
+            s.rate = 100.0;
+            s.error_share = 0.0;
+            for h in &mut s.histograms {
+                h.1 = 0.02;
+            }
+            s.gauges = spec.gauges.to_vec();
+        });
+    }
+}
+
+/// A system's `/metrics` (`spec`) with healthy traffic, on a port of its own: the scrape
+/// target a test points `<SYSTEM>_METRICS_URL` at. (The system's other imitation keeps its
+/// static `/metrics` for the http checks that probe it, so a test failing exactly N of those
+/// probes counts only theirs.)
+pub fn metrics(spec: &MetricsSpec) -> (Imitation, Traffic) {
+    let live: Live = Arc::new(Mutex::new(TrafficState {
+        spec_requests: spec.requests,
+        status_label: spec.status_label,
+        errors_name: spec.errors,
+        last: std::time::Instant::now(),
+        rate: 100.0,
+        error_share: 0.0,
+        ok: 0.0,
+        errors: 0.0,
+        histograms: spec
+            .histograms
+            .iter()
+            .map(|name| (*name, 0.02, vec![0.0; BUCKETS.len() + 1], 0.0, 0.0))
+            .collect(),
+        gauges: spec.gauges.to_vec(),
+    }));
+    let route = Route {
+        live: Some(live.clone()),
+        ..Route::metrics("")
+    };
+    (Imitation::start(vec![("/metrics", route)]), Traffic(live))
+}
+
+/// Nuvie's backend (nuvie-runbook.md, Monitoring & Alerts): the alert rules' own
+/// `http_requests_total{status}` and `http_request_duration_seconds`, and the circuit breaker
+/// `curl .../metrics | grep circuit` looks for (the runbook names no metric: the conventional
+/// `circuit_breaker_open`, 1 while open, one series per breaker).
+pub const NUVIE_METRICS: MetricsSpec = MetricsSpec {
+    requests: "http_requests_total",
+    status_label: Some("status"),
+    errors: None,
+    histograms: &["http_request_duration_seconds"],
+    gauges: &[("circuit_breaker_open", "{breaker=\"ai-service\"}", 0.0)],
+};
+
+/// Redcube's content service: the runbook reads error rate and latency from logs
+/// (`"status":500`, `duration_ms`) and names no metric; the conventional names.
+pub const REDCUBE_METRICS: MetricsSpec = MetricsSpec {
+    requests: "http_requests_total",
+    status_label: Some("status"),
+    errors: None,
+    histograms: &["http_request_duration_seconds"],
+    gauges: &[],
+};
+
+/// Nova Streaming's API (nova-streaming-runbook.md, Monitoring and Validation): its queries'
+/// `nova_http_request_duration_seconds`, `nova_http_errors_total`,
+/// `nova_streaming_websocket_connections`, `pg_query_duration_seconds`; the request counter
+/// the error rate divides by is unnamed there (`nova_http_requests_total`, conventional).
+pub const NOVA_STREAMING_METRICS: MetricsSpec = MetricsSpec {
+    requests: "nova_http_requests_total",
+    status_label: None,
+    errors: Some("nova_http_errors_total"),
+    histograms: &[
+        "nova_http_request_duration_seconds",
+        "pg_query_duration_seconds",
+    ],
+    gauges: &[
+        ("nova_streaming_websocket_connections", "", 1200.0),
+        ("nova_streaming_active_streams", "", 3.0),
+    ],
+};
+
+/// The AI SaaS gateway: the runbook's `http_requests_total` (its Prometheus query);
+/// `http_request_duration_seconds` for its P95/P99, conventional.
+pub const AI_SAAS_METRICS: MetricsSpec = MetricsSpec {
+    requests: "http_requests_total",
+    status_label: Some("status"),
+    errors: None,
+    histograms: &["http_request_duration_seconds"],
+    gauges: &[],
+};
+
+/// NovaCron's API, a Go service (`go_memstats` in its runbook): its runbook's
+/// `http_requests_total` and `http_request_duration_seconds`, the status label `code` as Go's
+/// promhttp names it, and the `dwcp_` gauges its metrics check greps for.
+pub const NOVACRON_METRICS: MetricsSpec = MetricsSpec {
+    requests: "http_requests_total",
+    status_label: Some("code"),
+    errors: None,
+    histograms: &["http_request_duration_seconds"],
+    gauges: &[("dwcp_active_streams", "", 15.0)],
+};

@@ -13,6 +13,12 @@
 //! than its duration, and an "any failure" level at the first one. The ledger
 //! ([`RUNBOOK_LEVELS`]) holds every rule's configured levels and hooks to its runbook line.
 //!
+//! Each example's metric rules (`expr` over a `scrape` of the system's `/metrics`) run with
+//! their ranges shortened to seconds through the examples' `<SYSTEM>_METRICS_WINDOW`-style
+//! variables, against an imitation whose traffic the test steers
+//! ([`metric_rules_reach_their_levels`]): each rule reaches the level its runbook line gives,
+//! on the series it names, and is ok again once the traffic heals.
+//!
 //! Each example's notifiers are pointed by environment at local receivers ([`Paging`]), and
 //! each test first takes one rule the runbook rolls back for to critical: the pager gets the
 //! page and, once the rule recovers, its resolve; the chat gets both and the outcome of every
@@ -579,7 +585,8 @@ type Ledger = &'static [(&'static str, &'static str, &'static str)];
 
 /// Every rule of every example as its runbook line gives it, with that line: the level's
 /// condition on its value, its count (`x3`: that many failed probes in a row) or duration
-/// (`for 5m`), the state a failed probe takes (`on_error`), and the hooks it runs. A rule not
+/// (`for 5m`), the state a failed probe takes (`on_error`), and the hooks it runs; an `expr`
+/// rule's expression (as shipped: every window at its default) ahead of its levels. A rule not
 /// listed here, or listed but absent, fails the test, so a rule cannot be added, dropped or
 /// moved to another level without naming the runbook line it follows. The examples are read
 /// with no variable set: these are the shipped defaults. The behaviour of each level (reached
@@ -649,6 +656,40 @@ const RUNBOOK_LEVELS: [(&str, Ledger); 5] = [
                 "warning status >= 1 at once; critical status >= 2 at once",
                 "Backend Deployment, Step 4: ./scripts/smoke-test-backend.sh",
             ),
+            (
+                "nuvie-high-error-rate",
+                "expr rate(http_requests_total{status=~\"5..\"}[5m]) or on() (0 * \
+                 sum(rate(http_requests_total[5m]))); critical > 0.05 for 5m",
+                "Alert Configuration: HighErrorRate `rate(http_requests_total{status=~\"5..\"}[5m]) \
+                 > 0.05`, `for: 5m`, `severity: critical`",
+            ),
+            (
+                "nuvie-slow-response-time",
+                "expr histogram_quantile(0.95, rate(http_request_duration_seconds_bucket[5m])); \
+                 warning > 2 for 5m",
+                "Alert Configuration: SlowResponseTime `histogram_quantile(0.95, \
+                 rate(http_request_duration_seconds_bucket[5m])) > 2`, `for: 5m`, `severity: \
+                 warning`",
+            ),
+            (
+                "nuvie-error-rate",
+                "expr (sum(rate(http_requests_total{status=~\"5..\"}[5m])) or vector(0)) / \
+                 sum(rate(http_requests_total[5m])); warning > 0.01 for 5m; critical > 0.05 for 5m",
+                "Monitoring & Alerts: \"Error rate (5xx) | >1% | >5%\"",
+            ),
+            (
+                "nuvie-p95",
+                "expr histogram_quantile(0.95, sum by (le) \
+                 (rate(http_request_duration_seconds_bucket[5m]))); warning > 0.5 for 5m; \
+                 critical > 2 for 5m",
+                "Monitoring & Alerts: \"Response time (p95) | >500ms | >2000ms\"",
+            ),
+            (
+                "nuvie-circuit-breaker",
+                "expr circuit_breaker_open; warning > 0 at once; critical > 0 for 5m",
+                "Monitoring & Alerts: \"Circuit breaker open | Any | >5min\"; `curl \
+                 .../metrics | grep circuit`",
+            ),
         ],
     ),
     (
@@ -707,6 +748,16 @@ const RUNBOOK_LEVELS: [(&str, Ledger); 5] = [
                 "redcube-smoke",
                 "warning status >= 1 at once; critical status >= 2 at once",
                 "Phase 3: Smoke Tests, \"All tests return HTTP 200\"",
+            ),
+            (
+                "redcube-error-rate",
+                "expr (sum(rate(http_requests_total{status=~\"5..\"}[5m])) or vector(0)) / sum(rate(http_requests_total[5m])); warning > 0.05 at once; critical > 0.1 at once",
+                "Key Metrics to Monitor: \"Error Rate | > 5%\"; Incident Response: P2 \"Error rate 5-10%\", P1 \"Error rate > 10%\"",
+            ),
+            (
+                "redcube-p95",
+                "expr histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[5m]))); warning >= 2 at once; critical > 5 at once; hooks redcube-content-logs, redcube-rollback-content-service",
+                "When to Rollback: \"Response time > 5 seconds (p95)\"; 30-Minute Mark: \"P95 latency < 2s\"",
             ),
         ],
     ),
@@ -777,6 +828,26 @@ const RUNBOOK_LEVELS: [(&str, Ledger); 5] = [
                 "warning status >= 1 at once; critical status >= 2 at once",
                 "Step 2.4: Run Extended Tests Against Green",
             ),
+            (
+                "nova-streaming-p95",
+                "expr histogram_quantile(0.95, sum by (le) (rate(nova_http_request_duration_seconds_bucket[5m]))); warning >= 0.2 at once",
+                "Monitoring and Validation, API Response Times: `histogram_quantile(0.95, nova_http_request_duration_seconds)`, \"Threshold: < 200ms\"",
+            ),
+            (
+                "nova-streaming-error-rate",
+                "expr sum(rate(nova_http_errors_total[5m])) / sum(rate(nova_http_requests_total[5m])); warning >= 0.01 at once; critical > 0.05 at once",
+                "Error Rate: `rate(nova_http_errors_total[5m])`; escalation: MEDIUM \"Errors 1-5%\", HIGH \"Errors > 5%\"",
+            ),
+            (
+                "nova-streaming-websocket-drop",
+                "expr sum(nova_streaming_websocket_connections) / sum(nova_streaming_websocket_connections offset 5m); warning < 0.8 at once; critical < 0.5 at once",
+                "WebSocket Connections: `nova_streaming_websocket_connections`, \"Stable (no sudden drops)\"; HIGH \"WebSocket failures\" (the numbers: the rule set's own)",
+            ),
+            (
+                "nova-streaming-db-query-p95",
+                "expr histogram_quantile(0.95, sum by (le) (rate(pg_query_duration_seconds_bucket[5m]))); warning >= 0.1 at once",
+                "Database Query Latency: `histogram_quantile(0.95, pg_query_duration_seconds)`, \"Threshold: < 100ms\"",
+            ),
         ],
     ),
     (
@@ -817,6 +888,26 @@ const RUNBOOK_LEVELS: [(&str, Ledger); 5] = [
                 "ai-saas-smoke",
                 "warning status >= 1 at once; critical status >= 2 at once",
                 "Post-Deployment Verification, Step 3: `npm run test:smoke`",
+            ),
+            (
+                "ai-saas-error-rate",
+                "expr (sum(rate(http_requests_total{status=~\"5..\"}[5m])) or vector(0)) / sum(rate(http_requests_total[5m])); warning >= 0.01 at once",
+                "Post-Deployment Verification, Step 4: \"Check error rates # Should be < 1% (99.5% uptime)\"",
+            ),
+            (
+                "ai-saas-p95",
+                "expr histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[5m]))); warning >= 0.5 at once",
+                "Step 4: \"Check latency # P95 < 500ms\"",
+            ),
+            (
+                "ai-saas-p99",
+                "expr histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket[5m]))); warning >= 1 at once",
+                "Step 4: \"Check latency # ... P99 < 1000ms\"",
+            ),
+            (
+                "ai-saas-db-connections-rising",
+                "expr deriv(connections{check=\"ai-saas-db\"}[15m]); warning > 0 for 15m",
+                "Step 4: \"Check database connections # Should be stable, not increasing\"",
             ),
         ],
     ),
@@ -902,6 +993,26 @@ const RUNBOOK_LEVELS: [(&str, Ledger); 5] = [
                 "warning status >= 1 at once; critical status >= 2 at once",
                 "Step 3: ./scripts/smoke-tests.sh",
             ),
+            (
+                "novacron-error-rate",
+                "expr (sum(rate(http_requests_total{code=~\"5..\"}[5m])) or vector(0)) / sum(rate(http_requests_total[5m])); critical > 0.01 at once; hooks novacron-green-logs, novacron-switch-to-blue, novacron-scale-down-green",
+                "Immediate rollback triggers: \"Error rate > 1% of requests\"",
+            ),
+            (
+                "novacron-5xx-per-minute",
+                "expr sum(increase(http_requests_total{code=~\"5..\"}[1m])) or (0 * sum(increase(http_requests_total[1m]))); critical > 10 at once; hooks novacron-green-logs, novacron-switch-to-blue, novacron-scale-down-green",
+                "Immediate rollback triggers: \"5xx errors > 10 per minute\"",
+            ),
+            (
+                "novacron-latency-vs-baseline",
+                "expr histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[5m]))) / histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[1h] offset 5m))); critical > 2 at once; hooks novacron-green-logs, novacron-switch-to-blue, novacron-scale-down-green",
+                "Immediate rollback triggers: \"Response time > 2x baseline\" (baseline: the hour before)",
+            ),
+            (
+                "novacron-high-response-time",
+                "expr histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[5m]))); warning > 1 at once",
+                "Troubleshooting, High Latency: \"Response time > 1 second\", \"Prometheus alert: HighResponseTime\"; P2",
+            ),
         ],
     ),
 ];
@@ -920,14 +1031,22 @@ fn levels_of(config: &warden::config::Config, rule: &warden::config::RuleConfig)
             .clear
             .map(|c| format!(", clear {} {}", c.op.symbol(), c.threshold))
             .unwrap_or_default();
+        // An expression is named once, ahead of the levels; a value at each.
+        let value = if rule.expr.is_some() {
+            String::new()
+        } else {
+            format!("{} ", rule.value)
+        };
         format!(
-            "{name} {} {} {} {trigger}{clear}",
-            rule.value,
+            "{name} {value}{} {} {trigger}{clear}",
             l.when.op.symbol(),
             l.when.threshold
         )
     };
     let mut parts = Vec::new();
+    if rule.expr.is_some() {
+        parts.push(format!("expr {}", rule.value));
+    }
     if let Some(w) = &rule.warning {
         parts.push(level("warning", w));
     }
@@ -1041,10 +1160,17 @@ fn nuvie_runbook_failures_reach_the_runbook_levels() {
     let ca = pki.write_ca(dir.path());
     let cert_address = format!("localhost:{}", tls.port());
     let smoke = Smoke::new();
+    let (metrics, traffic) = imitation::metrics(&imitation::NUVIE_METRICS);
+    let metrics_url = format!("{}/metrics", metrics.base_url());
     let paging = Paging::pagerduty("NUVIE");
     let d = paging.start(
         &example("nuvie"),
         &[
+            ("NUVIE_METRICS_URL", &metrics_url),
+            ("NUVIE_METRICS_INTERVAL", "250ms"),
+            ("NUVIE_METRICS_WINDOW", "2s"),
+            ("NUVIE_METRICS_FOR", "1s"),
+            ("NUVIE_BREAKER_FOR", "1s"),
             ("NUVIE_SMOKE_TEST", smoke.script()),
             ("NUVIE_SMOKE_INTERVAL", "300ms"),
             ("NUVIE_SMOKE_TIMEOUT", "250ms"),
@@ -1095,6 +1221,58 @@ fn nuvie_runbook_failures_reach_the_runbook_levels() {
     all_rules_ok(&d, "nuvie");
 
     smoke_and_host(&d, &smoke, "nuvie");
+
+    // Monitoring & Alerts over the scrape of /metrics (100 requests/s, 20 ms each, when
+    // healthy; ranges of 2 s, `for`s of 1 s). 3% of answers 5xx: the Key Metrics' > 1% warns,
+    // and HighErrorRate's 3 a second (> 0.05/s) is critical on the 5xx series; 10%: > 5%
+    // critical. p95 about 1 s (all in the 0.75..1 bucket): > 500 ms warns, SlowResponseTime's
+    // > 2 s does not; about 4.9 s: > 2000 ms critical and SlowResponseTime's warning.
+    metric_rules_reach_their_levels(
+        &d,
+        "nuvie",
+        (&traffic, &imitation::NUVIE_METRICS),
+        &[
+            (
+                "3% of answers 5xx",
+                &|t| t.set_error_share(0.03),
+                &[
+                    ("nuvie-error-rate", "warning", &[]),
+                    ("nuvie-high-error-rate", "critical", &[("status", "500")]),
+                ],
+            ),
+            (
+                "10% of answers 5xx",
+                &|t| t.set_error_share(0.1),
+                &[("nuvie-error-rate", "critical", &[])],
+            ),
+            (
+                "answers take 0.9 s",
+                &|t| t.set_latency("http_request_duration_seconds", 0.9),
+                &[("nuvie-p95", "warning", &[])],
+            ),
+            (
+                "answers take 3 s",
+                &|t| t.set_latency("http_request_duration_seconds", 3.0),
+                &[
+                    ("nuvie-p95", "critical", &[]),
+                    ("nuvie-slow-response-time", "warning", &[]),
+                ],
+            ),
+        ],
+    );
+    // "Circuit breaker open | Any | >5min": a warning at the first scrape that sees it open,
+    // critical once it has stayed open NUVIE_BREAKER_FOR (here 1 s), not before.
+    traffic.set_gauge("circuit_breaker_open", 1.0);
+    let warned = series_reaches(&d, "nuvie-circuit-breaker", "warning");
+    assert_eq!(warned["series"]["breaker"], "ai-service", "{warned:#}");
+    let critical = series_reaches(&d, "nuvie-circuit-breaker", "critical");
+    let after = millis(&critical["since"]) - millis(&warned["since"]);
+    assert!(
+        after >= 1000,
+        "critical {after} ms after the first scrape that saw the breaker open"
+    );
+    traffic.restore(&imitation::NUVIE_METRICS);
+    all_rules_ok(&d, "nuvie");
 
     // Incident Response, P1 "API down": /health answers 503, three times in a row (the
     // probes' failureThreshold), and then for good.
@@ -1319,9 +1497,14 @@ fn redcube_runbook_failures_reach_the_runbook_levels() {
     let db_url = format!("postgres://postgres@127.0.0.1:{}/postgres", pg_gate.port());
     let smoke = Smoke::new();
     let paging = Paging::webhook("REDCUBE");
+    let (metrics, traffic) = imitation::metrics(&imitation::REDCUBE_METRICS);
+    let metrics_url = format!("{}/metrics", metrics.base_url());
     let d = paging.start(
         &example("redcube"),
         &[
+            ("REDCUBE_METRICS_URL", &metrics_url),
+            ("REDCUBE_METRICS_INTERVAL", "250ms"),
+            ("REDCUBE_METRICS_WINDOW", "2s"),
             ("REDCUBE_DIR", paging.scripts_dir()),
             ("REDCUBE_SMOKE_TEST", smoke.script()),
             ("REDCUBE_SMOKE_INTERVAL", "300ms"),
@@ -1365,6 +1548,38 @@ fn redcube_runbook_failures_reach_the_runbook_levels() {
     all_rules_ok(&d, "redcube");
 
     smoke_and_host(&d, &smoke, "redcube");
+
+    // Key Metrics, When to Rollback and the P1/P2 error bands, over the scrape of /metrics
+    // (100 requests/s, 20 ms each, when healthy; ranges of 2 s): 7% 5xx is P2's 5-10%, a
+    // warning; 15% is P1's > 10%, critical. p95 about 4.9 s (the 2.5..5 bucket) is past the
+    // 30-minute mark's 2 s; about 7.4 s is the rollback trigger's > 5 s.
+    metric_rules_reach_their_levels(
+        &d,
+        "redcube",
+        (&traffic, &imitation::REDCUBE_METRICS),
+        &[
+            (
+                "7% of answers 5xx",
+                &|t| t.set_error_share(0.07),
+                &[("redcube-error-rate", "warning", &[])],
+            ),
+            (
+                "15% of answers 5xx",
+                &|t| t.set_error_share(0.15),
+                &[("redcube-error-rate", "critical", &[])],
+            ),
+            (
+                "answers take 3 s",
+                &|t| t.set_latency("http_request_duration_seconds", 3.0),
+                &[("redcube-p95", "warning", &[])],
+            ),
+            (
+                "answers take 7 s",
+                &|t| t.set_latency("http_request_duration_seconds", 7.0),
+                &[("redcube-p95", "critical", &[])],
+            ),
+        ],
+    );
 
     // P0 "Service completely down": the health check does not return HTTP 200, confirmed
     // over 3 probes.
@@ -1441,9 +1656,15 @@ fn nova_streaming_runbook_failures_reach_the_runbook_levels() {
     let pg_gate = Gate::start(pg.port());
     let redis_gate = Gate::start(redis.port());
     let paging = Paging::webhook("NOVA_STREAMING");
+    let (metrics, traffic) = imitation::metrics(&imitation::NOVA_STREAMING_METRICS);
+    let metrics_url = format!("{}/metrics", metrics.base_url());
     let d = paging.start(
         &example("nova-streaming"),
         &[
+            ("NOVA_STREAMING_METRICS_URL", &metrics_url),
+            ("NOVA_STREAMING_METRICS_INTERVAL", "500ms"),
+            ("NOVA_STREAMING_METRICS_WINDOW", "3s"),
+            ("NOVA_STREAMING_WS_DROP_WINDOW", "3s"),
             ("NOVA_STREAMING_SMOKE_TEST", smoke.script()),
             ("NOVA_STREAMING_SMOKE_INTERVAL", "300ms"),
             ("NOVA_STREAMING_SMOKE_TIMEOUT", "250ms"),
@@ -1501,6 +1722,49 @@ fn nova_streaming_runbook_failures_reach_the_runbook_levels() {
     all_rules_ok(&d, "nova-streaming");
 
     smoke_and_host(&d, &smoke, "nova-streaming");
+
+    // The Real-Time Monitoring Dashboard over the scrape of /metrics (100 requests/s, 20 ms
+    // each, queries 20 ms, 1200 WebSocket connections, when healthy; ranges of 3 s): 2% errors
+    // is MEDIUM (1-5%), 10% HIGH (> 5%); answers of 0.3 s pass the 200 ms, queries of 0.15 s
+    // the 100 ms; 800 connections of 1200 three seconds ago is a drop of a third (a warning),
+    // 500 more than half (HIGH's WebSocket failures).
+    metric_rules_reach_their_levels(
+        &d,
+        "nova-streaming",
+        (&traffic, &imitation::NOVA_STREAMING_METRICS),
+        &[
+            (
+                "2% of requests fail",
+                &|t| t.set_error_share(0.02),
+                &[("nova-streaming-error-rate", "warning", &[])],
+            ),
+            (
+                "10% of requests fail",
+                &|t| t.set_error_share(0.1),
+                &[("nova-streaming-error-rate", "critical", &[])],
+            ),
+            (
+                "answers take 0.3 s",
+                &|t| t.set_latency("nova_http_request_duration_seconds", 0.3),
+                &[("nova-streaming-p95", "warning", &[])],
+            ),
+            (
+                "queries take 0.15 s",
+                &|t| t.set_latency("pg_query_duration_seconds", 0.15),
+                &[("nova-streaming-db-query-p95", "warning", &[])],
+            ),
+            (
+                "800 of 1200 WebSocket connections stay",
+                &|t| t.set_gauge("nova_streaming_websocket_connections", 800.0),
+                &[("nova-streaming-websocket-drop", "warning", &[])],
+            ),
+            (
+                "500 of 1200 WebSocket connections stay",
+                &|t| t.set_gauge("nova_streaming_websocket_connections", 500.0),
+                &[("nova-streaming-websocket-drop", "critical", &[])],
+            ),
+        ],
+    );
     // The token reached the API (it answers 401 without it), and total_count is read.
     let streams = d.check("nova-streaming-streams-active");
     assert_eq!(streams["values"]["active_streams"], 3.0, "{streams:#}");
@@ -1611,9 +1875,16 @@ fn ai_saas_runbook_failures_reach_the_runbook_levels() {
     let redis_url = format!("redis://127.0.0.1:{}/", redis_gate.port());
     let smoke = Smoke::new();
     let paging = Paging::webhook("AI_SAAS");
+    let (metrics, traffic) = imitation::metrics(&imitation::AI_SAAS_METRICS);
+    let metrics_url = format!("{}/metrics", metrics.base_url());
     let d = paging.start(
         &example("ai-saas"),
         &[
+            ("AI_SAAS_METRICS_URL", &metrics_url),
+            ("AI_SAAS_METRICS_INTERVAL", "250ms"),
+            ("AI_SAAS_METRICS_WINDOW", "2s"),
+            ("AI_SAAS_DB_TREND_WINDOW", "3s"),
+            ("AI_SAAS_DB_TREND_FOR", "3s"),
             ("AI_SAAS_SMOKE_TEST", smoke.script()),
             ("AI_SAAS_SMOKE_INTERVAL", "300ms"),
             ("AI_SAAS_SMOKE_TIMEOUT", "250ms"),
@@ -1655,6 +1926,53 @@ fn ai_saas_runbook_failures_reach_the_runbook_levels() {
     all_rules_ok(&d, "ai-saas");
 
     smoke_and_host(&d, &smoke, "ai-saas");
+
+    // Post-Deployment Verification, Step 4, over the scrape of /metrics (100 requests/s, 20 ms
+    // each, when healthy; ranges of 2 s): 2% 5xx is past "< 1%"; answers of 0.6 s put the p95
+    // (about 0.74 s) past 500 ms but not the p99 past 1000 ms; answers of 1.5 s both.
+    metric_rules_reach_their_levels(
+        &d,
+        "ai-saas",
+        (&traffic, &imitation::AI_SAAS_METRICS),
+        &[
+            (
+                "2% of answers 5xx",
+                &|t| t.set_error_share(0.02),
+                &[("ai-saas-error-rate", "warning", &[])],
+            ),
+            (
+                "answers take 0.6 s",
+                &|t| t.set_latency("http_request_duration_seconds", 0.6),
+                &[("ai-saas-p95", "warning", &[])],
+            ),
+            (
+                "answers take 1.5 s",
+                &|t| t.set_latency("http_request_duration_seconds", 1.5),
+                &[
+                    ("ai-saas-p95", "warning", &[]),
+                    ("ai-saas-p99", "warning", &[]),
+                ],
+            ),
+        ],
+    );
+    // "Database connections: should be stable, not increasing": a connection more every 300 ms
+    // (a leak) rises for longer than AI_SAAS_DB_TREND_FOR (here 3 s, the window's length, so a
+    // one-off step up never reads as a trend) and warns; closed, the count falls and is stable.
+    let mut leak = Vec::new();
+    let deadline = Instant::now() + LIMIT;
+    while d.rule("ai-saas-db-connections-rising")["state"] != "warning" {
+        assert!(
+            Instant::now() < deadline && leak.len() < 60,
+            "{} connections opened one by one did not warn: {:#}",
+            leak.len(),
+            d.rule("ai-saas-db-connections-rising")
+        );
+        leak.extend(hold_connections(&rt, &pg, 1));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(leak.len() >= 5, "warned after {} connections", leak.len());
+    drop(leak);
+    all_rules_ok(&d, "ai-saas");
 
     // "Automatic Rollback (If Health Checks Fail)": the gateway is gone (connection refused) ...
     api.down();
@@ -1733,9 +2051,16 @@ fn novacron_runbook_failures_reach_the_runbook_levels() {
     let ca = pki.write_ca(dir.path());
     let smoke = Smoke::new();
     let paging = Paging::pagerduty("NOVACRON");
+    let (metrics, traffic) = imitation::metrics(&imitation::NOVACRON_METRICS);
+    let metrics_url = format!("{}/metrics", metrics.base_url());
     let d = paging.start(
         &example("novacron"),
         &[
+            ("NOVACRON_METRICS_URL", &metrics_url),
+            ("NOVACRON_METRICS_INTERVAL", "250ms"),
+            ("NOVACRON_METRICS_WINDOW", "2s"),
+            ("NOVACRON_5XX_WINDOW", "2s"),
+            ("NOVACRON_BASELINE_WINDOW", "10s"),
             ("NOVACRON_SMOKE_TEST", smoke.script()),
             ("NOVACRON_SMOKE_INTERVAL", "300ms"),
             ("NOVACRON_SMOKE_TIMEOUT", "250ms"),
@@ -1953,6 +2278,42 @@ fn novacron_runbook_failures_reach_the_runbook_levels() {
     assert_eq!(error_kind(&d, "novacron-cert"), "tls");
     tls.renew(&pki.leaf("localhost", 90 * DAY));
     all_rules_ok(&d, "novacron");
+
+    // When to Rollback and High Latency over the scrape of /metrics (100 requests/s, 20 ms
+    // each, when healthy; the 5-minute and 1-minute ranges 2 s, the baseline's hour 10 s):
+    // 3% 5xx is past "> 1% of requests" while 6 in the window stay under 10; 0.5% of 4000
+    // requests/s is 40 in the window, past "> 10 per minute", at an error rate under 1%; answers
+    // of 60 ms triple the p95 against the baseline (20 ms); 1.5 s passes "> 1 second".
+    metric_rules_reach_their_levels(
+        &d,
+        "novacron",
+        (&traffic, &imitation::NOVACRON_METRICS),
+        &[
+            (
+                "3% of answers 5xx",
+                &|t| t.set_error_share(0.03),
+                &[("novacron-error-rate", "critical", &[])],
+            ),
+            (
+                "0.5% of 4000 answers a second 5xx",
+                &|t| {
+                    t.set_rate(4000.0);
+                    t.set_error_share(0.005);
+                },
+                &[("novacron-5xx-per-minute", "critical", &[])],
+            ),
+            (
+                "answers take 60 ms",
+                &|t| t.set_latency("http_request_duration_seconds", 0.06),
+                &[("novacron-latency-vs-baseline", "critical", &[])],
+            ),
+            (
+                "answers take 1.5 s",
+                &|t| t.set_latency("http_request_duration_seconds", 1.5),
+                &[("novacron-high-response-time", "warning", &[])],
+            ),
+        ],
+    );
 }
 
 /// The parts every example shares: the smoke suite (an exec check, Nagios exit codes) warns on
@@ -2018,6 +2379,7 @@ impl Smoke {
 #[test]
 fn runbook_host_thresholds_read_the_real_host() {
     let base = [
+        ("NUVIE_METRICS_URL", "http://127.0.0.1:9/metrics"),
         ("NUVIE_SYSTEM_INTERVAL", "200ms"),
         ("NUVIE_SYSTEM_TIMEOUT", "150ms"),
         ("NUVIE_MEMORY_FOR", "1s"),
@@ -2042,4 +2404,63 @@ fn runbook_host_thresholds_read_the_real_host() {
         "nuvie-cpu",
         "critical",
     );
+}
+
+/// Every series of the `expr` rule `rule` in the status API, each with its `series` labels.
+fn series_of(d: &Daemon, rule: &str) -> Vec<serde_json::Value> {
+    d.status()["rules"]
+        .as_array()
+        .expect("rules array")
+        .iter()
+        .filter(|r| r["name"] == rule)
+        .cloned()
+        .collect()
+}
+
+/// Waits for a series of `rule` to be in `state` (for `ok`: every series of it) and returns it.
+fn series_reaches(d: &Daemon, rule: &str, state: &str) -> serde_json::Value {
+    eventually(d, &format!("{rule} {state}"), || {
+        let series = series_of(d, rule);
+        if state == "ok" {
+            (!series.is_empty() && series.iter().all(|s| s["state"] == "ok"))
+                .then(|| series[0].clone())
+        } else {
+            series.into_iter().find(|s| s["state"] == state)
+        }
+    })
+}
+
+/// What a step of a metric phase does to the traffic.
+type Drive<'a> = &'a dyn Fn(&imitation::Traffic);
+/// The rules a step takes to a level: (rule, state, labels its series must carry).
+type Expect<'a> = &'a [(&'a str, &'a str, &'a [(&'a str, &'a str)])];
+
+/// A system's metric rules, table-driven: from healthy traffic (every rule ok), each step
+/// changes the traffic (`what`, the runbook's line) and waits for each named rule to reach its
+/// level, with the series labels it must carry where the result is labelled; then the traffic
+/// heals and every rule is ok again.
+fn metric_rules_reach_their_levels(
+    d: &Daemon,
+    system: &str,
+    (traffic, spec): (&imitation::Traffic, &imitation::MetricsSpec),
+    steps: &[(&str, Drive, Expect)],
+) {
+    for (what, drive, expect) in steps {
+        all_rules_ok(d, system);
+        drive(traffic);
+        for (rule, state, labels) in *expect {
+            let s = series_reaches(d, rule, state);
+            for (name, value) in *labels {
+                assert_eq!(
+                    s["series"][name], *value,
+                    "{what}: {rule} {state} on the wrong series: {s:#}"
+                );
+            }
+        }
+        traffic.restore(spec);
+        for (rule, _, _) in *expect {
+            series_reaches(d, rule, "ok");
+        }
+    }
+    all_rules_ok(d, system);
 }
