@@ -30,13 +30,24 @@ const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 /// How much history the store keeps: what the longest expression reads, plus a minute; none
 /// without expressions.
 fn retention(config: &Config) -> std::time::Duration {
-    config
+    let expressions = config
         .rules
         .iter()
         .filter_map(|r| r.expr.as_ref())
         .map(|e| e.0.reach() + std::time::Duration::from_secs(60))
         .max()
-        .unwrap_or_default()
+        .unwrap_or_default();
+    // A scrape may ask to keep more (for queries reading further back than any rule).
+    let asked = config
+        .checks
+        .iter()
+        .filter_map(|c| match &c.kind {
+            crate::config::CheckKind::Scrape(s) => s.retention,
+            _ => None,
+        })
+        .max()
+        .unwrap_or_default();
+    expressions.max(asked)
 }
 
 /// A rule's transition, with the rule and the series it belongs to.

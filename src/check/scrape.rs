@@ -74,6 +74,9 @@ impl Probe for ScrapeProbe {
         for (name, value) in &self.spec.headers {
             request = request.header(name.as_str(), value.expose());
         }
+        if let Some(token) = &self.spec.bearer_token {
+            request = request.bearer_auth(token.expose());
+        }
         let mut response = request
             .send()
             .await

@@ -33,6 +33,7 @@
 //!                                  #   scrape: url headers max_body_bytes tls_verify ca_file
 //!                                  #     honor_timestamps job instance sample_limit label_limit
 //!                                  #     label_name_length_limit label_value_length_limit
+//!                                  #     bearer_token bearer_token_file retention
 //!                                  #   prometheus: url (the server's base URL) expr headers
 //!                                  #     tls_verify ca_file
 //! [[rule]]
@@ -270,6 +271,9 @@ raw_table! {
         label_name_length_limit: Spanned<i64>,
         label_value_length_limit: Spanned<i64>,
         expr: Spanned<String>,
+        bearer_token: Spanned<String>,
+        bearer_token_file: Spanned<String>,
+        retention: Spanned<String>,
     }
 }
 

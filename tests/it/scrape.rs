@@ -294,3 +294,52 @@ url = "{metrics}"
         "{out:?}"
     );
 }
+
+/// `bearer_token_file`: the token goes as `Authorization: Bearer ...` and never shows in the
+/// status; `retention` keeps the store on (and the query API answering) without any `expr`.
+#[test]
+fn a_scrape_authenticates_with_a_bearer_token_file_and_keeps_what_retention_asks() {
+    let target = HttpServer::start(|req| {
+        if req.header("authorization") == Some("Bearer s3cr3t-t0ken") {
+            Reply::status(200)
+                .header("content-type", "text/plain; version=0.0.4")
+                .body("queue_depth 4\n")
+        } else {
+            Reply::status(401)
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cr3t-t0ken\n").unwrap();
+    let d = Daemon::start(&format!(
+        r#"
+[[check]]
+name = "app"
+kind = "scrape"
+url = "{metrics}"
+interval = "200ms"
+timeout = "150ms"
+bearer_token_file = "{token}"
+retention = "2h"
+"#,
+        metrics = target.url("/metrics"),
+        token = token.display(),
+    ));
+    let app = wait_for("an authenticated scrape", &d, || {
+        let c = d.check("app");
+        (c["values"]["up"] == 1.0).then_some(c)
+    });
+    assert_eq!(app["values"]["samples"], 1.0, "{app}");
+    let (_, _, status) = crate::daemon::get(&d.url("/api/v1/status")).unwrap();
+    assert!(
+        !status.contains("s3cr3t"),
+        "the token leaked into the status"
+    );
+    let (code, _, body) =
+        crate::daemon::get(&d.url("/api/v1/query?query=queue_depth")).expect("GET");
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("\"4\""),
+        "stored without any expr rule: {body}"
+    );
+}

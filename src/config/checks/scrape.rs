@@ -17,6 +17,11 @@ pub struct ScrapeCheck {
     pub url: String,
     /// Extra request headers (`Authorization = "Bearer ${TOKEN}"`); values are secrets.
     pub headers: Vec<(String, Secret)>,
+    /// `bearer_token` or `bearer_token_file`: sent as `Authorization: Bearer <token>`.
+    pub bearer_token: Option<Secret>,
+    /// History to keep of this target's samples at least, beyond what the expressions read
+    /// (`retention = "1d"` for an `offset 1d` baseline read by a query): `None`, only that.
+    pub retention: Option<std::time::Duration>,
     pub max_body_bytes: usize,
     pub tls_verify: bool,
     pub ca_file: Option<std::path::PathBuf>,
@@ -49,12 +54,19 @@ impl KindSpec for ScrapeCheck {
         "label_limit",
         "label_name_length_limit",
         "label_value_length_limit",
+        "bearer_token",
+        "bearer_token_file",
+        "retention",
     ];
     /// `samples`: how many samples the last scrape read.
     const VALUES: &'static [&'static str] = &["samples"];
 
     fn secrets(&self) -> Vec<&Secret> {
-        self.headers.iter().map(|(_, v)| v).collect()
+        self.headers
+            .iter()
+            .map(|(_, v)| v)
+            .chain(self.bearer_token.as_ref())
+            .collect()
     }
 }
 
@@ -70,6 +82,19 @@ impl Compiler<'_> {
             .required(&r.url, header, "url", ScrapeCheck::NAME)
             .and_then(|v| self.http_url(v, "url"));
         let headers = self.headers(r.headers.as_ref());
+        let token_file = r.bearer_token_file.as_ref().map(|v| {
+            (
+                v,
+                r.key_span("bearer_token_file").unwrap_or_else(|| v.span()),
+            )
+        });
+        let bearer_token = self
+            .secret("bearer_token", r.bearer_token.as_ref(), token_file)
+            .map(|t| t.map(|(secret, _)| secret));
+        let retention = match &r.retention {
+            None => Some(None),
+            Some(v) => self.positive_duration(v, "retention").map(Some),
+        };
         let max_body_bytes = match &r.max_body_bytes {
             None => Some(DEFAULT_MAX_BODY_BYTES),
             Some(v) => self.int(v, "max_body_bytes", 1, MAX_BODY_BYTES),
@@ -107,9 +132,12 @@ impl Compiler<'_> {
             (None, None) => None,
         };
         let (url, max_body_bytes, ca_file) = (url?, max_body_bytes?, ca_file?);
+        let (bearer_token, retention) = (bearer_token?, retention?);
         (self.problems.len() == before).then(|| ScrapeCheck {
             url,
             headers,
+            bearer_token,
+            retention,
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
             tls_verify: r.tls_verify.as_ref().is_none_or(|v| *v.get_ref()),
             ca_file,
