@@ -27,15 +27,92 @@ use promql_parser::label::{MatchOp, Matcher};
 use crate::labels::Labels;
 use crate::promql::{self, Series, Source, METRIC_NAME};
 
-/// One series' samples, oldest first.
+/// A series' label set as the store keeps it: interned `(name, value)` pairs sorted by name
+/// (the metric name among them), so 10,000 series repeating `job="api"` hold that string
+/// once. Ordered as `Labels` is (pairwise by name, then value).
+type Key = Arc<[(Arc<str>, Arc<str>)]>;
+
+fn get<'k>(key: &'k Key, name: &str) -> Option<&'k str> {
+    key.binary_search_by(|(n, _)| (**n).cmp(name))
+        .ok()
+        .map(|i| &*key[i].1)
+}
+
+fn labels_of(key: &Key) -> Labels {
+    key.iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
+/// One series' samples, oldest first: times as milliseconds after `base` (4 bytes each),
+/// values beside them (8 bytes each).
 #[derive(Debug, Default)]
 struct Data {
-    points: Vec<(i64, f64)>,
+    base: i64,
+    times: Vec<u32>,
+    values: Vec<f64>,
 }
 
 impl Data {
     fn newest(&self) -> Option<i64> {
-        self.points.last().map(|p| p.0)
+        self.times.last().map(|t| self.base + i64::from(*t))
+    }
+
+    fn len(&self) -> usize {
+        self.times.len()
+    }
+
+    fn time(&self, i: usize) -> i64 {
+        self.base + i64::from(self.times[i])
+    }
+
+    /// Appends `(t, v)`, `t` after every stored time. A span past `u32` milliseconds (49
+    /// days) moves `base` up to the oldest sample; samples still too old for it are dropped
+    /// (no retention keeps 49 days).
+    fn push(&mut self, t: i64, v: f64) {
+        if self.times.is_empty() {
+            self.base = t;
+        }
+        if u32::try_from(t - self.base).is_err() {
+            let oldest_kept = t - i64::from(u32::MAX);
+            let from = (0..self.len())
+                .find(|&i| self.time(i) >= oldest_kept)
+                .unwrap_or(self.len());
+            let times: Vec<i64> = (from..self.len()).map(|i| self.time(i)).collect();
+            self.values.drain(..from);
+            self.base = times.first().copied().unwrap_or(t);
+            self.times = times
+                .into_iter()
+                .map(|x| u32::try_from(x - self.base).unwrap_or(u32::MAX))
+                .collect();
+        }
+        self.times
+            .push(u32::try_from(t - self.base).unwrap_or(u32::MAX));
+        self.values.push(v);
+    }
+
+    /// Index of the first sample at or after `t`.
+    fn at_or_after(&self, t: i64) -> usize {
+        let offset = t - self.base;
+        if offset <= 0 {
+            return 0;
+        }
+        match u32::try_from(offset) {
+            Ok(o) => self.times.partition_point(|x| *x < o),
+            Err(_) => self.len(),
+        }
+    }
+
+    /// Index past the last sample at or before `t`.
+    fn up_to(&self, t: i64) -> usize {
+        let offset = t - self.base;
+        if offset < 0 {
+            return 0;
+        }
+        match u32::try_from(offset) {
+            Ok(o) => self.times.partition_point(|x| *x <= o),
+            Err(_) => self.len(),
+        }
     }
 }
 
@@ -55,9 +132,11 @@ pub struct Ingested {
 #[derive(Debug, Default)]
 pub struct Store {
     /// Series by metric name, then labels (metric name included).
-    by_name: HashMap<String, HashMap<Arc<Labels>, Data>>,
+    by_name: HashMap<Arc<str>, HashMap<Key, Data>>,
     /// Per target: the series its last scrape exposed without a timestamp (staleness).
-    exposed: HashMap<String, HashSet<Arc<Labels>>>,
+    exposed: HashMap<String, HashSet<Key>>,
+    /// Every label name and value held, once.
+    strings: HashSet<Arc<str>>,
     retention: Duration,
 }
 
@@ -92,18 +171,38 @@ impl Store {
         self.by_name
             .values()
             .flat_map(HashMap::values)
-            .map(|d| d.points.len())
+            .map(Data::len)
             .sum()
     }
 
+    fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(held) = self.strings.get(s) {
+            return held.clone();
+        }
+        let held: Arc<str> = Arc::from(s);
+        self.strings.insert(held.clone());
+        held
+    }
+
+    fn key(&mut self, labels: &Labels) -> Key {
+        labels
+            .iter()
+            .map(|(n, v)| (self.intern(n), self.intern(v)))
+            .collect::<Vec<_>>()
+            .into()
+    }
+
     /// Appends one sample, counting it in `report` as appended, a duplicate or out of order.
-    fn push(&mut self, labels: Arc<Labels>, t: i64, v: f64, report: &mut Ingested) {
-        let name = labels.get(METRIC_NAME).cloned().unwrap_or_default();
+    fn push(&mut self, key: Key, t: i64, v: f64, report: &mut Ingested) {
+        let name = key
+            .binary_search_by(|(n, _)| (**n).cmp(METRIC_NAME))
+            .map(|i| key[i].1.clone())
+            .unwrap_or_else(|_| Arc::from(""));
         let data = self
             .by_name
             .entry(name)
             .or_default()
-            .entry(labels)
+            .entry(key)
             .or_default();
         match data.newest() {
             Some(newest) if t == newest => {
@@ -113,7 +212,7 @@ impl Store {
             }
             Some(newest) if t < newest => report.out_of_order += 1,
             _ => {
-                data.points.push((t, v));
+                data.push(t, v);
                 report.appended += 1;
             }
         }
@@ -122,20 +221,20 @@ impl Store {
     /// Appends a scrape of `target` taken at `at` (ms): see the module doc.
     pub fn ingest(&mut self, target: &str, samples: Vec<Scraped>, at: i64) -> Ingested {
         let mut report = Ingested::default();
-        let mut exposed: HashSet<Arc<Labels>> = HashSet::with_capacity(samples.len());
+        let mut exposed: HashSet<Key> = HashSet::with_capacity(samples.len());
         for (labels, ts, v) in samples {
-            let labels = Arc::new(labels);
+            let key = self.key(&labels);
             if ts.is_none() {
-                exposed.insert(labels.clone());
+                exposed.insert(key.clone());
             }
-            self.push(labels, ts.unwrap_or(at), v, &mut report);
+            self.push(key, ts.unwrap_or(at), v, &mut report);
         }
         let before = self.exposed.insert(target.to_string(), exposed);
         if let Some(before) = before {
             let now = &self.exposed[target];
-            let gone: Vec<Arc<Labels>> = before.difference(now).cloned().collect();
-            for labels in gone {
-                self.mark_stale(labels, at, &mut report);
+            let gone: Vec<Key> = before.difference(now).cloned().collect();
+            for key in gone {
+                self.mark_stale(key, at, &mut report);
             }
         }
         report
@@ -144,35 +243,40 @@ impl Store {
     /// A failed scrape of `target` at `at`: every series it exposed goes stale.
     pub fn scrape_failed(&mut self, target: &str, at: i64) -> Ingested {
         let mut report = Ingested::default();
-        for labels in self.exposed.remove(target).unwrap_or_default() {
-            self.mark_stale(labels, at, &mut report);
+        for key in self.exposed.remove(target).unwrap_or_default() {
+            self.mark_stale(key, at, &mut report);
         }
         report
     }
 
-    fn mark_stale(&mut self, labels: Arc<Labels>, at: i64, report: &mut Ingested) {
+    fn mark_stale(&mut self, key: Key, at: i64, report: &mut Ingested) {
         let mut pushed = Ingested::default();
-        self.push(labels, at, promql::stale_nan(), &mut pushed);
+        self.push(key, at, promql::stale_nan(), &mut pushed);
         report.stale += pushed.appended;
     }
 
     /// Appends `value` at `t` to the series `labels` (another check's value).
     pub fn append(&mut self, labels: Labels, t: i64, value: f64) {
         let mut report = Ingested::default();
-        self.push(Arc::new(labels), t, value, &mut report);
+        let key = self.key(&labels);
+        self.push(key, t, value, &mut report);
     }
 
-    /// Drops samples older than `now - retention`, and series left without samples.
+    /// Drops samples older than `now - retention`, series left without samples, and label
+    /// strings no series holds any more.
     pub fn prune(&mut self, now: i64) {
         let cutoff = now - i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
         for series in self.by_name.values_mut() {
             series.retain(|_, d| {
-                let keep_from = d.points.partition_point(|p| p.0 < cutoff);
-                d.points.drain(..keep_from);
-                !d.points.is_empty()
+                let keep_from = d.at_or_after(cutoff);
+                d.times.drain(..keep_from);
+                d.values.drain(..keep_from);
+                !d.times.is_empty()
             });
         }
         self.by_name.retain(|_, s| !s.is_empty());
+        // Held only here (and by a map key of a removed name): no series uses it.
+        self.strings.retain(|s| Arc::strong_count(s) > 1);
     }
 }
 
@@ -182,7 +286,7 @@ impl Source for Store {
             .iter()
             .find(|m| m.name == METRIC_NAME && matches!(m.op, MatchOp::Equal))
             .map(|m| m.value.as_str());
-        let candidates: Box<dyn Iterator<Item = (&Arc<Labels>, &Data)>> = match name {
+        let candidates: Box<dyn Iterator<Item = (&Key, &Data)>> = match name {
             Some(n) => match self.by_name.get(n) {
                 Some(series) => Box::new(series.iter()),
                 None => return Vec::new(),
@@ -190,17 +294,16 @@ impl Source for Store {
             None => Box::new(self.by_name.values().flat_map(|s| s.iter())),
         };
         let mut out = candidates
-            .filter(|(labels, _)| {
+            .filter(|(key, _)| {
                 matchers
                     .iter()
-                    .all(|m| m.is_match(labels.get(&m.name).map(String::as_str).unwrap_or("")))
+                    .all(|m| m.is_match(get(key, &m.name).unwrap_or("")))
             })
-            .filter_map(|(labels, d)| {
-                let from = d.points.partition_point(|p| p.0 < mint);
-                let to = d.points.partition_point(|p| p.0 <= maxt);
+            .filter_map(|(key, d)| {
+                let (from, to) = (d.at_or_after(mint), d.up_to(maxt));
                 (from < to).then(|| Series {
-                    labels: Labels::clone(labels),
-                    points: d.points[from..to].to_vec(),
+                    labels: labels_of(key),
+                    points: (from..to).map(|i| (d.time(i), d.values[i])).collect(),
                 })
             })
             .collect::<Vec<_>>();
@@ -276,6 +379,43 @@ mod tests {
         assert_eq!(r.stale, 0);
         assert_eq!(values(&s, "c_total", 60_000), [5.0]);
         assert_eq!(s.sample_count(), 1);
+    }
+
+    /// Times are 32-bit offsets from a base: a series spanning more than that moves its base
+    /// up and keeps the samples that still fit, in order.
+    #[test]
+    fn a_span_past_32_bits_of_milliseconds_moves_the_base() {
+        let mut d = Data::default();
+        let day = 86_400_000i64;
+        for i in 0..60 {
+            d.push(i * day, i as f64);
+        }
+        // 49.7 days fit: the oldest samples went, the newest are all there, in order.
+        assert_eq!(d.newest(), Some(59 * day));
+        let times: Vec<i64> = (0..d.len()).map(|i| d.time(i)).collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]));
+        assert!(times[0] >= 59 * day - i64::from(u32::MAX), "{}", times[0]);
+        assert_eq!(d.values.last(), Some(&59.0));
+        assert_eq!(d.up_to(59 * day), d.len());
+        assert_eq!(d.at_or_after(59 * day), d.len() - 1);
+    }
+
+    /// Label strings are held once, and let go when no series holds them.
+    #[test]
+    fn label_strings_are_shared_and_released() {
+        let mut s = Store::new(Duration::from_secs(60));
+        for i in 0..100 {
+            s.append(
+                l("up", &[("job", "api"), ("instance", &format!("h{i}"))]),
+                0,
+                1.0,
+            );
+        }
+        // "up", "__name__", "job", "api", "instance" and 100 instance names.
+        assert_eq!(s.strings.len(), 105);
+        s.prune(1_000_000);
+        assert_eq!(s.series_count(), 0);
+        assert!(s.strings.is_empty(), "{:?}", s.strings);
     }
 
     #[test]
