@@ -293,7 +293,7 @@ impl Source for Store {
             },
             None => Box::new(self.by_name.values().flat_map(|s| s.iter())),
         };
-        let mut out = candidates
+        let mut picked: Vec<(&Key, &Data, usize, usize)> = candidates
             .filter(|(key, _)| {
                 matchers
                     .iter()
@@ -301,16 +301,20 @@ impl Source for Store {
             })
             .filter_map(|(key, d)| {
                 let (from, to) = (d.at_or_after(mint), d.up_to(maxt));
-                (from < to).then(|| Series {
-                    labels: labels_of(key),
-                    points: (from..to).map(|i| (d.time(i), d.values[i])).collect(),
-                })
+                (from < to).then_some((key, d, from, to))
             })
-            .collect::<Vec<_>>();
+            .collect();
         // In label order, as Prometheus' index returns series: `topk` and `bottomk` keep the
-        // first of equal values, so the order decides ties.
-        out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
-        out
+        // first of equal values, so the order decides ties. Interned pairs sorted by name
+        // compare as the label sets do, without building them first.
+        picked.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        picked
+            .into_iter()
+            .map(|(key, d, from, to)| Series {
+                labels: labels_of(key),
+                points: (from..to).map(|i| (d.time(i), d.values[i])).collect(),
+            })
+            .collect()
     }
 }
 
