@@ -229,10 +229,22 @@ impl RuleEntry {
                     }
                     return;
                 }
-                obs.vectors
-                    .get(&config.value)
-                    .map(Vec::as_slice)
-                    .unwrap_or_default()
+                match obs.vectors.get(&config.value) {
+                    Some(rows) => rows.as_slice(),
+                    // The probe read fine but did not produce the value (an empty answer of a
+                    // `prometheus` source): the unlabelled series' missing value, as for an
+                    // expression's empty result. A query with no rows (postgres) has its value,
+                    // empty: no series, nothing missing.
+                    None => {
+                        let entry = self
+                            .series
+                            .entry(Labels::new())
+                            .or_insert_with(|| SeriesEntry::new(now));
+                        entry.last_seen = now;
+                        step(&Labels::new(), entry, Sample::Missing);
+                        &[]
+                    }
+                }
             }
         };
         for (labels, value) in rows {
@@ -245,7 +257,11 @@ impl RuleEntry {
         }
         let mut present: std::collections::HashSet<&Labels> = rows.iter().map(|(l, _)| l).collect();
         let unlabelled = Labels::new();
-        if config.expr.is_some() && rows.is_empty() {
+        let missing = match &config.expr {
+            Some(_) => rows.is_empty(),
+            None => !obs.vectors.contains_key(&config.value),
+        };
+        if missing {
             present.insert(&unlabelled);
         }
         self.series.retain(|labels, entry| {
@@ -1219,6 +1235,33 @@ mod tests {
                 TransitionReason::SeriesGone
             )]
         );
+    }
+
+    /// A series rule whose probe read fine but produced no value at all (an empty answer of a
+    /// `prometheus` source) reads no data (`on_missing`), not ok; an empty row set (a
+    /// postgres query) is no series, quietly.
+    #[test]
+    fn a_series_value_missing_from_a_good_read_is_on_missing() {
+        let mut rule = series_rule();
+        rule.on_missing = MissingPolicy::Warning;
+        let config = one_check_config(None, vec![rule]);
+        let mut engine = Engine::new(&config, Timestamp(0));
+        let mut nothing = obs(true, &[("up", 1.0)]);
+        nothing.at = Timestamp(1000);
+        let t = engine.apply(nothing, Timestamp(1000));
+        assert_eq!(
+            moves(&t),
+            [(
+                Labels::new(),
+                State::Unknown,
+                State::Warning,
+                TransitionReason::ValueMissing
+            )]
+        );
+        let mut engine = Engine::new(&config, Timestamp(0));
+        let t = engine.apply(rows(1, &[]), Timestamp(1000));
+        assert!(t.is_empty(), "{t:?}");
+        assert_eq!(engine.status(Timestamp(1000)).rules[0].state, State::Ok);
     }
 
     #[test]

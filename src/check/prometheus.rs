@@ -15,7 +15,8 @@
 //!   `errorType` and `error` text, so a check's `last_error` says why;
 //! - any other non-2xx answer: a `protocol` error with the status.
 //!
-//! Values: `result` (the rows, a series value) and `result_series` (how many), besides `up`
+//! Values: `result` (the rows, a series value; absent when the answer is empty, so its rules
+//! read no data as `on_missing`, never as ok) and `result_series` (how many), besides `up`
 //! and `duration_seconds`. A refused connection is `connect`, no answer in time `timeout`:
 //! rules map every failure to `on_error` (unknown by default).
 
@@ -112,7 +113,11 @@ impl Probe for PrometheusProbe {
         let mut values = Values::new();
         values.insert("result_series".into(), rows.len() as f64);
         let mut reading = Reading::from(values);
-        reading.vectors.insert("result".into(), rows);
+        // An empty answer is no data, not "no series": without `result` its rules read a
+        // missing value (`on_missing`), as an `expr` rule's empty result does.
+        if !rows.is_empty() {
+            reading.vectors.insert("result".into(), rows);
+        }
         Ok(reading)
     }
 }
