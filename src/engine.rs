@@ -302,7 +302,7 @@ impl RuleEntry {
         for (labels, value) in rows {
             let entry = self
                 .series
-                .get_or_insert_with(&labels, || SeriesEntry::new(now));
+                .get_or_insert_with(labels, || SeriesEntry::new(now));
             entry.last_seen = now;
             step(labels, entry, Sample::Value(*value));
         }
@@ -572,7 +572,7 @@ impl Engine {
             if entry.config.series.is_some() && !labels.is_empty() {
                 entry
                     .series
-                    .get_or_insert_with(&labels, || SeriesEntry::new(now));
+                    .get_or_insert_with(labels, || SeriesEntry::new(now));
                 entry.empty_snapshot.take();
             }
         }
