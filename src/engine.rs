@@ -416,6 +416,16 @@ impl Engine {
         }
     }
 
+    /// Whether a rule with an expression is evaluated after `check`'s observations.
+    pub fn has_expressions(&self, check: &str) -> bool {
+        self.by_name.get(check).is_some_and(|&ci| {
+            self.checks[ci]
+                .rules
+                .iter()
+                .any(|&ri| self.rules[ri].config.expr.is_some())
+        })
+    }
+
     /// The samples `expr` rules read, as the query API shares them.
     pub fn store(&self) -> series::Shared {
         self.store.clone()

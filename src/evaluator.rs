@@ -95,6 +95,12 @@ impl Evaluator {
         self.engine.store()
     }
 
+    /// Whether applying `obs` may take long: it carries a scrape's samples, or rules with
+    /// expressions follow its check.
+    pub fn is_heavy(&self, obs: &Observation) -> bool {
+        obs.scraped.is_some() || self.engine.has_expressions(&obs.check)
+    }
+
     /// See [`Engine::seed`].
     pub fn seed(&mut self, series: &[(String, crate::labels::Labels)], now: Timestamp) {
         self.engine.seed(series, now);
@@ -125,6 +131,8 @@ pub(crate) async fn run(
     let mut publish = tokio::time::interval(PUBLISH_EVERY);
     publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut dirty = false;
+    let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::MultiThread;
     loop {
         tokio::select! {
             biased;
@@ -144,7 +152,15 @@ pub(crate) async fn run(
             }
             obs = rx.recv() => {
                 let Some(obs) = obs else { break };
-                for t in evaluator.observe(obs, clock.now()) {
+                let transitions = if evaluator.is_heavy(&obs) && multi_thread {
+                    // A scrape's samples and the expressions over 100,000 series take tens of
+                    // milliseconds: off the worker that runs every probe, which a replacement
+                    // worker takes over meanwhile (checks stay on schedule).
+                    tokio::task::block_in_place(|| evaluator.observe(obs, clock.now()))
+                } else {
+                    evaluator.observe(obs, clock.now())
+                };
+                for t in transitions {
                     actions.transition(t).await;
                 }
                 dirty = true;
