@@ -22,6 +22,12 @@
 //!    against the scheduler's plan. The targets' CPU is measured the same way and reported
 //!    apart: it is the load generator's cost, not warden's.
 //!
+//! `run --scrape-targets 100 --series 1000 --interval 15s --expr-rules 20` is the scrape
+//! mode (issue 15): the targets serve a text-0.0.4 `/metrics` of `--series` series whose
+//! counters grow (`metrics_body`), the config has one `scrape` check per target and
+//! `--expr-rules` `expr` rules over them (`generate_scrape_config`), and the report adds the
+//! series store's size, asked through warden's own `/api/v1/query`.
+//!
 //! It prints a table and appends one JSON line per run to `--out`. Nothing here is a test:
 //! it asserts nothing and is not part of `scripts/test.sh`.
 
@@ -54,8 +60,11 @@ usage: load run [--checks N] [--interval 10s] [--timeout 5s] [--warmup DUR] [--m
                 [--scrape-every 15s|0s] [--warden PATH] [--workdir DIR] [--out FILE]
                 [--label TEXT] [--wrap 'PROFILER ARGS']
                 [--fail-every K] [--retry-interval DUR]
+       load run --scrape-targets 100 [--series 1000] [--interval 15s] [--expr-rules 20] ...
        load targets --first I --count N --port P --interval DUR [--fail-every K]
-                                                                   (started by `run`)
+                    [--series S]                                   (started by `run`)
+  --scrape-targets N  scrape mode: N targets serving /metrics (text 0.0.4, --series series
+                      each), N `scrape` checks and --expr-rules `expr` rules over them
   --fail-every K      every target answers 503 to every K-th request it gets (0: never)
   --retry-interval D  each check re-checks a failure after D (retry_interval; default none)";
 
@@ -148,6 +157,7 @@ fn targets(args: Args) -> Result<(), String> {
     let port = args.num("port", 18080)? as u16;
     let interval = args.dur("interval", "10s")?;
     let fail_every = args.num("fail-every", 0)? as u64;
+    let series = args.num("series", 0)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -167,6 +177,7 @@ fn targets(args: Args) -> Result<(), String> {
                 i as u32,
                 arrivals.clone(),
                 fail_every,
+                series,
             ));
         }
         Ok::<(), String>(())
@@ -209,12 +220,14 @@ fn targets(args: Args) -> Result<(), String> {
 }
 
 /// Serves one target. With `fail_every` K > 0, every K-th request gets a 503 (the check's
-/// probe fails), the others the healthy document.
+/// probe fails), the others the healthy document; with `series` > 0, a `/metrics` body of
+/// that many series instead (`metrics_body`).
 async fn serve_target(
     listener: tokio::net::TcpListener,
     index: u32,
     arrivals: Arc<Arrivals>,
     fail_every: u64,
+    series: usize,
 ) {
     let requests = Arc::new(std::sync::atomic::AtomicU64::new(0));
     loop {
@@ -232,15 +245,27 @@ async fn serve_target(
                 }
                 let n = requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 let fail = fail_every > 0 && n.is_multiple_of(fail_every);
+                // Counters advance with the target process's clock, from 1,000 s on.
+                let secs = 1000.0 + arrivals.base.elapsed().as_secs_f64();
                 async move {
-                    let mut resp =
-                        Response::new(Full::new(Bytes::from_static(HEALTH_BODY.as_bytes())));
+                    let (body, content_type) = if series > 0 {
+                        (
+                            Bytes::from(metrics_body(index, series, secs)),
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )
+                    } else {
+                        (
+                            Bytes::from_static(HEALTH_BODY.as_bytes()),
+                            "application/json",
+                        )
+                    };
+                    let mut resp = Response::new(Full::new(body));
                     if fail {
                         *resp.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
                     }
                     resp.headers_mut().insert(
                         hyper::header::CONTENT_TYPE,
-                        hyper::header::HeaderValue::from_static("application/json"),
+                        hyper::header::HeaderValue::from_static(content_type),
                     );
                     Ok::<_, Infallible>(resp)
                 }
@@ -250,6 +275,173 @@ async fn serve_target(
                 .await;
         });
     }
+}
+
+/// A service's `/metrics` in text format 0.0.4, exactly `series` series, as an HTTP service's
+/// exporter would serve it at `secs` seconds of uptime: request counters by method, route and
+/// status (2 % of them 5xx), a request latency histogram by method and route, a database query
+/// histogram, job and cache counters, process metrics, then queue depth gauges to fill up to
+/// `series`. Counters are rates × `secs`, so they grow between scrapes; histogram buckets
+/// follow an exponential latency distribution, so `histogram_quantile` has something to do.
+fn metrics_body(target: u32, series: usize, secs: f64) -> String {
+    use std::fmt::Write as _;
+    const ROUTES: [&str; 10] = [
+        "/",
+        "/login",
+        "/api/orders",
+        "/api/orders/:id",
+        "/api/users",
+        "/api/users/:id",
+        "/api/search",
+        "/api/cart",
+        "/api/checkout",
+        "/static/*",
+    ];
+    const METHODS: [&str; 2] = ["GET", "POST"];
+    const STATUSES: [(&str, f64); 5] = [
+        ("200", 0.90),
+        ("201", 0.05),
+        ("404", 0.03),
+        ("500", 0.015),
+        ("503", 0.005),
+    ];
+    const LE: [f64; 11] = [
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+    struct Out {
+        text: String,
+        left: usize,
+    }
+    impl Out {
+        fn family(&mut self, name: &str, kind: &str, help: &str) {
+            if self.left > 0 {
+                let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            }
+        }
+        fn sample(&mut self, name: &str, labels: &str, value: f64) {
+            if self.left > 0 {
+                self.left -= 1;
+                if labels.is_empty() {
+                    let _ = writeln!(self.text, "{name} {value}");
+                } else {
+                    let _ = writeln!(self.text, "{name}{{{labels}}} {value}");
+                }
+            }
+        }
+        /// A classic histogram of `count` observations with mean `mean`: 12 buckets, sum, count.
+        fn histogram(&mut self, name: &str, labels: &str, count: f64, mean: f64) {
+            for le in LE {
+                let share = 1.0 - (-le / mean).exp();
+                self.sample(
+                    &format!("{name}_bucket"),
+                    &format!("{labels},le=\"{le}\""),
+                    (count * share).floor(),
+                );
+            }
+            self.sample(
+                &format!("{name}_bucket"),
+                &format!("{labels},le=\"+Inf\""),
+                count,
+            );
+            self.sample(
+                &format!("{name}_sum"),
+                labels,
+                (count * mean * 1000.0).round() / 1000.0,
+            );
+            self.sample(&format!("{name}_count"), labels, count);
+        }
+    }
+    let mut o = Out {
+        text: String::with_capacity(series * 100),
+        left: series,
+    };
+    let load = 1.0 + f64::from(target % 7) / 7.0;
+    o.family("http_requests_total", "counter", "HTTP requests handled.");
+    for (ri, route) in ROUTES.iter().enumerate() {
+        for method in METHODS {
+            for (status, share) in STATUSES {
+                let rate = (2.0 + ri as f64) * load * share;
+                o.sample(
+                    "http_requests_total",
+                    &format!("method=\"{method}\",route=\"{route}\",status=\"{status}\""),
+                    (rate * secs).floor(),
+                );
+            }
+        }
+    }
+    o.family(
+        "http_request_duration_seconds",
+        "histogram",
+        "HTTP request latency.",
+    );
+    for (ri, route) in ROUTES.iter().enumerate() {
+        for method in METHODS {
+            let rate = (2.0 + ri as f64) * load;
+            o.histogram(
+                "http_request_duration_seconds",
+                &format!("method=\"{method}\",route=\"{route}\""),
+                (rate * secs).floor(),
+                0.02 * (1.0 + ri as f64 / 3.0),
+            );
+        }
+    }
+    o.family(
+        "db_query_duration_seconds",
+        "histogram",
+        "Database query latency.",
+    );
+    for q in 0..10 {
+        o.histogram(
+            "db_query_duration_seconds",
+            &format!("query=\"q{q}\""),
+            (3.0 * load * secs).floor(),
+            0.004 * (1.0 + f64::from(q)),
+        );
+    }
+    o.family(
+        "worker_jobs_total",
+        "counter",
+        "Background jobs by outcome.",
+    );
+    for q in 0..20 {
+        for (outcome, share) in [("done", 0.97), ("retried", 0.02), ("failed", 0.01)] {
+            o.sample(
+                "worker_jobs_total",
+                &format!("queue=\"queue{q}\",outcome=\"{outcome}\""),
+                (0.5 * load * share * secs).floor(),
+            );
+        }
+    }
+    for (name, share) in [("cache_hits_total", 0.9), ("cache_misses_total", 0.1)] {
+        o.family(name, "counter", "Cache lookups.");
+        for c in 0..20 {
+            o.sample(
+                name,
+                &format!("cache=\"cache{c}\""),
+                (4.0 * share * secs).floor(),
+            );
+        }
+    }
+    o.family("process_cpu_seconds_total", "counter", "CPU time.");
+    o.sample(
+        "process_cpu_seconds_total",
+        "",
+        (0.05 * secs * 100.0).floor() / 100.0,
+    );
+    o.family("process_resident_memory_bytes", "gauge", "RSS.");
+    o.sample(
+        "process_resident_memory_bytes",
+        "",
+        2e8 + (secs * 1e3) % 1e7,
+    );
+    o.family("queue_depth", "gauge", "Items waiting, by queue.");
+    let mut q = 0;
+    while o.left > 0 {
+        let depth = (50.0 * (1.0 + (secs / 60.0 + f64::from(q)).sin())).round();
+        o.sample("queue_depth", &format!("queue=\"q{q:04}\""), depth);
+        q += 1;
+    }
+    o.text
 }
 
 /// How late each request arrived at its target against the scheduler's plan, in ns.
@@ -327,8 +519,20 @@ impl Drop for Reaper {
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let checks = args.num("checks", 10_000)?;
-    let interval = args.dur("interval", "10s")?;
+    // Scrape mode: N targets serving /metrics, N `scrape` checks, `expr` rules over them.
+    let scrape_targets = args.num("scrape-targets", 0)?;
+    let series = if scrape_targets > 0 {
+        args.num("series", 1000)?
+    } else {
+        0
+    };
+    let expr_rules = args.num("expr-rules", 20)?;
+    let checks = if scrape_targets > 0 {
+        scrape_targets
+    } else {
+        args.num("checks", 10_000)?
+    };
+    let interval = args.dur("interval", if scrape_targets > 0 { "15s" } else { "10s" })?;
     let timeout = args.dur("timeout", "5s")?;
     let warmup = args.dur(
         "warmup",
@@ -380,6 +584,7 @@ fn run(args: Args) -> Result<(), String> {
             .args(["--port", &port.to_string(), "--interval"])
             .arg(format_duration(interval))
             .args(["--fail-every", &fail_every.to_string()])
+            .args(["--series", &series.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -412,13 +617,15 @@ fn run(args: Args) -> Result<(), String> {
     if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
         return Err(format!("{addr} is taken: is another warden still running?"));
     }
-    let config = workdir.join(format!("load-{checks}.toml"));
-    std::fs::write(
-        &config,
-        generate_config(checks, interval, timeout, retry_interval, port, &listen),
-    )
-    .map_err(|e| format!("{}: {e}", config.display()))?;
-    let log_path = workdir.join(format!("warden-{checks}.log"));
+    let kind = if series > 0 { "scrape" } else { "http" };
+    let config = workdir.join(format!("load-{kind}-{checks}.toml"));
+    let text = if series > 0 {
+        generate_scrape_config(checks, expr_rules, interval, timeout, port, &listen)
+    } else {
+        generate_config(checks, interval, timeout, retry_interval, port, &listen)
+    };
+    std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
+    let log_path = workdir.join(format!("warden-{kind}-{checks}.log"));
     let log =
         std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let started = Instant::now();
@@ -496,7 +703,17 @@ fn run(args: Args) -> Result<(), String> {
             }
         });
     }
-    std::thread::sleep(warmup);
+    // Warm-up, with warden's RSS every 30 s (the series store fills for its retention).
+    let warm = Instant::now();
+    while warm.elapsed() < warmup {
+        std::thread::sleep(Duration::from_secs(30).min(warmup.saturating_sub(warm.elapsed())));
+        eprintln!(
+            "load: {:>4.0} s: warden RSS {} MB, load average {:.2}",
+            started.elapsed().as_secs_f64(),
+            proc_status(pid, "VmRSS:").unwrap_or(0) / 1024,
+            loadavg()
+        );
+    }
 
     // 3. The measurement window.
     let load_before = loadavg();
@@ -547,7 +764,51 @@ fn run(args: Args) -> Result<(), String> {
         let _ = std::fs::remove_file(&path);
     }
     late.sort_unstable();
+    // Peak RSS before the harness's own queries below (they cost warden memory too).
     let hwm = proc_status(pid, "VmHWM:").unwrap_or(0);
+    // The series store's size, through warden's own query API (scrape mode).
+    let ask = |q: &str| {
+        query_scalar(addr, q).unwrap_or_else(|e| {
+            eprintln!("load: {e}");
+            f64::NAN
+        })
+    };
+    let (store_series, store_samples) = if series > 0 {
+        (
+            ask(r#"count({__name__=~".+"})"#),
+            // `count_over_time` drops the name, so `{__name__=~".+"}` at once would collide
+            // (`_sum` and `_count` of one label set): one query per name.
+            [
+                "http_requests_total",
+                "http_request_duration_seconds_bucket",
+                "http_request_duration_seconds_sum",
+                "http_request_duration_seconds_count",
+                "db_query_duration_seconds_bucket",
+                "db_query_duration_seconds_sum",
+                "db_query_duration_seconds_count",
+                "worker_jobs_total",
+                "cache_hits_total",
+                "cache_misses_total",
+                "process_cpu_seconds_total",
+                "process_resident_memory_bytes",
+                "queue_depth",
+                "up",
+                "duration_seconds",
+                "samples",
+            ]
+            .iter()
+            .map(|name| ask(&format!("sum(count_over_time({name}[15m]))")))
+            .sum(),
+        )
+    } else {
+        (f64::NAN, f64::NAN)
+    };
+    if series > 0 {
+        eprintln!(
+            "load: after the store queries: VmHWM {} MB",
+            proc_status(pid, "VmHWM:").unwrap_or(0) / 1024
+        );
+    }
     let threads = proc_status(pid, "Threads:").unwrap_or(0);
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
@@ -581,6 +842,11 @@ fn run(args: Args) -> Result<(), String> {
     let skipped = m1.sum("warden_scheduler_skipped_runs_total")
         - m0.sum("warden_scheduler_skipped_runs_total");
     let lateness = m1.histogram_delta(&m0, "warden_scheduler_lateness_seconds");
+    let probe_mean_ms = (m1.sum("warden_check_duration_seconds_sum")
+        - m0.sum("warden_check_duration_seconds_sum"))
+        / (m1.sum("warden_check_duration_seconds_count")
+            - m0.sum("warden_check_duration_seconds_count"))
+        * 1000.0;
     let planned = checks as f64 / interval.as_secs_f64();
     let scraped = scrapes.lock().expect("no panics").clone();
     let scrape_ms = scraped.iter().map(|s| s.0).fold(0.0, f64::max) * 1000.0;
@@ -594,6 +860,11 @@ fn run(args: Args) -> Result<(), String> {
     };
     let report = Report {
         label,
+        kind: if series > 0 {
+            format!("scrape checks ({series} series each, {expr_rules} expr rules)")
+        } else {
+            "http checks".into()
+        },
         checks,
         interval_s: interval.as_secs_f64(),
         window_s: window,
@@ -623,6 +894,9 @@ fn run(args: Args) -> Result<(), String> {
         generator_cpu_pct: gen_cpu,
         scrape_max_ms: scrape_ms,
         scrape_bytes,
+        probe_mean_ms,
+        store_series,
+        store_samples,
     };
     report.print();
     if let Some(dir) = Path::new(&out).parent() {
@@ -665,6 +939,124 @@ fn generate_config(
         ));
     }
     s
+}
+
+/// The scrape mode's config: `checks` `scrape` checks of the targets' `/metrics` (warden
+/// spreads them over the interval itself) and `rules` `expr` rules over what they scrape, as a
+/// service's alerting would have them (error ratios, p95/p99 latency, rates, `sum by`), each
+/// evaluated after a run of one of the scrape checks. Thresholds sit where the targets' steady
+/// traffic keeps every rule ok: this measures the watching, not the paging.
+fn generate_scrape_config(
+    checks: usize,
+    rules: usize,
+    interval: Duration,
+    timeout: Duration,
+    port: u16,
+    listen: &str,
+) -> String {
+    const EXPRS: [(&str, &str, &str); 10] = [
+        (
+            "error-ratio-by-route",
+            r#"sum by (route) (rate(http_requests_total{status=~"5.."}[5m])) / sum by (route) (rate(http_requests_total[5m]))"#,
+            "> 0.05",
+        ),
+        (
+            "error-ratio-by-job",
+            r#"sum by (job) (rate(http_requests_total{status=~"5.."}[5m])) / sum by (job) (rate(http_requests_total[5m]))"#,
+            "> 0.05",
+        ),
+        (
+            "p95-latency-by-route",
+            "histogram_quantile(0.95, sum by (le, route) (rate(http_request_duration_seconds_bucket[5m])))",
+            "> 2",
+        ),
+        (
+            "p95-latency-by-job",
+            "histogram_quantile(0.95, sum by (le, job) (rate(http_request_duration_seconds_bucket[5m])))",
+            "> 2",
+        ),
+        (
+            "db-p99-by-query",
+            "histogram_quantile(0.99, sum by (le, query) (rate(db_query_duration_seconds_bucket[5m])))",
+            "> 1",
+        ),
+        (
+            "jobs-failing-by-queue",
+            r#"sum by (queue) (rate(worker_jobs_total{outcome="failed"}[5m])) / sum by (queue) (rate(worker_jobs_total[5m]))"#,
+            "> 0.1",
+        ),
+        (
+            "cache-hit-ratio",
+            "sum by (cache) (rate(cache_hits_total[5m])) / (sum by (cache) (rate(cache_hits_total[5m])) + sum by (cache) (rate(cache_misses_total[5m])))",
+            "< 0.5",
+        ),
+        (
+            "request-rate-by-job",
+            "sum by (job) (rate(http_requests_total[1m]))",
+            "< 0.01",
+        ),
+        (
+            "queue-depth-max",
+            "max by (job) (queue_depth)",
+            "> 1000",
+        ),
+        (
+            "5xx-per-minute-by-instance",
+            r#"sum by (instance) (increase(http_requests_total{status=~"5.."}[1m]))"#,
+            "> 10000",
+        ),
+    ];
+    let mut s = format!(
+        "# generated by examples/load.rs: {checks} scrape checks, {rules} expr rules\n\
+         [server]\nlisten = \"{listen}\"\n\n[log]\nformat = \"human\"\nlevel = \"info\"\n\n\
+         [defaults]\ninterval = \"{}\"\ntimeout = \"{}\"\n\n",
+        format_duration(interval),
+        format_duration(timeout)
+    );
+    for i in 0..checks {
+        s.push_str(&format!(
+            "[[check]]\nname = \"{}\"\nkind = \"scrape\"\nurl = \"http://{}:{port}/metrics\"\n\n",
+            check_name(i),
+            target_addr(i)
+        ));
+    }
+    for r in 0..rules {
+        let (name, expr, when) = EXPRS[r % EXPRS.len()];
+        // Spread over the scrape checks: each rule runs after a different target's scrape.
+        let check = check_name(r * checks / rules.max(1));
+        let key = if when.starts_with('<') {
+            "warning"
+        } else {
+            "critical"
+        };
+        s.push_str(&format!(
+            "[[rule]]\nname = \"{name}-{r}\"\ncheck = \"{check}\"\nexpr = '{expr}'\n\
+             {key} = {{ when = \"{when}\" }}\n\n"
+        ));
+    }
+    s
+}
+
+/// An instant query through warden's own `/api/v1/query`, answering one number.
+fn query_scalar(addr: SocketAddr, query: &str) -> Result<f64, String> {
+    let mut enc = String::new();
+    for b in query.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            enc.push(b as char);
+        } else {
+            enc.push_str(&format!("%{b:02X}"));
+        }
+    }
+    let (code, body) = http_get(addr, &format!("/api/v1/query?query={enc}"))?;
+    if code != 200 {
+        return Err(format!("{query}: {code} {body}"));
+    }
+    // {"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[t,"N"]}]}}
+    let json: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+    json["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("{query}: no value in {body}"))
 }
 
 /// GET over a fresh connection; returns the status code and the body.
@@ -884,6 +1276,7 @@ fn open_files_limit() -> String {
 
 struct Report {
     label: String,
+    kind: String,
     checks: usize,
     interval_s: f64,
     window_s: f64,
@@ -913,13 +1306,18 @@ struct Report {
     generator_cpu_pct: f64,
     scrape_max_ms: f64,
     scrape_bytes: usize,
+    /// Mean `warden_check_duration_seconds` over the window (a probe or scrape, end to end).
+    probe_mean_ms: f64,
+    /// Series and samples in warden's series store at the end of the window (scrape mode).
+    store_series: f64,
+    store_samples: f64,
 }
 
 impl Report {
     fn print(&self) {
         println!(
-            "\n## warden, {} http checks every {}s {}",
-            self.checks, self.interval_s, self.label
+            "\n## warden, {} {} every {}s {}",
+            self.checks, self.kind, self.interval_s, self.label
         );
         println!("| figure | value |\n|---|---|");
         let rows = [
@@ -991,6 +1389,14 @@ impl Report {
                 format!("{:.1}%", self.generator_cpu_pct),
             ),
             (
+                "check run (probe or scrape) mean duration",
+                format!("{:.2} ms", self.probe_mean_ms),
+            ),
+            (
+                "series store: series / samples",
+                format!("{} / {}", self.store_series, self.store_samples),
+            ),
+            (
                 "/metrics scrape (slowest, size)",
                 format!(
                     "{:.1} ms, {} KB",
@@ -1013,14 +1419,14 @@ impl Report {
             }
         };
         format!(
-            "{{\"label\":{:?},\"checks\":{},\"interval_s\":{},\"window_s\":{},\"load_before\":{},\"load_after\":{},\"startup_s\":{},\"stop_s\":{},\"planned_per_s\":{},\"achieved_per_s\":{},\"ok_ratio\":{},\"skipped\":{},\"served_per_s\":{},\"lateness_p50_ms\":{},\"lateness_p99_ms\":{},\"lateness_le_20ms\":{},\"lateness_max_bucket\":{:?},\"arrival_p50_ms\":{},\"arrival_p99_ms\":{},\"arrival_max_ms\":{},\"cpu_pct\":{},\"rss_mb\":{},\"rss_max_mb\":{},\"hwm_mb\":{},\"startup_rss_mb\":{},\"threads\":{},\"fds\":{},\"generator_cpu_pct\":{},\"scrape_max_ms\":{},\"scrape_bytes\":{}}}",
+            "{{\"label\":{:?},\"checks\":{},\"interval_s\":{},\"window_s\":{},\"load_before\":{},\"load_after\":{},\"startup_s\":{},\"stop_s\":{},\"planned_per_s\":{},\"achieved_per_s\":{},\"ok_ratio\":{},\"skipped\":{},\"served_per_s\":{},\"lateness_p50_ms\":{},\"lateness_p99_ms\":{},\"lateness_le_20ms\":{},\"lateness_max_bucket\":{:?},\"arrival_p50_ms\":{},\"arrival_p99_ms\":{},\"arrival_max_ms\":{},\"cpu_pct\":{},\"rss_mb\":{},\"rss_max_mb\":{},\"hwm_mb\":{},\"startup_rss_mb\":{},\"threads\":{},\"fds\":{},\"generator_cpu_pct\":{},\"scrape_max_ms\":{},\"scrape_bytes\":{},\"kind\":{:?},\"probe_mean_ms\":{},\"store_series\":{},\"store_samples\":{}}}",
             self.label, self.checks, num(self.interval_s), num(self.window_s), num(self.load_before), num(self.load_after),
             num(self.startup_s), num(self.stop_s), num(self.planned_per_s), num(self.achieved_per_s), num(self.ok_ratio),
             num(self.skipped), num(self.served_per_s), num(self.lateness_p50_ms), num(self.lateness_p99_ms),
             num(self.lateness_le_20ms), self.lateness_max_bucket, num(self.arrival_p50_ms), num(self.arrival_p99_ms),
             num(self.arrival_max_ms), num(self.cpu_pct), num(self.rss_mb), num(self.rss_max_mb), num(self.hwm_mb),
             num(self.startup_rss_mb), self.threads, self.fds, num(self.generator_cpu_pct), num(self.scrape_max_ms),
-            self.scrape_bytes
+            self.scrape_bytes, self.kind, num(self.probe_mean_ms), num(self.store_series), num(self.store_samples)
         )
     }
 }
