@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::check::Observation;
 use crate::clock::Timestamp;
-use crate::config::{CheckConfig, Config, LevelConfig, RuleConfig};
+use crate::config::{CheckConfig, Config, LevelConfig, RuleConfig, MAX_SERIES_ROWS};
 use crate::labels::{self, Labels};
 use crate::rule::{self, RuleState, Sample, State, Transition, TransitionReason};
 use crate::series;
@@ -241,7 +241,20 @@ impl RuleEntry {
         // unlabelled series' missing value (`on_missing`), as a scalar rule's absent value.
         let evaluated;
         let rows: &[(Labels, f64)] = match &config.expr {
-            Some(expr) => match expr.0.eval(store, now.as_millis()) {
+            Some(expr) => match expr.0.eval(store, now.as_millis()).and_then(|v| {
+                // One state, alert and metric series per result series: bounded, as a
+                // postgres or prometheus series query is.
+                match &v {
+                    crate::promql::Value::Vector(s) if s.len() > MAX_SERIES_ROWS => {
+                        Err(crate::promql::EvalError(format!(
+                            "the expression gave {} series, more than {MAX_SERIES_ROWS}: \
+                             aggregate it (sum by, topk)",
+                            s.len()
+                        )))
+                    }
+                    _ => Ok(v),
+                }
+            }) {
                 Ok(value) => {
                     evaluated = rows_of(value);
                     self.read_ok = Some(true);
@@ -625,14 +638,22 @@ impl Engine {
             if e.series.is_empty() {
                 rules.push(
                     e.empty_snapshot
-                        .get_or_init(|| Arc::new(RuleStatus::empty(e)))
+                        .get_or_init(|| {
+                            let mut status = RuleStatus::empty(e);
+                            status.error = e.last_error.clone();
+                            Arc::new(status)
+                        })
                         .clone(),
                 );
             }
             for (labels, s) in e.series.iter() {
                 rules.push(
                     s.snapshot
-                        .get_or_init(|| Arc::new(RuleStatus::of(&e.config, labels, s)))
+                        .get_or_init(|| {
+                            let mut status = RuleStatus::of(&e.config, labels, s);
+                            status.error = e.last_error.clone();
+                            Arc::new(status)
+                        })
                         .clone(),
                 );
             }
@@ -862,6 +883,9 @@ pub struct RuleStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flap_percent: Option<f64>,
     pub last_transition: Option<TransitionStatus>,
+    /// An `expr` rule whose last evaluation failed: why (its series then read `on_error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl RuleStatus {
@@ -891,6 +915,7 @@ impl RuleStatus {
             critical: c.critical.as_ref().map(Threshold::of),
             flap_percent: None,
             last_transition: None,
+            error: None,
         }
     }
 
@@ -916,6 +941,7 @@ impl RuleStatus {
                 value: t.value,
                 reason: t.reason,
             }),
+            error: None,
         }
     }
 }

@@ -343,3 +343,60 @@ retention = "2h"
         "stored without any expr rule: {body}"
     );
 }
+
+/// An expression giving more series than a rule may hold (1,000) is an evaluation error the
+/// status shows, its rule at `on_error`; aggregated, the same data is fine.
+#[test]
+fn an_expression_giving_too_many_series_is_refused_and_says_why() {
+    let mut body = String::new();
+    for i in 0..1500 {
+        body.push_str(&format!("wide{{i=\"{i}\"}} 1\n"));
+    }
+    let target = HttpServer::start(move |_| {
+        Reply::status(200)
+            .header("content-type", "text/plain; version=0.0.4")
+            .body(body.clone())
+    });
+    let d = Daemon::start(&format!(
+        r#"
+[[check]]
+name = "app"
+kind = "scrape"
+url = "{metrics}"
+interval = "200ms"
+timeout = "150ms"
+
+[[rule]]
+name = "every-one"
+expr = "wide"
+critical = {{ when = "> 5" }}
+
+[[rule]]
+name = "all-of-them"
+expr = "sum(wide)"
+critical = {{ when = "> 5000" }}
+"#,
+        metrics = target.url("/metrics"),
+    ));
+    let rules = wait_for("both rules evaluated", &d, || {
+        let rules = d.status()["rules"].as_array().unwrap().clone();
+        let error = rules
+            .iter()
+            .find(|r| r["name"] == "every-one" && r["error"].is_string());
+        let sum = rules
+            .iter()
+            .find(|r| r["name"] == "all-of-them" && r["state"] == "ok");
+        (error.is_some() && sum.is_some()).then_some(rules)
+    });
+    let wide = rules.iter().find(|r| r["name"] == "every-one").unwrap();
+    assert_eq!(wide["state"], "unknown", "{wide}");
+    let error = wide["error"].as_str().unwrap();
+    assert!(error.contains("1500 series, more than 1000"), "{error}");
+    assert_eq!(
+        rules.iter().filter(|r| r["name"] == "every-one").count(),
+        1,
+        "no state per series was made"
+    );
+    let sum = rules.iter().find(|r| r["name"] == "all-of-them").unwrap();
+    assert_eq!(sum["value"], 1500.0);
+}
