@@ -19,7 +19,7 @@ use crate::metrics_matcher::sample;
 use crate::target::HttpTarget;
 
 /// Polls `f` every 50 ms until it returns `Some`, or panics with `what` after `limit`.
-fn wait<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = f() {

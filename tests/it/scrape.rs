@@ -4,7 +4,7 @@
 //! target answering garbage fails its scrape naming the line.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::daemon::Daemon;
 use crate::harness::http::{HttpServer, Reply};
@@ -42,21 +42,6 @@ impl Traffic {
             ));
         }
         out
-    }
-}
-
-fn wait_for<T>(what: &str, d: &Daemon, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {what} within 30 s\nlog:\n{}",
-            d.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -104,7 +89,7 @@ gone_after = "5s"
         metrics = target.url("/metrics"),
     ));
 
-    let page = wait_for("a page for /a", &d, || {
+    let page = d.wait_for("a page for /a", || {
         receiver
             .accepted()
             .into_iter()
@@ -115,7 +100,7 @@ gone_after = "5s"
     let ratio = page["value"].as_f64().unwrap();
     assert!((0.1..0.3).contains(&ratio), "about 20 % errors: {ratio}");
     // /b is evaluated (ok), never paged.
-    let b = wait_for("/b evaluated", &d, || {
+    let b = d.wait_for("/b evaluated", || {
         d.status()["rules"]
             .as_array()
             .unwrap()
@@ -130,7 +115,7 @@ gone_after = "5s"
 
     // /a heals: its alert resolves under the same key.
     traffic.lock().unwrap().error_share = vec![("/a", 0.0), ("/b", 0.0)];
-    let resolved = wait_for("the resolve of /a", &d, || {
+    let resolved = d.wait_for("the resolve of /a", || {
         receiver
             .accepted()
             .into_iter()
@@ -173,7 +158,7 @@ warning = {{ when = "> 5" }}
 "#,
         metrics = target.url("/metrics"),
     ));
-    let check = wait_for("a failed scrape", &d, || {
+    let check = d.wait_for("a failed scrape", || {
         let c = d.check("app");
         (c["runs"].as_u64().unwrap_or(0) >= 1).then_some(c)
     });
@@ -182,7 +167,7 @@ warning = {{ when = "> 5" }}
     let message = error["message"].as_str().unwrap();
     assert!(message.contains("line 2"), "{message}");
     // Nothing of the broken body was stored: the expression over it has no data.
-    let rule = wait_for("the expr rule evaluated", &d, || {
+    let rule = d.wait_for("the expr rule evaluated", || {
         d.status()["rules"]
             .as_array()
             .unwrap()
@@ -225,7 +210,7 @@ warning = {{ when = "> 5" }}
             serde_json::from_str::<serde_json::Value>(&body).expect("json"),
         )
     };
-    let body = wait_for("a stored sample", &d, || {
+    let body = d.wait_for("a stored sample", || {
         let (code, body) = get("/api/v1/query?query=sum%28queue_depth%29");
         (code == 200
             && body["data"]["result"]
@@ -325,7 +310,7 @@ retention = "2h"
         metrics = target.url("/metrics"),
         token = token.display(),
     ));
-    let app = wait_for("an authenticated scrape", &d, || {
+    let app = d.wait_for("an authenticated scrape", || {
         let c = d.check("app");
         (c["values"]["up"] == 1.0).then_some(c)
     });
@@ -378,7 +363,7 @@ critical = {{ when = "> 5000" }}
 "#,
         metrics = target.url("/metrics"),
     ));
-    let rules = wait_for("both rules evaluated", &d, || {
+    let rules = d.wait_for("both rules evaluated", || {
         let rules = d.status()["rules"].as_array().unwrap().clone();
         let error = rules
             .iter()

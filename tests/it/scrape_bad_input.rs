@@ -131,7 +131,7 @@ warning = {{ when = "> 1000" }}
 
     /// Waits until `expr` is exactly one series with `value`.
     fn wait_value(&self, expr: &str, value: &str) {
-        wait(&format!("{expr} = {value}"), &self.d, || {
+        self.d.wait_for(&format!("{expr} = {value}"), || {
             let got = self.query(expr);
             (got.len() == 1 && got[0].1 == value).then_some(())
         });
@@ -223,7 +223,7 @@ warning = {{ when = "> 1000" }}
         // The store takes a good body again.
         self.set(text(format!("queue_depth{{queue=\"a\"}} {then}\n")));
         self.wait_value("queue_depth", &then.to_string());
-        wait("app up again", &self.d, || {
+        self.d.wait_for("app up again", || {
             let c = self.d.check("app");
             (c["state"] == "up" && c["last_error"].is_null()).then_some(())
         });
@@ -240,21 +240,6 @@ fn enc(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-fn wait<T>(what: &str, d: &Daemon, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {what} within {WAIT:?}\nlog:\n{}",
-            d.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The body ends inside a line: `queue_depth{queue="a` at EOF.
@@ -302,7 +287,7 @@ fn scrape_bad_input_a_body_past_max_body_bytes_fails_naming_the_limit() {
     s.target.clear();
     // An endless chunked body: 100 MB would never fit; warden stops at 1 MiB.
     s.set(Reply::endless(200).header("content-type", TEXT));
-    wait("an endless answer", &s.d, || {
+    s.d.wait_for("an endless answer", || {
         (s.target.streamed() > 0).then_some(())
     });
     s.wait_error("bad_body", &["max_body_bytes (1048576)"]);
@@ -492,7 +477,7 @@ fn scrape_bad_input_an_out_of_order_timestamp_is_dropped() {
     s.set(text(format!("{GOOD}stamped 4 {older}\n")));
     // Scrapes of the older sample succeed.
     let after = s.runs("app");
-    wait("three more scrapes", &s.d, || {
+    s.d.wait_for("three more scrapes", || {
         (s.runs("app") >= after + 3).then_some(())
     });
     let c = s.d.check("app");
@@ -527,7 +512,7 @@ fn scrape_bad_input_nan_and_inf_are_valid_values() {
         "queue_depth{queue=\"a\"} 7\nodd{v=\"nan\"} NaN\nodd{v=\"pinf\"} +Inf\n\
          odd{v=\"minf\"} -Inf\nodd{v=\"inf\"} Inf\n",
     ));
-    let odd = wait("four odd series", &s.d, || {
+    let odd = s.d.wait_for("four odd series", || {
         let got = s.query("odd");
         (got.len() == 4).then_some(got)
     });
@@ -542,7 +527,7 @@ fn scrape_bad_input_nan_and_inf_are_valid_values() {
     assert_eq!(value("minf"), "-Inf");
     assert_eq!(value("inf"), "+Inf");
     // The status is a snapshot published every 500ms: it may lag the store.
-    let c = wait("a published successful scrape", &s.d, || {
+    let c = s.d.wait_for("a published successful scrape", || {
         let c = s.d.check("app");
         (c["values"]["samples"] == 5.0).then_some(c)
     });
@@ -550,7 +535,7 @@ fn scrape_bad_input_nan_and_inf_are_valid_values() {
     assert_eq!(c["state"], "up", "{c:#}");
     // A NaN sample is a sample (not a staleness marker): it is still there a scrape later.
     let after = s.runs("app");
-    wait("two more scrapes", &s.d, || {
+    s.d.wait_for("two more scrapes", || {
         (s.runs("app") >= after + 2).then_some(())
     });
     assert_eq!(s.query("odd{v=\"nan\"}")[0].1, "NaN");

@@ -23,6 +23,7 @@ use crate::harness::notify_receiver::{Answer, Receiver as HttpReceiver};
 use crate::harness::receiver::Receiver;
 use crate::harness::smtp::SmtpSink;
 use crate::harness::PostgresServer;
+use crate::paging::wait;
 
 /// `[alerting] instance` of every daemon here: part of every dedup key.
 const INSTANCE: &str = "test-warden";
@@ -153,21 +154,6 @@ kind = "webhook"
 url = "{url}"
 "#
     )
-}
-
-/// Polls `f` every 50 ms until it returns `Some`, or panics with `what` after `limit`.
-fn wait<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// `{"queue": q}`: the series of queue `q`, as every JSON surface shows it.

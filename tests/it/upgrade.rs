@@ -4,28 +4,10 @@
 //! the incident it left open keeps its key to the resolve, and the next one gets a key of
 //! today's form.
 
-use std::time::{Duration, Instant};
-
 use crate::daemon::Daemon;
 use crate::harness::receiver::Receiver;
 
 const FIXTURE: &str = "tests/fixtures/state/v1-open-incident.db";
-
-/// Polls `f` every 50 ms for at most 20 s.
-fn wait_for<T>(what: &str, d: &Daemon, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {what} within 20 s\nlog:\n{}",
-            d.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn bodies(r: &Receiver, status: &str) -> Vec<serde_json::Value> {
     r.accepted()
@@ -82,7 +64,7 @@ critical = {{ when = "< 1" }}
 
     // The page the old process could not deliver goes out, then the resolve, both under the
     // old key.
-    let resolved = wait_for("resolve of incident 1", &d, || {
+    let resolved = d.wait_for("resolve of incident 1", || {
         bodies(&receiver, "resolved").into_iter().next()
     });
     assert_eq!(resolved["dedup_key"], "warden/api-down/1");
@@ -93,7 +75,7 @@ critical = {{ when = "< 1" }}
 
     // The check goes down: incident 2, in today's form.
     drop(listener);
-    let next = wait_for("incident 2", &d, || {
+    let next = d.wait_for("incident 2", || {
         bodies(&receiver, "firing")
             .into_iter()
             .find(|b| b["dedup_key"] != "warden/api-down/1")

@@ -96,8 +96,9 @@ impl Alertmanager {
     }
 }
 
-/// `GET /-/ready` answers 200, over a fresh connection with short socket timeouts.
-fn ready(port: u16) -> bool {
+/// `GET /-/ready` answers 200, over a fresh connection with short socket timeouts (the readiness
+/// endpoint of Alertmanager and Prometheus alike).
+pub(super) fn ready(port: u16) -> bool {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;

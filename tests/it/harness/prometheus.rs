@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
+use super::alertmanager::ready;
 use super::process::{self, steps, STEP};
 
 const BINARY: &str = "prometheus";
@@ -183,27 +184,6 @@ fn http_get(port: u16, path: &str) -> Result<Vec<u8>, String> {
         ));
     };
     Ok(response[at + 4..].to_vec())
-}
-
-/// `GET /-/ready` answers 200, over a fresh connection with short socket timeouts.
-fn ready(port: u16) -> bool {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return false;
-    };
-    let limit = Some(Duration::from_millis(500));
-    if stream.set_read_timeout(limit).is_err() || stream.set_write_timeout(limit).is_err() {
-        return false;
-    }
-    let request = "GET /-/ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 32];
-    match stream.read(&mut buf) {
-        Ok(n) => buf[..n].starts_with(b"HTTP/1.1 200"),
-        Err(_) => false,
-    }
 }
 
 impl Drop for Prometheus {
