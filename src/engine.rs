@@ -27,14 +27,23 @@ use crate::series;
 /// How often the store drops samples its retention no longer needs.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// How much history the store keeps: what the longest expression reads, plus a minute; none
-/// without expressions.
+/// How much history the store keeps: what the longest expression (of a rule or a validation
+/// window) reads, plus a minute; none without expressions.
 fn retention(config: &Config) -> std::time::Duration {
     let expressions = config
         .rules
         .iter()
         .filter_map(|r| r.expr.as_ref())
-        .map(|e| e.0.reach() + std::time::Duration::from_secs(60))
+        .map(|e| e.0.reach())
+        // A validation window reads its baseline and its marks' expressions from the store.
+        .chain(
+            config
+                .windows
+                .iter()
+                .filter(|w| w.has_expressions())
+                .map(|w| w.reach()),
+        )
+        .map(|reach| reach + std::time::Duration::from_secs(60))
         .max()
         .unwrap_or_default();
     // A scrape may ask to keep more (for queries reading further back than any rule).
@@ -1048,6 +1057,7 @@ mod tests {
                 legacy: None,
             },
             alerting: AlertingConfig::default(),
+            windows: Vec::new(),
         }
     }
 

@@ -30,3 +30,4 @@ pub mod state;
 pub mod systemd;
 pub mod telemetry;
 pub mod watch;
+pub mod window;

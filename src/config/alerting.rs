@@ -105,6 +105,29 @@ pub(super) struct Catalog {
 }
 
 impl Catalog {
+    pub(super) fn hook_names(&self) -> &[String] {
+        &self.hook_names
+    }
+
+    pub(super) fn notifier_names(&self) -> &[String] {
+        &self.notifier_names
+    }
+
+    pub(super) fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    /// Whether notifier `name` opens incidents at its receiver (PagerDuty, Alertmanager).
+    pub(super) fn notifier_pages(&self, name: &str) -> bool {
+        self.notifiers.iter().any(|n| {
+            n.name == name
+                && matches!(
+                    n.kind,
+                    NotifierKind::PagerDuty(_) | NotifierKind::Alertmanager(_)
+                )
+        })
+    }
+
     /// The alerting model, once every rule's actions are known.
     pub(super) fn into_config(
         self,
@@ -365,7 +388,7 @@ impl Compiler<'_> {
                         None
                     } else {
                         listed.push(name);
-                        self.known(v, "hook", &catalog.hook_names, catalog.complete)
+                        self.known_name(v, "hook", &catalog.hook_names, catalog.complete)
                     }
                 }
             };
@@ -396,7 +419,11 @@ impl Compiler<'_> {
     }
 
     /// `notify = ["a"]` (both levels) or `notify = { warning = [...], critical = [...] }`.
-    fn rule_route(&mut self, v: &Spanned<RawNotify>, catalog: &Catalog) -> Option<Route> {
+    pub(super) fn rule_route(
+        &mut self,
+        v: &Spanned<RawNotify>,
+        catalog: &Catalog,
+    ) -> Option<Route> {
         match v.get_ref() {
             RawNotify::Both(list) => {
                 let names = self.notifier_list(list, catalog)?;
@@ -438,7 +465,7 @@ impl Compiler<'_> {
                 let message = format!("notifier {:?} is listed twice", v.get_ref());
                 self.error(v.span(), message);
             } else if let Some(name) =
-                self.known(v, "notifier", &catalog.notifier_names, catalog.complete)
+                self.known_name(v, "notifier", &catalog.notifier_names, catalog.complete)
             {
                 names.push(name);
             }
@@ -448,7 +475,7 @@ impl Compiler<'_> {
 
     /// A reference to a defined notifier or hook. An unknown name is reported only when every
     /// file was parsed (a file that failed to parse may define it).
-    fn known(
+    pub(super) fn known_name(
         &mut self,
         v: &Spanned<String>,
         what: &str,

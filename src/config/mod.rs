@@ -26,6 +26,7 @@ mod tests;
 mod tests_alerting;
 #[cfg(test)]
 mod tests_limits;
+pub mod window;
 
 use std::path::Path;
 

@@ -28,9 +28,15 @@ pub struct Config {
     pub rules: Vec<RuleConfig>,
     pub state: StateConfig,
     pub alerting: AlertingConfig,
+    /// Every `[[window]]`, names unique.
+    pub windows: Vec<super::window::WindowConfig>,
 }
 
 impl Config {
+    pub fn window(&self, name: &str) -> Option<&super::window::WindowConfig> {
+        self.windows.iter().find(|w| w.name == name)
+    }
+
     pub fn check(&self, name: &str) -> Option<&CheckConfig> {
         self.checks.iter().find(|c| c.name == name)
     }

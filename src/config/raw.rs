@@ -201,6 +201,7 @@ raw_table! {
         alerting: Spanned<RawAlerting>,
         notifier: Vec<Spanned<RawNotifier>>,
         hook: Vec<Spanned<RawHook>>,
+        window: Vec<Spanned<RawWindow>>,
     }
 }
 
@@ -426,6 +427,58 @@ raw_table! {
         workdir: Spanned<String>,
         max_output_bytes: Spanned<i64>,
         notify: NameList,
+    }
+}
+
+raw_table! {
+    /// `[[window]]`: a post-deploy validation window.
+    pub struct RawWindow {
+        name: Spanned<String>,
+        service: Spanned<String>,
+        never_critical: NameList,
+        baseline: Spanned<StringMap>,
+        no_data: Spanned<String>,
+        extend: Spanned<String>,
+        severity: Spanned<String>,
+        notify: Spanned<RawNotify>,
+        hooks: NameList,
+        step_hook: Spanned<String>,
+        hold: NameList,
+        hold_for: Spanned<String>,
+        budget_floor: Spanned<f64>,
+        slos: NameList,
+        on_success: Spanned<RawOnSuccess>,
+        mark: Vec<Spanned<RawMark>>,
+        step: Vec<Spanned<RawMark>>,
+    }
+}
+
+raw_table! {
+    /// `[[window.mark]]` (`at`) or `[[window.step]]` (`weight`, `hold`): what must hold then.
+    pub struct RawMark {
+        at: Spanned<String>,
+        weight: Spanned<i64>,
+        hold: Spanned<String>,
+        require: NameList,
+        allow_warning: Spanned<bool>,
+        expect: Vec<Spanned<RawExpect>>,
+    }
+}
+
+raw_table! {
+    /// `[[window.mark.expect]]`: an expression and the bound it must keep.
+    pub struct RawExpect {
+        name: Spanned<String>,
+        expr: Spanned<String>,
+        when: Spanned<String>,
+    }
+}
+
+raw_table! {
+    /// A window's `on_success = { notify = [...], message = "..." }`.
+    pub struct RawOnSuccess {
+        notify: NameList,
+        message: Spanned<String>,
     }
 }
 

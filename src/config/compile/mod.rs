@@ -249,6 +249,43 @@ pub(crate) fn compile(
 
     retry_attempts(&mut checks, &rules);
 
+    let mut windows: Vec<super::window::WindowConfig> = Vec::new();
+    let mut window_names: HashMap<String, Defined> = HashMap::new();
+    for (index, unit) in files.iter().enumerate() {
+        let Some(raw) = &unit.raw else { continue };
+        c.file = index;
+        for raw_window in raw.window.iter().flatten() {
+            let Some((window, actions)) = c.window(raw_window, &rules, &catalog) else {
+                continue;
+            };
+            let span = raw_window
+                .get_ref()
+                .name
+                .as_ref()
+                .map_or(raw_window.span(), Spanned::span);
+            if let Some(first) = window_names.get(&window.name) {
+                let message = format!(
+                    "duplicate window name {:?}: first defined at {}",
+                    window.name,
+                    c.place(first)
+                );
+                c.error(span, message);
+                continue;
+            }
+            window_names.insert(
+                window.name.clone(),
+                Defined {
+                    file: index,
+                    offset: span.start,
+                },
+            );
+            if let Some(actions) = actions {
+                rule_actions.insert(window.alert_rule(), actions);
+            }
+            windows.push(window);
+        }
+    }
+
     match (server, log, state, settings) {
         (Some(server), Some(log), Some(state), Some(settings))
             if c.problems.is_empty() && complete =>
@@ -261,6 +298,7 @@ pub(crate) fn compile(
                 checks,
                 rules,
                 state,
+                windows,
                 alerting: {
                     let mut alerting =
                         catalog.into_config(settings.dry_run, settings.route, rule_actions);
