@@ -105,6 +105,9 @@ pub enum EventKind {
     Hook,
     /// `warden notify-test`: a page that proves the path works.
     Test,
+    /// A message, not an alert: a validation window passed (its `on_success` message is the
+    /// description). Never sent to receivers that open incidents (config refuses them).
+    Notice,
 }
 
 /// A hook run's outcome, carried by [`EventKind::Hook`] events.

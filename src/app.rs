@@ -249,6 +249,14 @@ pub async fn run(
             dry_run: options.dry_run,
             publish: Some(shared.alerts.clone()),
             deploy: options.deploy.map(DeployId::into_string),
+            facts: Some(actions::WindowFacts {
+                status: {
+                    let shared = shared.clone();
+                    Arc::new(move || shared.status.load_full())
+                },
+                store: evaluator.store(),
+            }),
+            publish_windows: Some(shared.windows.clone()),
         },
         clock.clone(),
         &metrics,
@@ -336,7 +344,14 @@ pub async fn run(
         let request = tokio::select! {
             _ = shutdown.cancelled() => break,
             Some(request) = reload_rx.recv() => request,
-            Some(Command::Reload(request)) = command_rx.recv() => request,
+            Some(command) = command_rx.recv() => match command {
+                Command::Reload(request) => request,
+                // Answered by the actions task once the run is stored.
+                Command::Window(command) => {
+                    daemon.actions.window(command).await;
+                    continue;
+                }
+            },
         };
         systemd::reloading();
         // A reload never holds up shutdown (the load it waits on may be stuck).

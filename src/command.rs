@@ -1,11 +1,14 @@
 //! The daemon's typed command channel: what its HTTP API asks of the running daemon, each
 //! command answered with its result through the reply it carries.
 //!
-//! `Reload` today; validation windows, silences and acknowledgements come next, each a variant
-//! with its own reply type. `app` applies commands one at a time, in order, with reloads from
+//! `Reload` and `Window` today; silences and acknowledgements come next, each a variant with
+//! its own reply type. `app` applies commands one at a time, in order, with reloads from
 //! SIGHUP and the file watcher. This module holds types only.
 
+use tokio::sync::oneshot;
+
 use crate::reload;
+use crate::window;
 
 /// A request to the running daemon.
 #[derive(Debug)]
@@ -13,4 +16,30 @@ pub enum Command {
     /// Reload the config (`POST /-/reload`), and with a deploy id mark the deploy; the reply
     /// gets the reload's [`reload::Outcome`].
     Reload(reload::Request),
+    /// Start or abort a validation window (`POST /api/v1/windows`, `.../ID/abort`).
+    Window(WindowCommand),
+}
+
+/// What a window command answers: the run as `GET /api/v1/windows/ID` shows it, or why not.
+pub type WindowReply = oneshot::Sender<Result<serde_json::Value, WindowError>>;
+
+#[derive(Debug)]
+pub enum WindowCommand {
+    Start {
+        start: window::Start,
+        reply: WindowReply,
+    },
+    Abort {
+        id: u64,
+        /// Who asked, for the timeline (`api`, `warden window abort`).
+        who: String,
+        reply: WindowReply,
+    },
+}
+
+/// A refused window command: the HTTP status and the message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowError {
+    pub status: u16,
+    pub message: String,
 }

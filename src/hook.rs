@@ -82,6 +82,7 @@ fn kind_str(kind: EventKind) -> &'static str {
         EventKind::Resolved => "resolved",
         EventKind::Hook => "hook",
         EventKind::Test => "test",
+        EventKind::Notice => "notice",
     }
 }
 
@@ -132,6 +133,19 @@ pub fn alert_env(event: &Event) -> Vec<(String, String)> {
     ];
     for (name, value) in &event.labels {
         env.push((label_var(name), value.clone()));
+    }
+    // A validation window's hooks (the rollback, a canary step's weight) also get the
+    // window's facts under their own names.
+    if event.alert.starts_with("window/") {
+        for (label, var) in [
+            ("window", "WARDEN_WINDOW"),
+            ("version", "WARDEN_VERSION"),
+            ("weight", "WARDEN_WEIGHT"),
+        ] {
+            if let Some(value) = event.labels.get(label) {
+                env.push((var.to_string(), value.clone()));
+            }
+        }
     }
     env
 }

@@ -14,6 +14,7 @@ pub mod engine;
 pub mod evaluator;
 pub mod exposition;
 pub mod files;
+pub mod gate;
 pub mod hook;
 pub mod labels;
 pub mod notify;

@@ -94,6 +94,46 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Run a post-deploy validation window in the foreground and exit with its verdict.
+    ///
+    /// With `--url`, the window runs in that daemon (started through its API); without it,
+    /// this command runs warden on the config itself for the window's length. Prints each
+    /// mark as it is judged. Exit 0 passed, 2 failed (after the failure actions fired, or
+    /// refused for want of error budget before anything moved), 3 inconclusive (no data,
+    /// aborted, superseded), 1 for a usage, config or API error.
+    Gate {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The `[[window]]` name.
+        #[arg(long)]
+        window: String,
+        /// The deploy's id (`deploy` label of the window's pages, `WARDEN_DEPLOY` for hooks).
+        #[arg(long, value_name = "ID", value_parser = DeployId::parse)]
+        deploy: DeployId,
+        /// The deploy's version (`$version` in the window's expressions).
+        #[arg(long)]
+        version: Option<String>,
+        /// A label for the window's expressions (`$name`) and pages: name=value, repeatable.
+        #[arg(long = "label", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
+        /// End a running window of the same service instead of being refused.
+        #[arg(long)]
+        supersede: bool,
+        /// A running daemon's base URL, e.g. http://127.0.0.1:9731 (token: WARDEN_TOKEN, else
+        /// the config's).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Talk to a running daemon's validation windows.
+    Window {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The daemon's base URL (default: the config's listen address).
+        #[arg(long)]
+        url: Option<String>,
+        #[command(subcommand)]
+        action: WindowAction,
+    },
     /// Run every check (scrapes included) for `--rounds` rounds, then evaluate a PromQL
     /// expression over what they read and print the result.
     ///
@@ -114,6 +154,23 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+}
+
+#[derive(Subcommand)]
+enum WindowAction {
+    /// Every run the daemon keeps (running ones and the latest finished), newest first.
+    List,
+    /// One run as JSON: marks, each rule's value and level there, baseline, verdict, actions.
+    Show { id: u64 },
+    /// Abort a running run: no verdict, no actions.
+    Abort { id: u64 },
+}
+
+/// `label=value`.
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?}: expected name=value"))
 }
 
 /// `-c FILE`, shared by every command that reads a config.
@@ -216,6 +273,29 @@ fn main() -> ExitCode {
             timeout,
             print_config,
         } => watch(&url, &interval, timeout.as_deref(), print_config),
+        Command::Gate {
+            config: ConfigArg { config },
+            window,
+            deploy,
+            version,
+            labels,
+            supersede,
+            url,
+        } => {
+            let start = warden::window::Start {
+                window,
+                deploy: deploy.into_string(),
+                version,
+                labels: labels.into_iter().collect(),
+                supersede,
+            };
+            gate(&config, start, url)
+        }
+        Command::Window {
+            config: ConfigArg { config },
+            url,
+            action,
+        } => window_command(&config, url, action),
         Command::NotifyTest {
             config: ConfigArg { config },
             notifier,
@@ -646,6 +726,178 @@ fn series_name(labels: &warden::labels::Labels) -> String {
 /// `warden query --format json`: the `data` of Prometheus' query API answer.
 fn render_query_json(t: i64, value: &warden::promql::Value) -> String {
     serde_json::to_string_pretty(&warden::query_api::value_json(t, value)).unwrap_or_default()
+}
+
+/// The daemon's base URL and token for a client command: `--url`, else the config's listen
+/// address; `WARDEN_TOKEN`, else the config's token.
+fn api_for(config: &std::path::Path, url: Option<String>) -> Result<warden::gate::Api, u8> {
+    let loaded = app::load_config(config, app::LOAD_TIMEOUT);
+    let base = match (url, &loaded) {
+        (Some(u), _) => u,
+        (None, Ok(cfg)) => base_url(cfg.server.listen),
+        (None, Err(failure)) => {
+            report(config, failure);
+            return Err(warden::gate::USAGE);
+        }
+    };
+    let token = std::env::var("WARDEN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .or_else(|| {
+            loaded
+                .ok()
+                .and_then(|c| c.server.token.map(|t| t.expose().to_string()))
+        });
+    warden::gate::Api::new(&base, token).map_err(|e| {
+        eprintln!("warden: {e:#}");
+        warden::gate::USAGE
+    })
+}
+
+/// `http://ADDR` for a listen address (an unspecified one is reached on loopback).
+fn base_url(listen: std::net::SocketAddr) -> String {
+    let ip = match listen.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, listen.port()))
+}
+
+fn window_command(config: &std::path::Path, url: Option<String>, action: WindowAction) -> ExitCode {
+    let api = match api_for(config, url) {
+        Ok(api) => api,
+        Err(code) => return ExitCode::from(code),
+    };
+    let result = runtime().and_then(|rt| {
+        rt.block_on(async {
+            match action {
+                WindowAction::List => api.list().await,
+                WindowAction::Show { id } => api.run(id).await,
+                WindowAction::Abort { id } => api.abort(id).await,
+            }
+        })
+    });
+    match result {
+        Ok(Ok(value)) => {
+            if matches!(action, WindowAction::List) {
+                print!("{}", warden::gate::render_list(&value));
+            } else {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&value).unwrap_or_default()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Err(refusal)) => {
+            eprintln!("warden: {} ({})", refusal.message, refusal.status);
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("warden: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `warden gate`: against `--url`, or a warden run here for the window.
+fn gate(config: &std::path::Path, start: warden::window::Start, url: Option<String>) -> ExitCode {
+    use std::io::IsTerminal as _;
+    let tty = std::io::stdout().is_terminal();
+    if url.is_some() {
+        let api = match api_for(config, url) {
+            Ok(api) => api,
+            Err(code) => return ExitCode::from(code),
+        };
+        let code = runtime().and_then(|rt| {
+            rt.block_on(warden::gate::gate(
+                &api,
+                &start,
+                &mut std::io::stdout(),
+                tty,
+            ))
+        });
+        return match code {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("warden gate: {e:#}");
+                ExitCode::from(warden::gate::USAGE)
+            }
+        };
+    }
+    let Some(cfg) = load_or_report(config) else {
+        return ExitCode::from(warden::gate::USAGE);
+    };
+    telemetry::init_logging(cfg.log.format, "warn");
+    if cfg.window(&start.window).is_none() {
+        eprintln!(
+            "warden gate: {} has no [[window]] named {:?}",
+            config.display(),
+            start.window
+        );
+        return ExitCode::from(warden::gate::USAGE);
+    }
+    let base = base_url(cfg.server.listen);
+    let token = cfg.server.token.as_ref().map(|t| t.expose().to_string());
+    let deploy = DeployId::parse(&start.deploy).ok();
+    let result = runtime().and_then(|rt| {
+        let out = rt.block_on(async move {
+            let shutdown = CancellationToken::new();
+            let options = app::RunOptions {
+                watch_config: false,
+                dry_run: false,
+                deploy,
+            };
+            let mut daemon = tokio::spawn(app::run(cfg, options, Clock::system(), shutdown.clone()));
+            let api = warden::gate::Api::new(&base, token)?;
+            // Ready within a minute, or the daemon's own error.
+            let ready = async {
+                let client = reqwest::Client::new();
+                for _ in 0..600 {
+                    let ok = client
+                        .get(format!("{base}/readyz"))
+                        .timeout(std::time::Duration::from_secs(2))
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success());
+                    if ok {
+                        return true;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                false
+            };
+            tokio::select! {
+                ended = &mut daemon => {
+                    let e = match ended {
+                        Ok(Err(e)) => e,
+                        Ok(Ok(())) => anyhow::anyhow!("warden stopped before it was ready"),
+                        Err(e) => anyhow::anyhow!("warden panicked: {e}"),
+                    };
+                    return Err(e.context("starting warden for the window (is a daemon running on this config? then pass --url)"));
+                }
+                ready = ready => if !ready {
+                    shutdown.cancel();
+                    let _ = daemon.await;
+                    anyhow::bail!("warden was not ready within 60 s");
+                }
+            }
+            let code = warden::gate::gate(&api, &start, &mut std::io::stdout(), tty).await;
+            shutdown.cancel();
+            let _ = daemon.await;
+            code
+        });
+        app::shut_down(rt);
+        out
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("warden gate: {e:#}");
+            ExitCode::from(warden::gate::USAGE)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -67,6 +67,9 @@ pub struct Shared {
     pub commands: std::sync::OnceLock<tokio::sync::mpsc::Sender<Command>>,
     /// `GET /api/v1/alerts`: the alerts firing now, as the actions task last published them.
     pub alerts: Arc<ArcSwap<serde_json::Value>>,
+    /// `GET /api/v1/windows`: the validation window runs, as the actions task last published
+    /// them.
+    pub windows: Arc<ArcSwap<serde_json::Value>>,
     /// `GET /api/v1/query[_range]`: the evaluator's series store and the clock that says
     /// "now"; unset until the daemon's evaluator exists.
     pub series: std::sync::OnceLock<(crate::series::Shared, crate::clock::Clock)>,
@@ -82,6 +85,7 @@ impl Shared {
             token: ArcSwap::from_pointee(None),
             commands: std::sync::OnceLock::new(),
             alerts: Arc::new(ArcSwap::from_pointee(serde_json::json!({"alerts": []}))),
+            windows: Arc::new(ArcSwap::from_pointee(serde_json::json!({"windows": []}))),
             series: std::sync::OnceLock::new(),
         }
     }
@@ -267,7 +271,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, cancel: Cancellat
                 let shared = shared.clone();
                 let busy = Busy::new(&table, id);
                 async move {
-                    let response = route(&req, &shared, peer).await;
+                    let response = route(req, &shared, peer).await;
                     drop(busy);
                     Ok::<_, Infallible>(response)
                 }
@@ -292,17 +296,22 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, cancel: Cancellat
 }
 
 async fn route(
-    req: &Request<Incoming>,
+    req: Request<Incoming>,
     shared: &Arc<Shared>,
     peer: IpAddr,
 ) -> Response<Full<Bytes>> {
-    let path = req.uri().path();
+    let path = req.uri().path().to_string();
+    let path = path.as_str();
     if path == "/-/reload" {
-        return reload(req, shared).await;
+        return reload(&req, shared).await;
     }
     if path == "/api/v1/query" || path == "/api/v1/query_range" {
-        return query(req, shared, peer).await;
+        return query(&req, shared, peer).await;
     }
+    if path == "/api/v1/windows" || path.starts_with("/api/v1/windows/") {
+        return windows(req, shared).await;
+    }
+    let req = &req;
     let known = matches!(
         path,
         "/metrics"
@@ -367,6 +376,127 @@ async fn route(
                 None => json_error(StatusCode::INTERNAL_SERVER_ERROR, "encoding status failed"),
             }
         }
+    }
+}
+
+/// The longest `POST /api/v1/windows` body.
+const WINDOW_BODY_MAX: usize = 64 * 1024;
+/// How long a window command may take (it waits for the state store).
+const WINDOW_WAIT: Duration = Duration::from_secs(30);
+
+/// `GET /api/v1/windows[/ID]` (the runs the actions task last published), `POST
+/// /api/v1/windows` (start one: `{"window", "deploy", "version", "labels", "supersede"}`) and
+/// `POST /api/v1/windows/ID/abort`; the POSTs need the token as reload does.
+async fn windows(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Full<Bytes>> {
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let rest = path.strip_prefix("/api/v1/windows").unwrap_or_default();
+    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    let get = req.method() == Method::GET || req.method() == Method::HEAD;
+    match (parts.as_slice(), get, req.method() == Method::POST) {
+        ([], true, _) => match serde_json::to_vec_pretty(&**shared.windows.load()) {
+            Ok(body) => respond(StatusCode::OK, "application/json", body),
+            Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        },
+        ([id], true, _) => {
+            let Ok(id) = id.parse::<u64>() else {
+                return json_error(StatusCode::BAD_REQUEST, "a window run id is a number");
+            };
+            let all = shared.windows.load();
+            let run = all["windows"]
+                .as_array()
+                .and_then(|runs| runs.iter().find(|r| r["id"].as_u64() == Some(id)));
+            match run.map(serde_json::to_vec_pretty) {
+                Some(Ok(body)) => respond(StatusCode::OK, "application/json", body),
+                Some(Err(e)) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+                None => json_error(
+                    StatusCode::NOT_FOUND,
+                    &format!("no window run {id} (running, or among the latest finished)"),
+                ),
+            }
+        }
+        ([], _, true) => {
+            if let Some(denied) = unauthorised(&req, shared) {
+                return denied;
+            }
+            let body = match read_body(req, WINDOW_BODY_MAX).await {
+                Ok(b) => b,
+                Err(e) => return json_error(StatusCode::BAD_REQUEST, &e),
+            };
+            let start: crate::window::Start = match serde_json::from_slice(&body) {
+                Ok(s) => s,
+                Err(e) => {
+                    return json_error(
+                        StatusCode::BAD_REQUEST,
+                        &format!(
+                            "the body must be JSON {{\"window\": NAME, \"deploy\": ID,                              \"version\": V, \"labels\": {{...}}, \"supersede\": false}}: {e}"
+                        ),
+                    )
+                }
+            };
+            window_command(shared, StatusCode::CREATED, |reply| {
+                crate::command::WindowCommand::Start { start, reply }
+            })
+            .await
+        }
+        ([id, "abort"], _, true) => {
+            if let Some(denied) = unauthorised(&req, shared) {
+                return denied;
+            }
+            let Ok(id) = id.parse::<u64>() else {
+                return json_error(StatusCode::BAD_REQUEST, "a window run id is a number");
+            };
+            window_command(shared, StatusCode::OK, |reply| {
+                crate::command::WindowCommand::Abort {
+                    id,
+                    who: "the API".into(),
+                    reply,
+                }
+            })
+            .await
+        }
+        ([] | [_] | [_, "abort"], _, _) => json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET /api/v1/windows[/ID], POST /api/v1/windows, POST /api/v1/windows/ID/abort",
+        ),
+        _ => json_error(StatusCode::NOT_FOUND, &format!("no route for {path}")),
+    }
+}
+
+/// Hands a window command to the daemon and answers with its reply.
+async fn window_command(
+    shared: &Shared,
+    ok: StatusCode,
+    command: impl FnOnce(crate::command::WindowReply) -> crate::command::WindowCommand,
+) -> Response<Full<Bytes>> {
+    let Some(commands) = shared.commands.get() else {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, "warden is starting");
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if commands.send(Command::Window(command(tx))).await.is_err() {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, "warden is shutting down");
+    }
+    match tokio::time::timeout(WINDOW_WAIT, rx).await {
+        Ok(Ok(Ok(run))) => respond(ok, "application/json", run.to_string().into_bytes()),
+        Ok(Ok(Err(e))) => json_error(
+            StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+            &e.message,
+        ),
+        Ok(Err(_)) => json_error(StatusCode::SERVICE_UNAVAILABLE, "warden is shutting down"),
+        Err(_) => json_error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "the window command did not finish within 30 s; see warden's log",
+        ),
+    }
+}
+
+/// The request body, at most `max` bytes, within [`WINDOW_WAIT`].
+async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, String> {
+    use http_body_util::BodyExt as _;
+    let limited = http_body_util::Limited::new(req.into_body(), max);
+    match tokio::time::timeout(WINDOW_WAIT, limited.collect()).await {
+        Ok(Ok(body)) => Ok(body.to_bytes()),
+        Ok(Err(e)) => Err(format!("reading the body: {e} (at most {max} bytes)")),
+        Err(_) => Err("the body did not arrive in time".into()),
     }
 }
 

@@ -61,6 +61,10 @@ pub struct Metrics {
 
     // --- Alerts (src/actions) ---
     pub alerts_firing: IntGaugeVec,
+    /// `warden_window_state{window,state}`: 1 for the state of each window's latest run.
+    pub window_state: IntGaugeVec,
+    /// `warden_window_marks_total{window,result}`.
+    pub window_marks: IntCounterVec,
     pub state_write_failures: IntCounter,
 }
 
@@ -427,6 +431,22 @@ impl Metrics {
         ));
         reg(Box::new(alerts_firing.clone()));
         reg(Box::new(state_write_failures.clone()));
+        let window_state = must(IntGaugeVec::new(
+            Opts::new(
+                "warden_window_state",
+                "1 for the state of each validation window's latest run (running, passed, failed, inconclusive, aborted, superseded), else 0",
+            ),
+            &["window", "state"],
+        ));
+        let window_marks = must(IntCounterVec::new(
+            Opts::new(
+                "warden_window_marks_total",
+                "Validation window marks judged, by window and result (passed, failed, inconclusive)",
+            ),
+            &["window", "result"],
+        ));
+        reg(Box::new(window_state.clone()));
+        reg(Box::new(window_marks.clone()));
 
         Metrics {
             registry,
@@ -460,6 +480,8 @@ impl Metrics {
             hook_duration,
             alerts_firing,
             state_write_failures,
+            window_state,
+            window_marks,
         }
     }
 

@@ -49,12 +49,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::{AlertId, Event, EventKind, Identity, Severity};
 use crate::clock::Timestamp;
+use crate::config::window::WindowConfig;
 use crate::config::{AlertingConfig, Config, HookSpec, RuleConfig};
 use crate::engine::RuleTransition;
 use crate::labels::{self, Labels};
 use crate::rule::{State, TransitionReason};
+use crate::window::{Run, RunState};
 
-pub use run::{spawn, Actions, ActionsOptions};
+pub use run::{spawn, Actions, ActionsOptions, WindowFacts};
 
 /// After the store did not admit a hook for a reason that passes (it could not record the
 /// start, or it still holds a run whose end it could not record), how long until it is
@@ -117,6 +119,8 @@ pub struct Plan {
     /// (alert, notifier): a notifier an alert should tell that is no longer configured
     /// (renamed or removed by a reload): it is not told. The driver logs these.
     pub gone: Vec<(AlertId, String)>,
+    /// Validation window runs to save, in the same transaction.
+    pub windows: Vec<Run>,
 }
 
 impl Plan {
@@ -126,6 +130,7 @@ impl Plan {
             && self.hooks.is_empty()
             && self.unrouted.is_empty()
             && self.gone.is_empty()
+            && self.windows.is_empty()
     }
 
     pub fn extend(&mut self, other: Plan) {
@@ -134,6 +139,7 @@ impl Plan {
         self.hooks.extend(other.hooks);
         self.unrouted.extend(other.unrouted);
         self.gone.extend(other.gone);
+        self.windows.extend(other.windows);
     }
 }
 
@@ -224,6 +230,14 @@ pub struct Alerts {
     seen: HashMap<AlertId, (Severity, Timestamp)>,
     /// The deploy new incidents name (`warden run --deploy`, `POST /-/reload?deploy=`).
     deploy: Option<String>,
+    /// The validation windows by their alert's rule name (`window/<name>`).
+    windows: HashMap<String, WindowConfig>,
+    /// Rules whose pages a running window holds, until when (the expected blip of a traffic
+    /// switch).
+    held: HashMap<String, Timestamp>,
+    /// Transitions of held rules that would have paged: applied when the hold ends, unless
+    /// the rule recovered meanwhile.
+    deferred: BTreeMap<AlertId, RuleTransition>,
 }
 
 impl Alerts {
@@ -245,6 +259,9 @@ impl Alerts {
             busy: HashMap::new(),
             seen: HashMap::new(),
             deploy: None,
+            windows: HashMap::new(),
+            held: HashMap::new(),
+            deferred: BTreeMap::new(),
         };
         let plan = alerts.reconfigure(config, now);
         (alerts, plan)
@@ -332,6 +349,11 @@ impl Alerts {
             .map(|r| (r.name.clone(), r.clone()))
             .collect();
         self.alerting = config.alerting.clone();
+        self.windows = config
+            .windows
+            .iter()
+            .map(|w| (w.alert_rule(), w.clone()))
+            .collect();
         let rules = &self.rules;
         self.sent.retain(|(id, _), _| rules.contains_key(&id.rule));
         self.hooks.retain(|(id, _), _| rules.contains_key(&id.rule));
@@ -341,6 +363,10 @@ impl Alerts {
             .filter(|(_, r)| r.firing.is_some())
             .filter_map(|(id, _)| {
                 let why = match self.rules.get(&id.rule) {
+                    None if self.windows.contains_key(&id.rule) => return None,
+                    None if id.rule.starts_with("window/") => {
+                        "the validation window was removed from the config"
+                    }
                     None => "the rule was removed from the config",
                     Some(r) if r.series.is_some() == id.labels.is_empty() => {
                         "the rule no longer reads this kind of value (scalar or labelled series)"
@@ -373,6 +399,19 @@ impl Alerts {
             return Plan::default();
         };
         let id = AlertId::new(t.rule.clone(), t.labels.clone());
+        // A window holds this rule's pages (the expected blip of a traffic switch): a page it
+        // would open waits for the hold's end, and is dropped if the rule recovers first.
+        // Never a resolve, never an alert already firing.
+        let firing_now = self.records.get(&id).is_some_and(|r| r.firing.is_some());
+        match wanted {
+            Some(_) if !firing_now && self.held.get(&t.rule).is_some_and(|until| now < *until) => {
+                self.deferred.insert(id, t.clone());
+                return Plan::default();
+            }
+            _ => {
+                self.deferred.remove(&id);
+            }
+        }
         match wanted {
             Some(severity) => {
                 let at = t.transition.at.min(now);
@@ -412,9 +451,27 @@ impl Alerts {
         plan
     }
 
-    /// Time passes: re-sends and hooks that came due.
+    /// Holds the pages of `rule` until `until` (a validation window's `hold`).
+    pub fn hold(&mut self, rule: &str, until: Timestamp) {
+        let entry = self.held.entry(rule.to_string()).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+
+    /// Time passes: held pages whose hold ended, re-sends and hooks that came due.
     pub fn tick(&mut self, now: Timestamp) -> Plan {
         let mut plan = Plan::default();
+        self.held.retain(|_, until| now < *until);
+        let released: Vec<AlertId> = self
+            .deferred
+            .keys()
+            .filter(|id| !self.held.contains_key(&id.rule))
+            .cloned()
+            .collect();
+        for id in released {
+            if let Some(t) = self.deferred.remove(&id) {
+                plan.extend(self.transition(&t, now));
+            }
+        }
         for (id, record) in &self.records {
             let Some(firing) = &record.firing else {
                 continue;
@@ -605,6 +662,125 @@ impl Alerts {
         plan.gone
             .extend(gone.into_iter().map(|n| (alert.clone(), n)));
         known
+    }
+
+    /// A validation window run ended with a verdict. Failed: its alert (`window/<name>`
+    /// with the deploy as label) fires at the window's severity to the window's route, and
+    /// its hooks (the rollback) run once for the incident like any alert's. Passed: the
+    /// failures of earlier runs of the window resolve, and the success message goes out.
+    /// Inconclusive: no page, no rollback (the run's timeline and `warden gate` say so).
+    pub fn window_ended(&mut self, run: &Run, now: Timestamp) -> Plan {
+        let rule = crate::config::window::alert_rule(&run.window);
+        let Some(config) = self.windows.get(&rule).cloned() else {
+            return Plan::default();
+        };
+        let id = AlertId::new(rule.clone(), run.alert_labels());
+        let mut event = window_event(run, config.severity, now);
+        match run.state {
+            RunState::Failed => {
+                event.description = Some(format!(
+                    "validation window {} ({}) failed for deploy {}: {}",
+                    run.id,
+                    run.window,
+                    run.deploy,
+                    run.reason.as_deref().unwrap_or("failed")
+                ));
+                event
+                    .labels
+                    .insert("severity".into(), config.severity.as_str().into());
+                self.seen.insert(id.clone(), (config.severity, now));
+                let mut plan = self.fire(&id, config.severity, event, now);
+                plan.extend(self.due_hooks(now, Some(&id)));
+                plan
+            }
+            RunState::Passed => {
+                let open: Vec<AlertId> = self
+                    .records
+                    .iter()
+                    .filter(|(a, r)| a.rule == rule && r.firing.is_some())
+                    .map(|(a, _)| a.clone())
+                    .collect();
+                let mut plan = Plan::default();
+                for a in open {
+                    self.seen.remove(&a);
+                    let why = format!(
+                        "validation window {} ({}) passed for deploy {}",
+                        run.id, run.window, run.deploy
+                    );
+                    plan.extend(self.resolve(&a, now, Some(why)));
+                }
+                if let Some(success) = &config.on_success {
+                    event.kind = EventKind::Notice;
+                    event.severity = Severity::Warning;
+                    event.description = Some(crate::config::window::fill(
+                        &success.message,
+                        &run.vars(),
+                        false,
+                    ));
+                    event.dedup_key = format!(
+                        "warden/{}/{rule}/{}/passed-{}",
+                        self.identity.instance, self.identity.epoch, run.id
+                    );
+                    let to = self.existing(success.notify.clone(), &id, &mut plan);
+                    if !to.is_empty() {
+                        plan.events.push((event, to));
+                    }
+                }
+                plan
+            }
+            _ => Plan::default(),
+        }
+    }
+
+    /// The `[[hook]]` named `name`, as configured now.
+    pub fn hook_spec(&self, name: &str) -> Option<HookSpec> {
+        self.alerting.hook(name).cloned()
+    }
+
+    /// The event a canary step's weight hook runs for (`WARDEN_WEIGHT`, `WARDEN_WINDOW`, ...).
+    pub fn step_event(&self, run: &Run, step: usize, weight: u32, now: Timestamp) -> Event {
+        let mut event = window_event(run, Severity::Warning, now);
+        event.kind = EventKind::Notice;
+        event.labels.insert("weight".into(), weight.to_string());
+        event.description = Some(format!(
+            "validation window {} ({}) for deploy {}: step {} sets the weight to {weight}",
+            run.id,
+            run.window,
+            run.deploy,
+            step + 1
+        ));
+        event.dedup_key = format!(
+            "warden/{}/{}/{}/step-{}-{}",
+            self.identity.instance,
+            event.alert,
+            self.identity.epoch,
+            run.id,
+            step + 1
+        );
+        event
+    }
+
+    /// What a failed run's alert did: its dedup key, how each of the window's hooks went
+    /// for it, and whether one is still to run or running (`pending`): `warden gate` exits
+    /// only once nothing is.
+    pub fn window_actions(&self, run: &Run) -> Option<serde_json::Value> {
+        if run.state != RunState::Failed {
+            return None;
+        }
+        let rule = crate::config::window::alert_rule(&run.window);
+        let id = AlertId::new(rule.clone(), run.alert_labels());
+        let record = self.records.get(&id)?;
+        let firing = record.firing.as_ref();
+        let hooks = self.alerting.hooks_of(&rule);
+        let pending = firing.is_some_and(|f| hooks.iter().any(|h| !f.hooks_done.contains(&h.hook)));
+        Some(serde_json::json!({
+            "alert": id.to_string(),
+            "dedup_key": firing.map(|f| f.event.dedup_key.clone()),
+            "firing": firing.is_some(),
+            "notified": firing.map(|f| f.notified.iter().cloned().collect::<Vec<_>>()).unwrap_or_default(),
+            "hooks": firing.map(|f| serde_json::to_value(&f.hook_notes).unwrap_or_default()),
+            "pending": pending,
+        }))
     }
 
     fn fire(
@@ -858,6 +1034,41 @@ impl Alerts {
 }
 
 /// The alert's hooks in the order they ended: `[{"hook", "outcome", "reason"?, "at"}]`.
+/// An event about a window run: alert `window/<name>{deploy="..."}`, the run's facts as
+/// labels (`window`, `service`, `deploy`, `version`, the start's labels), kind `Firing` (the
+/// caller changes what differs).
+fn window_event(run: &Run, severity: Severity, now: Timestamp) -> Event {
+    let rule = crate::config::window::alert_rule(&run.window);
+    let mut labels = BTreeMap::new();
+    labels.insert("window".to_string(), run.window.clone());
+    labels.insert("service".to_string(), run.service.clone());
+    labels.insert("deploy".to_string(), run.deploy.clone());
+    if let Some(v) = &run.version {
+        labels.insert("version".to_string(), v.clone());
+    }
+    for (k, v) in &run.labels {
+        labels.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    Event {
+        kind: EventKind::Firing,
+        alert: rule,
+        series: run.alert_labels(),
+        check: run.service.clone(),
+        severity,
+        value: None,
+        value_name: None,
+        threshold: None,
+        condition: None,
+        description: None,
+        labels,
+        since: now.to_rfc3339(),
+        at: now.to_rfc3339(),
+        deploy: Some(run.deploy.clone()),
+        dedup_key: String::new(),
+        hook: None,
+    }
+}
+
 fn hook_list(f: &Firing) -> Vec<serde_json::Value> {
     let mut notes: Vec<(&String, &HookNote)> = f.hook_notes.iter().collect();
     notes.sort_by(|a, b| (&a.1.at, a.0).cmp(&(&b.1.at, b.0)));

@@ -20,17 +20,24 @@ use tokio_util::task::TaskTracker;
 
 use super::{AlertRecord, Alerts, HookJob, HookNote, HookResult, Plan, HOOK_RETRY};
 use crate::alert::{AlertId, Event, Sink};
-use crate::clock::Clock;
+use crate::clock::{Clock, Timestamp};
+use crate::command::{WindowCommand, WindowError};
 use crate::config::notifier::NotifierConfig;
 use crate::config::Config;
 use crate::config::HookSpec;
 use crate::engine::RuleTransition;
+use crate::engine::Status;
 use crate::hook;
 use crate::labels::Labels;
 use crate::notify;
 use crate::outbox::{Fired, HookGuard, Outbox, OutboxConfig};
+use crate::rule::State;
+use crate::secret::Redactor;
+use crate::series;
+use crate::state::WindowRow;
 use crate::state::{Batch, SkipReason, Store};
 use crate::telemetry::Metrics;
+use crate::window::{Effects, Facts, Refused, Run, RunState, StepHook, Windows};
 
 /// Transitions waiting for the actions task; the evaluator waits when it is full.
 const QUEUE: usize = 4096;
@@ -51,12 +58,75 @@ pub struct ActionsOptions {
     pub publish: Option<Arc<ArcSwap<serde_json::Value>>>,
     /// `--deploy`: the deploy new incidents name, until `Actions::set_deploy`.
     pub deploy: Option<String>,
+    /// What validation windows read (the rules' published states, the series store); without
+    /// it every rule reads as not reported and every expression as without a result.
+    pub facts: Option<WindowFacts>,
+    /// Where the validation window runs are published (`GET /api/v1/windows`).
+    pub publish_windows: Option<Arc<ArcSwap<serde_json::Value>>>,
+}
+
+/// Where validation windows read the rules' states and the scraped series.
+#[derive(Clone)]
+pub struct WindowFacts {
+    /// The status snapshot the evaluator last published.
+    pub status: Arc<dyn Fn() -> Arc<Status> + Send + Sync>,
+    pub store: series::Shared,
+}
+
+/// [`Facts`] over one status snapshot and the store.
+struct LiveFacts {
+    status: Option<Arc<Status>>,
+    store: Option<series::Shared>,
+}
+
+impl Facts for LiveFacts {
+    fn rule(&self, name: &str) -> Vec<(Labels, State, Option<f64>)> {
+        let Some(status) = &self.status else {
+            return Vec::new();
+        };
+        status
+            .rules
+            .iter()
+            .filter(|r| r.name == name)
+            .map(|r| (r.series.clone().unwrap_or_default(), r.state, r.value))
+            .collect()
+    }
+
+    fn eval(&self, expr: &str, t_ms: i64) -> Result<Option<f64>, String> {
+        let Some(store) = &self.store else {
+            return Ok(None);
+        };
+        let query = crate::promql::Query::parse(expr)?;
+        let value = query
+            .eval(&**store, t_ms)
+            .map_err(|e| format!("evaluating {expr:?}: {e}"))?;
+        match value {
+            crate::promql::Value::Scalar(v) => Ok(Some(v)),
+            crate::promql::Value::Vector(v) if v.is_empty() => Ok(None),
+            crate::promql::Value::Vector(v) if v.len() == 1 => Ok(Some(v[0].value)),
+            crate::promql::Value::Vector(v) => Err(format!(
+                "{expr:?} returned {} series; a window's expression must return one (wrap it \
+                 in sum(...) or max(...))",
+                v.len()
+            )),
+            _ => Err(format!("{expr:?} is not an instant vector or a scalar")),
+        }
+    }
 }
 
 enum Input {
     Transition(RuleTransition),
     Reconfigure(Box<Config>),
     Deploy(String),
+    Window(WindowCommand),
+}
+
+/// A canary step's weight hook ended.
+struct StepDone {
+    run: u64,
+    step: usize,
+    ok: bool,
+    summary: String,
 }
 
 /// The evaluator's handle on the actions task.
@@ -82,6 +152,12 @@ impl Actions {
     /// Incidents opened by the transitions sent after this one name `deploy`.
     pub async fn set_deploy(&self, deploy: String) {
         let _ = self.tx.send(Input::Deploy(deploy)).await;
+    }
+
+    /// Starts or aborts a validation window; the command's reply says how it went once the
+    /// run is durably stored.
+    pub async fn window(&self, command: WindowCommand) {
+        let _ = self.tx.send(Input::Window(command)).await;
     }
 }
 
@@ -112,6 +188,24 @@ pub async fn spawn(
         .context("reading alert states")?
         .into_iter()
         .collect();
+    let (rows, next_window) = store
+        .load_windows()
+        .await
+        .context("reading validation windows")?;
+    let runs: Vec<Run> = rows
+        .into_iter()
+        .filter_map(|row| match serde_json::from_str::<Run>(&row.run) {
+            Ok(run) => Some(run),
+            Err(e) => {
+                tracing::error!(id = row.id, window = %row.window, error = %e, "a stored validation window run does not decode; left out");
+                None
+            }
+        })
+        .collect();
+    let windows = Windows::new(config, runs, next_window);
+    for run in windows.runs().filter(|r| r.is_running()) {
+        tracing::info!(id = run.id, window = %run.window, deploy = %run.deploy, "validation window resumes");
+    }
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let instance = config.alerting.instance.clone();
     let identity = {
@@ -150,7 +244,14 @@ pub async fn spawn(
     }
     let (tx, rx) = mpsc::channel(QUEUE);
     let (jobs_tx, jobs) = mpsc::unbounded_channel();
+    let (steps_tx, steps) = mpsc::unbounded_channel();
     let mut driver = Driver {
+        windows,
+        facts: options.facts,
+        publish_windows: options.publish_windows,
+        steps: steps_tx,
+        pending_steps: Vec::new(),
+        secrets: Redactor::new(config.secret_values()),
         alerts,
         outbox,
         guard,
@@ -179,7 +280,8 @@ pub async fn spawn(
     // Supervised: if the task ever stops while warden runs (a panic), nothing pages any more.
     // Exit, so that the service manager restarts warden and the next start picks up from the
     // state file, rather than run on green and mute.
-    let task = tokio::spawn(driver.drive(rx, jobs));
+    driver.publish_windows();
+    let task = tokio::spawn(driver.drive(rx, jobs, steps));
     tracker.spawn(async move {
         let ended = task.await;
         if !shutdown.is_cancelled() {
@@ -224,6 +326,14 @@ pub(super) enum JobMsg {
 }
 
 struct Driver {
+    windows: Windows,
+    facts: Option<WindowFacts>,
+    publish_windows: Option<Arc<ArcSwap<serde_json::Value>>>,
+    steps: mpsc::UnboundedSender<StepDone>,
+    /// Step hooks of runs not yet committed: started by `execute` after the commit.
+    pending_steps: Vec<StepHook>,
+    /// The config's secrets, redacted from step hooks' output.
+    secrets: Redactor,
     alerts: Alerts,
     outbox: Outbox,
     guard: HookGuard,
@@ -244,6 +354,7 @@ impl Driver {
         mut self,
         mut rx: mpsc::Receiver<Input>,
         mut jobs: mpsc::UnboundedReceiver<JobMsg>,
+        mut steps: mpsc::UnboundedReceiver<StepDone>,
     ) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -263,9 +374,19 @@ impl Driver {
                         self.execute(plan).await;
                     }
                 },
+                Some(done) = steps.recv() => {
+                    let now = self.clock.now();
+                    let fx = self.windows.step_done(done.run, done.step, done.ok, &done.summary, now);
+                    let plan = self.window_effects(fx, now);
+                    self.execute(plan).await;
+                }
                 // Before new transitions: a stream of them must not starve re-sends.
                 _ = tick.tick() => {
-                    let plan = self.alerts.tick(self.clock.now());
+                    let now = self.clock.now();
+                    let mut plan = self.alerts.tick(now);
+                    let facts = self.facts();
+                    let fx = self.windows.tick(now, &facts);
+                    plan.extend(self.window_effects(fx, now));
                     self.execute(plan).await;
                 }
                 input = rx.recv() => {
@@ -278,14 +399,27 @@ impl Driver {
                     while let Some(input) = next.take() {
                         let now = self.clock.now();
                         match input {
-                            Input::Transition(t) => plan.extend(self.alerts.transition(&t, now)),
+                            Input::Transition(t) => {
+                                plan.extend(self.alerts.transition(&t, now));
+                                let tr = &t.transition;
+                                let fx = self.windows.transition(&t.rule, &t.labels, tr.to, tr.value, now);
+                                plan.extend(self.window_effects(fx, now));
+                            }
                             Input::Reconfigure(config) => {
                                 self.execute(std::mem::take(&mut plan)).await;
                                 self.set_notifiers(&config);
                                 self.guard.set_secrets(config.secret_values());
+                                self.secrets = Redactor::new(config.secret_values());
                                 plan = self.alerts.reconfigure(&config, now);
+                                let fx = self.windows.reconfigure(&config, now);
+                                plan.extend(self.window_effects(fx, now));
                             }
                             Input::Deploy(deploy) => self.alerts.set_deploy(Some(deploy)),
+                            // Answered once the run is stored: apply what came before first.
+                            Input::Window(command) => {
+                                self.execute(std::mem::take(&mut plan)).await;
+                                self.window_command(command, now).await;
+                            }
                         }
                         taken += 1;
                         if taken < BATCH {
@@ -296,6 +430,199 @@ impl Driver {
                 }
             }
         }
+    }
+
+    fn facts(&self) -> LiveFacts {
+        LiveFacts {
+            status: self.facts.as_ref().map(|f| (f.status)()),
+            store: self.facts.as_ref().map(|f| f.store.clone()),
+        }
+    }
+
+    /// Turns what the windows did into a plan: verdicts become pages, hooks and messages
+    /// (the alert stage's), holds go to the alert stage, changed runs are saved with them,
+    /// and step hooks wait for the commit.
+    fn window_effects(&mut self, fx: Effects, now: Timestamp) -> Plan {
+        let mut plan = Plan::default();
+        if fx.is_empty() && fx.ended.is_empty() && fx.marks.is_empty() {
+            return plan;
+        }
+        for (window, verdict) in &fx.marks {
+            self.metrics
+                .window_marks
+                .with_label_values(&[window, verdict.as_str()])
+                .inc();
+        }
+        for (rule, until) in fx.hold {
+            self.alerts.hold(&rule, Timestamp(until));
+        }
+        for run in &fx.ended {
+            let reason = run.reason.as_deref().unwrap_or_default();
+            match run.state {
+                RunState::Passed => {
+                    tracing::info!(id = run.id, window = %run.window, deploy = %run.deploy, %reason, "validation window passed")
+                }
+                RunState::Failed => {
+                    tracing::warn!(id = run.id, window = %run.window, deploy = %run.deploy, %reason, "validation window failed")
+                }
+                _ => {
+                    tracing::warn!(id = run.id, window = %run.window, deploy = %run.deploy, state = run.state.as_str(), %reason, "validation window ended without a verdict")
+                }
+            }
+            plan.extend(self.alerts.window_ended(run, now));
+        }
+        plan.windows.extend(fx.changed);
+        self.pending_steps.extend(fx.step_hooks);
+        plan
+    }
+
+    async fn window_command(&mut self, command: WindowCommand, now: Timestamp) {
+        match command {
+            WindowCommand::Start { start, reply } => {
+                let facts = self.facts();
+                let result = self.windows.start(&start, now, &facts);
+                match result {
+                    Ok((id, fx)) => {
+                        let plan = self.window_effects(fx, now);
+                        self.execute(plan).await;
+                        if let Some(run) = self.windows.get(id) {
+                            tracing::info!(id, window = %run.window, deploy = %run.deploy, "validation window started");
+                        }
+                        let _ = reply.send(Ok(self.run_view(id)));
+                    }
+                    Err(refused) => {
+                        let status = match refused {
+                            Refused::Unknown(_) => 404,
+                            Refused::Busy { .. } => 409,
+                            Refused::Invalid(_) => 400,
+                        };
+                        let _ = reply.send(Err(WindowError {
+                            status,
+                            message: refused.to_string(),
+                        }));
+                    }
+                }
+            }
+            WindowCommand::Abort { id, who, reply } => match self.windows.abort(id, now, &who) {
+                Ok(fx) => {
+                    let plan = self.window_effects(fx, now);
+                    self.execute(plan).await;
+                    tracing::info!(id, %who, "validation window aborted");
+                    let _ = reply.send(Ok(self.run_view(id)));
+                }
+                Err(message) => {
+                    let status = if self.windows.get(id).is_some() {
+                        409
+                    } else {
+                        404
+                    };
+                    let _ = reply.send(Err(WindowError { status, message }));
+                }
+            },
+        }
+    }
+
+    /// A run as the API shows it: the stored run, times also as RFC 3339, and for a failed
+    /// run what its alert did (`actions`).
+    fn run_view(&self, id: u64) -> serde_json::Value {
+        let Some(run) = self.windows.get(id) else {
+            return serde_json::Value::Null;
+        };
+        let mut v = serde_json::to_value(run).unwrap_or_default();
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert(
+                "started".into(),
+                Timestamp(run.started_at).to_rfc3339().into(),
+            );
+            if let Some(end) = run.ended_at {
+                obj.insert("ended".into(), Timestamp(end).to_rfc3339().into());
+            }
+            if let Some(config) = self.windows.config(&run.window) {
+                obj.insert(
+                    "ends".into(),
+                    Timestamp(run.started_at + config.length().as_millis() as i64)
+                        .to_rfc3339()
+                        .into(),
+                );
+            }
+            if let Some(actions) = self.alerts.window_actions(run) {
+                obj.insert("actions".into(), actions);
+            }
+        }
+        v
+    }
+
+    fn publish_windows(&self) {
+        for (window, latest) in self.windows.states() {
+            for state in RunState::ALL {
+                self.metrics
+                    .window_state
+                    .with_label_values(&[&window, state.as_str()])
+                    .set(i64::from(latest == Some(state)));
+            }
+        }
+        if let Some(publish) = &self.publish_windows {
+            let runs: Vec<serde_json::Value> =
+                self.windows.runs().map(|r| self.run_view(r.id)).collect();
+            publish.store(Arc::new(serde_json::json!({ "windows": runs })));
+        }
+    }
+
+    /// Runs a canary step's weight hook (`WARDEN_WEIGHT`) in its own task; how it ended comes
+    /// back as a [`StepDone`]. Not through the hook guard: setting a weight is not a
+    /// once-per-incident action, and each step sets its own.
+    fn start_step(&self, step: StepHook) {
+        let Some(run) = self.windows.get(step.run) else {
+            return;
+        };
+        let Some(spec) = self.alerts_hook(&step.hook) else {
+            let _ = self.steps.send(StepDone {
+                run: step.run,
+                step: step.step,
+                ok: false,
+                summary: format!("hook {:?} is not configured", step.hook),
+            });
+            return;
+        };
+        let event = self
+            .alerts
+            .step_event(run, step.step, step.weight, self.clock.now());
+        let dry_run = self.dry_run;
+        let secrets = self.secrets.clone();
+        let tx = self.steps.clone();
+        let metrics = self.metrics.clone();
+        self.tracker.spawn(async move {
+            let run = hook::run(&spec.config, &event, dry_run, &secrets).await;
+            let result = run.result();
+            metrics
+                .hook_runs
+                .with_label_values(&[&spec.config.name, result])
+                .inc();
+            let ok = run.error.is_none()
+                && !run.outcome.timed_out
+                && (run.outcome.dry_run || run.outcome.exit_code == Some(0));
+            let summary = match (&run.error, run.outcome.exit_code) {
+                (Some(e), _) => format!("{} could not run: {e}", spec.config.name),
+                (None, _) if run.outcome.timed_out => format!("{} timed out", spec.config.name),
+                (None, Some(code)) => format!(
+                    "{} set weight {} ({result}, exit {code})",
+                    spec.config.name, step.weight
+                ),
+                (None, None) => {
+                    format!("{} set weight {} ({result})", spec.config.name, step.weight)
+                }
+            };
+            let _ = tx.send(StepDone {
+                run: step.run,
+                step: step.step,
+                ok,
+                summary,
+            });
+        });
+    }
+
+    fn alerts_hook(&self, name: &str) -> Option<HookSpec> {
+        self.alerts.hook_spec(name)
     }
 
     /// Builds the notifiers of `config` (keeping unchanged ones) and hands them to the outbox.
@@ -348,17 +675,20 @@ impl Driver {
             hooks,
             unrouted,
             gone,
+            windows,
         } = plan;
         for (alert, notifier) in gone {
             tracing::warn!(alert = %alert, notifier = %notifier, "notifier no longer configured; not told");
         }
-        if !records.is_empty() || !events.is_empty() {
+        let windows_changed = !windows.is_empty();
+        if !records.is_empty() || !events.is_empty() || windows_changed {
             let batch = Batch {
                 alerts: records
                     .into_iter()
                     .map(|(id, record)| (id, serde_json::to_value(record).unwrap_or_default()))
                     .collect(),
                 events,
+                windows: windows.iter().map(window_row).collect(),
             };
             for (event, to) in &batch.events {
                 tracing::info!(
@@ -375,6 +705,10 @@ impl Driver {
             }
         }
         self.count_firing();
+        self.publish_windows();
+        for step in std::mem::take(&mut self.pending_steps) {
+            self.start_step(step);
+        }
         for u in unrouted {
             tracing::warn!(
                 alert = %u.alert,
@@ -612,6 +946,18 @@ async fn notify_outcome(
     let batch = Batch {
         alerts: Vec::new(),
         events: vec![(event, to.to_vec())],
+        ..Batch::default()
     };
     commit(outbox, batch, metrics, shutdown).await;
+}
+
+fn window_row(run: &Run) -> WindowRow {
+    WindowRow {
+        id: run.id,
+        window: run.window.clone(),
+        state: run.state.as_str().to_string(),
+        started_at: run.started_at,
+        // A run of strings, numbers and maps always serialises.
+        run: serde_json::to_string(run).expect("a window run encodes as JSON"),
+    }
 }

@@ -8,7 +8,7 @@
 //! own, `window/<name>`, so routing, dedup, hooks once per incident and cooldowns are the
 //! alert stage's) and on success (a message). Canary windows have steps instead of marks: a
 //! traffic weight set by `step_hook` at the step's start, a hold, and the step's checks at
-//! its end. The runtime is `crate::window`.
+//! its end. The runtime is the `window` module.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

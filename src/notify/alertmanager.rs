@@ -152,7 +152,9 @@ pub fn render(
             };
             json!([alert(event.severity, ended), alert(other, ended)])
         }
-        EventKind::Hook | EventKind::Test => json!([alert(event.severity, &expires)]),
+        EventKind::Hook | EventKind::Test | EventKind::Notice => {
+            json!([alert(event.severity, &expires)])
+        }
     }
 }
 
@@ -220,7 +222,7 @@ pub fn annotations(event: &Event) -> BTreeMap<String, String> {
 pub fn starts_at(event: &Event) -> &str {
     match event.kind {
         EventKind::Firing | EventKind::Resolved => &event.since,
-        EventKind::Hook | EventKind::Test => &event.at,
+        EventKind::Hook | EventKind::Test | EventKind::Notice => &event.at,
     }
 }
 

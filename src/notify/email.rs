@@ -237,6 +237,7 @@ pub fn render(event: &Event, notifier: &str, domain: &str) -> RenderedEmail {
         }
         EventKind::Hook => format!("[{}] {}", h.label, h.text),
         EventKind::Test => format!("[TEST] {on}: a test page from warden, no action needed"),
+        EventKind::Notice => format!("[{}] {}", h.label, h.text),
     };
 
     let incident = fnv1a64(event.dedup_key.as_bytes(), FNV_OFFSET);

@@ -212,6 +212,7 @@ pub(crate) fn status_word(kind: EventKind) -> &'static str {
         EventKind::Resolved => "resolved",
         EventKind::Hook => "hook",
         EventKind::Test => "test",
+        EventKind::Notice => "notice",
     }
 }
 
@@ -349,6 +350,14 @@ pub(crate) fn headline(event: &Event) -> Headline {
                 text: format!("a hook for {} reported no outcome", event.title()),
                 tone: Tone::Info,
             },
+        },
+        EventKind::Notice => Headline {
+            label: "PASSED",
+            text: event
+                .description
+                .clone()
+                .unwrap_or_else(|| format!("{} passed", event.title())),
+            tone: Tone::Resolved,
         },
         EventKind::Test => Headline {
             label: "TEST",

@@ -130,7 +130,7 @@ pub fn render(event: &Event, routing_key: &str, options: &Options) -> Json {
             });
         }
         EventKind::Firing | EventKind::Hook => ("trigger", event.severity.as_str()),
-        EventKind::Test => ("trigger", "info"),
+        EventKind::Test | EventKind::Notice => ("trigger", "info"),
     };
     let mut payload = json!({
         "summary": truncate_chars(&summary(event), MAX_SUMMARY),

@@ -225,6 +225,7 @@ impl Outbox {
         let batch = Batch {
             alerts: Vec::new(),
             events: vec![(event.clone(), sinks.to_vec())],
+            ..Batch::default()
         };
         Ok(self.commit(batch).await?.ids)
     }

@@ -473,6 +473,7 @@ async fn alert_states_and_pages_commit_together() {
             serde_json::json!({"incident": 1, "paged": true}),
         )],
         events: vec![(event("api-down", 1), vec!["pd".into(), "slack".into()])],
+        windows: Vec::new(),
     };
     let committed = h.outbox.commit(batch).await.unwrap();
     assert_eq!(committed.ids.len(), 2);

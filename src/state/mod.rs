@@ -30,6 +30,7 @@ mod hook_runs;
 mod meta;
 mod outbox;
 mod schema;
+mod windows;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -47,6 +48,7 @@ pub use hook_runs::{HookFinish, HookRunRecord, HookRunState};
 pub use meta::instance_from_host;
 pub use outbox::{Committed, DroppedRow, OutboxRow, Poll, RowState};
 pub use schema::{migrate, MIGRATIONS};
+pub use windows::{WindowRow, LOAD_FINISHED};
 
 /// A store failure, naming the file and the operation.
 #[derive(Debug)]
@@ -77,6 +79,8 @@ impl std::error::Error for StoreError {}
 pub struct Batch {
     pub alerts: Vec<(AlertId, serde_json::Value)>,
     pub events: Vec<(Event, Vec<String>)>,
+    /// Validation window runs to save (insert or replace by id).
+    pub windows: Vec<WindowRow>,
 }
 
 /// What opening the store found from the previous run.
@@ -222,8 +226,9 @@ impl Store {
             .iter()
             .map(|(id, state)| (id.rule.clone(), alerts::labels_text(id), state.to_string()))
             .collect();
+        let windows = batch.windows;
         self.call("enqueue", move |c| {
-            commit(c, &alerts, &rows, now, max_pending)
+            commit(c, &alerts, &rows, &windows, now, max_pending)
         })
         .await
     }
@@ -309,12 +314,16 @@ fn commit(
     c: &mut Connection,
     alerts: &[(String, String, String)],
     rows: &[(String, String, String)],
+    windows: &[WindowRow],
     now: Timestamp,
     max_pending: u64,
 ) -> rusqlite::Result<Committed> {
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for (rule, labels, json) in alerts {
         alerts::save(&tx, rule, labels, json, now)?;
+    }
+    for row in windows {
+        windows::save(&tx, row)?;
     }
     let committed = outbox::insert(&tx, rows, now, max_pending)?;
     tx.commit()?;

@@ -65,6 +65,15 @@ pub const MIGRATIONS: &[&str] = &[
         SELECT rule, '{}', state, updated_at FROM alerts;
     DROP TABLE alerts;
     ALTER TABLE alerts_by_series RENAME TO alerts;",
+    // 3: validation window runs, the run as JSON (`window::Run`), by id (never reused).
+    "CREATE TABLE windows (
+        id         INTEGER PRIMARY KEY,
+        window     TEXT    NOT NULL,
+        state      TEXT    NOT NULL,
+        started_at INTEGER NOT NULL,
+        run        TEXT    NOT NULL
+    );
+    CREATE INDEX windows_by_state ON windows (state, id);",
 ];
 
 /// Brings the schema to the newest version; refuses a file from a newer warden.

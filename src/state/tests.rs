@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::alert::{EventKind, Identity, Severity};
+use crate::state::LOAD_FINISHED;
 
 pub(crate) fn event(key: &str, n: u32) -> Event {
     Event {
@@ -112,6 +113,7 @@ async fn only_the_head_of_each_key_is_due_and_busy_keys_are_skipped() {
             (event("b", 1), sinks.clone()),
             (event("a", 2), sinks.clone()),
         ],
+        windows: Vec::new(),
     };
     let c = store.commit(batch, Timestamp(5_000), 100).await.unwrap();
     assert_eq!(c.ids.len(), 3);
@@ -169,6 +171,7 @@ async fn a_full_outbox_drops_the_oldest_pending_rows_of_that_sink() {
         let batch = Batch {
             alerts: vec![],
             events: vec![(event(&format!("k{n}"), n), vec!["pd".into()])],
+            windows: Vec::new(),
         };
         let c = store
             .commit(batch, Timestamp(1_000 + n as i64), 3)
@@ -189,6 +192,7 @@ async fn a_full_outbox_drops_the_oldest_pending_rows_of_that_sink() {
             Batch {
                 alerts: vec![],
                 events: vec![(event("x", 0), vec!["slack".into()])],
+                windows: Vec::new(),
             },
             Timestamp(2_000),
             3,
@@ -218,6 +222,7 @@ async fn one_batch_beyond_the_bound_keeps_its_newest_rows() {
             Batch {
                 alerts: vec![],
                 events,
+                windows: Vec::new(),
             },
             Timestamp(1_000),
             3,
@@ -245,6 +250,7 @@ async fn restart_resumes_pending_rows_and_interrupts_started_hook_runs() {
                     serde_json::json!({"incident": 3}),
                 )],
                 events: vec![(event("a", 1), vec!["pd".into(), "slack".into()])],
+                windows: Vec::new(),
             },
             Timestamp(1_000),
             100,
@@ -323,6 +329,7 @@ async fn prune_deletes_only_finished_rows_past_their_retention() {
             (event("a", 1), vec!["pd".into()]),
             (event("b", 1), vec!["pd".into()]),
         ],
+        windows: Vec::new(),
     };
     let c = store.commit(batch, Timestamp(1_000), 100).await.unwrap();
     store
@@ -437,6 +444,7 @@ async fn each_series_of_a_rule_is_its_own_record() {
             (users.clone(), serde_json::json!(2)),
         ],
         events: vec![],
+        windows: Vec::new(),
     };
     store.commit(batch, Timestamp(1), 100).await.unwrap();
     store
@@ -487,7 +495,11 @@ async fn a_version_1_file_keeps_its_open_incident() {
             c.query_row("PRAGMA user_version", [], |r| r.get(0))
         })
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(
+        version,
+        crate::state::MIGRATIONS.len() as i64,
+        "migrated to the latest"
+    );
     let api_down = AlertId::rule("api-down");
     let alerts: BTreeMap<AlertId, serde_json::Value> = store.load_alerts().await.unwrap();
     assert_eq!(alerts.keys().collect::<Vec<_>>(), [&api_down]);
@@ -570,4 +582,50 @@ fn identity_prefers_configured_then_remembered_then_host() {
         .unwrap();
     assert_eq!(id(None, "web-2", 180_000).instance, "web-2");
     assert_eq!(id(None, "web-3", 180_000).instance, "web-2");
+}
+
+fn window_row(id: u64, state: &str) -> crate::state::WindowRow {
+    crate::state::WindowRow {
+        id,
+        window: "post-deploy".into(),
+        state: state.into(),
+        started_at: 1_000 * id as i64,
+        run: format!(r#"{{"id":{id},"state":"{state}"}}"#),
+    }
+}
+
+#[tokio::test]
+async fn window_runs_survive_reopening_and_ids_are_never_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (store, _) = open(&dir);
+        assert_eq!(store.load_windows().await.unwrap(), (Vec::new(), 1));
+        let mut windows: Vec<_> = (1..=(LOAD_FINISHED as u64 + 5))
+            .map(|id| window_row(id, "passed"))
+            .collect();
+        windows[1] = window_row(2, "running");
+        let batch = Batch {
+            windows,
+            ..Batch::default()
+        };
+        store.commit(batch, Timestamp(5_000), 100).await.unwrap();
+        // A later commit replaces a run by id.
+        let batch = Batch {
+            windows: vec![window_row(3, "failed")],
+            ..Batch::default()
+        };
+        store.commit(batch, Timestamp(6_000), 100).await.unwrap();
+    }
+    let (store, _) = open(&dir);
+    let (rows, next) = store.load_windows().await.unwrap();
+    assert_eq!(next, LOAD_FINISHED as u64 + 6);
+    // The running one, however old, and the newest finished ones.
+    assert_eq!(rows.len(), LOAD_FINISHED as usize + 1);
+    assert_eq!(rows[0], window_row(2, "running"));
+    assert_eq!(rows[1].id, 6);
+    assert_eq!(
+        store.load_window(3).await.unwrap(),
+        Some(window_row(3, "failed"))
+    );
+    assert_eq!(store.load_window(999).await.unwrap(), None);
 }

@@ -36,3 +36,4 @@ mod systemd;
 mod target;
 mod tidy;
 mod upgrade;
+mod windows;

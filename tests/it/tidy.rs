@@ -109,15 +109,22 @@ fn stages_import_only_what_feeds_them() {
                 "actions",
                 "alert",
                 "clock",
+                // Window commands come in with their replies.
+                "command",
                 "config",
                 "engine",
                 "hook",
                 "notify",
                 "outbox",
+                // Validation windows read the rules' states and the series store (their
+                // expressions) through the driver's `Facts`.
+                "promql",
                 "rule",
                 "secret",
+                "series",
                 "state",
                 "telemetry",
+                "window",
             ],
         ),
         ("hook", &["alert", "clock", "config", "secret"]),
@@ -137,7 +144,9 @@ fn stages_import_only_what_feeds_them() {
             ],
         ),
         ("notify", &["alert", "clock", "config", "notify", "secret"]),
-        ("command", &["reload"]),
+        ("command", &["reload", "window"]),
+        // Validation windows at run time: pure, over the rules' states and a `Facts` source.
+        ("window", &["clock", "config", "rule", "window"]),
         (
             "server",
             &[
@@ -149,6 +158,7 @@ fn stages_import_only_what_feeds_them() {
                 "secret",
                 "series",
                 "telemetry",
+                "window",
             ],
         ),
         // The query API formats what the evaluator computes: pure.
@@ -223,6 +233,7 @@ fn pure_stages_do_no_io_and_read_no_clock() {
         "config/hook",
         // The alert stage's reconciliation (`Alerts`); its driver is `actions/run.rs`.
         "actions/mod",
+        "window/mod",
         "promql",
         "series",
         "exposition",

@@ -486,6 +486,37 @@ impl Windows {
         Ok((id, fx))
     }
 
+    /// A step's weight hook ended: a failure (the traffic did not move as asked) fails the
+    /// run.
+    pub fn step_done(
+        &mut self,
+        id: u64,
+        step: usize,
+        ok: bool,
+        summary: &str,
+        now: Timestamp,
+    ) -> Effects {
+        let mut fx = Effects::default();
+        let Some(run) = self.runs.get_mut(&id) else {
+            return fx;
+        };
+        if !run.is_running() {
+            return fx;
+        }
+        if ok {
+            run.note(now, format!("step {}: {summary}", step + 1));
+        } else {
+            run.end(
+                RunState::Failed,
+                format!("step {}: the weight hook failed: {summary}", step + 1),
+                now,
+            );
+            fx.ended.push(run.clone());
+        }
+        fx.changed(run);
+        fx
+    }
+
     /// Aborts a running window: no verdict, no actions.
     pub fn abort(&mut self, id: u64, now: Timestamp, who: &str) -> Result<Effects, String> {
         let run = self
