@@ -365,8 +365,12 @@ async fn route(
             ),
         },
         _ => {
-            let encoded =
-                off_runtime(shared, |s| serde_json::to_vec_pretty(&**s.status.load())).await;
+            let encoded = off_runtime(shared, |s| {
+                let mut status = serde_json::to_value(&**s.status.load())?;
+                status["windows"] = running_windows(&s.windows.load());
+                serde_json::to_vec_pretty(&status)
+            })
+            .await;
             match encoded {
                 Some(Ok(body)) => respond(StatusCode::OK, "application/json", body),
                 Some(Err(e)) => json_error(
@@ -377,6 +381,35 @@ async fn route(
             }
         }
     }
+}
+
+/// The running validation window runs, in brief, for `/api/v1/status`: id, window, deploy,
+/// version, started, ends, and the next mark with when it is due.
+fn running_windows(all: &serde_json::Value) -> serde_json::Value {
+    let runs = all["windows"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let running: Vec<serde_json::Value> = runs
+        .iter()
+        .filter(|r| r["state"] == "running")
+        .map(|r| {
+            let next = r["marks"]
+                .as_array()
+                .and_then(|m| m.iter().find(|m| m["verdict"].is_null()));
+            serde_json::json!({
+                "id": r["id"],
+                "window": r["window"],
+                "deploy": r["deploy"],
+                "version": r["version"],
+                "started": r["started"],
+                "ends": r["ends"],
+                "next_mark": next.map(|m| m["at"].clone()),
+                "next_mark_due": next.and_then(|m| m["due"].as_i64()).map(|ms| crate::clock::Timestamp(ms).to_rfc3339()),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(running)
 }
 
 /// The longest `POST /api/v1/windows` body.

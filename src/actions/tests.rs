@@ -1402,3 +1402,56 @@ fn a_rule_changing_between_scalar_and_series_resolves_the_alerts_it_cannot_produ
         .is_some_and(|d| d.contains("no longer reads this kind of value")));
     assert_eq!(a.firing_counts(), (0, 0));
 }
+
+#[test]
+fn a_held_rule_pages_only_if_it_still_fires_when_the_hold_ends() {
+    let config = config();
+    let mut a = fresh(&config);
+    a.hold("api-slow", at(60));
+    // The blip: warning inside the hold, ok again before it ends: nobody is paged.
+    let p = a.transition(
+        &tr("api-slow", State::Ok, State::Warning, Some(1.5), at(5)),
+        at(5),
+    );
+    assert!(p.events.is_empty());
+    let p = a.transition(
+        &tr("api-slow", State::Warning, State::Ok, Some(0.2), at(10)),
+        at(10),
+    );
+    assert!(p.events.is_empty());
+    assert!(
+        a.tick(at(61)).events.is_empty(),
+        "a recovered blip never pages"
+    );
+    // Inside a new hold it fires and stays: the page goes out when the hold ends.
+    a.hold("api-slow", at(120));
+    let p = a.transition(
+        &tr("api-slow", State::Ok, State::Critical, Some(3.0), at(70)),
+        at(70),
+    );
+    assert!(p.events.is_empty());
+    assert!(a.tick(at(119)).events.is_empty());
+    let p = a.tick(at(120));
+    assert_eq!(
+        sent(&p),
+        [(
+            EventKind::Firing,
+            Severity::Critical,
+            "warden/w1/api-slow/e-1".into(),
+            names(&["chat", "pager", "am"])
+        )]
+    );
+    // A hold never holds a resolve, nor another rule.
+    a.hold("api-slow", at(300));
+    let p = a.transition(
+        &tr("api-slow", State::Critical, State::Ok, Some(0.1), at(130)),
+        at(130),
+    );
+    assert_eq!(p.events.len(), 1);
+    assert_eq!(p.events[0].0.kind, EventKind::Resolved);
+    let p = a.transition(
+        &tr("api-down", State::Ok, State::Critical, Some(0.0), at(131)),
+        at(131),
+    );
+    assert_eq!(p.events.len(), 1);
+}

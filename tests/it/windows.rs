@@ -275,6 +275,10 @@ fn the_api_refuses_a_second_window_of_the_service_supersedes_on_request_and_abor
     let (code, first) = start_window(&d, r#"{"window": "post-deploy", "deploy": "d-1"}"#);
     assert_eq!(code, 201, "{first}");
     assert_eq!(first["state"], "running");
+    // /api/v1/status shows the running run and its next mark.
+    let status = d.status();
+    assert_eq!(status["windows"][0]["id"], 1, "{status}");
+    assert_eq!(status["windows"][0]["next_mark"], "2s");
     let (code, refused) = start_window(&d, r#"{"window": "post-deploy", "deploy": "d-2"}"#);
     assert_eq!(code, 409, "{refused}");
     assert!(
