@@ -1048,6 +1048,7 @@ mod tests {
                 legacy: None,
             },
             alerting: AlertingConfig::default(),
+            slos: Vec::new(),
         }
     }
 

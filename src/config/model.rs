@@ -28,6 +28,8 @@ pub struct Config {
     pub rules: Vec<RuleConfig>,
     pub state: StateConfig,
     pub alerting: AlertingConfig,
+    /// Every `[[slo]]`; each has a rule of its name in `rules`.
+    pub slos: Vec<super::slo::SloConfig>,
 }
 
 impl Config {
