@@ -62,6 +62,10 @@ pub struct Metrics {
     // --- Alerts (src/actions) ---
     pub alerts_firing: IntGaugeVec,
     pub state_write_failures: IntCounter,
+
+    // --- SLOs (src/slo) ---
+    pub slo_budget_remaining: GaugeVec,
+    pub slo_burn_rate: GaugeVec,
 }
 
 /// What `/metrics` says of one labelled series of a rule.
@@ -427,6 +431,22 @@ impl Metrics {
         ));
         reg(Box::new(alerts_firing.clone()));
         reg(Box::new(state_write_failures.clone()));
+        let slo_budget_remaining = must(GaugeVec::new(
+            Opts::new(
+                "warden_slo_error_budget_remaining_ratio",
+                "The share of the SLO's error budget left over its period (1 untouched, below 0 overspent)",
+            ),
+            &["slo"],
+        ));
+        let slo_burn_rate = must(GaugeVec::new(
+            Opts::new(
+                "warden_slo_burn_rate",
+                "How fast the SLO spends its error budget over the window (1: exactly the budget over the period)",
+            ),
+            &["slo", "window"],
+        ));
+        reg(Box::new(slo_budget_remaining.clone()));
+        reg(Box::new(slo_burn_rate.clone()));
 
         Metrics {
             registry,
@@ -460,6 +480,8 @@ impl Metrics {
             hook_duration,
             alerts_firing,
             state_write_failures,
+            slo_budget_remaining,
+            slo_burn_rate,
         }
     }
 

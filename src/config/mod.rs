@@ -37,7 +37,7 @@ pub use checks::*;
 pub use diag::{Diagnostic, Diagnostics};
 pub use duration::{format_duration, parse_duration};
 pub use model::*;
-pub use slo::{AlertConfig, Sli, SloConfig, SLO_LEVEL_VALUE};
+pub use slo::{percent, period_text, AlertConfig, Sli, SloConfig, SLO_LEVEL_VALUE};
 
 /// The most files a config may have: the main file and every include.
 pub const MAX_CONFIG_FILES: usize = 1_000;

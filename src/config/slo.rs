@@ -69,3 +69,18 @@ impl AlertConfig {
         ]
     }
 }
+
+/// An objective ratio as the percent it was written as (0.995 → 99.5, not 99.49999999999999).
+pub fn percent(objective: f64) -> f64 {
+    (objective * 100.0 * 1e9).round() / 1e9
+}
+
+/// A period as people write it: whole days in days (`30d`, not `4w2d`), else as durations are.
+pub fn period_text(period: Duration) -> String {
+    let secs = period.as_secs();
+    if secs > 0 && secs.is_multiple_of(86_400) && period.subsec_nanos() == 0 {
+        format!("{}d", secs / 86_400)
+    } else {
+        super::format_duration(period)
+    }
+}

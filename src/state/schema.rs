@@ -65,6 +65,14 @@ pub const MIGRATIONS: &[&str] = &[
         SELECT rule, '{}', state, updated_at FROM alerts;
     DROP TABLE alerts;
     ALTER TABLE alerts_by_series RENAME TO alerts;",
+    // 3: SLO history, events per minute (`state/slo.rs`).
+    "CREATE TABLE slo_minutes (
+        slo    TEXT    NOT NULL,
+        minute INTEGER NOT NULL,
+        good   REAL    NOT NULL,
+        total  REAL    NOT NULL,
+        PRIMARY KEY (slo, minute)
+    ) WITHOUT ROWID;",
 ];
 
 /// Brings the schema to the newest version; refuses a file from a newer warden.

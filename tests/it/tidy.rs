@@ -93,6 +93,7 @@ fn stages_import_only_what_feeds_them() {
                 "rule",
                 "series",
                 "server",
+                "slo",
                 "telemetry",
             ],
         ),

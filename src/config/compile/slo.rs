@@ -14,7 +14,7 @@ use crate::alert::Severity;
 use crate::config::duration::format_duration;
 use crate::config::model::*;
 use crate::config::raw::*;
-use crate::config::slo::{AlertConfig, Sli, SloConfig, SLO_LEVEL_VALUE};
+use crate::config::slo::{percent, period_text, AlertConfig, Sli, SloConfig, SLO_LEVEL_VALUE};
 
 const MINUTE: Duration = Duration::from_secs(60);
 /// The longest period: a year of minutes is 525,600 buckets (12.6 MB) for one SLO.
@@ -342,20 +342,5 @@ fn slo_rule(slo: &SloConfig, description: Option<String>) -> RuleConfig {
         flapping: None,
         series: None,
         expr: None,
-    }
-}
-
-/// An objective ratio as the percent it was written as (0.995 → 99.5, not 99.49999999999999).
-pub fn percent(objective: f64) -> f64 {
-    (objective * 100.0 * 1e9).round() / 1e9
-}
-
-/// A period as people write it: whole days in days (`30d`, not `4w2d`), else as durations are.
-pub fn period_text(period: Duration) -> String {
-    let secs = period.as_secs();
-    if secs > 0 && secs.is_multiple_of(86_400) && period.subsec_nanos() == 0 {
-        format!("{}d", secs / 86_400)
-    } else {
-        format_duration(period)
     }
 }
