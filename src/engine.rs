@@ -1685,4 +1685,82 @@ mod tests {
         assert_eq!(worst(&[Down], &[State::Unknown]), State::Critical);
         assert_eq!(worst(&[], &[State::Critical, State::Ok]), State::Critical);
     }
+
+    /// A probe SLO on check `c` (90 %, 1 h, critical on 2x over 10 m and 1 m), with its rule
+    /// as config compiles it.
+    fn slo_config() -> Config {
+        let rule = level_rule(
+            "avail",
+            crate::config::SLO_LEVEL_VALUE,
+            "critical",
+            (CmpOp::Ge, 2.0),
+            Trigger::Immediate,
+        );
+        let mut config = one_check_config(None, vec![rule]);
+        config.slos = vec![crate::config::SloConfig {
+            name: "avail".into(),
+            sli: crate::config::Sli::Probes,
+            check: "c".into(),
+            objective: 0.9,
+            period: Duration::from_secs(3600),
+            min_events: None,
+            alerts: vec![crate::config::AlertConfig {
+                // The workbook's first alert pages: critical.
+                severity: crate::config::AlertConfig::workbook()[0].severity,
+                burn_rate: 2.0,
+                long: Duration::from_secs(600),
+                short: Duration::from_secs(60),
+            }],
+        }];
+        config
+    }
+
+    #[test]
+    fn an_slo_rule_steps_on_the_burn_rate_level_and_closed_minutes_go_to_the_store() {
+        let config = slo_config();
+        // Probes every 10 s from a minute boundary: 10 minutes up (60 good events).
+        let t0 = Timestamp(29_000_000 * 60_000);
+        let at = |i: i64| t0 + Duration::from_secs(10 * i as u64);
+        let mut engine = Engine::new(&config, t0);
+        for i in 0..60 {
+            engine.apply(obs(true, &[]), at(i));
+        }
+        let stored = engine.take_slo_minutes(at(60));
+        assert_eq!(stored[0].slo, "avail");
+        assert_eq!(stored[0].minutes.len(), 10);
+        assert!(stored[0]
+            .minutes
+            .iter()
+            .all(|b| b.good == 6.0 && b.total == 6.0));
+        // Then down. The 10 m window at minute 12 holds minutes 2..=12: 48 good; 2x of a 10 %
+        // budget is 20 % bad, first over at the 13th failure (13 of 61), the 12th being 12 of
+        // 66 in minute 11's window.
+        let mut paged = None;
+        for k in 1..=20 {
+            let ts = engine.apply(obs(false, &[]), at(59 + k));
+            if ts.iter().any(|t| t.transition.to == State::Critical) {
+                paged = Some(k);
+                break;
+            }
+        }
+        assert_eq!(paged, Some(13));
+        let status = engine.status(at(72));
+        assert_eq!(status.slos[0].state, State::Critical);
+        // A reload keeps the history (and so the alert).
+        engine.reconfigure(&config, at(72));
+        let e = engine.slos[0].last.as_ref().unwrap();
+        assert_eq!(e.level, slo::Level::Critical);
+        // A restart from stored minutes too.
+        let mut fresh = Engine::new(&config, at(72));
+        let minutes: Vec<slo::Bucket> = engine.slos[0].history.buckets().copied().collect();
+        fresh.load_slo_history([("avail".to_string(), minutes)], at(72));
+        assert_eq!(
+            fresh.slos[0].last.as_ref().unwrap().level,
+            slo::Level::Critical
+        );
+        assert!(
+            fresh.take_slo_minutes(at(80)).is_empty(),
+            "loaded minutes are stored already"
+        );
+    }
 }
