@@ -213,6 +213,77 @@ impl Default for RunOptions {
     }
 }
 
+/// Loads every SLO's stored minutes into the evaluator, and starts the task that stores
+/// them as they close (batched: one transaction for whatever closed meanwhile, off the
+/// runtime). A write that fails is logged and the minutes are lost to the next restart,
+/// never to the running budget. The minute in progress at shutdown is not stored.
+async fn keep_slo_history(
+    config: &Config,
+    evaluator: &mut Evaluator,
+    store: crate::state::Store,
+    clock: &Clock,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let now = clock.now();
+    let keep: Vec<(String, u32)> = config
+        .slos
+        .iter()
+        .map(|s| {
+            let from = crate::slo::minute_of(now).saturating_sub(crate::slo::minutes(s.period));
+            (s.name.clone(), from)
+        })
+        .collect();
+    let stored = store
+        .load_slo_minutes(keep)
+        .await
+        .context("reading SLO history")?;
+    evaluator.load_slo_history(
+        stored.into_iter().map(|(slo, rows)| {
+            let buckets = rows
+                .into_iter()
+                .map(|(minute, good, total)| crate::slo::Bucket {
+                    minute,
+                    good,
+                    total,
+                })
+                .collect();
+            (slo, buckets)
+        }),
+        now,
+    );
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<crate::engine::SloMinutes>>();
+    evaluator.keep_slo_minutes(tx);
+    let cancel = shutdown.clone();
+    tracker.spawn(async move {
+        loop {
+            let first = tokio::select! {
+                _ = cancel.cancelled() => break,
+                batch = rx.recv() => match batch {
+                    Some(b) => b,
+                    None => break,
+                },
+            };
+            let mut rows: Vec<crate::state::SloRows> = Vec::new();
+            let mut add = |batch: Vec<crate::engine::SloMinutes>| {
+                rows.extend(batch.into_iter().map(|m| crate::state::SloRows {
+                    slo: m.slo,
+                    minutes: m.minutes.iter().map(|b| (b.minute, b.good, b.total)).collect(),
+                    keep_from: m.keep_from,
+                }));
+            };
+            add(first);
+            while let Ok(more) = rx.try_recv() {
+                add(more);
+            }
+            if let Err(e) = store.save_slo_minutes(rows).await {
+                tracing::warn!(error = %e, "storing SLO minutes failed; the budget keeps them until restart");
+            }
+        }
+    });
+    Ok(())
+}
+
 /// Runs the daemon until `shutdown` is cancelled.
 pub async fn run(
     config: Config,
@@ -243,7 +314,7 @@ pub async fn run(
     let _ = shared.series.set((evaluator.store(), clock.clone()));
 
     let tracker = TaskTracker::new();
-    let (actions, firing_series) = actions::spawn(
+    let (actions, firing_series, store) = actions::spawn(
         &config,
         ActionsOptions {
             dry_run: options.dry_run,
@@ -265,6 +336,7 @@ pub async fn run(
     )
     .await?;
     evaluator.seed(&firing_series, clock.now());
+    keep_slo_history(&config, &mut evaluator, store, &clock, &tracker, &shutdown).await?;
     let (observations, observed) = mpsc::channel(OBSERVATION_QUEUE);
     let (control, controlled) = mpsc::channel(1);
     let (reload_tx, mut reload_rx) = mpsc::channel(8);

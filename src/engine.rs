@@ -19,10 +19,13 @@ use serde::Serialize;
 
 use crate::check::Observation;
 use crate::clock::Timestamp;
-use crate::config::{CheckConfig, Config, LevelConfig, RuleConfig, MAX_SERIES_ROWS};
+use crate::config::{
+    CheckConfig, Config, LevelConfig, RuleConfig, Sli, SloConfig, MAX_SERIES_ROWS,
+};
 use crate::labels::{self, Labels};
 use crate::rule::{self, RuleState, Sample, State, Transition, TransitionReason};
 use crate::series;
+use crate::slo;
 
 /// How often the store drops samples its retention no longer needs.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -34,6 +37,7 @@ fn retention(config: &Config) -> std::time::Duration {
         .rules
         .iter()
         .filter_map(|r| r.expr.as_ref())
+        .chain(config.slos.iter().flat_map(slo_expressions))
         .map(|e| e.0.reach())
         // A validation window reads its baseline and its marks' expressions from the store.
         .chain(
@@ -57,6 +61,55 @@ fn retention(config: &Config) -> std::time::Duration {
         .max()
         .unwrap_or_default();
     expressions.max(asked)
+}
+
+/// The counter expressions an SLO reads (none for a probe SLI).
+fn slo_expressions(slo: &SloConfig) -> Vec<&crate::config::RuleExpr> {
+    match &slo.sli {
+        Sli::Probes => Vec::new(),
+        Sli::Counters { good, total } => vec![good, total],
+    }
+}
+
+/// An SLO's history and last evaluation; its rule steps on the level it calls for.
+struct SloEntry {
+    config: SloConfig,
+    /// Index into `Engine::rules` of the SLO's rule.
+    rule: Option<usize>,
+    history: slo::History,
+    /// The counter expressions' last rows (`slo::counter_increase`).
+    good: Vec<(Labels, f64)>,
+    total: Vec<(Labels, f64)>,
+    last: Option<slo::Evaluation>,
+    /// Why the counter expressions could not be read last time.
+    error: Option<String>,
+}
+
+impl SloEntry {
+    /// Counts what `obs` says (a probe, or the counters' increases over `store`), drops what
+    /// the period no longer covers, and evaluates.
+    fn observe(&mut self, obs: &Observation, store: &series::Store, now: Timestamp) {
+        match &self.config.sli {
+            Sli::Probes => self
+                .history
+                .record(now, if obs.is_up() { 1.0 } else { 0.0 }, 1.0),
+            Sli::Counters { good, total } => {
+                let read =
+                    |e: &crate::config::RuleExpr| e.0.eval(store, now.as_millis()).map(rows_of);
+                match (read(good), read(total)) {
+                    (Ok(g), Ok(t)) => {
+                        let g = slo::counter_increase(&mut self.good, g);
+                        let t = slo::counter_increase(&mut self.total, t);
+                        self.history.record(now, g, t);
+                        self.error = None;
+                    }
+                    (Err(e), _) | (_, Err(e)) => self.error = Some(e.to_string()),
+                }
+            }
+        }
+        self.history.prune(now, self.config.period);
+        self.last = Some(slo::evaluate(&self.config, &self.history, now));
+    }
 }
 
 /// A rule's transition, with the rule and the series it belongs to.
@@ -216,6 +269,28 @@ impl RuleEntry {
         worst(self.series.values().map(|s| s.state.state()))
     }
 
+    /// Steps the rule's one series on `value` (an SLO's level).
+    fn apply_value(
+        &mut self,
+        value: f64,
+        check: &str,
+        now: Timestamp,
+        out: &mut Vec<RuleTransition>,
+    ) {
+        for (labels, entry) in self.series.iter_mut() {
+            entry.snapshot.take();
+            if let Some(t) = rule::step(&self.config, &mut entry.state, Sample::Value(value), now) {
+                entry.last_transition = Some(t.clone());
+                out.push(RuleTransition {
+                    rule: self.config.name.clone(),
+                    labels: labels.clone(),
+                    check: check.to_string(),
+                    transition: t,
+                });
+            }
+        }
+    }
+
     /// Steps the rule on `obs` (an `expr` rule on its expression's value over `store` at
     /// `now`), appending its series' transitions to `out`.
     fn apply(
@@ -370,6 +445,7 @@ pub struct Engine {
     store: series::Shared,
     /// When the store last dropped what its retention no longer needs.
     pruned: Timestamp,
+    slos: Vec<SloEntry>,
 }
 
 /// How an observation changes its check, for the log: the log says when a check goes down
@@ -427,7 +503,21 @@ impl Engine {
                 RuleEntry::new(r, now)
             })
             .collect();
+        let slos = config
+            .slos
+            .iter()
+            .map(|c| SloEntry {
+                config: c.clone(),
+                rule: config.rules.iter().position(|r| r.name == c.name),
+                history: slo::History::new(),
+                good: Vec::new(),
+                total: Vec::new(),
+                last: None,
+                error: None,
+            })
+            .collect();
         Engine {
+            slos,
             checks,
             rules,
             by_name,
@@ -445,7 +535,10 @@ impl Engine {
                 .rules
                 .iter()
                 .any(|&ri| self.rules[ri].config.expr.is_some())
-        })
+        }) || self
+            .slos
+            .iter()
+            .any(|s| s.config.check == check && !slo_expressions(&s.config).is_empty())
     }
 
     /// The samples `expr` rules read, as the query API shares them.
@@ -516,6 +609,23 @@ impl Engine {
             }
         }
         summary.rules_removed = old_rules.len();
+        // An SLO's history is its name's: a reload keeps it (and the counters' last rows while
+        // the expressions are the same).
+        let mut old_slos: HashMap<String, SloEntry> = std::mem::take(&mut self.slos)
+            .into_iter()
+            .map(|s| (s.config.name.clone(), s))
+            .collect();
+        for entry in &mut next.slos {
+            if let Some(old) = old_slos.remove(&entry.config.name) {
+                entry.history = old.history;
+                if old.config.sli == entry.config.sli {
+                    entry.good = old.good;
+                    entry.total = old.total;
+                }
+                entry.history.prune(now, entry.config.period);
+                entry.last = Some(slo::evaluate(&entry.config, &entry.history, now));
+            }
+        }
         *self = next;
         summary
     }
@@ -584,8 +694,19 @@ impl Engine {
         entry.snapshot.take();
         let mut out = Vec::new();
         let store = self.store.read().unwrap_or_else(|e| e.into_inner());
+        // SLOs count the observation first; their rules step on the level it leaves.
+        let mut levels: Vec<(usize, f64)> = Vec::new();
+        for s in self.slos.iter_mut().filter(|s| s.config.check == obs.check) {
+            s.observe(&obs, &store, now);
+            if let (Some(ri), Some(e)) = (s.rule, &s.last) {
+                levels.push((ri, e.level.value()));
+            }
+        }
         for &ri in &entry.rules {
-            self.rules[ri].apply(&obs, &store, now, &mut out);
+            match levels.iter().find(|(r, _)| *r == ri) {
+                Some((_, level)) => self.rules[ri].apply_value(*level, &obs.check, now, &mut out),
+                None => self.rules[ri].apply(&obs, &store, now, &mut out),
+            }
         }
         drop(store);
         entry.last = Some(obs);
@@ -628,6 +749,49 @@ impl Engine {
                 rule.series.iter().map(|(labels, s)| (labels, &s.state)),
             )
         })
+    }
+
+    /// Stored SLO history (per SLO name, its minutes) to start from: replaces what the SLO
+    /// has, and counts nothing towards what is to be stored again. Unknown SLOs are ignored.
+    pub fn load_slo_history(
+        &mut self,
+        history: impl IntoIterator<Item = (String, Vec<slo::Bucket>)>,
+        now: Timestamp,
+    ) {
+        for (name, buckets) in history {
+            if let Some(s) = self.slos.iter_mut().find(|s| s.config.name == name) {
+                s.history = slo::History::from_buckets(buckets);
+                s.history.prune(now, s.config.period);
+                s.last = Some(slo::evaluate(&s.config, &s.history, now));
+            }
+        }
+    }
+
+    /// Every SLO's minutes that closed since the last call (see `slo::History::take_closed`),
+    /// to be stored, with the oldest minute its period still needs.
+    pub fn take_slo_minutes(&mut self, now: Timestamp) -> Vec<SloMinutes> {
+        self.slos
+            .iter_mut()
+            .filter_map(|s| {
+                let minutes = s.history.take_closed(now);
+                (!minutes.is_empty()).then(|| SloMinutes {
+                    slo: s.config.name.clone(),
+                    keep_from: slo::minute_of(now).saturating_sub(slo::minutes(s.config.period)),
+                    minutes,
+                })
+            })
+            .collect()
+    }
+
+    /// The SLOs read after `check`'s observations, with their last evaluation.
+    pub fn slos_of<'a>(
+        &'a self,
+        check: &'a str,
+    ) -> impl Iterator<Item = (&'a SloConfig, Option<&'a slo::Evaluation>)> + 'a {
+        self.slos
+            .iter()
+            .filter(move |s| s.config.check == check)
+            .map(|s| (&s.config, s.last.as_ref()))
     }
 
     /// A point-in-time view of every check and rule. Entries unchanged since the previous
@@ -674,12 +838,124 @@ impl Engine {
             .filter(|(entry, _)| entry.rules.is_empty())
             .map(|(_, status)| status.state);
         let state = overall_state(unruled, self.rules.iter().map(RuleEntry::state));
+        let slos = self
+            .slos
+            .iter()
+            .map(|s| {
+                let state = s.rule.map_or(State::Unknown, |ri| self.rules[ri].state());
+                SloStatus::of(s, state)
+            })
+            .collect();
         Status {
             generated_at: now.to_rfc3339(),
             state,
             checks,
             rules,
             skipped: Vec::new(),
+            slos,
+        }
+    }
+}
+
+/// An SLO's minutes to store, and the oldest minute its period still needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SloMinutes {
+    pub slo: String,
+    pub minutes: Vec<slo::Bucket>,
+    /// Stored minutes before this one can go.
+    pub keep_from: u32,
+}
+
+/// An SLO in `/api/v1/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SloStatus {
+    pub name: String,
+    pub check: String,
+    /// The state of the SLO's rule (its alert).
+    pub state: State,
+    /// Percent, as configured.
+    pub objective: f64,
+    pub period: String,
+    /// 1 untouched, 0 spent, below 0 overspent; `None` before the first evaluation.
+    pub error_budget_remaining: Option<f64>,
+    /// Events over the period.
+    pub events: SloEvents,
+    /// Per distinct window of the alert table, shortest first.
+    pub burn_rates: Vec<SloWindow>,
+    pub alerts: Vec<SloAlertStatus>,
+    /// Why the counter expressions could not be read last time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SloEvents {
+    pub good: f64,
+    pub bad: f64,
+    pub total: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SloWindow {
+    pub window: String,
+    pub burn_rate: f64,
+    pub events: SloEvents,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SloAlertStatus {
+    pub severity: &'static str,
+    pub burn_rate: f64,
+    pub long: String,
+    pub short: String,
+    /// The events its long window needs before it may fire.
+    pub min_events: f64,
+    pub firing: bool,
+}
+
+impl SloStatus {
+    fn of(s: &SloEntry, state: State) -> Self {
+        let c = &s.config;
+        let events = |n: &slo::Counts| SloEvents {
+            good: n.good,
+            bad: n.bad(),
+            total: n.total,
+        };
+        let e = s.last.as_ref();
+        SloStatus {
+            name: c.name.clone(),
+            check: c.check.clone(),
+            state,
+            objective: crate::config::percent(c.objective),
+            period: crate::config::period_text(c.period),
+            error_budget_remaining: e.map(|e| e.budget_remaining),
+            events: events(&e.map(|e| e.period).unwrap_or_default()),
+            burn_rates: e
+                .map(|e| {
+                    e.windows
+                        .iter()
+                        .map(|w| SloWindow {
+                            window: crate::config::format_duration(w.window),
+                            burn_rate: w.burn_rate,
+                            events: events(&w.counts),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            alerts: c
+                .alerts
+                .iter()
+                .enumerate()
+                .map(|(i, a)| SloAlertStatus {
+                    severity: a.severity.as_str(),
+                    burn_rate: a.burn_rate,
+                    long: crate::config::format_duration(a.long),
+                    short: crate::config::format_duration(a.short),
+                    min_events: slo::min_events(c, a),
+                    firing: e.is_some_and(|e| e.firing.contains(&i)),
+                })
+                .collect(),
+            error: s.error.clone(),
         }
     }
 }
@@ -734,6 +1010,9 @@ pub struct Status {
     /// probe warden's own listener, which only `warden run` serves. Empty in the daemon.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<Skipped>,
+    /// Every SLO: budget, burn rates, alerts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub slos: Vec<SloStatus>,
 }
 
 /// A check left out of a [`Status`], with the rules that read it.
@@ -752,6 +1031,7 @@ impl Status {
             checks: Vec::new(),
             rules: Vec::new(),
             skipped: Vec::new(),
+            slos: Vec::new(),
         }
     }
 }
@@ -1058,6 +1338,7 @@ mod tests {
             },
             alerting: AlertingConfig::default(),
             windows: Vec::new(),
+            slos: Vec::new(),
         }
     }
 
@@ -1413,5 +1694,83 @@ mod tests {
         assert_eq!(worst(&[Pending], &[State::Warning]), State::Unknown);
         assert_eq!(worst(&[Down], &[State::Unknown]), State::Critical);
         assert_eq!(worst(&[], &[State::Critical, State::Ok]), State::Critical);
+    }
+
+    /// A probe SLO on check `c` (90 %, 1 h, critical on 2x over 10 m and 1 m), with its rule
+    /// as config compiles it.
+    fn slo_config() -> Config {
+        let rule = level_rule(
+            "avail",
+            crate::config::SLO_LEVEL_VALUE,
+            "critical",
+            (CmpOp::Ge, 2.0),
+            Trigger::Immediate,
+        );
+        let mut config = one_check_config(None, vec![rule]);
+        config.slos = vec![crate::config::SloConfig {
+            name: "avail".into(),
+            sli: crate::config::Sli::Probes,
+            check: "c".into(),
+            objective: 0.9,
+            period: Duration::from_secs(3600),
+            min_events: None,
+            alerts: vec![crate::config::AlertConfig {
+                // The workbook's first alert pages: critical.
+                severity: crate::config::AlertConfig::workbook()[0].severity,
+                burn_rate: 2.0,
+                long: Duration::from_secs(600),
+                short: Duration::from_secs(60),
+            }],
+        }];
+        config
+    }
+
+    #[test]
+    fn an_slo_rule_steps_on_the_burn_rate_level_and_closed_minutes_go_to_the_store() {
+        let config = slo_config();
+        // Probes every 10 s from a minute boundary: 10 minutes up (60 good events).
+        let t0 = Timestamp(29_000_000 * 60_000);
+        let at = |i: i64| t0 + Duration::from_secs(10 * i as u64);
+        let mut engine = Engine::new(&config, t0);
+        for i in 0..60 {
+            engine.apply(obs(true, &[]), at(i));
+        }
+        let stored = engine.take_slo_minutes(at(60));
+        assert_eq!(stored[0].slo, "avail");
+        assert_eq!(stored[0].minutes.len(), 10);
+        assert!(stored[0]
+            .minutes
+            .iter()
+            .all(|b| b.good == 6.0 && b.total == 6.0));
+        // Then down. The 10 m window at minute 12 holds minutes 2..=12: 48 good; 2x of a 10 %
+        // budget is 20 % bad, first over at the 13th failure (13 of 61), the 12th being 12 of
+        // 66 in minute 11's window.
+        let mut paged = None;
+        for k in 1..=20 {
+            let ts = engine.apply(obs(false, &[]), at(59 + k));
+            if ts.iter().any(|t| t.transition.to == State::Critical) {
+                paged = Some(k);
+                break;
+            }
+        }
+        assert_eq!(paged, Some(13));
+        let status = engine.status(at(72));
+        assert_eq!(status.slos[0].state, State::Critical);
+        // A reload keeps the history (and so the alert).
+        engine.reconfigure(&config, at(72));
+        let e = engine.slos[0].last.as_ref().unwrap();
+        assert_eq!(e.level, slo::Level::Critical);
+        // A restart from stored minutes too.
+        let mut fresh = Engine::new(&config, at(72));
+        let minutes: Vec<slo::Bucket> = engine.slos[0].history.buckets().copied().collect();
+        fresh.load_slo_history([("avail".to_string(), minutes)], at(72));
+        assert_eq!(
+            fresh.slos[0].last.as_ref().unwrap().level,
+            slo::Level::Critical
+        );
+        assert!(
+            fresh.take_slo_minutes(at(80)).is_empty(),
+            "loaded minutes are stored already"
+        );
     }
 }

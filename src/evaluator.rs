@@ -21,7 +21,7 @@ use crate::actions::Actions;
 use crate::check::{Observation, ProbeErrorKind};
 use crate::clock::{Clock, Timestamp};
 use crate::config::{Config, RuleConfig, Trigger};
-use crate::engine::{CheckChange, Engine, Reconfigured, RuleTransition, Status};
+use crate::engine::{CheckChange, Engine, Reconfigured, RuleTransition, SloMinutes, Status};
 use crate::rule::State;
 use crate::server::Shared;
 use crate::telemetry::{Metrics, SeriesGauge};
@@ -36,6 +36,8 @@ pub struct Evaluator {
     recorder: Option<Recorder>,
     /// Log checks going down and coming back (the daemon); `once` and `watch` print instead.
     log_changes: bool,
+    /// Where SLO minutes go as they close, to be stored (the daemon); `None`: not kept.
+    slo_minutes: Option<mpsc::UnboundedSender<Vec<SloMinutes>>>,
 }
 
 impl Evaluator {
@@ -45,6 +47,7 @@ impl Evaluator {
             engine: Engine::new(config, now),
             recorder: Some(Recorder::new(config, metrics)),
             log_changes: true,
+            slo_minutes: None,
         }
     }
 
@@ -54,6 +57,7 @@ impl Evaluator {
             engine: Engine::new(config, now),
             recorder: None,
             log_changes: false,
+            slo_minutes: None,
         }
     }
 
@@ -68,6 +72,12 @@ impl Evaluator {
         }
         let check = obs.check.clone();
         let transitions = self.engine.apply(obs, now);
+        if let Some(tx) = &self.slo_minutes {
+            let closed = self.engine.take_slo_minutes(now);
+            if !closed.is_empty() {
+                let _ = tx.send(closed);
+            }
+        }
         if let Some(r) = &self.recorder {
             for t in &transitions {
                 r.transition(t);
@@ -99,6 +109,20 @@ impl Evaluator {
     /// expressions follow its check.
     pub fn is_heavy(&self, obs: &Observation) -> bool {
         obs.scraped.is_some() || self.engine.has_expressions(&obs.check)
+    }
+
+    /// SLO minutes are sent to `tx` as they close (to be stored).
+    pub fn keep_slo_minutes(&mut self, tx: mpsc::UnboundedSender<Vec<SloMinutes>>) {
+        self.slo_minutes = Some(tx);
+    }
+
+    /// See [`Engine::load_slo_history`].
+    pub fn load_slo_history(
+        &mut self,
+        history: impl IntoIterator<Item = (String, Vec<crate::slo::Bucket>)>,
+        now: Timestamp,
+    ) {
+        self.engine.load_slo_history(history, now);
     }
 
     /// See [`Engine::seed`].
@@ -309,9 +333,20 @@ impl Recorder {
                 }
             }
         }
+        for slo in &old.slos {
+            let _ = m.slo_budget_remaining.remove_label_values(&[&slo.name]);
+            let mut windows: Vec<_> = slo.alerts.iter().flat_map(|a| [a.long, a.short]).collect();
+            windows.dedup();
+            for w in windows {
+                let _ = m
+                    .slo_burn_rate
+                    .remove_label_values(&[&slo.name, &crate::config::format_duration(w)]);
+            }
+        }
         let recorder = Recorder::new(new, m);
         for check in &new.checks {
             recorder.refresh_rules(engine, &check.name);
+            recorder.refresh_slos(engine, &check.name);
         }
         recorder
     }
@@ -358,10 +393,28 @@ impl Recorder {
         }
     }
 
-    /// Refreshes the state and value gauges of the rules that read `check`.
+    /// Refreshes the state and value gauges of the rules that read `check`, and the budget
+    /// and burn rates of its SLOs.
     fn evaluated(&self, engine: &Engine, check: &str, now: Timestamp) {
         self.refresh_rules(engine, check);
+        self.refresh_slos(engine, check);
         self.metrics.last_evaluation.set(now.as_secs_f64());
+    }
+
+    fn refresh_slos(&self, engine: &Engine, check: &str) {
+        for (slo, evaluation) in engine.slos_of(check) {
+            let Some(e) = evaluation else { continue };
+            self.metrics
+                .slo_budget_remaining
+                .with_label_values(&[&slo.name])
+                .set(e.budget_remaining);
+            for w in &e.windows {
+                self.metrics
+                    .slo_burn_rate
+                    .with_label_values(&[&slo.name, &crate::config::format_duration(w.window)])
+                    .set(w.burn_rate);
+            }
+        }
     }
 
     fn refresh_rules(&self, engine: &Engine, check: &str) {

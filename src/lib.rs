@@ -27,6 +27,7 @@ pub mod scheduler;
 pub mod secret;
 pub mod series;
 pub mod server;
+pub mod slo;
 pub mod state;
 pub mod systemd;
 pub mod telemetry;

@@ -66,6 +66,10 @@ pub struct Metrics {
     /// `warden_window_marks_total{window,result}`.
     pub window_marks: IntCounterVec,
     pub state_write_failures: IntCounter,
+
+    // --- SLOs (src/slo) ---
+    pub slo_budget_remaining: GaugeVec,
+    pub slo_burn_rate: GaugeVec,
 }
 
 /// What `/metrics` says of one labelled series of a rule.
@@ -447,6 +451,22 @@ impl Metrics {
         ));
         reg(Box::new(window_state.clone()));
         reg(Box::new(window_marks.clone()));
+        let slo_budget_remaining = must(GaugeVec::new(
+            Opts::new(
+                "warden_slo_error_budget_remaining_ratio",
+                "The share of the SLO's error budget left over its period (1 untouched, below 0 overspent)",
+            ),
+            &["slo"],
+        ));
+        let slo_burn_rate = must(GaugeVec::new(
+            Opts::new(
+                "warden_slo_burn_rate",
+                "How fast the SLO spends its error budget over the window (1: exactly the budget over the period)",
+            ),
+            &["slo", "window"],
+        ));
+        reg(Box::new(slo_budget_remaining.clone()));
+        reg(Box::new(slo_burn_rate.clone()));
 
         Metrics {
             registry,
@@ -482,6 +502,8 @@ impl Metrics {
             state_write_failures,
             window_state,
             window_marks,
+            slo_budget_remaining,
+            slo_burn_rate,
         }
     }
 

@@ -163,7 +163,8 @@ impl Actions {
 
 /// Opens the state store, starts the outbox with `config`'s notifiers, reports hook runs a
 /// previous process left unfinished, and starts the actions task. Returns its handle and the
-/// labelled series whose alerts fire (for `Engine::seed`). Fails when the store cannot
+/// labelled series whose alerts fire (for `Engine::seed`), and the store (SLO history, which
+/// `app` keeps). Fails when the store cannot
 /// be opened (another warden holds it, the disk is unwritable): warden must not run without
 /// the memory that keeps it from paging twice.
 pub async fn spawn(
@@ -173,7 +174,7 @@ pub async fn spawn(
     metrics: &Metrics,
     tracker: &TaskTracker,
     shutdown: CancellationToken,
-) -> anyhow::Result<(Actions, Vec<(String, Labels)>)> {
+) -> anyhow::Result<(Actions, Vec<(String, Labels)>, Store)> {
     let path = config.state.path.clone();
     let now = clock.now();
     let (store, recovery) = tokio::task::spawn_blocking(move || {
@@ -226,6 +227,7 @@ pub async fn spawn(
         tracker,
         shutdown.clone(),
     );
+    let opened = store.clone();
     let guard = HookGuard::new(store, clock.clone(), metrics);
     guard.set_secrets(config.secret_values());
     let (mut alerts, mut plan) = Alerts::new(config, records, identity, clock.now());
@@ -292,7 +294,7 @@ pub async fn spawn(
             std::process::exit(70);
         }
     });
-    Ok((Actions { tx }, firing_series))
+    Ok((Actions { tx }, firing_series, opened))
 }
 
 fn create_parent(path: &Path) -> anyhow::Result<()> {

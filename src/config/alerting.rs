@@ -357,17 +357,27 @@ impl Compiler<'_> {
         r: &RawRule,
         catalog: &Catalog,
     ) -> Option<Option<RuleActions>> {
-        if r.notify.is_none() && r.hooks.is_none() {
+        self.actions(r.notify.as_ref(), r.hooks.as_ref(), catalog)
+    }
+
+    /// A rule's (or an SLO's) `notify` and `hooks`.
+    pub(super) fn actions(
+        &mut self,
+        notify: Option<&Spanned<RawNotify>>,
+        hook_list: Option<&Spanned<Vec<Spanned<RawHookTrigger>>>>,
+        catalog: &Catalog,
+    ) -> Option<Option<RuleActions>> {
+        if notify.is_none() && hook_list.is_none() {
             return Some(None);
         }
         let before = self.problems.len();
-        let route = match &r.notify {
+        let route = match notify {
             None => Some(None),
             Some(v) => self.rule_route(v, catalog).map(Some),
         };
         let mut hooks = Vec::new();
         let mut listed: Vec<&str> = Vec::new();
-        for entry in r.hooks.iter().flat_map(|l| l.get_ref()) {
+        for entry in hook_list.iter().flat_map(|l| l.get_ref()) {
             let t = entry.get_ref();
             self.unknown_keys(&t.unknown, "in a rule's hooks entry", RawHookTrigger::KEYS);
             let hook = match &t.hook {

@@ -20,12 +20,15 @@ mod load;
 pub mod model;
 pub mod notifier;
 mod raw;
+pub mod slo;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_alerting;
 #[cfg(test)]
 mod tests_limits;
+#[cfg(test)]
+mod tests_slo;
 pub mod window;
 
 use std::path::Path;
@@ -35,6 +38,7 @@ pub use checks::*;
 pub use diag::{Diagnostic, Diagnostics};
 pub use duration::{format_duration, parse_duration};
 pub use model::*;
+pub use slo::{percent, period_text, AlertConfig, Sli, SloConfig, SLO_LEVEL_VALUE};
 
 /// The most files a config may have: the main file and every include.
 pub const MAX_CONFIG_FILES: usize = 1_000;

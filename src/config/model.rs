@@ -30,6 +30,8 @@ pub struct Config {
     pub alerting: AlertingConfig,
     /// Every `[[window]]`, names unique.
     pub windows: Vec<super::window::WindowConfig>,
+    /// Every `[[slo]]`; each has a rule of its name in `rules`.
+    pub slos: Vec<super::slo::SloConfig>,
 }
 
 impl Config {

@@ -49,6 +49,17 @@
 //! hooks = [{ hook = "rollback-api", on = "critical", after = "5m" }] # on: warning | critical
 //!                                  # (default critical), after: default 0s; a hook once per rule
 //!
+//! [[slo]]                          # name, then the SLI: check = "api" (each probe an
+//! name = "api-availability"        # event, good when up) or good and total (counter
+//! check = "api-health"             # expressions over the scraped series; check: the check
+//! objective = 99.5                 # after whose runs they are read, default the one scrape)
+//! period = "30d"                   # whole minutes; also description, min_events, notify, hooks
+//! [[slo.alert]]                    # default: the SRE workbook's four (14.4x 1h/5m, 6x 6h/30m
+//! severity = "critical"            # critical; 3x 1d/2h, 1x 3d/6h warning)
+//! burn_rate = 14.4
+//! long = "1h"
+//! short = "5m"
+//!
 //! [state]                          # main file only
 //! path = "warden.db"               # relative to this file's directory; default, NAME
 //!                                  # being this file's name without .toml:
@@ -202,6 +213,7 @@ raw_table! {
         notifier: Vec<Spanned<RawNotifier>>,
         hook: Vec<Spanned<RawHook>>,
         window: Vec<Spanned<RawWindow>>,
+        slo: Vec<Spanned<RawSlo>>,
     }
 }
 
@@ -479,6 +491,34 @@ raw_table! {
     pub struct RawOnSuccess {
         notify: NameList,
         message: Spanned<String>,
+    }
+}
+
+raw_table! {
+    /// `[[slo]]`: an SLI (`check`, or `good` and `total`), the objective, the period and the
+    /// burn-rate alerts (`[[slo.alert]]`, default the SRE workbook's four).
+    pub struct RawSlo {
+        name: Spanned<String>,
+        description: Spanned<String>,
+        check: Spanned<String>,
+        good: Spanned<String>,
+        total: Spanned<String>,
+        objective: Spanned<f64>,
+        period: Spanned<String>,
+        min_events: Spanned<i64>,
+        alert: Spanned<Vec<Spanned<RawSloAlert>>>,
+        notify: Spanned<RawNotify>,
+        hooks: Spanned<Vec<Spanned<RawHookTrigger>>>,
+    }
+}
+
+raw_table! {
+    /// `[[slo.alert]]`: `severity`, `burn_rate`, `long`, `short`.
+    pub struct RawSloAlert {
+        severity: Spanned<String>,
+        burn_rate: Spanned<f64>,
+        long: Spanned<String>,
+        short: Spanned<String>,
     }
 }
 

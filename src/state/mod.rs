@@ -2,7 +2,8 @@
 //! restart neither loses a page, nor pages twice, nor rolls back twice. One file per table's
 //! queries: `alerts.rs` (the alert stage's records, per `(rule, labels)`), `outbox.rs`
 //! (notifications waiting for delivery), `hook_runs.rs` (every hook run), `meta.rs` (the
-//! file's own facts: this warden's [`Identity`](crate::alert::Identity)); `schema.rs` holds
+//! file's own facts: this warden's [`Identity`](crate::alert::Identity)), `slo.rs` (each
+//! SLO's events per minute); `schema.rs` holds
 //! the migrations that build them, and `admission.rs` the pure decision whether a hook may
 //! run. A new table (windows, silences, acknowledgements, error budgets) is a migration in
 //! `schema.rs` and a file here.
@@ -30,6 +31,7 @@ mod hook_runs;
 mod meta;
 mod outbox;
 mod schema;
+mod slo;
 mod windows;
 
 use std::collections::BTreeMap;
@@ -48,6 +50,7 @@ pub use hook_runs::{HookFinish, HookRunRecord, HookRunState};
 pub use meta::instance_from_host;
 pub use outbox::{Committed, DroppedRow, OutboxRow, Poll, RowState};
 pub use schema::{migrate, MIGRATIONS};
+pub use slo::{SloMinute, SloRows};
 pub use windows::{WindowRow, LOAD_FINISHED};
 
 /// A store failure, naming the file and the operation.

@@ -74,6 +74,14 @@ pub const MIGRATIONS: &[&str] = &[
         run        TEXT    NOT NULL
     );
     CREATE INDEX windows_by_state ON windows (state, id);",
+    // 4: SLO history, events per minute (`state/slo.rs`).
+    "CREATE TABLE slo_minutes (
+        slo    TEXT    NOT NULL,
+        minute INTEGER NOT NULL,
+        good   REAL    NOT NULL,
+        total  REAL    NOT NULL,
+        PRIMARY KEY (slo, minute)
+    ) WITHOUT ROWID;",
 ];
 
 /// Brings the schema to the newest version; refuses a file from a newer warden.

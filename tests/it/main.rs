@@ -31,6 +31,7 @@ mod scrape;
 mod scrape_bad_input;
 mod series;
 mod services;
+mod slo;
 mod system_checks;
 mod systemd;
 mod target;

@@ -70,10 +70,14 @@ fn stages_import_only_what_feeds_them() {
             ],
         ),
         ("rule", &["rule", "config", "clock"]),
+        // SLO arithmetic: per-minute counts in, budget and burn-rate levels out.
+        ("slo", &["slo", "config", "clock", "alert"]),
         // The engine keeps the series store its `expr` rules read.
         (
             "engine",
-            &["check", "config", "clock", "rule", "promql", "series"],
+            &[
+                "check", "config", "clock", "rule", "promql", "series", "slo",
+            ],
         ),
         ("scheduler", &["check", "config", "clock", "telemetry"]),
         // The evaluator drives the engine and hands on to the actions task and the server's
@@ -89,6 +93,7 @@ fn stages_import_only_what_feeds_them() {
                 "rule",
                 "series",
                 "server",
+                "slo",
                 "telemetry",
             ],
         ),
@@ -227,6 +232,7 @@ fn pure_stages_do_no_io_and_read_no_clock() {
     let mut violations = Vec::new();
     for module in [
         "rule",
+        "slo",
         "engine",
         "state/admission",
         "config/notifier",

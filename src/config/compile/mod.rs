@@ -15,6 +15,7 @@
 mod checks;
 mod rules;
 mod server;
+mod slo;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -247,6 +248,46 @@ pub(crate) fn compile(
         }
     }
 
+    // Each SLO adds its rule, named like it.
+    let mut slos = Vec::new();
+    for (index, unit) in files.iter().enumerate() {
+        let Some(raw) = &unit.raw else { continue };
+        c.file = index;
+        for raw_slo in raw.slo.iter().flatten() {
+            let (name, built) = c.slo(raw_slo, &checks_known);
+            let r = raw_slo.get_ref();
+            let actions = c.actions(r.notify.as_ref(), r.hooks.as_ref(), &catalog);
+            let Some(name) = name else { continue };
+            let taken = status_rules
+                .get(name.get_ref())
+                .or_else(|| rule_names.get(name.get_ref()));
+            if let Some(first) = taken {
+                let message = format!(
+                    "SLO name {:?} is taken: an SLO alerts through a rule of its name, and a rule \
+                     (or SLO) of that name is defined at {}",
+                    name.get_ref(),
+                    c.place(first)
+                );
+                c.error(name.span(), message);
+                continue;
+            }
+            rule_names.insert(
+                name.get_ref().clone(),
+                Defined {
+                    file: index,
+                    offset: name.span().start,
+                },
+            );
+            if let Some((slo, rule)) = built {
+                slos.push(slo);
+                rules.push(rule);
+            }
+            if let Some(actions) = actions.flatten() {
+                rule_actions.insert(name.into_inner(), actions);
+            }
+        }
+    }
+
     retry_attempts(&mut checks, &rules);
 
     let mut windows: Vec<super::window::WindowConfig> = Vec::new();
@@ -305,6 +346,7 @@ pub(crate) fn compile(
                     alerting.instance = settings.instance;
                     alerting
                 },
+                slos,
             })
         }
         _ => Err(c.problems),
