@@ -112,6 +112,17 @@ impl Facts for LiveFacts {
             _ => Err(format!("{expr:?} is not an instant vector or a scalar")),
         }
     }
+
+    fn budgets(&self) -> Vec<(String, Option<f64>)> {
+        let Some(status) = &self.status else {
+            return Vec::new();
+        };
+        status
+            .slos
+            .iter()
+            .map(|s| (s.name.clone(), s.error_budget_remaining))
+            .collect()
+    }
 }
 
 enum Input {
@@ -497,6 +508,8 @@ impl Driver {
                             Refused::Unknown(_) => 404,
                             Refused::Busy { .. } => 409,
                             Refused::Invalid(_) => 400,
+                            // The gate's verdict before any traffic moves: exit 2.
+                            Refused::Budget(_) => 412,
                         };
                         let _ = reply.send(Err(WindowError {
                             status,

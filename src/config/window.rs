@@ -50,8 +50,8 @@ pub struct WindowConfig {
     /// step): the expected blip of a traffic switch. Never one of `never_critical`.
     pub hold: Vec<String>,
     pub hold_for: Duration,
-    /// `warden gate` refuses to start while one of `slos` has less error budget left than
-    /// this ratio.
+    /// A run is refused (`warden gate` exits 2 before any traffic moves) while one of `slos`
+    /// (empty: every `[[slo]]`) has less error budget left than this ratio.
     pub budget_floor: Option<f64>,
     pub slos: Vec<String>,
     pub on_success: Option<OnSuccess>,
@@ -301,6 +301,7 @@ impl Compiler<'_> {
         &mut self,
         raw: &Spanned<RawWindow>,
         rules: &[RuleConfig],
+        slo_list: &[super::slo::SloConfig],
         catalog: &Catalog,
     ) -> Option<(WindowConfig, Option<RuleActions>)> {
         let header = raw.span();
@@ -415,12 +416,30 @@ impl Compiler<'_> {
                 None
             }
         };
-        let slos: Vec<String> = w
-            .slos
-            .iter()
-            .flat_map(|l| l.get_ref())
-            .map(|v| v.get_ref().clone())
-            .collect();
+        let mut slos: Vec<String> = Vec::new();
+        for v in w.slos.iter().flat_map(|l| l.get_ref()) {
+            if slo_list.iter().any(|s| &s.name == v.get_ref()) {
+                slos.push(v.get_ref().clone());
+            } else {
+                let names: Vec<String> = slo_list.iter().map(|s| s.name.clone()).collect();
+                self.error(
+                    v.span(),
+                    super::compile::unknown_name_message("SLO", v.get_ref(), &names),
+                );
+            }
+        }
+        if let (Some(span), true) = (w.key_span("budget_floor"), slo_list.is_empty()) {
+            self.error(
+                span,
+                "budget_floor needs an [[slo]] in the config (the budget it guards)",
+            );
+        }
+        if let (Some(span), None) = (w.key_span("slos"), &w.budget_floor) {
+            self.error(
+                span,
+                "slos names the SLOs whose budget_floor the gate checks: set budget_floor",
+            );
+        }
         let on_success = match &w.on_success {
             None => Some(None),
             Some(v) => self.on_success(v, catalog).map(Some),

@@ -52,6 +52,10 @@ pub trait Facts {
     fn rule(&self, name: &str) -> Vec<(Labels, State, Option<f64>)>;
     /// `expr` evaluated at `t_ms`: its one value, `None` when it has no result.
     fn eval(&self, expr: &str, t_ms: i64) -> Result<Option<f64>, String>;
+    /// Every SLO with its error budget remaining (`None` before its first evaluation).
+    fn budgets(&self) -> Vec<(String, Option<f64>)> {
+        Vec::new()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,6 +248,8 @@ pub enum Refused {
     Busy { running: u64, window: String },
     /// The request is malformed (a label name, a value).
     Invalid(String),
+    /// An SLO has less error budget left than the window's `budget_floor`.
+    Budget(String),
 }
 
 impl std::fmt::Display for Refused {
@@ -255,7 +261,7 @@ impl std::fmt::Display for Refused {
                 "window {running} ({window}) of the same service is running; abort it, wait \
                  for it, or start with supersede"
             ),
-            Refused::Invalid(why) => f.write_str(why),
+            Refused::Invalid(why) | Refused::Budget(why) => f.write_str(why),
         }
     }
 }
@@ -385,6 +391,30 @@ impl Windows {
             .cloned()
             .ok_or_else(|| Refused::Unknown(req.window.clone()))?;
         validate_start(req)?;
+        if let Some(floor) = config.budget_floor {
+            for (slo, left) in facts.budgets() {
+                if !config.slos.is_empty() && !config.slos.contains(&slo) {
+                    continue;
+                }
+                match left {
+                    Some(left) if left < floor => {
+                        return Err(Refused::Budget(format!(
+                            "SLO {slo} has {:.1} % of its error budget left, below the window's \
+                             floor of {:.1} %: not started (no traffic moved)",
+                            left * 100.0,
+                            floor * 100.0
+                        )))
+                    }
+                    Some(_) => {}
+                    None => {
+                        return Err(Refused::Budget(format!(
+                            "SLO {slo} has no error budget figure yet (no events counted): the \
+                             window's budget_floor cannot be checked, not started"
+                        )))
+                    }
+                }
+            }
+        }
         let mut fx = Effects::default();
         let running: Vec<u64> = self
             .runs

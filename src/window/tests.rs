@@ -63,6 +63,7 @@ command = ["true"]
 struct Fake {
     rules: BTreeMap<String, Vec<(Labels, State, Option<f64>)>>,
     exprs: BTreeMap<String, Option<f64>>,
+    budgets: Vec<(String, Option<f64>)>,
 }
 
 impl Fake {
@@ -82,6 +83,9 @@ impl Facts for Fake {
             .copied()
             .ok_or_else(|| format!("unexpected expression {expr}"))
     }
+    fn budgets(&self) -> Vec<(String, Option<f64>)> {
+        self.budgets.clone()
+    }
 }
 
 fn start(w: &mut Windows, window: &str, deploy: &str, at: i64, facts: &Fake) -> u64 {
@@ -95,11 +99,23 @@ fn start(w: &mut Windows, window: &str, deploy: &str, at: i64, facts: &Fake) -> 
 }
 
 const REDCUBE: &str = r#"
+[[slo]]
+name = "availability"
+check = "api"
+objective = 99.5
+
+[[slo]]
+name = "other"
+check = "api"
+objective = 99.5
+
 [[window]]
 name = "post-deploy"
 never_critical = ["api-health"]
 baseline = { p95 = 'histogram_quantile(0.95, rate(latency_bucket{version!="$version"}[30m]))' }
 hooks = ["rollback"]
+budget_floor = 0.25
+slos = ["availability"]
 
 [[window.mark]]
 at = "30m"
@@ -553,4 +569,40 @@ fn removing_a_window_from_the_config_aborts_its_run() {
         run.reason.as_deref(),
         Some("its [[window]] was removed from the config")
     );
+}
+
+#[test]
+fn a_window_does_not_start_below_its_error_budget_floor() {
+    let config = config(REDCUBE);
+    let mut w = Windows::new(&config, Vec::new(), 1);
+    let mut facts = redcube_facts();
+    let req = Start {
+        window: "post-deploy".into(),
+        deploy: "d-1".into(),
+        ..Start::default()
+    };
+    // Another SLO's budget does not count; this one's 10 % does, under the 25 % floor.
+    facts.budgets = vec![
+        ("other".into(), Some(-3.0)),
+        ("availability".into(), Some(0.1)),
+    ];
+    let refused = w.start(&req, Timestamp(T0), &facts).unwrap_err();
+    assert_eq!(
+        refused,
+        Refused::Budget(
+            "SLO availability has 10.0 % of its error budget left, below the window's floor \
+             of 25.0 %: not started (no traffic moved)"
+                .into()
+        )
+    );
+    assert!(w.runs().next().is_none(), "nothing started");
+    // No figure yet: refused too (the floor cannot be checked).
+    facts.budgets = vec![("availability".into(), None)];
+    assert!(matches!(
+        w.start(&req, Timestamp(T0), &facts),
+        Err(Refused::Budget(_))
+    ));
+    // Enough budget: started.
+    facts.budgets = vec![("availability".into(), Some(0.8))];
+    assert!(w.start(&req, Timestamp(T0), &facts).is_ok());
 }

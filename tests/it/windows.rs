@@ -557,3 +557,40 @@ fn gate_without_url_runs_warden_itself_for_the_window() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no [[window]] named \"nope\""));
 }
+
+#[test]
+fn the_gate_refuses_to_start_below_the_error_budget_floor() {
+    let target = health(Arc::new(AtomicBool::new(false)));
+    let ops = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(dir.path(), &target.url("/health"), &ops.url(), &ops.url()).replace(
+        "hooks = [\"rollback\"]\non_success",
+        "hooks = [\"rollback\"]\nbudget_floor = 0.5\non_success",
+    ) + r#"
+[[slo]]
+name = "availability"
+check = "api"
+objective = 99.0
+"#;
+    let d = Daemon::start(&text);
+    // Every probe fails: the budget is soon overspent.
+    wait(Duration::from_secs(15), "the budget to fall", || {
+        let status = d.status();
+        let left = status["slos"][0]["error_budget_remaining"].as_f64()?;
+        (left < 0.5).then_some(())
+    });
+    let out = gate(&d, "d-1", "v1");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{}", d.log());
+    assert!(
+        stdout.contains("not started: SLO availability has")
+            && stdout.contains("below the window's floor of 50.0 %"),
+        "{stdout}"
+    );
+    let (_, _, body) = crate::daemon::get(&d.url("/api/v1/windows")).unwrap();
+    assert!(
+        body.contains("\"windows\": []"),
+        "no run was started: {body}"
+    );
+    assert!(!dir.path().join("rollback.log").exists(), "nothing ran");
+}

@@ -296,7 +296,7 @@ pub(crate) fn compile(
         let Some(raw) = &unit.raw else { continue };
         c.file = index;
         for raw_window in raw.window.iter().flatten() {
-            let Some((window, actions)) = c.window(raw_window, &rules, &catalog) else {
+            let Some((window, actions)) = c.window(raw_window, &rules, &slos, &catalog) else {
                 continue;
             };
             let span = raw_window
