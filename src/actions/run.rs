@@ -264,6 +264,7 @@ pub async fn spawn(
         publish_windows: options.publish_windows,
         steps: steps_tx,
         pending_steps: Vec::new(),
+        fed_baselines: Vec::new(),
         secrets: Redactor::new(config.secret_values()),
         alerts,
         outbox,
@@ -345,6 +346,8 @@ struct Driver {
     steps: mpsc::UnboundedSender<StepDone>,
     /// Step hooks of runs not yet committed: started by `execute` after the commit.
     pending_steps: Vec<StepHook>,
+    /// Baseline series written for running runs (run id, labels), to mark stale at their end.
+    fed_baselines: Vec<(u64, Labels)>,
     /// The config's secrets, redacted from step hooks' output.
     secrets: Redactor,
     alerts: Alerts,
@@ -397,6 +400,7 @@ impl Driver {
                 _ = tick.tick() => {
                     let now = self.clock.now();
                     let mut plan = self.alerts.tick(now);
+                    self.feed_baselines(now);
                     let facts = self.facts();
                     let fx = self.windows.tick(now, &facts);
                     plan.extend(self.window_effects(fx, now));
@@ -449,6 +453,53 @@ impl Driver {
         LiveFacts {
             status: self.facts.as_ref().map(|f| (f.status)()),
             store: self.facts.as_ref().map(|f| f.store.clone()),
+        }
+    }
+
+    /// Writes each running run's baseline into the series store as
+    /// `warden_window_baseline{window, name, deploy}`, once a tick, so that rules can compare
+    /// with it (`... > 2 * scalar(warden_window_baseline{window="post-deploy", name="p95"})`).
+    /// Nothing is written while the store keeps no history (no expressions). A run that ended
+    /// gets staleness markers, so its baseline stops matching at once.
+    fn feed_baselines(&mut self, now: Timestamp) {
+        let Some(facts) = &self.facts else {
+            return;
+        };
+        let mut samples = Vec::new();
+        let windows = &self.windows;
+        self.fed_baselines.retain(|(id, labels)| {
+            let running = windows.get(*id).is_some_and(|r| r.is_running());
+            if !running {
+                samples.push((labels.clone(), crate::promql::stale_nan()));
+            }
+            running
+        });
+        for run in self.windows.runs().filter(|r| r.is_running()) {
+            for (name, value) in &run.baseline {
+                let Some(value) = value else { continue };
+                let mut labels = Labels::new();
+                labels.insert(
+                    crate::promql::METRIC_NAME.into(),
+                    "warden_window_baseline".into(),
+                );
+                labels.insert("window".into(), run.window.clone());
+                labels.insert("name".into(), name.clone());
+                labels.insert("deploy".into(), run.deploy.clone());
+                if !self.fed_baselines.iter().any(|(_, l)| *l == labels) {
+                    self.fed_baselines.push((run.id, labels.clone()));
+                }
+                samples.push((labels, *value));
+            }
+        }
+        if samples.is_empty() {
+            return;
+        }
+        let mut store = facts.store.write().unwrap_or_else(|e| e.into_inner());
+        if store.retention().is_zero() {
+            return;
+        }
+        for (labels, value) in samples {
+            store.append(labels, now.as_millis(), value);
         }
     }
 

@@ -594,3 +594,103 @@ objective = 99.0
     );
     assert!(!dir.path().join("rollback.log").exists(), "nothing ran");
 }
+
+#[test]
+fn a_rule_compares_with_the_window_baseline_two_times_baseline_latency_fails_the_mark() {
+    // The imitation's latency gauge, in microseconds.
+    let latency = Arc::new(AtomicU64::new(100_000));
+    let served = latency.clone();
+    let target = HttpServer::start(move |_| {
+        let seconds = served.load(Ordering::SeqCst) as f64 / 1e6;
+        Reply::status(200)
+            .header("content-type", "text/plain; version=0.0.4")
+            .body(format!(
+                "# TYPE latency_seconds gauge\nlatency_seconds {seconds}\n"
+            ))
+    });
+    let ops = Receiver::start();
+    let text = format!(
+        r#"
+[alerting]
+critical = ["ops"]
+
+[[notifier]]
+name = "ops"
+kind = "webhook"
+url = "{ops}"
+
+[[check]]
+name = "metrics"
+kind = "scrape"
+url = "{target}"
+interval = "300ms"
+timeout = "250ms"
+
+# "2x baseline latency": the rule reads the running window's baseline from the store.
+[[rule]]
+name = "latency-vs-baseline"
+expr = 'max(latency_seconds) / max(warden_window_baseline{{window="post-deploy", name="latency"}})'
+critical = {{ when = ">= 2" }}
+
+[[window]]
+name = "post-deploy"
+baseline = {{ latency = 'max(latency_seconds)' }}
+
+[[window.mark]]
+at = "3s"
+require = ["latency-vs-baseline"]
+"#,
+        ops = ops.url(),
+        target = target.url("/metrics"),
+    );
+    let d = Daemon::start(&text);
+    // No window, no baseline: the rule has no data (never a made-up ratio).
+    d.wait_rule_state("latency-vs-baseline", "unknown", Duration::from_secs(10));
+    wait(Duration::from_secs(10), "the first scrape", || {
+        let (_, _, body) =
+            crate::daemon::get(&d.url("/api/v1/query?query=latency_seconds")).ok()?;
+        body.contains("0.1").then_some(())
+    });
+    let gate = |deploy: &str| {
+        warden_within(
+            &[
+                "gate",
+                "-c",
+                d.config_path().to_str().unwrap(),
+                "--url",
+                d.url("").trim_end_matches('/'),
+                "--window",
+                "post-deploy",
+                "--deploy",
+                deploy,
+            ],
+            Duration::from_secs(60),
+        )
+        .unwrap()
+    };
+    let out = gate("good");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", d.log());
+    assert!(stdout.contains("baseline latency=0.1"), "{stdout}");
+    assert!(
+        stdout.contains("mark 3s: passed (rule latency-vs-baseline ok 1)"),
+        "{stdout}"
+    );
+    // The ended run's baseline is stale at once: the rule has no data again.
+    d.wait_rule_state("latency-vs-baseline", "unknown", Duration::from_secs(10));
+
+    // The bad deploy: latency triples after the start.
+    let slow = latency.clone();
+    let breaker = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1200));
+        slow.store(300_000, Ordering::SeqCst);
+    });
+    let out = gate("slow");
+    breaker.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{}", d.log());
+    assert!(
+        stdout.contains("mark 3s: failed (rule latency-vs-baseline critical 3)"),
+        "{stdout}"
+    );
+}
