@@ -694,3 +694,63 @@ require = ["latency-vs-baseline"]
         "{stdout}"
     );
 }
+
+#[test]
+fn a_window_holds_the_expected_blip_and_pages_what_outlasts_the_hold() {
+    let up = Arc::new(AtomicBool::new(true));
+    let target = health(up.clone());
+    let ops = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(dir.path(), &target.url("/health"), &ops.url(), &ops.url())
+        .replace("count = 3", "count = 1")
+        .replace(
+            "hooks = [\"rollback\"]\non_success",
+            "hooks = [\"rollback\"]\nhold = [\"api-down\"]\nhold_for = \"3s\"\non_success",
+        )
+        .replace("at = \"2s\"", "at = \"5s\"")
+        .replace("at = \"4s\"", "at = \"6s\"");
+    let d = Daemon::start(&text);
+    d.wait_rule_state("api-down", "ok", Duration::from_secs(10));
+
+    // The blip: down for a second right after the switch, then healthy again.
+    let (code, run) = start_window(&d, r#"{"window": "post-deploy", "deploy": "blip"}"#);
+    assert_eq!(code, 201, "{run}");
+    up.store(false, Ordering::SeqCst);
+    d.wait_rule_state("api-down", "critical", Duration::from_secs(5));
+    up.store(true, Ordering::SeqCst);
+    d.wait_rule_state("api-down", "ok", Duration::from_secs(5));
+    let ended = wait(Duration::from_secs(20), "the blip's run to end", || {
+        let (_, _, body) = crate::daemon::get(&d.url("/api/v1/windows/1")).ok()?;
+        let run: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (run["state"] != "running").then_some(run)
+    });
+    assert_eq!(ended["state"], "passed", "{ended}");
+    assert!(
+        ops.accepted().iter().all(|b| b["alert"] != "api-down"),
+        "the held blip paged: {:?}",
+        ops.accepted()
+    );
+
+    // Down and staying down: paged once the hold ends, not before.
+    let (code, run) = start_window(&d, r#"{"window": "post-deploy", "deploy": "down"}"#);
+    assert_eq!(code, 201, "{run}");
+    let started = run["started_at"].as_i64().unwrap();
+    up.store(false, Ordering::SeqCst);
+    let page = wait(Duration::from_secs(15), "the page after the hold", || {
+        ops.accepted()
+            .into_iter()
+            .find(|b| b["status"] == "firing" && b["alert"] == "api-down")
+    });
+    let at = chrono_millis(page["at"].as_str().unwrap());
+    assert!(
+        at >= started + 3_000,
+        "paged {} ms after the start, inside the hold",
+        at - started
+    );
+}
+
+/// Milliseconds since the epoch of an RFC 3339 UTC time as warden writes it.
+fn chrono_millis(rfc3339: &str) -> i64 {
+    let t = humantime::parse_rfc3339(rfc3339).expect("an RFC 3339 time");
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
