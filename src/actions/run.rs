@@ -295,6 +295,15 @@ pub async fn spawn(
     // Exit, so that the service manager restarts warden and the next start picks up from the
     // state file, rather than run on green and mute.
     driver.publish_windows();
+    for step in driver.windows.resume_steps() {
+        tracing::info!(
+            id = step.run,
+            step = step.step + 1,
+            weight = step.weight,
+            "validation window resumes: setting its step's weight again"
+        );
+        driver.start_step(step);
+    }
     let task = tokio::spawn(driver.drive(rx, jobs, steps));
     tracker.spawn(async move {
         let ended = task.await;

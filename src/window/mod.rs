@@ -354,6 +354,31 @@ impl Windows {
         fx
     }
 
+    /// After a restart: the weight each running canary run's current step set, to be set
+    /// again (a weight hook is idempotent; the previous process may have died between saving
+    /// the step and running its hook).
+    pub fn resume_steps(&self) -> Vec<StepHook> {
+        let mut out = Vec::new();
+        for run in self.runs.values().filter(|r| r.is_running()) {
+            let Some(config) = self.configs.get(&run.window) else {
+                continue;
+            };
+            let (Some(hook), Some(i)) = (&config.step_hook, run.steps_started.checked_sub(1))
+            else {
+                continue;
+            };
+            if let Some(step) = config.marks.get(i).and_then(|m| m.step) {
+                out.push(StepHook {
+                    run: run.id,
+                    step: i,
+                    hook: hook.clone(),
+                    weight: step.weight,
+                });
+            }
+        }
+        out
+    }
+
     pub fn get(&self, id: u64) -> Option<&Run> {
         self.runs.get(&id)
     }

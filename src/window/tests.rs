@@ -547,6 +547,23 @@ require = ["error-rate"]
     assert_eq!(run.steps_started, 2);
     assert_eq!(run.marks[1].weight, Some(25));
     assert_eq!(config.windows[0].alert_rule(), alert_rule("canary"));
+
+    // A restart during the second step sets its weight again, and nothing else.
+    let mut w = Windows::new(&config, Vec::new(), 1);
+    facts.set("error-rate", State::Ok, 0.0);
+    let (id, _) = w.start(&req, Timestamp(T0), &facts).unwrap();
+    w.tick(Timestamp(T0 + 5 * M), &facts);
+    let saved = w.get(id).unwrap().clone();
+    let resumed = Windows::new(&config, vec![saved], 1);
+    assert_eq!(
+        resumed.resume_steps(),
+        vec![StepHook {
+            run: id,
+            step: 1,
+            hook: "set-weight".into(),
+            weight: 25
+        }]
+    );
 }
 
 #[test]
