@@ -712,6 +712,7 @@ impl Alerts {
                 if let Some(success) = &config.on_success {
                     event.kind = EventKind::Notice;
                     event.severity = Severity::Warning;
+                    event.labels.insert("verdict".into(), "passed".into());
                     event.description = Some(crate::config::window::fill(
                         &success.message,
                         &run.vars(),
@@ -725,6 +726,33 @@ impl Alerts {
                     if !to.is_empty() {
                         plan.events.push((event, to));
                     }
+                }
+                plan
+            }
+            // No verdict for want of data: no page, no rollback; the people who would have
+            // heard the success message hear that it will not come, and why.
+            RunState::Inconclusive => {
+                let mut plan = Plan::default();
+                let Some(success) = &config.on_success else {
+                    return plan;
+                };
+                event.kind = EventKind::Notice;
+                event.severity = Severity::Warning;
+                event.labels.insert("verdict".into(), "inconclusive".into());
+                event.description = Some(format!(
+                    "validation window {} ({}) for deploy {} is inconclusive: {}",
+                    run.id,
+                    run.window,
+                    run.deploy,
+                    run.reason.as_deref().unwrap_or("no data")
+                ));
+                event.dedup_key = format!(
+                    "warden/{}/{rule}/{}/inconclusive-{}",
+                    self.identity.instance, self.identity.epoch, run.id
+                );
+                let to = self.existing(success.notify.clone(), &id, &mut plan);
+                if !to.is_empty() {
+                    plan.events.push((event, to));
                 }
                 plan
             }

@@ -351,14 +351,28 @@ pub(crate) fn headline(event: &Event) -> Headline {
                 tone: Tone::Info,
             },
         },
-        EventKind::Notice => Headline {
-            label: "PASSED",
-            text: event
-                .description
-                .clone()
-                .unwrap_or_else(|| format!("{} passed", event.title())),
-            tone: Tone::Resolved,
-        },
+        EventKind::Notice => {
+            let inconclusive = event
+                .labels
+                .get("verdict")
+                .is_some_and(|v| v == "inconclusive");
+            Headline {
+                label: if inconclusive {
+                    "INCONCLUSIVE"
+                } else {
+                    "PASSED"
+                },
+                text: event
+                    .description
+                    .clone()
+                    .unwrap_or_else(|| format!("{} passed", event.title())),
+                tone: if inconclusive {
+                    Tone::Warning
+                } else {
+                    Tone::Resolved
+                },
+            }
+        }
         EventKind::Test => Headline {
             label: "TEST",
             text: format!("{on} — a test page from warden, no action needed"),

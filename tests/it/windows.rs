@@ -754,3 +754,93 @@ fn chrono_millis(rfc3339: &str) -> i64 {
     let t = humantime::parse_rfc3339(rfc3339).expect("an RFC 3339 time");
     t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
+
+#[test]
+fn a_window_without_data_is_inconclusive_never_passed() {
+    // The queue depth the rule reads is missing from every answer: no data.
+    let target = HttpServer::start(|_| Reply::status(200).body(r#"{"status":"healthy"}"#));
+    let chat = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::harness::free_port();
+    let text = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+
+[state]
+path = "{state}"
+
+[[notifier]]
+name = "chat"
+kind = "webhook"
+url = "{chat}"
+
+[[check]]
+name = "api"
+kind = "http"
+url = "{target}"
+interval = "200ms"
+timeout = "150ms"
+extract = {{ depth = "queue.depth" }}
+
+[[rule]]
+name = "queue-deep"
+check = "api"
+value = "depth"
+critical = {{ when = "> 100" }}
+
+[[window]]
+name = "post-deploy"
+no_data = "inconclusive"
+on_success = {{ notify = ["chat"], message = "Deploy $deploy validated" }}
+
+[[window.mark]]
+at = "2s"
+require = ["queue-deep"]
+"#,
+        state = dir.path().join("w.db").display(),
+        chat = chat.url(),
+        target = target.url("/health"),
+    );
+    let path = dir.path().join("warden.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = warden_within(
+        &[
+            "gate",
+            "-c",
+            path.to_str().unwrap(),
+            "--window",
+            "post-deploy",
+            "--deploy",
+            "d-1",
+        ],
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("window run 1 inconclusive: mark 2s: no data for rule queue-deep"),
+        "{stdout}"
+    );
+    // Chat hears that no success message will come, and why; never a "validated".
+    let notice = wait(Duration::from_secs(10), "the inconclusive notice", || {
+        chat.accepted()
+            .into_iter()
+            .find(|b| b["status"] == "notice")
+    });
+    assert_eq!(notice["labels"]["verdict"], "inconclusive");
+    assert!(notice["description"]
+        .as_str()
+        .unwrap()
+        .contains("is inconclusive: mark 2s: no data for rule queue-deep"));
+    assert!(chat.accepted().iter().all(|b| !b["description"]
+        .as_str()
+        .unwrap_or("")
+        .contains("validated")));
+}
