@@ -337,6 +337,9 @@ pub async fn run(
     .await?;
     evaluator.seed(&firing_series, clock.now());
     keep_slo_history(&config, &mut evaluator, store, &clock, &tracker, &shutdown).await?;
+    // The SLOs' budgets as the stored history has them, for a window's budget floor before
+    // the SLOs' checks report again.
+    shared.status.store(Arc::new(evaluator.status(clock.now())));
     let (observations, observed) = mpsc::channel(OBSERVATION_QUEUE);
     let (control, controlled) = mpsc::channel(1);
     let (reload_tx, mut reload_rx) = mpsc::channel(8);

@@ -239,6 +239,34 @@ pub async fn follow(api: &Api, id: u64, out: &mut dyn Write, tty: bool) -> anyho
     }
 }
 
+/// Waits (at most `limit`) until warden at `base` has no notification pending in its outbox
+/// (`warden_outbox_depth` all 0); whether it got there.
+pub async fn drain(base: &str, limit: Duration) -> bool {
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        let body = match client
+            .get(format!("{base}/metrics"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+        {
+            Ok(resp) => resp.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let pending: f64 = body
+            .lines()
+            .filter(|l| l.starts_with("warden_outbox_depth"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if !body.is_empty() && pending == 0.0 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
 /// `01:30:05` from milliseconds.
 fn offset(ms: i64) -> String {
     let s = ms.max(0) / 1000;

@@ -830,14 +830,29 @@ fn gate(config: &std::path::Path, start: warden::window::Start, url: Option<Stri
         return ExitCode::from(warden::gate::USAGE);
     };
     telemetry::init_logging(cfg.log.format, "warn");
-    if cfg.window(&start.window).is_none() {
+    let Some(window) = cfg.window(&start.window) else {
         eprintln!(
             "warden gate: {} has no [[window]] named {:?}",
             config.display(),
             start.window
         );
         return ExitCode::from(warden::gate::USAGE);
+    };
+    if !window.baseline.is_empty() {
+        eprintln!(
+            "warden gate: window {:?} takes a baseline from the data before the deploy, which a \
+             warden started now does not have: run it in the daemon that watches the service \
+             (--url)",
+            start.window
+        );
+        return ExitCode::from(warden::gate::USAGE);
     }
+    // A run left running by a gate killed mid-window (a CI timeout) ends superseded, without
+    // actions, rather than refuse this deploy's start.
+    let start = warden::window::Start {
+        supersede: true,
+        ..start
+    };
     let base = base_url(cfg.server.listen);
     let token = cfg.server.token.as_ref().map(|t| t.expose().to_string());
     let deploy = DeployId::parse(&start.deploy).ok();
@@ -884,6 +899,10 @@ fn gate(config: &std::path::Path, start: warden::window::Start, url: Option<Stri
                 }
             }
             let code = warden::gate::gate(&api, &start, &mut std::io::stdout(), tty).await;
+            // The pages and the success message the verdict queued go out before warden stops.
+            if !warden::gate::drain(&base, std::time::Duration::from_secs(30)).await {
+                eprintln!("warden gate: notifications still pending after 30 s; they stay in the state file for the next start");
+            }
             shutdown.cancel();
             let _ = daemon.await;
             code

@@ -264,6 +264,17 @@ impl Alerts {
             deferred: BTreeMap::new(),
         };
         let plan = alerts.reconfigure(config, now);
+        // A failed window's alert has no rule to report it again: it is seen firing from the
+        // start, so hooks it has not done (the process died before running its rollback) run.
+        let windows: Vec<(AlertId, Severity)> = alerts
+            .records
+            .iter()
+            .filter(|(id, _)| alerts.windows.contains_key(&id.rule))
+            .filter_map(|(id, r)| Some((id.clone(), r.firing.as_ref()?.severity)))
+            .collect();
+        for (id, severity) in windows {
+            alerts.seen.insert(id, (severity, now));
+        }
         (alerts, plan)
     }
 
@@ -335,13 +346,16 @@ impl Alerts {
     /// Switches to `config`. Alerts of removed rules are resolved; everything else carries
     /// over (a changed route applies from the next event on).
     pub fn reconfigure(&mut self, config: &Config, now: Timestamp) -> Plan {
-        // A changed rule restarts from unknown in the engine: it is not seen at a level.
+        // A changed rule restarts from unknown in the engine: it is not seen at a level. A
+        // failed window's alert has no rule: it stays as it was while its window exists.
         let old = std::mem::take(&mut self.rules);
+        let windows: Vec<String> = config.windows.iter().map(|w| w.alert_rule()).collect();
         self.seen.retain(|id, _| {
-            config
-                .rules
-                .iter()
-                .any(|r| r.name == id.rule && old.get(&id.rule) == Some(r))
+            windows.contains(&id.rule)
+                || config
+                    .rules
+                    .iter()
+                    .any(|r| r.name == id.rule && old.get(&id.rule) == Some(r))
         });
         self.rules = config
             .rules
@@ -355,8 +369,10 @@ impl Alerts {
             .map(|w| (w.alert_rule(), w.clone()))
             .collect();
         let rules = &self.rules;
-        self.sent.retain(|(id, _), _| rules.contains_key(&id.rule));
-        self.hooks.retain(|(id, _), _| rules.contains_key(&id.rule));
+        let windows = &self.windows;
+        let kept = |rule: &str| rules.contains_key(rule) || windows.contains_key(rule);
+        self.sent.retain(|(id, _), _| kept(&id.rule));
+        self.hooks.retain(|(id, _), _| kept(&id.rule));
         let gone: Vec<(AlertId, &'static str)> = self
             .records
             .iter()
@@ -390,8 +406,10 @@ impl Alerts {
             State::Warning => Some(Severity::Warning),
             State::Critical => Some(Severity::Critical),
             State::Unknown | State::Flapping => {
-                self.seen
-                    .remove(&AlertId::new(t.rule.clone(), t.labels.clone()));
+                let id = AlertId::new(t.rule.clone(), t.labels.clone());
+                // A held page waits for a level it no longer is at.
+                self.deferred.remove(&id);
+                self.seen.remove(&id);
                 return Plan::default();
             }
         };
@@ -455,6 +473,14 @@ impl Alerts {
     pub fn hold(&mut self, rule: &str, until: Timestamp) {
         let entry = self.held.entry(rule.to_string()).or_insert(until);
         *entry = (*entry).max(until);
+    }
+
+    /// Ends the holds of `rules` (their window's run ended): pages they held go out at the
+    /// next tick if the rules still fire.
+    pub fn release(&mut self, rules: &[String]) {
+        for rule in rules {
+            self.held.remove(rule);
+        }
     }
 
     /// Time passes: held pages whose hold ended, re-sends and hooks that came due.

@@ -280,6 +280,10 @@ pub async fn spawn(
         shutdown: shutdown.clone(),
     };
     driver.set_notifiers(config);
+    // Runs the config no longer fits end now; the others warm up before judging no data.
+    let now = driver.clock.now();
+    let fx = driver.windows.resume(now);
+    plan.extend(driver.window_effects(fx, now));
     driver.count_firing();
     let (warning, critical) = driver.alerts.firing_counts();
     tracing::info!(
@@ -528,6 +532,25 @@ impl Driver {
         }
         for (rule, until) in fx.hold {
             self.alerts.hold(&rule, Timestamp(until));
+        }
+        // A run that ended (with a verdict, aborted, superseded) holds no page any more.
+        for run in fx.changed.iter().filter(|r| !r.is_running()) {
+            if let Some(config) = self.windows.config(&run.window) {
+                let still_held: Vec<String> = self
+                    .windows
+                    .runs()
+                    .filter(|r| r.is_running() && r.id != run.id)
+                    .filter_map(|r| self.windows.config(&r.window))
+                    .flat_map(|c| c.hold.iter().cloned())
+                    .collect();
+                let release: Vec<String> = config
+                    .hold
+                    .iter()
+                    .filter(|r| !still_held.contains(r))
+                    .cloned()
+                    .collect();
+                self.alerts.release(&release);
+            }
         }
         for run in &fx.ended {
             let reason = run.reason.as_deref().unwrap_or_default();

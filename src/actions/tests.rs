@@ -1455,3 +1455,81 @@ fn a_held_rule_pages_only_if_it_still_fires_when_the_hold_ends() {
     );
     assert_eq!(p.events.len(), 1);
 }
+
+/// `config()` with a window `post-deploy` whose failure runs `rollback`.
+fn window_config() -> Config {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[check]]
+name = "api"
+kind = "http"
+url = "http://127.0.0.1:9/health"
+
+[[rule]]
+name = "api-down"
+check = "api"
+critical = { when = "< 1" }
+
+[[window]]
+name = "post-deploy"
+[[window.mark]]
+at = "10m"
+require = ["api-down"]
+"#,
+    )
+    .unwrap();
+    let loaded = crate::config::load_with_env(&path, &|_| None).unwrap();
+    let mut config = config();
+    config.windows = loaded.windows;
+    with_hooks(
+        config,
+        "window/post-deploy",
+        vec![trigger("rollback", Severity::Critical, 0)],
+    )
+}
+
+fn failed_run() -> Run {
+    Run {
+        id: 7,
+        window: "post-deploy".into(),
+        service: "post-deploy".into(),
+        deploy: "d-1".into(),
+        version: Some("v2".into()),
+        labels: BTreeMap::new(),
+        started_at: T0.as_millis(),
+        state: RunState::Failed,
+        reason: Some("mark 10m: rule api-down critical 0".into()),
+        ended_at: Some(at(600).as_millis()),
+        baseline: BTreeMap::new(),
+        marks: Vec::new(),
+        steps_started: 0,
+        warnings: Vec::new(),
+        timeline: Vec::new(),
+    }
+}
+
+#[test]
+fn a_failed_window_still_rolls_back_after_a_restart_or_a_reload_before_its_hook_ran() {
+    let config = window_config();
+    let mut a = fresh(&config);
+    let plan = a.window_ended(&failed_run(), at(600));
+    assert_eq!(plan.hooks.len(), 1, "the rollback is due at once");
+    assert_eq!(plan.events[0].0.alert, "window/post-deploy");
+    // The process dies before the hook ran: the next one finds the record firing, hook not done.
+    let records: BTreeMap<AlertId, AlertRecord> = plan.records.into_iter().collect();
+    let (mut b, plan) = Alerts::new(&config, records.clone(), ident(), at(700));
+    assert!(
+        plan.is_empty(),
+        "a reload or restart never resolves a window's failure"
+    );
+    let tick = b.tick(at(701));
+    assert_eq!(tick.hooks.len(), 1, "the rollback runs after the restart");
+    assert_eq!(tick.hooks[0].hooks[0].0.config.name, "rollback");
+    // A reload in between keeps it due as well.
+    let (mut c, _) = Alerts::new(&config, records, ident(), at(700));
+    assert!(c.reconfigure(&config, at(701)).is_empty());
+    assert_eq!(c.tick(at(702)).hooks.len(), 1);
+}

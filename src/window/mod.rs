@@ -42,6 +42,10 @@ use crate::rule::State;
 
 /// A mark evaluated this much after it was due is marked late.
 pub const LATE: Duration = Duration::from_secs(15);
+/// After a restart or a reload (rules restart from `unknown`, the series store may be empty),
+/// how long a running run's marks that would be inconclusive wait for data before they are
+/// judged: a mark with a verdict on real data is judged at once.
+pub const WARM_UP: Duration = Duration::from_secs(120);
 /// Finished runs kept in memory (and shown by `GET /api/v1/windows`); older ones stay only in
 /// the state file.
 pub const KEEP_FINISHED: usize = 100;
@@ -305,6 +309,9 @@ pub struct Windows {
     configs: BTreeMap<String, Arc<WindowConfig>>,
     runs: BTreeMap<u64, Run>,
     next_id: u64,
+    /// Running runs whose facts are fresh only since a restart or reload: until when an
+    /// inconclusive mark waits instead of being judged ([`WARM_UP`]).
+    warming: BTreeMap<u64, i64>,
 }
 
 impl Windows {
@@ -320,6 +327,7 @@ impl Windows {
             configs: BTreeMap::new(),
             runs: runs.into_iter().map(|r| (r.id, r)).collect(),
             next_id: next,
+            warming: BTreeMap::new(),
         };
         w.set_config(config);
         w.trim();
@@ -335,21 +343,25 @@ impl Windows {
     }
 
     /// Switches to `config`: a running window whose `[[window]]` was removed, or whose marks
-    /// changed, is aborted (its marks would no longer mean what they meant at its start).
+    /// or baseline changed, is aborted (its marks would no longer mean what they meant at its
+    /// start); the others warm up ([`WARM_UP`]: the rules restart from unknown).
     pub fn reconfigure(&mut self, config: &Config, now: Timestamp) -> Effects {
-        let old = std::mem::take(&mut self.configs);
         self.set_config(config);
+        self.resume(now)
+    }
+
+    /// After a restart (and a reload): aborts the running runs the config no longer fits, and
+    /// lets the others warm up before an inconclusive mark is judged.
+    pub fn resume(&mut self, now: Timestamp) -> Effects {
         let mut fx = Effects::default();
         for run in self.runs.values_mut().filter(|r| r.is_running()) {
-            let why = match (old.get(&run.window), self.configs.get(&run.window)) {
-                (_, None) => "its [[window]] was removed from the config",
-                (Some(a), Some(b)) if a.marks != b.marks || a.baseline != b.baseline => {
-                    "its [[window]]'s marks or baseline changed in the config"
-                }
-                _ => continue,
-            };
-            run.end(RunState::Aborted, why, now);
-            fx.changed(run);
+            if let Some(why) = misfit(run, self.configs.get(&run.window).map(|c| &**c)) {
+                run.end(RunState::Aborted, why, now);
+                fx.changed(run);
+                continue;
+            }
+            self.warming
+                .insert(run.id, now.as_millis() + WARM_UP.as_millis() as i64);
         }
         fx
     }
@@ -614,7 +626,6 @@ impl Windows {
                     labels::render(series)
                 );
                 run.end(RunState::Failed, why, now);
-                fx.marks.push((run.window.clone(), Verdict::Failed));
                 fx.changed(run);
                 fx.ended.push(run.clone());
             }
@@ -639,10 +650,23 @@ impl Windows {
     }
 
     fn advance(&mut self, id: u64, now: Timestamp, facts: &dyn Facts, fx: &mut Effects) {
+        let warming = self
+            .warming
+            .get(&id)
+            .is_some_and(|until| now.as_millis() < *until);
+        if !warming {
+            self.warming.remove(&id);
+        }
         let Some(run) = self.runs.get_mut(&id) else {
             return;
         };
-        let Some(config) = self.configs.get(&run.window).cloned() else {
+        let config = self.configs.get(&run.window).cloned();
+        if let Some(why) = misfit(run, config.as_deref()) {
+            run.end(RunState::Aborted, why, now);
+            fx.changed(run);
+            return;
+        }
+        let Some(config) = config else {
             return;
         };
         let before = run.clone();
@@ -659,7 +683,6 @@ impl Windows {
                     labels::render(&series)
                 );
                 run.end(RunState::Failed, why, now);
-                fx.marks.push((run.window.clone(), Verdict::Failed));
                 fx.changed(run);
                 fx.ended.push(run.clone());
                 return;
@@ -673,6 +696,10 @@ impl Windows {
             }
             let items = judge(&config, i, run, now, facts);
             let mut verdict = overall(&items);
+            // Just restarted or reloaded: no data may only mean "not yet"; wait (bounded).
+            if verdict == Verdict::Inconclusive && warming {
+                break;
+            }
             let mark = &mut run.marks[i];
             mark.late = now.as_millis() - mark.due > LATE.as_millis() as i64;
             mark.evaluated_at = Some(now.as_millis());
@@ -809,6 +836,25 @@ fn start_steps(run: &mut Run, config: &WindowConfig, now: Timestamp, fx: &mut Ef
             }
         }
     }
+}
+
+/// Why `run` can no longer go on under `config` (its window removed, or its marks or baseline
+/// changed since it started); `None` when it fits.
+fn misfit(run: &Run, config: Option<&WindowConfig>) -> Option<&'static str> {
+    let Some(config) = config else {
+        return Some("its [[window]] was removed from the config");
+    };
+    let marks_fit = run.marks.len() == config.marks.len()
+        && run.marks.iter().zip(&config.marks).all(|(r, c)| {
+            r.at == crate::config::format_duration(c.at) && r.weight == c.step.map(|s| s.weight)
+        });
+    let baseline_fit = run.baseline.len() == config.baseline.len()
+        && config
+            .baseline
+            .iter()
+            .all(|(name, _)| run.baseline.contains_key(name));
+    (!marks_fit || !baseline_fit)
+        .then_some("its [[window]]'s marks or baseline changed in the config")
 }
 
 fn validate_start(req: &Start) -> Result<(), Refused> {

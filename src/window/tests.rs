@@ -623,3 +623,67 @@ fn a_window_does_not_start_below_its_error_budget_floor() {
     facts.budgets = vec![("availability".into(), Some(0.8))];
     assert!(w.start(&req, Timestamp(T0), &facts).is_ok());
 }
+
+#[test]
+fn after_a_restart_no_data_waits_for_the_rules_then_the_warm_up_bound() {
+    let config = config(REDCUBE);
+    let mut w = Windows::new(&config, Vec::new(), 1);
+    let facts = redcube_facts();
+    let id = start(&mut w, "post-deploy", "d-1", T0, &facts);
+    let saved = w.get(id).unwrap().clone();
+    // Warden was down across the 30 min mark; the new process has seen nothing yet.
+    let restart = T0 + 40 * M;
+    let mut w = Windows::new(&config, vec![saved.clone()], 1);
+    assert!(w.resume(Timestamp(restart)).changed.is_empty());
+    let empty = Fake::default();
+    assert!(
+        w.tick(Timestamp(restart + 1_000), &empty).marks.is_empty(),
+        "waits"
+    );
+    // The rules report: the mark is judged on them, late.
+    let fx = w.tick(Timestamp(restart + 30_000), &facts);
+    assert_eq!(fx.marks, vec![("post-deploy".to_string(), Verdict::Passed)]);
+    assert!(w.get(id).unwrap().marks[0].late);
+
+    // Still nothing after the warm-up: judged as no data (the default policy fails it).
+    let mut w = Windows::new(&config, vec![saved.clone()], 1);
+    w.resume(Timestamp(restart));
+    assert!(w
+        .tick(Timestamp(restart + WARM_UP.as_millis() as i64 - 1), &empty)
+        .ended
+        .is_empty());
+    let fx = w.tick(Timestamp(restart + WARM_UP.as_millis() as i64), &empty);
+    assert_eq!(fx.ended.len(), 1);
+    assert_eq!(w.get(id).unwrap().state, RunState::Failed);
+
+    // Real evidence is judged at once, warm-up or not.
+    let mut w = Windows::new(&config, vec![saved.clone()], 1);
+    w.resume(Timestamp(restart));
+    let mut bad = redcube_facts();
+    bad.set("error-rate", State::Critical, 0.2);
+    let fx = w.tick(Timestamp(restart + 1_000), &bad);
+    assert_eq!(fx.ended.len(), 1);
+
+    // A config whose marks changed while warden was down: the run is aborted, not judged
+    // against marks it did not start with (and nothing panics).
+    let changed = config_text_without_24h_mark();
+    let mut w = Windows::new(&changed, vec![saved], 1);
+    let fx = w.resume(Timestamp(restart));
+    assert_eq!(fx.changed.len(), 1);
+    let run = w.get(id).unwrap();
+    assert_eq!(run.state, RunState::Aborted);
+    assert_eq!(
+        run.reason.as_deref(),
+        Some("its [[window]]'s marks or baseline changed in the config")
+    );
+    assert!(w.tick(Timestamp(restart + H), &facts).marks.is_empty());
+}
+
+fn config_text_without_24h_mark() -> Config {
+    let text = REDCUBE.replace(
+        "[[window.mark]]\nat = \"24h\"\nrequire = [\"error-rate\", \"api-health\"]\n",
+        "",
+    );
+    assert_ne!(text, REDCUBE);
+    config(&text)
+}

@@ -347,6 +347,12 @@ fn a_window_survives_a_restart_and_finishes_under_the_same_id() {
     });
     d.signal("KILL");
     let _ = d.child.wait();
+    // Down across the second mark (8 s after the start): the next process sees it overdue
+    // before its rules have reported anything, and must wait for them, not fail for no data.
+    let started = run["started_at"].as_i64().unwrap();
+    let now = || warden::clock::Clock::system().now().as_millis();
+    let gap = (started + 9_000 - now()).max(0) as u64;
+    std::thread::sleep(Duration::from_millis(gap));
     // The same state file, a new process.
     let d2 = Daemon::start_with(
         &text,
@@ -359,7 +365,7 @@ fn a_window_survives_a_restart_and_finishes_under_the_same_id() {
         (run["state"] != "running").then_some(run)
     });
     assert_eq!(run["state"], "passed", "{run}");
-    assert!(run["marks"][1]["evaluated_at"].is_number());
+    assert!(run["marks"][1]["evaluated_at"].as_i64().unwrap() >= started + 9_000);
     assert!(
         d2.log().contains("validation window resumes"),
         "{}",
