@@ -17,6 +17,9 @@
 //!   `actions.hooks`, `warden_hook_runs_total` and the chat's "HOOK DRY RUN" line naming the
 //!   runbook's command; the tripwire saw nothing executed), and the pager got the page
 //!   `window/<name>` at critical for that deploy.
+//!
+//! [`RUNBOOK_WINDOWS`] holds each example's window as shipped (no variable set: the runbook's
+//! own 10 minutes, 30 min / 1 h / 24 h, 5-minute steps) to the runbook lines it follows.
 
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -810,4 +813,150 @@ fn novacron_traffic_shift_posts_to_slack_or_switches_back_to_blue() {
         1,
         "a failed shift posted success: {texts:#?}"
     );
+}
+
+/// A window as its runbook reads: each mark (or step: weight and hold) with the rules it
+/// requires and the bounds it expects, the rules that fail it at once, the baseline, the
+/// failure's severity, route and hooks, and who hears a pass.
+fn describe(config: &warden::config::Config, w: &warden::config::window::WindowConfig) -> String {
+    use warden::config::format_duration as d;
+    let mut out = Vec::new();
+    for m in &w.marks {
+        let when = match m.step {
+            Some(s) => format!("step {}% held {}", s.weight, d(m.at - s.from)),
+            None => format!("mark {}", d(m.at)),
+        };
+        let expects: Vec<String> = m
+            .expect
+            .iter()
+            .map(|e| format!("{} {}", e.name, e.when))
+            .collect();
+        out.push(format!(
+            "{when}: require [{}] expect [{}]",
+            m.require.join(", "),
+            expects.join(", ")
+        ));
+    }
+    let rule = w.alert_rule();
+    let hooks: Vec<&str> = config
+        .alerting
+        .hooks_of(&rule)
+        .iter()
+        .map(|h| h.hook.as_str())
+        .collect();
+    let baseline: Vec<&str> = w.baseline.iter().map(|(n, _)| n.as_str()).collect();
+    out.push(format!("never_critical [{}]", w.never_critical.join(", ")));
+    out.push(format!("baseline [{}]", baseline.join(", ")));
+    out.push(format!(
+        "fails: {} to [{}], hooks [{}]",
+        w.severity.as_str(),
+        config.alerting.route_of(&rule, w.severity).join(", "),
+        hooks.join(", ")
+    ));
+    if let Some(hook) = &w.step_hook {
+        out.push(format!("step_hook {hook}"));
+    }
+    if let Some(s) = &w.on_success {
+        out.push(format!("passes: [{}] {:?}", s.notify.join(", "), s.message));
+    }
+    out.join("\n")
+}
+
+/// Every example's windows as shipped (no variable set: the runbook's own times), each with
+/// the runbook lines it follows. A window added, dropped or changed fails this until the
+/// ledger names the line it follows.
+const RUNBOOK_WINDOWS: [(&str, &str, &str); 5] = [
+    (
+        "nuvie",
+        // Backend Step 3 "Verify Deployment", Step 4 smoke tests, AI Step 3 model health; Key
+        // Metrics: error rate > 1% "consider rollback", p95 > 500 ms; P1 pages; `for: 5m`.
+        "nuvie-post-deploy",
+        "mark 5m: require [nuvie-api-down, nuvie-api-not-ready, nuvie-ai-down, nuvie-smoke, \
+         nuvie-circuit-breaker] expect [error_rate <= 0.01, p95 <= 0.5]\n\
+         never_critical [nuvie-api-down, nuvie-error-rate, nuvie-p95]\n\
+         baseline []\n\
+         fails: critical to [pagerduty, slack], hooks [nuvie-backend-logs, nuvie-rollback-backend]",
+    ),
+    (
+        "redcube",
+        // Post-Deployment Validation: 30-Minute, 1-Hour and 24-Hour Marks; When to Rollback;
+        // P0/P1; Option 2 "Deployment Rollback".
+        "redcube-post-deploy",
+        "mark 30m: require [redcube-user-sync] expect [error_rate < 0.01, p95 < 2]\n\
+         mark 1h: require [redcube-content-down, redcube-smoke, redcube-user-sync, \
+         redcube-users-db-down, redcube-reputation-inactive] expect []\n\
+         mark 1d: require [redcube-content-down, redcube-smoke, redcube-user-sync, \
+         redcube-reputation-inactive] expect [p95 <= 1.2 * baseline.p95, error_rate < 0.01]\n\
+         never_critical [redcube-content-down, redcube-error-rate, redcube-p95, redcube-user-sync]\n\
+         baseline [error_rate, p95]\n\
+         fails: critical to [oncall, slack], hooks [redcube-content-logs, \
+         redcube-rollback-content-service]",
+    ),
+    (
+        "nova-streaming",
+        // Step 3.4 "Monitor for Issues (10 minutes)"; Real-Time Monitoring Dashboard; the
+        // escalation's CRITICAL and HIGH; Immediate Rollback Option 1; "Notify team".
+        "nova-streaming-post-switch",
+        "mark 10m: require [nova-streaming-api-down, nova-streaming-p95, \
+         nova-streaming-websocket-drop, nova-streaming-db-query-p95] expect [error_rate < 0.001]\n\
+         never_critical [nova-streaming-api-down, nova-streaming-error-rate, \
+         nova-streaming-websocket-drop]\n\
+         baseline []\n\
+         fails: critical to [oncall, slack], hooks [nova-streaming-green-logs, \
+         nova-streaming-switch-to-blue, nova-streaming-scale-up-blue]\n\
+         passes: [slack] \"Nova Streaming $version: green deployment successful, traffic \
+         switched, all systems operational (deploy $deploy)\"",
+    ),
+    (
+        "ai-saas",
+        // Canary Deployment Strategy: 5%, 25%, 50%, 100%, `sleep 300` each, the
+        // VirtualService patch; Post-Deployment Verification Step 4 on the canary's traffic;
+        // Automatic Rollback (health checks); Manual Rollback.
+        "ai-saas-canary",
+        "step 5% held 5m: require [ai-saas-api-down] expect [canary_error_rate < 0.01, \
+         canary_p95 < 0.5, canary_p99 < 1]\n\
+         step 25% held 5m: require [ai-saas-api-down] expect [canary_error_rate < 0.01, \
+         canary_p95 < 0.5, canary_p99 < 1]\n\
+         step 50% held 5m: require [ai-saas-api-down] expect [canary_error_rate < 0.01, \
+         canary_p95 < 0.5, canary_p99 < 1]\n\
+         step 100% held 5m: require [ai-saas-api-down] expect [canary_error_rate < 0.01, \
+         canary_p95 < 0.5, canary_p99 < 1]\n\
+         never_critical [ai-saas-api-down]\n\
+         baseline []\n\
+         fails: critical to [oncall, slack], hooks [ai-saas-gateway-logs, ai-saas-rollback-gateway]\n\
+         step_hook ai-saas-set-canary-weight",
+    ),
+    (
+        "novacron",
+        // Step 4 Traffic Switch: 5%, 25%, 100%, "Monitor metrics for 5 minutes"; When to
+        // Rollback (error rate > 1%, response time > 2x baseline, health, DWCP); Quick
+        // Rollback; Step 7 "Notify stakeholders".
+        "novacron-traffic-shift",
+        "step 5% held 5m: require [novacron-health-failing, novacron-components-unhealthy, \
+         novacron-dwcp-failing] expect [green_error_rate <= 0.01, green_p95 <= 2 * baseline.p95]\n\
+         step 25% held 5m: require [novacron-health-failing, novacron-components-unhealthy, \
+         novacron-dwcp-failing] expect [green_error_rate <= 0.01, green_p95 <= 2 * baseline.p95]\n\
+         step 100% held 5m: require [novacron-health-failing, novacron-components-unhealthy, \
+         novacron-dwcp-failing] expect [green_error_rate <= 0.01, green_p95 <= 2 * baseline.p95]\n\
+         never_critical [novacron-health-failing, novacron-components-unhealthy, \
+         novacron-dwcp-failing, novacron-db-down, novacron-error-rate, novacron-5xx-per-minute, \
+         novacron-latency-vs-baseline]\n\
+         baseline [p95]\n\
+         fails: critical to [pagerduty, slack], hooks [novacron-green-logs, \
+         novacron-switch-to-blue, novacron-scale-down-green]\n\
+         step_hook novacron-shift-to-green\n\
+         passes: [slack] \"✅ NovaCron $version deployed to production successfully!\"",
+    ),
+];
+
+#[test]
+fn every_runbook_window_keeps_its_runbook_times_as_shipped() {
+    for (system, window, want) in RUNBOOK_WINDOWS {
+        let config = warden::config::load_with_env(&example(system), &|_| None)
+            .unwrap_or_else(|e| panic!("{system}: {e}"));
+        let names: Vec<&str> = config.windows.iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(names, [window], "{system}'s windows");
+        let got = describe(&config, &config.windows[0]);
+        assert_eq!(got, want, "{system}: {window} as shipped");
+    }
 }
