@@ -323,7 +323,7 @@ pub(crate) fn eventually<T>(d: &Daemon, what: &str, mut f: impl FnMut() -> Optio
 /// tripwire: executables named like the hooks' programs, first in the daemon's `PATH` (and, for
 /// redcube's scripts, in [`Paging::scripts_dir`]), that record any run.
 pub(crate) struct Paging {
-    pub(crate) chat: HttpReceiver,
+    chat: HttpReceiver,
     pub(crate) pager: Pager,
     pub(crate) tripwire: tempfile::TempDir,
     env: Vec<(String, String)>,
