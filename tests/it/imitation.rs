@@ -30,8 +30,9 @@ struct Route {
     delay: Duration,
     /// When set, a request without `Authorization: Bearer <token>` gets 401.
     bearer: Option<String>,
-    /// When set, the body is this traffic's metrics as of the request (`body` is unused).
-    live: Option<Live>,
+    /// When set, the body is these traffics' metrics as of the request (`body` is unused): one
+    /// per version of the service, each series labelled with its version.
+    live: Vec<Live>,
 }
 
 impl Route {
@@ -42,7 +43,7 @@ impl Route {
             content_type: JSON,
             delay: Duration::ZERO,
             bearer: None,
-            live: None,
+            live: Vec::new(),
         }
     }
 
@@ -104,7 +105,7 @@ impl Imitation {
             .or_insert_with(|| Route::json(body));
         route.status = status;
         route.body = body.to_string();
-        route.live = None;
+        route.live = Vec::new();
     }
 
     /// `path` answers only after `delay`.
@@ -121,7 +122,7 @@ impl Imitation {
         let failure = Route {
             status,
             body: body.to_string(),
-            live: None,
+            live: Vec::new(),
             ..route
         };
         table.failing.insert(path.to_string(), (n, failure));
@@ -176,9 +177,10 @@ fn answer(routes: &Routes, req: &http::Request) -> http::Reply {
     let authorized = route.bearer.as_ref().is_none_or(|token| {
         req.header("authorization") == Some(format!("Bearer {token}").as_str())
     });
-    let body = match &route.live {
-        Some(live) => live.lock().expect("traffic lock").render(),
-        None => route.body,
+    let body = if route.live.is_empty() {
+        route.body
+    } else {
+        render(&route.live)
     };
     let (status, body, content_type) = if authorized {
         (route.status, body, route.content_type)
@@ -323,6 +325,8 @@ struct TrafficState {
     spec_requests: &'static str,
     status_label: Option<&'static str>,
     errors_name: Option<&'static str>,
+    /// The label every series of this traffic carries (`version="canary"`), if any.
+    version: Option<(&'static str, &'static str)>,
     last: std::time::Instant,
     /// Requests per second.
     rate: f64,
@@ -336,9 +340,31 @@ struct TrafficState {
     gauges: Vec<(&'static str, &'static str, f64)>,
 }
 
+/// One metric family of a body: name, type, HELP (if any) and its sample lines.
+type Family = (&'static str, &'static str, Option<&'static str>, String);
+
+/// The body of a `/metrics` serving `lives` (each advanced to now), in text format 0.0.4:
+/// each family once, with the samples of every traffic under it.
+fn render(lives: &[Live]) -> String {
+    let mut families: Vec<Family> = Vec::new();
+    for live in lives {
+        let mut state = live.lock().expect("traffic lock");
+        state.advance();
+        state.families(&mut families);
+    }
+    let mut out = String::new();
+    for (name, kind, help, lines) in families {
+        if let Some(help) = help {
+            out.push_str(&format!("# HELP {name} {help}\n"));
+        }
+        out.push_str(&format!("# TYPE {name} {kind}\n{lines}"));
+    }
+    out
+}
+
 impl TrafficState {
-    /// Advances the counters to now and renders them in text format 0.0.4.
-    fn render(&mut self) -> String {
+    /// Advances the counters to now.
+    fn advance(&mut self) {
         let dt = self.last.elapsed().as_secs_f64();
         self.last = std::time::Instant::now();
         let n = self.rate * dt;
@@ -353,49 +379,80 @@ impl TrafficState {
             *sum += n * *latency;
             *count += n;
         }
-        let mut out = String::new();
+    }
+
+    /// `{version="canary",extra}`: this traffic's version label, then `extra`.
+    fn labels(&self, extra: &str) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some((name, value)) = self.version {
+            parts.push(format!("{name}=\"{value}\""));
+        }
+        let extra = extra.trim_start_matches('{').trim_end_matches('}');
+        if !extra.is_empty() {
+            parts.push(extra.to_string());
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("{{{}}}", parts.join(","))
+        }
+    }
+
+    /// Adds this traffic's samples to `families` (a family already there gets them appended).
+    fn families(&self, families: &mut Vec<Family>) {
+        let mut add = |name: &'static str, kind, help, lines: String| match families
+            .iter_mut()
+            .find(|f| f.0 == name)
+        {
+            Some(f) => f.3.push_str(&lines),
+            None => families.push((name, kind, help, lines)),
+        };
         let name = self.spec_requests;
-        out.push_str(&format!(
-            "# HELP {name} Requests served.\n# TYPE {name} counter\n"
-        ));
+        let mut lines = String::new();
         match (self.status_label, self.errors_name) {
             (Some(label), _) => {
-                out.push_str(&format!("{name}{{{label}=\"200\"}} {}\n", self.ok));
+                let l = self.labels(&format!("{label}=\"200\""));
+                lines.push_str(&format!("{name}{l} {}\n", self.ok));
                 // Like a client library's labelled child, the 5xx series exists from the
                 // first error on.
                 if self.errors > 0.0 {
-                    out.push_str(&format!("{name}{{{label}=\"500\"}} {}\n", self.errors));
+                    let l = self.labels(&format!("{label}=\"500\""));
+                    lines.push_str(&format!("{name}{l} {}\n", self.errors));
                 }
+                add(name, "counter", Some("Requests served."), lines);
             }
             (None, errors) => {
-                out.push_str(&format!("{name} {}\n", self.ok + self.errors));
+                let l = self.labels("");
+                lines.push_str(&format!("{name}{l} {}\n", self.ok + self.errors));
+                add(name, "counter", Some("Requests served."), lines);
                 if let Some(errors) = errors {
-                    out.push_str(&format!(
-                        "# TYPE {errors} counter\n{errors} {}\n",
-                        self.errors
-                    ));
+                    add(
+                        errors,
+                        "counter",
+                        None,
+                        format!("{errors}{l} {}\n", self.errors),
+                    );
                 }
             }
         }
         for (name, _, buckets, sum, count) in &self.histograms {
-            out.push_str(&format!("# TYPE {name} histogram\n"));
+            let mut lines = String::new();
             let mut cumulative = 0.0;
             for (le, n) in BUCKETS.iter().zip(buckets) {
                 cumulative += n;
-                out.push_str(&format!("{name}_bucket{{le=\"{le}\"}} {cumulative}\n"));
+                let l = self.labels(&format!("le=\"{le}\""));
+                lines.push_str(&format!("{name}_bucket{l} {cumulative}\n"));
             }
-            out.push_str(&format!("{name}_bucket{{le=\"+Inf\"}} {count}\n"));
-            out.push_str(&format!("{name}_sum {sum}\n{name}_count {count}\n"));
+            let l = self.labels("le=\"+Inf\"");
+            lines.push_str(&format!("{name}_bucket{l} {count}\n"));
+            let l = self.labels("");
+            lines.push_str(&format!("{name}_sum{l} {sum}\n{name}_count{l} {count}\n"));
+            add(name, "histogram", None, lines);
         }
-        let mut typed = Vec::new();
         for (name, labels, value) in &self.gauges {
-            if !typed.contains(name) {
-                out.push_str(&format!("# TYPE {name} gauge\n"));
-                typed.push(name);
-            }
-            out.push_str(&format!("{name}{labels} {value}\n"));
+            let l = self.labels(labels);
+            add(name, "gauge", None, format!("{name}{l} {value}\n"));
         }
-        out
     }
 }
 
@@ -408,7 +465,7 @@ impl Traffic {
     fn with(&self, f: impl FnOnce(&mut TrafficState)) {
         let mut state = self.0.lock().expect("traffic lock");
         // What was served until now was served at the old rate and share.
-        state.render();
+        state.advance();
         f(&mut state);
     }
 
@@ -465,10 +522,43 @@ impl Traffic {
 /// static `/metrics` for the http checks that probe it, so a test failing exactly N of those
 /// probes counts only theirs.)
 pub fn metrics(spec: &MetricsSpec) -> (Imitation, Traffic) {
-    let live: Live = Arc::new(Mutex::new(TrafficState {
+    let live = traffic_state(spec, None);
+    let route = Route {
+        live: vec![live.clone()],
+        ..Route::metrics("")
+    };
+    (Imitation::start(vec![("/metrics", route)]), Traffic(live))
+}
+
+/// A system's `/metrics` (`spec`) served by several versions of it at once (a canary beside
+/// the stable, green beside blue): each of `versions` has a traffic of its own, healthy at
+/// first, and every series carries its `label` (`version="canary"`). The traffics are
+/// returned in the order of `versions`.
+pub fn versioned_metrics(
+    spec: &MetricsSpec,
+    label: &'static str,
+    versions: &[&'static str],
+) -> (Imitation, Vec<Traffic>) {
+    let lives: Vec<Live> = versions
+        .iter()
+        .map(|v| traffic_state(spec, Some((label, v))))
+        .collect();
+    let route = Route {
+        live: lives.clone(),
+        ..Route::metrics("")
+    };
+    (
+        Imitation::start(vec![("/metrics", route)]),
+        lives.into_iter().map(Traffic).collect(),
+    )
+}
+
+fn traffic_state(spec: &MetricsSpec, version: Option<(&'static str, &'static str)>) -> Live {
+    Arc::new(Mutex::new(TrafficState {
         spec_requests: spec.requests,
         status_label: spec.status_label,
         errors_name: spec.errors,
+        version,
         last: std::time::Instant::now(),
         rate: 100.0,
         error_share: 0.0,
@@ -480,12 +570,7 @@ pub fn metrics(spec: &MetricsSpec) -> (Imitation, Traffic) {
             .map(|name| (*name, 0.02, vec![0.0; BUCKETS.len() + 1], 0.0, 0.0))
             .collect(),
         gauges: spec.gauges.to_vec(),
-    }));
-    let route = Route {
-        live: Some(live.clone()),
-        ..Route::metrics("")
-    };
-    (Imitation::start(vec![("/metrics", route)]), Traffic(live))
+    }))
 }
 
 /// Nuvie's backend (nuvie-runbook.md, Monitoring & Alerts): the alert rules' own

@@ -26,6 +26,7 @@ mod probes;
 mod prometheus_source;
 mod reload;
 mod retries;
+mod runbook_windows;
 mod runbooks;
 mod scrape;
 mod scrape_bad_input;

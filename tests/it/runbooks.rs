@@ -41,11 +41,11 @@ const SYSTEMS: [&str; 5] = ["nuvie", "redcube", "nova-streaming", "ai-saas", "no
 const LIMIT: Duration = Duration::from_secs(20);
 const DAY: i64 = 86_400;
 
-fn example(system: &str) -> PathBuf {
+pub(crate) fn example(system: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("config/examples/{system}.toml"))
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -55,7 +55,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Waits until every rule of the daemon is `ok`, and checks that every check and rule is named
 /// `<system>-<thing>`.
-fn all_rules_ok(d: &Daemon, system: &str) {
+pub(crate) fn all_rules_ok(d: &Daemon, system: &str) {
     let deadline = Instant::now() + LIMIT;
     loop {
         let status = d.status();
@@ -302,7 +302,7 @@ fn millis(rfc3339: &serde_json::Value) -> i64 {
 
 /// Polls `f` every 50 ms until it returns `Some`, or panics with `what` (and the log) after
 /// [`LIMIT`].
-fn eventually<T>(d: &Daemon, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn eventually<T>(d: &Daemon, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + LIMIT;
     loop {
         if let Some(v) = f() {
@@ -322,14 +322,14 @@ fn eventually<T>(d: &Daemon, what: &str, mut f: impl FnMut() -> Option<T>) -> T 
 /// webhook taking warden's JSON (`<PREFIX>_ONCALL_WEBHOOK_URL`), both local receivers. And a
 /// tripwire: executables named like the hooks' programs, first in the daemon's `PATH` (and, for
 /// redcube's scripts, in [`Paging::scripts_dir`]), that record any run.
-struct Paging {
+pub(crate) struct Paging {
     chat: HttpReceiver,
-    pager: Pager,
-    tripwire: tempfile::TempDir,
+    pub(crate) pager: Pager,
+    pub(crate) tripwire: tempfile::TempDir,
     env: Vec<(String, String)>,
 }
 
-enum Pager {
+pub(crate) enum Pager {
     PagerDuty(HttpReceiver),
     Webhook(Receiver),
 }
@@ -338,7 +338,7 @@ const ROUTING_KEY: &str = "R0UTING-KEY-runbooks";
 
 impl Paging {
     /// The example's notifiers `slack` and `pagerduty` (nuvie, novacron).
-    fn pagerduty(prefix: &str) -> Paging {
+    pub(crate) fn pagerduty(prefix: &str) -> Paging {
         let pager = HttpReceiver::start(Answer::status(202, r#"{"status":"success"}"#));
         let env = vec![
             (format!("{prefix}_PAGERDUTY_URL"), pager.url("/v2/enqueue")),
@@ -352,7 +352,7 @@ impl Paging {
 
     /// The example's notifiers `slack` and `oncall`, a webhook (redcube, nova-streaming,
     /// ai-saas).
-    fn webhook(prefix: &str) -> Paging {
+    pub(crate) fn webhook(prefix: &str) -> Paging {
         let pager = Receiver::start();
         let env = vec![(format!("{prefix}_ONCALL_WEBHOOK_URL"), pager.url())];
         Paging::with(prefix, Pager::Webhook(pager), env)
@@ -394,12 +394,12 @@ impl Paging {
     }
 
     /// The directory holding `scripts/` for an example that runs the runbook's scripts.
-    fn scripts_dir(&self) -> &str {
+    pub(crate) fn scripts_dir(&self) -> &str {
         self.tripwire.path().to_str().expect("utf-8 path")
     }
 
     /// [`Daemon::start_file`] on `example` with `env` and the notifiers pointed here.
-    fn start(&self, example: &std::path::Path, env: &[(&str, &str)]) -> Daemon {
+    pub(crate) fn start(&self, example: &std::path::Path, env: &[(&str, &str)]) -> Daemon {
         let mut all = env.to_vec();
         all.extend(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         Daemon::start_file(example, &all)
@@ -432,7 +432,7 @@ impl Paging {
     }
 
     /// The `text` of every Slack message so far (the headline).
-    fn chat_texts(&self) -> Vec<String> {
+    pub(crate) fn chat_texts(&self) -> Vec<String> {
         self.chat
             .received()
             .iter()
@@ -1405,7 +1405,7 @@ fn nuvie_runbook_failures_reach_the_runbook_levels() {
 }
 
 /// Runs `sql` on a fresh connection to `url` (a database other than the harness's default).
-async fn execute_at(url: &str, sql: &str) {
+pub(crate) async fn execute_at(url: &str, sql: &str) {
     let connect = tokio_postgres::connect(url, tokio_postgres::NoTls);
     let (client, connection) = tokio::time::timeout(Duration::from_secs(10), connect)
         .await
@@ -2335,14 +2335,14 @@ fn smoke_and_host(d: &Daemon, smoke: &Smoke, system: &str) {
 }
 
 /// A smoke-test script that exits with the code last given to `exit_with` (0 at first).
-struct Smoke {
+pub(crate) struct Smoke {
     _dir: tempfile::TempDir,
     state: PathBuf,
     script: String,
 }
 
 impl Smoke {
-    fn new() -> Smoke {
+    pub(crate) fn new() -> Smoke {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("temp dir");
         let state = dir.path().join("exit-code");
@@ -2364,11 +2364,11 @@ impl Smoke {
         }
     }
 
-    fn script(&self) -> &str {
+    pub(crate) fn script(&self) -> &str {
         &self.script
     }
 
-    fn exit_with(&self, code: i32) {
+    pub(crate) fn exit_with(&self, code: i32) {
         std::fs::write(&self.state, code.to_string()).expect("write state");
     }
 }
