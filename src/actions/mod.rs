@@ -238,6 +238,10 @@ pub struct Alerts {
     /// Transitions of held rules that would have paged: applied when the hold ends, unless
     /// the rule recovered meanwhile.
     deferred: BTreeMap<AlertId, RuleTransition>,
+    /// Notifiers a reload removed (or renamed): never paged again, but the resolves of the
+    /// incidents they were told about still go to them (the driver keeps their senders until
+    /// warden stops).
+    retired: BTreeSet<String>,
 }
 
 impl Alerts {
@@ -262,6 +266,7 @@ impl Alerts {
             windows: HashMap::new(),
             held: HashMap::new(),
             deferred: BTreeMap::new(),
+            retired: BTreeSet::new(),
         };
         let plan = alerts.reconfigure(config, now);
         // A failed window's alert has no rule to report it again: it is seen firing from the
@@ -362,6 +367,14 @@ impl Alerts {
             .iter()
             .map(|r| (r.name.clone(), r.clone()))
             .collect();
+        for n in &self.alerting.notifiers {
+            if config.alerting.notifier(&n.name).is_none() {
+                self.retired.insert(n.name.clone());
+            }
+        }
+        for n in &config.alerting.notifiers {
+            self.retired.remove(&n.name);
+        }
         self.alerting = config.alerting.clone();
         self.windows = config
             .windows
@@ -955,7 +968,14 @@ impl Alerts {
             records: vec![(alert.clone(), record)],
             ..Plan::default()
         };
-        let to = self.existing(firing.notified, alert, &mut plan);
+        // Every notifier the page reached hears the resolve, one a reload removed included.
+        let retired = &self.retired;
+        let (to, gone): (Vec<String>, Vec<String>) = firing
+            .notified
+            .into_iter()
+            .partition(|n| self.alerting.notifier(n).is_some() || retired.contains(n));
+        plan.gone
+            .extend(gone.into_iter().map(|n| (alert.clone(), n)));
         if !to.is_empty() {
             plan.events.push((event, to));
         }

@@ -270,6 +270,7 @@ pub async fn spawn(
         outbox,
         guard,
         sinks: HashMap::new(),
+        retired: HashMap::new(),
         dry_run: options.dry_run,
         forced_dry_run: options.dry_run,
         publish: options.publish,
@@ -368,6 +369,8 @@ struct Driver {
     guard: HookGuard,
     /// The running notifiers, kept while their config is unchanged.
     sinks: HashMap<String, (NotifierConfig, Arc<dyn Sink>)>,
+    /// Notifiers a reload removed, kept for the resolves they are owed.
+    retired: HashMap<String, (NotifierConfig, Arc<dyn Sink>)>,
     dry_run: bool,
     forced_dry_run: bool,
     publish: Option<Arc<ArcSwap<serde_json::Value>>>,
@@ -746,9 +749,25 @@ impl Driver {
                 },
             }
         }
+        // A notifier the reload removed keeps its sender (until warden stops): the incidents it
+        // was told about get their resolves, and rows it had pending are delivered.
+        for (name, (config, sink)) in std::mem::take(&mut self.sinks) {
+            if !next.contains_key(&name) {
+                tracing::info!(notifier = %name, "notifier removed from the config: it gets the resolves of what it was told, nothing new");
+                self.retired.insert(name, (config, sink));
+            }
+        }
+        for name in next.keys() {
+            self.retired.remove(name);
+        }
         self.sinks = next;
-        self.outbox
-            .set_sinks(self.sinks.values().map(|(_, s)| s.clone()).collect());
+        let senders = self
+            .sinks
+            .values()
+            .chain(self.retired.values())
+            .map(|(_, s)| s.clone())
+            .collect();
+        self.outbox.set_sinks(senders);
     }
 
     fn count_firing(&self) {

@@ -1533,3 +1533,40 @@ fn a_failed_window_still_rolls_back_after_a_restart_or_a_reload_before_its_hook_
     assert!(c.reconfigure(&config, at(701)).is_empty());
     assert_eq!(c.tick(at(702)).hooks.len(), 1);
 }
+
+#[test]
+fn a_notifier_removed_by_a_reload_still_gets_the_resolve_of_what_it_was_told() {
+    let config = config();
+    let mut a = fresh(&config);
+    let fire = a.transition(
+        &tr("api-down", State::Ok, State::Critical, Some(0.0), at(1)),
+        at(1),
+    );
+    assert_eq!(fire.events[0].1, names(&["chat", "pager", "am"]));
+    // The reload renames "pager" to "pd" (same receiver, new name).
+    let mut renamed = config.clone();
+    renamed.alerting.notifiers.retain(|n| n.name != "pager");
+    renamed.alerting.notifiers.push(pagerduty("pd"));
+    renamed.alerting.route.critical = names(&["chat", "pd", "am"]);
+    assert!(a.reconfigure(&renamed, at(2)).is_empty());
+    let resolve = a.transition(
+        &tr("api-down", State::Critical, State::Ok, Some(1.0), at(3)),
+        at(3),
+    );
+    assert_eq!(resolve.events.len(), 1);
+    assert_eq!(resolve.events[0].0.kind, EventKind::Resolved);
+    let mut to = resolve.events[0].1.clone();
+    to.sort();
+    assert_eq!(
+        to,
+        names(&["am", "chat", "pager"]),
+        "the resolve goes where the page went"
+    );
+    assert!(resolve.gone.is_empty());
+    // A new incident pages the new name only.
+    let fire = a.transition(
+        &tr("api-down", State::Ok, State::Critical, Some(0.0), at(4)),
+        at(4),
+    );
+    assert_eq!(fire.events[0].1, names(&["chat", "pd", "am"]));
+}

@@ -168,7 +168,9 @@ impl Store {
 }
 
 /// Inserts one pending row per `(sink, dedup key, event JSON)` inside the caller's transaction.
-/// Per sink, at most `max_pending` rows stay pending: the oldest ones beyond are `dropped`.
+/// Per sink, at most `max_pending` rows stay pending: the oldest ones beyond are `dropped` —
+/// never a resolve (a page that went out always gets its resolve; resolves are bounded by the
+/// alerts that fired, so the bound can be exceeded by them alone).
 pub(super) fn insert(
     tx: &Transaction<'_>,
     rows: &[(String, String, String)],
@@ -193,6 +195,7 @@ pub(super) fn insert(
                 "UPDATE outbox SET state = 'dropped', finished_at = ?2,
                      last_error = 'dropped: outbox full'
                  WHERE id IN (SELECT id FROM outbox WHERE sink = ?1 AND state = 'pending'
+                                AND json_extract(event, '$.kind') IS NOT 'resolved'
                               ORDER BY id LIMIT ?3)
                  RETURNING id, sink, dedup_key, enqueued_at, attempts",
             )?;
@@ -207,9 +210,12 @@ pub(super) fn insert(
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
+            let gone = dropped.len() as i64;
             committed.dropped.extend(dropped);
+            pending.insert(sink, count - gone + 1);
+        } else {
+            pending.insert(sink, count + 1);
         }
-        pending.insert(sink, count.min(max_pending.max(1) as i64 - 1) + 1);
         tx.execute(
             "INSERT INTO outbox (sink, dedup_key, event, enqueued_at, next_attempt_at, state)
              VALUES (?1, ?2, ?3, ?4, ?4, 'pending')",

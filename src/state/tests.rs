@@ -629,3 +629,61 @@ async fn window_runs_survive_reopening_and_ids_are_never_reused() {
     );
     assert_eq!(store.load_window(999).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_full_outbox_never_drops_a_resolve() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(&dir);
+    let resolved = |key: &str| Event {
+        kind: EventKind::Resolved,
+        ..event(key, 0)
+    };
+    // Two resolves and a page fill a bound of 3; two more pages come.
+    let events = vec![
+        (resolved("r1"), vec!["pd".to_string()]),
+        (event("p1", 1), vec!["pd".to_string()]),
+        (resolved("r2"), vec!["pd".to_string()]),
+        (event("p2", 2), vec!["pd".to_string()]),
+        (event("p3", 3), vec!["pd".to_string()]),
+    ];
+    let batch = Batch {
+        events,
+        ..Batch::default()
+    };
+    let c = store.commit(batch, Timestamp(1_000), 3).await.unwrap();
+    let dropped: Vec<&str> = c.dropped.iter().map(|d| d.dedup_key.as_str()).collect();
+    assert_eq!(
+        dropped,
+        ["warden/p1/1", "warden/p2/1"],
+        "the oldest pages, no resolve"
+    );
+    let pending: Vec<String> = store
+        .rows_blocking("pd")
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.state == RowState::Pending)
+        .map(|r| r.dedup_key)
+        .collect();
+    assert_eq!(pending, ["warden/r1/1", "warden/r2/1", "warden/p3/1"]);
+    // Only resolves pending and a new resolve: the bound gives way, the resolve is kept.
+    let batch = Batch {
+        events: vec![(resolved("r3"), vec!["pd".to_string()])],
+        ..Batch::default()
+    };
+    let c = store.commit(batch, Timestamp(2_000), 3).await.unwrap();
+    let dropped: Vec<&str> = c.dropped.iter().map(|d| d.dedup_key.as_str()).collect();
+    assert_eq!(dropped, ["warden/p3/1"]);
+    let batch = Batch {
+        events: vec![(resolved("r4"), vec!["pd".to_string()])],
+        ..Batch::default()
+    };
+    let c = store.commit(batch, Timestamp(3_000), 3).await.unwrap();
+    assert!(c.dropped.is_empty());
+    let pending = store
+        .rows_blocking("pd")
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.state == RowState::Pending)
+        .count();
+    assert_eq!(pending, 4, "four resolves, over the bound of 3");
+}

@@ -1292,3 +1292,38 @@ fn a_rollback_skipped_for_its_cooldown_is_notified_and_shown_on_the_alert() {
     assert_eq!(hook_events.len(), 2, "{hook_events:?}");
     assert_eq!(lines(&log).len(), 1);
 }
+
+#[test]
+fn a_notifier_renamed_by_a_reload_still_resolves_what_it_paged() {
+    let target = HttpTarget::start();
+    target.set_json("/health", 500, json!({}));
+    let r = Receiver::start();
+    let d = Daemon::start(&paged_api(&r.url(), &target.url("/health")));
+    let paged = wait(Duration::from_secs(15), "the page", || {
+        with_status(&r, "firing").into_iter().next()
+    });
+    // The reload renames `ops` to `pager` (same receiver): `ops` is no longer configured.
+    let port = d.port;
+    let renamed = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n{}",
+        paged_api(&r.url(), &target.url("/health"))
+            .replace("critical = [\"ops\"]", "critical = [\"pager\"]")
+            .replace("name = \"ops\"", "name = \"pager\"")
+    );
+    std::fs::write(d.config_path(), renamed).unwrap();
+    d.signal("HUP");
+    wait(Duration::from_secs(15), "the reload", || {
+        let applied = metric(&d, "warden_config_reloads_total", &[("result", "applied")])?;
+        (applied >= 1.0).then_some(())
+    });
+    target.set_json("/health", 200, json!({}));
+    let resolved = wait(Duration::from_secs(15), "the resolve", || {
+        with_status(&r, "resolved").into_iter().next()
+    });
+    assert_eq!(resolved["dedup_key"], paged["dedup_key"]);
+    assert!(
+        !d.log().contains("notifier no longer configured; not told"),
+        "{}",
+        d.log()
+    );
+}
