@@ -385,7 +385,7 @@ fn a_restart_resumes_without_paging_again() {
 }
 
 #[test]
-fn a_removed_rule_resolves_and_a_removed_notifier_is_not_told() {
+fn a_removed_rule_resolves_and_a_removed_notifier_still_hears_the_resolves_it_is_owed() {
     let config = config();
     let mut a = fresh(&config);
     a.transition(
@@ -407,22 +407,20 @@ fn a_removed_rule_resolves_and_a_removed_notifier_is_not_told() {
             EventKind::Resolved,
             Severity::Critical,
             "warden/w1/api-down/e-1".into(),
-            names(&["am", "chat"])
+            names(&["am", "chat", "pager"])
         )]
     );
     assert_eq!(
         plan.events[0].0.description.as_deref(),
         Some("the rule was removed from the config")
     );
-    // The other alert keeps firing; its resolve skips the removed notifier.
+    // The other alert keeps firing; its resolve reaches the removed notifier too.
     let ok = a.transition(
         &tr("api-slow", State::Critical, State::Ok, None, at(6)),
         at(6),
     );
-    assert_eq!(sent(&ok)[0].3, names(&["am", "chat"]));
-    // ... and says so, for the driver to log (the stage itself logs nothing).
-    assert_eq!(ok.gone, [(id("api-slow"), "pager".to_string())]);
-    assert_eq!(plan.gone, [(id("api-down"), "pager".to_string())]);
+    assert_eq!(sent(&ok)[0].3, names(&["am", "chat", "pager"]));
+    assert!(ok.gone.is_empty() && plan.gone.is_empty());
     // A rule's own route replaces the default one.
     let mut routed = smaller.clone();
     routed.alerting.rules.insert(
@@ -1569,4 +1567,25 @@ fn a_notifier_removed_by_a_reload_still_gets_the_resolve_of_what_it_was_told() {
         at(4),
     );
     assert_eq!(fire.events[0].1, names(&["chat", "pd", "am"]));
+}
+
+#[test]
+fn after_a_restart_a_notifier_no_longer_configured_is_reported_not_told() {
+    let config = config();
+    let mut a = fresh(&config);
+    let fire = a.transition(
+        &tr("api-down", State::Ok, State::Critical, Some(0.0), at(1)),
+        at(1),
+    );
+    let records: BTreeMap<AlertId, AlertRecord> = fire.records.into_iter().collect();
+    // The next process runs a config without `pager`: it has no sender for it any more.
+    let mut smaller = config.clone();
+    smaller.alerting.notifiers.retain(|n| n.name != "pager");
+    let (mut b, _) = Alerts::new(&smaller, records, ident(), at(10));
+    let ok = b.transition(
+        &tr("api-down", State::Critical, State::Ok, Some(1.0), at(11)),
+        at(11),
+    );
+    assert_eq!(sent(&ok)[0].3, names(&["am", "chat"]));
+    assert_eq!(ok.gone, [(id("api-down"), "pager".to_string())]);
 }
