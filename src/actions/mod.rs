@@ -58,6 +58,10 @@ use crate::window::{Run, RunState};
 
 pub use run::{spawn, Actions, ActionsOptions, WindowFacts};
 
+/// A dependent held by a parent that resolved is paged only if it still fires this much later:
+/// it usually recovers with its parent (the API once Postgres is back), a little after it.
+pub const DEPENDENCY_GRACE: Duration = Duration::from_secs(60);
+
 /// After the store did not admit a hook for a reason that passes (it could not record the
 /// start, or it still holds a run whose end it could not record), how long until it is
 /// tried again. A hook busy for another alert of this process is not retried: it is handed
@@ -242,6 +246,20 @@ pub struct Alerts {
     /// incidents they were told about still go to them (the driver keeps their senders until
     /// warden stops).
     retired: BTreeSet<String>,
+    /// Alerts that would open an incident while a rule they depend on (`depends_on`,
+    /// transitively) fires: held, not paged (nor their hooks run). Each with the transition to
+    /// apply once released, since when, and when its blockers all resolved (it is released
+    /// [`DEPENDENCY_GRACE`] later if it still fires).
+    blocked: BTreeMap<AlertId, Blocked>,
+}
+
+/// A dependent alert held by its parents.
+#[derive(Debug, Clone)]
+struct Blocked {
+    transition: RuleTransition,
+    by: Vec<String>,
+    since: Timestamp,
+    clear_since: Option<Timestamp>,
 }
 
 impl Alerts {
@@ -267,6 +285,7 @@ impl Alerts {
             held: HashMap::new(),
             deferred: BTreeMap::new(),
             retired: BTreeSet::new(),
+            blocked: BTreeMap::new(),
         };
         let plan = alerts.reconfigure(config, now);
         // A failed window's alert has no rule to report it again: it is seen firing from the
@@ -333,7 +352,23 @@ impl Alerts {
                 alert
             })
             .collect();
-        serde_json::json!({ "alerts": alerts })
+        let blocked: Vec<serde_json::Value> = self
+            .blocked
+            .iter()
+            .map(|(id, b)| {
+                let mut v = serde_json::json!({
+                    "alert": id.rule,
+                    "blocked_by": b.by,
+                    "since": b.since.to_rfc3339(),
+                    "state": b.transition.transition.to.as_str(),
+                });
+                if !id.labels.is_empty() {
+                    v["series"] = serde_json::json!(id.labels);
+                }
+                v
+            })
+            .collect();
+        serde_json::json!({ "alerts": alerts, "blocked": blocked })
     }
 
     /// Firing alerts by severity (warning, critical).
@@ -422,6 +457,7 @@ impl Alerts {
                 let id = AlertId::new(t.rule.clone(), t.labels.clone());
                 // A held page waits for a level it no longer is at.
                 self.deferred.remove(&id);
+                self.blocked.remove(&id);
                 self.seen.remove(&id);
                 return Plan::default();
             }
@@ -441,6 +477,33 @@ impl Alerts {
             }
             _ => {
                 self.deferred.remove(&id);
+            }
+        }
+        // A rule it depends on fires: evaluated, shown, not paged (and no hook); the parent's
+        // page names it. Never a resolve, never an alert already firing.
+        match wanted {
+            Some(_) if !firing_now => {
+                let by = self.blockers(&t.rule);
+                if !by.is_empty() {
+                    let since = self.blocked.get(&id).map_or(now, |b| b.since);
+                    self.blocked.insert(
+                        id,
+                        Blocked {
+                            transition: t.clone(),
+                            by: by.clone(),
+                            since,
+                            clear_since: None,
+                        },
+                    );
+                    let mut plan = Plan::default();
+                    for parent in by {
+                        plan.extend(self.name_dependents(&parent, now));
+                    }
+                    return plan;
+                }
+            }
+            _ => {
+                self.blocked.remove(&id);
             }
         }
         match wanted {
@@ -488,6 +551,111 @@ impl Alerts {
         *entry = (*entry).max(until);
     }
 
+    /// The rules `rule` depends on, transitively, whose alerts fire now (any series).
+    fn blockers(&self, rule: &str) -> Vec<String> {
+        let deps = &self.alerting.dependencies;
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        let mut todo: Vec<&str> = deps
+            .get(rule)
+            .map(|v| v.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        while let Some(parent) = todo.pop() {
+            if seen.insert(parent) {
+                todo.extend(deps.get(parent).into_iter().flatten().map(String::as_str));
+            }
+        }
+        seen.into_iter()
+            .filter(|parent| {
+                self.records
+                    .iter()
+                    .any(|(id, r)| id.rule == *parent && r.firing.is_some())
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Updates the pages of `parent`'s firing alerts to name the dependents they hold, when
+    /// that list changed: the same incident (dedup key) re-sent to whoever it reached.
+    fn name_dependents(&mut self, parent: &str, now: Timestamp) -> Plan {
+        let mut held: Vec<String> = self
+            .blocked
+            .iter()
+            .filter(|(_, b)| b.by.iter().any(|p| p == parent))
+            .map(|(id, _)| id.to_string())
+            .collect();
+        held.sort();
+        let base = self.rules.get(parent).and_then(|r| r.description.clone());
+        let description = if held.is_empty() {
+            base
+        } else {
+            let line = format!(
+                "Also failing, held while this fires (depends_on): {}",
+                held.join(", ")
+            );
+            Some(match base {
+                Some(b) => format!("{b}\n{line}"),
+                None => line,
+            })
+        };
+        let ids: Vec<AlertId> = self
+            .records
+            .iter()
+            .filter(|(id, r)| id.rule == parent && r.firing.is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut plan = Plan::default();
+        for id in ids {
+            let Some(record) = self.records.get_mut(&id) else {
+                continue;
+            };
+            let Some(firing) = record.firing.as_mut() else {
+                continue;
+            };
+            if firing.event.description == description {
+                continue;
+            }
+            firing.event.description = description.clone();
+            firing.event.at = now.to_rfc3339();
+            let event = firing.event.clone();
+            let notified: Vec<String> = firing.notified.iter().cloned().collect();
+            plan.records.push((id.clone(), record.clone()));
+            let to = self.existing(notified, &id, &mut plan);
+            if !to.is_empty() {
+                plan.events.push((event, to));
+            }
+        }
+        plan
+    }
+
+    /// Held dependents whose blockers all resolved are paged [`DEPENDENCY_GRACE`] later if
+    /// they still fire (a transition to ok meanwhile drops them).
+    fn release_blocked(&mut self, now: Timestamp) -> Plan {
+        let mut due = Vec::new();
+        let ids: Vec<AlertId> = self.blocked.keys().cloned().collect();
+        for id in ids {
+            let by = self.blockers(&id.rule);
+            let Some(b) = self.blocked.get_mut(&id) else {
+                continue;
+            };
+            if !by.is_empty() {
+                b.by = by;
+                b.clear_since = None;
+                continue;
+            }
+            let since = *b.clear_since.get_or_insert(now);
+            if now >= since + DEPENDENCY_GRACE {
+                due.push(id);
+            }
+        }
+        let mut plan = Plan::default();
+        for id in due {
+            if let Some(b) = self.blocked.remove(&id) {
+                plan.extend(self.transition(&b.transition, now));
+            }
+        }
+        plan
+    }
+
     /// Ends the holds of `rules` (their window's run ended): pages they held go out at the
     /// next tick if the rules still fire.
     pub fn release(&mut self, rules: &[String]) {
@@ -511,6 +679,7 @@ impl Alerts {
                 plan.extend(self.transition(&t, now));
             }
         }
+        plan.extend(self.release_blocked(now));
         for (id, record) in &self.records {
             let Some(firing) = &record.firing else {
                 continue;

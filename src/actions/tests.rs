@@ -106,6 +106,7 @@ critical = { when = "> 2" }
             critical: vec!["chat".into(), "pager".into(), "am".into()],
         },
         rules: BTreeMap::new(),
+        dependencies: BTreeMap::new(),
     };
     config
 }
@@ -1588,4 +1589,137 @@ fn after_a_restart_a_notifier_no_longer_configured_is_reported_not_told() {
     );
     assert_eq!(sent(&ok)[0].3, names(&["am", "chat"]));
     assert_eq!(ok.gone, [(id("api-down"), "pager".to_string())]);
+}
+
+fn with_dependency(mut config: Config, rule: &str, parents: &[&str]) -> Config {
+    config
+        .alerting
+        .dependencies
+        .insert(rule.into(), names(parents));
+    config
+}
+
+#[test]
+fn a_dependent_is_held_while_its_parent_fires_and_named_on_the_parent_page() {
+    let config = with_dependency(config(), "api-slow", &["api-down"]);
+    let mut a = fresh(&config);
+    let parent = a.transition(
+        &tr("api-down", State::Ok, State::Critical, Some(0.0), at(1)),
+        at(1),
+    );
+    let key = parent.events[0].0.dedup_key.clone();
+    // The dependent fails too: evaluated (it reaches critical) but not paged; the parent's
+    // incident is updated to name it.
+    let held = a.transition(
+        &tr("api-slow", State::Ok, State::Critical, Some(3.0), at(2)),
+        at(2),
+    );
+    assert_eq!(held.events.len(), 1, "{:?}", sent(&held));
+    let update = &held.events[0].0;
+    assert_eq!(
+        (update.alert.as_str(), update.dedup_key.as_str()),
+        ("api-down", key.as_str())
+    );
+    assert_eq!(
+        update.description.as_deref(),
+        Some("Also failing, held while this fires (depends_on): api-slow")
+    );
+    assert!(held.hooks.is_empty());
+    let view = a.view();
+    assert_eq!(view["blocked"][0]["alert"], "api-slow");
+    assert_eq!(view["blocked"][0]["blocked_by"][0], "api-down");
+    // The parent recovers; the dependent recovers within the grace: nobody hears of it.
+    let resolve = a.transition(
+        &tr("api-down", State::Critical, State::Ok, Some(1.0), at(10)),
+        at(10),
+    );
+    assert_eq!(sent(&resolve)[0].0, EventKind::Resolved);
+    assert!(a.tick(at(11)).events.is_empty());
+    a.transition(
+        &tr("api-slow", State::Critical, State::Ok, Some(0.1), at(30)),
+        at(30),
+    );
+    assert!(a.tick(at(80)).events.is_empty());
+    assert!(a.view()["blocked"].as_array().unwrap().is_empty());
+
+    // Again, but the dependent still fails a grace after the parent resolved: it pages then.
+    a.transition(
+        &tr("api-down", State::Ok, State::Critical, Some(0.0), at(100)),
+        at(100),
+    );
+    a.transition(
+        &tr("api-slow", State::Ok, State::Critical, Some(3.0), at(101)),
+        at(101),
+    );
+    a.transition(
+        &tr("api-down", State::Critical, State::Ok, Some(1.0), at(110)),
+        at(110),
+    );
+    assert!(a.tick(at(111)).events.is_empty());
+    assert!(a.tick(at(169)).events.is_empty());
+    let late = a.tick(at(171));
+    assert_eq!(
+        sent(&late),
+        [(
+            EventKind::Firing,
+            Severity::Critical,
+            "warden/w1/api-slow/e-1".into(),
+            names(&["chat", "pager", "am"])
+        )]
+    );
+}
+
+#[test]
+fn a_dependency_never_holds_a_resolve_or_an_alert_already_firing_and_is_transitive() {
+    let config = with_dependency(config(), "api-slow", &["api-down"]);
+    let mut a = fresh(&config);
+    // The dependent fired first: it is an incident of its own, kept, and resolves.
+    let own = a.transition(
+        &tr("api-slow", State::Ok, State::Warning, Some(1.5), at(1)),
+        at(1),
+    );
+    assert_eq!(own.events.len(), 1);
+    a.transition(
+        &tr("api-down", State::Ok, State::Critical, Some(0.0), at(2)),
+        at(2),
+    );
+    let worse = a.transition(
+        &tr(
+            "api-slow",
+            State::Warning,
+            State::Critical,
+            Some(3.0),
+            at(3),
+        ),
+        at(3),
+    );
+    assert_eq!(
+        sent(&worse)[0].0,
+        EventKind::Firing,
+        "an escalation of a paged alert goes out"
+    );
+    let ok = a.transition(
+        &tr("api-slow", State::Critical, State::Ok, Some(0.1), at(4)),
+        at(4),
+    );
+    assert_eq!(sent(&ok)[0].0, EventKind::Resolved);
+
+    // Transitive: c depends on b, b on api-down; api-down fires, so c is held.
+    let mut config = with_dependency(config.clone(), "api-slow", &["b"]);
+    config = with_dependency(config, "b", &["api-down"]);
+    let mut a = fresh(&config);
+    a.transition(
+        &tr("api-down", State::Ok, State::Critical, Some(0.0), at(1)),
+        at(1),
+    );
+    let held = a.transition(
+        &tr("api-slow", State::Ok, State::Critical, Some(3.0), at(2)),
+        at(2),
+    );
+    assert!(
+        held.events.iter().all(|(e, _)| e.alert == "api-down"),
+        "{:?}",
+        sent(&held)
+    );
+    assert_eq!(a.view()["blocked"][0]["blocked_by"][0], "api-down");
 }

@@ -142,6 +142,7 @@ impl Catalog {
             instance: None,
             route,
             rules,
+            dependencies: BTreeMap::new(),
         }
     }
 }

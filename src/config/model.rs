@@ -118,6 +118,9 @@ pub struct AlertingConfig {
     pub route: Route,
     /// Rules with their own `notify` or `hooks`, by rule name. Others use `route`, no hooks.
     pub rules: BTreeMap<String, RuleActions>,
+    /// `depends_on` of each rule that has one: rule → the rules it depends on (existing, no
+    /// cycle).
+    pub dependencies: BTreeMap<String, Vec<String>>,
 }
 
 impl AlertingConfig {

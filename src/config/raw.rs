@@ -48,6 +48,8 @@
 //!                                  # [] : none; without notify: [alerting]'s route
 //! hooks = [{ hook = "rollback-api", on = "critical", after = "5m" }] # on: warning | critical
 //!                                  # (default critical), after: default 0s; a hook once per rule
+//! depends_on = ["postgres-down"]   # while one of these (or what they depend on) fires, this
+//!                                  # rule is evaluated but its new pages are held
 //!
 //! [[slo]]                          # name, then the SLI: check = "api" (each probe an
 //! name = "api-availability"        # event, good when up) or good and total (counter
@@ -317,6 +319,7 @@ raw_table! {
         expr: Spanned<String>,
         notify: Spanned<RawNotify>,
         hooks: Spanned<Vec<Spanned<RawHookTrigger>>>,
+        depends_on: NameList,
     }
 }
 

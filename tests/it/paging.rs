@@ -1327,3 +1327,93 @@ fn a_notifier_renamed_by_a_reload_still_resolves_what_it_paged() {
         d.log()
     );
 }
+
+#[test]
+fn a_rule_blocked_by_its_dependency_is_evaluated_not_paged_and_named_on_the_parent_page() {
+    let db = HttpTarget::start();
+    db.set_json("/health", 200, json!({}));
+    let api = HttpTarget::start();
+    api.set_json("/health", 200, json!({}));
+    let r = Receiver::start();
+    let text = format!(
+        r#"{ops}
+[[check]]
+name = "db"
+kind = "http"
+url = "{db}"
+interval = "200ms"
+timeout = "150ms"
+
+[[check]]
+name = "api"
+kind = "http"
+url = "{api}"
+interval = "200ms"
+timeout = "150ms"
+
+[[rule]]
+name = "db-down"
+check = "db"
+critical = {{ when = "< 1" }}
+
+[[rule]]
+name = "api-down"
+check = "api"
+critical = {{ when = "< 1" }}
+depends_on = ["db-down"]
+"#,
+        ops = ops_pager(&r.url()),
+        db = db.url("/health"),
+        api = api.url("/health"),
+    );
+    let d = Daemon::start(&text);
+    d.wait_rule_state("api-down", "ok", Duration::from_secs(10));
+    // Postgres goes down, and the API with it.
+    db.set_json("/health", 500, json!({}));
+    wait(Duration::from_secs(10), "the db page", || {
+        with_status(&r, "firing")
+            .into_iter()
+            .find(|b| b["alert"] == "db-down")
+    });
+    api.set_json("/health", 500, json!({}));
+    // Evaluated: the API rule is critical, shown blocked, and the db page names it.
+    d.wait_rule_state("api-down", "critical", Duration::from_secs(10));
+    let named = wait(
+        Duration::from_secs(10),
+        "the db page naming the API",
+        || {
+            with_status(&r, "firing").into_iter().find(|b| {
+                b["alert"] == "db-down"
+                    && b["description"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("held while this fires (depends_on): api-down"))
+            })
+        },
+    );
+    let (_, _, body) = crate::daemon::get(&d.url("/api/v1/alerts")).unwrap();
+    let alerts: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(alerts["blocked"][0]["alert"], "api-down", "{alerts}");
+    assert_eq!(alerts["blocked"][0]["blocked_by"][0], "db-down");
+    // Both recover: the db page resolves, the API was never paged.
+    db.set_json("/health", 200, json!({}));
+    api.set_json("/health", 200, json!({}));
+    let resolved = wait(Duration::from_secs(10), "the db resolve", || {
+        with_status(&r, "resolved")
+            .into_iter()
+            .find(|b| b["alert"] == "db-down")
+    });
+    assert_eq!(resolved["dedup_key"], named["dedup_key"]);
+    d.wait_rule_state("api-down", "ok", Duration::from_secs(10));
+    // The API failing on its own pages at once.
+    api.set_json("/health", 500, json!({}));
+    wait(Duration::from_secs(10), "the API's own page", || {
+        with_status(&r, "firing")
+            .into_iter()
+            .find(|b| b["alert"] == "api-down")
+    });
+    let api_pages = with_status(&r, "firing")
+        .into_iter()
+        .filter(|b| b["alert"] == "api-down")
+        .count();
+    assert_eq!(api_pages, 1, "the API was paged once: on its own failure");
+}

@@ -289,6 +289,7 @@ pub(crate) fn compile(
     }
 
     retry_attempts(&mut checks, &rules);
+    let dependencies = c.dependencies(files, &rules);
 
     let mut windows: Vec<super::window::WindowConfig> = Vec::new();
     let mut window_names: HashMap<String, Defined> = HashMap::new();
@@ -344,6 +345,7 @@ pub(crate) fn compile(
                     let mut alerting =
                         catalog.into_config(settings.dry_run, settings.route, rule_actions);
                     alerting.instance = settings.instance;
+                    alerting.dependencies = dependencies;
                     alerting
                 },
                 slos,

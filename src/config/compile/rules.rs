@@ -11,6 +11,79 @@ use crate::config::parse_condition;
 use crate::config::raw::*;
 
 impl Compiler<'_> {
+    /// Every rule's `depends_on`, checked once all rules are known: each a rule of the config,
+    /// not the rule itself, listed once, and no cycle (a rule depending on itself through
+    /// others would hold its own pages for ever).
+    pub(super) fn dependencies(
+        &mut self,
+        files: &[super::FileUnit],
+        rules: &[RuleConfig],
+    ) -> std::collections::BTreeMap<String, Vec<String>> {
+        let names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
+        let mut graph = std::collections::BTreeMap::new();
+        let mut spans = std::collections::BTreeMap::new();
+        for (index, unit) in files.iter().enumerate() {
+            let Some(raw) = &unit.raw else { continue };
+            self.file = index;
+            for raw_rule in raw.rule.iter().flatten() {
+                let r = raw_rule.get_ref();
+                let (Some(name), Some(list)) = (&r.name, &r.depends_on) else {
+                    continue;
+                };
+                let mut parents: Vec<String> = Vec::new();
+                for v in list.get_ref() {
+                    let parent = v.get_ref();
+                    if parent == name.get_ref() {
+                        self.error(v.span(), format!("rule {parent:?} cannot depend on itself"));
+                    } else if !names.contains(parent) {
+                        let message = unknown_name_message("rule", parent, &names);
+                        self.error(v.span(), message);
+                    } else if parents.contains(parent) {
+                        self.error(v.span(), format!("rule {parent:?} is listed twice"));
+                    } else {
+                        parents.push(parent.clone());
+                    }
+                }
+                if !parents.is_empty() {
+                    graph.insert(name.get_ref().clone(), parents);
+                    spans.insert(name.get_ref().clone(), (index, list.span()));
+                }
+            }
+        }
+        // A cycle: a rule reachable from itself. Reported once per rule on it.
+        for (rule, (file, span)) in &spans {
+            let mut stack: Vec<(&String, Vec<&String>)> = vec![(rule, vec![rule])];
+            let mut seen = std::collections::BTreeSet::new();
+            let mut cycle = None;
+            while let Some((at, path)) = stack.pop() {
+                for next in graph.get(at).into_iter().flatten() {
+                    if next == rule {
+                        cycle = Some(path.clone());
+                        break;
+                    }
+                    if seen.insert(next) {
+                        let mut p = path.clone();
+                        p.push(next);
+                        stack.push((next, p));
+                    }
+                }
+                if cycle.is_some() {
+                    break;
+                }
+            }
+            if let Some(path) = cycle {
+                self.file = *file;
+                let shown: Vec<&str> = path.iter().map(|s| s.as_str()).collect();
+                self.error(
+                    span.clone(),
+                    format!("depends_on makes a cycle: {} -> {rule}", shown.join(" -> ")),
+                );
+            }
+        }
+        self.file = 0;
+        graph
+    }
+
     pub(super) fn rule(
         &mut self,
         raw: &Spanned<RawRule>,
