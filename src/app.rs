@@ -426,6 +426,10 @@ pub async fn run(
                     daemon.actions.window(command).await;
                     continue;
                 }
+                Command::Ack { key, by, reply } => {
+                    daemon.actions.ack(key, by, reply).await;
+                    continue;
+                }
             },
         };
         systemd::reloading();

@@ -18,6 +18,13 @@ pub enum Command {
     Reload(reload::Request),
     /// Start or abort a validation window (`POST /api/v1/windows`, `.../ID/abort`).
     Window(WindowCommand),
+    /// Acknowledge a firing alert (`POST /api/v1/alerts/KEY/ack`, `warden ack`): `key` is its
+    /// dedup key or its name; the reply is the acknowledged alert, or why not.
+    Ack {
+        key: String,
+        by: String,
+        reply: WindowReply,
+    },
 }
 
 /// What a window command answers: the run as `GET /api/v1/windows/ID` shows it, or why not.

@@ -108,6 +108,16 @@ impl Api {
         self.call(false, "/api/v1/windows", None).await
     }
 
+    /// Acknowledges a firing alert (its dedup key or name) as `by`.
+    pub async fn ack(&self, key: &str, by: &str) -> anyhow::Result<Result<Value, Refusal>> {
+        let path = format!(
+            "/api/v1/alerts/{}/ack?by={}",
+            percent_encode(key),
+            percent_encode(by)
+        );
+        self.call(true, &path, None).await
+    }
+
     pub async fn abort(&self, id: u64) -> anyhow::Result<Result<Value, Refusal>> {
         self.call(true, &format!("/api/v1/windows/{id}/abort"), None)
             .await
@@ -265,6 +275,19 @@ pub async fn drain(base: &str, limit: Duration) -> bool {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     false
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters (a dedup key's `/` too).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// `01:30:05` from milliseconds.

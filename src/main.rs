@@ -124,6 +124,22 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Acknowledge a firing alert in a running daemon: its repeats and further on-call policy
+    /// steps stop until it resolves or turns critical.
+    ///
+    /// ALERT is its dedup key or its name (`api-down`, `queue-depth{queue="a"}`). Exit 0
+    /// acknowledged, 1 when the daemon refuses (no such firing alert) or cannot be reached.
+    Ack {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The daemon's base URL (default: the config's listen address).
+        #[arg(long)]
+        url: Option<String>,
+        /// Who acknowledges (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+        alert: String,
+    },
     /// Talk to a running daemon's validation windows.
     Window {
         #[command(flatten)]
@@ -296,6 +312,37 @@ fn main() -> ExitCode {
             url,
             action,
         } => window_command(&config, url, action),
+        Command::Ack {
+            config: ConfigArg { config },
+            url,
+            by,
+            alert,
+        } => {
+            let api = match api_for(&config, url) {
+                Ok(api) => api,
+                Err(code) => return ExitCode::from(code),
+            };
+            let by = by
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "warden ack".into());
+            match runtime().and_then(|rt| rt.block_on(api.ack(&alert, &by))) {
+                Ok(Ok(v)) => {
+                    println!(
+                        "acknowledged {} (by {by})",
+                        v["alert"].as_str().unwrap_or(&alert)
+                    );
+                    ExitCode::SUCCESS
+                }
+                Ok(Err(r)) => {
+                    eprintln!("warden: {} ({})", r.message, r.status);
+                    ExitCode::from(1)
+                }
+                Err(e) => {
+                    eprintln!("warden: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::NotifyTest {
             config: ConfigArg { config },
             notifier,

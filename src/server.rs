@@ -311,6 +311,9 @@ async fn route(
     if path == "/api/v1/windows" || path.starts_with("/api/v1/windows/") {
         return windows(req, shared).await;
     }
+    if path.starts_with("/api/v1/alerts/") && path.ends_with("/ack") {
+        return ack(req, shared).await;
+    }
     let req = &req;
     let known = matches!(
         path,
@@ -467,7 +470,7 @@ async fn windows(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Full<
                 }
             };
             window_command(shared, StatusCode::CREATED, |reply| {
-                crate::command::WindowCommand::Start { start, reply }
+                Command::Window(crate::command::WindowCommand::Start { start, reply })
             })
             .await
         }
@@ -479,11 +482,11 @@ async fn windows(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Full<
                 return json_error(StatusCode::BAD_REQUEST, "a window run id is a number");
             };
             window_command(shared, StatusCode::OK, |reply| {
-                crate::command::WindowCommand::Abort {
+                Command::Window(crate::command::WindowCommand::Abort {
                     id,
                     who: "the API".into(),
                     reply,
-                }
+                })
             })
             .await
         }
@@ -495,17 +498,70 @@ async fn windows(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Full<
     }
 }
 
+/// `POST /api/v1/alerts/KEY/ack[?by=NAME]`: acknowledges a firing alert (KEY: its dedup key or
+/// its name, percent-encoded); the token rules of reload apply.
+async fn ack(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Full<Bytes>> {
+    if req.method() != Method::POST {
+        return json_error(StatusCode::METHOD_NOT_ALLOWED, "ack accepts POST only");
+    }
+    if let Some(denied) = unauthorised(&req, shared) {
+        return denied;
+    }
+    let path = req.uri().path();
+    let raw = &path["/api/v1/alerts/".len()..path.len() - "/ack".len()];
+    let Some(key) = percent_decode(raw).filter(|k| !k.is_empty()) else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "the alert is not valid percent-encoded UTF-8",
+        );
+    };
+    let mut by = "the API".to_string();
+    for pair in req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=') {
+            Some(("by", v)) => match percent_decode(v) {
+                Some(v) if !v.is_empty() && v.len() <= 128 && !v.chars().any(char::is_control) => {
+                    by = v
+                }
+                _ => {
+                    return json_error(
+                        StatusCode::BAD_REQUEST,
+                        "by: 1 to 128 characters, no control characters",
+                    )
+                }
+            },
+            _ => {
+                return json_error(
+                    StatusCode::BAD_REQUEST,
+                    "unknown query parameter; known: by",
+                )
+            }
+        }
+    }
+    window_command(shared, StatusCode::OK, |reply| Command::Ack {
+        key,
+        by,
+        reply,
+    })
+    .await
+}
+
 /// Hands a window command to the daemon and answers with its reply.
 async fn window_command(
     shared: &Shared,
     ok: StatusCode,
-    command: impl FnOnce(crate::command::WindowReply) -> crate::command::WindowCommand,
+    command: impl FnOnce(crate::command::WindowReply) -> Command,
 ) -> Response<Full<Bytes>> {
     let Some(commands) = shared.commands.get() else {
         return json_error(StatusCode::SERVICE_UNAVAILABLE, "warden is starting");
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
-    if commands.send(Command::Window(command(tx))).await.is_err() {
+    if commands.send(command(tx)).await.is_err() {
         return json_error(StatusCode::SERVICE_UNAVAILABLE, "warden is shutting down");
     }
     match tokio::time::timeout(WINDOW_WAIT, rx).await {

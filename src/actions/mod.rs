@@ -96,6 +96,34 @@ pub struct Firing {
     /// How each hook went for this incident, by hook name, for `GET /api/v1/alerts`.
     #[serde(default)]
     pub hook_notes: BTreeMap<String, HookNote>,
+    /// The on-call policy's progress at the current severity (`None`: the plain route).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyProgress>,
+    /// Who acknowledged the incident: no repeats and no further policy steps until it
+    /// resolves or gets worse (to critical).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack: Option<Ack>,
+}
+
+/// How far an incident went through its policy's steps. Persisted: a restart neither repeats
+/// a step nor forgets one that is due.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyProgress {
+    pub name: String,
+    /// ms since the epoch: when the alert reached its current severity (steps count from here).
+    pub since: i64,
+    /// The steps sent, by index.
+    pub sent: BTreeSet<usize>,
+    /// ms since the epoch: when the incident was last sent (the base of `repeat`).
+    pub last_sent: i64,
+}
+
+/// An acknowledgement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    pub by: String,
+    /// RFC 3339.
+    pub at: String,
 }
 
 /// How a hook went for an incident, as `GET /api/v1/alerts` shows it on the alert.
@@ -346,6 +374,12 @@ impl Alerts {
                     "notified": f.notified,
                     "hooks": hook_list(f),
                 });
+                if let Some(ack) = &f.ack {
+                    alert["ack"] = serde_json::json!(ack);
+                }
+                if let Some(p) = &f.policy {
+                    alert["policy"] = serde_json::json!({"name": p.name, "steps_sent": p.sent});
+                }
                 if !id.labels.is_empty() {
                     alert["series"] = serde_json::json!(id.labels);
                 }
@@ -656,6 +690,85 @@ impl Alerts {
         plan
     }
 
+    /// Policy steps that came due, and repeats, for the firing unacknowledged incidents.
+    fn policy_steps(&mut self, now: Timestamp) -> Plan {
+        let ids: Vec<AlertId> = self
+            .records
+            .iter()
+            .filter(|(_, r)| {
+                r.firing
+                    .as_ref()
+                    .is_some_and(|f| f.policy.is_some() && f.ack.is_none())
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut plan = Plan::default();
+        for id in ids {
+            let Some(record) = self.records.get_mut(&id) else {
+                continue;
+            };
+            let Some(firing) = record.firing.as_mut() else {
+                continue;
+            };
+            let Some(progress) = firing.policy.as_mut() else {
+                continue;
+            };
+            let Some(policy) = self.alerting.policies.get(&progress.name) else {
+                continue;
+            };
+            let mut to = due_steps(policy, progress, now);
+            if let Some(every) = policy.repeat {
+                if now.as_millis() >= progress.last_sent + every.as_millis() as i64 {
+                    for n in &firing.notified {
+                        if !to.contains(n) {
+                            to.push(n.clone());
+                        }
+                    }
+                }
+            }
+            if to.is_empty() {
+                continue;
+            }
+            progress.last_sent = now.as_millis();
+            firing.notified.extend(to.iter().cloned());
+            let mut event = firing.event.clone();
+            event.at = now.to_rfc3339();
+            plan.records.push((id.clone(), record.clone()));
+            let to = self.existing(to, &id, &mut plan);
+            if !to.is_empty() {
+                plan.events.push((event, to));
+            }
+        }
+        plan
+    }
+
+    /// Acknowledges the firing incident named by `key` (its dedup key, or the alert as
+    /// people name it: `rule` or `rule{name="value"}`): its repeats and further policy steps
+    /// stop until it resolves or becomes critical. The plan persists it.
+    pub fn ack(&mut self, key: &str, by: &str, now: Timestamp) -> Result<(AlertId, Plan), String> {
+        let id = self
+            .records
+            .iter()
+            .find(|(id, r)| {
+                r.firing
+                    .as_ref()
+                    .is_some_and(|f| f.event.dedup_key == key || id.to_string() == key)
+            })
+            .map(|(id, _)| id.clone())
+            .ok_or_else(|| format!("no firing alert {key:?} (give its dedup key or its name, e.g. api-down or queue{{name=\"a\"}})"))?;
+        let record = self.records.get_mut(&id).expect("found above");
+        let firing = record.firing.as_mut().expect("firing, found above");
+        firing.ack = Some(Ack {
+            by: by.to_string(),
+            at: now.to_rfc3339(),
+        });
+        let plan = Plan {
+            records: vec![(id.clone(), record.clone())],
+            ..Plan::default()
+        };
+        Ok((id, plan))
+    }
+
     /// Ends the holds of `rules` (their window's run ended): pages they held go out at the
     /// next tick if the rules still fire.
     pub fn release(&mut self, rules: &[String]) {
@@ -680,13 +793,16 @@ impl Alerts {
             }
         }
         plan.extend(self.release_blocked(now));
+        plan.extend(self.policy_steps(now));
         for (id, record) in &self.records {
             let Some(firing) = &record.firing else {
                 continue;
             };
             let mut due = Vec::new();
             let route = self.alerting.route_of(&id.rule, firing.severity);
-            for name in firing.notified.iter().filter(|n| route.contains(n)) {
+            // Under a policy, everyone its steps told is on the route.
+            let on_route = |n: &String| firing.policy.is_some() || route.contains(n);
+            for name in firing.notified.iter().filter(|n| on_route(n)) {
                 let Some(every) = self.resend_every(name) else {
                     continue;
                 };
@@ -1026,7 +1142,22 @@ impl Alerts {
         mut event: Event,
         now: Timestamp,
     ) -> Plan {
-        let route = self.alerting.route_of(&alert.rule, severity).to_vec();
+        // With an on-call policy, the steps due now (no delay, within their hours) are the
+        // route; later ones are `tick`'s.
+        let policy = self.alerting.policy_of(&alert.rule, severity).cloned();
+        let (route, progress) = match &policy {
+            None => (self.alerting.route_of(&alert.rule, severity).to_vec(), None),
+            Some(p) => {
+                let mut progress = PolicyProgress {
+                    name: p.name.clone(),
+                    since: now.as_millis(),
+                    sent: BTreeSet::new(),
+                    last_sent: now.as_millis(),
+                };
+                let route = due_steps(p, &mut progress, now);
+                (route, Some(progress))
+            }
+        };
         let record = self.records.entry(alert.clone()).or_insert(AlertRecord {
             incident: 0,
             firing: None,
@@ -1059,7 +1190,11 @@ impl Alerts {
                 event.deploy = f.event.deploy.clone();
                 // Escalated to critical with nobody on the critical route: the warning reached
                 // someone, the critical does not.
-                if severity == Severity::Critical && f.severity != severity && route.is_empty() {
+                if severity == Severity::Critical
+                    && f.severity != severity
+                    && route.is_empty()
+                    && policy.is_none()
+                {
                     unrouted = Some(Self::unrouted(
                         &self.alerting,
                         alert,
@@ -1071,16 +1206,21 @@ impl Alerts {
                     Severity::Critical => Some(now.as_millis()),
                     Severity::Warning => None,
                 };
+                // Worse is news: an acknowledgement does not cover a critical.
+                if severity == Severity::Critical && f.severity != severity {
+                    f.ack = None;
+                }
                 f.severity = severity;
                 f.notified.extend(route.iter().cloned());
                 f.event = event;
+                f.policy = progress;
                 f
             }
             None => {
                 record.incident += 1;
                 event.since = now.to_rfc3339();
                 event.dedup_key = alert.dedup_key(&self.identity, record.incident);
-                if route.is_empty() {
+                if route.is_empty() && policy.is_none() {
                     unrouted = Some(Self::unrouted(
                         &self.alerting,
                         alert,
@@ -1096,6 +1236,8 @@ impl Alerts {
                     event,
                     hooks_done: BTreeSet::new(),
                     hook_notes: BTreeMap::new(),
+                    policy: progress,
+                    ack: None,
                 }
             }
         };
@@ -1277,6 +1419,32 @@ impl Alerts {
 }
 
 /// The alert's hooks in the order they ended: `[{"hook", "outcome", "reason"?, "at"}]`.
+/// The notifiers of `policy`'s steps due at `now` and not sent yet (marked sent in
+/// `progress`): their `after` passed since the alert reached its severity, and `now` is within
+/// their hours.
+fn due_steps(
+    policy: &crate::config::policy::Policy,
+    progress: &mut PolicyProgress,
+    now: Timestamp,
+) -> Vec<String> {
+    let mut to: Vec<String> = Vec::new();
+    for (i, step) in policy.steps.iter().enumerate() {
+        if progress.sent.contains(&i) {
+            continue;
+        }
+        let due = now.as_millis() >= progress.since + step.after.as_millis() as i64;
+        if due && step.hours.as_ref().is_none_or(|h| h.contains(now)) {
+            progress.sent.insert(i);
+            for n in &step.notify {
+                if !to.contains(n) {
+                    to.push(n.clone());
+                }
+            }
+        }
+    }
+    to
+}
+
 /// An event about a window run: alert `window/<name>{deploy="..."}`, the run's facts as
 /// labels (`window`, `service`, `deploy`, `version`, the start's labels), kind `Firing` (the
 /// caller changes what differs).

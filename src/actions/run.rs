@@ -130,6 +130,11 @@ enum Input {
     Reconfigure(Box<Config>),
     Deploy(String),
     Window(WindowCommand),
+    Ack {
+        key: String,
+        by: String,
+        reply: crate::command::WindowReply,
+    },
 }
 
 /// A canary step's weight hook ended.
@@ -163,6 +168,11 @@ impl Actions {
     /// Incidents opened by the transitions sent after this one name `deploy`.
     pub async fn set_deploy(&self, deploy: String) {
         let _ = self.tx.send(Input::Deploy(deploy)).await;
+    }
+
+    /// Acknowledges a firing alert; the reply comes once the acknowledgement is stored.
+    pub async fn ack(&self, key: String, by: String, reply: crate::command::WindowReply) {
+        let _ = self.tx.send(Input::Ack { key, by, reply }).await;
     }
 
     /// Starts or aborts a validation window; the command's reply says how it went once the
@@ -452,6 +462,18 @@ impl Driver {
                             Input::Window(command) => {
                                 self.execute(std::mem::take(&mut plan)).await;
                                 self.window_command(command, now).await;
+                            }
+                            Input::Ack { key, by, reply } => {
+                                self.execute(std::mem::take(&mut plan)).await;
+                                let answer = match self.alerts.ack(&key, &by, now) {
+                                    Ok((id, ack)) => {
+                                        self.execute(ack).await;
+                                        tracing::info!(alert = %id, %by, "alert acknowledged: no repeats or further policy steps until it resolves or turns critical");
+                                        Ok(serde_json::json!({"alert": id.to_string(), "acknowledged_by": by, "at": now.to_rfc3339()}))
+                                    }
+                                    Err(message) => Err(WindowError { status: 404, message }),
+                                };
+                                let _ = reply.send(answer);
                             }
                         }
                         taken += 1;

@@ -107,6 +107,9 @@ critical = { when = "> 2" }
         },
         rules: BTreeMap::new(),
         dependencies: BTreeMap::new(),
+        policies: BTreeMap::new(),
+        rule_policies: BTreeMap::new(),
+        severity_policies: Default::default(),
     };
     config
 }
@@ -1722,4 +1725,164 @@ fn a_dependency_never_holds_a_resolve_or_an_alert_already_firing_and_is_transiti
         sent(&held)
     );
     assert_eq!(a.view()["blocked"][0]["blocked_by"][0], "api-down");
+}
+
+fn policy_config(policy: crate::config::policy::Policy) -> Config {
+    let mut config = config();
+    config
+        .alerting
+        .rule_policies
+        .insert("api-down".into(), policy.name.clone());
+    config.alerting.policies.insert(policy.name.clone(), policy);
+    config
+}
+
+fn step(after: u64, notify: &[&str]) -> crate::config::policy::PolicyStep {
+    crate::config::policy::PolicyStep {
+        after: Duration::from_secs(after),
+        notify: names(notify),
+        hours: None,
+    }
+}
+
+/// A UTC time as warden's clock reads it.
+fn utc(text: &str) -> Timestamp {
+    let ts: jiff::Timestamp = text.parse().unwrap();
+    Timestamp(ts.as_millisecond())
+}
+
+#[test]
+fn a_p1_policy_tells_chat_now_and_pages_if_still_firing_after_15_minutes_unless_acked() {
+    let p1 = crate::config::policy::Policy {
+        name: "P1".into(),
+        steps: vec![step(0, &["chat"]), step(15 * 60, &["pager"])],
+        repeat: None,
+    };
+    let config = policy_config(p1);
+    let mut a = fresh(&config);
+    let fire = a.transition(
+        &tr("api-down", State::Ok, State::Critical, Some(0.0), at(0)),
+        at(0),
+    );
+    assert_eq!(sent(&fire)[0].3, names(&["chat"]));
+    assert!(fire.unrouted.is_empty());
+    let key = fire.events[0].0.dedup_key.clone();
+    assert!(a.tick(at(15 * 60 - 1)).events.is_empty());
+    let page = a.tick(at(15 * 60));
+    assert_eq!(
+        sent(&page),
+        [(
+            EventKind::Firing,
+            Severity::Critical,
+            key.clone(),
+            names(&["pager"])
+        )]
+    );
+    assert!(a.tick(at(20 * 60)).events.is_empty(), "each step once");
+    // A restart keeps the progress: nothing is sent again.
+    let records: BTreeMap<AlertId, AlertRecord> = page.records.into_iter().collect();
+    let (mut b, _) = Alerts::new(&config, records, ident(), at(21 * 60));
+    assert!(b.tick(at(21 * 60)).events.is_empty());
+    let ok = b.transition(
+        &tr(
+            "api-down",
+            State::Critical,
+            State::Ok,
+            Some(1.0),
+            at(22 * 60),
+        ),
+        at(22 * 60),
+    );
+    assert_eq!(sent(&ok)[0].3, names(&["chat", "pager"]));
+
+    // Acknowledged at 5 minutes: the 15-minute page never goes out.
+    let mut a = fresh(&config);
+    a.transition(
+        &tr("api-down", State::Ok, State::Critical, Some(0.0), at(0)),
+        at(0),
+    );
+    let (id, plan) = a.ack("api-down", "alice", at(5 * 60)).unwrap();
+    assert_eq!(id, AlertId::rule("api-down"));
+    assert_eq!(plan.records.len(), 1, "the ack is persisted");
+    assert!(a.tick(at(16 * 60)).events.is_empty());
+    assert_eq!(a.view()["alerts"][0]["ack"]["by"], "alice");
+    assert!(a.ack("nope", "alice", at(1)).is_err());
+}
+
+#[test]
+fn repeats_go_to_everyone_told_until_acknowledged_and_a_critical_needs_a_new_ack() {
+    let policy = crate::config::policy::Policy {
+        name: "loud".into(),
+        steps: vec![step(0, &["chat"])],
+        repeat: Some(Duration::from_secs(3600)),
+    };
+    let mut config = policy_config(policy);
+    config
+        .alerting
+        .rule_policies
+        .insert("api-slow".into(), "loud".into());
+    let mut a = fresh(&config);
+    a.transition(
+        &tr("api-slow", State::Ok, State::Warning, Some(1.5), at(0)),
+        at(0),
+    );
+    assert!(a.tick(at(3599)).events.is_empty());
+    let repeat = a.tick(at(3600));
+    assert_eq!(sent(&repeat)[0].3, names(&["chat"]));
+    a.ack("api-slow", "bob", at(3700)).unwrap();
+    assert!(
+        a.tick(at(7300)).events.is_empty(),
+        "acknowledged: no repeat"
+    );
+    // Worse: critical clears the ack, the policy starts again at the new severity.
+    let worse = a.transition(
+        &tr(
+            "api-slow",
+            State::Warning,
+            State::Critical,
+            Some(3.0),
+            at(7400),
+        ),
+        at(7400),
+    );
+    assert_eq!(sent(&worse)[0].3, names(&["chat"]));
+    assert!(a.view()["alerts"][0].get("ack").is_none());
+    assert_eq!(sent(&a.tick(at(7400 + 3600)))[0].3, names(&["chat"]));
+}
+
+#[test]
+fn a_business_hours_step_waits_across_the_weekend_and_a_dst_change() {
+    let mut office = step(0, &["chat"]);
+    office.hours = Some(crate::config::policy::Hours {
+        days: [true, true, true, true, true, false, false],
+        from: 9 * 60,
+        to: 18 * 60,
+        tz: "Europe/Berlin".into(),
+    });
+    let p2 = crate::config::policy::Policy {
+        name: "P2".into(),
+        steps: vec![office],
+        repeat: None,
+    };
+    let config = policy_config(p2);
+    let mut a = fresh(&config);
+    // Friday 2026-03-27 19:00 Berlin: after hours.
+    let friday = utc("2026-03-27T18:00:00Z");
+    let fire = a.transition(
+        &tr("api-down", State::Ok, State::Critical, Some(0.0), friday),
+        friday,
+    );
+    assert!(fire.events.is_empty(), "nobody until office hours");
+    assert_eq!(fire.records.len(), 1, "the incident is open and recorded");
+    // The weekend passes (and the clocks go forward on Sunday): still nobody.
+    for t in [
+        "2026-03-28T09:00:00Z",
+        "2026-03-29T08:00:00Z",
+        "2026-03-30T06:59:00Z",
+    ] {
+        assert!(a.tick(utc(t)).events.is_empty(), "{t}");
+    }
+    // Monday 09:00 CEST = 07:00 UTC.
+    let monday = a.tick(utc("2026-03-30T07:00:00Z"));
+    assert_eq!(sent(&monday)[0].3, names(&["chat"]));
 }

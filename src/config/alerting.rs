@@ -143,6 +143,9 @@ impl Catalog {
             route,
             rules,
             dependencies: BTreeMap::new(),
+            policies: BTreeMap::new(),
+            rule_policies: BTreeMap::new(),
+            severity_policies: Default::default(),
         }
     }
 }

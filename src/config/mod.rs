@@ -19,6 +19,7 @@ pub mod hook;
 mod load;
 pub mod model;
 pub mod notifier;
+pub mod policy;
 mod raw;
 pub mod slo;
 #[cfg(test)]

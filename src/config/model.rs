@@ -121,6 +121,12 @@ pub struct AlertingConfig {
     /// `depends_on` of each rule that has one: rule → the rules it depends on (existing, no
     /// cycle).
     pub dependencies: BTreeMap<String, Vec<String>>,
+    /// Every `[[policy]]` by name.
+    pub policies: BTreeMap<String, super::policy::Policy>,
+    /// Rules' own `policy`, by rule.
+    pub rule_policies: BTreeMap<String, String>,
+    /// `[alerting] policy`: the default per severity.
+    pub severity_policies: super::policy::SeverityPolicies,
 }
 
 impl AlertingConfig {
@@ -140,6 +146,16 @@ impl AlertingConfig {
             .and_then(|r| r.route.as_ref())
             .unwrap_or(&self.route);
         route.at(severity)
+    }
+
+    /// The on-call policy of a rule's alert at `severity`, if any: the rule's own, else the
+    /// severity's default. Without one, the plain route applies.
+    pub fn policy_of(&self, rule: &str, severity: Severity) -> Option<&super::policy::Policy> {
+        let name = self
+            .rule_policies
+            .get(rule)
+            .or_else(|| self.severity_policies.at(severity))?;
+        self.policies.get(name)
     }
 
     /// The hooks a rule fires, in the order it lists them.

@@ -215,6 +215,7 @@ raw_table! {
         notifier: Vec<Spanned<RawNotifier>>,
         hook: Vec<Spanned<RawHook>>,
         window: Vec<Spanned<RawWindow>>,
+        policy: Vec<Spanned<RawPolicy>>,
         slo: Vec<Spanned<RawSlo>>,
     }
 }
@@ -320,6 +321,35 @@ raw_table! {
         notify: Spanned<RawNotify>,
         hooks: Spanned<Vec<Spanned<RawHookTrigger>>>,
         depends_on: NameList,
+        policy: Spanned<String>,
+    }
+}
+
+raw_table! {
+    /// `[[policy]]`: an on-call policy, steps and a repeat.
+    pub struct RawPolicy {
+        name: Spanned<String>,
+        repeat: Spanned<String>,
+        step: Vec<Spanned<RawPolicyStep>>,
+    }
+}
+
+raw_table! {
+    /// `[[policy.step]]`: who is told, after how long, in which hours.
+    pub struct RawPolicyStep {
+        after: Spanned<String>,
+        notify: NameList,
+        hours: Spanned<RawHours>,
+    }
+}
+
+raw_table! {
+    /// A step's `hours = { days = "mon-fri", from = "09:00", to = "18:00", tz = "..." }`.
+    pub struct RawHours {
+        days: Spanned<String>,
+        from: Spanned<String>,
+        to: Spanned<String>,
+        tz: Spanned<String>,
     }
 }
 
@@ -389,6 +419,7 @@ raw_table! {
         instance: Spanned<String>,
         warning: NameList,
         critical: NameList,
+        policy: Spanned<StringMap>,
     }
 }
 

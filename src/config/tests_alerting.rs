@@ -291,6 +291,9 @@ fn good_alerting_fixture_compiles_to_exactly_this() {
         route: route(&["chat"], &["chat", "oncall"]),
         rules,
         dependencies: BTreeMap::new(),
+        policies: BTreeMap::new(),
+        rule_policies: BTreeMap::new(),
+        severity_policies: Default::default(),
     };
     // Field by field first, for a readable failure.
     assert_eq!(config.alerting.notifiers, want.notifiers);

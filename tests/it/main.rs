@@ -20,6 +20,7 @@ mod imitation;
 mod metrics;
 mod metrics_matcher;
 mod notifiers;
+mod oncall;
 mod outbox;
 mod paging;
 mod probes;

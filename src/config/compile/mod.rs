@@ -290,6 +290,26 @@ pub(crate) fn compile(
 
     retry_attempts(&mut checks, &rules);
     let dependencies = c.dependencies(files, &rules);
+    let mut policies = BTreeMap::new();
+    for (index, unit) in files.iter().enumerate() {
+        let Some(raw) = &unit.raw else { continue };
+        c.file = index;
+        for raw_policy in raw.policy.iter().flatten() {
+            if let Some(p) = c.policy(raw_policy, &catalog) {
+                if policies.contains_key(&p.name) {
+                    let span = raw_policy
+                        .get_ref()
+                        .name
+                        .as_ref()
+                        .map_or(raw_policy.span(), Spanned::span);
+                    c.error(span, format!("duplicate policy name {:?}", p.name));
+                } else {
+                    policies.insert(p.name.clone(), p);
+                }
+            }
+        }
+    }
+    let (rule_policies, severity_policies) = c.policy_choices(files, &policies);
 
     let mut windows: Vec<super::window::WindowConfig> = Vec::new();
     let mut window_names: HashMap<String, Defined> = HashMap::new();
@@ -346,6 +366,9 @@ pub(crate) fn compile(
                         catalog.into_config(settings.dry_run, settings.route, rule_actions);
                     alerting.instance = settings.instance;
                     alerting.dependencies = dependencies;
+                    alerting.policies = policies;
+                    alerting.rule_policies = rule_policies;
+                    alerting.severity_policies = severity_policies;
                     alerting
                 },
                 slos,
@@ -882,8 +905,12 @@ impl Compiler<'_> {
 /// `unknown check "apii"; known checks: "api", ...`: the known names of a kind (`check`,
 /// `notifier`, `hook`), closest first.
 pub(super) fn unknown_name_message(what: &str, wanted: &str, known: &[String]) -> String {
+    let whats = match what.strip_suffix('y') {
+        Some(stem) => format!("{stem}ies"),
+        None => format!("{what}s"),
+    };
     if known.is_empty() {
-        return format!("unknown {what} {wanted:?}; no {what}s are defined");
+        return format!("unknown {what} {wanted:?}; no {whats} are defined");
     }
     let mut ranked: Vec<(usize, usize, &String)> = known
         .iter()
@@ -897,7 +924,7 @@ pub(super) fn unknown_name_message(what: &str, wanted: &str, known: &[String]) -
         .map(|(_, _, n)| format!("{n:?}"))
         .collect();
     let mut message = format!(
-        "unknown {what} {wanted:?}; known {what}s: {}",
+        "unknown {what} {wanted:?}; known {whats}: {}",
         shown.join(", ")
     );
     if known.len() > 5 {

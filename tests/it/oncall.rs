@@ -1,0 +1,148 @@
+//! On-call policies through the real daemon: steps (tell chat now, page if still firing and
+//! unacknowledged after a delay) and `warden ack`, to real receivers. The timing of steps,
+//! repeats and business hours across a weekend and a DST change is the unit tests'
+//! (controllable clock, `src/actions/tests.rs`, `src/config/policy.rs`).
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::daemon::{warden_within, Daemon};
+use crate::harness::receiver::Receiver;
+use crate::paging::wait;
+use crate::target::HttpTarget;
+
+fn config(chat: &str, pager: &str, target: &str) -> String {
+    format!(
+        r#"
+[[notifier]]
+name = "chat"
+kind = "webhook"
+url = "{chat}"
+
+[[notifier]]
+name = "pager"
+kind = "webhook"
+url = "{pager}"
+
+[[policy]]
+name = "P1"
+[[policy.step]]
+notify = ["chat"]
+[[policy.step]]
+after = "3s"
+notify = ["pager"]
+
+[[check]]
+name = "api"
+kind = "http"
+url = "{target}"
+interval = "200ms"
+timeout = "150ms"
+
+[[rule]]
+name = "api-down"
+check = "api"
+critical = {{ when = "< 1" }}
+policy = "P1"
+"#
+    )
+}
+
+fn firing(r: &Receiver) -> Vec<serde_json::Value> {
+    r.accepted()
+        .into_iter()
+        .filter(|b| b["status"] == "firing")
+        .collect()
+}
+
+#[test]
+fn a_p1_alert_tells_chat_at_once_and_pages_when_still_firing_unacknowledged() {
+    let target = HttpTarget::start();
+    target.set_json("/health", 500, json!({}));
+    let (chat, pager) = (Receiver::start(), Receiver::start());
+    let d = Daemon::start(&config(&chat.url(), &pager.url(), &target.url("/health")));
+    let told = wait(Duration::from_secs(10), "chat", || {
+        firing(&chat).into_iter().next()
+    });
+    let paged = wait(
+        Duration::from_secs(15),
+        "the escalation to the pager",
+        || firing(&pager).into_iter().next(),
+    );
+    assert_eq!(paged["dedup_key"], told["dedup_key"], "one incident");
+    let (_, _, body) = crate::daemon::get(&d.url("/api/v1/alerts")).unwrap();
+    let alerts: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(alerts["alerts"][0]["policy"]["steps_sent"], json!([0, 1]));
+    // Both hear the resolve.
+    target.set_json("/health", 200, json!({}));
+    for r in [&chat, &pager] {
+        wait(Duration::from_secs(10), "the resolve", || {
+            r.accepted().into_iter().find(|b| b["status"] == "resolved")
+        });
+    }
+}
+
+#[test]
+fn an_acknowledged_alert_is_not_escalated() {
+    let target = HttpTarget::start();
+    target.set_json("/health", 500, json!({}));
+    let (chat, pager) = (Receiver::start(), Receiver::start());
+    let d = Daemon::start(&config(&chat.url(), &pager.url(), &target.url("/health")));
+    wait(Duration::from_secs(10), "chat", || {
+        firing(&chat).into_iter().next()
+    });
+    let out = warden_within(
+        &[
+            "ack",
+            "-c",
+            d.config_path().to_str().unwrap(),
+            "--by",
+            "alice",
+            "api-down",
+        ],
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("acknowledged api-down (by alice)"),
+        "{stdout}"
+    );
+    // Past the 3 s step: the alert stays acknowledged with only its first step sent.
+    let alert = wait(
+        Duration::from_secs(15),
+        "the escalation time to pass",
+        || {
+            let (_, _, body) = crate::daemon::get(&d.url("/api/v1/alerts")).ok()?;
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            let since = v["alerts"][0]["since"].as_str()?.to_string();
+            let started = humantime::parse_rfc3339(&since).ok()?;
+            let elapsed = warden::clock::Clock::system().now().as_millis()
+                - started
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()?
+                    .as_millis() as i64;
+            (elapsed > 5_000).then_some(v["alerts"][0].clone())
+        },
+    );
+    assert_eq!(alert["ack"]["by"], "alice");
+    assert_eq!(alert["policy"]["steps_sent"], json!([0]));
+    assert!(
+        pager.accepted().is_empty(),
+        "acknowledged: the pager was not woken"
+    );
+    // An unknown alert is refused.
+    let out = warden_within(
+        &["ack", "-c", d.config_path().to_str().unwrap(), "nope"],
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no firing alert \"nope\""));
+}
