@@ -523,11 +523,14 @@ raw_table! {
 }
 
 raw_table! {
-    /// One entry of a rule's `hooks = [{ hook = "...", on = "critical", after = "5m" }]`.
+    /// One entry of a rule's `hooks = [{ hook = "...", on = "critical", after = "5m" }]`,
+    /// optionally guarded: `confirm = ["api-health"]`, `verify = "10m"`.
     pub struct RawHookTrigger {
         hook: Spanned<String>,
         on: Spanned<String>,
         after: Spanned<String>,
+        confirm: NameList,
+        verify: Spanned<String>,
     }
 }
 
