@@ -48,6 +48,8 @@
 //!                                  # [] : none; without notify: [alerting]'s route
 //! hooks = [{ hook = "rollback-api", on = "critical", after = "5m" }] # on: warning | critical
 //!                                  # (default critical), after: default 0s; a hook once per rule
+//!                                  # guarded: confirm = ["api-health"] (other rules at `on`),
+//!                                  # verify = "10m" (page "did not help" if still firing then)
 //!
 //! [[slo]]                          # name, then the SLI: check = "api" (each probe an
 //! name = "api-availability"        # event, good when up) or good and total (counter
