@@ -126,6 +126,12 @@ pub struct HookOutcome {
     /// warden/api-down/1)`). Absent from payloads otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// Set when the hook ran (successfully) for the incident and its `verify` time passed
+    /// with the alert still firing: what was found, for people (`ran at ... and did not help:
+    /// api-errors still critical 10m later; not run again for this incident`). Absent from
+    /// payloads otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_helped: Option<String>,
 }
 
 /// The longest instance name.

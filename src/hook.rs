@@ -244,6 +244,7 @@ pub async fn run(
             timed_out: false,
             duration_seconds: 0.0,
             skipped: None,
+            not_helped: None,
         },
         argv: argv.clone(),
         env_names,
@@ -395,9 +396,31 @@ pub fn skipped_event(
         timed_out: false,
         duration_seconds: 0.0,
         skipped: Some(reason.to_string()),
+        not_helped: None,
     };
     let description = format!("{} not run for this incident: {reason}", hook.name);
     outcome_event(trigger, outcome, description, at)
+}
+
+/// The page that says a hook ran for the trigger's incident and did not help: the alert still
+/// fires its `verify` time after the run (`finding` says what was found). Unlike a run's
+/// outcome it is a page, under the incident's own dedup key: a pager updates the open
+/// incident (and the alert's resolve closes it), a chat shows "DID NOT HELP".
+pub fn not_helped_event(trigger: &Event, hook: &HookConfig, finding: &str, at: Timestamp) -> Event {
+    let outcome = HookOutcome {
+        hook: hook.name.clone(),
+        command: hook.display_command(),
+        dry_run: false,
+        exit_code: Some(0),
+        timed_out: false,
+        duration_seconds: 0.0,
+        skipped: None,
+        not_helped: Some(finding.to_string()),
+    };
+    let description = format!("{} {finding}", hook.name);
+    let mut event = outcome_event(trigger, outcome, description, at);
+    event.dedup_key = trigger.dedup_key.clone();
+    event
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@
 //! Everything here is synchronous and pure: the driver (`run`) passes `now`, commits each
 //! [`Plan`] (records and events in one transaction) and then starts its hook jobs.
 
+mod guarded;
 mod run;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -137,6 +138,38 @@ pub struct HookNote {
     pub reason: Option<String>,
     /// RFC 3339: when it ended, or was skipped.
     pub at: String,
+    /// After a successful run of a hook with `verify`: whether the alert resolved in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Verification>,
+}
+
+/// Whether a hook that ran helped: the alert must resolve by `until`. Kept in the alert's
+/// record, so a restart during the verify time still verifies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verification {
+    /// Milliseconds since the epoch: the alert must have resolved by then.
+    pub until: i64,
+    pub outcome: VerifyOutcome,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyOutcome {
+    /// The verify time has not passed (or it passed while nobody saw the alert).
+    Pending,
+    /// The alert still fired at `until`: "did not help" was paged; the hook does not run
+    /// again for the incident. (An alert that resolved in time has no note left to show: its
+    /// incident is over.)
+    NotHelped,
+}
+
+impl VerifyOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyOutcome::Pending => "pending",
+            VerifyOutcome::NotHelped => "not_helped",
+        }
+    }
 }
 
 /// What the driver must do, in this order: commit `records` and `events` together, then
@@ -818,6 +851,7 @@ impl Alerts {
                 plan.events.push((event, due));
             }
         }
+        plan.extend(self.due_verifies(now));
         plan.extend(self.due_hooks(now, None));
         plan
     }
@@ -840,6 +874,7 @@ impl Alerts {
         {
             self.busy.remove(hook);
         }
+        let result = self.verifying(alert, hook, result, now);
         let mut plan = self.hook_recorded(alert, incident, hook, result);
         plan.extend(self.due_hooks(now, None));
         plan
@@ -904,7 +939,7 @@ impl Alerts {
             .get(alert)
             .and_then(|r| r.firing.as_ref())
             .is_some_and(|f| f.hooks_done.contains(hook));
-        if done || !self.still_firing(alert, incident, trigger.on) {
+        if done || !self.still_firing(alert, incident, trigger.on) || !self.confirmed(trigger) {
             return None;
         }
         self.alerting.hook(hook).cloned()
@@ -1353,7 +1388,8 @@ impl Alerts {
                     continue;
                 };
                 let due = Timestamp::from_millis(level_since).max(seen_since) + trigger.after;
-                if now < due {
+                // Unconfirmed, it waits; it is due at once when the confirmation comes.
+                if now < due || !self.confirmed(trigger) {
                     continue;
                 }
                 let ready = match progress(&self.hooks, &trigger.hook) {
@@ -1489,6 +1525,12 @@ fn hook_list(f: &Firing) -> Vec<serde_json::Value> {
             let mut v = serde_json::json!({ "hook": hook, "outcome": note.outcome, "at": note.at });
             if let Some(reason) = &note.reason {
                 v["reason"] = serde_json::json!(reason);
+            }
+            if let Some(verify) = &note.verify {
+                v["verify"] = serde_json::json!({
+                    "outcome": verify.outcome.as_str(),
+                    "until": Timestamp::from_millis(verify.until).to_rfc3339(),
+                });
             }
             v
         })

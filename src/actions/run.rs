@@ -1035,6 +1035,7 @@ async fn run_job(
                     outcome: run.result().to_string(),
                     reason: run.error.clone(),
                     at: event.at.clone(),
+                    verify: None,
                 };
                 notify_outcome(&outbox, event, notify, &metrics, &shutdown).await;
                 HookResult::Done(Some(note))
@@ -1059,6 +1060,7 @@ async fn run_job(
                     outcome: "skipped".into(),
                     reason: Some(why),
                     at: now.to_rfc3339(),
+                    verify: None,
                 }))
             }
             // The stage hands a hook to one job at a time, so the store failed or still holds

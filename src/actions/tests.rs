@@ -127,6 +127,8 @@ fn trigger(hook: &str, on: Severity, after: u64) -> HookTrigger {
         hook: hook.into(),
         on,
         after: Duration::from_secs(after),
+        confirm: Vec::new(),
+        verify: None,
     }
 }
 
@@ -1184,11 +1186,13 @@ fn how_each_hook_went_is_kept_on_the_alert() {
         outcome: "success".into(),
         reason: None,
         at: at(1).to_rfc3339(),
+        verify: None,
     };
     let skipped = HookNote {
         outcome: "skipped".into(),
         reason: Some("cooldown until 2027-01-15T08:00:00.000Z (last run ended 2027-01-14T08:00:00.000Z, for warden/api-down/0)".into()),
         at: at(2).to_rfc3339(),
+        verify: None,
     };
     let plan = a.hook_finished(
         &id("api-down"),

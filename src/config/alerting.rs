@@ -421,8 +421,31 @@ impl Compiler<'_> {
                 None => Some(Duration::ZERO),
                 Some(v) => self.duration(v, "after", Duration::ZERO),
             };
-            if let (Some(hook), Some(on), Some(after)) = (hook, on, after) {
-                hooks.push(HookTrigger { hook, on, after });
+            // Whether the confirming rules exist is known only once every rule and SLO is
+            // compiled: `confirm_refs` checks that.
+            let mut confirm: Vec<String> = Vec::new();
+            for v in t.confirm.iter().flat_map(|l| l.get_ref()) {
+                if confirm.contains(v.get_ref()) {
+                    self.error(
+                        v.span(),
+                        format!("rule {:?} is listed twice in confirm", v.get_ref()),
+                    );
+                } else {
+                    confirm.push(v.get_ref().clone());
+                }
+            }
+            let verify = match &t.verify {
+                None => Some(None),
+                Some(v) => self.duration(v, "verify", Duration::from_secs(1)).map(Some),
+            };
+            if let (Some(hook), Some(on), Some(after), Some(verify)) = (hook, on, after, verify) {
+                hooks.push(HookTrigger {
+                    hook,
+                    on,
+                    after,
+                    confirm,
+                    verify,
+                });
             }
         }
         let route = route?;
@@ -430,6 +453,33 @@ impl Compiler<'_> {
             return None;
         }
         Some((route.is_some() || !hooks.is_empty()).then_some(RuleActions { route, hooks }))
+    }
+
+    /// The `confirm` lists of the hooks of rule (or SLO) `owner`: each names another rule or
+    /// SLO (`rules`, every one compiled). An unknown name is reported only when every file was
+    /// parsed.
+    pub(super) fn confirm_refs(
+        &mut self,
+        owner: &str,
+        hook_list: Option<&Spanned<Vec<Spanned<RawHookTrigger>>>>,
+        rules: &[String],
+        complete: bool,
+    ) {
+        let entries = hook_list.iter().flat_map(|l| l.get_ref());
+        for v in entries.flat_map(|e| e.get_ref().confirm.iter().flat_map(|l| l.get_ref())) {
+            let name = v.get_ref();
+            if name == owner {
+                self.error(
+                    v.span(),
+                    format!(
+                        "rule {name:?} cannot confirm its own hook: confirm names a second, \
+                         independent rule (e.g. the service's health check)"
+                    ),
+                );
+            } else if !rules.contains(name) && complete {
+                self.error(v.span(), unknown_name_message("rule", name, rules));
+            }
+        }
     }
 
     /// `notify = ["a"]` (both levels) or `notify = { warning = [...], critical = [...] }`.

@@ -210,6 +210,15 @@ pub struct HookTrigger {
     /// How long the alert must have been at `on` or worse, without interruption, before the
     /// hook runs ("still critical after 5 minutes"); zero runs it at once.
     pub after: Duration,
+    /// Rules that must agree (`confirm = ["api-health"]`): the hook runs only while an alert
+    /// of each of them is also at `on` or worse, as this process saw it; until then it
+    /// waits, its `after` still counted from its own alert. Empty: no confirmation needed
+    /// (always empty for a window's hooks).
+    pub confirm: Vec<String>,
+    /// `verify = "10m"`: after a successful run, the alert must resolve within this long;
+    /// if it still fires then, its notifiers are paged that the hook did not help, and the
+    /// hook is not run again for the incident. `None`: no verification.
+    pub verify: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -48,6 +48,8 @@
 //!                                  # [] : none; without notify: [alerting]'s route
 //! hooks = [{ hook = "rollback-api", on = "critical", after = "5m" }] # on: warning | critical
 //!                                  # (default critical), after: default 0s; a hook once per rule
+//!                                  # guarded: confirm = ["api-health"] (other rules at `on`),
+//!                                  # verify = "10m" (page "did not help" if still firing then)
 //! depends_on = ["postgres-down"]   # while one of these (or what they depend on) fires, this
 //!                                  # rule is evaluated but its new pages are held
 //!
@@ -557,11 +559,14 @@ raw_table! {
 }
 
 raw_table! {
-    /// One entry of a rule's `hooks = [{ hook = "...", on = "critical", after = "5m" }]`.
+    /// One entry of a rule's `hooks = [{ hook = "...", on = "critical", after = "5m" }]`,
+    /// optionally guarded: `confirm = ["api-health"]`, `verify = "10m"`.
     pub struct RawHookTrigger {
         hook: Spanned<String>,
         on: Spanned<String>,
         after: Spanned<String>,
+        confirm: NameList,
+        verify: Spanned<String>,
     }
 }
 

@@ -79,6 +79,8 @@ fn trigger(hook: &str, on: Severity, after: Duration) -> HookTrigger {
         hook: hook.into(),
         on,
         after,
+        confirm: Vec::new(),
+        verify: None,
     }
 }
 

@@ -565,6 +565,8 @@ impl Compiler<'_> {
                     hook,
                     on: severity_,
                     after: Duration::ZERO,
+                    confirm: Vec::new(),
+                    verify: None,
                 });
             }
         }

@@ -175,6 +175,8 @@ pub fn labels(event: &Event, severity: Severity) -> BTreeMap<String, String> {
             out.insert("hook".into(), hook.hook.clone());
             let outcome = if hook.skipped.is_some() {
                 "skipped"
+            } else if hook.not_helped.is_some() {
+                "not_helped"
             } else if hook.dry_run {
                 "dry_run"
             } else if hook.timed_out {

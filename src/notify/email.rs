@@ -273,6 +273,8 @@ pub fn render(event: &Event, notifier: &str, domain: &str) -> RenderedEmail {
         );
         if let Some(reason) = &hook.skipped {
             field("Not run", reason.clone());
+        } else if let Some(finding) = &hook.not_helped {
+            field("Not helped", finding.clone());
         } else {
             field(
                 "Exit code",

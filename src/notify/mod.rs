@@ -270,6 +270,9 @@ pub(crate) fn hook_line(event: &Event, hook: &HookOutcome) -> (bool, String) {
     if let Some(reason) = &hook.skipped {
         return (true, format!("{who} not run: {reason}"));
     }
+    if let Some(finding) = &hook.not_helped {
+        return (true, format!("{who} {finding}"));
+    }
     if hook.dry_run {
         return (
             false,
@@ -335,6 +338,8 @@ pub(crate) fn headline(event: &Event) -> Headline {
                 let (label, tone) = match (failed, h.dry_run) {
                     // The incident goes on without what the hook was for (a rollback).
                     _ if h.skipped.is_some() => ("HOOK NOT RUN", Tone::Failed),
+                    // A page: the incident goes on although the hook (a rollback) ran.
+                    _ if h.not_helped.is_some() => ("DID NOT HELP", Tone::Critical),
                     (true, _) => ("HOOK FAILED", Tone::Failed),
                     (false, true) => ("HOOK DRY RUN", Tone::Info),
                     (false, false) => ("HOOK", Tone::Info),

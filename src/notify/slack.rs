@@ -166,6 +166,8 @@ fn fields(event: &Event) -> Vec<(&'static str, String)> {
         out.push(("Command", format!("`{}`", escape(&hook.command))));
         if let Some(reason) = &hook.skipped {
             out.push(("Not run", escape(reason)));
+        } else if let Some(finding) = &hook.not_helped {
+            out.push(("Did not help", escape(finding)));
         } else {
             let exit = match (hook.dry_run, hook.timed_out, hook.exit_code) {
                 (true, _, _) => "dry run, not run".to_string(),

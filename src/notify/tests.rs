@@ -112,6 +112,7 @@ fn headlines_read_at_3am() {
         "resolved",
         "hook",
         "hook-skipped",
+        "hook-not-helped",
         "test",
     ]
     .iter()
@@ -141,6 +142,9 @@ fn headlines_read_at_3am() {
         hook-skipped: HOOK NOT RUN: rollback for redis-memory not run: cooldown until 2026-11-22T08:10:00.000Z (last run ended 2026-11-21T08:10:00.000Z, for warden/redis-memory/1795248000000)
           slack: ❌ HOOK NOT RUN: rollback for redis-memory not run: cooldown until 2026-11-22T08:10:00.000Z (last run ended 2026-11-21T08:10:00.000Z, for warden/redis-memory/1795248000000)
           email: [HOOK NOT RUN] rollback for redis-memory not run: cooldown until 2026-11-22T08:10:00.000Z (last run ended 2026-11-21T08:10:00.000Z, for warden/redis-memory/1795248000000)
+        hook-not-helped: DID NOT HELP: rollback for redis-memory ran at 2026-11-21T23:35:00.000Z and did not help: redis-memory is still critical at 2026-11-21T23:45:00.000Z; not run again for this incident
+          slack: 🔴 DID NOT HELP: rollback for redis-memory ran at 2026-11-21T23:35:00.000Z and did not help: redis-memory is still critical at 2026-11-21T23:45:00.000Z; not run again for this incident
+          email: [DID NOT HELP] rollback for redis-memory ran at 2026-11-21T23:35:00.000Z and did not help: redis-memory is still critical at 2026-11-21T23:45:00.000Z; not run again for this incident
         test: TEST: warden-test on warden — a test page from warden, no action needed
           slack: 🧪 TEST: warden-test on warden — a test page from warden, no action needed
           email: [TEST] warden-test on warden: a test page from warden, no action needed"#]]

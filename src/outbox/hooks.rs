@@ -205,6 +205,7 @@ fn interrupted_event(r: &HookRunRecord, now: Timestamp) -> Event {
         timed_out: false,
         duration_seconds: now.since(r.started_at).as_secs_f64(),
         skipped: None,
+        not_helped: None,
     };
     let run = HookRun {
         outcome,

@@ -239,6 +239,8 @@ fn pure_stages_do_no_io_and_read_no_clock() {
         "config/hook",
         // The alert stage's reconciliation (`Alerts`); its driver is `actions/run.rs`.
         "actions/mod",
+        // Guarded hooks (confirm, verify): part of `Alerts`.
+        "actions/guarded",
         "window/mod",
         "promql",
         "series",

@@ -288,6 +288,30 @@ pub(crate) fn compile(
         }
     }
 
+    // A hook's `confirm` names another rule or SLO, defined anywhere.
+    let mut names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
+    names.extend(
+        rule_names
+            .keys()
+            .filter(|n| !names.contains(n))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    for (index, unit) in files.iter().enumerate() {
+        let Some(raw) = &unit.raw else { continue };
+        c.file = index;
+        for r in raw.rule.iter().flatten().map(Spanned::get_ref) {
+            if let Some(owner) = &r.name {
+                c.confirm_refs(owner.get_ref(), r.hooks.as_ref(), &names, complete);
+            }
+        }
+        for r in raw.slo.iter().flatten().map(Spanned::get_ref) {
+            if let Some(owner) = &r.name {
+                c.confirm_refs(owner.get_ref(), r.hooks.as_ref(), &names, complete);
+            }
+        }
+    }
+
     retry_attempts(&mut checks, &rules);
     let dependencies = c.dependencies(files, &rules);
     let mut policies = BTreeMap::new();
