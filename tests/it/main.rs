@@ -14,6 +14,7 @@ mod daemon;
 mod exec_checks;
 mod exposition;
 mod first_hour;
+mod heartbeat;
 mod hooks;
 mod http_checks;
 mod imitation;
