@@ -30,10 +30,11 @@ use crate::config::{self, CheckConfig, CheckKind, Config};
 use crate::engine::{RuleTransition, Skipped, Status};
 use crate::evaluator::{self, single_sample_rule, Control, Evaluator};
 use crate::reload::{self, DeployId, Outcome};
-use crate::scheduler::{self, Pulse, ScheduledCheck};
+use crate::scheduler::{self, Pulse, PulseReader, ScheduledCheck};
 use crate::server::{self, Shared};
 use crate::systemd;
 use crate::telemetry::Metrics;
+use crate::vitals::Vitals;
 
 /// How long in-flight work may take to finish after SIGTERM.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -378,14 +379,32 @@ pub async fn run(
     if let Some(period) = systemd::watchdog_period() {
         tracker.spawn(systemd::watchdog(
             period,
-            shared.clone(),
-            pulse,
-            metrics.clone(),
+            Vitals {
+                shared: shared.clone(),
+                pulse: pulse.clone(),
+                reader: PulseReader::Watchdog,
+                metrics: metrics.clone(),
+                clock: clock.clone(),
+            },
             shutdown.clone(),
         ));
     }
+    // The outbound heartbeat: idle without `[heartbeat]`, reconfigured by reloads.
+    let (heartbeat, heartbeat_config) = watch::channel(config.heartbeat.clone());
+    tracker.spawn(crate::heartbeat::run(
+        heartbeat_config,
+        Vitals {
+            shared: shared.clone(),
+            pulse: pulse.clone(),
+            reader: PulseReader::Heartbeat,
+            metrics: metrics.clone(),
+            clock: clock.clone(),
+        },
+        shutdown.clone(),
+    ));
     let mut daemon = Daemon {
         config,
+        heartbeat,
         tasks: HashMap::new(),
         ctx,
         control,
@@ -465,6 +484,8 @@ pub async fn run(
 /// The running config and the tasks of its checks.
 struct Daemon {
     config: Config,
+    /// The heartbeat task's config; a reload sends it only when it changed.
+    heartbeat: watch::Sender<Option<config::HeartbeatConfig>>,
     tasks: HashMap<String, CheckTask>,
     ctx: scheduler::Context,
     control: mpsc::Sender<Control>,
@@ -630,6 +651,13 @@ impl Daemon {
         }
         let summary = summary.await.unwrap_or_default();
         self.start_tasks(prepared);
+        self.heartbeat.send_if_modified(|h| {
+            let changed = *h != new.heartbeat;
+            if changed {
+                h.clone_from(&new.heartbeat);
+            }
+            changed
+        });
         self.config = new;
         self.loaded(clock, hash);
         tracing::info!(

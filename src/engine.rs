@@ -1339,6 +1339,7 @@ mod tests {
             alerting: AlertingConfig::default(),
             windows: Vec::new(),
             slos: Vec::new(),
+            heartbeat: None,
         }
     }
 

@@ -106,7 +106,7 @@ pub fn plan_next(
 }
 
 /// What every check task needs besides its check: where observations go, the clock, metrics,
-/// and the pulse the systemd watchdog reads.
+/// and the pulse the systemd watchdog and the outbound heartbeat read.
 #[derive(Clone)]
 pub struct Context {
     pub observations: mpsc::Sender<Observation>,
@@ -115,22 +115,34 @@ pub struct Context {
     pub pulse: Arc<Pulse>,
 }
 
-/// The worst scheduling lateness seen since the last look: the watchdog's evidence that checks
+/// Who reads a [`Pulse`]: each reader has its own slot, so one reader's look never hides
+/// lateness from the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PulseReader {
+    /// The systemd watchdog (`systemd::watchdog`).
+    Watchdog = 0,
+    /// The outbound heartbeat (`heartbeat::run`).
+    Heartbeat = 1,
+}
+
+/// The worst scheduling lateness seen since a reader's last look: the evidence that checks
 /// start on time. Lock-free; every run records into it.
 #[derive(Debug, Default)]
 pub struct Pulse {
-    worst_lateness_us: AtomicU64,
+    worst_lateness_us: [AtomicU64; 2],
 }
 
 impl Pulse {
     pub fn record(&self, lateness: Duration) {
         let us = u64::try_from(lateness.as_micros()).unwrap_or(u64::MAX);
-        self.worst_lateness_us.fetch_max(us, Ordering::Relaxed);
+        for slot in &self.worst_lateness_us {
+            slot.fetch_max(us, Ordering::Relaxed);
+        }
     }
 
-    /// The worst lateness recorded since the previous call, and resets it.
-    pub fn take(&self) -> Duration {
-        Duration::from_micros(self.worst_lateness_us.swap(0, Ordering::Relaxed))
+    /// The worst lateness recorded since `reader`'s previous call, and resets its slot.
+    pub fn take(&self, reader: PulseReader) -> Duration {
+        Duration::from_micros(self.worst_lateness_us[reader as usize].swap(0, Ordering::Relaxed))
     }
 }
 

@@ -12,15 +12,12 @@
 //! could otherwise report readiness or keep-alives on warden's behalf; `hook::CHILD_ENV_REMOVE`
 //! and the exec check's own list strip them.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
 
-use crate::scheduler::Pulse;
-use crate::server::Shared;
-use crate::telemetry::Metrics;
+use crate::vitals::{verdict, Limits, Vitals};
 
 fn send(states: &[NotifyState]) {
     if let Err(e) = sd_notify::notify(states) {
@@ -55,51 +52,14 @@ pub fn watchdog_period() -> Option<Duration> {
     sd_notify::watchdog_enabled()
 }
 
-/// What the watchdog saw over one of its ticks.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Evidence {
-    /// How late the watchdog's own timer fired.
-    pub timer_lateness: Duration,
-    /// Time since the evaluator last made progress.
-    pub heartbeat_age: Duration,
-    /// The worst start lateness of any check since the previous tick.
-    pub worst_check_lateness: Duration,
-}
-
-/// Whether to send a keep-alive: every piece of evidence must be under `limit` (half the
-/// watchdog period). Returns why not, for the log.
-pub fn verdict(e: &Evidence, limit: Duration) -> Result<(), String> {
-    let secs = |d: Duration| format!("{:.1}s", d.as_secs_f64());
-    if e.timer_lateness >= limit {
-        return Err(format!(
-            "the runtime is starved: the watchdog timer fired {} late",
-            secs(e.timer_lateness)
-        ));
-    }
-    if e.heartbeat_age >= limit {
-        return Err(format!(
-            "the evaluator made no progress for {}",
-            secs(e.heartbeat_age)
-        ));
-    }
-    if e.worst_check_lateness >= limit {
-        return Err(format!(
-            "a check started {} late",
-            secs(e.worst_check_lateness)
-        ));
-    }
-    Ok(())
-}
-
-/// Sends `WATCHDOG=1` every `period / 4` while [`verdict`] allows it, until `cancel` fires.
-pub async fn watchdog(
-    period: Duration,
-    shared: Arc<Shared>,
-    pulse: Arc<Pulse>,
-    metrics: Metrics,
-    cancel: CancellationToken,
-) {
-    let limit = period / 2;
+/// Sends `WATCHDOG=1` every `period / 4` while [`verdict`] allows it (every piece of evidence
+/// under half the period; the outbox is not judged here, the outbound heartbeat judges it),
+/// until `cancel` fires.
+pub async fn watchdog(period: Duration, vitals: Vitals, cancel: CancellationToken) {
+    let limits = Limits {
+        lateness: period / 2,
+        outbox: None,
+    };
     let mut tick = tokio::time::interval(period / 4);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(
@@ -111,60 +71,12 @@ pub async fn watchdog(
             _ = cancel.cancelled() => return,
             t = tick.tick() => t,
         };
-        let evidence = Evidence {
-            timer_lateness: tokio::time::Instant::now().saturating_duration_since(scheduled),
-            heartbeat_age: shared.heartbeat_age(),
-            worst_check_lateness: pulse.take(),
-        };
-        match verdict(&evidence, limit) {
+        match verdict(&vitals.gather(scheduled), &limits) {
             Ok(()) => send(&[NotifyState::Watchdog]),
             Err(why) => {
-                metrics.watchdog_skipped.inc();
+                vitals.metrics.watchdog_skipped.inc();
                 tracing::error!(reason = %why, "withholding the systemd watchdog keep-alive");
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keepalive_only_when_everything_is_on_time() {
-        let limit = Duration::from_secs(15);
-        let ok = Evidence {
-            timer_lateness: Duration::from_millis(3),
-            heartbeat_age: Duration::from_millis(400),
-            worst_check_lateness: Duration::from_millis(20),
-        };
-        assert_eq!(verdict(&ok, limit), Ok(()));
-        let cases = [
-            (
-                Evidence {
-                    timer_lateness: Duration::from_secs(16),
-                    ..ok
-                },
-                "runtime is starved",
-            ),
-            (
-                Evidence {
-                    heartbeat_age: Duration::from_secs(15),
-                    ..ok
-                },
-                "evaluator made no progress for 15.0s",
-            ),
-            (
-                Evidence {
-                    worst_check_lateness: Duration::from_secs(40),
-                    ..ok
-                },
-                "a check started 40.0s late",
-            ),
-        ];
-        for (evidence, why) in cases {
-            let err = verdict(&evidence, limit).unwrap_err();
-            assert!(err.contains(why), "{err}");
         }
     }
 }

@@ -50,12 +50,18 @@ pub struct Metrics {
     pub config_hash: Gauge,
     pub config_reloads: IntCounterVec,
     pub watchdog_skipped: IntCounter,
+    /// `warden_heartbeats_total{result}`: outbound heartbeats (src/heartbeat.rs).
+    pub heartbeats: IntCounterVec,
+    pub heartbeat_last_success: Gauge,
 
     // --- Outbox and hooks (src/outbox, src/hook.rs) ---
     pub notifications: IntCounterVec,
     pub notification_latency: HistogramVec,
     pub outbox_depth: IntGaugeVec,
     pub outbox_oldest_age: GaugeVec,
+    /// When each notifier's delivery task is due to have looked at the store again (wall
+    /// time); past it, the task is stuck (read by `vitals`).
+    pub outbox_next_poll: GaugeVec,
     pub hook_runs: IntCounterVec,
     pub hook_duration: HistogramVec,
 
@@ -360,6 +366,19 @@ impl Metrics {
         reg(Box::new(config_hash.clone()));
         reg(Box::new(config_reloads.clone()));
         reg(Box::new(watchdog_skipped.clone()));
+        let heartbeats = must(IntCounterVec::new(
+            Opts::new(
+                "warden_heartbeats_total",
+                "Outbound heartbeats by result: sent (2xx), failed (no 2xx answer), skipped (warden's own pipeline was behind)",
+            ),
+            &["result"],
+        ));
+        let heartbeat_last_success = must(Gauge::new(
+            "warden_heartbeat_last_success_timestamp_seconds",
+            "Unix time of the last outbound heartbeat the receiver answered with a 2xx",
+        ));
+        reg(Box::new(heartbeats.clone()));
+        reg(Box::new(heartbeat_last_success.clone()));
         for result in ["applied", "unchanged", "failed"] {
             config_reloads.with_label_values(&[result]);
         }
@@ -417,6 +436,14 @@ impl Metrics {
         reg(Box::new(notification_latency.clone()));
         reg(Box::new(outbox_depth.clone()));
         reg(Box::new(outbox_oldest_age.clone()));
+        let outbox_next_poll = must(GaugeVec::new(
+            Opts::new(
+                "warden_outbox_next_poll_timestamp_seconds",
+                "Unix time by which the notifier's delivery task is due to look at the state store again; a time in the past means the task is stuck",
+            ),
+            &["notifier"],
+        ));
+        reg(Box::new(outbox_next_poll.clone()));
         reg(Box::new(hook_runs.clone()));
         reg(Box::new(hook_duration.clone()));
         let alerts_firing = must(IntGaugeVec::new(
@@ -492,10 +519,13 @@ impl Metrics {
             config_hash,
             config_reloads,
             watchdog_skipped,
+            heartbeats,
+            heartbeat_last_success,
             notifications,
             notification_latency,
             outbox_depth,
             outbox_oldest_age,
+            outbox_next_poll,
             hook_runs,
             hook_duration,
             alerts_firing,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::checks::CheckKind;
 use super::hook::HookConfig;
-use super::notifier::{secrets_of, NotifierConfig};
+use super::notifier::{secrets_of, url_fragments, NotifierConfig};
 use crate::alert::Severity;
 use crate::secret::Secret;
 
@@ -32,6 +32,8 @@ pub struct Config {
     pub windows: Vec<super::window::WindowConfig>,
     /// Every `[[slo]]`; each has a rule of its name in `rules`.
     pub slos: Vec<super::slo::SloConfig>,
+    /// `[heartbeat]`: the outbound heartbeat, if configured.
+    pub heartbeat: Option<HeartbeatConfig>,
 }
 
 impl Config {
@@ -60,6 +62,10 @@ impl Config {
         }
         for notifier in &self.alerting.notifiers {
             out.extend(secrets_of(&notifier.kind));
+        }
+        if let Some(h) = &self.heartbeat {
+            out.extend(url_fragments(h.url.expose()));
+            out.extend(h.headers.iter().map(|(_, v)| v.expose().to_string()));
         }
         out
     }
@@ -219,6 +225,37 @@ pub struct HookTrigger {
     /// if it still fires then, its notifiers are paged that the hook did not help, and the
     /// hook is not run again for the incident. `None`: no verification.
     pub verify: Option<Duration>,
+}
+
+/// `[heartbeat]`: a request to a dead man's switch every `interval`, sent only while warden's
+/// own pipeline is on time (`heartbeat`, `vitals`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeartbeatConfig {
+    /// http or https; secret (a dead man's switch URL is its credential).
+    pub url: Secret,
+    /// Default 60s.
+    pub interval: Duration,
+    /// Default 10s (or the interval, if shorter); never more than the interval.
+    pub timeout: Duration,
+    pub method: HeartbeatMethod,
+    /// Values secret.
+    pub headers: Vec<(String, Secret)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeartbeatMethod {
+    /// The default: what healthchecks.io, Dead Man's Snitch and Cronitor accept.
+    Get,
+    Post,
+}
+
+impl HeartbeatMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HeartbeatMethod::Get => "GET",
+            HeartbeatMethod::Post => "POST",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -493,7 +493,7 @@ pub fn secrets_of(kind: &NotifierKind) -> Vec<String> {
 
 /// The pieces of a secret URL worth scrubbing: the URL, its path-and-query and query, and
 /// its password (user names are not secrets).
-fn url_fragments(url: &str) -> Vec<String> {
+pub(crate) fn url_fragments(url: &str) -> Vec<String> {
     let mut out = vec![url.to_string()];
     if let Ok(parsed) = reqwest::Url::parse(url) {
         let mut path = parsed.path().to_string();

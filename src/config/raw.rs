@@ -93,6 +93,11 @@
 //!                                  # x_file: the secret x read from a file (relative to this
 //!                                  # file's directory, trailing newline trimmed); not both
 //!
+//! [heartbeat]                      # main file only: a dead man's switch, pinged only while
+//! url = "${HEARTBEAT_URL}"         # warden's own pipeline is on time; url | url_file (secret)
+//! interval = "60s"                 # default 60s; timeout default 10s (at most the interval)
+//! method = "GET"                   # GET (default) | POST; headers (values secret)
+//!
 //! [[hook]]
 //! name = "rollback-api"
 //! command = ["kubectl", "rollout", "undo", "deployment/api"] # or shell = "..." (not both)
@@ -219,6 +224,19 @@ raw_table! {
         window: Vec<Spanned<RawWindow>>,
         policy: Vec<Spanned<RawPolicy>>,
         slo: Vec<Spanned<RawSlo>>,
+        heartbeat: Spanned<RawHeartbeat>,
+    }
+}
+
+raw_table! {
+    /// `[heartbeat]`: the outbound heartbeat (dead man's switch).
+    pub struct RawHeartbeat {
+        url: Spanned<String>,
+        url_file: Spanned<String>,
+        interval: Spanned<String>,
+        timeout: Spanned<String>,
+        method: Spanned<String>,
+        headers: Spanned<StringMap>,
     }
 }
 

@@ -680,3 +680,85 @@ warning = { when = "> 0.5", for = "5m" }
     // Nothing to confirm: one failure is all a rule could want.
     assert_eq!(retry("no-rules").map(|r| r.attempts), Some(1));
 }
+
+#[test]
+fn heartbeat_compiles_with_defaults_and_a_secret_url() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let check = "[[check]]\nname = \"api\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n";
+    let main = dir.path().join("main.toml");
+    let load = |text: &str| {
+        std::fs::write(&main, format!("{check}\n{text}")).expect("temp dir is writable");
+        load_with_env(&main, &fake_env)
+    };
+    assert_eq!(load("").expect("valid").heartbeat, None);
+
+    let config = load("[heartbeat]\nurl = \"https://hc.example.com/ping/${WEBHOOK_TOKEN}\"\n")
+        .expect("valid");
+    let h = config.heartbeat.clone().expect("configured");
+    assert_eq!(
+        h.url.expose(),
+        "https://hc.example.com/ping/wh-1nline-s3cr3t"
+    );
+    assert_eq!(
+        (h.interval, h.timeout, h.method),
+        (
+            Duration::from_secs(60),
+            Duration::from_secs(10),
+            HeartbeatMethod::Get
+        )
+    );
+    assert!(config
+        .secret_values()
+        .iter()
+        .any(|s| s.contains("wh-1nline-s3cr3t")));
+    assert!(!format!("{config:?}").contains("wh-1nline-s3cr3t"));
+
+    // A short interval shortens the default timeout; url_file, POST and secret headers.
+    std::fs::write(dir.path().join("hb.url"), "http://127.0.0.1:9/beat\n").expect("writable");
+    let config = load(
+        "[heartbeat]\nurl_file = \"hb.url\"\ninterval = \"5s\"\nmethod = \"POST\"\n\
+         headers = { Authorization = \"Bearer ${API_TOKEN}\" }\n",
+    )
+    .expect("valid");
+    let h = config.heartbeat.clone().expect("configured");
+    assert_eq!(h.url.expose(), "http://127.0.0.1:9/beat");
+    assert_eq!(h.timeout, Duration::from_secs(5));
+    assert_eq!(h.method, HeartbeatMethod::Post);
+    let secrets = config.secret_values();
+    assert!(secrets
+        .iter()
+        .any(|s| s == "abc-secret-token" || s == "Bearer abc-secret-token"));
+    assert!(secrets.iter().any(|s| s == "http://127.0.0.1:9/beat"));
+
+    let err = load("[heartbeat]\nurl = \"x\"\nurl_file = \"hb.url\"\n")
+        .expect_err("not both")
+        .to_string();
+    assert!(
+        err.contains("set heartbeat.url or heartbeat.url_file, not both"),
+        "{err}"
+    );
+}
+
+#[test]
+fn heartbeat_is_only_allowed_in_the_main_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let main = dir.path().join("main.toml");
+    std::fs::write(
+        &main,
+        "include = [\"more.toml\"]\n[[check]]\nname = \"api\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n",
+    )
+    .expect("writable");
+    std::fs::write(
+        dir.path().join("more.toml"),
+        "[heartbeat]\nurl = \"https://hc.example.com/ping/x\"\n",
+    )
+    .expect("writable");
+    let err = load_with_env(&main, &fake_env)
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.contains("[heartbeat] is only allowed in the main file, not in an included one"),
+        "{err}"
+    );
+    assert!(!err.contains("ping/x"), "{err}");
+}

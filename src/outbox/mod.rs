@@ -21,6 +21,12 @@
 //! - **At least once**: rows still pending at a restart are delivered by the next process. A
 //!   crash between a receiver accepting an event and the `delivered` commit resends that event
 //!   once (at most `concurrency` events per notifier); receivers collapse it by `dedup_key`.
+//! - **Progress**: each delivery task publishes when it is next due to look at the store
+//!   (`warden_outbox_next_poll_timestamp_seconds`): after a look that succeeded with every
+//!   outcome since recorded, the time it plans to sleep until; while a store call hangs or
+//!   fails, or an outcome could not be recorded, the time stays where it was and falls into the
+//!   past. A receiver that is down does not stop it (retries are on schedule); a stuck store
+//!   or task does. `vitals` reads it for the outbound heartbeat.
 //! - **Shutdown**: on cancellation no new send starts; sends in flight get `shutdown_grace` to
 //!   finish and be recorded, then are abandoned and stay pending for the next start.
 //!
@@ -187,6 +193,7 @@ impl Outbox {
                     .metrics
                     .outbox_oldest_age
                     .remove_label_values(&[&name]);
+                let _ = inner.metrics.outbox_next_poll.remove_label_values(&[&name]);
             }
         }
         tasks.retired.retain(|_, handle| !handle.is_finished());
@@ -302,6 +309,7 @@ struct SinkMetrics {
     latency: Histogram,
     depth: IntGauge,
     oldest_age: Gauge,
+    next_poll: Gauge,
 }
 
 impl SinkMetrics {
@@ -313,6 +321,7 @@ impl SinkMetrics {
             latency: m.notification_latency.with_label_values(&[name]),
             depth: m.outbox_depth.with_label_values(&[name]),
             oldest_age: m.outbox_oldest_age.with_label_values(&[name]),
+            next_poll: m.outbox_next_poll.with_label_values(&[name]),
         }
     }
 }
@@ -346,10 +355,16 @@ async fn deliver(
         metrics,
         in_flight: HashMap::new(),
         hold_until: None,
+        unrecorded: false,
     };
+    state.metrics.next_poll.set(inner.clock.now().as_secs_f64());
     let mut sends: JoinSet<Delivery> = JoinSet::new();
     while !stop.is_cancelled() {
         let now = inner.clock.now();
+        // Looking now: due now at the latest (a time already past stays, so a stall that
+        // began before keeps counting).
+        let due = state.metrics.next_poll.get().min(now.as_secs_f64());
+        state.metrics.next_poll.set(due);
         let held = state.hold_until.is_some_and(|h| now < h);
         let room = if held {
             0
@@ -408,6 +423,11 @@ async fn deliver(
                     None if idle => IDLE_POLL,
                     None => config.poll_interval,
                 };
+                // Nothing pending: no outcome is left to record.
+                state.unrecorded &= poll.depth > 0;
+                if !state.unrecorded {
+                    state.metrics.next_poll.set((now + wait).as_secs_f64());
+                }
             }
             Err(e) => tracing::error!(notifier = %name, error = %e, "cannot read the outbox"),
         }
@@ -447,6 +467,9 @@ struct Loop {
     in_flight: HashMap<tokio::task::Id, InFlight>,
     /// The notifier asked (Retry-After) not to be called before this.
     hold_until: Option<Timestamp>,
+    /// An outcome could not be recorded since the last one that was: the task is not making
+    /// progress, however its looks at the store go.
+    unrecorded: bool,
 }
 
 impl Loop {
@@ -477,7 +500,9 @@ impl Loop {
                     .latency
                     .observe(now.since(f.enqueued_at).as_secs_f64());
                 tracing::debug!(notifier = %self.name, dedup_key = %f.dedup_key, "notification delivered");
-                inner.store.mark_delivered(f.id, now).await
+                let written = inner.store.mark_delivered(f.id, now).await;
+                self.unrecorded = written.is_err();
+                written
             }
             Delivery::Permanent { reason } => {
                 self.fail(f.id, &f.dedup_key, &reason, now).await;
@@ -514,7 +539,9 @@ impl Loop {
                         reason = %reason,
                         "notification not delivered; will retry"
                     );
-                    inner.store.mark_retry(f.id, now + delay, reason).await
+                    let written = inner.store.mark_retry(f.id, now + delay, reason).await;
+                    self.unrecorded = written.is_err();
+                    written
                 }
             }
         };
@@ -533,12 +560,13 @@ impl Loop {
             reason = %reason,
             "notification failed; not retried"
         );
-        if let Err(e) = self
+        let written = self
             .inner
             .store
             .mark_failed(id, now, reason.to_string())
-            .await
-        {
+            .await;
+        self.unrecorded = written.is_err();
+        if let Err(e) = written {
             self.hold_until = Some(now + self.inner.config.poll_interval);
             tracing::error!(notifier = %self.name, error = %e, "cannot record a delivery outcome");
         }

@@ -15,6 +15,7 @@ mod exec_checks;
 mod exposition;
 mod first_hour;
 mod guarded;
+mod heartbeat;
 mod hooks;
 mod http_checks;
 mod imitation;

@@ -168,7 +168,12 @@ fn stages_import_only_what_feeds_them() {
         ),
         // The query API formats what the evaluator computes: pure.
         ("query_api", &["config", "promql", "series"]),
-        ("systemd", &["scheduler", "server", "telemetry"]),
+        // warden's own health evidence (the scheduler's pulse, the evaluator's heartbeat in
+        // `Shared`, the outbox's next-poll gauge) and the pure verdict on it.
+        ("vitals", &["clock", "scheduler", "server", "telemetry"]),
+        ("systemd", &["vitals"]),
+        // The outbound heartbeat: its config, the evidence, nothing of the stages it watches.
+        ("heartbeat", &["config", "secret", "vitals"]),
     ];
     let mut violations = Vec::new();
     for (module, may_use) in allowed {

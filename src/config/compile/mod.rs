@@ -13,6 +13,7 @@
 //! `../alerting.rs` (`[state]`, `[alerting]`, notifiers, hooks, a rule's `notify` and `hooks`).
 
 mod checks;
+mod heartbeat;
 mod rules;
 mod server;
 mod slo;
@@ -122,6 +123,7 @@ pub(crate) fn compile(
                 ("defaults", raw.defaults.as_ref().map(Spanned::span)),
                 ("state", raw.state.as_ref().map(Spanned::span)),
                 ("alerting", raw.alerting.as_ref().map(Spanned::span)),
+                ("heartbeat", raw.heartbeat.as_ref().map(Spanned::span)),
             ];
             for (section, span) in main_only {
                 if let Some(span) = span {
@@ -142,6 +144,7 @@ pub(crate) fn compile(
     let log = c.log(main_raw.and_then(|r| r.log.as_ref()));
     let defaults = c.defaults(main_raw.and_then(|r| r.defaults.as_ref()));
     let state = c.state(main_raw.and_then(|r| r.state.as_ref()));
+    let heartbeat = c.heartbeat(main_raw.and_then(|r| r.heartbeat.as_ref()));
 
     let mut checks = Vec::new();
     let mut known: HashMap<String, KnownCheck> = HashMap::new();
@@ -372,8 +375,8 @@ pub(crate) fn compile(
         }
     }
 
-    match (server, log, state, settings) {
-        (Some(server), Some(log), Some(state), Some(settings))
+    match (server, log, state, settings, heartbeat) {
+        (Some(server), Some(log), Some(state), Some(settings), Some(heartbeat))
             if c.problems.is_empty() && complete =>
         {
             Ok(Config {
@@ -396,6 +399,7 @@ pub(crate) fn compile(
                     alerting
                 },
                 slos,
+                heartbeat,
             })
         }
         _ => Err(c.problems),
