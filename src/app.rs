@@ -328,6 +328,7 @@ pub async fn run(
                 store: evaluator.store(),
             }),
             publish_windows: Some(shared.windows.clone()),
+            publish_silences: Some(shared.silences.clone()),
         },
         clock.clone(),
         &metrics,
@@ -424,6 +425,11 @@ pub async fn run(
                 // Answered by the actions task once the run is stored.
                 Command::Window(command) => {
                     daemon.actions.window(command).await;
+                    continue;
+                }
+                // Answered by the actions task once the silence is stored.
+                Command::Silence(command) => {
+                    daemon.actions.silence(command).await;
                     continue;
                 }
             },

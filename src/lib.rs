@@ -17,6 +17,7 @@ pub mod files;
 pub mod gate;
 pub mod hook;
 pub mod labels;
+pub mod matcher;
 pub mod notify;
 pub mod outbox;
 pub mod promql;

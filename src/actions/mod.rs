@@ -41,6 +41,7 @@
 //! [`Plan`] (records and events in one transaction) and then starts its hook jobs.
 
 mod run;
+pub mod silences;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -57,6 +58,7 @@ use crate::rule::{State, TransitionReason};
 use crate::window::{Run, RunState};
 
 pub use run::{spawn, Actions, ActionsOptions, WindowFacts};
+pub use silences::{Silence, SilenceRequest, Suppression};
 
 /// After the store did not admit a hook for a reason that passes (it could not record the
 /// start, or it still holds a run whose end it could not record), how long until it is
@@ -92,6 +94,10 @@ pub struct Firing {
     /// How each hook went for this incident, by hook name, for `GET /api/v1/alerts`.
     #[serde(default)]
     pub hook_notes: BTreeMap<String, HookNote>,
+    /// The current firing state is owed to its severity's route but was kept back by a
+    /// silence, maintenance window or inhibition: paged when nothing suppresses it any more.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub muted: bool,
 }
 
 /// How a hook went for an incident, as `GET /api/v1/alerts` shows it on the alert.
@@ -238,6 +244,8 @@ pub struct Alerts {
     /// Transitions of held rules that would have paged: applied when the hold ends, unless
     /// the rule recovered meanwhile.
     deferred: BTreeMap<AlertId, RuleTransition>,
+    /// Silences (see `silences`).
+    book: silences::Book,
 }
 
 impl Alerts {
@@ -262,6 +270,7 @@ impl Alerts {
             windows: HashMap::new(),
             held: HashMap::new(),
             deferred: BTreeMap::new(),
+            book: silences::Book::default(),
         };
         let plan = alerts.reconfigure(config, now);
         // A failed window's alert has no rule to report it again: it is seen firing from the
@@ -325,6 +334,7 @@ impl Alerts {
                 if !id.labels.is_empty() {
                     alert["series"] = serde_json::json!(id.labels);
                 }
+                self.annotate(id, f, &mut alert);
                 alert
             })
             .collect();
@@ -498,6 +508,7 @@ impl Alerts {
                 plan.extend(self.transition(&t, now));
             }
         }
+        plan.extend(self.unmute(now));
         for (id, record) in &self.records {
             let Some(firing) = &record.firing else {
                 continue;
@@ -511,10 +522,16 @@ impl Alerts {
                 let key = (id.clone(), name.clone());
                 if self.sent.get(&key).is_none_or(|last| now >= *last + every) {
                     due.push(name.clone());
-                    self.sent.insert(key, now);
                 }
             }
-            if !due.is_empty() {
+            // No re-sends while a silence, maintenance window or inhibition holds the alert.
+            if due.is_empty() || self.suppression(id, &firing.event, now).suppressed() {
+                continue;
+            }
+            for name in &due {
+                self.sent.insert((id.clone(), name.clone()), now);
+            }
+            {
                 let mut event = firing.event.clone();
                 event.at = now.to_rfc3339();
                 plan.events.push((event, due));
@@ -845,6 +862,10 @@ impl Alerts {
         now: Timestamp,
     ) -> Plan {
         let route = self.alerting.route_of(&alert.rule, severity).to_vec();
+        // A silence, maintenance window or inhibition keeps the page back (`silences`).
+        self.book.now = self.book.now.max(now);
+        let muted = !route.is_empty() && self.suppression(alert, &event, now).suppressed();
+        let paged = if muted { Vec::new() } else { route.clone() };
         let record = self.records.entry(alert.clone()).or_insert(AlertRecord {
             incident: 0,
             firing: None,
@@ -890,7 +911,8 @@ impl Alerts {
                     Severity::Warning => None,
                 };
                 f.severity = severity;
-                f.notified.extend(route.iter().cloned());
+                f.notified.extend(paged.iter().cloned());
+                f.muted = muted;
                 f.event = event;
                 f
             }
@@ -910,17 +932,18 @@ impl Alerts {
                     severity,
                     since: now.as_millis(),
                     critical_since: (severity == Severity::Critical).then_some(now.as_millis()),
-                    notified: route.iter().cloned().collect(),
+                    notified: paged.iter().cloned().collect(),
                     event,
                     hooks_done: BTreeSet::new(),
                     hook_notes: BTreeMap::new(),
+                    muted,
                 }
             }
         };
         let event = firing.event.clone();
         record.firing = Some(firing);
         let record = record.clone();
-        for name in &route {
+        for name in &paged {
             self.sent.insert((alert.clone(), name.clone()), now);
         }
         let mut plan = Plan {
@@ -929,7 +952,7 @@ impl Alerts {
             unrouted: unrouted.into_iter().collect(),
             ..Plan::default()
         };
-        let to = self.existing(route, alert, &mut plan);
+        let to = self.existing(paged, alert, &mut plan);
         if !to.is_empty() {
             plan.events.push((event, to));
         }
@@ -985,7 +1008,10 @@ impl Alerts {
         let firing = self.records.iter().filter_map(|(id, record)| {
             let actions = self.alerting.rules.get(&id.rule)?;
             let wanted = only.is_none_or(|o| o == id) && !actions.hooks.is_empty();
-            Some((id, record, record.firing.as_ref()?, actions)).filter(|_| wanted)
+            Some((id, record, record.firing.as_ref()?, actions))
+                .filter(|_| wanted)
+                // A maintenance window holds hooks too (`silences`).
+                .filter(|(id, _, f, _)| !self.hooks_held(id, &f.event, now))
         });
         for (id, record, firing, actions) in firing {
             let incident = record.incident;

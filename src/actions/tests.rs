@@ -106,6 +106,7 @@ critical = { when = "> 2" }
             critical: vec!["chat".into(), "pager".into(), "am".into()],
         },
         rules: BTreeMap::new(),
+        ..AlertingConfig::default()
     };
     config
 }

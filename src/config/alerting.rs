@@ -142,6 +142,8 @@ impl Catalog {
             instance: None,
             route,
             rules,
+            maintenance: Vec::new(),
+            inhibit: Vec::new(),
         }
     }
 }

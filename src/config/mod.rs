@@ -21,6 +21,7 @@ pub mod model;
 pub mod notifier;
 mod raw;
 pub mod slo;
+pub mod suppression;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -118,6 +118,10 @@ pub struct AlertingConfig {
     pub route: Route,
     /// Rules with their own `notify` or `hooks`, by rule name. Others use `route`, no hooks.
     pub rules: BTreeMap<String, RuleActions>,
+    /// Every `[[maintenance]]`, names unique: recurring silences that also hold hooks.
+    pub maintenance: Vec<super::suppression::Maintenance>,
+    /// Every `[[inhibit]]`.
+    pub inhibit: Vec<super::suppression::InhibitRule>,
 }
 
 impl AlertingConfig {

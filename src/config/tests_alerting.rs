@@ -290,6 +290,7 @@ fn good_alerting_fixture_compiles_to_exactly_this() {
         instance: None,
         route: route(&["chat"], &["chat", "oncall"]),
         rules,
+        ..AlertingConfig::default()
     };
     // Field by field first, for a readable failure.
     assert_eq!(config.alerting.notifiers, want.notifiers);

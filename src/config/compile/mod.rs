@@ -16,6 +16,7 @@ mod checks;
 mod rules;
 mod server;
 mod slo;
+mod suppression;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -327,6 +328,43 @@ pub(crate) fn compile(
         }
     }
 
+    // Maintenance windows (names unique) and inhibition rules, from every file.
+    let mut maintenance: Vec<super::suppression::Maintenance> = Vec::new();
+    let mut maintenance_names: HashMap<String, Defined> = HashMap::new();
+    let mut inhibit = Vec::new();
+    for (index, unit) in files.iter().enumerate() {
+        let Some(raw) = &unit.raw else { continue };
+        c.file = index;
+        for raw_m in raw.maintenance.iter().flatten() {
+            let Some(m) = c.maintenance(raw_m) else {
+                continue;
+            };
+            let span = raw_m
+                .get_ref()
+                .name
+                .as_ref()
+                .map_or(raw_m.span(), Spanned::span);
+            if let Some(first) = maintenance_names.get(&m.name) {
+                let message = format!(
+                    "duplicate maintenance name {:?}: first defined at {}",
+                    m.name,
+                    c.place(first)
+                );
+                c.error(span, message);
+                continue;
+            }
+            maintenance_names.insert(
+                m.name.clone(),
+                Defined {
+                    file: index,
+                    offset: span.start,
+                },
+            );
+            maintenance.push(m);
+        }
+        inhibit.extend(raw.inhibit.iter().flatten().filter_map(|r| c.inhibit(r)));
+    }
+
     match (server, log, state, settings) {
         (Some(server), Some(log), Some(state), Some(settings))
             if c.problems.is_empty() && complete =>
@@ -344,6 +382,8 @@ pub(crate) fn compile(
                     let mut alerting =
                         catalog.into_config(settings.dry_run, settings.route, rule_actions);
                     alerting.instance = settings.instance;
+                    alerting.maintenance = maintenance;
+                    alerting.inhibit = inhibit;
                     alerting
                 },
                 slos,
