@@ -342,3 +342,40 @@ equal = ["service"]
         pages(&ops, "api-p95", "resolved").into_iter().next()
     });
 }
+
+#[test]
+fn silence_changes_need_the_token_when_one_is_set() {
+    let target = HttpTarget::start();
+    target.set_json("/health", 200, json!({}));
+    let ops = Receiver::start();
+    let d = Daemon::start_listening(
+        "127.0.0.1",
+        r#"token = "s3cret-token""#,
+        &config(&ops.url(), &target.url("/health")),
+        &[],
+    );
+    let (code, body) = crate::daemon::post(&d.url("/api/v1/silences"), None).unwrap();
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = crate::daemon::post(&d.url("/api/v1/silences/1/expire"), None).unwrap();
+    assert_eq!(code, 401, "{body}");
+    // The CLI takes the config's token; a bad body is refused with the reason.
+    let (code, out, err) = silence(
+        &d,
+        &[
+            "add",
+            r#"rule="api-down""#,
+            "--comment",
+            "x",
+            "--author",
+            "me",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, body) =
+        crate::daemon::post(&d.url("/api/v1/silences"), Some("s3cret-token")).unwrap();
+    assert_eq!(code, 400, "{body}");
+    // Reading is open.
+    let (code, _, body) = get(&d.url("/api/v1/silences/1")).unwrap();
+    assert_eq!(code, 200);
+    assert!(body.contains(r#""created_by":"me""#), "{body}");
+}
