@@ -329,6 +329,7 @@ pub async fn run(
                 store: evaluator.store(),
             }),
             publish_windows: Some(shared.windows.clone()),
+            publish_silences: Some(shared.silences.clone()),
         },
         clock.clone(),
         &metrics,
@@ -447,6 +448,11 @@ pub async fn run(
                 }
                 Command::Ack { key, by, reply } => {
                     daemon.actions.ack(key, by, reply).await;
+                    continue;
+                }
+                // Answered by the actions task once the silence is stored.
+                Command::Silence(command) => {
+                    daemon.actions.silence(command).await;
                     continue;
                 }
             },

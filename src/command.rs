@@ -1,8 +1,8 @@
 //! The daemon's typed command channel: what its HTTP API asks of the running daemon, each
 //! command answered with its result through the reply it carries.
 //!
-//! `Reload` and `Window` today; silences and acknowledgements come next, each a variant with
-//! its own reply type. `app` applies commands one at a time, in order, with reloads from
+//! `Reload`, `Window` and `Silence` today; acknowledgements come next, a variant with its own
+//! reply type. `app` applies commands one at a time, in order, with reloads from
 //! SIGHUP and the file watcher. This module holds types only.
 
 use tokio::sync::oneshot;
@@ -25,6 +25,27 @@ pub enum Command {
         by: String,
         reply: WindowReply,
     },
+    /// Add or expire a silence (`POST /api/v1/silences`, `DELETE /api/v1/silences/ID`,
+    /// `POST /api/v1/silences/ID/expire`).
+    Silence(SilenceCommand),
+}
+
+/// What a silence command answers: the silence as `GET /api/v1/silences` shows it, or why
+/// not (the HTTP status and the message).
+pub type SilenceReply = oneshot::Sender<Result<serde_json::Value, WindowError>>;
+
+#[derive(Debug)]
+pub enum SilenceCommand {
+    /// The body of `POST /api/v1/silences` (`actions::SilenceRequest`), validated by the
+    /// actions task.
+    Add {
+        request: serde_json::Value,
+        reply: SilenceReply,
+    },
+    Expire {
+        id: u64,
+        reply: SilenceReply,
+    },
 }
 
 /// What a window command answers: the run as `GET /api/v1/windows/ID` shows it, or why not.
@@ -44,7 +65,7 @@ pub enum WindowCommand {
     },
 }
 
-/// A refused window command: the HTTP status and the message.
+/// A refused window or silence command: the HTTP status and the message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowError {
     pub status: u16,

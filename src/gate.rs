@@ -1,4 +1,5 @@
-//! `warden gate` and `warden window`: a client of a running daemon's window API.
+//! `warden gate`, `warden window` and `warden silence`: a client of a running daemon's window
+//! and silence APIs.
 //!
 //! `gate` starts a validation window (`POST /api/v1/windows`), then follows its run (`GET
 //! /api/v1/windows/ID`, once a second), printing each timeline entry as a line a CI log reads
@@ -120,6 +121,20 @@ impl Api {
 
     pub async fn abort(&self, id: u64) -> anyhow::Result<Result<Value, Refusal>> {
         self.call(true, &format!("/api/v1/windows/{id}/abort"), None)
+            .await
+    }
+
+    /// `POST /api/v1/silences` with an `actions::SilenceRequest`.
+    pub async fn add_silence(&self, request: Value) -> anyhow::Result<Result<Value, Refusal>> {
+        self.call(true, "/api/v1/silences", Some(request)).await
+    }
+
+    pub async fn silences(&self) -> anyhow::Result<Result<Value, Refusal>> {
+        self.call(false, "/api/v1/silences", None).await
+    }
+
+    pub async fn expire_silence(&self, id: u64) -> anyhow::Result<Result<Value, Refusal>> {
+        self.call(true, &format!("/api/v1/silences/{id}/expire"), None)
             .await
     }
 }
@@ -316,6 +331,41 @@ pub fn render_list(list: &Value) -> String {
             r["deploy"].as_str().unwrap_or_default(),
             r["started"].as_str().unwrap_or_default(),
             r["reason"].as_str().unwrap_or_default()
+        ));
+    }
+    out
+}
+
+/// `warden silence list`: one line per silence (`all`: expired ones too), newest first.
+pub fn render_silences(list: &Value, all: bool) -> String {
+    let silences: Vec<&Value> = list["silences"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter(|s| all || s["state"] != "expired")
+                .collect()
+        })
+        .unwrap_or_default();
+    if silences.is_empty() {
+        return "no silences\n".into();
+    }
+    let mut out = format!(
+        "{:<6} {:<8} {:<25} {:<12} {:<40} COMMENT\n",
+        "ID", "STATE", "ENDS", "BY", "MATCHERS"
+    );
+    for s in silences {
+        let matchers: Vec<&str> = s["matchers"]
+            .as_array()
+            .map(|m| m.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{:<6} {:<8} {:<25} {:<12} {:<40} {}\n",
+            s["id"].as_u64().unwrap_or_default(),
+            s["state"].as_str().unwrap_or_default(),
+            s["ends_at"].as_str().unwrap_or_default(),
+            s["created_by"].as_str().unwrap_or_default(),
+            matchers.join(","),
+            s["comment"].as_str().unwrap_or_default()
         ));
     }
     out

@@ -18,6 +18,7 @@ pub mod gate;
 pub mod heartbeat;
 pub mod hook;
 pub mod labels;
+pub mod matcher;
 pub mod notify;
 pub mod outbox;
 pub mod promql;

@@ -140,6 +140,18 @@ enum Command {
         by: Option<String>,
         alert: String,
     },
+    /// Silence alerts in a running daemon: their pages (and re-sends) are held back while
+    /// the silence lasts; evaluation and resolves go on.
+    Silence {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The daemon's base URL (default: the config's listen address; token: WARDEN_TOKEN,
+        /// else the config's).
+        #[arg(long)]
+        url: Option<String>,
+        #[command(subcommand)]
+        action: SilenceAction,
+    },
     /// Talk to a running daemon's validation windows.
     Window {
         #[command(flatten)]
@@ -180,6 +192,47 @@ enum WindowAction {
     Show { id: u64 },
     /// Abort a running run: no verdict, no actions.
     Abort { id: u64 },
+}
+
+#[derive(Subcommand)]
+enum SilenceAction {
+    /// Add a silence: every matcher must match an alert's labels (`rule="api-p95"`,
+    /// `severity!="warning"`, `check=~"db.*"`, `service!~"test-.*"`; labels: alertname and
+    /// rule (the rule's name), check, severity, the rule's and the series' labels).
+    /// Prints its id.
+    Add {
+        /// One or more matchers.
+        #[arg(required = true)]
+        matchers: Vec<String>,
+        /// How long from its start (Prometheus duration, e.g. 2h; default 1h).
+        #[arg(long, conflicts_with = "end")]
+        duration: Option<String>,
+        /// When it ends (RFC 3339).
+        #[arg(long)]
+        end: Option<String>,
+        /// When it starts (RFC 3339; default now).
+        #[arg(long)]
+        start: Option<String>,
+        /// Why (required).
+        #[arg(long)]
+        comment: String,
+        /// Who (default: $USER).
+        #[arg(long, env = "USER")]
+        author: String,
+    },
+    /// The silences: active and pending ones (`--all`: expired ones too), newest first.
+    List {
+        #[arg(long)]
+        all: bool,
+        /// Print the daemon's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End silences now; the alerts they muted that still fire are paged.
+    Expire {
+        #[arg(required = true)]
+        ids: Vec<u64>,
+    },
 }
 
 /// `label=value`.
@@ -307,6 +360,11 @@ fn main() -> ExitCode {
             };
             gate(&config, start, url)
         }
+        Command::Silence {
+            config,
+            url,
+            action,
+        } => silence_command(&config.config, url, action),
         Command::Window {
             config: ConfigArg { config },
             url,
@@ -835,6 +893,92 @@ fn window_command(config: &std::path::Path, url: Option<String>, action: WindowA
                     serde_json::to_string_pretty(&value).unwrap_or_default()
                 );
             }
+            ExitCode::SUCCESS
+        }
+        Ok(Err(refusal)) => {
+            eprintln!("warden: {} ({})", refusal.message, refusal.status);
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("warden: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn silence_command(
+    config: &std::path::Path,
+    url: Option<String>,
+    action: SilenceAction,
+) -> ExitCode {
+    let api = match api_for(config, url) {
+        Ok(api) => api,
+        Err(code) => return ExitCode::from(code),
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("warden: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    let outcome: anyhow::Result<Result<String, warden::gate::Refusal>> = rt.block_on(async {
+        match action {
+            SilenceAction::Add {
+                matchers,
+                duration,
+                end,
+                start,
+                comment,
+                author,
+            } => {
+                // Without --end or --duration: an hour, as amtool's default.
+                let duration = match end {
+                    Some(_) => None,
+                    None => Some(duration.unwrap_or_else(|| "1h".into())),
+                };
+                let request = serde_json::to_value(warden::actions::SilenceRequest {
+                    matchers,
+                    starts_at: start,
+                    ends_at: end,
+                    duration,
+                    created_by: author,
+                    comment,
+                })?;
+                Ok(api.add_silence(request).await?.map(|s| {
+                    format!(
+                        "silence {} added, {} until {}\n",
+                        s["id"].as_u64().unwrap_or_default(),
+                        s["state"].as_str().unwrap_or_default(),
+                        s["ends_at"].as_str().unwrap_or_default()
+                    )
+                }))
+            }
+            SilenceAction::List { all, json } => Ok(api.silences().await?.map(|list| {
+                if json {
+                    format!(
+                        "{}\n",
+                        serde_json::to_string_pretty(&list).unwrap_or_default()
+                    )
+                } else {
+                    warden::gate::render_silences(&list, all)
+                }
+            })),
+            SilenceAction::Expire { ids } => {
+                let mut out = String::new();
+                for id in ids {
+                    match api.expire_silence(id).await? {
+                        Ok(_) => out.push_str(&format!("silence {id} expired\n")),
+                        Err(r) => return Ok(Err(r)),
+                    }
+                }
+                Ok(Ok(out))
+            }
+        }
+    });
+    match outcome {
+        Ok(Ok(text)) => {
+            print!("{text}");
             ExitCode::SUCCESS
         }
         Ok(Err(refusal)) => {

@@ -70,6 +70,8 @@ pub struct Shared {
     /// `GET /api/v1/windows`: the validation window runs, as the actions task last published
     /// them.
     pub windows: Arc<ArcSwap<serde_json::Value>>,
+    /// `GET /api/v1/silences`: the silences, as the actions task last published them.
+    pub silences: Arc<ArcSwap<serde_json::Value>>,
     /// `GET /api/v1/query[_range]`: the evaluator's series store and the clock that says
     /// "now"; unset until the daemon's evaluator exists.
     pub series: std::sync::OnceLock<(crate::series::Shared, crate::clock::Clock)>,
@@ -86,6 +88,7 @@ impl Shared {
             commands: std::sync::OnceLock::new(),
             alerts: Arc::new(ArcSwap::from_pointee(serde_json::json!({"alerts": []}))),
             windows: Arc::new(ArcSwap::from_pointee(serde_json::json!({"windows": []}))),
+            silences: Arc::new(ArcSwap::from_pointee(serde_json::json!({"silences": []}))),
             series: std::sync::OnceLock::new(),
         }
     }
@@ -314,6 +317,9 @@ async fn route(
     if path.starts_with("/api/v1/alerts/") && path.ends_with("/ack") {
         return ack(req, shared).await;
     }
+    if path == "/api/v1/silences" || path.starts_with("/api/v1/silences/") {
+        return silences(req, shared).await;
+    }
     let req = &req;
     let known = matches!(
         path,
@@ -469,7 +475,7 @@ async fn windows(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Full<
                     )
                 }
             };
-            window_command(shared, StatusCode::CREATED, |reply| {
+            send_command(shared, StatusCode::CREATED, |reply| {
                 Command::Window(crate::command::WindowCommand::Start { start, reply })
             })
             .await
@@ -481,7 +487,7 @@ async fn windows(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Full<
             let Ok(id) = id.parse::<u64>() else {
                 return json_error(StatusCode::BAD_REQUEST, "a window run id is a number");
             };
-            window_command(shared, StatusCode::OK, |reply| {
+            send_command(shared, StatusCode::OK, |reply| {
                 Command::Window(crate::command::WindowCommand::Abort {
                     id,
                     who: "the API".into(),
@@ -543,7 +549,7 @@ async fn ack(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Full<Byte
             }
         }
     }
-    window_command(shared, StatusCode::OK, |reply| Command::Ack {
+    send_command(shared, StatusCode::OK, |reply| Command::Ack {
         key,
         by,
         reply,
@@ -551,11 +557,88 @@ async fn ack(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Full<Byte
     .await
 }
 
-/// Hands a window command to the daemon and answers with its reply.
-async fn window_command(
+/// `GET /api/v1/silences[/ID]` (as the actions task last published them), `POST
+/// /api/v1/silences` (add one: `{"matchers": ["rule=\"api\""], "duration": "2h" | "ends_at":
+/// RFC 3339, "starts_at"?, "created_by", "comment"}`), `DELETE /api/v1/silences/ID` and `POST
+/// /api/v1/silences/ID/expire`; the changes need the token as reload does.
+async fn silences(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Full<Bytes>> {
+    use crate::command::SilenceCommand;
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let rest = path.strip_prefix("/api/v1/silences").unwrap_or_default();
+    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    let method = req.method().clone();
+    let get = method == Method::GET || method == Method::HEAD;
+    let id = |s: &str| s.parse::<u64>().ok();
+    match (parts.as_slice(), get) {
+        ([], true) => match serde_json::to_vec_pretty(&**shared.silences.load()) {
+            Ok(body) => respond(StatusCode::OK, "application/json", body),
+            Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        },
+        ([n], true) => {
+            let Some(n) = id(n) else {
+                return json_error(StatusCode::BAD_REQUEST, "a silence id is a number");
+            };
+            let all = shared.silences.load();
+            let found = all["silences"]
+                .as_array()
+                .and_then(|list| list.iter().find(|s| s["id"].as_u64() == Some(n)));
+            match found {
+                Some(s) => respond(StatusCode::OK, "application/json", s.to_string().into_bytes()),
+                None => json_error(StatusCode::NOT_FOUND, &format!("no silence {n}")),
+            }
+        }
+        ([], false) if method == Method::POST => {
+            if let Some(denied) = unauthorised(&req, shared) {
+                return denied;
+            }
+            let body = match read_body(req, WINDOW_BODY_MAX).await {
+                Ok(b) => b,
+                Err(e) => return json_error(StatusCode::BAD_REQUEST, &e),
+            };
+            let request: serde_json::Value = match serde_json::from_slice(&body) {
+                Ok(v) => v,
+                Err(e) => {
+                    return json_error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("the body must be JSON {{\"matchers\": [...], \"duration\": \"2h\", \"created_by\": WHO, \"comment\": WHY}}: {e}"),
+                    )
+                }
+            };
+            send_command(shared, StatusCode::CREATED, |reply| {
+                Command::Silence(SilenceCommand::Add { request, reply })
+            })
+            .await
+        }
+        ([n], false) | ([n, "expire"], false)
+            if (parts.len() == 1 && method == Method::DELETE)
+                || (parts.len() == 2 && method == Method::POST) =>
+        {
+            if let Some(denied) = unauthorised(&req, shared) {
+                return denied;
+            }
+            let Some(n) = id(n) else {
+                return json_error(StatusCode::BAD_REQUEST, "a silence id is a number");
+            };
+            send_command(shared, StatusCode::OK, |reply| {
+                Command::Silence(SilenceCommand::Expire { id: n, reply })
+            })
+            .await
+        }
+        ([] | [_] | [_, "expire"], _) => json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET /api/v1/silences[/ID], POST /api/v1/silences, DELETE /api/v1/silences/ID, POST /api/v1/silences/ID/expire",
+        ),
+        _ => json_error(StatusCode::NOT_FOUND, &format!("no route for {path}")),
+    }
+}
+
+/// Hands a command to the daemon and answers with its reply.
+async fn send_command(
     shared: &Shared,
     ok: StatusCode,
-    command: impl FnOnce(crate::command::WindowReply) -> Command,
+    command: impl FnOnce(
+        tokio::sync::oneshot::Sender<Result<serde_json::Value, crate::command::WindowError>>,
+    ) -> Command,
 ) -> Response<Full<Bytes>> {
     let Some(commands) = shared.commands.get() else {
         return json_error(StatusCode::SERVICE_UNAVAILABLE, "warden is starting");
@@ -573,7 +656,7 @@ async fn window_command(
         Ok(Err(_)) => json_error(StatusCode::SERVICE_UNAVAILABLE, "warden is shutting down"),
         Err(_) => json_error(
             StatusCode::GATEWAY_TIMEOUT,
-            "the window command did not finish within 30 s; see warden's log",
+            "the command did not finish within 30 s; see warden's log",
         ),
     }
 }

@@ -42,6 +42,7 @@
 
 mod guarded;
 mod run;
+pub mod silences;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -58,6 +59,7 @@ use crate::rule::{State, TransitionReason};
 use crate::window::{Run, RunState};
 
 pub use run::{spawn, Actions, ActionsOptions, WindowFacts};
+pub use silences::{Silence, SilenceRequest, Suppression};
 
 /// A dependent held by a parent that resolved is paged only if it still fires this much later:
 /// it usually recovers with its parent (the API once Postgres is back), a little after it.
@@ -97,6 +99,10 @@ pub struct Firing {
     /// How each hook went for this incident, by hook name, for `GET /api/v1/alerts`.
     #[serde(default)]
     pub hook_notes: BTreeMap<String, HookNote>,
+    /// The current firing state is owed to its severity's route but was kept back by a
+    /// silence, maintenance window or inhibition: paged when nothing suppresses it any more.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub muted: bool,
     /// The on-call policy's progress at the current severity (`None`: the plain route).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyProgress>,
@@ -303,6 +309,8 @@ pub struct Alerts {
     /// Transitions of held rules that would have paged: applied when the hold ends, unless
     /// the rule recovered meanwhile.
     deferred: BTreeMap<AlertId, RuleTransition>,
+    /// Silences (see `silences`).
+    book: silences::Book,
     /// Notifiers a reload removed (or renamed): never paged again, but the resolves of the
     /// incidents they were told about still go to them (the driver keeps their senders until
     /// warden stops).
@@ -347,6 +355,7 @@ impl Alerts {
             deferred: BTreeMap::new(),
             retired: BTreeSet::new(),
             blocked: BTreeMap::new(),
+            book: silences::Book::default(),
         };
         let plan = alerts.reconfigure(config, now);
         // A failed window's alert has no rule to report it again: it is seen firing from the
@@ -416,6 +425,7 @@ impl Alerts {
                 if !id.labels.is_empty() {
                     alert["series"] = serde_json::json!(id.labels);
                 }
+                self.annotate(id, f, &mut alert);
                 alert
             })
             .collect();
@@ -731,12 +741,21 @@ impl Alerts {
             .filter(|(_, r)| {
                 r.firing
                     .as_ref()
-                    .is_some_and(|f| f.policy.is_some() && f.ack.is_none())
+                    .is_some_and(|f| f.policy.is_some() && f.ack.is_none() && !f.muted)
             })
             .map(|(id, _)| id.clone())
             .collect();
         let mut plan = Plan::default();
         for id in ids {
+            // Silenced, in maintenance or inhibited: its steps and repeats wait.
+            let suppressed = self
+                .records
+                .get(&id)
+                .and_then(|r| r.firing.as_ref())
+                .is_some_and(|f| self.suppression(&id, &f.event, now).suppressed());
+            if suppressed {
+                continue;
+            }
             let Some(record) = self.records.get_mut(&id) else {
                 continue;
             };
@@ -827,6 +846,7 @@ impl Alerts {
         }
         plan.extend(self.release_blocked(now));
         plan.extend(self.policy_steps(now));
+        plan.extend(self.unmute(now));
         for (id, record) in &self.records {
             let Some(firing) = &record.firing else {
                 continue;
@@ -842,10 +862,16 @@ impl Alerts {
                 let key = (id.clone(), name.clone());
                 if self.sent.get(&key).is_none_or(|last| now >= *last + every) {
                     due.push(name.clone());
-                    self.sent.insert(key, now);
                 }
             }
-            if !due.is_empty() {
+            // No re-sends while a silence, maintenance window or inhibition holds the alert.
+            if due.is_empty() || self.suppression(id, &firing.event, now).suppressed() {
+                continue;
+            }
+            for name in &due {
+                self.sent.insert((id.clone(), name.clone()), now);
+            }
+            {
                 let mut event = firing.event.clone();
                 event.at = now.to_rfc3339();
                 plan.events.push((event, due));
@@ -1193,6 +1219,10 @@ impl Alerts {
                 (route, Some(progress))
             }
         };
+        // A silence, maintenance window or inhibition keeps the page back (`silences`).
+        self.book.now = self.book.now.max(now);
+        let muted = !route.is_empty() && self.suppression(alert, &event, now).suppressed();
+        let paged = if muted { Vec::new() } else { route.clone() };
         let record = self.records.entry(alert.clone()).or_insert(AlertRecord {
             incident: 0,
             firing: None,
@@ -1246,7 +1276,8 @@ impl Alerts {
                     f.ack = None;
                 }
                 f.severity = severity;
-                f.notified.extend(route.iter().cloned());
+                f.notified.extend(paged.iter().cloned());
+                f.muted = muted;
                 f.event = event;
                 f.policy = progress;
                 f
@@ -1267,19 +1298,20 @@ impl Alerts {
                     severity,
                     since: now.as_millis(),
                     critical_since: (severity == Severity::Critical).then_some(now.as_millis()),
-                    notified: route.iter().cloned().collect(),
+                    notified: paged.iter().cloned().collect(),
                     event,
                     hooks_done: BTreeSet::new(),
                     hook_notes: BTreeMap::new(),
                     policy: progress,
                     ack: None,
+                    muted,
                 }
             }
         };
         let event = firing.event.clone();
         record.firing = Some(firing);
         let record = record.clone();
-        for name in &route {
+        for name in &paged {
             self.sent.insert((alert.clone(), name.clone()), now);
         }
         let mut plan = Plan {
@@ -1288,7 +1320,7 @@ impl Alerts {
             unrouted: unrouted.into_iter().collect(),
             ..Plan::default()
         };
-        let to = self.existing(route, alert, &mut plan);
+        let to = self.existing(paged, alert, &mut plan);
         if !to.is_empty() {
             plan.events.push((event, to));
         }
@@ -1351,7 +1383,10 @@ impl Alerts {
         let firing = self.records.iter().filter_map(|(id, record)| {
             let actions = self.alerting.rules.get(&id.rule)?;
             let wanted = only.is_none_or(|o| o == id) && !actions.hooks.is_empty();
-            Some((id, record, record.firing.as_ref()?, actions)).filter(|_| wanted)
+            Some((id, record, record.firing.as_ref()?, actions))
+                .filter(|_| wanted)
+                // A maintenance window holds hooks too (`silences`).
+                .filter(|(id, _, f, _)| !self.hooks_held(id, &f.event, now))
         });
         for (id, record, firing, actions) in firing {
             let incident = record.incident;

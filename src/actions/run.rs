@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 use super::{AlertRecord, Alerts, HookJob, HookNote, HookResult, Plan, HOOK_RETRY};
 use crate::alert::{AlertId, Event, Sink};
 use crate::clock::{Clock, Timestamp};
-use crate::command::{WindowCommand, WindowError};
+use crate::command::{SilenceCommand, WindowCommand, WindowError};
 use crate::config::notifier::NotifierConfig;
 use crate::config::Config;
 use crate::config::HookSpec;
@@ -63,6 +63,8 @@ pub struct ActionsOptions {
     pub facts: Option<WindowFacts>,
     /// Where the validation window runs are published (`GET /api/v1/windows`).
     pub publish_windows: Option<Arc<ArcSwap<serde_json::Value>>>,
+    /// Where the silences are published (`GET /api/v1/silences`).
+    pub publish_silences: Option<Arc<ArcSwap<serde_json::Value>>>,
 }
 
 /// Where validation windows read the rules' states and the scraped series.
@@ -135,6 +137,7 @@ enum Input {
         by: String,
         reply: crate::command::WindowReply,
     },
+    Silence(SilenceCommand),
 }
 
 /// A canary step's weight hook ended.
@@ -179,6 +182,11 @@ impl Actions {
     /// run is durably stored.
     pub async fn window(&self, command: WindowCommand) {
         let _ = self.tx.send(Input::Window(command)).await;
+    }
+
+    /// Adds or expires a silence; the command's reply says how it went once it is stored.
+    pub async fn silence(&self, command: SilenceCommand) {
+        let _ = self.tx.send(Input::Silence(command)).await;
     }
 }
 
@@ -248,10 +256,27 @@ pub async fn spawn(
         tracker,
         shutdown.clone(),
     );
+    let horizon = (now - super::silences::EXPIRED_RETENTION).as_millis();
+    let (rows, next_silence) = store
+        .load_silences(horizon)
+        .await
+        .context("reading silences")?;
+    let silences: Vec<super::Silence> = rows
+        .into_iter()
+        .filter_map(|row| match serde_json::from_str(&row.silence) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(id = row.id, error = %e, "a stored silence does not decode; left out");
+                None
+            }
+        })
+        .collect();
     let opened = store.clone();
+    let silence_store = store.clone();
     let guard = HookGuard::new(store, clock.clone(), metrics);
     guard.set_secrets(config.secret_values());
     let (mut alerts, mut plan) = Alerts::new(config, records, identity, clock.now());
+    alerts.set_silences(silences, clock.now());
     let firing_series = alerts.firing_series();
     alerts.set_deploy(options.deploy);
     for event in guard.report_interrupted(&recovery) {
@@ -272,6 +297,9 @@ pub async fn spawn(
         windows,
         facts: options.facts,
         publish_windows: options.publish_windows,
+        publish_silences: options.publish_silences,
+        store: silence_store,
+        next_silence,
         steps: steps_tx,
         pending_steps: Vec::new(),
         fed_baselines: Vec::new(),
@@ -310,6 +338,7 @@ pub async fn spawn(
     // Exit, so that the service manager restarts warden and the next start picks up from the
     // state file, rather than run on green and mute.
     driver.publish_windows();
+    driver.publish_silences();
     for step in driver.windows.resume_steps() {
         tracing::info!(
             id = step.run,
@@ -367,6 +396,11 @@ struct Driver {
     windows: Windows,
     facts: Option<WindowFacts>,
     publish_windows: Option<Arc<ArcSwap<serde_json::Value>>>,
+    publish_silences: Option<Arc<ArcSwap<serde_json::Value>>>,
+    /// Where silences are stored.
+    store: Store,
+    /// The id the next silence gets.
+    next_silence: u64,
     steps: mpsc::UnboundedSender<StepDone>,
     /// Step hooks of runs not yet committed: started by `execute` after the commit.
     pending_steps: Vec<StepHook>,
@@ -431,6 +465,11 @@ impl Driver {
                     let fx = self.windows.tick(now, &facts);
                     plan.extend(self.window_effects(fx, now));
                     self.execute(plan).await;
+                    // A silence or maintenance window started or ended.
+                    if self.alerts.take_stale() {
+                        self.publish_silences();
+                        self.count_firing();
+                    }
                 }
                 input = rx.recv() => {
                     let Some(input) = input else { break };
@@ -474,6 +513,10 @@ impl Driver {
                                     Err(message) => Err(WindowError { status: 404, message }),
                                 };
                                 let _ = reply.send(answer);
+                            }
+                            Input::Silence(command) => {
+                                self.execute(std::mem::take(&mut plan)).await;
+                                self.silence_command(command, now).await;
                             }
                         }
                         taken += 1;
@@ -642,6 +685,83 @@ impl Driver {
                     let _ = reply.send(Err(WindowError { status, message }));
                 }
             },
+        }
+    }
+
+    /// Adds or expires a silence: stored first, then applied (an expired one pages the alerts
+    /// it muted that still fire, at once), then answered.
+    async fn silence_command(&mut self, command: SilenceCommand, now: Timestamp) {
+        let refuse = |status: u16, message: String| Err(WindowError { status, message });
+        let (silence, reply) = match command {
+            SilenceCommand::Add { request, reply } => {
+                let request: super::SilenceRequest = match serde_json::from_value(request) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = reply.send(refuse(400, format!("the body is not a silence: {e}")));
+                        return;
+                    }
+                };
+                if self.alerts.silences_full() {
+                    let message = format!(
+                        "warden keeps at most {} silences (expired ones for 5 days); expire some",
+                        super::silences::MAX_SILENCES
+                    );
+                    let _ = reply.send(refuse(409, message));
+                    return;
+                }
+                match request.into_silence(self.next_silence, now) {
+                    Ok(s) => (s, reply),
+                    Err(e) => {
+                        let _ = reply.send(refuse(400, e));
+                        return;
+                    }
+                }
+            }
+            SilenceCommand::Expire { id, reply } => {
+                // Changed on a copy: nothing changes unless it is stored.
+                let Some(mut silence) = self.alerts.silence(id).cloned() else {
+                    let _ = reply.send(refuse(404, format!("no silence {id}")));
+                    return;
+                };
+                if let Err(e) = super::silences::expire(&mut silence, now) {
+                    let _ = reply.send(refuse(409, e));
+                    return;
+                }
+                (silence, reply)
+            }
+        };
+        let row = crate::state::SilenceRow {
+            id: silence.id,
+            ends_at: silence.ends_at,
+            silence: serde_json::to_string(&silence).unwrap_or_default(),
+        };
+        let horizon = (now - super::silences::EXPIRED_RETENTION).as_millis();
+        if let Err(e) = self.store.save_silence(row, horizon).await {
+            tracing::error!(error = %e, id = silence.id, "cannot store the silence");
+            let _ = reply.send(refuse(503, format!("cannot store the silence: {e}")));
+            return;
+        }
+        self.next_silence = self.next_silence.max(silence.id + 1);
+        let view = silence.view(now);
+        tracing::info!(
+            id = silence.id,
+            matchers = %silence.matchers.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            state = silence.state(now).as_str(),
+            ends = %Timestamp(silence.ends_at),
+            by = %silence.created_by,
+            "silence stored"
+        );
+        self.alerts.add_silence(silence, now);
+        let plan = self.alerts.unmute(now);
+        self.execute(plan).await;
+        self.publish_silences();
+        self.count_firing();
+        let _ = reply.send(Ok(view));
+    }
+
+    fn publish_silences(&self) {
+        if let Some(publish) = &self.publish_silences {
+            publish.store(Arc::new(self.alerts.silences_view(self.clock.now())));
         }
     }
 

@@ -110,6 +110,7 @@ critical = { when = "> 2" }
         policies: BTreeMap::new(),
         rule_policies: BTreeMap::new(),
         severity_policies: Default::default(),
+        ..AlertingConfig::default()
     };
     config
 }

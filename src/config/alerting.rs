@@ -146,6 +146,8 @@ impl Catalog {
             policies: BTreeMap::new(),
             rule_policies: BTreeMap::new(),
             severity_policies: Default::default(),
+            maintenance: Vec::new(),
+            inhibit: Vec::new(),
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod notifier;
 pub mod policy;
 mod raw;
 pub mod slo;
+pub mod suppression;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -133,6 +133,10 @@ pub struct AlertingConfig {
     pub rule_policies: BTreeMap<String, String>,
     /// `[alerting] policy`: the default per severity.
     pub severity_policies: super::policy::SeverityPolicies,
+    /// Every `[[maintenance]]`, names unique: recurring silences that also hold hooks.
+    pub maintenance: Vec<super::suppression::Maintenance>,
+    /// Every `[[inhibit]]`.
+    pub inhibit: Vec<super::suppression::InhibitRule>,
 }
 
 impl AlertingConfig {

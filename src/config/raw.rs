@@ -104,6 +104,20 @@
 //! timeout = "5m"                   # default 5m; cooldown (default 10m, zero allowed)
 //! # also: dry_run, diagnostic (runs before the other hooks due at once), env, workdir,
 //! # max_output_bytes (default 64 KiB), notify (notifier names for the outcome)
+//!
+//! [[maintenance]]                  # a recurring silence: pages (and hooks) of the alerts
+//! name = "nightly-backup"          # matching every matcher are held while it is on
+//! matchers = ['check="db"']        # at least one; alert labels as for silences
+//! time_zone = "Europe/Berlin"      # IANA name (default UTC)
+//! weekdays = ["sun", "mon-fri"]    # days a range starts on (default every day)
+//! times = ["02:00-04:00"]          # local HH:MM-HH:MM, end exclusive, up to 24:00; an end
+//!                                  # before the start crosses midnight (default all day)
+//! comment = "pg_dump locks the db"
+//!
+//! [[inhibit]]                      # while an alert matching source_matchers fires,
+//! source_matchers = ['rule="api-down"'] # alerts matching target_matchers (and not the
+//! target_matchers = ['rule="api-p95"']  # source) with the same equal labels are not paged
+//! equal = ["service"]
 //! ```
 //!
 //! Durations are Prometheus-style (`1h30m`). Strings may use `${NAME}` (environment),
@@ -225,6 +239,8 @@ raw_table! {
         policy: Vec<Spanned<RawPolicy>>,
         slo: Vec<Spanned<RawSlo>>,
         heartbeat: Spanned<RawHeartbeat>,
+        maintenance: Vec<Spanned<RawMaintenance>>,
+        inhibit: Vec<Spanned<RawInhibit>>,
     }
 }
 
@@ -237,6 +253,28 @@ raw_table! {
         timeout: Spanned<String>,
         method: Spanned<String>,
         headers: Spanned<StringMap>,
+    }
+}
+
+raw_table! {
+    /// `[[maintenance]]`: a recurring silence: matchers and a weekly schedule in a time zone.
+    pub struct RawMaintenance {
+        name: Spanned<String>,
+        matchers: NameList,
+        time_zone: Spanned<String>,
+        weekdays: NameList,
+        times: NameList,
+        comment: Spanned<String>,
+    }
+}
+
+raw_table! {
+    /// `[[inhibit]]`: while an alert matching `source_matchers` fires, alerts matching
+    /// `target_matchers` with the same `equal` labels are not paged.
+    pub struct RawInhibit {
+        source_matchers: NameList,
+        target_matchers: NameList,
+        equal: NameList,
     }
 }
 

@@ -31,6 +31,7 @@ mod hook_runs;
 mod meta;
 mod outbox;
 mod schema;
+mod silences;
 mod slo;
 mod windows;
 
@@ -50,6 +51,7 @@ pub use hook_runs::{HookFinish, HookRunRecord, HookRunState};
 pub use meta::instance_from_host;
 pub use outbox::{Committed, DroppedRow, OutboxRow, Poll, RowState};
 pub use schema::{migrate, MIGRATIONS};
+pub use silences::SilenceRow;
 pub use slo::{SloMinute, SloRows};
 pub use windows::{WindowRow, LOAD_FINISHED};
 

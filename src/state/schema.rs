@@ -82,6 +82,13 @@ pub const MIGRATIONS: &[&str] = &[
         total  REAL    NOT NULL,
         PRIMARY KEY (slo, minute)
     ) WITHOUT ROWID;",
+    // 5: silences, the silence as JSON (`actions::Silence`), by id (never reused).
+    "CREATE TABLE silences (
+        id      INTEGER PRIMARY KEY,
+        ends_at INTEGER NOT NULL,
+        silence TEXT    NOT NULL
+    );
+    CREATE INDEX silences_by_end ON silences (ends_at);",
 ];
 
 /// Brings the schema to the newest version; refuses a file from a newer warden.

@@ -35,6 +35,7 @@ mod scrape;
 mod scrape_bad_input;
 mod series;
 mod services;
+mod silences;
 mod slo;
 mod system_checks;
 mod systemd;

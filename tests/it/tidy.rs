@@ -54,6 +54,8 @@ fn stages_import_only_what_feeds_them() {
                 "alert",
                 "promql",
                 "exposition",
+                // `[[maintenance]]` and `[[inhibit]]` select alerts with matchers.
+                "matcher",
             ],
         ),
         ("telemetry", &["config"]),
@@ -101,6 +103,8 @@ fn stages_import_only_what_feeds_them() {
         ("reload", &["files"]),
         // `labels` is a leaf: the label sets an alert's identity and its events carry.
         ("labels", &[]),
+        // Alertmanager's label matchers over a label set: silences, maintenance, inhibition.
+        ("matcher", &["labels"]),
         // The exposition parser is a leaf too: bytes in, samples (label sets) out.
         ("exposition", &["exposition"]),
         ("alert", &["labels"]),
@@ -119,6 +123,8 @@ fn stages_import_only_what_feeds_them() {
                 "config",
                 "engine",
                 "hook",
+                // Silences, maintenance windows and inhibition match alerts' labels.
+                "matcher",
                 "notify",
                 "outbox",
                 // Validation windows read the rules' states and the series store (their
@@ -246,6 +252,10 @@ fn pure_stages_do_no_io_and_read_no_clock() {
         "actions/mod",
         // Guarded hooks (confirm, verify): part of `Alerts`.
         "actions/guarded",
+        // Silences, maintenance windows, inhibition: what keeps pages back.
+        "actions/silences",
+        "config/suppression",
+        "matcher",
         "window/mod",
         "promql",
         "series",

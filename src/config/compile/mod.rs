@@ -17,6 +17,7 @@ mod heartbeat;
 mod rules;
 mod server;
 mod slo;
+mod suppression;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -375,6 +376,43 @@ pub(crate) fn compile(
         }
     }
 
+    // Maintenance windows (names unique) and inhibition rules, from every file.
+    let mut maintenance: Vec<super::suppression::Maintenance> = Vec::new();
+    let mut maintenance_names: HashMap<String, Defined> = HashMap::new();
+    let mut inhibit = Vec::new();
+    for (index, unit) in files.iter().enumerate() {
+        let Some(raw) = &unit.raw else { continue };
+        c.file = index;
+        for raw_m in raw.maintenance.iter().flatten() {
+            let Some(m) = c.maintenance(raw_m) else {
+                continue;
+            };
+            let span = raw_m
+                .get_ref()
+                .name
+                .as_ref()
+                .map_or(raw_m.span(), Spanned::span);
+            if let Some(first) = maintenance_names.get(&m.name) {
+                let message = format!(
+                    "duplicate maintenance name {:?}: first defined at {}",
+                    m.name,
+                    c.place(first)
+                );
+                c.error(span, message);
+                continue;
+            }
+            maintenance_names.insert(
+                m.name.clone(),
+                Defined {
+                    file: index,
+                    offset: span.start,
+                },
+            );
+            maintenance.push(m);
+        }
+        inhibit.extend(raw.inhibit.iter().flatten().filter_map(|r| c.inhibit(r)));
+    }
+
     match (server, log, state, settings, heartbeat) {
         (Some(server), Some(log), Some(state), Some(settings), Some(heartbeat))
             if c.problems.is_empty() && complete =>
@@ -396,6 +434,8 @@ pub(crate) fn compile(
                     alerting.policies = policies;
                     alerting.rule_policies = rule_policies;
                     alerting.severity_policies = severity_policies;
+                    alerting.maintenance = maintenance;
+                    alerting.inhibit = inhibit;
                     alerting
                 },
                 slos,
