@@ -63,7 +63,17 @@ impl Matcher {
                 regex::RegexBuilder::new(&format!("^(?:{value})$"))
                     .size_limit(REGEX_SIZE_LIMIT)
                     .build()
-                    .map_err(|e| format!("invalid regex {value:?}: {e}"))?,
+                    .map_err(|e| {
+                        // The regex crate's message draws the pattern over three lines; a
+                        // diagnostic is one line: keep its last (the reason).
+                        let text = e.to_string();
+                        let why = text
+                            .lines()
+                            .last()
+                            .unwrap_or("")
+                            .trim_start_matches("error: ");
+                        format!("invalid regex {value:?}: {why}")
+                    })?,
             ),
             Op::Equal | Op::NotEqual => None,
         };

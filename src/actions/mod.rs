@@ -1205,7 +1205,11 @@ impl Alerts {
     ) -> Plan {
         // With an on-call policy, the steps due now (no delay, within their hours) are the
         // route; later ones are `tick`'s.
-        let policy = self.alerting.policy_of(&alert.rule, severity).cloned();
+        let labels = silences::match_labels(alert, &event);
+        let policy = self
+            .alerting
+            .policy_of(&alert.rule, severity, &labels)
+            .cloned();
         let (route, progress) = match &policy {
             None => (self.alerting.route_of(&alert.rule, severity).to_vec(), None),
             Some(p) => {

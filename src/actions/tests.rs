@@ -110,6 +110,7 @@ critical = { when = "> 2" }
         policies: BTreeMap::new(),
         rule_policies: BTreeMap::new(),
         severity_policies: Default::default(),
+        routes: Vec::new(),
         ..AlertingConfig::default()
     };
     config
@@ -1890,4 +1891,62 @@ fn a_business_hours_step_waits_across_the_weekend_and_a_dst_change() {
     // Monday 09:00 CEST = 07:00 UTC.
     let monday = a.tick(utc("2026-03-30T07:00:00Z"));
     assert_eq!(sent(&monday)[0].3, names(&["chat"]));
+}
+
+#[test]
+fn a_route_picks_the_policy_by_the_alerts_labels() {
+    let mut config = config();
+    config.alerting.policies.insert(
+        "P0".into(),
+        crate::config::policy::Policy {
+            name: "P0".into(),
+            steps: vec![step(0, &["pager"])],
+            repeat: None,
+        },
+    );
+    config.alerting.policies.insert(
+        "P3".into(),
+        crate::config::policy::Policy {
+            name: "P3".into(),
+            steps: vec![step(0, &["am"])],
+            repeat: None,
+        },
+    );
+    // api-slow has labels { team = "web" }: the web team's criticals are P0.
+    config
+        .alerting
+        .routes
+        .push(crate::config::policy::PolicyRoute {
+            matchers: vec![
+                crate::matcher::Matcher::parse(r#"team="web""#).unwrap(),
+                crate::matcher::Matcher::parse(r#"severity=~"crit.*""#).unwrap(),
+            ],
+            policy: "P0".into(),
+        });
+    config.alerting.severity_policies.critical = Some("P3".into());
+    let mut a = fresh(&config);
+    let web = a.transition(
+        &tr("api-slow", State::Ok, State::Critical, Some(3.0), at(1)),
+        at(1),
+    );
+    assert_eq!(sent(&web)[0].3, names(&["pager"]), "matched the route");
+    let other = a.transition(
+        &tr("api-down", State::Ok, State::Critical, Some(0.0), at(2)),
+        at(2),
+    );
+    assert_eq!(sent(&other)[0].3, names(&["am"]), "the severity's default");
+    // A warning of the web team matches no route and has no default policy: the plain route.
+    let warn = a.transition(
+        &tr(
+            "api-slow",
+            State::Critical,
+            State::Warning,
+            Some(1.5),
+            at(3),
+        ),
+        at(3),
+    );
+    assert!(sent(&warn)
+        .iter()
+        .any(|(k, _, _, to)| *k == EventKind::Firing && *to == names(&["chat"])));
 }

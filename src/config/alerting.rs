@@ -146,6 +146,7 @@ impl Catalog {
             policies: BTreeMap::new(),
             rule_policies: BTreeMap::new(),
             severity_policies: Default::default(),
+            routes: Vec::new(),
             maintenance: Vec::new(),
             inhibit: Vec::new(),
         }

@@ -133,6 +133,9 @@ pub struct AlertingConfig {
     pub rule_policies: BTreeMap<String, String>,
     /// `[alerting] policy`: the default per severity.
     pub severity_policies: super::policy::SeverityPolicies,
+    /// `[[route]]`s in order: the first whose matchers all match an alert's labels picks its
+    /// policy (after the rule's own).
+    pub routes: Vec<super::policy::PolicyRoute>,
     /// Every `[[maintenance]]`, names unique: recurring silences that also hold hooks.
     pub maintenance: Vec<super::suppression::Maintenance>,
     /// Every `[[inhibit]]`.
@@ -158,12 +161,24 @@ impl AlertingConfig {
         route.at(severity)
     }
 
-    /// The on-call policy of a rule's alert at `severity`, if any: the rule's own, else the
-    /// severity's default. Without one, the plain route applies.
-    pub fn policy_of(&self, rule: &str, severity: Severity) -> Option<&super::policy::Policy> {
+    /// The on-call policy of a rule's alert at `severity` with `labels` (the alert's, as
+    /// silences match them), if any: the rule's own, else the first `[[route]]` matching,
+    /// else the severity's default. Without one, the plain route applies.
+    pub fn policy_of(
+        &self,
+        rule: &str,
+        severity: Severity,
+        labels: &crate::labels::Labels,
+    ) -> Option<&super::policy::Policy> {
         let name = self
             .rule_policies
             .get(rule)
+            .or_else(|| {
+                self.routes
+                    .iter()
+                    .find(|r| crate::matcher::all_match(&r.matchers, labels))
+                    .map(|r| &r.policy)
+            })
             .or_else(|| self.severity_policies.at(severity))?;
         self.policies.get(name)
     }

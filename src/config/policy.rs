@@ -38,6 +38,13 @@ impl SeverityPolicies {
     }
 }
 
+/// A validated `[[route]]`: matchers over an alert's labels, and the policy they pick.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyRoute {
+    pub matchers: Vec<crate::matcher::Matcher>,
+    pub policy: String,
+}
+
 /// A validated `[[policy]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
@@ -273,7 +280,7 @@ impl Compiler<'_> {
         &mut self,
         files: &[super::load::FileUnit],
         policies: &BTreeMap<String, Policy>,
-    ) -> (BTreeMap<String, String>, SeverityPolicies) {
+    ) -> (BTreeMap<String, String>, SeverityPolicies, Vec<PolicyRoute>) {
         // Every policy defined, valid or not: one with errors is reported there, not here too.
         let mut names: Vec<String> = policies.keys().cloned().collect();
         for unit in files {
@@ -329,7 +336,35 @@ impl Compiler<'_> {
                 }
             }
         }
-        (by_rule, by_severity)
+        let mut routes = Vec::new();
+        for (index, unit) in files.iter().enumerate() {
+            let Some(raw) = &unit.raw else { continue };
+            self.file = index;
+            for r in raw.route.iter().flatten() {
+                let header = r.span();
+                let route = r.get_ref();
+                self.unknown_keys(&route.unknown, "in [[route]]", RawRoute::KEYS);
+                let matchers = self.matchers(
+                    route.matchers.as_ref(),
+                    &header,
+                    "matchers",
+                    "[[route]]",
+                    false,
+                );
+                let policy = match &route.policy {
+                    None => {
+                        self.missing(header.clone(), "policy", "[[route]]");
+                        None
+                    }
+                    Some(p) => self.known_name(p, "policy", &names, true),
+                };
+                if let (Some(matchers), Some(policy)) = (matchers, policy) {
+                    routes.push(PolicyRoute { matchers, policy });
+                }
+            }
+        }
+        self.file = 0;
+        (by_rule, by_severity, routes)
     }
 }
 

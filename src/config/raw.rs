@@ -237,6 +237,7 @@ raw_table! {
         hook: Vec<Spanned<RawHook>>,
         window: Vec<Spanned<RawWindow>>,
         policy: Vec<Spanned<RawPolicy>>,
+        route: Vec<Spanned<RawRoute>>,
         slo: Vec<Spanned<RawSlo>>,
         heartbeat: Spanned<RawHeartbeat>,
         maintenance: Vec<Spanned<RawMaintenance>>,
@@ -389,6 +390,14 @@ raw_table! {
         name: Spanned<String>,
         repeat: Spanned<String>,
         step: Vec<Spanned<RawPolicyStep>>,
+    }
+}
+
+raw_table! {
+    /// `[[route]]`: alerts whose labels match get this on-call policy.
+    pub struct RawRoute {
+        matchers: NameList,
+        policy: Spanned<String>,
     }
 }
 

@@ -296,6 +296,7 @@ fn good_alerting_fixture_compiles_to_exactly_this() {
         policies: BTreeMap::new(),
         rule_policies: BTreeMap::new(),
         severity_policies: Default::default(),
+        routes: Vec::new(),
         ..AlertingConfig::default()
     };
     // Field by field first, for a readable failure.

@@ -337,7 +337,7 @@ pub(crate) fn compile(
             }
         }
     }
-    let (rule_policies, severity_policies) = c.policy_choices(files, &policies);
+    let (rule_policies, severity_policies, routes) = c.policy_choices(files, &policies);
 
     let mut windows: Vec<super::window::WindowConfig> = Vec::new();
     let mut window_names: HashMap<String, Defined> = HashMap::new();
@@ -434,6 +434,7 @@ pub(crate) fn compile(
                     alerting.policies = policies;
                     alerting.rule_policies = rule_policies;
                     alerting.severity_policies = severity_policies;
+                    alerting.routes = routes;
                     alerting.maintenance = maintenance;
                     alerting.inhibit = inhibit;
                     alerting

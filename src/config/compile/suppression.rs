@@ -11,7 +11,7 @@ use crate::matcher::{is_label_name, Matcher};
 impl Compiler<'_> {
     /// A list of matchers; at least one, and (`selective`) at least one that does not match
     /// an alert without its label, so a typo never silences everything.
-    fn matchers(
+    pub(crate) fn matchers(
         &mut self,
         list: Option<&NameList>,
         header: &Span,
