@@ -137,6 +137,18 @@ fn an_acknowledged_alert_is_not_escalated() {
         pager.accepted().is_empty(),
         "acknowledged: the pager was not woken"
     );
+    // An acknowledged incident still resolves, to whoever it reached.
+    target.set_json("/health", 200, json!({}));
+    wait(
+        Duration::from_secs(10),
+        "the resolve of the acknowledged alert",
+        || {
+            chat.accepted()
+                .into_iter()
+                .find(|b| b["status"] == "resolved")
+        },
+    );
+    assert!(pager.accepted().is_empty());
     // An unknown alert is refused.
     let out = warden_within(
         &["ack", "-c", d.config_path().to_str().unwrap(), "nope"],
