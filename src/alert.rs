@@ -134,6 +134,47 @@ pub struct HookOutcome {
     pub not_helped: Option<String>,
 }
 
+/// Percent-encodes everything but RFC 3986's unreserved characters (a dedup key's `/` too),
+/// for a value in a URL's path or query.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The signature of an acknowledgement link for incident `dedup_key`, valid until `exp` (unix
+/// seconds): hex HMAC-SHA256 under `key` of `dedup_key`, a newline, `exp`.
+pub fn ack_signature(key: &[u8], dedup_key: &str, exp: i64) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(dedup_key.as_bytes());
+    mac.update(b"\n");
+    mac.update(exp.to_string().as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `sig` is the signature of (`dedup_key`, `exp`), compared in constant time.
+pub fn ack_signature_valid(key: &[u8], dedup_key: &str, exp: i64, sig: &str) -> bool {
+    let want = ack_signature(key, dedup_key, exp);
+    want.len() == sig.len()
+        && want
+            .bytes()
+            .zip(sig.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
 /// The longest instance name.
 pub const MAX_INSTANCE_LEN: usize = 64;
 
@@ -190,6 +231,10 @@ pub struct Event {
     pub dedup_key: String,
     /// Set for `Hook` events.
     pub hook: Option<HookOutcome>,
+    /// A signed, expiring link that acknowledges this incident (`[alerting] external_url`
+    /// set): no admin token travels in a chat message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_url: Option<String>,
 }
 
 impl Event {

@@ -450,6 +450,10 @@ pub async fn run(
                     daemon.actions.ack(key, by, reply).await;
                     continue;
                 }
+                Command::AckLink { key, exp, sig, reply } => {
+                    daemon.actions.ack_link(key, exp, sig, reply).await;
+                    continue;
+                }
                 // Answered by the actions task once the silence is stored.
                 Command::Silence(command) => {
                     daemon.actions.silence(command).await;

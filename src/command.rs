@@ -25,6 +25,14 @@ pub enum Command {
         by: String,
         reply: WindowReply,
     },
+    /// Acknowledge by a signed link from a page (`/api/v1/ack`): no token, the signature is
+    /// the credential.
+    AckLink {
+        key: String,
+        exp: i64,
+        sig: String,
+        reply: WindowReply,
+    },
     /// Add or expire a silence (`POST /api/v1/silences`, `DELETE /api/v1/silences/ID`,
     /// `POST /api/v1/silences/ID/expire`).
     Silence(SilenceCommand),

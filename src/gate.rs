@@ -113,8 +113,8 @@ impl Api {
     pub async fn ack(&self, key: &str, by: &str) -> anyhow::Result<Result<Value, Refusal>> {
         let path = format!(
             "/api/v1/alerts/{}/ack?by={}",
-            percent_encode(key),
-            percent_encode(by)
+            crate::alert::percent_encode(key),
+            crate::alert::percent_encode(by)
         );
         self.call(true, &path, None).await
     }
@@ -290,19 +290,6 @@ pub async fn drain(base: &str, limit: Duration) -> bool {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     false
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters (a dedup key's `/` too).
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// `01:30:05` from milliseconds.

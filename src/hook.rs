@@ -376,6 +376,7 @@ fn outcome_event(
         deploy: trigger.deploy.clone(),
         dedup_key: format!("{}/hook/{}", trigger.dedup_key, outcome.hook),
         hook: Some(outcome),
+        ack_url: None,
     }
 }
 
@@ -452,6 +453,7 @@ mod tests {
             deploy: Some("v42".into()),
             dedup_key: "warden/api-down/7".into(),
             hook: None,
+            ack_url: None,
         }
     }
 

@@ -314,6 +314,9 @@ async fn route(
     if path == "/api/v1/windows" || path.starts_with("/api/v1/windows/") {
         return windows(req, shared).await;
     }
+    if path == "/api/v1/ack" {
+        return ack_link(req, shared).await;
+    }
     if path.starts_with("/api/v1/alerts/") && path.ends_with("/ack") {
         return ack(req, shared).await;
     }
@@ -502,6 +505,67 @@ async fn windows(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Full<
         ),
         _ => json_error(StatusCode::NOT_FOUND, &format!("no route for {path}")),
     }
+}
+
+/// `/api/v1/ack?key=KEY&exp=UNIX&sig=HEX`, the link in a page: `GET` shows a page with a
+/// button (a chat app unfurling the link must not acknowledge anything), `POST` acknowledges.
+/// No token: the signature (HMAC under the state file's key, expiring) is the credential.
+async fn ack_link(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Full<Bytes>> {
+    let query = req.uri().query().unwrap_or("").to_string();
+    let mut key = None;
+    let mut exp = None;
+    let mut sig = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value);
+        match name {
+            "key" => key = value,
+            "exp" => exp = value.and_then(|v| v.parse::<i64>().ok()),
+            "sig" => sig = value,
+            _ => {}
+        }
+    }
+    let (Some(key), Some(exp), Some(sig)) = (key, exp, sig) else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "an acknowledgement link has key, exp and sig",
+        );
+    };
+    if req.method() == Method::GET || req.method() == Method::HEAD {
+        let escape = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+        };
+        let page = format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>Acknowledge</title></head>\
+             <body><p>Acknowledge incident <code>{}</code>? Its repeats and escalations stop \
+             until it resolves or turns critical.</p>\
+             <form method=\"post\" action=\"/api/v1/ack?{}\"><button type=\"submit\">\
+             Acknowledge</button></form></body></html>",
+            escape(&key),
+            escape(&query)
+        );
+        return respond(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            page.into_bytes(),
+        );
+    }
+    if req.method() != Method::POST {
+        return json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET shows the page, POST acknowledges",
+        );
+    }
+    send_command(shared, StatusCode::OK, |reply| Command::AckLink {
+        key,
+        exp,
+        sig,
+        reply,
+    })
+    .await
 }
 
 /// `POST /api/v1/alerts/KEY/ack[?by=NAME]`: acknowledges a firing alert (KEY: its dedup key or

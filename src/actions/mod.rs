@@ -315,6 +315,9 @@ pub struct Alerts {
     /// incidents they were told about still go to them (the driver keeps their senders until
     /// warden stops).
     retired: BTreeSet<String>,
+    /// The key that signs acknowledgement links (from the state file); with
+    /// `[alerting] external_url`, pages carry one.
+    ack_key: Option<Vec<u8>>,
     /// Alerts that would open an incident while a rule they depend on (`depends_on`,
     /// transitively) fires: held, not paged (nor their hooks run). Each with the transition to
     /// apply once released, since when, and when its blockers all resolved (it is released
@@ -355,6 +358,7 @@ impl Alerts {
             deferred: BTreeMap::new(),
             retired: BTreeSet::new(),
             blocked: BTreeMap::new(),
+            ack_key: None,
             book: silences::Book::default(),
         };
         let plan = alerts.reconfigure(config, now);
@@ -370,6 +374,48 @@ impl Alerts {
             alerts.seen.insert(id, (severity, now));
         }
         (alerts, plan)
+    }
+
+    /// The key acknowledgement links are signed with.
+    pub fn set_ack_key(&mut self, key: Vec<u8>) {
+        self.ack_key = Some(key);
+    }
+
+    /// The acknowledgement link of incident `dedup_key` made `now`, when the config names an
+    /// `external_url` and a key is set.
+    fn ack_link(&self, dedup_key: &str, now: Timestamp) -> Option<String> {
+        let base = self.alerting.external_url.as_ref()?;
+        let key = self.ack_key.as_ref()?;
+        let exp = (now + self.alerting.ack_link_ttl).as_millis() / 1000;
+        let sig = crate::alert::ack_signature(key, dedup_key, exp);
+        Some(format!(
+            "{base}/api/v1/ack?key={}&exp={exp}&sig={sig}",
+            crate::alert::percent_encode(dedup_key)
+        ))
+    }
+
+    /// Acknowledges by a link from a page: the signature must be this warden's for that
+    /// incident and the link not expired.
+    pub fn ack_by_link(
+        &mut self,
+        dedup_key: &str,
+        exp: i64,
+        sig: &str,
+        now: Timestamp,
+    ) -> Result<(AlertId, Plan), String> {
+        let key = self
+            .ack_key
+            .as_ref()
+            .ok_or("acknowledgement links are off")?;
+        if !crate::alert::ack_signature_valid(key, dedup_key, exp, sig) {
+            return Err(
+                "the link's signature does not match (altered, or from another warden)".into(),
+            );
+        }
+        if now.as_millis() / 1000 > exp {
+            return Err("the link has expired: use warden ack or the API".into());
+        }
+        self.ack(dedup_key, "an acknowledgement link", now)
     }
 
     /// Incidents opened from now on name `deploy`; those open keep theirs.
@@ -1206,6 +1252,19 @@ impl Alerts {
         // With an on-call policy, the steps due now (no delay, within their hours) are the
         // route; later ones are `tick`'s.
         let labels = silences::match_labels(alert, &event);
+        // The acknowledgement link, computed before the record is borrowed: the key is the
+        // incident's (known below), the rest is fixed now.
+        let link = |s: &Self, key: &str| s.ack_link(key, now);
+        let next_key = alert.dedup_key(
+            &self.identity,
+            self.records.get(alert).map_or(0, |r| r.incident) + 1,
+        );
+        let current_key = self
+            .records
+            .get(alert)
+            .and_then(|r| r.firing.as_ref())
+            .map(|f| f.event.dedup_key.clone());
+        let ack_url = link(self, current_key.as_deref().unwrap_or(&next_key));
         let policy = self
             .alerting
             .policy_of(&alert.rule, severity, &labels)
@@ -1256,6 +1315,7 @@ impl Alerts {
                 }
                 event.since = f.event.since.clone();
                 event.dedup_key = f.event.dedup_key.clone();
+                event.ack_url = ack_url.clone();
                 event.deploy = f.event.deploy.clone();
                 // Escalated to critical with nobody on the critical route: the warning reached
                 // someone, the critical does not.
@@ -1290,6 +1350,7 @@ impl Alerts {
                 record.incident += 1;
                 event.since = now.to_rfc3339();
                 event.dedup_key = alert.dedup_key(&self.identity, record.incident);
+                event.ack_url = ack_url.clone();
                 if route.is_empty() && policy.is_none() {
                     unrouted = Some(Self::unrouted(
                         &self.alerting,
@@ -1552,6 +1613,7 @@ fn window_event(run: &Run, severity: Severity, now: Timestamp) -> Event {
         deploy: Some(run.deploy.clone()),
         dedup_key: String::new(),
         hook: None,
+        ack_url: None,
     }
 }
 
@@ -1617,6 +1679,7 @@ fn firing_event(
         deploy,
         dedup_key: String::new(),
         hook: None,
+        ack_url: None,
     }
 }
 

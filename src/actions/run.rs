@@ -137,6 +137,12 @@ enum Input {
         by: String,
         reply: crate::command::WindowReply,
     },
+    AckLink {
+        key: String,
+        exp: i64,
+        sig: String,
+        reply: crate::command::WindowReply,
+    },
     Silence(SilenceCommand),
 }
 
@@ -171,6 +177,25 @@ impl Actions {
     /// Incidents opened by the transitions sent after this one name `deploy`.
     pub async fn set_deploy(&self, deploy: String) {
         let _ = self.tx.send(Input::Deploy(deploy)).await;
+    }
+
+    /// Acknowledges by a signed link; the reply comes once the acknowledgement is stored.
+    pub async fn ack_link(
+        &self,
+        key: String,
+        exp: i64,
+        sig: String,
+        reply: crate::command::WindowReply,
+    ) {
+        let _ = self
+            .tx
+            .send(Input::AckLink {
+                key,
+                exp,
+                sig,
+                reply,
+            })
+            .await;
     }
 
     /// Acknowledges a firing alert; the reply comes once the acknowledgement is stored.
@@ -245,6 +270,21 @@ pub async fn spawn(
             .context("reading the instance id panicked")??
     };
     tracing::info!(instance = %identity.instance, epoch = %identity.epoch, "dedup keys name this warden");
+    // The key that signs acknowledgement links: drawn once from the kernel, kept in the file.
+    let ack_key = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+            use std::io::Read as _;
+            let mut bytes = [0u8; 32];
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| f.read_exact(&mut bytes))
+                .context("reading /dev/urandom for the acknowledgement link key")?;
+            let fresh: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            Ok(store.ack_key(fresh)?)
+        })
+        .await
+        .context("reading the acknowledgement key panicked")??
+    };
     for (notifier, rows) in &recovery.pending {
         tracing::info!(notifier = %notifier, rows, "notifications left pending by the last run will be delivered");
     }
@@ -276,6 +316,7 @@ pub async fn spawn(
     let guard = HookGuard::new(store, clock.clone(), metrics);
     guard.set_secrets(config.secret_values());
     let (mut alerts, mut plan) = Alerts::new(config, records, identity, clock.now());
+    alerts.set_ack_key(ack_key.into_bytes());
     alerts.set_silences(silences, clock.now());
     let firing_series = alerts.firing_series();
     alerts.set_deploy(options.deploy);
@@ -501,6 +542,18 @@ impl Driver {
                             Input::Window(command) => {
                                 self.execute(std::mem::take(&mut plan)).await;
                                 self.window_command(command, now).await;
+                            }
+                            Input::AckLink { key, exp, sig, reply } => {
+                                self.execute(std::mem::take(&mut plan)).await;
+                                let answer = match self.alerts.ack_by_link(&key, exp, &sig, now) {
+                                    Ok((id, ack)) => {
+                                        self.execute(ack).await;
+                                        tracing::info!(alert = %id, "alert acknowledged by its link");
+                                        Ok(serde_json::json!({"alert": id.to_string(), "acknowledged_by": "an acknowledgement link", "at": now.to_rfc3339()}))
+                                    }
+                                    Err(message) => Err(WindowError { status: 403, message }),
+                                };
+                                let _ = reply.send(answer);
                             }
                             Input::Ack { key, by, reply } => {
                                 self.execute(std::mem::take(&mut plan)).await;

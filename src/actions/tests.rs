@@ -111,6 +111,8 @@ critical = { when = "> 2" }
         rule_policies: BTreeMap::new(),
         severity_policies: Default::default(),
         routes: Vec::new(),
+        external_url: None,
+        ack_link_ttl: crate::config::DEFAULT_ACK_LINK_TTL,
         ..AlertingConfig::default()
     };
     config
@@ -1949,4 +1951,53 @@ fn a_route_picks_the_policy_by_the_alerts_labels() {
     assert!(sent(&warn)
         .iter()
         .any(|(k, _, _, to)| *k == EventKind::Firing && *to == names(&["chat"])));
+}
+
+#[test]
+fn a_page_carries_a_signed_expiring_ack_link_that_acknowledges_only_its_incident() {
+    let mut config = config();
+    config.alerting.external_url = Some("https://warden.example".into());
+    let mut a = fresh(&config);
+    a.set_ack_key(b"0123456789abcdef0123456789abcdef".to_vec());
+    let fire = a.transition(
+        &tr("api-down", State::Ok, State::Critical, Some(0.0), at(0)),
+        at(0),
+    );
+    let event = &fire.events[0].0;
+    let url = event.ack_url.clone().expect("a link");
+    let exp = (at(0).as_millis() / 1000) + 24 * 3600;
+    let sig =
+        crate::alert::ack_signature(b"0123456789abcdef0123456789abcdef", &event.dedup_key, exp);
+    assert_eq!(
+        url,
+        format!(
+            "https://warden.example/api/v1/ack?key={}&exp={exp}&sig={sig}",
+            crate::alert::percent_encode(&event.dedup_key)
+        )
+    );
+    // Tampered, or for another incident, or expired: refused.
+    let other = a.ack_by_link("warden/w1/api-slow/e-1", exp, &sig, at(1));
+    assert!(other.unwrap_err().contains("signature"));
+    let mut bad = sig.clone();
+    bad.replace_range(0..1, if sig.starts_with('0') { "1" } else { "0" });
+    assert!(a.ack_by_link(&event.dedup_key, exp, &bad, at(1)).is_err());
+    assert!(a
+        .ack_by_link(&event.dedup_key, exp, &sig, Timestamp((exp + 1) * 1000))
+        .unwrap_err()
+        .contains("expired"));
+    // The real one acknowledges.
+    let (id, _) = a.ack_by_link(&event.dedup_key, exp, &sig, at(60)).unwrap();
+    assert_eq!(id, AlertId::rule("api-down"));
+    assert_eq!(
+        a.view()["alerts"][0]["ack"]["by"],
+        "an acknowledgement link"
+    );
+    // Without external_url, pages carry no link.
+    let mut b = fresh(&super::tests::config());
+    b.set_ack_key(b"k".repeat(32));
+    let fire = b.transition(
+        &tr("api-down", State::Ok, State::Critical, Some(0.0), at(0)),
+        at(0),
+    );
+    assert!(fire.events[0].0.ack_url.is_none());
 }

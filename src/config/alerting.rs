@@ -147,17 +147,24 @@ impl Catalog {
             rule_policies: BTreeMap::new(),
             severity_policies: Default::default(),
             routes: Vec::new(),
+            external_url: None,
+            ack_link_ttl: DEFAULT_ACK_LINK_TTL,
             maintenance: Vec::new(),
             inhibit: Vec::new(),
         }
     }
 }
 
+/// How long an acknowledgement link works unless `ack_link_ttl` says.
+pub const DEFAULT_ACK_LINK_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// `[alerting]`: the global hook dry-run and the default route.
 pub(super) struct Settings {
     pub dry_run: bool,
     pub instance: Option<String>,
     pub route: Route,
+    pub external_url: Option<String>,
+    pub ack_link_ttl: Duration,
 }
 
 impl Compiler<'_> {
@@ -326,6 +333,8 @@ impl Compiler<'_> {
                 dry_run: false,
                 instance: None,
                 route: Route::default(),
+                external_url: None,
+                ack_link_ttl: DEFAULT_ACK_LINK_TTL,
             });
         };
         let before = self.problems.len();
@@ -350,10 +359,22 @@ impl Compiler<'_> {
                 }
             }
         };
+        let external_url = match &r.external_url {
+            None => None,
+            Some(v) => self
+                .http_url(v, "external_url")
+                .map(|u| u.trim_end_matches('/').to_string()),
+        };
+        let ack_link_ttl = match &r.ack_link_ttl {
+            None => Some(DEFAULT_ACK_LINK_TTL),
+            Some(v) => self.positive_duration(v, "ack_link_ttl"),
+        };
         (self.problems.len() == before).then(|| Settings {
             dry_run: r.dry_run.as_ref().is_some_and(|v| *v.get_ref()),
             instance,
             route,
+            external_url,
+            ack_link_ttl: ack_link_ttl.unwrap_or(DEFAULT_ACK_LINK_TTL),
         })
     }
 

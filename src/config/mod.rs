@@ -35,6 +35,7 @@ pub mod window;
 
 use std::path::Path;
 
+pub use alerting::DEFAULT_ACK_LINK_TTL;
 pub use assertion::{parse_assertion, parse_condition, parse_path};
 pub use checks::*;
 pub use diag::{Diagnostic, Diagnostics};

@@ -131,6 +131,11 @@ pub struct AlertingConfig {
     pub policies: BTreeMap<String, super::policy::Policy>,
     /// Rules' own `policy`, by rule.
     pub rule_policies: BTreeMap<String, String>,
+    /// `[alerting] external_url`: how people reach this warden (`https://warden.example`); set,
+    /// pages carry a signed acknowledgement link.
+    pub external_url: Option<String>,
+    /// How long an acknowledgement link works (`ack_link_ttl`, default 24h).
+    pub ack_link_ttl: std::time::Duration,
     /// `[alerting] policy`: the default per severity.
     pub severity_policies: super::policy::SeverityPolicies,
     /// `[[route]]`s in order: the first whose matchers all match an alert's labels picks its

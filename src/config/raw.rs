@@ -77,6 +77,8 @@
 //! dry_run = false                  # every hook records what it would run and runs nothing
 //! warning = ["chat"]               # the route of rules without notify
 //! critical = ["chat", "oncall"]
+//! external_url = "https://warden.example"  # pages carry a signed acknowledgement link
+//! ack_link_ttl = "24h"                      # how long such a link works
 //!
 //! [[notifier]]                     # name, kind (webhook | slack | pagerduty | alertmanager
 //! name = "chat"                    # | email), timeout (default 10s), then per-kind keys:
@@ -487,6 +489,8 @@ raw_table! {
         warning: NameList,
         critical: NameList,
         policy: Spanned<StringMap>,
+        external_url: Spanned<String>,
+        ack_link_ttl: Spanned<String>,
     }
 }
 

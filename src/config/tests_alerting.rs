@@ -297,6 +297,8 @@ fn good_alerting_fixture_compiles_to_exactly_this() {
         rule_policies: BTreeMap::new(),
         severity_policies: Default::default(),
         routes: Vec::new(),
+        external_url: None,
+        ack_link_ttl: crate::config::DEFAULT_ACK_LINK_TTL,
         ..AlertingConfig::default()
     };
     // Field by field first, for a readable failure.

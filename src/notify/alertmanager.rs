@@ -217,6 +217,9 @@ pub fn annotations(event: &Event) -> BTreeMap<String, String> {
         out.insert("deploy".into(), d.clone());
     }
     out.insert("dedup_key".into(), event.dedup_key.clone());
+    if let Some(url) = &event.ack_url {
+        out.insert("ack_url".into(), url.clone());
+    }
     out
 }
 

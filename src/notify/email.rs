@@ -258,6 +258,10 @@ pub fn render(event: &Event, notifier: &str, domain: &str) -> RenderedEmail {
         lines.push(d.clone());
         lines.push(String::new());
     }
+    if let Some(url) = &event.ack_url {
+        lines.push(format!("Acknowledge: {url}"));
+        lines.push(String::new());
+    }
     let mut field =
         |name: &str, value: String| lines.push(format!("{:<12} {value}", format!("{name}:")));
     field("Status", status_word(event.kind).to_string());

@@ -161,6 +161,7 @@ pub fn test_event(notifier: &str, now: Timestamp) -> Event {
         deploy: None,
         dedup_key: format!("warden/notify-test/{notifier}/{}", now.as_millis()),
         hook: None,
+        ack_url: None,
     }
 }
 

@@ -163,13 +163,17 @@ pub fn render(event: &Event, routing_key: &str, options: &Options) -> Json {
     if let Some(c) = &options.class {
         payload["class"] = json!(c);
     }
-    json!({
+    let mut body = json!({
         "routing_key": routing_key,
         "event_action": action,
         "dedup_key": dedup_key,
         "client": "warden",
         "payload": payload,
-    })
+    });
+    if let Some(url) = &event.ack_url {
+        body["links"] = json!([{ "href": url, "text": "Acknowledge in warden" }]);
+    }
+    body
 }
 
 /// `key` if it fits PagerDuty's 255 bytes, else a stable shortened form (see the module doc).

@@ -124,6 +124,12 @@ pub fn render(event: &Event, channel: Option<&str>, username: Option<&str>) -> J
             "text": { "type": "mrkdwn", "text": escape(d) },
         }));
     }
+    if let Some(url) = &event.ack_url {
+        blocks.push(json!({
+            "type": "section",
+            "text": { "type": "mrkdwn", "text": format!("<{url}|Acknowledge>") },
+        }));
+    }
     let fields: Vec<Json> = fields(event)
         .into_iter()
         .take(10) // Slack's limit per section

@@ -156,6 +156,9 @@ pub fn render_warden(event: &Event) -> Json {
     if !event.series.is_empty() {
         body["series"] = json!(event.series);
     }
+    if let Some(url) = &event.ack_url {
+        body["ack_url"] = json!(url);
+    }
     body
 }
 

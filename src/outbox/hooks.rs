@@ -236,6 +236,7 @@ fn interrupted_event(r: &HookRunRecord, now: Timestamp) -> Event {
         deploy: None,
         dedup_key: r.incident.clone(),
         hook: None,
+        ack_url: None,
     });
     hook::hook_event(&trigger, &run, now)
 }
@@ -264,6 +265,7 @@ mod tests {
             deploy: None,
             dedup_key: format!("warden/api-down/{incident}"),
             hook: None,
+            ack_url: None,
         }
     }
 

@@ -30,6 +30,7 @@ fn event(alert: &str, seq: u32) -> Event {
         deploy: None,
         dedup_key: format!("warden/{alert}/1"),
         hook: None,
+        ack_url: None,
     }
 }
 

@@ -120,6 +120,26 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The key that signs acknowledgement links: the one the file remembers, else `fresh`
+    /// (hex of random bytes the caller drew), remembered. A new state file means new links.
+    /// Blocking: call it at startup or from `spawn_blocking`.
+    pub fn ack_key(&self, fresh: String) -> Result<String, StoreError> {
+        self.blocking("ack key", move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let key = match get(&tx, "ack_key")? {
+                Some(k) if k.len() >= 32 => k,
+                _ => {
+                    set(&tx, "ack_key", &fresh)?;
+                    fresh
+                }
+            };
+            tx.commit()?;
+            Ok(key)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,7 @@ pub(crate) fn event(key: &str, n: u32) -> Event {
         deploy: None,
         dedup_key: format!("warden/{key}/1"),
         hook: None,
+        ack_url: None,
     }
 }
 

@@ -35,6 +35,7 @@ fn trigger(incident: u32) -> Event {
         deploy: Some("v42".into()),
         dedup_key: format!("warden/api-down/{incident}"),
         hook: None,
+        ack_url: None,
     }
 }
 

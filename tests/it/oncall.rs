@@ -158,3 +158,44 @@ fn an_acknowledged_alert_is_not_escalated() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no firing alert \"nope\""));
 }
+
+#[test]
+fn the_link_in_a_page_acknowledges_it_with_a_post_never_a_get() {
+    let target = HttpTarget::start();
+    target.set_json("/health", 500, json!({}));
+    let (chat, pager) = (Receiver::start(), Receiver::start());
+    // The listen address comes from WARDEN_LISTEN, which `start_file` sets to a free port.
+    let text = format!(
+        "[server]\nlisten = \"${{WARDEN_LISTEN}}\"\n\n[alerting]\nexternal_url = \"http://${{WARDEN_LISTEN}}\"\n{}",
+        config(&chat.url(), &pager.url(), &target.url("/health"))
+    );
+    let (_dir, path) = crate::daemon::write_config(&text);
+    let d = Daemon::start_file(&path, &[]);
+    let port = d.port;
+    let page = wait(Duration::from_secs(10), "chat", || {
+        firing(&chat).into_iter().next()
+    });
+    let url = page["ack_url"]
+        .as_str()
+        .expect("the page carries the link")
+        .to_string();
+    assert!(
+        url.starts_with(&format!("http://127.0.0.1:{port}/api/v1/ack?key=")),
+        "{url}"
+    );
+    // A GET (a chat app unfurling the link) shows a button and acknowledges nothing.
+    let (code, ct, body) = crate::daemon::get(&url).unwrap();
+    assert_eq!(code, 200);
+    assert!(ct.starts_with("text/html"), "{ct}");
+    assert!(body.contains("<form method=\"post\""), "{body}");
+    let (_, _, alerts) = crate::daemon::get(&d.url("/api/v1/alerts")).unwrap();
+    assert!(!alerts.contains("\"ack\""), "{alerts}");
+    // A tampered link is refused; the real one acknowledges, without a token.
+    let (code, _) = crate::daemon::post(&url.replace("&sig=", "&sig=0"), None).unwrap();
+    assert_eq!(code, 403);
+    let (code, body) = crate::daemon::post(&url, None).unwrap();
+    assert_eq!(code, 200, "{body}");
+    let (_, _, alerts) = crate::daemon::get(&d.url("/api/v1/alerts")).unwrap();
+    let alerts: serde_json::Value = serde_json::from_str(&alerts).unwrap();
+    assert_eq!(alerts["alerts"][0]["ack"]["by"], "an acknowledgement link");
+}

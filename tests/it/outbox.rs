@@ -38,6 +38,7 @@ fn event(alert: &str, seq: u64) -> Event {
         deploy: None,
         dedup_key: format!("warden/{alert}/1"),
         hook: None,
+        ack_url: None,
     }
 }
 

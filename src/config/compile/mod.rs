@@ -430,6 +430,8 @@ pub(crate) fn compile(
                     let mut alerting =
                         catalog.into_config(settings.dry_run, settings.route, rule_actions);
                     alerting.instance = settings.instance;
+                    alerting.external_url = settings.external_url;
+                    alerting.ack_link_ttl = settings.ack_link_ttl;
                     alerting.dependencies = dependencies;
                     alerting.policies = policies;
                     alerting.rule_policies = rule_policies;
