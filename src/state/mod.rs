@@ -238,8 +238,9 @@ impl Store {
         .await
     }
 
-    /// Deletes outbox rows that finished before `rows_before` and hook runs that finished
-    /// before `hooks_before`; returns how many went.
+    /// Deletes outbox rows that finished before `rows_before`, and hook runs that finished and
+    /// validation window runs that started before `hooks_before` (the newest finished runs
+    /// stay); returns how many went.
     pub async fn prune(
         &self,
         rows_before: Timestamp,
@@ -248,7 +249,8 @@ impl Store {
         self.call("prune", move |c| {
             let a = outbox::prune(c, rows_before)?;
             let b = hook_runs::prune(c, hooks_before)?;
-            Ok(a + b)
+            let w = windows::prune(c, millis(hooks_before))?;
+            Ok(a + b + w)
         })
         .await
     }

@@ -688,3 +688,29 @@ async fn a_full_outbox_never_drops_a_resolve() {
         .count();
     assert_eq!(pending, 4, "four resolves, over the bound of 3");
 }
+
+#[tokio::test]
+async fn old_finished_window_runs_are_pruned_but_the_newest_and_running_ones_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(&dir);
+    let total = LOAD_FINISHED as u64 + 10;
+    let mut windows: Vec<_> = (1..=total).map(|id| window_row(id, "passed")).collect();
+    windows[0] = window_row(1, "running");
+    let batch = Batch {
+        windows,
+        ..Batch::default()
+    };
+    store.commit(batch, Timestamp(5_000), 100).await.unwrap();
+    // Everything started before the cut: the oldest finished beyond the newest 100 go.
+    let cut = Timestamp(1_000 * total as i64 + 1);
+    let gone = store.prune(Timestamp(0), cut).await.unwrap();
+    assert_eq!(gone, 9, "ids 2..=10: finished and not among the newest 100");
+    let (rows, next) = store.load_windows().await.unwrap();
+    assert_eq!(
+        rows[0],
+        window_row(1, "running"),
+        "a running run is never pruned"
+    );
+    assert_eq!(rows.len(), LOAD_FINISHED as usize + 1);
+    assert_eq!(next, total + 1, "ids are still never reused");
+}

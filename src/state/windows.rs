@@ -69,6 +69,18 @@ impl Store {
     }
 }
 
+/// Deletes finished runs that ended before `before` (ms), keeping the newest
+/// [`LOAD_FINISHED`] finished ones whatever their age; running runs are never touched.
+pub(super) fn prune(c: &Connection, before: i64) -> rusqlite::Result<usize> {
+    c.execute(
+        "DELETE FROM windows
+         WHERE state != 'running' AND started_at < ?1
+           AND id NOT IN (SELECT id FROM windows WHERE state != 'running'
+                          ORDER BY id DESC LIMIT ?2)",
+        params![before, LOAD_FINISHED],
+    )
+}
+
 /// Inserts or replaces a run, inside the caller's transaction.
 pub(super) fn save(c: &Connection, row: &WindowRow) -> rusqlite::Result<()> {
     c.execute(
