@@ -119,6 +119,12 @@ enum Command {
         /// End a running window of the same service instead of being refused.
         #[arg(long)]
         supersede: bool,
+        /// For this run only: what a mark without data does (fail, pass, inconclusive).
+        #[arg(long, value_name = "POLICY")]
+        no_data: Option<String>,
+        /// For this run only: look once more this much later at a mark without data.
+        #[arg(long, value_name = "DURATION")]
+        extend: Option<String>,
         /// A running daemon's base URL, e.g. http://127.0.0.1:9731 (token: WARDEN_TOKEN, else
         /// the config's).
         #[arg(long)]
@@ -349,6 +355,8 @@ fn main() -> ExitCode {
             version,
             labels,
             supersede,
+            no_data,
+            extend,
             url,
         } => {
             let start = warden::window::Start {
@@ -357,6 +365,7 @@ fn main() -> ExitCode {
                 version,
                 labels: labels.into_iter().collect(),
                 supersede,
+                overrides: warden::window::Overrides { no_data, extend },
             };
             gate(&config, start, url)
         }

@@ -1219,6 +1219,22 @@ impl Alerts {
         event
     }
 
+    /// The event an `on_success` hook runs for (`WARDEN_WINDOW`, `WARDEN_VERSION`, ...).
+    pub fn success_event(&self, run: &Run, now: Timestamp) -> Event {
+        let mut event = window_event(run, Severity::Warning, now);
+        event.kind = EventKind::Notice;
+        event.labels.insert("verdict".into(), "passed".into());
+        event.description = Some(format!(
+            "validation window {} ({}) passed for deploy {}",
+            run.id, run.window, run.deploy
+        ));
+        event.dedup_key = format!(
+            "warden/{}/{}/{}/passed-{}",
+            self.identity.instance, event.alert, self.identity.epoch, run.id
+        );
+        event
+    }
+
     /// What a failed run's alert did: its dedup key, how each of the window's hooks went
     /// for it, and whether one is still to run or running (`pending`): `warden gate` exits
     /// only once nothing is.

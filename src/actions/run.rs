@@ -146,10 +146,10 @@ enum Input {
     Silence(SilenceCommand),
 }
 
-/// A canary step's weight hook ended.
+/// A window hook ended: a canary step's weight hook (`step`), or an `on_success` hook (`None`).
 struct StepDone {
     run: u64,
-    step: usize,
+    step: Option<usize>,
     ok: bool,
     summary: String,
 }
@@ -343,6 +343,7 @@ pub async fn spawn(
         next_silence,
         steps: steps_tx,
         pending_steps: Vec::new(),
+        pending_success: Vec::new(),
         fed_baselines: Vec::new(),
         secrets: Redactor::new(config.secret_values()),
         alerts,
@@ -445,6 +446,8 @@ struct Driver {
     steps: mpsc::UnboundedSender<StepDone>,
     /// Step hooks of runs not yet committed: started by `execute` after the commit.
     pending_steps: Vec<StepHook>,
+    /// `on_success` hooks of runs whose pass is not yet committed: (run, hook).
+    pending_success: Vec<(u64, String)>,
     /// Baseline series written for running runs (run id, labels), to mark stale at their end.
     fed_baselines: Vec<(u64, Labels)>,
     /// The config's secrets, redacted from step hooks' output.
@@ -493,7 +496,10 @@ impl Driver {
                 },
                 Some(done) = steps.recv() => {
                     let now = self.clock.now();
-                    let fx = self.windows.step_done(done.run, done.step, done.ok, &done.summary, now);
+                    let fx = match done.step {
+                        Some(step) => self.windows.step_done(done.run, step, done.ok, &done.summary, now),
+                        None => self.windows.success_hook_done(done.run, &done.summary, now),
+                    };
                     let plan = self.window_effects(fx, now);
                     self.execute(plan).await;
                 }
@@ -690,6 +696,7 @@ impl Driver {
         }
         plan.windows.extend(fx.changed);
         self.pending_steps.extend(fx.step_hooks);
+        self.pending_success.extend(fx.success_hooks);
         plan
     }
 
@@ -871,46 +878,65 @@ impl Driver {
         let Some(run) = self.windows.get(step.run) else {
             return;
         };
-        let Some(spec) = self.alerts_hook(&step.hook) else {
-            let _ = self.steps.send(StepDone {
-                run: step.run,
-                step: step.step,
-                ok: false,
-                summary: format!("hook {:?} is not configured", step.hook),
-            });
-            return;
-        };
         let event = self
             .alerts
             .step_event(run, step.step, step.weight, self.clock.now());
+        let what = format!("set weight {}", step.weight);
+        self.spawn_window_hook(step.run, Some(step.step), &step.hook, event, what);
+    }
+
+    /// Runs a passed run's `on_success` hook (not through the guard: once per pass, recorded
+    /// in the run's timeline, which is saved).
+    fn start_success_hook(&self, run_id: u64, hook: &str) {
+        let Some(run) = self.windows.get(run_id) else {
+            return;
+        };
+        let event = self.alerts.success_event(run, self.clock.now());
+        self.spawn_window_hook(run_id, None, hook, event, "ran".into());
+    }
+
+    /// Runs a window's hook in its own task; how it ended comes back as a [`StepDone`].
+    fn spawn_window_hook(
+        &self,
+        run: u64,
+        step: Option<usize>,
+        hook: &str,
+        event: Event,
+        what: String,
+    ) {
+        let Some(spec) = self.alerts_hook(hook) else {
+            let _ = self.steps.send(StepDone {
+                run,
+                step,
+                ok: false,
+                summary: format!("hook {hook:?} is not configured"),
+            });
+            return;
+        };
         let dry_run = self.dry_run;
         let secrets = self.secrets.clone();
         let tx = self.steps.clone();
         let metrics = self.metrics.clone();
         self.tracker.spawn(async move {
-            let run = hook::run(&spec.config, &event, dry_run, &secrets).await;
-            let result = run.result();
+            let out = hook::run(&spec.config, &event, dry_run, &secrets).await;
+            let result = out.result();
             metrics
                 .hook_runs
                 .with_label_values(&[&spec.config.name, result])
                 .inc();
-            let ok = run.error.is_none()
-                && !run.outcome.timed_out
-                && (run.outcome.dry_run || run.outcome.exit_code == Some(0));
-            let summary = match (&run.error, run.outcome.exit_code) {
-                (Some(e), _) => format!("{} could not run: {e}", spec.config.name),
-                (None, _) if run.outcome.timed_out => format!("{} timed out", spec.config.name),
-                (None, Some(code)) => format!(
-                    "{} set weight {} ({result}, exit {code})",
-                    spec.config.name, step.weight
-                ),
-                (None, None) => {
-                    format!("{} set weight {} ({result})", spec.config.name, step.weight)
-                }
+            let ok = out.error.is_none()
+                && !out.outcome.timed_out
+                && (out.outcome.dry_run || out.outcome.exit_code == Some(0));
+            let name = &spec.config.name;
+            let summary = match (&out.error, out.outcome.exit_code) {
+                (Some(e), _) => format!("{name} could not run: {e}"),
+                (None, _) if out.outcome.timed_out => format!("{name} timed out"),
+                (None, Some(code)) => format!("{name} {what} ({result}, exit {code})"),
+                (None, None) => format!("{name} {what} ({result})"),
             };
             let _ = tx.send(StepDone {
-                run: step.run,
-                step: step.step,
+                run,
+                step,
                 ok,
                 summary,
             });
@@ -1020,6 +1046,9 @@ impl Driver {
         self.publish_windows();
         for step in std::mem::take(&mut self.pending_steps) {
             self.start_step(step);
+        }
+        for (run, hook) in std::mem::take(&mut self.pending_success) {
+            self.start_success_hook(run, &hook);
         }
         for u in unrouted {
             tracing::warn!(

@@ -1518,6 +1518,7 @@ fn failed_run() -> Run {
         steps_started: 0,
         warnings: Vec::new(),
         timeline: Vec::new(),
+        overrides: Default::default(),
     }
 }
 

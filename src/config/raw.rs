@@ -596,6 +596,7 @@ raw_table! {
     pub struct RawOnSuccess {
         notify: NameList,
         message: Spanned<String>,
+        hooks: NameList,
     }
 }
 

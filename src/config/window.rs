@@ -153,12 +153,15 @@ impl NoData {
     }
 }
 
-/// `on_success = { notify = [...], message = "..." }`.
+/// `on_success = { notify = [...], message = "...", hooks = [...] }`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OnSuccess {
     pub notify: Vec<String>,
     /// `$deploy`, `$version`, `$window` and the start's labels are filled in.
     pub message: String,
+    /// Hooks run once when a run passes (e.g. promoting the release), with the window's facts
+    /// in their environment; how each went is in the run's timeline.
+    pub hooks: Vec<String>,
 }
 
 /// A PromQL expression with `$deploy`, `$version`, `$window` and `$<label>` placeholders,
@@ -716,19 +719,32 @@ impl Compiler<'_> {
                 notify.push(name);
             }
         }
+        let mut hooks = Vec::new();
+        for h in r.hooks.iter().flat_map(|l| l.get_ref()) {
+            if let Some(name) =
+                self.known_name(h, "hook", catalog.hook_names(), catalog.is_complete())
+            {
+                hooks.push(name);
+            }
+        }
         let message = match &r.message {
             Some(m) => self.text(m),
-            None => {
-                self.missing(v.span(), "message", "on_success");
+            None if !notify.is_empty() => {
+                self.missing(v.span(), "message", "on_success with notify");
                 None
             }
+            None => Some(String::new()),
         };
-        if notify.is_empty() && self.problems.len() == before {
-            self.error(v.span(), "on_success needs notify (who gets the message)");
+        if notify.is_empty() && hooks.is_empty() && self.problems.len() == before {
+            self.error(
+                v.span(),
+                "on_success needs notify (who gets the message) or hooks (what runs)",
+            );
         }
         (self.problems.len() == before).then_some(OnSuccess {
             notify,
             message: message?,
+            hooks,
         })
     }
 }

@@ -189,6 +189,9 @@ pub struct Run {
     pub warnings: Vec<String>,
     #[serde(default)]
     pub timeline: Vec<Entry>,
+    /// What the start overrode of its window.
+    #[serde(default)]
+    pub overrides: Overrides,
 }
 
 impl Run {
@@ -241,6 +244,46 @@ pub struct Start {
     /// Supersede a running window of the same service instead of being refused.
     #[serde(default)]
     pub supersede: bool,
+    /// This run's own no-data policy and extension, instead of the window's.
+    #[serde(default)]
+    pub overrides: Overrides,
+}
+
+/// What a start may change of its window for this run only: what a mark without data does
+/// (`no_data`: fail, pass, inconclusive) and the one extension (`extend`, e.g. "10m").
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extend: Option<String>,
+}
+
+impl Overrides {
+    fn no_data(&self) -> Result<Option<NoData>, String> {
+        match self.no_data.as_deref() {
+            None => Ok(None),
+            Some("fail") => Ok(Some(NoData::Fail)),
+            Some("pass") => Ok(Some(NoData::Pass)),
+            Some("inconclusive") => Ok(Some(NoData::Inconclusive)),
+            Some(other) => Err(format!(
+                "overrides.no_data {other:?}: expected fail, pass or inconclusive"
+            )),
+        }
+    }
+
+    fn extend(&self) -> Result<Option<Duration>, String> {
+        match self.extend.as_deref() {
+            None => Ok(None),
+            Some(text) => match crate::config::parse_duration(text) {
+                Ok(d) if !d.is_zero() => Ok(Some(d)),
+                _ => Err(format!(
+                    "overrides.extend {text:?}: expected a duration above 0, e.g. \"10m\""
+                )),
+            },
+        }
+    }
 }
 
 /// Why a window did not start.
@@ -287,6 +330,8 @@ pub struct Effects {
     /// Runs that ended with a verdict this time (failed, passed, inconclusive).
     pub ended: Vec<Run>,
     pub step_hooks: Vec<StepHook>,
+    /// (run, hook): `on_success` hooks of runs that passed, to run once.
+    pub success_hooks: Vec<(u64, String)>,
     /// Hold pages of (rule) until (ms).
     pub hold: Vec<(String, i64)>,
     /// Marks judged: (window, verdict), for `warden_window_marks_total`.
@@ -295,7 +340,10 @@ pub struct Effects {
 
 impl Effects {
     pub fn is_empty(&self) -> bool {
-        self.changed.is_empty() && self.step_hooks.is_empty() && self.hold.is_empty()
+        self.changed.is_empty()
+            && self.step_hooks.is_empty()
+            && self.success_hooks.is_empty()
+            && self.hold.is_empty()
     }
 
     fn changed(&mut self, run: &Run) {
@@ -508,6 +556,7 @@ impl Windows {
             steps_started: 0,
             warnings: Vec::new(),
             timeline: Vec::new(),
+            overrides: req.overrides.clone(),
         };
         let vars = run.vars();
         for (name, template) in &config.baseline {
@@ -581,6 +630,16 @@ impl Windows {
             fx.ended.push(run.clone());
         }
         fx.changed(run);
+        fx
+    }
+
+    /// An `on_success` hook of a passed run ended: its timeline says how.
+    pub fn success_hook_done(&mut self, id: u64, summary: &str, now: Timestamp) -> Effects {
+        let mut fx = Effects::default();
+        if let Some(run) = self.runs.get_mut(&id) {
+            run.note(now, format!("on_success: {summary}"));
+            fx.changed(run);
+        }
         fx
     }
 
@@ -711,7 +770,9 @@ impl Windows {
                 ""
             };
             if verdict == Verdict::Inconclusive {
-                if let (Some(extend), false) = (config.extend, mark.extended) {
+                let extend = run.overrides.extend().ok().flatten().or(config.extend);
+                let mark = &mut run.marks[i];
+                if let (Some(extend), false) = (extend, mark.extended) {
                     mark.extended = true;
                     mark.due = now.as_millis() + extend.as_millis() as i64;
                     let missing = missing_items(&mark.items);
@@ -735,7 +796,8 @@ impl Windows {
             );
             if verdict == Verdict::Inconclusive {
                 let missing = missing_items(&run.marks[i].items);
-                match config.no_data {
+                let policy = run.overrides.no_data().ok().flatten();
+                match policy.unwrap_or(config.no_data) {
                     NoData::Pass => {
                         run.warnings
                             .push(format!("mark {at} passed without data for {missing}"));
@@ -774,6 +836,9 @@ impl Windows {
                 };
                 run.end(RunState::Passed, format!("every mark passed{warned}"), now);
                 fx.ended.push(run.clone());
+                for hook in config.on_success.iter().flat_map(|s| &s.hooks) {
+                    fx.success_hooks.push((id, hook.clone()));
+                }
                 break;
             }
         }
@@ -872,6 +937,8 @@ fn validate_start(req: &Start) -> Result<(), Refused> {
             ));
         }
     }
+    req.overrides.no_data().map_err(Refused::Invalid)?;
+    req.overrides.extend().map_err(Refused::Invalid)?;
     if req.labels.len() > 32 {
         return Err(Refused::Invalid("at most 32 labels".into()));
     }

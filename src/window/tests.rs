@@ -687,3 +687,61 @@ fn config_text_without_24h_mark() -> Config {
     assert_ne!(text, REDCUBE);
     config(&text)
 }
+
+#[test]
+fn a_start_overrides_the_no_data_policy_for_its_run_only_and_a_pass_runs_the_success_hooks() {
+    let cfg = config(
+        r#"
+[[window]]
+name = "w"
+on_success = { hooks = ["set-weight"] }
+[[window.mark]]
+at = "10m"
+require = ["error-rate"]
+"#,
+    );
+    let mut facts = Fake::default();
+    facts.set("error-rate", State::Unknown, f64::NAN);
+    let mut w = Windows::new(&cfg, Vec::new(), 1);
+    let req = Start {
+        window: "w".into(),
+        deploy: "d".into(),
+        overrides: Overrides {
+            no_data: Some("pass".into()),
+            extend: None,
+        },
+        ..Start::default()
+    };
+    let (id, _) = w.start(&req, Timestamp(T0), &facts).unwrap();
+    let fx = w.tick(Timestamp(T0 + 10 * M), &facts);
+    assert_eq!(
+        w.get(id).unwrap().state,
+        RunState::Passed,
+        "the run's own policy"
+    );
+    assert_eq!(fx.success_hooks, vec![(id, "set-weight".to_string())]);
+    // The next run without the override fails as the window says; no success hook.
+    let plain = Start {
+        window: "w".into(),
+        deploy: "d2".into(),
+        ..Start::default()
+    };
+    let (id2, _) = w.start(&plain, Timestamp(T0), &facts).unwrap();
+    let fx = w.tick(Timestamp(T0 + 10 * M), &facts);
+    assert_eq!(w.get(id2).unwrap().state, RunState::Failed);
+    assert!(fx.success_hooks.is_empty());
+    // A bad override is refused before anything starts.
+    let bad = Start {
+        window: "w".into(),
+        deploy: "d3".into(),
+        overrides: Overrides {
+            no_data: Some("maybe".into()),
+            extend: Some("0s".into()),
+        },
+        ..Start::default()
+    };
+    assert!(matches!(
+        w.start(&bad, Timestamp(T0), &facts),
+        Err(Refused::Invalid(_))
+    ));
+}

@@ -29,6 +29,7 @@ fn health(up: Arc<AtomicBool>) -> HttpServer {
 /// its environment to `rollback.log`, and a window `post-deploy` with marks at 2 s and 4 s.
 fn config(dir: &Path, target: &str, ops: &str, chat: &str) -> String {
     let log = dir.join("rollback.log");
+    let promoted = dir.join("promoted.log");
     format!(
         r#"
 [alerting]
@@ -61,10 +62,14 @@ name = "rollback"
 shell = 'echo "$WARDEN_DEPLOY $WARDEN_VERSION $WARDEN_WINDOW $WARDEN_ALERT" >> {log}'
 cooldown = "0s"
 
+[[hook]]
+name = "promote"
+shell = 'echo "$WARDEN_DEPLOY $WARDEN_VERSION $WARDEN_WINDOW" >> {promoted}'
+
 [[window]]
 name = "post-deploy"
 hooks = ["rollback"]
-on_success = {{ notify = ["chat"], message = "Deploy $version ($deploy) validated" }}
+on_success = {{ notify = ["chat"], message = "Deploy $version ($deploy) validated", hooks = ["promote"] }}
 
 [[window.mark]]
 at = "2s"
@@ -74,29 +79,32 @@ require = ["api-down"]
 at = "4s"
 require = ["api-down"]
 "#,
-        log = log.display()
+        log = log.display(),
+        promoted = promoted.display()
     )
 }
 
-fn gate(d: &Daemon, deploy: &str, version: &str) -> std::process::Output {
+/// `warden gate --url` against `d` for `window` and `deploy`, with `extra` arguments.
+fn gate_on(d: &Daemon, window: &str, deploy: &str, extra: &[&str]) -> std::process::Output {
     let url = d.url("");
-    warden_within(
-        &[
-            "gate",
-            "-c",
-            d.config_path().to_str().unwrap(),
-            "--url",
-            url.trim_end_matches('/'),
-            "--window",
-            "post-deploy",
-            "--deploy",
-            deploy,
-            "--version",
-            version,
-        ],
-        Duration::from_secs(60),
-    )
-    .expect("warden gate ends within a minute")
+    let config = d.config_path();
+    let mut args = vec![
+        "gate",
+        "-c",
+        config.to_str().unwrap(),
+        "--url",
+        url.trim_end_matches('/'),
+        "--window",
+        window,
+        "--deploy",
+        deploy,
+    ];
+    args.extend_from_slice(extra);
+    warden_within(&args, Duration::from_secs(60)).expect("warden gate ends within a minute")
+}
+
+fn gate(d: &Daemon, deploy: &str, version: &str) -> std::process::Output {
+    gate_on(d, "post-deploy", deploy, &["--version", version])
 }
 
 fn lines(path: &Path) -> Vec<String> {
@@ -147,6 +155,17 @@ fn a_good_deploy_passes_with_its_message_and_a_bad_one_rolls_back_once_and_pages
     assert_eq!(message["description"], "Deploy v1 (d-1) validated");
     assert_eq!(message["labels"]["window"], "post-deploy");
     assert!(ops.accepted().is_empty(), "a pass pages nobody");
+    // The success hook ran once, with the window's facts, and the timeline says so.
+    let promoted = dir.path().join("promoted.log");
+    wait(Duration::from_secs(10), "the success hook", || {
+        (!lines(&promoted).is_empty()).then_some(())
+    });
+    assert_eq!(lines(&promoted), vec!["d-1 v1 post-deploy".to_string()]);
+    let run = wait(Duration::from_secs(10), "the hook in the timeline", || {
+        let (_, _, body) = crate::daemon::get(&d.url("/api/v1/windows/1")).ok()?;
+        (body.contains("on_success: promote ran (success")).then_some(body)
+    });
+    assert!(run.contains("\"state\": \"passed\""), "{run}");
 
     // The bad deploy: health fails 3 times in a row before the 2 s mark.
     let failing = up.clone();
@@ -224,6 +243,14 @@ fn a_good_deploy_passes_with_its_message_and_a_bad_one_rolls_back_once_and_pages
     });
     assert_eq!(resolved["dedup_key"], page["dedup_key"]);
     assert_eq!(lines(&rollback).len(), 1, "one rollback in all");
+    assert_eq!(
+        lines(&promoted),
+        vec![
+            "d-1 v1 post-deploy".to_string(),
+            "d-3 v3 post-deploy".to_string()
+        ],
+        "promoted after each pass, never after the failure"
+    );
 
     // `warden window list` shows the three runs, newest first.
     let out = warden_within(
@@ -477,21 +504,7 @@ require = ["canary-errors"]
     );
     let d = Daemon::start(&text);
     d.wait_rule_state("canary-errors", "ok", Duration::from_secs(15));
-    let out = warden_within(
-        &[
-            "gate",
-            "-c",
-            d.config_path().to_str().unwrap(),
-            "--url",
-            d.url("").trim_end_matches('/'),
-            "--window",
-            "canary",
-            "--deploy",
-            "canary-7",
-        ],
-        Duration::from_secs(60),
-    )
-    .unwrap();
+    let out = gate_on(&d, "canary", "canary-7", &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(2), "{stdout}\n{}", d.log());
     assert!(stdout.contains("step 1: weight 5"), "{stdout}");
@@ -657,23 +670,7 @@ require = ["latency-vs-baseline"]
             crate::daemon::get(&d.url("/api/v1/query?query=latency_seconds")).ok()?;
         body.contains("0.1").then_some(())
     });
-    let gate = |deploy: &str| {
-        warden_within(
-            &[
-                "gate",
-                "-c",
-                d.config_path().to_str().unwrap(),
-                "--url",
-                d.url("").trim_end_matches('/'),
-                "--window",
-                "post-deploy",
-                "--deploy",
-                deploy,
-            ],
-            Duration::from_secs(60),
-        )
-        .unwrap()
-    };
+    let gate = |deploy: &str| gate_on(&d, "post-deploy", deploy, &[]);
     let out = gate("good");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", d.log());
@@ -795,9 +792,9 @@ check = "api"
 value = "depth"
 critical = {{ when = "> 100" }}
 
+# The window fails for want of data; this deploy's start says inconclusive instead.
 [[window]]
 name = "post-deploy"
-no_data = "inconclusive"
 on_success = {{ notify = ["chat"], message = "Deploy $deploy validated" }}
 
 [[window.mark]]
@@ -819,6 +816,8 @@ require = ["queue-deep"]
             "post-deploy",
             "--deploy",
             "d-1",
+            "--no-data",
+            "inconclusive",
         ],
         Duration::from_secs(60),
     )
