@@ -69,11 +69,14 @@ fn hook(name: &str, diagnostic: bool) -> HookSpec {
 /// Two rules on one check: `api-down` (critical < 1) and `api-slow` (warning > 1, critical
 /// > 2); chat gets warnings, chat + pager + am get criticals.
 fn config() -> Config {
+    config_with("")
+}
+
+/// The test config, `extra` (TOML) added to its file.
+fn config_with(extra: &str) -> Config {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("warden.toml");
-    std::fs::write(
-        &path,
-        r#"
+    let text = r#"
 [[check]]
 name = "api"
 kind = "http"
@@ -92,9 +95,8 @@ description = "API answers slowly"
 labels = { team = "web" }
 warning = { when = "> 1" }
 critical = { when = "> 2" }
-"#,
-    )
-    .unwrap();
+"#;
+    std::fs::write(&path, format!("{text}\n{extra}")).unwrap();
     let mut config = crate::config::load_with_env(&path, &|_| None).unwrap();
     config.alerting = AlertingConfig {
         notifiers: vec![webhook("chat"), pagerduty("pager"), alertmanager("am")],
@@ -1468,32 +1470,15 @@ fn a_held_rule_pages_only_if_it_still_fires_when_the_hold_ends() {
 
 /// `config()` with a window `post-deploy` whose failure runs `rollback`.
 fn window_config() -> Config {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("w.toml");
-    std::fs::write(
-        &path,
+    let config = config_with(
         r#"
-[[check]]
-name = "api"
-kind = "http"
-url = "http://127.0.0.1:9/health"
-
-[[rule]]
-name = "api-down"
-check = "api"
-critical = { when = "< 1" }
-
 [[window]]
 name = "post-deploy"
 [[window.mark]]
 at = "10m"
 require = ["api-down"]
 "#,
-    )
-    .unwrap();
-    let loaded = crate::config::load_with_env(&path, &|_| None).unwrap();
-    let mut config = config();
-    config.windows = loaded.windows;
+    );
     with_hooks(
         config,
         "window/post-deploy",
