@@ -597,7 +597,8 @@ impl Driver {
     }
 
     /// Writes each running run's baseline into the series store as
-    /// `warden_window_baseline{window, name, deploy}`, once a tick, so that rules can compare
+    /// `warden_window_baseline{window, name, deploy}`, and the run itself as
+    /// `warden_window_running{window, deploy, version} 1`, once a tick, so that rules can compare
     /// with it (`... > 2 * scalar(warden_window_baseline{window="post-deploy", name="p95"})`).
     /// Nothing is written while the store keeps no history (no expressions). A run that ended
     /// gets staleness markers, so its baseline stops matching at once.
@@ -615,6 +616,20 @@ impl Driver {
             running
         });
         for run in self.windows.runs().filter(|r| r.is_running()) {
+            // The deploy under way, so rules can select its version:
+            // `... and on(version) warden_window_running{window="canary"}`.
+            let mut running = Labels::new();
+            running.insert(
+                crate::promql::METRIC_NAME.into(),
+                "warden_window_running".into(),
+            );
+            running.insert("window".into(), run.window.clone());
+            running.insert("deploy".into(), run.deploy.clone());
+            running.insert("version".into(), run.version.clone().unwrap_or_default());
+            if !self.fed_baselines.iter().any(|(_, l)| *l == running) {
+                self.fed_baselines.push((run.id, running.clone()));
+            }
+            samples.push((running, 1.0));
             for (name, value) in &run.baseline {
                 let Some(value) = value else { continue };
                 let mut labels = Labels::new();

@@ -671,10 +671,22 @@ require = ["latency-vs-baseline"]
         body.contains("0.1").then_some(())
     });
     let gate = |deploy: &str| gate_on(&d, "post-deploy", deploy, &[]);
-    let out = gate("good");
+    let out = gate_on(&d, "post-deploy", "good", &["--version", "v9"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", d.log());
     assert!(stdout.contains("baseline latency=0.1"), "{stdout}");
+    // While it ran, the deploy and its version were a series rules can select on.
+    let (_, _, body) = crate::daemon::get(&d.url("/api/v1/windows/1")).unwrap();
+    let run: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let during = run["started_at"].as_i64().unwrap() as f64 / 1000.0 + 2.0;
+    let (_, _, answer) = crate::daemon::get(&d.url(&format!(
+        "/api/v1/query?query=warden_window_running%7Bversion%3D%22v9%22%7D&time={during}"
+    )))
+    .unwrap();
+    assert!(
+        answer.contains(r#""deploy":"good""#) && answer.contains(r#""window":"post-deploy""#),
+        "{answer}"
+    );
     assert!(
         stdout.contains("mark 3s: passed (rule latency-vs-baseline ok 1)"),
         "{stdout}"
