@@ -235,6 +235,24 @@ pub struct Event {
     /// set): no admin token travels in a chat message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ack_url: Option<String>,
+    /// Set on a group's notification (`[[policy]] group_by`): the alerts it is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<Group>,
+}
+
+/// What a group's notification is about (`[[policy]] group_by`). The notification itself is
+/// an [`Event`] whose `alert` is the policy, `series` the group's label values, `dedup_key`
+/// the group's (stable while any alert of the group fires), `kind` `firing` while one does
+/// and `resolved` once none does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    /// The policy that groups.
+    pub policy: String,
+    /// The `group_by` labels' values.
+    pub labels: Labels,
+    /// The group's alerts, each its own event: the firing ones (most severe first), then those
+    /// resolved since the group's previous notification.
+    pub alerts: Vec<Event>,
 }
 
 impl Event {

@@ -377,6 +377,7 @@ fn outcome_event(
         dedup_key: format!("{}/hook/{}", trigger.dedup_key, outcome.hook),
         hook: Some(outcome),
         ack_url: None,
+        group: None,
     }
 }
 
@@ -454,6 +455,7 @@ mod tests {
             dedup_key: "warden/api-down/7".into(),
             hook: None,
             ack_url: None,
+            group: None,
         }
     }
 

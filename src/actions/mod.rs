@@ -40,6 +40,7 @@
 //! Everything here is synchronous and pure: the driver (`run`) passes `now`, commits each
 //! [`Plan`] (records and events in one transaction) and then starts its hook jobs.
 
+mod groups;
 mod guarded;
 mod run;
 pub mod silences;
@@ -58,6 +59,7 @@ use crate::labels::{self, Labels};
 use crate::rule::{State, TransitionReason};
 use crate::window::{Run, RunState};
 
+pub use groups::GroupState;
 pub use run::{spawn, Actions, ActionsOptions, WindowFacts};
 pub use silences::{Silence, SilenceRequest, Suppression};
 
@@ -192,6 +194,8 @@ pub struct Plan {
     pub gone: Vec<(AlertId, String)>,
     /// Validation window runs to save, in the same transaction.
     pub windows: Vec<Run>,
+    /// Notification groups to save (`Some`: as JSON) or delete, by key (`groups`).
+    pub groups: Vec<(String, Option<String>)>,
 }
 
 impl Plan {
@@ -202,6 +206,7 @@ impl Plan {
             && self.unrouted.is_empty()
             && self.gone.is_empty()
             && self.windows.is_empty()
+            && self.groups.is_empty()
     }
 
     pub fn extend(&mut self, other: Plan) {
@@ -211,6 +216,7 @@ impl Plan {
         self.unrouted.extend(other.unrouted);
         self.gone.extend(other.gone);
         self.windows.extend(other.windows);
+        self.groups.extend(other.groups);
     }
 }
 
@@ -323,6 +329,10 @@ pub struct Alerts {
     /// apply once released, since when, and when its blockers all resolved (it is released
     /// [`DEPENDENCY_GRACE`] later if it still fires).
     blocked: BTreeMap<AlertId, Blocked>,
+    /// Notification groups by key (see `groups`).
+    groups: BTreeMap<String, GroupState>,
+    /// Groups changed since they were last handed to a plan to persist.
+    dirty_groups: BTreeSet<String>,
 }
 
 /// A dependent alert held by its parents.
@@ -360,6 +370,8 @@ impl Alerts {
             blocked: BTreeMap::new(),
             ack_key: None,
             book: silences::Book::default(),
+            groups: BTreeMap::new(),
+            dirty_groups: BTreeSet::new(),
         };
         let plan = alerts.reconfigure(config, now);
         // A failed window's alert has no rule to report it again: it is seen firing from the
@@ -491,7 +503,7 @@ impl Alerts {
                 v
             })
             .collect();
-        serde_json::json!({ "alerts": alerts, "blocked": blocked })
+        serde_json::json!({ "alerts": alerts, "blocked": blocked, "groups": self.groups_view() })
     }
 
     /// Firing alerts by severity (warning, critical).
@@ -1630,6 +1642,7 @@ fn window_event(run: &Run, severity: Severity, now: Timestamp) -> Event {
         dedup_key: String::new(),
         hook: None,
         ack_url: None,
+        group: None,
     }
 }
 
@@ -1696,6 +1709,7 @@ fn firing_event(
         dedup_key: String::new(),
         hook: None,
         ack_url: None,
+        group: None,
     }
 }
 

@@ -311,6 +311,19 @@ pub async fn spawn(
             }
         })
         .collect();
+    let groups: Vec<(String, super::GroupState)> = store
+        .load_groups()
+        .await
+        .context("reading notification groups")?
+        .into_iter()
+        .filter_map(|(key, json)| match serde_json::from_str(&json) {
+            Ok(g) => Some((key, g)),
+            Err(e) => {
+                tracing::error!(group = %key, error = %e, "a stored notification group does not decode; left out");
+                None
+            }
+        })
+        .collect();
     let opened = store.clone();
     let silence_store = store.clone();
     let guard = HookGuard::new(store, clock.clone(), metrics);
@@ -318,6 +331,7 @@ pub async fn spawn(
     let (mut alerts, mut plan) = Alerts::new(config, records, identity, clock.now());
     alerts.set_ack_key(ack_key.into_bytes());
     alerts.set_silences(silences, clock.now());
+    alerts.set_groups(groups);
     let firing_series = alerts.firing_series();
     alerts.set_deploy(options.deploy);
     for event in guard.report_interrupted(&recovery) {
@@ -1019,6 +1033,8 @@ impl Driver {
     /// Commits the plan's records and events (retrying until the store takes them), then
     /// starts its hook jobs.
     async fn execute(&mut self, plan: Plan) {
+        // Grouped alerts' pages join their groups; the groups' due notifications go out.
+        let plan = self.alerts.grouped(plan, self.clock.now());
         if plan.is_empty() {
             return;
         }
@@ -1029,12 +1045,13 @@ impl Driver {
             unrouted,
             gone,
             windows,
+            groups,
         } = plan;
         for (alert, notifier) in gone {
             tracing::warn!(alert = %alert, notifier = %notifier, "notifier no longer configured; not told");
         }
         let windows_changed = !windows.is_empty();
-        if !records.is_empty() || !events.is_empty() || windows_changed {
+        if !records.is_empty() || !events.is_empty() || windows_changed || !groups.is_empty() {
             let batch = Batch {
                 alerts: records
                     .into_iter()
@@ -1042,6 +1059,7 @@ impl Driver {
                     .collect(),
                 events,
                 windows: windows.iter().map(window_row).collect(),
+                groups,
             };
             for (event, to) in &batch.events {
                 tracing::info!(

@@ -1751,6 +1751,7 @@ fn a_p1_policy_tells_chat_now_and_pages_if_still_firing_after_15_minutes_unless_
         name: "P1".into(),
         steps: vec![step(0, &["chat"]), step(15 * 60, &["pager"])],
         repeat: None,
+        grouping: None,
     };
     let config = policy_config(p1);
     let mut a = fresh(&config);
@@ -1809,6 +1810,7 @@ fn repeats_go_to_everyone_told_until_acknowledged_and_a_critical_needs_a_new_ack
         name: "loud".into(),
         steps: vec![step(0, &["chat"])],
         repeat: Some(Duration::from_secs(3600)),
+        grouping: None,
     };
     let mut config = policy_config(policy);
     config
@@ -1857,6 +1859,7 @@ fn a_business_hours_step_waits_across_the_weekend_and_a_dst_change() {
         name: "P2".into(),
         steps: vec![office],
         repeat: None,
+        grouping: None,
     };
     let config = policy_config(p2);
     let mut a = fresh(&config);
@@ -1890,6 +1893,7 @@ fn a_route_picks_the_policy_by_the_alerts_labels() {
             name: "P0".into(),
             steps: vec![step(0, &["pager"])],
             repeat: None,
+            grouping: None,
         },
     );
     config.alerting.policies.insert(
@@ -1898,6 +1902,7 @@ fn a_route_picks_the_policy_by_the_alerts_labels() {
             name: "P3".into(),
             steps: vec![step(0, &["am"])],
             repeat: None,
+            grouping: None,
         },
     );
     // api-slow has labels { team = "web" }: the web team's criticals are P0.

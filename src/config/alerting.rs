@@ -128,6 +128,13 @@ impl Catalog {
         })
     }
 
+    /// Whether notifier `name` is an Alertmanager (which groups alerts itself).
+    pub(super) fn notifier_is_alertmanager(&self, name: &str) -> bool {
+        self.notifiers
+            .iter()
+            .any(|n| n.name == name && matches!(n.kind, NotifierKind::Alertmanager(_)))
+    }
+
     /// The alerting model, once every rule's actions are known.
     pub(super) fn into_config(
         self,

@@ -53,6 +53,26 @@ pub struct Policy {
     pub steps: Vec<PolicyStep>,
     /// Re-send to everyone told so far this often while firing and unacknowledged.
     pub repeat: Option<Duration>,
+    /// `group_by`, `group_wait`, `group_interval`: alerts of this policy with the same values
+    /// of these labels reach each notifier as one notification (`None`: one per alert).
+    pub grouping: Option<Grouping>,
+}
+
+/// How a policy groups its alerts, per notifier: the first notification of a group waits
+/// `wait` for others to join; after that, changes (alerts joining, resolving, repeats) are
+/// sent at most once per `interval`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grouping {
+    /// Label names (`alertname`, `severity`, `check` and the alert's labels); empty: every
+    /// alert of the policy in one group.
+    pub by: Vec<String>,
+    pub wait: Duration,
+    pub interval: Duration,
+}
+
+impl Grouping {
+    pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -192,6 +212,7 @@ impl Compiler<'_> {
                 });
             }
         }
+        let grouping = self.grouping(p, &header, &steps, catalog);
         if self.problems.len() != before {
             return None;
         }
@@ -199,7 +220,70 @@ impl Compiler<'_> {
             name: name?.into_inner(),
             steps,
             repeat: repeat?,
+            grouping: grouping?,
         })
+    }
+
+    /// A policy's `group_by`, `group_wait`, `group_interval`.
+    fn grouping(
+        &mut self,
+        p: &RawPolicy,
+        header: &std::ops::Range<usize>,
+        steps: &[PolicyStep],
+        catalog: &Catalog,
+    ) -> Option<Option<Grouping>> {
+        let Some(list) = &p.group_by else {
+            for (key, v) in [
+                ("group_wait", &p.group_wait),
+                ("group_interval", &p.group_interval),
+            ] {
+                if let Some(v) = v {
+                    self.error(
+                        v.span(),
+                        format!("{key} needs group_by (the labels that make a group, e.g. group_by = [\"service\"])"),
+                    );
+                }
+            }
+            return Some(None);
+        };
+        let mut by: Vec<String> = Vec::new();
+        for v in list.get_ref() {
+            let name = v.get_ref();
+            if !crate::labels::is_valid_name(name) {
+                self.error(v.span(), format!("invalid label name {name:?} in group_by"));
+            } else if by.contains(name) {
+                self.error(v.span(), format!("{name:?} is twice in group_by"));
+            } else {
+                by.push(name.clone());
+            }
+        }
+        for step in steps {
+            for n in step
+                .notify
+                .iter()
+                .filter(|n| catalog.notifier_is_alertmanager(n))
+            {
+                self.error(
+                    header.clone(),
+                    format!(
+                        "policy with group_by notifies {n:?}, an Alertmanager, which groups alerts itself: send it ungrouped alerts (a policy without group_by) and set group_by in its route"
+                    ),
+                );
+            }
+        }
+        let wait = match &p.group_wait {
+            None => Some(Grouping::DEFAULT_WAIT),
+            Some(v) => self.duration(v, "group_wait", Duration::ZERO),
+        };
+        let interval = match &p.group_interval {
+            None => Some(Grouping::DEFAULT_INTERVAL),
+            Some(v) => self.positive_duration(v, "group_interval"),
+        };
+        Some(Some(Grouping {
+            by,
+            wait: wait?,
+            interval: interval?,
+        }))
     }
 
     fn hours(&mut self, v: &Spanned<RawHours>) -> Option<Hours> {

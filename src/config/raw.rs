@@ -391,6 +391,9 @@ raw_table! {
     pub struct RawPolicy {
         name: Spanned<String>,
         repeat: Spanned<String>,
+        group_by: NameList,
+        group_wait: Spanned<String>,
+        group_interval: Spanned<String>,
         step: Vec<Spanned<RawPolicyStep>>,
     }
 }

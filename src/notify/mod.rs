@@ -162,6 +162,7 @@ pub fn test_event(notifier: &str, now: Timestamp) -> Event {
         dedup_key: format!("warden/notify-test/{notifier}/{}", now.as_millis()),
         hook: None,
         ack_url: None,
+        group: None,
     }
 }
 
@@ -254,6 +255,20 @@ pub(crate) fn format_seconds(secs: f64) -> String {
 /// `memory_ratio 0.97 > 0.95`: what was measured against what. Without a value (a failed
 /// probe), `memory_ratio: no value`.
 pub(crate) fn measurement(event: &Event) -> String {
+    // A group's notification: how many of its alerts fire and resolved.
+    if let Some(group) = &event.group {
+        let firing = group
+            .alerts
+            .iter()
+            .filter(|a| a.kind == EventKind::Firing)
+            .count();
+        let resolved = group.alerts.len() - firing;
+        return match (firing, resolved) {
+            (0, _) => format!("{resolved} resolved, none firing"),
+            (f, 0) => format!("{f} firing"),
+            (f, r) => format!("{f} firing, {r} resolved"),
+        };
+    }
     let name = event.value_name.as_deref().unwrap_or("value");
     match (event.value, &event.condition) {
         (Some(v), Some(c)) if event.kind != EventKind::Resolved => {

@@ -5,9 +5,12 @@
 //!   (`firing`|`resolved`|`hook`|`test`), `alert`, `check`, `severity`, `summary`, `value`,
 //!   `value_name`, `threshold`, `condition`, `description`, `labels`, `since`, `at`, `deploy`,
 //!   `dedup_key`, `hook` (the hook's outcome on `hook` events, else `null`). Absent values
-//!   are `null`. Examples: `tests/fixtures/notify/webhook-*.json`.
+//!   are `null`. A group's notification (`[[policy]] group_by`) adds `group`: `policy`,
+//!   `labels` and `alerts`, each alert in this same shape. Examples:
+//!   `tests/fixtures/notify/webhook-*.json`.
 //! - **alertmanager**, [`render_alertmanager`]: the Alertmanager webhook payload
-//!   (`version` `"4"`), so receivers built for Alertmanager work unchanged. Examples:
+//!   (`version` `"4"`), so receivers built for Alertmanager work unchanged; a group's
+//!   notification carries one alert per alert of the group. Examples:
 //!   `tests/fixtures/notify/webhook-alertmanager-*.json`.
 //! - a user **template**, [`Template`] (parsed by `config::notifier`, rendered here): any
 //!   text with `{{placeholder}}`s (see [`PLACEHOLDERS`](crate::config::notifier::PLACEHOLDERS)), each replaced by the value escaped for the inside of a JSON string
@@ -159,13 +162,75 @@ pub fn render_warden(event: &Event) -> Json {
     if let Some(url) = &event.ack_url {
         body["ack_url"] = json!(url);
     }
+    if let Some(group) = &event.group {
+        body["group"] = json!({
+            "policy": group.policy,
+            "labels": group.labels,
+            "alerts": group.alerts.iter().map(render_warden).collect::<Vec<_>>(),
+        });
+    }
     body
+}
+
+/// The Alertmanager webhook payload of a group's notification: one alert per alert of the
+/// group, `groupLabels` the group's labels, `commonLabels` those every alert shares.
+fn render_alertmanager_group(
+    event: &Event,
+    group: &crate::alert::Group,
+    receiver: &str,
+    external_url: Option<&str>,
+) -> Json {
+    let status = status_word(event.kind);
+    let alerts: Vec<Json> = group
+        .alerts
+        .iter()
+        .map(|member| {
+            let mut one = render_alertmanager(member, receiver, external_url);
+            one["alerts"][0].take()
+        })
+        .collect();
+    let mut common: Option<serde_json::Map<String, Json>> = None;
+    for a in &alerts {
+        let labels = a["labels"].as_object().cloned().unwrap_or_default();
+        common = Some(match common {
+            None => labels,
+            Some(c) => c
+                .into_iter()
+                .filter(|(k, v)| labels.get(k) == Some(v))
+                .collect(),
+        });
+    }
+    let group_labels: serde_json::Map<String, Json> = group
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    let group_key = format!(
+        "{{}}:{{policy={}}}{}",
+        Json::String(group.policy.clone()),
+        crate::labels::render(&group.labels)
+    );
+    json!({
+        "version": "4",
+        "groupKey": group_key,
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": receiver,
+        "groupLabels": group_labels,
+        "commonLabels": common.unwrap_or_default(),
+        "commonAnnotations": {},
+        "externalURL": external_url.unwrap_or(""),
+        "alerts": alerts,
+    })
 }
 
 /// The Alertmanager webhook payload (`version: "4"`) for one event: one alert, grouped by
 /// `alertname`. Firing, hook and test events are `firing` with `endsAt`
 /// `0001-01-01T00:00:00Z`; resolved events end at the event's time.
 pub fn render_alertmanager(event: &Event, receiver: &str, external_url: Option<&str>) -> Json {
+    if let Some(group) = &event.group {
+        return render_alertmanager_group(event, group, receiver, external_url);
+    }
     let labels = alertmanager::labels(event, event.severity);
     let annotations = alertmanager::annotations(event);
     let resolved = event.kind == EventKind::Resolved;

@@ -237,6 +237,7 @@ fn interrupted_event(r: &HookRunRecord, now: Timestamp) -> Event {
         dedup_key: r.incident.clone(),
         hook: None,
         ack_url: None,
+        group: None,
     });
     hook::hook_event(&trigger, &run, now)
 }
@@ -266,6 +267,7 @@ mod tests {
             dedup_key: format!("warden/api-down/{incident}"),
             hook: None,
             ack_url: None,
+            group: None,
         }
     }
 

@@ -31,6 +31,7 @@ fn event(alert: &str, seq: u32) -> Event {
         dedup_key: format!("warden/{alert}/1"),
         hook: None,
         ack_url: None,
+        group: None,
     }
 }
 
@@ -475,6 +476,7 @@ async fn alert_states_and_pages_commit_together() {
         )],
         events: vec![(event("api-down", 1), vec!["pd".into(), "slack".into()])],
         windows: Vec::new(),
+        groups: Vec::new(),
     };
     let committed = h.outbox.commit(batch).await.unwrap();
     assert_eq!(committed.ids.len(), 2);

@@ -27,6 +27,7 @@
 
 mod admission;
 mod alerts;
+mod groups;
 mod hook_runs;
 mod meta;
 mod outbox;
@@ -86,6 +87,8 @@ pub struct Batch {
     pub events: Vec<(Event, Vec<String>)>,
     /// Validation window runs to save (insert or replace by id).
     pub windows: Vec<WindowRow>,
+    /// Notification groups to save (`Some`: the group as JSON) or delete (`None`), by key.
+    pub groups: Vec<(String, Option<String>)>,
 }
 
 /// What opening the store found from the previous run.
@@ -232,8 +235,9 @@ impl Store {
             .map(|(id, state)| (id.rule.clone(), alerts::labels_text(id), state.to_string()))
             .collect();
         let windows = batch.windows;
+        let groups = batch.groups;
         self.call("enqueue", move |c| {
-            commit(c, &alerts, &rows, &windows, now, max_pending)
+            commit(c, &alerts, &rows, &windows, &groups, now, max_pending)
         })
         .await
     }
@@ -322,6 +326,7 @@ fn commit(
     alerts: &[(String, String, String)],
     rows: &[(String, String, String)],
     windows: &[WindowRow],
+    groups: &[(String, Option<String>)],
     now: Timestamp,
     max_pending: u64,
 ) -> rusqlite::Result<Committed> {
@@ -331,6 +336,9 @@ fn commit(
     }
     for row in windows {
         windows::save(&tx, row)?;
+    }
+    for (key, group) in groups {
+        groups::save(&tx, key, group.as_deref())?;
     }
     let committed = outbox::insert(&tx, rows, now, max_pending)?;
     tx.commit()?;

@@ -89,6 +89,12 @@ pub const MIGRATIONS: &[&str] = &[
         silence TEXT    NOT NULL
     );
     CREATE INDEX silences_by_end ON silences (ends_at);",
+    // 6: notification groups (`[[policy]] group_by`), the group as JSON
+    // (`actions::GroupState`), by key (policy, notifier, label values).
+    "CREATE TABLE notification_groups (
+        key   TEXT PRIMARY KEY,
+        grp   TEXT NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// Brings the schema to the newest version; refuses a file from a newer warden.

@@ -26,6 +26,7 @@ pub(crate) fn event(key: &str, n: u32) -> Event {
         dedup_key: format!("warden/{key}/1"),
         hook: None,
         ack_url: None,
+        group: None,
     }
 }
 
@@ -115,6 +116,7 @@ async fn only_the_head_of_each_key_is_due_and_busy_keys_are_skipped() {
             (event("a", 2), sinks.clone()),
         ],
         windows: Vec::new(),
+        groups: Vec::new(),
     };
     let c = store.commit(batch, Timestamp(5_000), 100).await.unwrap();
     assert_eq!(c.ids.len(), 3);
@@ -173,6 +175,7 @@ async fn a_full_outbox_drops_the_oldest_pending_rows_of_that_sink() {
             alerts: vec![],
             events: vec![(event(&format!("k{n}"), n), vec!["pd".into()])],
             windows: Vec::new(),
+            groups: Vec::new(),
         };
         let c = store
             .commit(batch, Timestamp(1_000 + n as i64), 3)
@@ -194,6 +197,7 @@ async fn a_full_outbox_drops_the_oldest_pending_rows_of_that_sink() {
                 alerts: vec![],
                 events: vec![(event("x", 0), vec!["slack".into()])],
                 windows: Vec::new(),
+                groups: Vec::new(),
             },
             Timestamp(2_000),
             3,
@@ -224,6 +228,7 @@ async fn one_batch_beyond_the_bound_keeps_its_newest_rows() {
                 alerts: vec![],
                 events,
                 windows: Vec::new(),
+                groups: Vec::new(),
             },
             Timestamp(1_000),
             3,
@@ -252,6 +257,7 @@ async fn restart_resumes_pending_rows_and_interrupts_started_hook_runs() {
                 )],
                 events: vec![(event("a", 1), vec!["pd".into(), "slack".into()])],
                 windows: Vec::new(),
+                groups: Vec::new(),
             },
             Timestamp(1_000),
             100,
@@ -331,6 +337,7 @@ async fn prune_deletes_only_finished_rows_past_their_retention() {
             (event("b", 1), vec!["pd".into()]),
         ],
         windows: Vec::new(),
+        groups: Vec::new(),
     };
     let c = store.commit(batch, Timestamp(1_000), 100).await.unwrap();
     store
@@ -446,6 +453,7 @@ async fn each_series_of_a_rule_is_its_own_record() {
         ],
         events: vec![],
         windows: Vec::new(),
+        groups: Vec::new(),
     };
     store.commit(batch, Timestamp(1), 100).await.unwrap();
     store

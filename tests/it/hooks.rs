@@ -36,6 +36,7 @@ fn trigger(incident: u32) -> Event {
         dedup_key: format!("warden/api-down/{incident}"),
         hook: None,
         ack_url: None,
+        group: None,
     }
 }
 

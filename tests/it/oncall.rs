@@ -199,3 +199,159 @@ fn the_link_in_a_page_acknowledges_it_with_a_post_never_a_get() {
     let alerts: serde_json::Value = serde_json::from_str(&alerts).unwrap();
     assert_eq!(alerts["alerts"][0]["ack"]["by"], "an acknowledgement link");
 }
+
+/// Two rules of one team behind a policy grouping by team, each reading its own target.
+fn grouped_config(chat: &str, db: &str, replica: &str, wait: &str) -> String {
+    format!(
+        r#"
+[[notifier]]
+name = "chat"
+kind = "webhook"
+url = "{chat}"
+
+[[policy]]
+name = "db-team"
+group_by = ["team"]
+group_wait = "{wait}"
+group_interval = "1s"
+[[policy.step]]
+notify = ["chat"]
+
+[[check]]
+name = "db"
+kind = "http"
+url = "{db}"
+interval = "200ms"
+timeout = "150ms"
+
+[[check]]
+name = "replica"
+kind = "http"
+url = "{replica}"
+interval = "200ms"
+timeout = "150ms"
+
+[[rule]]
+name = "db-down"
+check = "db"
+labels = {{ team = "db" }}
+critical = {{ when = "< 1" }}
+policy = "db-team"
+
+[[rule]]
+name = "replica-down"
+check = "replica"
+labels = {{ team = "db" }}
+critical = {{ when = "< 1" }}
+policy = "db-team"
+"#
+    )
+}
+
+fn members(body: &serde_json::Value) -> Vec<(String, String)> {
+    let mut m: Vec<(String, String)> = body["group"]["alerts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    (
+                        e["alert"].as_str().unwrap_or_default().to_string(),
+                        e["status"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    m.sort();
+    m
+}
+
+#[test]
+fn alerts_of_one_group_reach_the_receiver_as_one_page_and_one_resolve() {
+    let (db, replica) = (HttpTarget::start(), HttpTarget::start());
+    db.set_json("/health", 500, json!({}));
+    replica.set_json("/health", 500, json!({}));
+    let chat = Receiver::start();
+    let d = Daemon::start(&grouped_config(
+        &chat.url(),
+        &db.url("/health"),
+        &replica.url("/health"),
+        "2s",
+    ));
+    let page = wait(Duration::from_secs(15), "the group's page", || {
+        firing(&chat).into_iter().next()
+    });
+    assert_eq!(
+        members(&page),
+        vec![
+            ("db-down".to_string(), "firing".to_string()),
+            ("replica-down".to_string(), "firing".to_string())
+        ],
+        "{page}"
+    );
+    assert_eq!(page["group"]["labels"], json!({"team": "db"}));
+    let key = page["dedup_key"].as_str().unwrap().to_string();
+    assert!(key.contains("/group/db-team/"), "{key}");
+    let (_, _, body) = crate::daemon::get(&d.url("/api/v1/alerts")).unwrap();
+    let alerts: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(alerts["groups"][0]["dedup_key"], json!(key));
+    db.set_json("/health", 200, json!({}));
+    replica.set_json("/health", 200, json!({}));
+    let resolve = wait(Duration::from_secs(15), "the group's resolve", || {
+        chat.accepted()
+            .into_iter()
+            .find(|b| b["status"] == "resolved")
+    });
+    assert_eq!(resolve["dedup_key"], json!(key), "the page's own resolve");
+    let firing_pages = firing(&chat);
+    assert!(
+        firing_pages.iter().all(|b| b["dedup_key"] == json!(key)),
+        "every page of the two alerts is the group's: {firing_pages:?}"
+    );
+    // Each alert is told resolved exactly once, in some notification of the group.
+    let resolved: Vec<(String, String)> = chat
+        .accepted()
+        .iter()
+        .flat_map(members)
+        .filter(|(_, s)| s == "resolved")
+        .collect();
+    assert_eq!(resolved.len(), 2, "{resolved:?}");
+}
+
+#[test]
+fn a_page_waiting_in_its_group_is_sent_after_a_restart() {
+    let (db, replica) = (HttpTarget::start(), HttpTarget::start());
+    db.set_json("/health", 500, json!({}));
+    replica.set_json("/health", 500, json!({}));
+    let chat = Receiver::start();
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().to_str().unwrap().to_string();
+    // A long group_wait: the group is pending when warden stops.
+    let text = grouped_config(
+        &chat.url(),
+        &db.url("/health"),
+        &replica.url("/health"),
+        "6s",
+    );
+    let mut first = Daemon::start_with(&text, &[("STATE_DIRECTORY", &state_dir)], &[]);
+    first.wait_for("both alerts in the pending group", || {
+        let (_, _, body) = crate::daemon::get(&first.url("/api/v1/alerts")).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (v["groups"][0]["alerts"].as_array()?.len() == 2).then_some(())
+    });
+    assert!(firing(&chat).is_empty(), "group_wait has not passed");
+    assert!(first.terminate(Duration::from_secs(10)).is_some());
+    // Both still fail: the restarted warden must send the page it owed, once.
+    let _second = Daemon::start_with(&text, &[("STATE_DIRECTORY", &state_dir)], &[]);
+    let page = wait(Duration::from_secs(20), "the page owed from before", || {
+        firing(&chat).into_iter().next()
+    });
+    assert_eq!(
+        members(&page),
+        vec![
+            ("db-down".to_string(), "firing".to_string()),
+            ("replica-down".to_string(), "firing".to_string())
+        ]
+    );
+    assert_eq!(firing(&chat).len(), 1, "one page for the group");
+}

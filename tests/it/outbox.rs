@@ -39,6 +39,7 @@ fn event(alert: &str, seq: u64) -> Event {
         dedup_key: format!("warden/{alert}/1"),
         hook: None,
         ack_url: None,
+        group: None,
     }
 }
 
