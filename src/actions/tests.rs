@@ -1992,3 +1992,35 @@ fn a_page_carries_a_signed_expiring_ack_link_that_acknowledges_only_its_incident
     );
     assert!(fire.events[0].0.ack_url.is_none());
 }
+
+#[test]
+fn an_alert_that_ends_while_flapping_is_resolved_to_everyone_it_paged() {
+    let config = config();
+    let mut a = fresh(&config);
+    let fire = a.transition(
+        &tr("api-down", State::Ok, State::Critical, Some(0.0), at(1)),
+        at(1),
+    );
+    let key = fire.events[0].0.dedup_key.clone();
+    assert!(a
+        .transition(
+            &tr("api-down", State::Critical, State::Flapping, None, at(5)),
+            at(5)
+        )
+        .is_empty());
+    // Flap detection ends with the series settled at ok: straight from flapping to ok.
+    let ok = a.transition(
+        &tr("api-down", State::Flapping, State::Ok, Some(1.0), at(60)),
+        at(60),
+    );
+    assert_eq!(
+        sent(&ok),
+        [(
+            EventKind::Resolved,
+            Severity::Critical,
+            key,
+            names(&["am", "chat", "pager"])
+        )]
+    );
+    assert_eq!(a.record(&id("api-down")).unwrap().firing, None);
+}
