@@ -13,17 +13,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::{GaugeVec, IntGauge};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::actions::Actions;
-use crate::check::{Observation, ProbeErrorKind};
+use crate::check::Observation;
 use crate::clock::{Clock, Timestamp};
 use crate::config::{Config, RuleConfig, Trigger};
 use crate::engine::{CheckChange, Engine, Reconfigured, RuleTransition, SloMinutes, Status};
 use crate::rule::State;
 use crate::server::Shared;
+use crate::telemetry::table::{CheckRow, RuleRow};
 use crate::telemetry::{Metrics, SeriesGauge};
 
 /// How often the daemon's evaluator publishes a status snapshot (when something changed).
@@ -221,18 +221,17 @@ struct Recorder {
 }
 
 struct CheckHandles {
-    kind: &'static str,
-    up: IntGauge,
+    row: Arc<CheckRow>,
     duration: prometheus::Histogram,
-    last_duration: prometheus::Gauge,
-    last_run: prometheus::Gauge,
 }
 
 struct RuleHandles {
-    states: Vec<(State, IntGauge)>,
-    /// Resolved at the first value the rule sees: `warden_rule_value` is absent until then
-    /// (a series created early would read 0, a value nobody saw).
-    value: std::sync::OnceLock<prometheus::Gauge>,
+    row: Arc<RuleRow>,
+}
+
+/// `rule::State` as an index into `telemetry::table::STATES`.
+fn state_index(s: State) -> usize {
+    State::ALL.iter().position(|x| *x == s).unwrap_or(3)
 }
 
 impl Recorder {
@@ -243,15 +242,11 @@ impl Recorder {
             .checks
             .iter()
             .map(|c| {
-                let labels = [c.name.as_str(), c.kind.name()];
                 (
                     c.name.clone(),
                     CheckHandles {
-                        kind: c.kind.name(),
-                        up: metrics.check_up.with_label_values(&labels),
+                        row: metrics.table.check(&c.name, c.kind.name()),
                         duration: metrics.check_duration.with_label_values(&[c.kind.name()]),
-                        last_duration: metrics.check_last_duration.with_label_values(&labels),
-                        last_run: metrics.check_last_run.with_label_values(&labels),
                     },
                 )
             })
@@ -259,26 +254,17 @@ impl Recorder {
         let rules = config
             .rules
             .iter()
-            // A rule reading labelled series has no unlabelled series: its gauges are
-            // `Metrics::series`, set per series in `refresh_rules`.
-            .filter(|r| r.series.is_none())
             .map(|r| {
-                set_thresholds(&metrics.rule_threshold, r);
-                let states: Vec<(State, IntGauge)> = State::ALL
-                    .iter()
-                    .map(|s| {
-                        let g = metrics.rule_state.with_label_values(&[&r.name, s.as_str()]);
-                        g.set(i64::from(*s == State::Unknown));
-                        (*s, g)
-                    })
-                    .collect();
-                (
-                    r.name.clone(),
-                    RuleHandles {
-                        states,
-                        value: std::sync::OnceLock::new(),
-                    },
-                )
+                // A rule reading labelled series has no unlabelled series: its gauges are
+                // the table's series, set per series in `refresh_rules`.
+                let scalar = r.series.is_none();
+                let thresholds = if scalar {
+                    [&r.warning, &r.critical].map(|l| l.as_ref().map(|l| l.when.threshold))
+                } else {
+                    [None, None]
+                };
+                let row = metrics.table.rule(&r.name, scalar, thresholds);
+                (r.name.clone(), RuleHandles { row })
             })
             .collect();
         Recorder {
@@ -293,45 +279,15 @@ impl Recorder {
     /// engine, which already runs `new`.
     fn reconfigure(self, old: &Config, new: &Config, engine: &Engine) -> Recorder {
         let m = &self.metrics;
-        for c in &old.checks {
-            let kept = new
-                .check(&c.name)
-                .is_some_and(|n| n.kind.name() == c.kind.name());
-            if !kept {
-                let labels = [c.name.as_str(), c.kind.name()];
-                let _ = m.check_up.remove_label_values(&labels);
-                let _ = m.check_last_duration.remove_label_values(&labels);
-                let _ = m.check_last_run.remove_label_values(&labels);
-                for result in
-                    std::iter::once("ok").chain(ProbeErrorKind::ALL.iter().map(|k| k.as_str()))
-                {
-                    let _ = m
-                        .check_runs
-                        .remove_label_values(&[&c.name, c.kind.name(), result]);
-                }
-            }
-            if new.check(&c.name).is_none() {
-                let _ = m.scheduler_skipped.remove_label_values(&[&c.name]);
-            }
-        }
-        let new_rules: std::collections::HashSet<&str> =
-            new.rules.iter().map(|r| r.name.as_str()).collect();
+        // Series of checks and rules that are gone go; a check whose kind changed starts
+        // over (`Table::check`), a rule keeps its state and transition counts, its thresholds
+        // are the new ones and its value comes from the engine below.
+        m.table.retain(
+            |check| new.check(check).is_some(),
+            |rule| new.rules.iter().any(|r| r.name == rule),
+        );
         for r in &old.rules {
-            for level in ["warning", "critical"] {
-                let _ = m.rule_threshold.remove_label_values(&[&r.name, level]);
-            }
-            // Re-created below from the engine for rules that kept a value; a rule that starts
-            // fresh has none until it sees one.
-            let _ = m.rule_value.remove_label_values(&[&r.name]);
-            m.series.retain(&r.name, |_| false);
-            if !new_rules.contains(r.name.as_str()) {
-                for s in State::ALL {
-                    let _ = m.rule_state.remove_label_values(&[&r.name, s.as_str()]);
-                    let _ = m
-                        .rule_transitions
-                        .remove_label_values(&[&r.name, s.as_str()]);
-                }
-            }
+            m.table.retain_series(&r.name, |_| false);
         }
         for slo in &old.slos {
             let _ = m.slo_budget_remaining.remove_label_values(&[&slo.name]);
@@ -355,18 +311,16 @@ impl Recorder {
         let Some(h) = self.checks.get(&obs.check) else {
             return;
         };
-        h.up.set(i64::from(obs.is_up()));
+        h.row
+            .up
+            .store(i64::from(obs.is_up()), std::sync::atomic::Ordering::Relaxed);
         h.duration.observe(obs.duration.as_secs_f64());
-        h.last_duration.set(obs.duration.as_secs_f64());
-        h.last_run.set(obs.at.as_secs_f64());
-        let result = match &obs.outcome {
+        h.row.last_duration.set(obs.duration.as_secs_f64());
+        h.row.last_run.set(obs.at.as_secs_f64());
+        h.row.run(match &obs.outcome {
             Ok(()) => "ok",
             Err(e) => e.kind.as_str(),
-        };
-        self.metrics
-            .check_runs
-            .with_label_values(&[&obs.check, h.kind, result])
-            .inc();
+        });
         if let Err(e) = &obs.outcome {
             tracing::debug!(check = %obs.check, kind = e.kind.as_str(), error = %e.message, "probe failed");
         }
@@ -374,10 +328,9 @@ impl Recorder {
 
     fn transition(&self, t: &RuleTransition) {
         let tr = &t.transition;
-        self.metrics
-            .rule_transitions
-            .with_label_values(&[&t.rule, tr.to.as_str()])
-            .inc();
+        if let Some(h) = self.rules.get(&t.rule) {
+            h.row.transition(state_index(tr.to));
+        }
         let value = tr
             .value
             .map(|v| v.to_string())
@@ -430,38 +383,23 @@ impl Recorder {
                             .collect(),
                         value: state.value(),
                     };
-                    self.metrics.series.set(&rule.name, labels, gauge);
+                    self.metrics.table.set_series(&rule.name, labels, gauge);
                     present.insert(labels);
                 }
                 self.metrics
-                    .series
-                    .retain(&rule.name, |labels| present.contains(labels));
+                    .table
+                    .retain_series(&rule.name, |labels| present.contains(labels));
                 continue;
             }
             let Some((_, state)) = series.into_iter().next() else {
                 continue;
             };
             if let Some(h) = self.rules.get(&rule.name) {
-                let current = state.state();
-                for (s, g) in &h.states {
-                    g.set(i64::from(*s == current));
-                }
+                h.row.set_state(state_index(state.state()));
                 if let Some(v) = state.value() {
-                    h.value
-                        .get_or_init(|| self.metrics.rule_value.with_label_values(&[&rule.name]))
-                        .set(v);
+                    h.row.set_value(v);
                 }
             }
-        }
-    }
-}
-
-fn set_thresholds(gauge: &GaugeVec, rule: &RuleConfig) {
-    for (level, cfg) in [("warning", &rule.warning), ("critical", &rule.critical)] {
-        if let Some(l) = cfg {
-            gauge
-                .with_label_values(&[&rule.name, level])
-                .set(l.when.threshold);
         }
     }
 }
@@ -478,4 +416,18 @@ pub fn single_sample_rule(rule: &RuleConfig) -> RuleConfig {
     r.min_samples = 1;
     r.flapping = None;
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_indexes_states_as_the_rule_module_lists_them() {
+        let names: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(names, crate::telemetry::table::STATES);
+        for s in State::ALL {
+            assert_eq!(crate::telemetry::table::STATES[state_index(s)], s.as_str());
+        }
+    }
 }

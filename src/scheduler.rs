@@ -173,8 +173,8 @@ pub fn task(
     let task = Arc::new(CheckTask {
         skipped: ctx
             .metrics
-            .scheduler_skipped
-            .with_label_values(&[&check.config.name]),
+            .table
+            .check(&check.config.name, check.config.kind.name()),
         lateness: ctx.metrics.scheduler_lateness.clone(),
         pulse: ctx.pulse.clone(),
         check,
@@ -199,7 +199,7 @@ struct CheckTask {
     clock: Clock,
     cancel: CancellationToken,
     lateness: prometheus::Histogram,
-    skipped: prometheus::IntCounter,
+    skipped: Arc<crate::telemetry::table::CheckRow>,
     pulse: Arc<Pulse>,
 }
 
@@ -272,7 +272,9 @@ async fn run_check(task: Arc<CheckTask>, first: Instant) {
             Instant::now(),
         );
         if next.skipped > 0 {
-            skipped.inc_by(next.skipped);
+            skipped
+                .skipped
+                .fetch_add(next.skipped, std::sync::atomic::Ordering::Relaxed);
             tracing::debug!(
                 missed = next.skipped,
                 "probe overran its interval, runs skipped"
@@ -368,7 +370,7 @@ mod tests {
             clock: Clock::system(),
             cancel: CancellationToken::new(),
             lateness: metrics.scheduler_lateness.clone(),
-            skipped: metrics.scheduler_skipped.with_label_values(&["c"]),
+            skipped: metrics.table.check("c", "tcp"),
             pulse: Arc::new(Pulse::default()),
         });
         let fut = run_check(task, Instant::now());

@@ -10,14 +10,11 @@ use prometheus::{
     IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::{LabelPair, MetricFamily, MetricType};
-
 use crate::config::LogFormat;
-use crate::labels::Labels;
+#[path = "telemetry_table.rs"]
+pub mod table;
+
+pub use table::{SeriesGauge, Table};
 
 /// The Content-Type of the text exposition format 0.0.4.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -26,21 +23,12 @@ pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8
 #[derive(Clone)]
 pub struct Metrics {
     pub registry: Registry,
-    pub check_up: IntGaugeVec,
     pub check_duration: HistogramVec,
-    pub check_last_duration: GaugeVec,
-    pub check_runs: IntCounterVec,
-    pub check_last_run: GaugeVec,
     pub scheduler_lateness: Histogram,
-    pub scheduler_skipped: IntCounterVec,
     pub task_panics: IntCounterVec,
-    pub rule_state: IntGaugeVec,
-    pub rule_value: GaugeVec,
-    pub rule_threshold: GaugeVec,
-    pub rule_transitions: IntCounterVec,
-    /// `warden_rule_state` and `warden_rule_value` of rules reading labelled series, whose
-    /// label names vary by rule (see [`SeriesGauges`]).
-    pub series: SeriesGauges,
+    /// The per-check and per-rule families (`warden_check_up`, `warden_rule_state`, ...),
+    /// kept compactly and rendered as text (see `telemetry::table`).
+    pub table: Table,
     pub last_evaluation: Gauge,
     pub checks_configured: IntGauge,
     pub rules_configured: IntGauge,
@@ -78,121 +66,6 @@ pub struct Metrics {
     pub slo_burn_rate: GaugeVec,
 }
 
-/// What `/metrics` says of one labelled series of a rule.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SeriesGauge {
-    /// The state names and which one is current (`warden_rule_state`, 1 for the current).
-    pub states: Vec<(&'static str, bool)>,
-    /// `warden_rule_value`, absent until the series had a value.
-    pub value: Option<f64>,
-}
-
-/// `warden_rule_state{rule, <series labels>, state}` and `warden_rule_value{rule, <series
-/// labels>}` for rules reading labelled series. The label policy: the series' own labels
-/// (at most `config::MAX_SERIES_ROWS` series per rule, their names valid label names), with a
-/// name warden uses itself (`rule`, `state`) exported as `exported_<name>`, as Prometheus does
-/// for a target's clashing labels. A `prometheus` Vec metric has one fixed set of label names,
-/// so these series are kept here and rendered into the same families at gather time; rules
-/// reading a scalar value keep the fixed families, unchanged.
-#[derive(Clone, Default)]
-pub struct SeriesGauges {
-    series: Arc<Mutex<BTreeMap<(String, Labels), SeriesGauge>>>,
-}
-
-impl SeriesGauges {
-    pub fn set(&self, rule: &str, labels: &Labels, gauge: SeriesGauge) {
-        let mut map = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        match map.get_mut(&(rule.to_string(), labels.clone())) {
-            Some(g) => *g = gauge,
-            None => {
-                map.insert((rule.to_string(), labels.clone()), gauge);
-            }
-        }
-    }
-
-    /// Drops the series of `rule` that `keep` refuses.
-    pub fn retain(&self, rule: &str, mut keep: impl FnMut(&Labels) -> bool) {
-        let mut map = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|(r, labels), _| r != rule || keep(labels));
-    }
-
-    fn label_pairs(rule: &str, labels: &Labels, extra: Option<(&str, &str)>) -> Vec<LabelPair> {
-        let mut pairs: BTreeMap<String, String> = labels
-            .iter()
-            .map(|(k, v)| {
-                let name = if matches!(k.as_str(), "rule" | "state") {
-                    format!("exported_{k}")
-                } else {
-                    k.clone()
-                };
-                (name, v.clone())
-            })
-            .collect();
-        pairs.insert("rule".into(), rule.to_string());
-        if let Some((k, v)) = extra {
-            pairs.insert(k.into(), v.into());
-        }
-        pairs
-            .into_iter()
-            .map(|(k, v)| {
-                let mut p = LabelPair::default();
-                p.set_name(k);
-                p.set_value(v);
-                p
-            })
-            .collect()
-    }
-}
-
-impl Collector for SeriesGauges {
-    /// None: the families are `warden_rule_state` and `warden_rule_value`, described by their
-    /// fixed-label `prometheus` metrics; the registry merges these series into them.
-    fn desc(&self) -> Vec<&Desc> {
-        Vec::new()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        let map = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let gauge = |labels: Vec<LabelPair>, value: f64| {
-            let mut g = prometheus::proto::Gauge::default();
-            g.set_value(value);
-            let mut m = prometheus::proto::Metric::default();
-            m.set_label(labels);
-            m.set_gauge(g);
-            m
-        };
-        let family = |name: &str, help: &str| {
-            let mut f = MetricFamily::default();
-            f.set_name(name.into());
-            f.set_help(help.into());
-            f.set_field_type(MetricType::GAUGE);
-            f
-        };
-        let mut states = family(
-            "warden_rule_state",
-            "1 for the rule's current state, 0 for the others",
-        );
-        let mut values = family(
-            "warden_rule_value",
-            "The last value the rule evaluated (absent until one was seen)",
-        );
-        for ((rule, labels), g) in map.iter() {
-            for (state, current) in &g.states {
-                let pairs = Self::label_pairs(rule, labels, Some(("state", state)));
-                states
-                    .mut_metric()
-                    .push(gauge(pairs, if *current { 1.0 } else { 0.0 }));
-            }
-            if let Some(v) = g.value {
-                values
-                    .mut_metric()
-                    .push(gauge(Self::label_pairs(rule, labels, None), v));
-            }
-        }
-        vec![states, values]
-    }
-}
-
 fn must<T>(r: prometheus::Result<T>) -> T {
     // Metric names and label sets below are literals checked by the tests: creation and
     // registration can only fail on a programming error, never on input.
@@ -213,13 +86,6 @@ impl Metrics {
             .set(1);
         reg(Box::new(build_info));
 
-        let check_up = must(IntGaugeVec::new(
-            Opts::new(
-                "warden_check_up",
-                "1 if the check's last probe succeeded, 0 if it failed",
-            ),
-            &["check", "kind"],
-        ));
         // By kind, not by check: 16 series per check made /metrics 60% histogram at scale
         // (10,000 checks: 160,000 series). Per check, the last duration is a gauge.
         let check_duration = must(HistogramVec::new(
@@ -232,27 +98,6 @@ impl Metrics {
             ]),
             &["kind"],
         ));
-        let check_last_duration = must(GaugeVec::new(
-            Opts::new(
-                "warden_check_last_duration_seconds",
-                "Duration of the check's last probe, including a failed one",
-            ),
-            &["check", "kind"],
-        ));
-        let check_runs = must(IntCounterVec::new(
-            Opts::new(
-                "warden_check_runs_total",
-                "Check probes run, by result (ok or the probe error kind)",
-            ),
-            &["check", "kind", "result"],
-        ));
-        let check_last_run = must(GaugeVec::new(
-            Opts::new(
-                "warden_check_last_run_timestamp_seconds",
-                "Unix time the check's last probe started",
-            ),
-            &["check", "kind"],
-        ));
         let scheduler_lateness = must(Histogram::with_opts(
             HistogramOpts::new(
                 "warden_scheduler_lateness_seconds",
@@ -262,47 +107,12 @@ impl Metrics {
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
             ]),
         ));
-        let scheduler_skipped = must(IntCounterVec::new(
-            Opts::new(
-                "warden_scheduler_skipped_runs_total",
-                "Planned check runs skipped because the previous run overran its interval",
-            ),
-            &["check"],
-        ));
         let task_panics = must(IntCounterVec::new(
             Opts::new(
                 "warden_task_panics_total",
                 "Tasks that panicked and were restarted, by task kind",
             ),
             &["task"],
-        ));
-        let rule_state = must(IntGaugeVec::new(
-            Opts::new(
-                "warden_rule_state",
-                "1 for the rule's current state, 0 for the others",
-            ),
-            &["rule", "state"],
-        ));
-        let rule_value = must(GaugeVec::new(
-            Opts::new(
-                "warden_rule_value",
-                "The last value the rule evaluated (absent until one was seen)",
-            ),
-            &["rule"],
-        ));
-        let rule_threshold = must(GaugeVec::new(
-            Opts::new(
-                "warden_rule_threshold",
-                "The rule's threshold for entering a level",
-            ),
-            &["rule", "level"],
-        ));
-        let rule_transitions = must(IntCounterVec::new(
-            Opts::new(
-                "warden_rule_transitions_total",
-                "Rule state changes, by the state entered",
-            ),
-            &["rule", "to"],
         ));
         let last_evaluation = must(Gauge::new(
             "warden_last_successful_evaluation_timestamp_seconds",
@@ -343,20 +153,9 @@ impl Metrics {
             "warden_watchdog_skipped_total",
             "systemd watchdog keep-alives withheld because the scheduler or evaluator was behind",
         ));
-        reg(Box::new(check_up.clone()));
         reg(Box::new(check_duration.clone()));
-        reg(Box::new(check_last_duration.clone()));
-        reg(Box::new(check_runs.clone()));
-        reg(Box::new(check_last_run.clone()));
         reg(Box::new(scheduler_lateness.clone()));
-        reg(Box::new(scheduler_skipped.clone()));
         reg(Box::new(task_panics.clone()));
-        reg(Box::new(rule_state.clone()));
-        reg(Box::new(rule_value.clone()));
-        reg(Box::new(rule_threshold.clone()));
-        reg(Box::new(rule_transitions.clone()));
-        let series = SeriesGauges::default();
-        reg(Box::new(series.clone()));
         reg(Box::new(last_evaluation.clone()));
         reg(Box::new(checks_configured.clone()));
         reg(Box::new(rules_configured.clone()));
@@ -497,19 +296,10 @@ impl Metrics {
 
         Metrics {
             registry,
-            check_up,
             check_duration,
-            check_last_duration,
-            check_runs,
-            check_last_run,
             scheduler_lateness,
-            scheduler_skipped,
             task_panics,
-            rule_state,
-            rule_value,
-            rule_threshold,
-            rule_transitions,
-            series,
+            table: Table::default(),
             last_evaluation,
             checks_configured,
             rules_configured,
@@ -544,6 +334,7 @@ impl Metrics {
         if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
             tracing::error!(error = %e, "encoding metrics failed");
         }
+        self.table.render(&mut out);
         out
     }
 }
