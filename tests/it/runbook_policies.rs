@@ -522,8 +522,8 @@ const RUNBOOK_POLICIES: [(&str, Policies); 5] = [
     ),
 ];
 
-/// A policy's steps in the ledger's words.
-fn steps_of(policy: &warden::config::policy::Policy) -> String {
+/// A policy's steps in the ledger's words (also `runbook_windows`' ledger).
+pub(crate) fn steps_of(policy: &warden::config::policy::Policy) -> String {
     const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
     let hhmm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
     let mut steps: Vec<String> = policy
