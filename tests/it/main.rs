@@ -29,6 +29,7 @@ mod probes;
 mod prometheus_source;
 mod reload;
 mod retries;
+mod runbook_policies;
 mod runbook_windows;
 mod runbooks;
 mod scrape;

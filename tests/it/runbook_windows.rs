@@ -817,7 +817,7 @@ fn novacron_traffic_shift_posts_to_slack_or_switches_back_to_blue() {
 
 /// A window as its runbook reads: each mark (or step: weight and hold) with the rules it
 /// requires and the bounds it expects, the rules that fail it at once, the baseline, the
-/// failure's severity, route and hooks, and who hears a pass.
+/// failure's severity, on-call policy (or route) and hooks, and who hears a pass.
 fn describe(config: &warden::config::Config, w: &warden::config::window::WindowConfig) -> String {
     use warden::config::format_duration as d;
     let mut out = Vec::new();
@@ -847,10 +847,32 @@ fn describe(config: &warden::config::Config, w: &warden::config::window::WindowC
     let baseline: Vec<&str> = w.baseline.iter().map(|(n, _)| n.as_str()).collect();
     out.push(format!("never_critical [{}]", w.never_critical.join(", ")));
     out.push(format!("baseline [{}]", baseline.join(", ")));
+    // Who a failure pages: the on-call policy its alert's labels pick (as a failed run's alert
+    // carries them: the window's facts, its severity, alertname and rule), else the route.
+    let labels: warden::labels::Labels = [
+        ("alertname", rule.as_str()),
+        ("rule", rule.as_str()),
+        ("window", w.name.as_str()),
+        ("service", w.service.as_str()),
+        ("severity", w.severity.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let to = match config.alerting.policy_of(&rule, w.severity, &labels) {
+        Some(p) => format!(
+            "policy {} ({})",
+            p.name,
+            crate::runbook_policies::steps_of(p)
+        ),
+        None => format!(
+            "[{}]",
+            config.alerting.route_of(&rule, w.severity).join(", ")
+        ),
+    };
     out.push(format!(
-        "fails: {} to [{}], hooks [{}]",
+        "fails: {} to {to}, hooks [{}]",
         w.severity.as_str(),
-        config.alerting.route_of(&rule, w.severity).join(", "),
         hooks.join(", ")
     ));
     if let Some(hook) = &w.step_hook {
@@ -875,12 +897,13 @@ const RUNBOOK_WINDOWS: [(&str, &str, &str); 5] = [
          nuvie-circuit-breaker] expect [error_rate <= 0.01, p95 <= 0.5]\n\
          never_critical [nuvie-api-down, nuvie-error-rate, nuvie-p95]\n\
          baseline []\n\
-         fails: critical to [pagerduty, slack], hooks [nuvie-backend-logs, nuvie-rollback-backend]",
+         fails: critical to policy nuvie-p1 (pagerduty, slack at once; eng-manager after 15m), \
+         hooks [nuvie-backend-logs, nuvie-rollback-backend]",
     ),
     (
         "redcube",
         // Post-Deployment Validation: 30-Minute, 1-Hour and 24-Hour Marks; When to Rollback;
-        // P0/P1; Option 2 "Deployment Rollback".
+        // P0 "Rollback immediately" (the run rolled back); Option 2 "Deployment Rollback".
         "redcube-post-deploy",
         "mark 30m: require [redcube-user-sync] expect [error_rate < 0.01, p95 < 2]\n\
          mark 1h: require [redcube-content-down, redcube-smoke, redcube-user-sync, \
@@ -889,8 +912,8 @@ const RUNBOOK_WINDOWS: [(&str, &str, &str); 5] = [
          redcube-reputation-inactive] expect [p95 <= 1.2 * baseline.p95, error_rate < 0.01]\n\
          never_critical [redcube-content-down, redcube-error-rate, redcube-p95, redcube-user-sync]\n\
          baseline [error_rate, p95]\n\
-         fails: critical to [oncall, slack], hooks [redcube-content-logs, \
-         redcube-rollback-content-service]",
+         fails: critical to policy redcube-p0 (oncall, slack at once), hooks \
+         [redcube-content-logs, redcube-rollback-content-service]",
     ),
     (
         "nova-streaming",
@@ -902,8 +925,9 @@ const RUNBOOK_WINDOWS: [(&str, &str, &str); 5] = [
          never_critical [nova-streaming-api-down, nova-streaming-error-rate, \
          nova-streaming-websocket-drop]\n\
          baseline []\n\
-         fails: critical to [oncall, slack], hooks [nova-streaming-green-logs, \
-         nova-streaming-switch-to-blue, nova-streaming-scale-up-blue]\n\
+         fails: critical to policy nova-streaming-critical (oncall, slack at once; infra-lead \
+         after 5m), hooks [nova-streaming-green-logs, nova-streaming-switch-to-blue, \
+         nova-streaming-scale-up-blue]\n\
          passes: [slack] \"Nova Streaming $version: green deployment successful, traffic \
          switched, all systems operational (deploy $deploy)\"",
     ),
@@ -923,7 +947,8 @@ const RUNBOOK_WINDOWS: [(&str, &str, &str); 5] = [
          canary_p95 < 0.5, canary_p99 < 1]\n\
          never_critical [ai-saas-api-down]\n\
          baseline []\n\
-         fails: critical to [oncall, slack], hooks [ai-saas-gateway-logs, ai-saas-rollback-gateway]\n\
+         fails: critical to policy ai-saas-rollback (oncall, slack at once), hooks \
+         [ai-saas-gateway-logs, ai-saas-rollback-gateway]\n\
          step_hook ai-saas-set-canary-weight",
     ),
     (
@@ -942,8 +967,8 @@ const RUNBOOK_WINDOWS: [(&str, &str, &str); 5] = [
          novacron-dwcp-failing, novacron-db-down, novacron-error-rate, novacron-5xx-per-minute, \
          novacron-latency-vs-baseline]\n\
          baseline [p95]\n\
-         fails: critical to [pagerduty, slack], hooks [novacron-green-logs, \
-         novacron-switch-to-blue, novacron-scale-down-green]\n\
+         fails: critical to policy novacron-p0 (pagerduty, slack at once), hooks \
+         [novacron-green-logs, novacron-switch-to-blue, novacron-scale-down-green]\n\
          step_hook novacron-shift-to-green\n\
          passes: [slack] \"✅ NovaCron $version deployed to production successfully!\"",
     ),

@@ -21,9 +21,11 @@
 //!
 //! Each example's notifiers are pointed by environment at local receivers ([`Paging`]), and
 //! each test first takes one rule the runbook rolls back for to critical: the pager gets the
-//! page and, once the rule recovers, its resolve; the chat gets both and the outcome of every
-//! hook, a dry run naming the runbook's command; and nothing ran (a tripwire `kubectl`,
-//! `docker-compose` and the runbook's scripts lead the hooks' `PATH`).
+//! page its on-call policy sends at once and, once the rule recovers, its resolve (the
+//! policies' later steps, which wait minutes to hours, are held on a manual clock in
+//! `runbook_policies`); the chat gets both and the outcome of every hook, a dry run naming the
+//! runbook's command; and nothing ran (a tripwire `kubectl`, `docker-compose` and the
+//! runbook's scripts lead the hooks' `PATH`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -442,9 +444,12 @@ impl Paging {
 
     /// The runbook's critical path through pages and hooks. `fail` takes `rule` critical for
     /// the first time: the pager gets the page under the rule's first incident,
-    /// `warden/<rule>/1`, and the chat the critical; each of `hooks` (name, the runbook's
-    /// command) reports to the chat as a dry run naming its command, once, and runs nothing.
-    /// `restore` makes the rule ok: the pager and the chat hear the resolve.
+    /// `warden/<rule>/1`, and the chat the critical, both at once (the first step of the
+    /// rule's on-call policy, its runbook's "page now": redcube's and novacron's P0, nuvie's
+    /// P1, nova-streaming's CRITICAL, ai-saas' rollback policy; the later steps are
+    /// `runbook_policies`'); each of `hooks` (name, the runbook's command) reports to the chat
+    /// as a dry run naming its command, once, and runs nothing. `restore` makes the rule ok:
+    /// the pager and the chat hear the resolve.
     fn pages_and_rolls_back_dry(
         &self,
         d: &Daemon,
