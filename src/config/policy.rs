@@ -290,6 +290,7 @@ impl Compiler<'_> {
         let h = v.get_ref();
         let before = self.problems.len();
         self.unknown_keys(&h.unknown, "in hours", RawHours::KEYS);
+        // Every value is interpolated (`${NAME}`, `${NAME:-default}`) as other strings are.
         let mut parsed = |key: &str,
                           field: Option<&Spanned<String>>,
                           f: &dyn Fn(&str) -> Result<u16, String>|
@@ -299,7 +300,7 @@ impl Compiler<'_> {
                     self.missing(v.span(), key, "hours");
                     None
                 }
-                Some(s) => match f(s.get_ref()) {
+                Some(s) => match f(&self.text(s)?) {
                     Ok(x) => Some(x),
                     Err(e) => {
                         self.error(s.span(), e);
@@ -312,9 +313,10 @@ impl Compiler<'_> {
         let to = parsed("to", h.to.as_ref(), &parse_time);
         let days = match &h.days {
             None => Some([true; 7]),
-            Some(s) => match parse_days(s.get_ref()) {
-                Ok(d) => Some(d),
-                Err(e) => {
+            Some(s) => match self.text(s).map(|t| parse_days(&t)) {
+                None => None,
+                Some(Ok(d)) => Some(d),
+                Some(Err(e)) => {
                     self.error(s.span(), e);
                     None
                 }
@@ -329,18 +331,20 @@ impl Compiler<'_> {
                 );
                 None
             }
-            Some(s) => match jiff::tz::TimeZone::get(s.get_ref()) {
-                Ok(_) => Some(s.get_ref().clone()),
-                Err(_) => {
-                    self.error(
-                        s.span(),
-                        format!(
-                            "unknown time zone {:?}: use an IANA name, e.g. \"Europe/Berlin\" or \"UTC\"",
-                            s.get_ref()
-                        ),
-                    );
-                    None
-                }
+            Some(s) => match self.text(s) {
+                None => None,
+                Some(name) => match jiff::tz::TimeZone::get(&name) {
+                    Ok(_) => Some(name),
+                    Err(_) => {
+                        self.error(
+                            s.span(),
+                            format!(
+                                "unknown time zone {name:?}: use an IANA name, e.g. \"Europe/Berlin\" or \"UTC\""
+                            ),
+                        );
+                        None
+                    }
+                },
             },
         };
         if let (Some(f), Some(t)) = (from, to) {

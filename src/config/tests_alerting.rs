@@ -603,3 +603,44 @@ fn an_email_ca_file_that_does_not_parse_fails_check_config() {
         )]
     );
 }
+
+#[test]
+fn business_hours_take_their_values_from_the_environment_like_every_string() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("warden.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[notifier]]
+name = "chat"
+kind = "webhook"
+url = "http://127.0.0.1:9/chat"
+
+[[policy]]
+name = "P2"
+[[policy.step]]
+notify = ["chat"]
+hours = { days = "${DAYS:-mon-fri}", from = "${FROM}", to = "${TO:-17:00}", tz = "${TZ_NAME}" }
+"#,
+    )
+    .unwrap();
+    let env = |name: &str| match name {
+        "FROM" => Some("08:30".to_string()),
+        "TZ_NAME" => Some("Europe/Berlin".to_string()),
+        _ => None,
+    };
+    let config = crate::config::load_with_env(&path, &env).unwrap();
+    let hours = config.alerting.policies["P2"].steps[0]
+        .hours
+        .clone()
+        .unwrap();
+    assert_eq!((hours.from, hours.to), (8 * 60 + 30, 17 * 60));
+    assert_eq!(hours.tz, "Europe/Berlin");
+    assert_eq!(hours.days, [true, true, true, true, true, false, false]);
+    // An unset variable without a default is named, at its place.
+    let err = crate::config::load_with_env(&path, &|_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("FROM"), "{err}");
+    assert!(err.contains("warden.toml:"), "{err}");
+}
