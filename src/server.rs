@@ -24,7 +24,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -274,7 +274,12 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, cancel: Cancellat
                 let shared = shared.clone();
                 let busy = Busy::new(&table, id);
                 async move {
-                    let response = route(req, &shared, peer).await;
+                    let response = if req.uri().path() == "/metrics" && req.method() == Method::GET
+                    {
+                        metrics(&shared).map(Either::Right)
+                    } else {
+                        route(req, &shared, peer).await.map(Either::Left)
+                    };
                     drop(busy);
                     Ok::<_, Infallible>(response)
                 }
@@ -295,6 +300,50 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, cancel: Cancellat
                 _ = cancel.cancelled() => conn.as_mut().graceful_shutdown(),
             }
         });
+    }
+}
+
+/// How big a piece of a streamed `/metrics` body is, and how many pieces wait for a slow
+/// reader: the most `/metrics` holds at once besides the list of rows (two pointers per check
+/// and rule) is `METRICS_CHUNK * (METRICS_CHUNKS_QUEUED + 1)` plus the registry's own part.
+const METRICS_CHUNK: usize = 64 * 1024;
+const METRICS_CHUNKS_QUEUED: usize = 2;
+
+/// `GET /metrics`, streamed: rendered on the blocking pool in pieces of [`METRICS_CHUNK`]
+/// bytes as the reader takes them, so at 100,000 checks neither the whole text nor protobuf
+/// objects for every series are ever in memory. A reader that goes away stops the rendering.
+fn metrics(shared: &Arc<Shared>) -> Response<ChannelBody> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(METRICS_CHUNKS_QUEUED);
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || {
+        shared.metrics.encode_chunked(METRICS_CHUNK, &mut |chunk| {
+            tx.blocking_send(Bytes::from(chunk)).is_ok()
+        });
+    });
+    let mut resp = Response::new(ChannelBody { rx });
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(METRICS_CONTENT_TYPE),
+    );
+    resp
+}
+
+/// A response body fed by a channel (a streamed `/metrics`); it ends when the sender does.
+pub struct ChannelBody {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| Ok(http_body::Frame::data(c))))
     }
 }
 

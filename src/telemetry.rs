@@ -330,12 +330,26 @@ impl Metrics {
     /// The registry in the text exposition format 0.0.4.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 * 1024);
+        self.encode_chunked(usize::MAX, &mut |chunk| {
+            out.extend_from_slice(&chunk);
+            true
+        });
+        out
+    }
+
+    /// `/metrics` in pieces, for a streamed response: the registry's families (warden's own,
+    /// a few hundred series whatever the config) as the first piece, then the per-check and
+    /// per-rule families in chunks of about `chunk` bytes ([`Table::render_chunked`]). Stops
+    /// when `send` returns `false`.
+    pub fn encode_chunked(&self, chunk: usize, send: &mut dyn FnMut(Vec<u8>) -> bool) {
+        let mut head = Vec::with_capacity(16 * 1024);
         let families = self.registry.gather();
-        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
+        if let Err(e) = TextEncoder::new().encode(&families, &mut head) {
             tracing::error!(error = %e, "encoding metrics failed");
         }
-        self.table.render(&mut out);
-        out
+        if send(head) {
+            self.table.render_chunked(chunk, send);
+        }
     }
 }
 

@@ -261,131 +261,48 @@ impl Table {
 
     /// Writes every family in the text exposition format (0.0.4).
     pub fn render(&self, out: &mut Vec<u8>) {
-        let rows = self.read();
-        let check_gauge = |out: &mut Vec<u8>, name, help, value: &dyn Fn(&CheckRow) -> f64| {
-            header(out, name, help, "gauge");
-            for (check, row) in &rows.checks {
-                sample(
-                    out,
-                    name,
-                    &[("check", check), ("kind", row.kind)],
-                    value(row),
-                );
-            }
-        };
-        check_gauge(
-            out,
-            "warden_check_up",
-            "1 if the check's last probe succeeded, 0 if it failed",
-            &|r| r.up.load(Ordering::Relaxed) as f64,
-        );
-        check_gauge(
-            out,
-            "warden_check_last_duration_seconds",
-            "Duration of the check's last probe, including a failed one",
-            &|r| r.last_duration.get(),
-        );
-        check_gauge(
-            out,
-            "warden_check_last_run_timestamp_seconds",
-            "Unix time the check's last probe started",
-            &|r| r.last_run.get(),
-        );
-        let name = "warden_check_runs_total";
-        header(
-            out,
-            name,
-            "Check probes run, by result (ok or the probe error kind)",
-            "counter",
-        );
-        for (check, row) in &rows.checks {
-            let mut runs = row.runs.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            runs.sort();
-            for (result, n) in runs {
-                let labels = [("check", &**check), ("kind", row.kind), ("result", result)];
-                sample(out, name, &labels, n as f64);
-            }
-        }
-        let name = "warden_scheduler_skipped_runs_total";
-        header(
-            out,
-            name,
-            "Planned check runs skipped because the previous run overran its interval",
-            "counter",
-        );
-        for (check, row) in &rows.checks {
-            let n = row.skipped.load(Ordering::Relaxed);
-            sample(out, name, &[("check", check)], n as f64);
-        }
+        self.render_chunked(usize::MAX, &mut |chunk| {
+            out.extend_from_slice(&chunk);
+            true
+        });
+    }
 
-        let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let name = "warden_rule_state";
-        header(
-            out,
-            name,
-            "1 for the rule's current state, 0 for the others",
-            "gauge",
-        );
-        for (rule, row) in rows.rules.iter().filter(|(_, r)| r.scalar) {
-            let current = row.state();
-            for state in STATES {
-                let v = if state == current { 1.0 } else { 0.0 };
-                sample(out, name, &[("rule", rule), ("state", state)], v);
-            }
-        }
-        for ((rule, labels), g) in series.iter() {
-            for (state, current) in &g.states {
-                let pairs = series_labels(rule, labels, Some(("state", state)));
-                let v = if *current { 1.0 } else { 0.0 };
-                sample_owned(out, name, &pairs, v);
-            }
-        }
-        let name = "warden_rule_value";
-        header(
-            out,
-            name,
-            "The last value the rule evaluated (absent until one was seen)",
-            "gauge",
-        );
-        for (rule, row) in rows.rules.iter().filter(|(_, r)| r.scalar) {
-            if let Some(v) = row.value() {
-                sample(out, name, &[("rule", rule)], v);
-            }
-        }
-        for ((rule, labels), g) in series.iter() {
-            if let Some(v) = g.value {
-                sample_owned(out, name, &series_labels(rule, labels, None), v);
-            }
-        }
-        drop(series);
-        let name = "warden_rule_threshold";
-        header(
-            out,
-            name,
-            "The rule's threshold for entering a level",
-            "gauge",
-        );
-        for (rule, row) in &rows.rules {
-            for (level, t) in ["warning", "critical"].iter().zip(row.thresholds) {
-                if let Some(t) = t {
-                    sample(out, name, &[("level", level), ("rule", rule)], t);
-                }
-            }
-        }
-        let name = "warden_rule_transitions_total";
-        header(
-            out,
-            name,
-            "Rule state changes, by the state entered",
-            "counter",
-        );
-        for (rule, row) in &rows.rules {
-            for (state, n) in STATES.iter().zip(&row.transitions) {
-                let n = n.load(Ordering::Relaxed);
-                if n > 0 {
-                    sample(out, name, &[("rule", rule), ("to", state)], n as f64);
-                }
-            }
+    /// [`Table::render`] in chunks of about `chunk` bytes, each handed to `send` as soon as it
+    /// is full; stops early when `send` returns `false` (the reader went away). Holds no lock
+    /// while sending: the rows are listed first (two pointers per check and rule), so a slow
+    /// reader delays nobody, and at most one chunk is buffered here.
+    pub fn render_chunked(&self, chunk: usize, send: &mut dyn FnMut(Vec<u8>) -> bool) {
+        let (checks, rules) = {
+            let rows = self.read();
+            let checks: Vec<(Arc<str>, Arc<CheckRow>)> = rows
+                .checks
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let rules: Vec<(Arc<str>, Arc<RuleRow>)> = rows
+                .rules
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            (checks, rules)
+        };
+        // Bounded: at most `MAX_SERIES_ROWS` series per rule reading labelled series.
+        let series: Vec<((String, Labels), SeriesGauge)> = self
+            .series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut w = Out {
+            buf: Vec::with_capacity(chunk.min(1 << 16)),
+            chunk,
+            send,
+            open: true,
+        };
+        if render_rows(&mut w, &checks, &rules, &series) && !w.buf.is_empty() {
+            let rest = std::mem::take(&mut w.buf);
+            (w.send)(rest);
         }
     }
 
@@ -396,6 +313,161 @@ impl Table {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Rows> {
         self.rows.write().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Where rendering goes: a buffer handed on whenever it holds `chunk` bytes.
+struct Out<'a> {
+    buf: Vec<u8>,
+    chunk: usize,
+    send: &'a mut dyn FnMut(Vec<u8>) -> bool,
+    open: bool,
+}
+
+impl Out<'_> {
+    /// After a row: hands the buffer on if full; `false` once the reader is gone.
+    fn row_done(&mut self) -> bool {
+        if self.open && self.buf.len() >= self.chunk {
+            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(self.chunk));
+            self.open = (self.send)(full);
+        }
+        self.open
+    }
+}
+
+/// Every family of the table, row by row; `false` if the reader went away.
+fn render_rows(
+    w: &mut Out<'_>,
+    checks: &[(Arc<str>, Arc<CheckRow>)],
+    rules: &[(Arc<str>, Arc<RuleRow>)],
+    series: &[((String, Labels), SeriesGauge)],
+) -> bool {
+    type CheckValue = fn(&CheckRow) -> f64;
+    let gauges: [(&str, &str, CheckValue); 3] = [
+        (
+            "warden_check_up",
+            "1 if the check's last probe succeeded, 0 if it failed",
+            |r| r.up.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "warden_check_last_duration_seconds",
+            "Duration of the check's last probe, including a failed one",
+            |r| r.last_duration.get(),
+        ),
+        (
+            "warden_check_last_run_timestamp_seconds",
+            "Unix time the check's last probe started",
+            |r| r.last_run.get(),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        header(&mut w.buf, name, help, "gauge");
+        for (check, row) in checks {
+            let labels = [("check", &**check), ("kind", row.kind)];
+            sample(&mut w.buf, name, &labels, value(row));
+            if !w.row_done() {
+                return false;
+            }
+        }
+    }
+    let name = "warden_check_runs_total";
+    let help = "Check probes run, by result (ok or the probe error kind)";
+    header(&mut w.buf, name, help, "counter");
+    for (check, row) in checks {
+        let mut runs = row.runs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        runs.sort();
+        for (result, n) in runs {
+            let labels = [("check", &**check), ("kind", row.kind), ("result", result)];
+            sample(&mut w.buf, name, &labels, n as f64);
+        }
+        if !w.row_done() {
+            return false;
+        }
+    }
+    let name = "warden_scheduler_skipped_runs_total";
+    let help = "Planned check runs skipped because the previous run overran its interval";
+    header(&mut w.buf, name, help, "counter");
+    for (check, row) in checks {
+        let n = row.skipped.load(Ordering::Relaxed);
+        sample(&mut w.buf, name, &[("check", check)], n as f64);
+        if !w.row_done() {
+            return false;
+        }
+    }
+
+    let name = "warden_rule_state";
+    let help = "1 for the rule's current state, 0 for the others";
+    header(&mut w.buf, name, help, "gauge");
+    for (rule, row) in rules.iter().filter(|(_, r)| r.scalar) {
+        let current = row.state();
+        for state in STATES {
+            let v = if state == current { 1.0 } else { 0.0 };
+            sample(&mut w.buf, name, &[("rule", rule), ("state", state)], v);
+        }
+        if !w.row_done() {
+            return false;
+        }
+    }
+    for ((rule, labels), g) in series {
+        for (state, current) in &g.states {
+            let pairs = series_labels(rule, labels, Some(("state", state)));
+            let v = if *current { 1.0 } else { 0.0 };
+            sample_owned(&mut w.buf, name, &pairs, v);
+        }
+        if !w.row_done() {
+            return false;
+        }
+    }
+    let name = "warden_rule_value";
+    let help = "The last value the rule evaluated (absent until one was seen)";
+    header(&mut w.buf, name, help, "gauge");
+    for (rule, row) in rules.iter().filter(|(_, r)| r.scalar) {
+        if let Some(v) = row.value() {
+            sample(&mut w.buf, name, &[("rule", rule)], v);
+        }
+        if !w.row_done() {
+            return false;
+        }
+    }
+    for ((rule, labels), g) in series {
+        if let Some(v) = g.value {
+            sample_owned(&mut w.buf, name, &series_labels(rule, labels, None), v);
+        }
+        if !w.row_done() {
+            return false;
+        }
+    }
+    let name = "warden_rule_threshold";
+    header(
+        &mut w.buf,
+        name,
+        "The rule's threshold for entering a level",
+        "gauge",
+    );
+    for (rule, row) in rules {
+        for (level, t) in ["warning", "critical"].iter().zip(row.thresholds) {
+            if let Some(t) = t {
+                sample(&mut w.buf, name, &[("level", level), ("rule", rule)], t);
+            }
+        }
+        if !w.row_done() {
+            return false;
+        }
+    }
+    let name = "warden_rule_transitions_total";
+    let help = "Rule state changes, by the state entered";
+    header(&mut w.buf, name, help, "counter");
+    for (rule, row) in rules {
+        for (state, n) in STATES.iter().zip(&row.transitions) {
+            let n = n.load(Ordering::Relaxed);
+            if n > 0 {
+                sample(&mut w.buf, name, &[("rule", rule), ("to", state)], n as f64);
+            }
+        }
+        if !w.row_done() {
+            return false;
+        }
+    }
+    true
 }
 
 /// A labelled series' label pairs: its own (clashing names exported as `exported_<name>`),
@@ -541,6 +613,33 @@ mod tests {
         assert!(!out.contains("to=\"ok\""), "counters appear once counted");
         let samples = out.lines().filter(|l| !l.starts_with('#')).count();
         assert_eq!(samples, t.series_count(), "{out}");
+    }
+
+    #[test]
+    fn chunked_rendering_is_the_same_text_in_bounded_pieces_and_stops_when_the_reader_goes() {
+        let t = Table::default();
+        for i in 0..500 {
+            let row = t.check(&format!("check-{i:03}"), "http");
+            row.run("ok");
+            t.rule(&format!("rule-{i:03}"), true, [Some(1.0), None])
+                .set_value(i as f64);
+        }
+        let whole = text(&t);
+        let mut chunks: Vec<Vec<u8>> = Vec::new();
+        t.render_chunked(4096, &mut |c| {
+            chunks.push(c);
+            true
+        });
+        assert!(chunks.len() > 10, "{} chunks", chunks.len());
+        // A chunk is handed on once it holds 4 KiB: never more than that and one row more.
+        assert!(chunks.iter().all(|c| c.len() < 4096 + 1024));
+        assert_eq!(String::from_utf8(chunks.concat()).unwrap(), whole);
+        let mut sent = 0;
+        t.render_chunked(4096, &mut |_| {
+            sent += 1;
+            sent < 3
+        });
+        assert_eq!(sent, 3, "nothing is rendered for a reader that went away");
     }
 
     #[test]

@@ -218,3 +218,62 @@ timeout = "100ms"
     let (code, _, body) = crate::daemon::get(&d.url("/nope")).unwrap();
     assert_eq!(code, 404, "{body}");
 }
+
+/// `/metrics` is streamed: at a few thousand checks it arrives in chunks, complete and valid,
+/// and a reader that stops half-way does not stop warden from answering the next one.
+#[test]
+fn metrics_at_thousands_of_checks_are_streamed_complete() {
+    use std::io::{Read, Write};
+    const CHECKS: usize = 3000;
+    let mut config = String::new();
+    for i in 0..CHECKS {
+        // Run rarely: the series exist from the start, the probes are not the point.
+        config.push_str(&format!(
+            "[[check]]\nname = \"c{i:04}\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\ninterval = \"1h\"\n\n[[rule]]\nname = \"r{i:04}\"\ncheck = \"c{i:04}\"\ncritical = {{ when = \"< 1\" }}\n\n"
+        ));
+    }
+    let d = Daemon::start(&config);
+    // A reader that asks and reads one piece, then goes away.
+    let mut gone = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    gone.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    gone.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 4096];
+    let n = gone.read(&mut first).unwrap();
+    let head = String::from_utf8_lossy(&first[..n]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("transfer-encoding: chunked"),
+        "streamed, not one body: {head}"
+    );
+    drop(gone);
+    // The next reader gets all of it.
+    let (code, ct, body) = crate::daemon::get(&d.url("/metrics")).unwrap();
+    assert_eq!(code, 200);
+    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+    let samples = parse(&body);
+    for i in [0, CHECKS / 2, CHECKS - 1] {
+        let check = format!("c{i:04}");
+        let rule = format!("r{i:04}");
+        let up = metric(&samples, "warden_check_up")
+            .label("check", &check)
+            .label("kind", "tcp");
+        assert_eq!(up.count(), 1, "warden_check_up of {check}");
+        let threshold = metric(&samples, "warden_rule_threshold")
+            .label("rule", &rule)
+            .label("level", "critical")
+            .value();
+        assert_eq!(threshold, 1.0);
+    }
+    let ups = body
+        .lines()
+        .filter(|l| l.starts_with("warden_check_up{"))
+        .count();
+    assert_eq!(ups, CHECKS, "every check once");
+    assert!(
+        body.len() > 4 * 64 * 1024,
+        "several chunks: {} bytes",
+        body.len()
+    );
+}
