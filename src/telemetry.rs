@@ -19,6 +19,9 @@ use prometheus::proto::{LabelPair, MetricFamily, MetricType};
 use crate::config::LogFormat;
 use crate::labels::Labels;
 
+mod process;
+pub use process::ProcessCollector;
+
 /// The Content-Type of the text exposition format 0.0.4.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -76,6 +79,11 @@ pub struct Metrics {
     // --- SLOs (src/slo) ---
     pub slo_budget_remaining: GaugeVec,
     pub slo_burn_rate: GaugeVec,
+
+    // --- Its own cost (the `process_*` series come from [`ProcessCollector`]) ---
+    /// `warden_metrics_series`: the series the last `/metrics` rendering held, itself included
+    /// (set by [`Metrics::encode`]).
+    pub metrics_series: IntGauge,
 }
 
 /// What `/metrics` says of one labelled series of a rule.
@@ -495,6 +503,14 @@ impl Metrics {
         reg(Box::new(slo_budget_remaining.clone()));
         reg(Box::new(slo_burn_rate.clone()));
 
+        // --- Its own cost ---
+        reg(Box::<ProcessCollector>::default());
+        let metrics_series = must(IntGauge::new(
+            "warden_metrics_series",
+            "Series in warden's own /metrics at its last rendering, this one included (a histogram counts its buckets, _sum and _count)",
+        ));
+        reg(Box::new(metrics_series.clone()));
+
         Metrics {
             registry,
             check_up,
@@ -534,18 +550,57 @@ impl Metrics {
             window_marks,
             slo_budget_remaining,
             slo_burn_rate,
+            metrics_series,
         }
     }
 
-    /// The registry in the text exposition format 0.0.4.
+    /// The registry in the text exposition format 0.0.4, with `warden_metrics_series` set to
+    /// the series this rendering holds.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 * 1024);
-        let families = self.registry.gather();
+        let mut families = self.registry.gather();
+        let series = series_in(&families);
+        self.metrics_series.set(series as i64);
+        // The gather read the previous count: this rendering says its own.
+        if let Some(f) = families
+            .iter_mut()
+            .find(|f| f.name() == "warden_metrics_series")
+        {
+            for m in f.mut_metric() {
+                let mut g = prometheus::proto::Gauge::default();
+                g.set_value(series as f64);
+                m.set_gauge(g);
+            }
+        }
         if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
             tracing::error!(error = %e, "encoding metrics failed");
         }
         out
     }
+}
+
+/// The sample lines the text format writes for `families`: one per counter, gauge or untyped
+/// series; a histogram's buckets (plus `+Inf` when absent), `_sum` and `_count`; a summary's
+/// quantiles, `_sum` and `_count`.
+fn series_in(families: &[MetricFamily]) -> usize {
+    families
+        .iter()
+        .map(|f| {
+            let kind = f.get_field_type();
+            f.get_metric()
+                .iter()
+                .map(|m| match kind {
+                    MetricType::HISTOGRAM => {
+                        let buckets = m.get_histogram().get_bucket();
+                        let inf = buckets.iter().any(|b| b.upper_bound() == f64::INFINITY);
+                        buckets.len() + usize::from(!inf) + 2
+                    }
+                    MetricType::SUMMARY => m.get_summary().get_quantile().len() + 2,
+                    _ => 1,
+                })
+                .sum::<usize>()
+        })
+        .sum()
 }
 
 impl Default for Metrics {
@@ -586,7 +641,37 @@ pub fn init_logging(format: LogFormat, level: &str) {
 mod tests {
     use std::ffi::OsStr;
 
-    use super::log_colour;
+    use super::{log_colour, Metrics};
+
+    #[test]
+    fn metrics_series_counts_the_lines_of_its_own_rendering() {
+        let m = Metrics::new();
+        m.check_duration.with_label_values(&["http"]).observe(0.02);
+        m.check_up.with_label_values(&["api", "http"]).set(1);
+        for _ in 0..2 {
+            let text = String::from_utf8(m.encode()).unwrap();
+            let samples = text.lines().filter(|l| !l.starts_with('#')).count();
+            let said = text
+                .lines()
+                .find_map(|l| l.strip_prefix("warden_metrics_series "))
+                .expect("warden_metrics_series is rendered");
+            assert_eq!(said, samples.to_string(), "{text}");
+            assert_eq!(m.metrics_series.get(), samples as i64);
+            for name in [
+                "process_cpu_seconds_total",
+                "process_resident_memory_bytes",
+                "process_virtual_memory_bytes",
+                "process_open_fds",
+                "process_max_fds",
+                "process_start_time_seconds",
+            ] {
+                assert!(
+                    text.lines().any(|l| l.starts_with(&format!("{name} "))),
+                    "{name} missing"
+                );
+            }
+        }
+    }
 
     #[test]
     fn colour_only_on_a_terminal_and_never_under_no_color() {
