@@ -20,7 +20,9 @@
 //!    `warden_scheduler_lateness_seconds` histogram from its own `/metrics` (deltas over the
 //!    window), and, independently, the lateness of every request's arrival at its target
 //!    against the scheduler's plan. The targets' CPU is measured the same way and reported
-//!    apart: it is the load generator's cost, not warden's.
+//!    apart: it is the load generator's cost, not warden's. warden's CPU and RSS are read
+//!    again from its own `process_cpu_seconds_total` and `process_resident_memory_bytes` on
+//!    `/metrics` and reported beside the /proc figures, saying whether they agree within 10 %.
 //!
 //! `run --scrape-targets 100 --series 1000 --interval 15s --expr-rules 20` is the scrape
 //! mode (issue 15): the targets serve a text-0.0.4 `/metrics` of `--series` series whose
@@ -744,7 +746,10 @@ fn run(args: Args) -> Result<(), String> {
         .map(|s| cpu_ticks(s.child.id()).unwrap_or(0))
         .collect();
     let window = w0.elapsed().as_secs_f64();
+    // warden's own view of its RSS is read at the scrape: /proc on either side of it.
+    let rss_end_before = proc_status(pid, "VmRSS:").unwrap_or(0);
     let (m1, m1_at) = Scrape::take_timed(addr)?;
+    let rss_end_after = proc_status(pid, "VmRSS:").unwrap_or(0);
     let scraped_over = (m1_at - m0_at).as_secs_f64();
     let load_after = loadavg();
     let mut late = Vec::new();
@@ -813,6 +818,11 @@ fn run(args: Args) -> Result<(), String> {
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
         .unwrap_or(0);
+    // The same figures as warden exports them (`process_*`, issue 18), to set beside /proc's.
+    let (metrics_fds, metrics_series) = match Scrape::take(addr) {
+        Ok(m) => (m.sum("process_open_fds"), m.sum("warden_metrics_series")),
+        Err(_) => (f64::NAN, f64::NAN),
+    };
 
     // Stop warden the way systemd does and time it.
     if let Ok(Some(status)) = warden.try_wait() {
@@ -834,6 +844,18 @@ fn run(args: Args) -> Result<(), String> {
     // 4. Figures.
     let tick = 100.0; // USER_HZ; `getconf CLK_TCK` is 100 on Linux
     let cpu = (c1 - c0) as f64 / tick / window * 100.0;
+    // From warden's own `process_cpu_seconds_total`, between the two scrapes that bracket
+    // the window (their own rendering is inside this span, not inside /proc's).
+    let metrics_cpu = (m1.sum("process_cpu_seconds_total") - m0.sum("process_cpu_seconds_total"))
+        / scraped_over
+        * 100.0;
+    let metrics_rss = m1.sum("process_resident_memory_bytes") / 1024.0 / 1024.0;
+    // /proc's RSS at the scrape: the nearer of the readings on either side of it.
+    let proc_rss_end = [rss_end_before, rss_end_after]
+        .into_iter()
+        .map(|kb| kb as f64 / 1024.0)
+        .min_by(|a, b| (a - metrics_rss).abs().total_cmp(&(b - metrics_rss).abs()))
+        .unwrap_or(f64::NAN);
     let gen_cpu =
         t1.iter().zip(&t0).map(|(a, b)| a - b).sum::<u64>() as f64 / tick / window * 100.0;
     let runs = m1.sum("warden_check_runs_total") - m0.sum("warden_check_runs_total");
@@ -885,6 +907,11 @@ fn run(args: Args) -> Result<(), String> {
         arrival_p99_ms: q(0.99),
         arrival_max_ms: q(1.0),
         cpu_pct: cpu,
+        metrics_cpu_pct: metrics_cpu,
+        proc_rss_end_mb: proc_rss_end,
+        metrics_rss_mb: metrics_rss,
+        metrics_fds,
+        metrics_series,
         rss_mb: rss_sum as f64 / rss_n.max(1) as f64 / 1024.0,
         rss_max_mb: rss_max as f64 / 1024.0,
         hwm_mb: hwm as f64 / 1024.0,
@@ -1256,6 +1283,24 @@ fn descendant_named(pid: u32, name: &str) -> Option<u32> {
     None
 }
 
+/// Whether two measures of one figure agree within 10 % of the larger.
+fn agrees(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 0.1 * a.abs().max(b.abs())
+}
+
+fn agreement(proc: f64, metrics: f64) -> String {
+    let off = if proc != 0.0 {
+        (metrics - proc) / proc * 100.0
+    } else {
+        f64::NAN
+    };
+    if agrees(proc, metrics) {
+        format!("agrees with /proc within 10 %: {off:+.1} %")
+    } else {
+        format!("DISAGREES with /proc ({proc:.1}): {off:+.1} %")
+    }
+}
+
 fn loadavg() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -1297,6 +1342,14 @@ struct Report {
     arrival_p99_ms: f64,
     arrival_max_ms: f64,
     cpu_pct: f64,
+    /// The same window's CPU from warden's `process_cpu_seconds_total` on `/metrics`.
+    metrics_cpu_pct: f64,
+    /// RSS at the last scrape: `VmRSS` from /proc and warden's `process_resident_memory_bytes`.
+    proc_rss_end_mb: f64,
+    metrics_rss_mb: f64,
+    /// `process_open_fds` and `warden_metrics_series` after the window.
+    metrics_fds: f64,
+    metrics_series: f64,
     rss_mb: f64,
     rss_max_mb: f64,
     hwm_mb: f64,
@@ -1365,6 +1418,23 @@ impl Report {
                 format!("{:.1}%", self.cpu_pct),
             ),
             (
+                "warden CPU from /metrics (process_cpu_seconds_total)",
+                format!(
+                    "{:.1}% ({})",
+                    self.metrics_cpu_pct,
+                    agreement(self.cpu_pct, self.metrics_cpu_pct)
+                ),
+            ),
+            (
+                "warden RSS at the last scrape, /proc VmRSS / process_resident_memory_bytes",
+                format!(
+                    "{:.1} MB / {:.1} MB ({})",
+                    self.proc_rss_end_mb,
+                    self.metrics_rss_mb,
+                    agreement(self.proc_rss_end_mb, self.metrics_rss_mb)
+                ),
+            ),
+            (
                 "warden RSS mean / max in window",
                 format!("{:.1} MB / {:.1} MB", self.rss_mb, self.rss_max_mb),
             ),
@@ -1380,8 +1450,8 @@ impl Report {
                 ),
             ),
             (
-                "warden threads / open fds",
-                format!("{} / {}", self.threads, self.fds),
+                "warden threads / open fds (/proc; process_open_fds)",
+                format!("{} / {} ({})", self.threads, self.fds, self.metrics_fds),
             ),
             ("warden SIGTERM to exit", format!("{:.2} s", self.stop_s)),
             (
@@ -1397,11 +1467,12 @@ impl Report {
                 format!("{} / {}", self.store_series, self.store_samples),
             ),
             (
-                "/metrics scrape (slowest, size)",
+                "/metrics scrape (slowest, size; warden_metrics_series)",
                 format!(
-                    "{:.1} ms, {} KB",
+                    "{:.1} ms, {} KB; {} series",
                     self.scrape_max_ms,
-                    self.scrape_bytes / 1024
+                    self.scrape_bytes / 1024,
+                    self.metrics_series
                 ),
             ),
         ];
@@ -1419,14 +1490,17 @@ impl Report {
             }
         };
         format!(
-            "{{\"label\":{:?},\"checks\":{},\"interval_s\":{},\"window_s\":{},\"load_before\":{},\"load_after\":{},\"startup_s\":{},\"stop_s\":{},\"planned_per_s\":{},\"achieved_per_s\":{},\"ok_ratio\":{},\"skipped\":{},\"served_per_s\":{},\"lateness_p50_ms\":{},\"lateness_p99_ms\":{},\"lateness_le_20ms\":{},\"lateness_max_bucket\":{:?},\"arrival_p50_ms\":{},\"arrival_p99_ms\":{},\"arrival_max_ms\":{},\"cpu_pct\":{},\"rss_mb\":{},\"rss_max_mb\":{},\"hwm_mb\":{},\"startup_rss_mb\":{},\"threads\":{},\"fds\":{},\"generator_cpu_pct\":{},\"scrape_max_ms\":{},\"scrape_bytes\":{},\"kind\":{:?},\"probe_mean_ms\":{},\"store_series\":{},\"store_samples\":{}}}",
+            "{{\"label\":{:?},\"checks\":{},\"interval_s\":{},\"window_s\":{},\"load_before\":{},\"load_after\":{},\"startup_s\":{},\"stop_s\":{},\"planned_per_s\":{},\"achieved_per_s\":{},\"ok_ratio\":{},\"skipped\":{},\"served_per_s\":{},\"lateness_p50_ms\":{},\"lateness_p99_ms\":{},\"lateness_le_20ms\":{},\"lateness_max_bucket\":{:?},\"arrival_p50_ms\":{},\"arrival_p99_ms\":{},\"arrival_max_ms\":{},\"cpu_pct\":{},\"rss_mb\":{},\"rss_max_mb\":{},\"hwm_mb\":{},\"startup_rss_mb\":{},\"threads\":{},\"fds\":{},\"generator_cpu_pct\":{},\"scrape_max_ms\":{},\"scrape_bytes\":{},\"kind\":{:?},\"probe_mean_ms\":{},\"store_series\":{},\"store_samples\":{},\"metrics_cpu_pct\":{},\"proc_rss_end_mb\":{},\"metrics_rss_mb\":{},\"metrics_fds\":{},\"metrics_series\":{},\"metrics_agree\":{}}}",
             self.label, self.checks, num(self.interval_s), num(self.window_s), num(self.load_before), num(self.load_after),
             num(self.startup_s), num(self.stop_s), num(self.planned_per_s), num(self.achieved_per_s), num(self.ok_ratio),
             num(self.skipped), num(self.served_per_s), num(self.lateness_p50_ms), num(self.lateness_p99_ms),
             num(self.lateness_le_20ms), self.lateness_max_bucket, num(self.arrival_p50_ms), num(self.arrival_p99_ms),
             num(self.arrival_max_ms), num(self.cpu_pct), num(self.rss_mb), num(self.rss_max_mb), num(self.hwm_mb),
             num(self.startup_rss_mb), self.threads, self.fds, num(self.generator_cpu_pct), num(self.scrape_max_ms),
-            self.scrape_bytes, self.kind, num(self.probe_mean_ms), num(self.store_series), num(self.store_samples)
+            self.scrape_bytes, self.kind, num(self.probe_mean_ms), num(self.store_series), num(self.store_samples),
+            num(self.metrics_cpu_pct), num(self.proc_rss_end_mb), num(self.metrics_rss_mb),
+            num(self.metrics_fds), num(self.metrics_series),
+            agrees(self.cpu_pct, self.metrics_cpu_pct) && agrees(self.proc_rss_end_mb, self.metrics_rss_mb)
         )
     }
 }

@@ -159,6 +159,45 @@ pub fn shut_down(runtime: tokio::runtime::Runtime) {
     runtime.shutdown_background();
 }
 
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, so the daemon may hold as many
+/// descriptors as its host grants it: one per probe in flight (each HTTP or TCP probe opens a
+/// fresh connection), plus the listener, API clients, the state store and the file watcher.
+/// The default soft limit (1024 on most hosts) is far below what thousands of checks with
+/// slow targets can need. Logs the limit before and after at info; never fails: a refusal is
+/// a warning and warden runs on with the limit it had. Children (hooks, exec checks) inherit
+/// the raised limit.
+pub fn raise_descriptor_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let show = |v: Option<u64>| v.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+    let before = getrlimit(Resource::Nofile);
+    if before.current == before.maximum {
+        tracing::info!(
+            soft = %show(before.current),
+            hard = %show(before.maximum),
+            "open file descriptor limit already at its hard limit"
+        );
+        return;
+    }
+    let raised = Rlimit {
+        current: before.maximum,
+        maximum: before.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => tracing::info!(
+            before = %show(before.current),
+            after = %show(getrlimit(Resource::Nofile).current),
+            hard = %show(before.maximum),
+            "raised the soft open file descriptor limit to the hard limit"
+        ),
+        Err(e) => tracing::warn!(
+            soft = %show(before.current),
+            hard = %show(before.maximum),
+            error = %e,
+            "could not raise the open file descriptor limit; running with the soft limit"
+        ),
+    }
+}
+
 /// Why `config` would give the daemon nothing to do, if it would: without a check nothing is
 /// probed, evaluated or paged (an empty file, one of comments only, a truncated one). The
 /// daemon refuses such a config at startup and on reload; `check-config` warns.

@@ -322,6 +322,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             };
             telemetry::init_logging(cfg.log.format, &cfg.log.level);
+            app::raise_descriptor_limit();
             let options = app::RunOptions {
                 watch_config: !no_watch_config,
                 dry_run,

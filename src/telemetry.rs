@@ -16,6 +16,11 @@ pub mod table;
 
 pub use table::{SeriesGauge, Table};
 
+use prometheus::proto::{MetricFamily, MetricType};
+
+mod process;
+pub use process::ProcessCollector;
+
 /// The Content-Type of the text exposition format 0.0.4.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -64,6 +69,11 @@ pub struct Metrics {
     // --- SLOs (src/slo) ---
     pub slo_budget_remaining: GaugeVec,
     pub slo_burn_rate: GaugeVec,
+
+    // --- Its own cost (the `process_*` series come from [`ProcessCollector`]) ---
+    /// `warden_metrics_series`: the series the last `/metrics` rendering held, itself included
+    /// (set by [`Metrics::encode`]).
+    pub metrics_series: IntGauge,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -294,6 +304,14 @@ impl Metrics {
         reg(Box::new(slo_budget_remaining.clone()));
         reg(Box::new(slo_burn_rate.clone()));
 
+        // --- Its own cost ---
+        reg(Box::<ProcessCollector>::default());
+        let metrics_series = must(IntGauge::new(
+            "warden_metrics_series",
+            "Series in warden's own /metrics at its last rendering, this one included (a histogram counts its buckets, _sum and _count)",
+        ));
+        reg(Box::new(metrics_series.clone()));
+
         Metrics {
             registry,
             check_duration,
@@ -324,10 +342,12 @@ impl Metrics {
             window_marks,
             slo_budget_remaining,
             slo_burn_rate,
+            metrics_series,
         }
     }
 
-    /// The registry in the text exposition format 0.0.4.
+    /// The registry in the text exposition format 0.0.4, with `warden_metrics_series` set to
+    /// the series this rendering holds.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 * 1024);
         self.encode_chunked(usize::MAX, &mut |chunk| {
@@ -340,10 +360,24 @@ impl Metrics {
     /// `/metrics` in pieces, for a streamed response: the registry's families (warden's own,
     /// a few hundred series whatever the config) as the first piece, then the per-check and
     /// per-rule families in chunks of about `chunk` bytes ([`Table::render_chunked`]). Stops
-    /// when `send` returns `false`.
+    /// when `send` returns `false`. `warden_metrics_series` says the series of this rendering:
+    /// the registry's and the table's (counted just before it renders).
     pub fn encode_chunked(&self, chunk: usize, send: &mut dyn FnMut(Vec<u8>) -> bool) {
         let mut head = Vec::with_capacity(16 * 1024);
-        let families = self.registry.gather();
+        let mut families = self.registry.gather();
+        let series = series_in(&families) + self.table.series_count();
+        self.metrics_series.set(series as i64);
+        // The gather read the previous count: this rendering says its own.
+        if let Some(f) = families
+            .iter_mut()
+            .find(|f| f.name() == "warden_metrics_series")
+        {
+            for m in f.mut_metric() {
+                let mut g = prometheus::proto::Gauge::default();
+                g.set_value(series as f64);
+                m.set_gauge(g);
+            }
+        }
         if let Err(e) = TextEncoder::new().encode(&families, &mut head) {
             tracing::error!(error = %e, "encoding metrics failed");
         }
@@ -351,6 +385,30 @@ impl Metrics {
             self.table.render_chunked(chunk, send);
         }
     }
+}
+
+/// The sample lines the text format writes for `families`: one per counter, gauge or untyped
+/// series; a histogram's buckets (plus `+Inf` when absent), `_sum` and `_count`; a summary's
+/// quantiles, `_sum` and `_count`.
+fn series_in(families: &[MetricFamily]) -> usize {
+    families
+        .iter()
+        .map(|f| {
+            let kind = f.get_field_type();
+            f.get_metric()
+                .iter()
+                .map(|m| match kind {
+                    MetricType::HISTOGRAM => {
+                        let buckets = m.get_histogram().get_bucket();
+                        let inf = buckets.iter().any(|b| b.upper_bound() == f64::INFINITY);
+                        buckets.len() + usize::from(!inf) + 2
+                    }
+                    MetricType::SUMMARY => m.get_summary().get_quantile().len() + 2,
+                    _ => 1,
+                })
+                .sum::<usize>()
+        })
+        .sum()
 }
 
 impl Default for Metrics {
@@ -391,7 +449,39 @@ pub fn init_logging(format: LogFormat, level: &str) {
 mod tests {
     use std::ffi::OsStr;
 
-    use super::log_colour;
+    use super::{log_colour, Metrics};
+
+    #[test]
+    fn metrics_series_counts_the_lines_of_its_own_rendering() {
+        let m = Metrics::new();
+        m.check_duration.with_label_values(&["http"]).observe(0.02);
+        // The table's series count too.
+        m.table.check("api", "http").run("ok");
+        m.table.rule("api-down", true, [None, Some(1.0)]);
+        for _ in 0..2 {
+            let text = String::from_utf8(m.encode()).unwrap();
+            let samples = text.lines().filter(|l| !l.starts_with('#')).count();
+            let said = text
+                .lines()
+                .find_map(|l| l.strip_prefix("warden_metrics_series "))
+                .expect("warden_metrics_series is rendered");
+            assert_eq!(said, samples.to_string(), "{text}");
+            assert_eq!(m.metrics_series.get(), samples as i64);
+            for name in [
+                "process_cpu_seconds_total",
+                "process_resident_memory_bytes",
+                "process_virtual_memory_bytes",
+                "process_open_fds",
+                "process_max_fds",
+                "process_start_time_seconds",
+            ] {
+                assert!(
+                    text.lines().any(|l| l.starts_with(&format!("{name} "))),
+                    "{name} missing"
+                );
+            }
+        }
+    }
 
     #[test]
     fn colour_only_on_a_terminal_and_never_under_no_color() {

@@ -83,7 +83,7 @@ impl Daemon {
         let port = free_port();
         let text = format!("[server]\nlisten = \"127.0.0.1:{port}\"\n\n{config_body}");
         let (dir, config) = write_config(&text);
-        Daemon::spawn(&config, port, dir, env, args)
+        Daemon::spawn(&config, port, dir, env, args, None)
     }
 
     /// [`Daemon::start_with`] listening on `host` (e.g. `0.0.0.0`) with `server_extra` lines
@@ -97,7 +97,7 @@ impl Daemon {
         let port = free_port();
         let text = format!("[server]\nlisten = \"{host}:{port}\"\n{server_extra}\n\n{config_body}");
         let (dir, config) = write_config(&text);
-        Daemon::spawn(&config, port, dir, env, &[])
+        Daemon::spawn(&config, port, dir, env, &[], None)
     }
 
     /// Starts warden on a config file as it is, with `env` added to its environment, and
@@ -109,7 +109,16 @@ impl Daemon {
         let mut all = vec![("WARDEN_LISTEN", listen.as_str())];
         all.extend_from_slice(env);
         let dir = tempfile::tempdir().expect("temp dir");
-        Daemon::spawn(path, port, dir, &all, &[])
+        Daemon::spawn(path, port, dir, &all, &[], None)
+    }
+
+    /// [`Daemon::start`] with its soft `RLIMIT_NOFILE` lowered to `soft` (the hard limit
+    /// kept), as a service manager's default of 1024 would leave it.
+    pub fn start_with_soft_nofile(config_body: &str, soft: u64) -> Daemon {
+        let port = free_port();
+        let text = format!("[server]\nlisten = \"127.0.0.1:{port}\"\n\n{config_body}");
+        let (dir, config) = write_config(&text);
+        Daemon::spawn(&config, port, dir, &[], &[], Some(soft))
     }
 
     /// Runs `warden run -c config ARGS` listening on `port`, logging into `dir`, and waits
@@ -120,9 +129,27 @@ impl Daemon {
         dir: tempfile::TempDir,
         env: &[(&str, &str)],
         args: &[&str],
+        soft_nofile: Option<u64>,
     ) -> Daemon {
         let log = dir.path().join("warden.log");
-        let child = Command::new(WARDEN)
+        let mut command = Command::new(WARDEN);
+        if let Some(soft) = soft_nofile {
+            use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+            use std::os::unix::process::CommandExt;
+            let hard = getrlimit(Resource::Nofile).maximum;
+            let lowered = Rlimit {
+                current: Some(soft),
+                maximum: hard,
+            };
+            // SAFETY: between fork and exec the child only makes one prlimit64 system call
+            // (async-signal-safe, no allocation, no lock).
+            unsafe {
+                command.pre_exec(move || {
+                    setrlimit(Resource::Nofile, lowered).map_err(std::io::Error::from)
+                });
+            }
+        }
+        let child = command
             .args(["run", "-c"])
             .arg(config)
             .args(args)

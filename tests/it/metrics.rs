@@ -277,3 +277,129 @@ fn metrics_at_thousands_of_checks_are_streamed_complete() {
         body.len()
     );
 }
+
+/// A field of `/proc/<pid>/status`, its first number (`VmRSS:  1234 kB` gives 1234).
+fn proc_status(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// utime + stime of `/proc/<pid>/stat`, in seconds.
+fn proc_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let (_, rest) = stat.rsplit_once(')').unwrap();
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|f| f.parse().unwrap())
+        .collect();
+    (fields[0] + fields[1]) as f64 / rustix::param::clock_ticks_per_second() as f64
+}
+
+fn proc_open_fds(pid: u32) -> f64 {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as f64
+}
+
+/// The soft and hard `Max open files` of `/proc/<pid>/limits`.
+fn proc_nofile(pid: u32) -> (f64, f64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .unwrap_or_else(|| panic!("no Max open files in {limits}"));
+    let mut words = line.split_whitespace().map(|w| w.parse::<f64>().unwrap());
+    (words.next().unwrap(), words.next().unwrap())
+}
+
+#[test]
+fn process_metrics_agree_with_proc_and_the_descriptor_limit_is_raised() {
+    let clock = warden::clock::Clock::system();
+    let started = clock.now().as_secs_f64();
+    // A soft limit far below the hard one, as a service manager's default leaves it.
+    let d = Daemon::start_with_soft_nofile(
+        r#"
+[[check]]
+name = "closed-port"
+kind = "tcp"
+address = "127.0.0.1:1"
+interval = "1s"
+timeout = "500ms"
+"#,
+        256,
+    );
+    let ready = clock.now().as_secs_f64();
+    let pid = d.child.id();
+
+    // Raised at start to the hard limit, and said so.
+    let (soft, hard) = proc_nofile(pid);
+    assert_eq!(
+        soft, hard,
+        "soft RLIMIT_NOFILE not raised to the hard limit"
+    );
+    assert!(
+        d.log()
+            .contains("raised the soft open file descriptor limit to the hard limit"),
+        "{}",
+        d.log()
+    );
+
+    // /proc before and after one scrape: the daemon's own figures fall between them.
+    let rss_before = proc_status(pid, "VmRSS:") as f64 * 1024.0;
+    let cpu_before = proc_cpu_seconds(pid);
+    let fds_before = proc_open_fds(pid);
+    let (_, text) = d.metrics();
+    let rss_after = proc_status(pid, "VmRSS:") as f64 * 1024.0;
+    let cpu_after = proc_cpu_seconds(pid);
+    let fds_after = proc_open_fds(pid);
+    let samples = parse(&text);
+    let value = |name: &str| {
+        let m = metric(&samples, name);
+        assert_eq!(m.count(), 1, "{name} once, without labels:\n{text}");
+        m.value()
+    };
+
+    let rss = value("process_resident_memory_bytes");
+    let (low, high) = (rss_before.min(rss_after), rss_before.max(rss_after));
+    assert!(
+        rss >= low * 0.9 - 2e6 && rss <= high * 1.1 + 2e6,
+        "process_resident_memory_bytes {rss} against VmRSS {rss_before}..{rss_after}"
+    );
+    assert!(value("process_virtual_memory_bytes") >= rss);
+
+    // The kernel's tick is the resolution of both.
+    let cpu = value("process_cpu_seconds_total");
+    assert!(
+        cpu >= cpu_before - 0.011 && cpu <= cpu_after + 0.011,
+        "process_cpu_seconds_total {cpu} against /proc {cpu_before}..{cpu_after}"
+    );
+
+    // The scrape's own connection and the daemon's look at its fd directory are counted
+    // inside, not outside; a probe's socket may come and go between.
+    let fds = value("process_open_fds");
+    assert!(
+        fds >= fds_before.min(fds_after) - 3.0 && fds <= fds_before.max(fds_after) + 5.0,
+        "process_open_fds {fds} against /proc/{pid}/fd {fds_before}..{fds_after}"
+    );
+    assert_eq!(value("process_max_fds"), hard);
+
+    // Absolute unix time, from the kernel's start time and boot time (whole seconds).
+    let start = value("process_start_time_seconds");
+    assert!(
+        start >= started - 2.0 && start <= ready + 2.0,
+        "process_start_time_seconds {start}, daemon started between {started} and {ready}"
+    );
+
+    // The series count is of this very rendering.
+    let lines = text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .count();
+    assert_eq!(value("warden_metrics_series"), lines as f64);
+}

@@ -24,14 +24,21 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Files under `src/<module>` (a directory or a single `.rs`).
+/// Files of `src/<module>`: `src/<module>.rs` and everything under `src/<module>/` (a module
+/// may be a file, a directory with `mod.rs`, or a file with its submodules beside it).
 fn module_files(module: &str) -> Vec<PathBuf> {
     let dir = root().join("src").join(module);
-    if dir.is_dir() {
+    let file = root().join("src").join(format!("{module}.rs"));
+    let mut files = if dir.is_dir() {
         rust_files(&dir)
     } else {
-        vec![root().join("src").join(format!("{module}.rs"))]
+        Vec::new()
+    };
+    if file.is_file() {
+        files.insert(0, file);
     }
+    assert!(!files.is_empty(), "no module src/{module}");
+    files
 }
 
 #[test]
