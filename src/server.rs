@@ -274,11 +274,11 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, cancel: Cancellat
                 let shared = shared.clone();
                 let busy = Busy::new(&table, id);
                 async move {
-                    let response = if req.uri().path() == "/metrics" && req.method() == Method::GET
-                    {
-                        metrics(&shared).map(Either::Right)
-                    } else {
-                        route(req, &shared, peer).await.map(Either::Left)
+                    let get = req.method() == Method::GET;
+                    let response = match req.uri().path() {
+                        "/metrics" if get => metrics(&shared).map(Either::Right),
+                        "/api/v1/status" if get => status(&shared).map(Either::Right),
+                        _ => route(req, &shared, peer).await.map(Either::Left),
                     };
                     drop(busy);
                     Ok::<_, Infallible>(response)
@@ -313,17 +313,95 @@ const METRICS_CHUNKS_QUEUED: usize = 2;
 /// bytes as the reader takes them, so at 100,000 checks neither the whole text nor protobuf
 /// objects for every series are ever in memory. A reader that goes away stops the rendering.
 fn metrics(shared: &Arc<Shared>) -> Response<ChannelBody> {
+    stream(shared, METRICS_CONTENT_TYPE, |s, send| {
+        s.metrics.encode_chunked(METRICS_CHUNK, send)
+    })
+}
+
+/// `GET /api/v1/status`, streamed as `/metrics` is: the snapshot's fields, with `checks` and
+/// `rules` written one entry at a time (one per line), never as one JSON tree or text.
+fn status(shared: &Arc<Shared>) -> Response<ChannelBody> {
+    stream(shared, "application/json", |s, send| {
+        let status = s.status.load_full();
+        let windows = running_windows(&s.windows.load());
+        write_status(&status, windows, METRICS_CHUNK, send);
+    })
+}
+
+/// Writes `status` as a JSON object in pieces of about `chunk` bytes: its small fields as
+/// they serialise (so a field added to `Status` is never left out), then `checks` and `rules`
+/// entry by entry, and `windows`. Stops when `send` returns `false`.
+pub fn write_status(
+    status: &Status,
+    windows: serde_json::Value,
+    chunk: usize,
+    send: &mut dyn FnMut(Vec<u8>) -> bool,
+) {
+    // The entries are `Arc`s: the clone copies pointers, then drops them.
+    let mut small = status.clone();
+    small.checks = Vec::new();
+    small.rules = Vec::new();
+    let mut head = match serde_json::to_value(&small) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    head.remove("checks");
+    head.remove("rules");
+    head.insert("windows".into(), windows);
+    let mut buf: Vec<u8> = Vec::with_capacity(chunk.min(1 << 16));
+    buf.push(b'{');
+    for (k, v) in &head {
+        let _ = serde_json::to_writer(&mut buf, k);
+        buf.push(b':');
+        let _ = serde_json::to_writer(&mut buf, v);
+        buf.extend_from_slice(b",\n");
+    }
+    let mut open = true;
+    let mut flush = |buf: &mut Vec<u8>, open: &mut bool| {
+        if *open && buf.len() >= chunk {
+            *open = send(std::mem::take(buf));
+        }
+        *open
+    };
+    buf.extend_from_slice(b"\"checks\":[");
+    for (i, c) in status.checks.iter().enumerate() {
+        buf.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
+        let _ = serde_json::to_writer(&mut buf, &**c);
+        if !flush(&mut buf, &mut open) {
+            return;
+        }
+    }
+    buf.extend_from_slice(b"],\n\"rules\":[");
+    for (i, r) in status.rules.iter().enumerate() {
+        buf.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
+        let _ = serde_json::to_writer(&mut buf, &**r);
+        if !flush(&mut buf, &mut open) {
+            return;
+        }
+    }
+    buf.extend_from_slice(b"]}\n");
+    send(buf);
+}
+
+/// A response of `content_type` whose body `render` writes on the blocking pool, in pieces
+/// handed to its `send` (`false`: the reader went away), at most [`METRICS_CHUNKS_QUEUED`]
+/// of them waiting for the reader.
+fn stream(
+    shared: &Arc<Shared>,
+    content_type: &'static str,
+    render: impl FnOnce(&Shared, &mut dyn FnMut(Vec<u8>) -> bool) + Send + 'static,
+) -> Response<ChannelBody> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(METRICS_CHUNKS_QUEUED);
     let shared = shared.clone();
     tokio::task::spawn_blocking(move || {
-        shared.metrics.encode_chunked(METRICS_CHUNK, &mut |chunk| {
+        render(&shared, &mut |chunk| {
             tx.blocking_send(Bytes::from(chunk)).is_ok()
         });
     });
     let mut resp = Response::new(ChannelBody { rx });
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
-        header::HeaderValue::from_static(METRICS_CONTENT_TYPE),
+        header::HeaderValue::from_static(content_type),
     );
     resp
 }
@@ -425,22 +503,8 @@ async fn route(
                 &format!("encoding alerts: {e}"),
             ),
         },
-        _ => {
-            let encoded = off_runtime(shared, |s| {
-                let mut status = serde_json::to_value(&**s.status.load())?;
-                status["windows"] = running_windows(&s.windows.load());
-                serde_json::to_vec_pretty(&status)
-            })
-            .await;
-            match encoded {
-                Some(Ok(body)) => respond(StatusCode::OK, "application/json", body),
-                Some(Err(e)) => json_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("encoding status: {e}"),
-                ),
-                None => json_error(StatusCode::INTERNAL_SERVER_ERROR, "encoding status failed"),
-            }
-        }
+        // `/api/v1/status` (a GET is streamed before routing; a HEAD gets the headers).
+        _ => respond(StatusCode::OK, "application/json", Vec::new()),
     }
 }
 

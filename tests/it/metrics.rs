@@ -403,3 +403,39 @@ timeout = "500ms"
         .count();
     assert_eq!(value("warden_metrics_series"), lines as f64);
 }
+
+#[test]
+fn a_streamed_status_is_the_status_as_json_in_bounded_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("warden.toml");
+    let mut text = String::new();
+    for i in 0..300 {
+        text.push_str(&format!(
+                "[[check]]\nname = \"c{i}\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n\n[[rule]]\nname = \"r{i}\"\ncheck = \"c{i}\"\ncritical = {{ when = \"< 1\" }}\ndescription = \"quote \\\" and newline\\n\"\n\n"
+            ));
+    }
+    std::fs::write(&path, text).unwrap();
+    let config = warden::config::load_with_env(&path, &|_| None).unwrap();
+    let status = warden::engine::Engine::new(&config, warden::clock::Timestamp(1_700_000_000_000))
+        .status(warden::clock::Timestamp(1_700_000_000_000));
+    let windows = serde_json::json!([{"id": 1}]);
+    let mut pieces: Vec<Vec<u8>> = Vec::new();
+    warden::server::write_status(&status, windows.clone(), 4096, &mut |p| {
+        pieces.push(p);
+        true
+    });
+    assert!(pieces.len() > 10, "{} pieces", pieces.len());
+    assert!(pieces.iter().all(|p| p.len() < 4096 + 2048));
+    let streamed: serde_json::Value = serde_json::from_slice(&pieces.concat()).unwrap();
+    let mut whole = serde_json::to_value(&status).unwrap();
+    whole["windows"] = windows;
+    assert_eq!(streamed, whole);
+    assert_eq!(streamed["checks"].as_array().unwrap().len(), 300);
+    // A reader that goes away: nothing more is rendered.
+    let mut sent = 0;
+    warden::server::write_status(&status, serde_json::Value::Null, 4096, &mut |_| {
+        sent += 1;
+        sent < 2
+    });
+    assert_eq!(sent, 2);
+}
