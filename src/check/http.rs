@@ -3,6 +3,16 @@
 //! Values: `status_code`, plus one per `extract` entry (numbers as is, booleans as 1/0).
 //! A failed assertion is an `assertion` error whose message prints the resolved value, so the
 //! failure explains itself: `components.database == "healthy": got "degraded"`.
+//!
+//! Connections ([`HttpClients`], shared with `scrape` and `prometheus`): a check run at most
+//! [`KEEP_ALIVE_MAX_INTERVAL`] apart whose request may be sent twice keeps one connection to
+//! its origin between probes, while the process-wide [`KeepAlive`] has a place for that
+//! origin (`[defaults] keep_alive_targets`, at most half the descriptor limit); every other
+//! probe opens a fresh connection and closes it. So descriptors are bounded by the places
+//! plus the probes in flight, and a target holding a place pays no connect per probe. A kept
+//! connection the target closed under a request is retried once on a fresh one, and every
+//! [`FRESH_CONNECTION_EVERY`] a kept check connects anew anyway, so a target that no longer
+//! accepts connections still fails.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -131,7 +141,8 @@ impl Drop for Place {
 }
 
 /// One origin (scheme, host, port) of one keep-alive client: its pool keeps at most one idle
-/// connection there, so the checks of that origin and setting share one place.
+/// connection there, so the checks of that origin and setting share one place. (A check that
+/// follows a redirect to another origin may leave one idle there too, outside the count.)
 struct Lane {
     keep_alive: KeepAlive,
     place: OnceLock<Place>,
