@@ -61,14 +61,16 @@ usage: load run [--checks N] [--interval 10s] [--timeout 5s] [--warmup DUR] [--m
                 [--port 18080] [--listen 127.0.0.1:19731] [--per-shard 8000]
                 [--scrape-every 15s|0s] [--warden PATH] [--workdir DIR] [--out FILE]
                 [--label TEXT] [--wrap 'PROFILER ARGS']
-                [--fail-every K] [--retry-interval DUR]
+                [--fail-every K] [--retry-interval DUR] [--keep-alive N]
        load run --scrape-targets 100 [--series 1000] [--interval 15s] [--expr-rules 20] ...
        load targets --first I --count N --port P --interval DUR [--fail-every K]
                     [--series S]                                   (started by `run`)
   --scrape-targets N  scrape mode: N targets serving /metrics (text 0.0.4, --series series
                       each), N `scrape` checks and --expr-rules `expr` rules over them
   --fail-every K      every target answers 503 to every K-th request it gets (0: never)
-  --retry-interval D  each check re-checks a failure after D (retry_interval; default none)";
+  --retry-interval D  each check re-checks a failure after D (retry_interval; default none)
+  --keep-alive N      [defaults] keep_alive_targets = N (0: a fresh connection per probe;
+                      default: warden's own default)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -626,6 +628,7 @@ fn run(args: Args) -> Result<(), String> {
     } else {
         generate_config(checks, interval, timeout, retry_interval, port, &listen)
     };
+    let text = with_keep_alive(text, &args.str("keep-alive", ""))?;
     std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
     let log_path = workdir.join(format!("warden-{kind}-{checks}.log"));
     let log =
@@ -966,6 +969,22 @@ fn generate_config(
         ));
     }
     s
+}
+
+/// `text` with `[defaults] keep_alive_targets = keep_alive` (connection reuse, issue 18), or
+/// as it is when `keep_alive` is empty.
+fn with_keep_alive(text: String, keep_alive: &str) -> Result<String, String> {
+    if keep_alive.is_empty() {
+        return Ok(text);
+    }
+    let n: usize = keep_alive
+        .parse()
+        .map_err(|e| format!("--keep-alive {keep_alive}: {e}"))?;
+    Ok(text.replacen(
+        "[defaults]\n",
+        &format!("[defaults]\nkeep_alive_targets = {n}\n"),
+        1,
+    ))
 }
 
 /// The scrape mode's config: `checks` `scrape` checks of the targets' `/metrics` (warden

@@ -5,6 +5,7 @@
 #   bash scripts/bench.sh 10000              # one size
 #   bash scripts/bench.sh --criterion        # the criterion hot-path benches instead
 #   MEASURE=120s INTERVAL=10s bash scripts/bench.sh 10000
+#   KEEP_ALIVE=0 bash scripts/bench.sh 10000  # [defaults] keep_alive_targets (0: fresh per probe)
 #
 # Each size prints a table (see docs/performance.md for what every row means) and appends a
 # JSON line to target/load/results.jsonl. Not part of scripts/test.sh: a run takes minutes
@@ -40,5 +41,5 @@ for n in "${sizes[@]}"; do
     target/release/examples/load run --checks "$n" \
         --interval "${INTERVAL:-10s}" --measure "${MEASURE:-60s}" \
         ${WARMUP:+--warmup "$WARMUP"} --scrape-every "${SCRAPE_EVERY:-15s}" \
-        --label "${LABEL:-}"
+        ${KEEP_ALIVE:+--keep-alive "$KEEP_ALIVE"} --label "${LABEL:-}"
 done

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::actions::{self, Actions, ActionsOptions};
+use crate::check::http::{self, HttpClients, KeepAlive};
 use crate::check::Prober;
 use crate::clock::Clock;
 use crate::command::Command;
@@ -49,17 +50,31 @@ const ABANDONED_LOADS: usize = 2;
 /// Observations buffered between the scheduler and the evaluator.
 const OBSERVATION_QUEUE: usize = 4096;
 
-/// Prepares a probe for every check; all setup errors are reported together.
-pub fn prepare_checks(config: &Config) -> anyhow::Result<Vec<ScheduledCheck>> {
-    prepare(config.checks.iter())
+/// Prepares a probe for every check; all setup errors are reported together. HTTP checks
+/// that may keep their connection take their places from `keep_alive`.
+pub fn prepare_checks(
+    config: &Config,
+    keep_alive: &KeepAlive,
+) -> anyhow::Result<Vec<ScheduledCheck>> {
+    prepare(config.checks.iter(), keep_alive)
+}
+
+/// The places for kept HTTP connections of a process running `config`: its
+/// `keep_alive_targets`, within half the soft descriptor limit as it is now (read once, at
+/// start: anything that raises the limit must do so before), and that limit.
+pub fn keep_alive(config: &Config) -> (KeepAlive, Option<u64>) {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    let places = http::keep_alive_bound(config.keep_alive_targets, limit);
+    (KeepAlive::new(places), limit)
 }
 
 fn prepare<'c>(
     checks: impl Iterator<Item = &'c CheckConfig>,
+    keep_alive: &KeepAlive,
 ) -> anyhow::Result<Vec<ScheduledCheck>> {
     let mut prepared = Vec::new();
     let mut errors = Vec::new();
-    let mut clients = crate::check::http::HttpClients::default();
+    let mut clients = HttpClients::new(keep_alive);
     for c in checks {
         match Prober::with_clients(c, &mut clients) {
             Ok(p) => prepared.push(ScheduledCheck {
@@ -342,7 +357,9 @@ pub async fn run(
     }
     let metrics = Metrics::new();
     metrics.start_time.set(clock.now().as_secs_f64());
-    let checks = prepare_checks(&config)?;
+    let (keep_alive, descriptor_limit) = keep_alive(&config);
+    log_keep_alive(&config, &keep_alive, descriptor_limit);
+    let checks = prepare_checks(&config, &keep_alive)?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("listen on {}", config.server.listen))?;
@@ -453,6 +470,7 @@ pub async fn run(
         cancel: shutdown.child_token(),
         listen,
         loads: Arc::new(tokio::sync::Semaphore::new(1 + ABANDONED_LOADS)),
+        keep_alive,
     };
     daemon.start_tasks(checks);
     let hash = reload::fingerprint(&daemon.config.files);
@@ -530,6 +548,28 @@ pub async fn run(
     Ok(())
 }
 
+/// Logs how many origins may keep their HTTP connection, and why fewer than configured.
+fn log_keep_alive(config: &Config, keep_alive: &KeepAlive, descriptor_limit: Option<u64>) {
+    let limit = descriptor_limit.map_or_else(|| "unlimited".to_string(), |l| l.to_string());
+    if keep_alive.total() < config.keep_alive_targets {
+        tracing::warn!(
+            keep_alive_targets = config.keep_alive_targets,
+            places = keep_alive.total(),
+            descriptor_limit = %limit,
+            "fewer HTTP targets keep their connection than keep_alive_targets asks: at most \
+             half the descriptor limit less {} go to kept connections; raise LimitNOFILE",
+            http::DESCRIPTOR_RESERVE
+        );
+    } else {
+        tracing::info!(
+            places = keep_alive.total(),
+            descriptor_limit = %limit,
+            "HTTP targets probed at least every {}s keep their connection, up to this many",
+            http::KEEP_ALIVE_MAX_INTERVAL.as_secs()
+        );
+    }
+}
+
 /// The running config and the tasks of its checks.
 struct Daemon {
     config: Config,
@@ -548,6 +588,9 @@ struct Daemon {
     listen: std::net::SocketAddr,
     /// Config loads running, abandoned ones included (see [`bounded_load`]).
     loads: Arc<tokio::sync::Semaphore>,
+    /// The places for kept HTTP connections, shared by every config generation: a reload's
+    /// new probes take the places its replaced probes gave back.
+    keep_alive: KeepAlive,
 }
 
 /// One check's task: cancel it, then wait on its tracker until it has stopped.
@@ -658,6 +701,13 @@ impl Daemon {
                 "server.listen changed; it takes effect when warden restarts"
             );
         }
+        if new.keep_alive_targets != self.config.keep_alive_targets {
+            tracing::warn!(
+                running = self.keep_alive.total(),
+                configured = new.keep_alive_targets,
+                "keep_alive_targets changed; it takes effect when warden restarts"
+            );
+        }
         if new.log != self.config.log {
             tracing::warn!("log settings changed; they take effect when warden restarts");
         }
@@ -679,7 +729,7 @@ impl Daemon {
             .iter()
             .filter(|c| old_checks.get(c.name.as_str()) != Some(c))
             .collect();
-        let prepared = prepare(fresh.into_iter()).map_err(|e| e.to_string())?;
+        let prepared = prepare(fresh.into_iter(), &self.keep_alive).map_err(|e| e.to_string())?;
 
         // Nothing can fail from here on: stop what goes away, swap, start what is new.
         let stale: Vec<String> = self
@@ -797,7 +847,8 @@ pub async fn once(config: &Config, clock: &Clock) -> anyhow::Result<Status> {
         .filter(|r| single.check(&r.check).is_some())
         .map(single_sample_rule)
         .collect();
-    let checks = prepare_checks(&single)?;
+    // One probe per check: nothing to keep a connection for.
+    let checks = prepare_checks(&single, &KeepAlive::none())?;
     let mut evaluator = Evaluator::quiet(&single, clock.now());
     let limit = Arc::new(tokio::sync::Semaphore::new(64));
     let mut set = tokio::task::JoinSet::new();
@@ -835,7 +886,7 @@ pub async fn query(
     at: Option<i64>,
     rounds: u32,
 ) -> anyhow::Result<(i64, crate::promql::Value)> {
-    let checks = prepare_checks(config)?;
+    let checks = prepare_checks(config, &keep_alive(config).0)?;
     let every = config
         .checks
         .iter()
@@ -891,7 +942,7 @@ pub async fn watch(
     cancel: &CancellationToken,
     mut report: impl FnMut(RuleTransition, Option<String>),
 ) -> anyhow::Result<()> {
-    let checks = prepare_checks(config)?;
+    let checks = prepare_checks(config, &keep_alive(config).0)?;
     let Some(interval) = config.checks.iter().map(|c| c.interval).min() else {
         anyhow::bail!("nothing to watch: the config has no checks");
     };

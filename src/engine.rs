@@ -1323,6 +1323,7 @@ mod tests {
                 format: LogFormat::Human,
                 level: "info".into(),
             },
+            keep_alive_targets: 0,
             checks: vec![CheckConfig {
                 name: "c".into(),
                 interval: Duration::from_secs(1),

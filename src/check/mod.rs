@@ -219,22 +219,23 @@ pub enum Prober {
 
 impl Prober {
     /// Prepares the probe for `check` (HTTP clients, TLS configs). Fails only on local setup
-    /// problems such as an unreadable CA file.
+    /// problems such as an unreadable CA file. Its HTTP probes connect anew every time.
     pub fn new(check: &CheckConfig) -> Result<Prober, ProbeError> {
         Self::with_clients(check, &mut http::HttpClients::default())
     }
 
     /// Like [`Prober::new`], with HTTP clients shared through `clients`: prepare every check
     /// of a config with one [`http::HttpClients`], so 10,000 HTTP checks build a handful of
-    /// clients rather than 10,000.
+    /// clients rather than 10,000, and checks that may keep their connection take places
+    /// from its [`http::KeepAlive`].
     pub fn with_clients(
         check: &CheckConfig,
         clients: &mut http::HttpClients,
     ) -> Result<Prober, ProbeError> {
-        let timeout = check.timeout;
+        let (timeout, interval) = (check.timeout, check.interval);
         Ok(match &check.kind {
             CheckKind::Http(spec) => Prober::Http(Box::new(http::HttpProbe::with_clients(
-                spec, timeout, clients,
+                spec, timeout, interval, clients,
             )?)),
             CheckKind::Tcp(spec) => Prober::Tcp(tcp::TcpProbe::new(spec, timeout)),
             CheckKind::Tls(spec) => Prober::Tls(self::tls::TlsProbe::new(spec, timeout)?),
@@ -245,10 +246,10 @@ impl Prober {
             CheckKind::Exec(spec) => Prober::Exec(exec::ExecProbe::new(spec, timeout)),
             CheckKind::System(spec) => Prober::System(system::SystemProbe::new(spec, timeout)),
             CheckKind::Scrape(spec) => Prober::Scrape(Box::new(scrape::ScrapeProbe::with_clients(
-                spec, timeout, clients,
+                spec, timeout, interval, clients,
             )?)),
             CheckKind::Prometheus(spec) => Prober::Prometheus(Box::new(
-                prometheus::PrometheusProbe::with_clients(spec, timeout, clients)?,
+                prometheus::PrometheusProbe::with_clients(spec, timeout, interval, clients)?,
             )),
         })
     }

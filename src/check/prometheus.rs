@@ -26,7 +26,7 @@ use std::time::Duration;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use super::http::{classify, read_body, ClientSettings, HttpClients};
+use super::http::{classify, read_body, ClientSettings, Connections, HttpClients, Target};
 use super::{Probe, ProbeError, ProbeErrorKind, Reading, Values};
 use crate::config::{PrometheusCheck, MAX_SERIES_ROWS};
 use crate::labels::{self, Labels};
@@ -38,7 +38,7 @@ use crate::secret::redact_url;
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 pub struct PrometheusProbe {
-    client: reqwest::Client,
+    connections: Connections,
     spec: PrometheusCheck,
     /// `{url}/api/v1/query`
     endpoint: String,
@@ -52,17 +52,26 @@ impl PrometheusProbe {
     pub fn with_clients(
         spec: &PrometheusCheck,
         timeout: Duration,
+        interval: Duration,
         clients: &mut HttpClients,
     ) -> Result<Self, ProbeError> {
-        let client = clients.get(ClientSettings {
-            timeout,
-            tls_verify: spec.tls_verify,
-            ca_file: spec.ca_file.clone(),
-            follow_redirects: false,
-        })?;
+        let endpoint = format!("{}/api/v1/query", spec.url);
+        let connections = clients.connections(
+            ClientSettings {
+                timeout,
+                tls_verify: spec.tls_verify,
+                ca_file: spec.ca_file.clone(),
+                follow_redirects: false,
+            },
+            &Target {
+                url: &endpoint,
+                interval,
+                idempotent: true,
+            },
+        )?;
         Ok(PrometheusProbe {
-            client,
-            endpoint: format!("{}/api/v1/query", spec.url),
+            connections,
+            endpoint,
             server_timeout: format!("{}ms", timeout.as_millis().max(1)),
             shown_url: redact_url(&spec.url),
             spec: spec.clone(),
@@ -80,20 +89,23 @@ impl Probe for PrometheusProbe {
     }
 
     async fn read(&self) -> Result<Reading, ProbeError> {
-        let mut request = self
-            .client
-            .get(&self.endpoint)
-            .query(&[
-                ("query", self.spec.expr.as_str()),
-                ("timeout", self.server_timeout.as_str()),
-            ])
-            .header("accept", "application/json");
-        for (name, value) in &self.spec.headers {
-            request = request.header(name.as_str(), value.expose());
-        }
+        let request = |client: &reqwest::Client| {
+            let mut request = client
+                .get(&self.endpoint)
+                .query(&[
+                    ("query", self.spec.expr.as_str()),
+                    ("timeout", self.server_timeout.as_str()),
+                ])
+                .header("accept", "application/json");
+            for (name, value) in &self.spec.headers {
+                request = request.header(name.as_str(), value.expose());
+            }
+            request
+        };
         let shown = format!("{}/api/v1/query", self.shown_url);
-        let mut response = request
-            .send()
+        let mut response = self
+            .connections
+            .send(request)
             .await
             .map_err(|e| classify(&e, "GET", &shown))?;
         let status = response.status().as_u16();

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use super::http::{classify, read_body, ClientSettings, HttpClients};
+use super::http::{classify, read_body, ClientSettings, Connections, HttpClients, Target};
 use super::{Probe, ProbeError, ProbeErrorKind, Reading, Values};
 use crate::config::ScrapeCheck;
 use crate::exposition::{self, Format, Limits};
@@ -23,7 +23,7 @@ use crate::secret::redact_url;
 const ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 pub struct ScrapeProbe {
-    client: reqwest::Client,
+    connections: Connections,
     spec: ScrapeCheck,
     shown_url: String,
     limits: Limits,
@@ -33,16 +33,24 @@ impl ScrapeProbe {
     pub fn with_clients(
         spec: &ScrapeCheck,
         timeout: Duration,
+        interval: Duration,
         clients: &mut HttpClients,
     ) -> Result<Self, ProbeError> {
-        let client = clients.get(ClientSettings {
-            timeout,
-            tls_verify: spec.tls_verify,
-            ca_file: spec.ca_file.clone(),
-            follow_redirects: false,
-        })?;
+        let connections = clients.connections(
+            ClientSettings {
+                timeout,
+                tls_verify: spec.tls_verify,
+                ca_file: spec.ca_file.clone(),
+                follow_redirects: false,
+            },
+            &Target {
+                url: &spec.url,
+                interval,
+                idempotent: true,
+            },
+        )?;
         Ok(ScrapeProbe {
-            client,
+            connections,
             shown_url: redact_url(&spec.url),
             limits: Limits {
                 max_samples: spec.sample_limit,
@@ -66,19 +74,22 @@ impl Probe for ScrapeProbe {
     }
 
     async fn read(&self) -> Result<Reading, ProbeError> {
-        let mut request = self
-            .client
-            .get(&self.spec.url)
-            .header("accept", ACCEPT)
-            .header("x-prometheus-scrape-timeout-seconds", "10");
-        for (name, value) in &self.spec.headers {
-            request = request.header(name.as_str(), value.expose());
-        }
-        if let Some(token) = &self.spec.bearer_token {
-            request = request.bearer_auth(token.expose());
-        }
-        let mut response = request
-            .send()
+        let request = |client: &reqwest::Client| {
+            let mut request = client
+                .get(&self.spec.url)
+                .header("accept", ACCEPT)
+                .header("x-prometheus-scrape-timeout-seconds", "10");
+            for (name, value) in &self.spec.headers {
+                request = request.header(name.as_str(), value.expose());
+            }
+            if let Some(token) = &self.spec.bearer_token {
+                request = request.bearer_auth(token.expose());
+            }
+            request
+        };
+        let mut response = self
+            .connections
+            .send(request)
             .await
             .map_err(|e| classify(&e, "GET", &self.shown_url))?;
         let status = response.status().as_u16();

@@ -24,6 +24,11 @@ pub struct Config {
     pub files: Vec<PathBuf>,
     pub server: ServerConfig,
     pub log: LogConfig,
+    /// `[defaults] keep_alive_targets`: how many origins of `http`, `scrape` and `prometheus`
+    /// checks may keep a connection open between probes (each holds a descriptor); the
+    /// daemon also keeps it within half its descriptor limit. 0: every probe connects anew.
+    /// Read at start; a reload that changes it takes effect at restart.
+    pub keep_alive_targets: usize,
     pub checks: Vec<CheckConfig>,
     pub rules: Vec<RuleConfig>,
     pub state: StateConfig,

@@ -19,6 +19,9 @@
 //! [defaults]                       # main file only; for every check that omits them
 //! interval = "30s"
 //! timeout = "10s"
+//! keep_alive_targets = 1000        # http, scrape and prometheus checks run at most 60s
+//!                                  # apart keep their connection, up to this many origins
+//!                                  # (and half the descriptor limit); 0: connect anew
 //!
 //! [[check]]                        # name, kind (http | tcp | tls | redis | postgres | exec
 //! name = "api-health"              # | system | scrape | prometheus), interval, timeout, retry_interval, labels, then per-kind keys:
@@ -303,6 +306,7 @@ raw_table! {
     pub struct RawDefaults {
         interval: Spanned<String>,
         timeout: Spanned<String>,
+        keep_alive_targets: Spanned<i64>,
     }
 }
 

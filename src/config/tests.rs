@@ -184,6 +184,7 @@ fn good_fixture_applies_defaults_and_durations() {
         (s(15), s(5)),
         "defaults reach included checks"
     );
+    assert_eq!(config.keep_alive_targets, 250);
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod harness;
 mod admin;
 mod cli;
 mod conformance;
+mod connections;
 mod daemon;
 mod exec_checks;
 mod exposition;

@@ -46,6 +46,10 @@ pub(crate) struct Host<'a> {
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// `[defaults] keep_alive_targets`: how many origins may keep an idle connection open.
+const DEFAULT_KEEP_ALIVE_TARGETS: usize = 1000;
+/// Its ceiling: a descriptor and ~24 KB each.
+const MAX_KEEP_ALIVE_TARGETS: i64 = 1_000_000;
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
 const MIN_TIMEOUT: Duration = Duration::from_millis(10);
 /// Upper bound for an exec check's (or a hook's) kept output per stream.
@@ -95,6 +99,7 @@ struct KnownCheck {
 struct Defaults {
     interval: Duration,
     timeout: Duration,
+    keep_alive_targets: usize,
 }
 
 /// Compiles the loaded files. `Err` holds every problem found (possibly none new, when the
@@ -422,6 +427,7 @@ pub(crate) fn compile(
                 files: files.iter().map(|f| f.source.path.clone()).collect(),
                 server,
                 log,
+                keep_alive_targets: defaults.keep_alive_targets,
                 checks,
                 rules,
                 state,

@@ -4,7 +4,10 @@ use std::net::SocketAddr;
 
 use toml::Spanned;
 
-use super::{Compiler, Defaults, DEFAULT_INTERVAL, DEFAULT_TIMEOUT, MIN_INTERVAL, MIN_TIMEOUT};
+use super::{
+    Compiler, Defaults, DEFAULT_INTERVAL, DEFAULT_KEEP_ALIVE_TARGETS, DEFAULT_TIMEOUT,
+    MAX_KEEP_ALIVE_TARGETS, MIN_INTERVAL, MIN_TIMEOUT,
+};
 use crate::config::format_duration;
 use crate::config::model::*;
 use crate::config::raw::*;
@@ -102,6 +105,7 @@ impl Compiler<'_> {
         let mut defaults = Defaults {
             interval: DEFAULT_INTERVAL,
             timeout: DEFAULT_TIMEOUT,
+            keep_alive_targets: DEFAULT_KEEP_ALIVE_TARGETS,
         };
         let Some(raw) = raw else { return defaults };
         let r = raw.get_ref();
@@ -125,6 +129,11 @@ impl Compiler<'_> {
                 } else {
                     defaults.timeout = d;
                 }
+            }
+        }
+        if let Some(v) = &r.keep_alive_targets {
+            if let Some(n) = self.int(v, "keep_alive_targets", 0, MAX_KEEP_ALIVE_TARGETS) {
+                defaults.keep_alive_targets = usize::try_from(n).unwrap_or(usize::MAX);
             }
         }
         defaults

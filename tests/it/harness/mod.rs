@@ -4,7 +4,9 @@
 //! runs `initdb` + `postgres` (as the `postgres` OS user when the tests run as root), and
 //! `TlsServer` (fixed certificate) and `RenewableTlsServer` (replaceable certificate) are rustls
 //! servers with certificates made by [`tls::Pki`]. Every in-process HTTP server (probe targets,
-//! notification receivers, the runbooks' imitations) is an [`http::HttpServer`] with a handler.
+//! notification receivers, the runbooks' imitations) is an [`http::HttpServer`] with a handler,
+//! but for connection tests' [`raw_http::RawHttpServer`], which counts connections and closes
+//! them the ways real servers do.
 //! Every wait is bounded, and every process is stopped by `Drop`, so a failing test leaves
 //! nothing running (a test binary killed by SIGKILL cannot run `Drop`; nothing can help that).
 
@@ -18,6 +20,7 @@ pub mod notify_receiver;
 pub mod postgres;
 pub mod process;
 pub mod prometheus;
+pub mod raw_http;
 pub mod receiver;
 pub mod redis;
 pub mod smtp;
