@@ -282,10 +282,12 @@ impl Recorder {
         // Series of checks and rules that are gone go; a check whose kind changed starts
         // over (`Table::check`), a rule keeps its state and transition counts, its thresholds
         // are the new ones and its value comes from the engine below.
-        m.table.retain(
-            |check| new.check(check).is_some(),
-            |rule| new.rules.iter().any(|r| r.name == rule),
-        );
+        let checks: std::collections::HashSet<&str> =
+            new.checks.iter().map(|c| c.name.as_str()).collect();
+        let rules: std::collections::HashSet<&str> =
+            new.rules.iter().map(|r| r.name.as_str()).collect();
+        m.table
+            .retain(|check| checks.contains(check), |rule| rules.contains(rule));
         for r in &old.rules {
             m.table.retain_series(&r.name, |_| false);
         }
