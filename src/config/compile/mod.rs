@@ -298,14 +298,15 @@ pub(crate) fn compile(
     }
 
     // A hook's `confirm` names another rule or SLO, defined anywhere.
+    // Through a set: `names.contains` per rule was quadratic (20 s at 100,000 rules).
     let mut names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
-    names.extend(
-        rule_names
-            .keys()
-            .filter(|n| !names.contains(n))
-            .cloned()
-            .collect::<Vec<_>>(),
-    );
+    let seen: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+    let more: Vec<String> = rule_names
+        .keys()
+        .filter(|n| !seen.contains(n.as_str()))
+        .cloned()
+        .collect();
+    names.extend(more);
     for (index, unit) in files.iter().enumerate() {
         let Some(raw) = &unit.raw else { continue };
         c.file = index;
