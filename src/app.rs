@@ -403,7 +403,7 @@ pub async fn run(
     let (reload_tx, mut reload_rx) = mpsc::channel(8);
     let (command_tx, mut command_rx) = mpsc::channel(8);
     let _ = shared.commands.set(command_tx);
-    tracker.spawn(server::serve(listener, shared.clone(), shutdown.clone()));
+    serve_on_own_thread(listener, shared.clone(), shutdown.clone(), &tracker)?;
     tracker.spawn(evaluator::run(
         evaluator,
         observed,
@@ -1018,6 +1018,37 @@ pub fn probes_own_listener(check: &CheckConfig, listen: SocketAddr) -> bool {
         Ok(ip) => ip == listen.ip() || (local && (ip.is_loopback() || ip.is_unspecified())),
         Err(_) => local && host.eq_ignore_ascii_case("localhost"),
     }
+}
+
+/// Runs the HTTP surface on a thread and a runtime of its own, so `/healthz`, `/metrics` and
+/// the API answer while the worker that runs the probes is saturated (at 100,000 checks on two
+/// cores a streamed `/metrics` otherwise waited for that worker once per piece: minutes). The
+/// tracker waits for the thread at shutdown, as it waited for the task before.
+fn serve_on_own_thread(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    tracker: &TaskTracker,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the HTTP thread's runtime")?;
+    let listener = {
+        let std = listener
+            .into_std()
+            .context("handing the listener to the HTTP thread")?;
+        let _inside = runtime.enter();
+        tokio::net::TcpListener::from_std(std).context("registering the listener")?
+    };
+    let thread = std::thread::Builder::new()
+        .name("warden-http".into())
+        .spawn(move || runtime.block_on(server::serve(listener, shared, shutdown)))
+        .context("starting the HTTP thread")?;
+    tracker.spawn(async move {
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    });
+    Ok(())
 }
 
 /// Hands the heap that loading a config freed (the parsed TOML, the compiler's spans and

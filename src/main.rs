@@ -610,8 +610,9 @@ fn report(path: &std::path::Path, failure: &app::LoadFailure) {
 /// One worker thread unless `TOKIO_WORKER_THREADS` says otherwise. warden's work is many
 /// small I/O-bound tasks; a second worker mostly adds cross-thread wake-ups (10,000 HTTP checks
 /// every 10 s: 12.5% of a core with two workers, 7.9% with one; see docs/performance.md).
-/// Large renderings (`/metrics`, `/api/v1/status`) run on the blocking pool, so the worker
-/// never stalls on them.
+/// Large renderings (`/metrics`, `/api/v1/status`) run on the blocking pool, and the HTTP
+/// surface on a thread of its own (`app::serve_on_own_thread`), so neither waits for this
+/// worker nor stalls it.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
