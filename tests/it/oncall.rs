@@ -248,6 +248,20 @@ policy = "db-team"
     )
 }
 
+/// A target whose health endpoint answers 500.
+fn failing_target() -> HttpTarget {
+    let t = HttpTarget::start();
+    t.set_json("/health", 500, json!({}));
+    t
+}
+
+/// What a page of the group says while both its alerts fire.
+fn both_firing() -> Vec<(String, String)> {
+    ["db-down", "replica-down"]
+        .map(|a| (a.to_string(), "firing".to_string()))
+        .to_vec()
+}
+
 fn members(body: &serde_json::Value) -> Vec<(String, String)> {
     let mut m: Vec<(String, String)> = body["group"]["alerts"]
         .as_array()
@@ -268,9 +282,7 @@ fn members(body: &serde_json::Value) -> Vec<(String, String)> {
 
 #[test]
 fn alerts_of_one_group_reach_the_receiver_as_one_page_and_one_resolve() {
-    let (db, replica) = (HttpTarget::start(), HttpTarget::start());
-    db.set_json("/health", 500, json!({}));
-    replica.set_json("/health", 500, json!({}));
+    let (db, replica) = (failing_target(), failing_target());
     let chat = Receiver::start();
     let d = Daemon::start(&grouped_config(
         &chat.url(),
@@ -281,14 +293,7 @@ fn alerts_of_one_group_reach_the_receiver_as_one_page_and_one_resolve() {
     let page = wait(Duration::from_secs(15), "the group's page", || {
         firing(&chat).into_iter().next()
     });
-    assert_eq!(
-        members(&page),
-        vec![
-            ("db-down".to_string(), "firing".to_string()),
-            ("replica-down".to_string(), "firing".to_string())
-        ],
-        "{page}"
-    );
+    assert_eq!(members(&page), both_firing(), "{page}");
     assert_eq!(page["group"]["labels"], json!({"team": "db"}));
     let key = page["dedup_key"].as_str().unwrap().to_string();
     assert!(key.contains("/group/db-team/"), "{key}");
@@ -320,9 +325,7 @@ fn alerts_of_one_group_reach_the_receiver_as_one_page_and_one_resolve() {
 
 #[test]
 fn a_page_waiting_in_its_group_is_sent_after_a_restart() {
-    let (db, replica) = (HttpTarget::start(), HttpTarget::start());
-    db.set_json("/health", 500, json!({}));
-    replica.set_json("/health", 500, json!({}));
+    let (db, replica) = (failing_target(), failing_target());
     let chat = Receiver::start();
     let state = tempfile::tempdir().unwrap();
     let state_dir = state.path().to_str().unwrap().to_string();
@@ -346,12 +349,6 @@ fn a_page_waiting_in_its_group_is_sent_after_a_restart() {
     let page = wait(Duration::from_secs(20), "the page owed from before", || {
         firing(&chat).into_iter().next()
     });
-    assert_eq!(
-        members(&page),
-        vec![
-            ("db-down".to_string(), "firing".to_string()),
-            ("replica-down".to_string(), "firing".to_string())
-        ]
-    );
+    assert_eq!(members(&page), both_firing());
     assert_eq!(firing(&chat).len(), 1, "one page for the group");
 }
