@@ -102,7 +102,6 @@ impl Alerts {
     /// notifications that are due now. The driver applies this to every plan it commits.
     pub fn grouped(&mut self, mut plan: Plan, now: Timestamp) -> Plan {
         let events = std::mem::take(&mut plan.events);
-        let mut changed = false;
         for (event, to) in events {
             if event.group.is_some()
                 || !matches!(event.kind, EventKind::Firing | EventKind::Resolved)
@@ -112,9 +111,7 @@ impl Alerts {
             }
             let mut direct = Vec::new();
             for notifier in to {
-                if self.join(&event, &notifier, now) {
-                    changed = true;
-                } else {
+                if !self.join(&event, &notifier, now) {
                     direct.push(notifier);
                 }
             }
@@ -122,7 +119,8 @@ impl Alerts {
                 plan.events.push((event, direct));
             }
         }
-        if changed || !self.groups.is_empty() {
+        // An event that joined a group made it exist; a group that empties is removed only here.
+        if !self.groups.is_empty() {
             plan.extend(self.flush_groups(now));
         }
         plan
