@@ -77,10 +77,7 @@ fn prepare<'c>(
     let mut clients = HttpClients::new(keep_alive);
     for c in checks {
         match Prober::with_clients(c, &mut clients) {
-            Ok(p) => prepared.push(ScheduledCheck {
-                config: c.clone(),
-                prober: Arc::new(p),
-            }),
+            Ok(p) => prepared.push(ScheduledCheck::new(c, p)),
             Err(e) => errors.push(format!("check {}: {}", c.name, e.message)),
         }
     }
@@ -459,20 +456,19 @@ pub async fn run(
         },
         shutdown.clone(),
     ));
+    let scheduler = scheduler::spawn(&ctx, shutdown.child_token(), &tracker);
     let mut daemon = Daemon {
         config,
         heartbeat,
-        tasks: HashMap::new(),
-        ctx,
+        scheduler,
+        metrics: metrics.clone(),
         control,
         actions,
-        tracker: tracker.clone(),
-        cancel: shutdown.child_token(),
         listen,
         loads: Arc::new(tokio::sync::Semaphore::new(1 + ABANDONED_LOADS)),
         keep_alive,
     };
-    daemon.start_tasks(checks);
+    daemon.scheduler.start(checks);
     let hash = reload::fingerprint(&daemon.config.files);
     daemon.loaded(&clock, hash);
     // Ready once a config change from now on is seen (the watcher armed; bounded: a watcher
@@ -575,14 +571,12 @@ struct Daemon {
     config: Config,
     /// The heartbeat task's config; a reload sends it only when it changed.
     heartbeat: watch::Sender<Option<config::HeartbeatConfig>>,
-    tasks: HashMap<String, CheckTask>,
-    ctx: scheduler::Context,
+    /// Runs the checks; told which start and stop.
+    scheduler: scheduler::Handle,
+    metrics: Metrics,
     control: mpsc::Sender<Control>,
     /// Where a reload's deploy id goes.
     actions: Actions,
-    tracker: TaskTracker,
-    /// Parent of every check task's token; cancelled by shutdown.
-    cancel: CancellationToken,
     /// The address the server is bound to. `server.listen` changes only at restart, so this,
     /// not the reloaded config's `listen`, decides whether a token is required.
     listen: std::net::SocketAddr,
@@ -593,28 +587,10 @@ struct Daemon {
     keep_alive: KeepAlive,
 }
 
-/// One check's task: cancel it, then wait on its tracker until it has stopped.
-struct CheckTask {
-    cancel: CancellationToken,
-    done: TaskTracker,
-}
-
 impl Daemon {
-    fn start_tasks(&mut self, checks: Vec<ScheduledCheck>) {
-        for check in checks {
-            let name = check.config.name.clone();
-            let cancel = self.cancel.child_token();
-            let done = TaskTracker::new();
-            let task = scheduler::task(check, &self.ctx, cancel.clone());
-            self.tracker.spawn(done.track_future(task));
-            done.close();
-            self.tasks.insert(name, CheckTask { cancel, done });
-        }
-    }
-
     /// Records a successfully loaded config (its files hashing to `hash`) in the metrics.
     fn loaded(&self, clock: &Clock, hash: u64) {
-        let m = &self.ctx.metrics;
+        let m = &self.metrics;
         m.config_reload_ok.set(1);
         m.config_reload_time.set(clock.now().as_secs_f64());
         m.config_hash.set(hash as f64);
@@ -635,7 +611,7 @@ impl Daemon {
         let outcome = match self.try_reload(clock).await {
             Ok(outcome) => outcome,
             Err(error) => {
-                self.ctx.metrics.config_reload_ok.set(0);
+                self.metrics.config_reload_ok.set(0);
                 tracing::error!(
                     trigger = trigger.as_str(),
                     config = %self.config.path.display(),
@@ -644,8 +620,7 @@ impl Daemon {
                 Outcome::Failed { error }
             }
         };
-        self.ctx
-            .metrics
+        self.metrics
             .config_reloads
             .with_label_values(&[outcome.result()])
             .inc();
@@ -743,7 +718,7 @@ impl Daemon {
             .filter(|c| new_checks.get(c.name.as_str()) != Some(c))
             .map(|c| c.name.clone())
             .collect();
-        self.stop_tasks(&stale).await;
+        self.stop_checks(stale).await;
         let (done, summary) = oneshot::channel();
         let swap = Control::Reconfigure {
             old: Box::new(self.config.clone()),
@@ -754,7 +729,7 @@ impl Daemon {
             return Err("the evaluator has stopped".into());
         }
         let summary = summary.await.unwrap_or_default();
-        self.start_tasks(prepared);
+        self.scheduler.start(prepared);
         self.heartbeat.send_if_modified(|h| {
             let changed = *h != new.heartbeat;
             if changed {
@@ -782,23 +757,22 @@ impl Daemon {
         Ok(Outcome::Applied { hash })
     }
 
-    /// Cancels the tasks of `names` and waits until they have stopped (each is bounded by its
+    /// Stops the checks of `names` and waits until they have stopped (each is bounded by its
     /// probe's timeout, so the wait is too).
-    async fn stop_tasks(&mut self, names: &[String]) {
-        let mut stopping = Vec::new();
-        for name in names {
-            if let Some(task) = self.tasks.remove(name) {
-                task.cancel.cancel();
-                stopping.push((name, task.done));
-            }
+    async fn stop_checks(&self, names: Vec<String>) {
+        if names.is_empty() {
+            return;
         }
-        for (name, done) in stopping {
-            if tokio::time::timeout(SHUTDOWN_GRACE, done.wait())
-                .await
-                .is_err()
-            {
-                tracing::warn!(check = %name, "old check task did not stop within 10 s");
-            }
+        let n = names.len();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.scheduler.stop(names))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                checks = n,
+                "old checks' probes did not stop within {} s",
+                SHUTDOWN_GRACE.as_secs()
+            );
         }
     }
 }
@@ -863,7 +837,7 @@ pub async fn once(config: &Config, clock: &Clock) -> anyhow::Result<Status> {
             let _permit = limit.acquire_owned().await;
             check
                 .prober
-                .observe(&check.config.name, check.config.timeout, &clock)
+                .observe(&check.name, check.timeout, &clock)
                 .await
         });
     }
@@ -910,11 +884,7 @@ pub async fn query(
         }
         let mut set = tokio::task::JoinSet::new();
         for check in &checks {
-            let (prober, name, timeout) = (
-                check.prober.clone(),
-                check.config.name.clone(),
-                check.config.timeout,
-            );
+            let (prober, name, timeout) = (check.prober.clone(), check.name.clone(), check.timeout);
             let clock = clock.clone();
             set.spawn(async move { prober.observe(&name, timeout, &clock).await });
         }
@@ -954,9 +924,7 @@ pub async fn watch(
     let mut next = tokio::time::Instant::now();
     loop {
         for check in &checks {
-            let probe = check
-                .prober
-                .observe(&check.config.name, check.config.timeout, clock);
+            let probe = check.prober.observe(&check.name, check.timeout, clock);
             let obs = tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
                 obs = probe => obs,

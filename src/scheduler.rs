@@ -1,18 +1,26 @@
 //! The scheduler: runs every check on its own interval, forever, until cancelled.
 //!
-//! One task per check, so a hung or slow target delays nothing but itself, and a check never
-//! runs twice at once (the next run is planned only after the current one returned, and a
-//! probe is bounded by its timeout). First runs are spread over the interval by a stable hash
-//! of the check name, so 10,000 checks with one interval do not fire in one burst. Runs that
-//! an overrunning probe made impossible are skipped and counted, never queued up.
+//! One task holds every check's schedule: a heap of due times, one entry per check that is
+//! not running. When a check is due the scheduler spawns its probe as a short task of its own,
+//! so a hung or slow target delays nothing but itself, and plans the check's next run only
+//! when that probe has returned: a check never runs twice at once, and a probe is bounded by
+//! its timeout. A check asleep between runs costs its slot (about a hundred bytes) and a heap
+//! entry, not a task, a timer and a span: 100,000 checks are 100,000 slots and one timer.
+//! First runs are spread over the interval by a stable hash of the check name, so 10,000
+//! checks with one interval do not fire in one burst. Runs that an overrunning probe made
+//! impossible are skipped and counted, never queued up. A probe that panics is counted and
+//! its check runs again one interval later.
 //!
 //! The scheduler does not evaluate anything: it sends observations down a channel.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use futures_util::FutureExt;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -23,11 +31,29 @@ use crate::clock::Clock;
 use crate::config::{CheckConfig, Retry};
 use crate::telemetry::Metrics;
 
-/// A check ready to run: its config and its prepared probe.
-#[derive(Clone)]
-pub struct ScheduledCheck {
-    pub config: CheckConfig,
-    pub prober: Arc<Prober>,
+/// A check ready to run: what the scheduler needs of its config, and its prepared probe.
+/// Only these: 100,000 checks keep no copy of their config here.
+pub struct ScheduledCheck<P = Prober> {
+    pub name: String,
+    /// The check's kind, as its metric rows name it.
+    pub kind: &'static str,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retry: Option<Retry>,
+    pub prober: Arc<P>,
+}
+
+impl ScheduledCheck {
+    pub fn new(config: &CheckConfig, prober: Prober) -> Self {
+        ScheduledCheck {
+            name: config.name.clone(),
+            kind: config.kind.name(),
+            interval: config.interval,
+            timeout: config.timeout,
+            retry: config.retry,
+            prober: Arc::new(prober),
+        }
+    }
 }
 
 /// Where in `[0, interval)` a check's runs fall: a stable hash of its name (FNV-1a), so the
@@ -146,146 +172,382 @@ impl Pulse {
     }
 }
 
-/// Spawns one task per check on `tracker`, all stopped by `cancel`.
-pub fn spawn(
-    checks: Vec<ScheduledCheck>,
+/// How the scheduler runs a check's probe; [`Prober`] in the daemon. The scheduler's timing
+/// is tested through it with probes whose time and outcome the test chooses.
+pub trait Observe: Send + Sync + 'static {
+    fn observe<'a>(
+        &'a self,
+        check: &'a str,
+        timeout: Duration,
+        clock: &'a Clock,
+    ) -> impl std::future::Future<Output = Observation> + Send + 'a;
+}
+
+impl Observe for Prober {
+    fn observe<'a>(
+        &'a self,
+        check: &'a str,
+        timeout: Duration,
+        clock: &'a Clock,
+    ) -> impl std::future::Future<Output = Observation> + Send + 'a {
+        Prober::observe(self, check, timeout, clock)
+    }
+}
+
+/// What the daemon asks of the scheduler task.
+enum Command<P> {
+    Start(Vec<ScheduledCheck<P>>),
+    /// Stop these checks; the sender is dropped once every one of them has stopped.
+    Stop(Vec<String>, Arc<oneshot::Sender<()>>),
+}
+
+/// The daemon's end of the scheduler task: starts and stops checks.
+pub struct Handle<P = Prober> {
+    commands: mpsc::UnboundedSender<Command<P>>,
+}
+
+impl<P: Observe> Handle<P> {
+    /// Starts `checks`; each first runs at its spread offset from now.
+    pub fn start(&self, checks: Vec<ScheduledCheck<P>>) {
+        let _ = self.commands.send(Command::Start(checks));
+    }
+
+    /// Stops the checks named in `names` and returns once they have stopped: a probe running
+    /// is cancelled and has returned, and none of them sends another observation. Unknown
+    /// names are ignored.
+    pub async fn stop(&self, names: Vec<String>) {
+        let (stopped, wait) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Stop(names, Arc::new(stopped)))
+            .is_ok()
+        {
+            // Resolves (with an error: nobody sends) when the last holder drops the sender.
+            let _ = wait.await;
+        }
+    }
+}
+
+/// Starts the scheduler task on `tracker`, with no checks; it and every probe it started stop
+/// when `cancel` fires or the receiving end of the observations is dropped.
+pub fn spawn<P: Observe>(
     ctx: &Context,
     cancel: CancellationToken,
     tracker: &TaskTracker,
-) {
-    for check in checks {
-        tracker.spawn(task(check, ctx, cancel.clone()));
-    }
-}
-
-/// The task of one check, to be spawned by the caller. It stops when `cancel` fires or the
-/// receiving end of the observations is dropped; a panic inside it is counted and the task
-/// restarted. Its first run falls at its spread offset from the moment it is built.
-pub fn task(
-    check: ScheduledCheck,
-    ctx: &Context,
-    cancel: CancellationToken,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let span = tracing::info_span!("check", check = %check.config.name);
-    let interval = check.config.interval;
-    let mut next_first = Instant::now() + spread_offset(&check.config.name, interval);
-    let panics = ctx.metrics.task_panics.with_label_values(&["check"]);
-    let task = Arc::new(CheckTask {
-        skipped: ctx
-            .metrics
-            .table
-            .check(&check.config.name, check.config.kind.name()),
-        lateness: ctx.metrics.scheduler_lateness.clone(),
-        pulse: ctx.pulse.clone(),
-        check,
-        observations: ctx.observations.clone(),
-        clock: ctx.clock.clone(),
+) -> Handle<P> {
+    let (commands, received) = mpsc::unbounded_channel();
+    let (done, finished) = mpsc::unbounded_channel();
+    let scheduler = Scheduler {
+        slots: Vec::new(),
+        free: Vec::new(),
+        by_name: HashMap::new(),
+        due: BinaryHeap::new(),
+        done,
+        ctx: ctx.clone(),
+        panics: ctx.metrics.task_panics.with_label_values(&["check"]),
         cancel,
-    });
-    let run = move || {
-        let first = next_first;
-        // After a panic, resume one interval later rather than at once.
-        next_first = Instant::now() + interval;
-        run_check(task.clone(), first).in_current_span()
+        tracker: tracker.clone(),
     };
-    supervise(run, panics).instrument(span)
+    tracker.spawn(scheduler.run(received, finished));
+    Handle { commands }
 }
 
-/// What one check's task holds for its whole life, behind one `Arc` so the task and its
-/// supervisor stay small.
-struct CheckTask {
-    check: ScheduledCheck,
-    observations: mpsc::Sender<Observation>,
-    clock: Clock,
+/// What a check's probe runs with, shared by its slot and the probe task running it.
+struct Job<P> {
+    name: String,
+    timeout: Duration,
+    prober: Arc<P>,
+    /// Cancels a probe of this check that is running (stop, shutdown).
     cancel: CancellationToken,
-    lateness: prometheus::Histogram,
-    skipped: Arc<crate::telemetry::table::CheckRow>,
-    pulse: Arc<Pulse>,
 }
 
-/// Runs the task `make` builds until it returns; a panic is logged, counted and the task
-/// rebuilt and run again, so one bad probe cannot silently stop its check for good.
-pub async fn supervise<F, Fut>(mut make: F, panics: prometheus::IntCounter)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    loop {
-        match tokio::spawn(make()).await {
-            Ok(()) => return,
-            Err(e) if e.is_panic() => {
-                panics.inc();
-                tracing::error!("task panicked; restarting it");
+/// One check's place in the scheduler.
+struct Slot<P> {
+    job: Arc<Job<P>>,
+    interval: Duration,
+    retry: Option<Retry>,
+    /// The planned start of the next run (or of the run in progress).
+    planned: Instant,
+    /// The check's current slot of its interval grid (see [`NextRun::grid`]).
+    grid: Instant,
+    /// Probes failed in a row.
+    failures: u32,
+    /// Told when the check's skipped runs grow.
+    row: Arc<crate::telemetry::table::CheckRow>,
+    /// Its probe is running: no heap entry until it returns.
+    running: bool,
+    /// Stopped while its probe was running: freed when it returns, which drops this.
+    stopping: Option<Arc<oneshot::Sender<()>>>,
+}
+
+/// A probe task's report: which slot, and how its run ended.
+struct Done {
+    slot: SlotId,
+    ended: Ended,
+}
+
+enum Ended {
+    Ran {
+        up: bool,
+    },
+    /// Cancelled before it finished, or its observation found no receiver.
+    Stopped,
+    Panicked,
+}
+
+/// A slot's index and the generation it was filled in, so a heap entry or a report about a
+/// check that has since been stopped (its slot reused) is recognised and ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct SlotId {
+    index: u32,
+    generation: u32,
+}
+
+struct Scheduler<P> {
+    slots: Vec<(u32, Option<Slot<P>>)>,
+    free: Vec<u32>,
+    by_name: HashMap<String, u32>,
+    /// When each check that is not running is due, earliest first.
+    due: BinaryHeap<Reverse<(Instant, SlotId)>>,
+    done: mpsc::UnboundedSender<Done>,
+    ctx: Context,
+    panics: prometheus::IntCounter,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl<P: Observe> Scheduler<P> {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command<P>>,
+        mut finished: mpsc::UnboundedReceiver<Done>,
+    ) {
+        let sleep = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(sleep);
+        loop {
+            if let Some(Reverse((at, _))) = self.due.peek() {
+                if sleep.deadline() != *at {
+                    sleep.as_mut().reset(*at);
+                }
             }
-            Err(_) => return,
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return,
+                Some(done) = finished.recv() => self.finished(done),
+                Some(command) = commands.recv() => match command {
+                    Command::Start(checks) => checks.into_iter().for_each(|c| self.start(c)),
+                    Command::Stop(names, stopped) => {
+                        names.iter().for_each(|n| self.stop(n, &stopped));
+                    }
+                },
+                () = &mut sleep, if !self.due.is_empty() => self.dispatch(),
+            }
+            if self.ctx.observations.is_closed() {
+                return;
+            }
         }
     }
-}
 
-async fn run_check(task: Arc<CheckTask>, first: Instant) {
-    let CheckTask {
-        check,
-        observations,
-        clock,
-        cancel,
-        lateness,
-        skipped,
-        pulse,
-    } = &*task;
-    let name = check.config.name.as_str();
-    let interval = check.config.interval;
-    let timeout = check.config.timeout;
-    let mut planned = first;
-    let mut grid = first;
-    let mut failures: u32 = 0;
-    loop {
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep_until(planned) => {}
+    fn start(&mut self, check: ScheduledCheck<P>) {
+        let ScheduledCheck {
+            name,
+            kind,
+            interval,
+            timeout,
+            retry,
+            prober,
+        } = check;
+        let first = Instant::now() + spread_offset(&name, interval);
+        let row = self.ctx.metrics.table.check(&name, kind);
+        if let Some(index) = self.by_name.get(&name).copied() {
+            // Started again without a stop: the new one replaces it.
+            self.release(index);
         }
-        let lateness_now = Instant::now().saturating_duration_since(planned);
-        lateness.observe(lateness_now.as_secs_f64());
-        pulse.record(lateness_now);
-        // Boxed: a probe's future (several KB for HTTP) then takes heap only while it runs,
-        // and 10,000 check tasks asleep between runs stay a few hundred bytes each.
-        let probe = Box::pin(check.prober.observe(name, timeout, clock));
-        let obs = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return,
-            obs = probe => obs,
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push((0, None));
+                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 checks")
+            }
         };
-        failures = if obs.is_up() {
+        let (generation, place) = &mut self.slots[index as usize];
+        *generation = generation.wrapping_add(1);
+        let id = SlotId {
+            index,
+            generation: *generation,
+        };
+        *place = Some(Slot {
+            job: Arc::new(Job {
+                name: name.clone(),
+                timeout,
+                prober,
+                cancel: self.cancel.child_token(),
+            }),
+            interval,
+            retry,
+            planned: first,
+            grid: first,
+            failures: 0,
+            row,
+            running: false,
+            stopping: None,
+        });
+        self.by_name.insert(name, index);
+        self.due.push(Reverse((first, id)));
+    }
+
+    fn stop(&mut self, name: &str, stopped: &Arc<oneshot::Sender<()>>) {
+        let Some(index) = self.by_name.remove(name) else {
+            return;
+        };
+        let Some(slot) = self.slots[index as usize].1.as_mut() else {
+            return;
+        };
+        if slot.running {
+            slot.job.cancel.cancel();
+            slot.stopping = Some(stopped.clone());
+        } else {
+            self.release(index);
+        }
+    }
+
+    /// Frees a slot: its heap entry, if any, is ignored from now on (its generation moves on
+    /// when the slot is filled again; an empty slot matches nothing).
+    fn release(&mut self, index: u32) {
+        if let Some(slot) = self.slots[index as usize].1.take() {
+            slot.job.cancel.cancel();
+            if self.by_name.get(&slot.job.name) == Some(&index) {
+                self.by_name.remove(&slot.job.name);
+            }
+            self.free.push(index);
+        }
+    }
+
+    fn slot(&mut self, id: SlotId) -> Option<&mut Slot<P>> {
+        match self.slots.get_mut(id.index as usize) {
+            Some((generation, Some(slot))) if *generation == id.generation => Some(slot),
+            _ => None,
+        }
+    }
+
+    /// Starts the probe of every check that is due.
+    fn dispatch(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, id))) = self.due.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.due.pop();
+            let Some(slot) = self.slot(id) else { continue };
+            if slot.running || slot.planned != at {
+                continue;
+            }
+            slot.running = true;
+            let job = slot.job.clone();
+            let lateness = now.saturating_duration_since(at);
+            self.ctx
+                .metrics
+                .scheduler_lateness
+                .observe(lateness.as_secs_f64());
+            self.ctx.pulse.record(lateness);
+            self.tracker.spawn(probe(
+                job,
+                id,
+                self.ctx.observations.clone(),
+                self.ctx.clock.clone(),
+                self.done.clone(),
+            ));
+        }
+    }
+
+    /// A probe returned: plans its check's next run, or frees a check stopped meanwhile.
+    fn finished(&mut self, done: Done) {
+        let now = Instant::now();
+        let id = done.slot;
+        let panics = self.panics.clone();
+        let Some(slot) = self.slot(id) else {
+            return;
+        };
+        slot.running = false;
+        let up = match done.ended {
+            _ if slot.stopping.is_some() => return self.release(id.index),
+            Ended::Stopped => return self.release(id.index),
+            Ended::Ran { up } => up,
+            Ended::Panicked => {
+                panics.inc();
+                tracing::error!(
+                    check = %slot.job.name,
+                    "probe panicked; running it again in one interval"
+                );
+                slot.planned = now + slot.interval;
+                slot.grid = slot.planned;
+                slot.failures = 0;
+                let at = slot.planned;
+                self.due.push(Reverse((at, id)));
+                return;
+            }
+        };
+        slot.failures = if up {
             0
         } else {
-            failures.saturating_add(1)
+            slot.failures.saturating_add(1)
         };
-        if observations.send(obs).await.is_err() {
-            return;
-        }
         let next = plan_next(
-            planned,
-            grid,
-            interval,
-            check.config.retry,
-            failures,
-            Instant::now(),
+            slot.planned,
+            slot.grid,
+            slot.interval,
+            slot.retry,
+            slot.failures,
+            now,
         );
         if next.skipped > 0 {
-            skipped
-                .skipped
-                .fetch_add(next.skipped, std::sync::atomic::Ordering::Relaxed);
+            slot.row.skipped.fetch_add(next.skipped, Ordering::Relaxed);
             tracing::debug!(
+                check = %slot.job.name,
                 missed = next.skipped,
                 "probe overran its interval, runs skipped"
             );
         }
         if next.at != next.grid {
-            tracing::debug!(failures, "probe failed: re-checking at the retry interval");
+            tracing::debug!(
+                check = %slot.job.name,
+                failures = slot.failures,
+                "probe failed: re-checking at the retry interval"
+            );
         }
-        planned = next.at;
-        grid = next.grid;
+        slot.planned = next.at;
+        slot.grid = next.grid;
+        self.due.push(Reverse((next.at, id)));
     }
+}
+
+/// One run of a check: its probe (cancelled with the check), its observation sent, and the
+/// report back to the scheduler, panic or not.
+async fn probe<P: Observe>(
+    job: Arc<Job<P>>,
+    slot: SlotId,
+    observations: mpsc::Sender<Observation>,
+    clock: Clock,
+    done: mpsc::UnboundedSender<Done>,
+) {
+    let span = tracing::info_span!("check", check = %job.name);
+    let run = async {
+        let obs = tokio::select! {
+            biased;
+            _ = job.cancel.cancelled() => return Ended::Stopped,
+            obs = job.prober.observe(&job.name, job.timeout, &clock) => obs,
+        };
+        let up = obs.is_up();
+        match observations.send(obs).await {
+            Ok(()) => Ended::Ran { up },
+            Err(_) => Ended::Stopped,
+        }
+    };
+    let ended = std::panic::AssertUnwindSafe(run.instrument(span))
+        .catch_unwind()
+        .await
+        .unwrap_or(Ended::Panicked);
+    let _ = done.send(Done { slot, ended });
 }
 
 #[cfg(test)]
@@ -314,68 +576,313 @@ mod tests {
         assert_ne!(spread_offset("api", i), spread_offset("api2", i));
     }
 
-    #[tokio::test]
-    async fn a_panicking_task_is_restarted_and_counted() {
-        let panics = prometheus::IntCounter::new("p", "p").unwrap();
-        let runs = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let r = runs.clone();
-        let make = move || {
-            let n = r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            async move {
-                if n < 2 {
-                    panic!("probe bug {n}");
-                }
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(5), supervise(make, panics.clone()))
-            .await
-            .expect("supervise returns once the task returns");
-        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 3);
-        assert_eq!(panics.get(), 2);
+    /// A probe whose time and outcome the test chooses; it records when each run started.
+    struct Fake {
+        runs: std::sync::Mutex<Vec<Instant>>,
+        takes: Duration,
+        up: bool,
+        /// Runs (0-based) that panic.
+        panic_on: Vec<usize>,
     }
 
-    #[test]
-    fn an_idle_check_task_is_small() {
-        // Every check is a task; its future's size is held for as long as the check runs.
-        // The probe's own future is boxed per run, so this stays small however big a probe
-        // future grows (an HTTP probe's is several KB).
-        let check = ScheduledCheck {
-            config: crate::config::CheckConfig {
-                name: "c".into(),
-                interval: Duration::from_secs(10),
-                timeout: Duration::from_secs(5),
-                retry: None,
-                labels: Default::default(),
-                kind: crate::config::CheckKind::Tcp(crate::config::TcpCheck {
-                    address: "127.0.0.1:1".into(),
-                }),
-            },
-            prober: Arc::new(Prober::Tcp(crate::check::tcp::TcpProbe::new(
-                &crate::config::TcpCheck {
-                    address: "127.0.0.1:1".into(),
-                },
-                Duration::from_secs(1),
-            ))),
-        };
-        let (tx, _rx) = mpsc::channel(1);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        let _guard = rt.enter();
+    impl Fake {
+        fn new(takes: Duration, up: bool) -> Arc<Self> {
+            Arc::new(Fake {
+                runs: Default::default(),
+                takes,
+                up,
+                panic_on: Vec::new(),
+            })
+        }
+
+        /// When each run started, from `t0`, to the millisecond below: the runtime's timers
+        /// fire on whole milliseconds, so a run planned at x.3 ms starts at x+1 ms.
+        fn starts(&self, t0: Instant) -> Vec<Duration> {
+            let runs = self.runs.lock().unwrap();
+            runs.iter()
+                .map(|r| ms_below(*r - t0 - Duration::from_micros(999)))
+                .collect()
+        }
+    }
+
+    impl Observe for Fake {
+        async fn observe(&self, check: &str, _timeout: Duration, clock: &Clock) -> Observation {
+            {
+                let n = {
+                    let mut runs = self.runs.lock().unwrap();
+                    runs.push(Instant::now());
+                    runs.len() - 1
+                };
+                assert!(!self.panic_on.contains(&n), "probe bug on run {n}");
+                tokio::time::sleep(self.takes).await;
+                let outcome = if self.up {
+                    Ok(())
+                } else {
+                    Err(crate::check::ProbeError::new(
+                        crate::check::ProbeErrorKind::Connect,
+                        "refused",
+                    ))
+                };
+                Observation {
+                    check: check.to_string(),
+                    at: clock.now(),
+                    duration: self.takes,
+                    outcome,
+                    values: Default::default(),
+                    vectors: Default::default(),
+                    scraped: None,
+                }
+            }
+        }
+    }
+
+    fn ms_below(d: Duration) -> Duration {
+        Duration::from_millis(d.as_millis() as u64)
+    }
+
+    /// Planned starts as [`Fake::starts`] reports them.
+    fn planned(offset: Duration, after: &[u64]) -> Vec<Duration> {
+        after
+            .iter()
+            .map(|a| ms_below(offset + Duration::from_millis(*a)))
+            .collect()
+    }
+
+    fn fake(
+        name: &str,
+        interval: Duration,
+        retry: Option<Retry>,
+        probe: &Arc<Fake>,
+    ) -> ScheduledCheck<Fake> {
+        ScheduledCheck {
+            name: name.into(),
+            kind: "http",
+            interval,
+            timeout: Duration::from_secs(5),
+            retry,
+            prober: probe.clone(),
+        }
+    }
+
+    /// A scheduler with nothing started, and the receiving end of its observations.
+    struct Rig {
+        handle: Handle<Fake>,
+        observed: mpsc::Receiver<Observation>,
+        metrics: Metrics,
+        pulse: Arc<Pulse>,
+        cancel: CancellationToken,
+        tracker: TaskTracker,
+    }
+
+    fn rig() -> Rig {
+        let (tx, observed) = mpsc::channel(100_000);
         let metrics = Metrics::new();
-        let task = Arc::new(CheckTask {
-            check,
+        let pulse = Arc::new(Pulse::default());
+        let ctx = Context {
             observations: tx,
-            clock: Clock::system(),
-            cancel: CancellationToken::new(),
-            lateness: metrics.scheduler_lateness.clone(),
-            skipped: metrics.table.check("c", "tcp"),
-            pulse: Arc::new(Pulse::default()),
+            clock: Clock::manual(crate::clock::Timestamp(0)),
+            metrics: metrics.clone(),
+            pulse: pulse.clone(),
+        };
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let handle = spawn(&ctx, cancel.clone(), &tracker);
+        Rig {
+            handle,
+            observed,
+            metrics,
+            pulse,
+            cancel,
+            tracker,
+        }
+    }
+
+    fn drain(observed: &mut mpsc::Receiver<Observation>) -> Vec<String> {
+        std::iter::from_fn(|| observed.try_recv().ok())
+            .map(|o| o.check)
+            .collect()
+    }
+
+    /// Lets time run (paused: jumps straight to each timer) until `t0 + to`.
+    async fn until(t0: Instant, to: Duration) {
+        tokio::time::sleep_until(t0 + to).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn checks_run_at_their_offset_then_every_interval_on_time() {
+        let mut rig = rig();
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let probes: Vec<_> = (0..3)
+            .map(|_| Fake::new(Duration::from_millis(40), true))
+            .collect();
+        let names = ["api", "db", "cache"];
+        rig.handle.start(
+            names
+                .iter()
+                .zip(&probes)
+                .map(|(n, p)| fake(n, s(10), None, p))
+                .collect(),
+        );
+        until(t0, s(35)).await;
+        for (name, probe) in names.iter().zip(&probes) {
+            let offset = spread_offset(name, s(10));
+            let want: Vec<u64> = (0..4)
+                .map(|k| k * 10_000)
+                .filter(|t| offset + Duration::from_millis(*t) <= s(35))
+                .collect();
+            assert_eq!(probe.starts(t0), planned(offset, &want), "check {name}");
+        }
+        let seen = drain(&mut rig.observed);
+        assert_eq!(
+            seen.len(),
+            probes.iter().map(|p| p.starts(t0).len()).sum::<usize>()
+        );
+        // Late by less than the timer's millisecond, every run.
+        assert!(rig.pulse.take(PulseReader::Watchdog) < Duration::from_millis(1));
+        assert!(rig.metrics.scheduler_lateness.get_sample_count() >= 9);
+        rig.cancel.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_overrunning_probe_skips_runs_and_never_runs_twice_at_once() {
+        let mut rig = rig();
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        // Takes 25 s of a 10 s interval: the runs at +10 and +20 are impossible.
+        let slow = Fake::new(s(25), true);
+        rig.handle.start(vec![fake("slow", s(10), None, &slow)]);
+        let o = spread_offset("slow", s(10));
+        until(t0, o + s(65)).await;
+        assert_eq!(slow.starts(t0), planned(o, &[0, 30_000, 60_000]));
+        let row = rig.metrics.table.check("slow", "http");
+        assert_eq!(row.skipped.load(Ordering::Relaxed), 4);
+        assert_eq!(drain(&mut rig.observed).len(), 2);
+        rig.cancel.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_check_is_rechecked_then_returns_to_its_grid() {
+        let rig = rig();
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let down = Fake::new(Duration::ZERO, false);
+        let retry = Some(Retry {
+            interval: s(2),
+            attempts: 3,
         });
-        let fut = run_check(task, Instant::now());
-        let size = std::mem::size_of_val(&fut);
-        assert!(size < 1024, "run_check future is {size} bytes");
+        rig.handle.start(vec![fake("down", s(10), retry, &down)]);
+        let o = spread_offset("down", s(10));
+        until(t0, o + s(21)).await;
+        assert_eq!(
+            down.starts(t0),
+            planned(o, &[0, 2_000, 4_000, 10_000, 20_000])
+        );
+        rig.cancel.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_probe_is_counted_and_runs_again_an_interval_later() {
+        let mut rig = rig();
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let buggy = Arc::new(Fake {
+            runs: Default::default(),
+            takes: Duration::ZERO,
+            up: true,
+            panic_on: vec![0, 2],
+        });
+        let fine = Fake::new(Duration::ZERO, true);
+        rig.handle.start(vec![
+            fake("buggy", s(10), None, &buggy),
+            fake("fine", s(10), None, &fine),
+        ]);
+        let o = spread_offset("buggy", s(10));
+        until(t0, o + s(35)).await;
+        assert_eq!(buggy.starts(t0), planned(o, &[0, 10_000, 20_000, 30_000]));
+        assert_eq!(fine.starts(t0).len(), 4, "the other check is not disturbed");
+        let panics = rig.metrics.task_panics.with_label_values(&["check"]).get();
+        assert_eq!(panics, 2);
+        let seen = drain(&mut rig.observed);
+        assert_eq!(seen.iter().filter(|c| *c == "buggy").count(), 2);
+        assert_eq!(seen.iter().filter(|c| *c == "fine").count(), 4);
+        rig.cancel.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stopped_check_stops_mid_probe_and_never_runs_again_until_started() {
+        let mut rig = rig();
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let probe = Fake::new(s(3), true);
+        let idle = Fake::new(Duration::ZERO, true);
+        rig.handle.start(vec![
+            fake("busy", s(10), None, &probe),
+            fake("idle", s(10), None, &idle),
+        ]);
+        let o = spread_offset("busy", s(10));
+        // Mid-probe: the stop cancels it and returns once it has.
+        until(t0, o + s(1)).await;
+        let asked = Instant::now();
+        rig.handle
+            .stop(vec!["busy".into(), "idle".into(), "unknown".into()])
+            .await;
+        assert_eq!(
+            Instant::now(),
+            asked,
+            "the probe was cancelled, not waited out"
+        );
+        until(t0, s(60)).await;
+        assert_eq!(probe.starts(t0), planned(o, &[0]));
+        assert!(idle.starts(t0).len() <= 1);
+        assert!(drain(&mut rig.observed).iter().all(|c| c != "busy"));
+        // Started again: from its offset after the start.
+        let t1 = Instant::now();
+        rig.handle.start(vec![fake("busy", s(10), None, &probe)]);
+        until(t1, o + s(4)).await;
+        let restarted = ms_below(t1 - t0 + o);
+        assert_eq!(probe.starts(t0), [ms_below(o), restarted]);
+        assert_eq!(drain(&mut rig.observed), ["busy"]);
+        rig.cancel.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_stops_the_scheduler_and_every_probe() {
+        let rig = rig();
+        let s = Duration::from_secs;
+        let hung = Fake::new(s(3600), true);
+        rig.handle.start(vec![fake("hung", s(10), None, &hung)]);
+        tokio::time::sleep(s(11)).await;
+        assert_eq!(hung.runs.lock().unwrap().len(), 1);
+        rig.cancel.cancel();
+        rig.tracker.close();
+        tokio::time::timeout(s(1), rig.tracker.wait())
+            .await
+            .expect("the scheduler and the hung probe stop at once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_check_costs_a_slot_not_a_task() {
+        // 10,000 checks asleep between runs are 10,000 slots in one task, not 10,000 tasks
+        // (each with its future, timer and span).
+        let rig = rig();
+        let probe = Fake::new(Duration::ZERO, true);
+        let s = Duration::from_secs;
+        rig.handle.start(
+            (0..10_000)
+                .map(|i| fake(&format!("c{i}"), s(3600), None, &probe))
+                .collect(),
+        );
+        tokio::task::yield_now().await;
+        tokio::task::yield_now().await;
+        let tasks = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+        assert_eq!(tasks, 1, "only the scheduler's task");
+        let slot = std::mem::size_of::<(u32, Option<Slot<Prober>>)>()
+            + std::mem::size_of::<Reverse<(Instant, SlotId)>>();
+        assert!(slot <= 160, "a check's slot and heap entry: {slot} bytes");
+        rig.cancel.cancel();
     }
 
     #[tokio::test(start_paused = true)]
