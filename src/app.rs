@@ -56,7 +56,7 @@ pub fn prepare_checks(
     config: &Config,
     keep_alive: &KeepAlive,
 ) -> anyhow::Result<Vec<ScheduledCheck>> {
-    prepare(config.checks.iter(), keep_alive)
+    prepare(config.checks.iter().map(|c| &**c), keep_alive)
 }
 
 /// The places for kept HTTP connections of a process running `config`: its
@@ -457,6 +457,7 @@ pub async fn run(
         shutdown.clone(),
     ));
     let scheduler = scheduler::spawn(&ctx, shutdown.child_token(), &tracker);
+    tracker.spawn(trim_memory(TRIM_EVERY, shutdown.clone()));
     let mut daemon = Daemon {
         config,
         heartbeat,
@@ -693,7 +694,7 @@ impl Daemon {
                 "state.path changed; it takes effect when warden restarts"
             );
         }
-        let old_checks: HashMap<&str, &CheckConfig> = self
+        let old_checks: HashMap<&str, &Arc<CheckConfig>> = self
             .config
             .checks
             .iter()
@@ -703,13 +704,14 @@ impl Daemon {
             .checks
             .iter()
             .filter(|c| old_checks.get(c.name.as_str()) != Some(c))
+            .map(|c| &**c)
             .collect();
         let prepared = prepare(fresh.into_iter(), &self.keep_alive).map_err(|e| e.to_string())?;
 
         // Nothing can fail from here on: stop what goes away, swap, start what is new.
         // By name through a map: a linear `Config::check` per check is quadratic, minutes
         // at 100,000 checks.
-        let new_checks: HashMap<&str, &CheckConfig> =
+        let new_checks: HashMap<&str, &Arc<CheckConfig>> =
             new.checks.iter().map(|c| (c.name.as_str(), c)).collect();
         let stale: Vec<String> = self
             .config
@@ -798,7 +800,7 @@ fn token_guards(bound: std::net::SocketAddr, server: &config::ServerConfig) -> R
 /// [`Status::skipped`] with the rules that read it.
 pub async fn once(config: &Config, clock: &Clock) -> anyhow::Result<Status> {
     let mut single = config.clone();
-    let (own, others): (Vec<CheckConfig>, Vec<CheckConfig>) = single
+    let (own, others): (Vec<Arc<CheckConfig>>, Vec<Arc<CheckConfig>>) = single
         .checks
         .drain(..)
         .partition(|c| probes_own_listener(c, config.server.listen));
@@ -823,7 +825,7 @@ pub async fn once(config: &Config, clock: &Clock) -> anyhow::Result<Status> {
         .rules
         .iter()
         .filter(|r| single.check(&r.check).is_some())
-        .map(single_sample_rule)
+        .map(|r| Arc::new(single_sample_rule(r)))
         .collect();
     // One probe per check: nothing to keep a connection for.
     let checks = prepare_checks(&single, &KeepAlive::none())?;
@@ -1017,6 +1019,25 @@ fn serve_on_own_thread(
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     });
     Ok(())
+}
+
+/// How often [`trim_memory`] hands freed heap back.
+const TRIM_EVERY: Duration = Duration::from_secs(30);
+
+/// Every `every`, hands the heap freed since back to the kernel (on the blocking pool): each
+/// probe, observation and scrape allocates and frees, and glibc keeps what they freed between
+/// live allocations, so without it resident memory drifts up to the worst moment's.
+async fn trim_memory(every: Duration, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let _ = tokio::task::spawn_blocking(release_freed_memory).await;
+    }
 }
 
 /// Hands the heap that loading a config freed (the parsed TOML, the compiler's spans and

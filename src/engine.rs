@@ -123,7 +123,7 @@ pub struct RuleTransition {
 }
 
 struct CheckEntry {
-    config: CheckConfig,
+    config: Arc<CheckConfig>,
     last: Option<Observation>,
     /// When the check last went up or down.
     since: Option<Timestamp>,
@@ -139,7 +139,7 @@ struct CheckEntry {
 }
 
 struct RuleEntry {
-    config: RuleConfig,
+    config: Arc<RuleConfig>,
     /// One entry per series. A scalar rule has exactly one, with no labels, from the start.
     series: SeriesMap,
     /// A series rule: whether its check's last observation succeeded (`None`: none yet). Its
@@ -243,7 +243,7 @@ impl SeriesEntry {
 }
 
 impl RuleEntry {
-    fn new(config: &RuleConfig, now: Timestamp) -> Self {
+    fn new(config: &Arc<RuleConfig>, now: Timestamp) -> Self {
         // A scalar rule has exactly one series, for ever: no room for more (a `Vec` would
         // make room for four, a kilobyte per rule at 10,000 rules).
         let series = match config.series {
@@ -747,7 +747,7 @@ impl Engine {
         indexes.iter().map(|&ri| {
             let rule = &self.rules[ri];
             (
-                &rule.config,
+                &*rule.config,
                 rule.series.iter().map(|(labels, s)| (labels, &s.state)),
             )
         })
@@ -1324,7 +1324,7 @@ mod tests {
                 level: "info".into(),
             },
             keep_alive_targets: 0,
-            checks: vec![CheckConfig {
+            checks: vec![Arc::new(CheckConfig {
                 name: "c".into(),
                 interval: Duration::from_secs(1),
                 timeout: Duration::from_secs(1),
@@ -1333,8 +1333,8 @@ mod tests {
                 kind: CheckKind::Tcp(TcpCheck {
                     address: "127.0.0.1:1".into(),
                 }),
-            }],
-            rules,
+            })],
+            rules: rules.into_iter().map(Arc::new).collect(),
             state: StateConfig {
                 path: "w.db".into(),
                 legacy: None,

@@ -46,6 +46,7 @@ mod run;
 pub mod silences;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -288,7 +289,7 @@ enum Progress {
 
 /// The stage. See the module doc.
 pub struct Alerts {
-    rules: HashMap<String, RuleConfig>,
+    rules: HashMap<String, Arc<RuleConfig>>,
     alerting: AlertingConfig,
     records: BTreeMap<AlertId, AlertRecord>,
     /// Names this warden in the dedup keys of new incidents.
@@ -525,18 +526,19 @@ impl Alerts {
         // failed window's alert has no rule: it stays as it was while its window exists.
         let old = std::mem::take(&mut self.rules);
         let windows: Vec<String> = config.windows.iter().map(|w| w.alert_rule()).collect();
-        self.seen.retain(|id, _| {
-            windows.contains(&id.rule)
-                || config
-                    .rules
-                    .iter()
-                    .any(|r| r.name == id.rule && old.get(&id.rule) == Some(r))
-        });
         self.rules = config
             .rules
             .iter()
             .map(|r| (r.name.clone(), r.clone()))
             .collect();
+        // Through the maps: a scan of the rules per alert seen is quadratic at 100,000.
+        let rules = &self.rules;
+        self.seen.retain(|id, _| {
+            windows.contains(&id.rule)
+                || rules
+                    .get(&id.rule)
+                    .is_some_and(|r| old.get(&id.rule) == Some(r))
+        });
         for n in &self.alerting.notifiers {
             if config.alerting.notifier(&n.name).is_none() {
                 self.retired.insert(n.name.clone());

@@ -645,9 +645,9 @@ fn still_critical_means_without_interruption_and_refused_hooks_are_retried() {
 fn sharing(mut config: Config, rules: usize, hooks: &[HookTrigger]) -> Config {
     let base = config.rules[0].clone();
     for i in 0..rules {
-        let mut rule = base.clone();
+        let mut rule = (*base).clone();
         rule.name = format!("r{i}");
-        config.rules.push(rule);
+        config.rules.push(rule.into());
         config = with_hooks(config, &format!("r{i}"), hooks.to_vec());
     }
     config

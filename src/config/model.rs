@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::checks::CheckKind;
@@ -29,8 +30,9 @@ pub struct Config {
     /// daemon also keeps it within half its descriptor limit. 0: every probe connects anew.
     /// Read at start; a reload that changes it takes effect at restart.
     pub keep_alive_targets: usize,
-    pub checks: Vec<CheckConfig>,
-    pub rules: Vec<RuleConfig>,
+    /// Shared, never copied: the engine, the alert stage and reloads hold these `Arc`s.
+    pub checks: Vec<Arc<CheckConfig>>,
+    pub rules: Vec<Arc<RuleConfig>>,
     pub state: StateConfig,
     pub alerting: AlertingConfig,
     /// Every `[[window]]`, names unique.
@@ -47,7 +49,7 @@ impl Config {
     }
 
     pub fn check(&self, name: &str) -> Option<&CheckConfig> {
-        self.checks.iter().find(|c| c.name == name)
+        self.checks.iter().find(|c| c.name == name).map(|c| &**c)
     }
 
     /// Every secret value of the config (the admin token, check headers and DSNs, exec and

@@ -22,6 +22,7 @@ mod suppression;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use toml::Spanned;
@@ -429,8 +430,8 @@ pub(crate) fn compile(
                 server,
                 log,
                 keep_alive_targets: defaults.keep_alive_targets,
-                checks,
-                rules,
+                checks: checks.into_iter().map(Arc::new).collect(),
+                rules: rules.into_iter().map(Arc::new).collect(),
                 state,
                 windows,
                 alerting: {
