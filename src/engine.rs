@@ -530,6 +530,11 @@ impl Engine {
         }
     }
 
+    /// How many checks the config has.
+    pub fn checks(&self) -> usize {
+        self.checks.len()
+    }
+
     /// Whether a rule with an expression is evaluated after `check`'s observations.
     pub fn has_expressions(&self, check: &str) -> bool {
         self.by_name.get(check).is_some_and(|&ci| {

@@ -26,8 +26,17 @@ use crate::server::Shared;
 use crate::telemetry::table::{CheckRow, RuleRow};
 use crate::telemetry::{Metrics, SeriesGauge};
 
-/// How often the daemon's evaluator publishes a status snapshot (when something changed).
+/// How often the daemon's evaluator looks whether to publish a status snapshot, and beats.
 const PUBLISH_EVERY: Duration = Duration::from_millis(500);
+
+/// How old the published status may grow with `checks` checks (when something changed): every
+/// look up to 2,500 checks, then 200 µs a check (2 s at 10,000), at most 10 s. A snapshot
+/// walks every check and rule, so at 10,000 checks one every 500 ms was a tenth of warden's
+/// CPU (perf, docs/performance.md).
+pub fn status_every(checks: usize) -> Duration {
+    (Duration::from_micros(200) * u32::try_from(checks).unwrap_or(u32::MAX))
+        .clamp(PUBLISH_EVERY, Duration::from_secs(10))
+}
 
 /// The engine plus what the daemon records around it.
 pub struct Evaluator {
@@ -100,6 +109,11 @@ impl Evaluator {
         self.engine.status(now)
     }
 
+    /// How many checks the config has.
+    pub fn checks(&self) -> usize {
+        self.engine.checks()
+    }
+
     /// The series store `expr` rules read (the same one across reloads), for the query API.
     pub fn store(&self) -> crate::series::Shared {
         self.engine.store()
@@ -155,6 +169,8 @@ pub(crate) async fn run(
     let mut publish = tokio::time::interval(PUBLISH_EVERY);
     publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut dirty = false;
+    let start = tokio::time::Instant::now();
+    let mut published = start.checked_sub(PUBLISH_EVERY).unwrap_or(start);
     let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
         == tokio::runtime::RuntimeFlavor::MultiThread;
     loop {
@@ -189,10 +205,12 @@ pub(crate) async fn run(
                 }
                 dirty = true;
             }
-            _ = publish.tick() => {
+            tick = publish.tick() => {
                 shared.beat();
-                if dirty {
+                // On the ticks' own times, so `status_every` of 500 ms is every tick.
+                if dirty && tick >= published + status_every(evaluator.checks()) {
                     shared.status.store(Arc::new(evaluator.status(clock.now())));
+                    published = tick;
                     dirty = false;
                 }
             }
@@ -423,6 +441,16 @@ pub fn single_sample_rule(rule: &RuleConfig) -> RuleConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_status_of_many_checks_is_published_less_often_within_a_bound() {
+        let ms = Duration::from_millis;
+        assert_eq!(status_every(0), ms(500));
+        assert_eq!(status_every(2_500), ms(500));
+        assert_eq!(status_every(10_000), ms(2_000));
+        assert_eq!(status_every(100_000), ms(10_000));
+        assert_eq!(status_every(usize::MAX), ms(10_000));
+    }
 
     #[test]
     fn the_table_indexes_states_as_the_rule_module_lists_them() {

@@ -172,6 +172,9 @@ impl Pulse {
     }
 }
 
+/// How many probes the scheduler starts before it lets the worker run them (see `run`).
+const DISPATCH_BATCH: usize = 64;
+
 /// How the scheduler runs a check's probe; [`Prober`] in the daemon. The scheduler's timing
 /// is tested through it with probes whose time and outcome the test chooses.
 pub trait Observe: Send + Sync + 'static {
@@ -340,7 +343,16 @@ impl<P: Observe> Scheduler<P> {
                         names.iter().for_each(|n| self.stop(n, &stopped));
                     }
                 },
-                () = &mut sleep, if !self.due.is_empty() => self.dispatch(),
+                () = &mut sleep, if !self.due.is_empty() => {
+                    if self.dispatch() {
+                        // More are due: let the probes just started (and everything else the
+                        // worker has) run first. An overloaded worker thus starts probes only
+                        // as fast as it runs them; the rest wait here, are reported late, and
+                        // skip the runs they missed, instead of queueing as started probes
+                        // whose timeouts would run out before they were ever polled.
+                        tokio::task::yield_now().await;
+                    }
+                }
             }
             if self.ctx.observations.is_closed() {
                 return;
@@ -430,12 +442,17 @@ impl<P: Observe> Scheduler<P> {
         }
     }
 
-    /// Starts the probe of every check that is due.
-    fn dispatch(&mut self) {
+    /// Starts the probes of the checks that are due, at most [`DISPATCH_BATCH`]; returns
+    /// whether more are due.
+    fn dispatch(&mut self) -> bool {
         let now = Instant::now();
+        let mut started = 0;
         while let Some(Reverse((at, id))) = self.due.peek().copied() {
             if at > now {
-                break;
+                return false;
+            }
+            if started == DISPATCH_BATCH {
+                return true;
             }
             self.due.pop();
             let Some(slot) = self.slot(id) else { continue };
@@ -450,6 +467,7 @@ impl<P: Observe> Scheduler<P> {
                 .scheduler_lateness
                 .observe(lateness.as_secs_f64());
             self.ctx.pulse.record(lateness);
+            started += 1;
             self.tracker.spawn(probe(
                 job,
                 id,
@@ -458,6 +476,7 @@ impl<P: Observe> Scheduler<P> {
                 self.done.clone(),
             ));
         }
+        false
     }
 
     /// A probe returned: plans its check's next run, or frees a check stopped meanwhile.
@@ -859,6 +878,52 @@ mod tests {
         tokio::time::timeout(s(1), rig.tracker.wait())
             .await
             .expect("the scheduler and the hung probe stop at once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn due_probes_are_started_in_batches_so_an_overloaded_worker_runs_them_first() {
+        let (tx, _observed) = mpsc::channel(1_000);
+        let metrics = Metrics::new();
+        let ctx = Context {
+            observations: tx,
+            clock: Clock::manual(crate::clock::Timestamp(0)),
+            metrics: metrics.clone(),
+            pulse: Arc::new(Pulse::default()),
+        };
+        let tracker = TaskTracker::new();
+        let (done, _finished) = mpsc::unbounded_channel();
+        let mut scheduler = Scheduler {
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_name: HashMap::new(),
+            due: BinaryHeap::new(),
+            done,
+            panics: metrics.task_panics.with_label_values(&["check"]),
+            ctx,
+            cancel: CancellationToken::new(),
+            tracker: tracker.clone(),
+        };
+        let probe = Fake::new(Duration::from_secs(1), true);
+        // A 1 ns interval puts every first run at the start: 200 probes due at once.
+        for i in 0..200 {
+            scheduler.start(fake(
+                &format!("c{i}"),
+                Duration::from_nanos(1),
+                None,
+                &probe,
+            ));
+        }
+        let mut batches = Vec::new();
+        loop {
+            let before = tracker.len();
+            let more = scheduler.dispatch();
+            batches.push(tracker.len() - before);
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(batches, [64, 64, 64, 8]);
+        scheduler.cancel.cancel();
     }
 
     #[tokio::test(start_paused = true)]
