@@ -30,6 +30,14 @@
 //! `--expr-rules` `expr` rules over them (`generate_scrape_config`), and the report adds the
 //! series store's size, asked through warden's own `/api/v1/query`.
 //!
+//! `run --checks 10000 --compare monit,blackbox` then measures references on the same running
+//! targets, one after another once warden has stopped, each warmed up and measured for the same
+//! window: monit (one `check host` per target, `set daemon` = the interval, `monit -I` on a
+//! generated monitrc) and blackbox_exporter with a Prometheus scraping `/probe?target=` for every
+//! target. Besides CPU and RSS (per process and summed) and the targets' CPU, each gets its
+//! real period: the time between consecutive requests to one target (`arrival_gaps`), which
+//! shows a probe loop that stretches its interval or falls behind; warden's is reported too.
+//!
 //! It prints a table and appends one JSON line per run to `--out`. Nothing here is a test:
 //! it asserts nothing and is not part of `scripts/test.sh`.
 
