@@ -30,6 +30,14 @@
 //! `--expr-rules` `expr` rules over them (`generate_scrape_config`), and the report adds the
 //! series store's size, asked through warden's own `/api/v1/query`.
 //!
+//! `run --checks 10000 --compare monit,blackbox` then measures references on the same running
+//! targets, one after another once warden has stopped, each warmed up and measured for the same
+//! window: monit (one `check host` per target, `set daemon` = the interval, `monit -I` on a
+//! generated monitrc) and blackbox_exporter with a Prometheus scraping `/probe?target=` for every
+//! target. Besides CPU and RSS (per process and summed) and the targets' CPU, each gets its
+//! real period: the time between consecutive requests to one target (`arrival_gaps`), which
+//! shows a probe loop that stretches its interval or falls behind; warden's is reported too.
+//!
 //! It prints a table and appends one JSON line per run to `--out`. Nothing here is a test:
 //! it asserts nothing and is not part of `scripts/test.sh`.
 
@@ -62,6 +70,7 @@ usage: load run [--checks N] [--interval 10s] [--timeout 5s] [--warmup DUR] [--m
                 [--scrape-every 15s|0s] [--warden PATH] [--workdir DIR] [--out FILE]
                 [--label TEXT] [--wrap 'PROFILER ARGS']
                 [--fail-every K] [--retry-interval DUR] [--keep-alive N]
+                [--compare monit[,blackbox]] [--blackbox-listen ADDR] [--prometheus-listen ADDR]
        load run --scrape-targets 100 [--series 1000] [--interval 15s] [--expr-rules 20] ...
        load targets --first I --count N --port P --interval DUR [--fail-every K]
                     [--series S]                                   (started by `run`)
@@ -70,7 +79,13 @@ usage: load run [--checks N] [--interval 10s] [--timeout 5s] [--warmup DUR] [--m
   --fail-every K      every target answers 503 to every K-th request it gets (0: never)
   --retry-interval D  each check re-checks a failure after D (retry_interval; default none)
   --keep-alive N      [defaults] keep_alive_targets = N (0: a fresh connection per probe;
-                      default: warden's own default)";
+                      default: warden's own default)
+  --compare LIST      after warden, against the same targets: `monit` (Debian's, one `check
+                      host` per target, `set daemon` = the interval) and/or `blackbox`
+                      (blackbox_exporter + Prometheus scraping `/probe?target=` every interval);
+                      each warmed up and measured like warden, side by side in the table
+  --blackbox-listen   blackbox_exporter's address (default: --listen's port + 1)
+  --prometheus-listen Prometheus's address (default: --listen's port + 2)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -204,16 +219,14 @@ fn targets(args: Args) -> Result<(), String> {
                 println!("ok");
             }
             Some("dump") => {
-                let path = words.next().unwrap_or("/dev/null");
+                // `dump LATENESS_FILE [GAPS_FILE]`: answers `ok REQUESTS TARGETS_PROBED`.
+                let late_path = words.next().unwrap_or("/dev/null");
+                let gaps_path = words.next().unwrap_or("/dev/null");
                 let seen = std::mem::take(&mut *arrivals.seen.lock().expect("no panics"));
-                let late = arrival_lateness(&seen, interval);
-                let mut out = String::with_capacity(late.len() * 10);
-                for l in &late {
-                    out.push_str(&l.to_string());
-                    out.push('\n');
-                }
-                std::fs::write(path, out).map_err(|e| format!("write {path}: {e}"))?;
-                println!("ok {}", seen.len());
+                write_numbers(late_path, &arrival_lateness(&seen, interval))?;
+                let (gaps, probed) = arrival_gaps(&seen);
+                write_numbers(gaps_path, &gaps)?;
+                println!("ok {} {probed}", seen.len());
             }
             _ => println!("unknown command"),
         }
@@ -448,6 +461,31 @@ fn metrics_body(target: u32, series: usize, secs: f64) -> String {
     o.text
 }
 
+/// `numbers` to `path`, one a line.
+fn write_numbers(path: &str, numbers: &[u64]) -> Result<(), String> {
+    let mut out = String::with_capacity(numbers.len() * 12);
+    for n in numbers {
+        out.push_str(&n.to_string());
+        out.push('\n');
+    }
+    std::fs::write(path, out).map_err(|e| format!("write {path}: {e}"))
+}
+
+/// The time between consecutive requests to the same target, in ns, and how many targets
+/// were requested at all: the real period of whatever probes them, whatever its plan.
+fn arrival_gaps(seen: &[(u32, u64)]) -> (Vec<u64>, usize) {
+    let mut sorted = seen.to_vec();
+    sorted.sort_unstable();
+    let gaps = sorted
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0)
+        .map(|w| w[1].1 - w[0].1)
+        .collect();
+    let probed =
+        sorted.windows(2).filter(|w| w[0].0 != w[1].0).count() + usize::from(!sorted.is_empty());
+    (gaps, probed)
+}
+
 /// How late each request arrived at its target against the scheduler's plan, in ns.
 ///
 /// warden plans check `i`'s runs at `S + offset_i + k × interval` (`offset_i` is
@@ -510,6 +548,13 @@ impl Shard {
 /// Kills and reaps child processes on every way out of `run`.
 struct Reaper(Vec<u32>);
 
+impl Reaper {
+    /// `pid` has been reaped: its number may be someone else's now.
+    fn forget(&mut self, pid: u32) {
+        self.0.retain(|p| *p != pid);
+    }
+}
+
 impl Drop for Reaper {
     fn drop(&mut self) {
         for pid in &self.0 {
@@ -553,6 +598,10 @@ fn run(args: Args) -> Result<(), String> {
         "" => None,
         text => Some(parse_duration(text).map_err(|e| format!("--retry-interval {text}: {e}"))?),
     };
+    let compare = parse_compare(&args, &listen)?;
+    if !compare.is_empty() && series > 0 {
+        return Err("--compare runs in checks mode only, not with --scrape-targets".into());
+    }
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let default_warden = exe
         .parent()
@@ -563,6 +612,9 @@ fn run(args: Args) -> Result<(), String> {
     let workdir = PathBuf::from(args.str("workdir", "target/load"));
     let out = args.str("out", "target/load/results.jsonl");
     std::fs::create_dir_all(&workdir).map_err(|e| format!("{}: {e}", workdir.display()))?;
+    // Absolute, for the references' configs (monit and Prometheus are given paths in it).
+    let workdir =
+        std::fs::canonicalize(&workdir).map_err(|e| format!("{}: {e}", workdir.display()))?;
     if warmup < interval {
         return Err(format!(
             "--warmup must be at least one interval ({})",
@@ -709,69 +761,20 @@ fn run(args: Args) -> Result<(), String> {
         });
     }
     // Warm-up, with warden's RSS every 30 s (the series store fills for its retention).
-    let warm = Instant::now();
-    while warm.elapsed() < warmup {
-        std::thread::sleep(Duration::from_secs(30).min(warmup.saturating_sub(warm.elapsed())));
-        eprintln!(
-            "load: {:>4.0} s: warden RSS {} MB, load average {:.2}",
-            started.elapsed().as_secs_f64(),
-            proc_status(pid, "VmRSS:").unwrap_or(0) / 1024,
-            loadavg()
-        );
-    }
+    warm_up(&[("warden", pid)], warmup, started);
 
     // 3. The measurement window.
     let load_before = loadavg();
-    for s in &mut shards {
-        s.command("reset")?;
-    }
-    let reset_at = Instant::now();
+    let reset_at = reset_arrivals(&mut shards)?;
     let (m0, m0_at) = Scrape::take_timed(addr)?;
-    let c0 = cpu_ticks(pid)?;
-    let t0: Vec<u64> = shards
-        .iter()
-        .map(|s| cpu_ticks(s.child.id()).unwrap_or(0))
-        .collect();
-    let w0 = Instant::now();
-    let mut rss_max = 0;
-    let mut rss_sum = 0;
-    let mut rss_n = 0;
-    while w0.elapsed() < measure {
-        std::thread::sleep(Duration::from_secs(1).min(measure));
-        let rss = proc_status(pid, "VmRSS:").unwrap_or(0);
-        rss_max = rss_max.max(rss);
-        rss_sum += rss;
-        rss_n += 1;
-    }
-    let c1 = cpu_ticks(pid)?;
-    let t1: Vec<u64> = shards
-        .iter()
-        .map(|s| cpu_ticks(s.child.id()).unwrap_or(0))
-        .collect();
-    let window = w0.elapsed().as_secs_f64();
+    let usage = measure_usage(&[pid], &shards, measure)?;
     // warden's own view of its RSS is read at the scrape: /proc on either side of it.
     let rss_end_before = proc_status(pid, "VmRSS:").unwrap_or(0);
     let (m1, m1_at) = Scrape::take_timed(addr)?;
     let rss_end_after = proc_status(pid, "VmRSS:").unwrap_or(0);
     let scraped_over = (m1_at - m0_at).as_secs_f64();
     let load_after = loadavg();
-    let mut late = Vec::new();
-    let mut served = 0u64;
-    let mut served_over = 0f64;
-    for (k, s) in shards.iter_mut().enumerate() {
-        let path = workdir.join(format!("arrivals-{k}.txt"));
-        let reply = s.command(&format!("dump {}", path.display()))?;
-        served_over = served_over.max(reset_at.elapsed().as_secs_f64());
-        served += reply
-            .strip_prefix("ok ")
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0);
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        late.extend(text.lines().filter_map(|l| l.parse::<u64>().ok()));
-        let _ = std::fs::remove_file(&path);
-    }
-    late.sort_unstable();
+    let seen = collect_arrivals(&mut shards, &workdir, reset_at)?;
     // Peak RSS before the harness's own queries below (they cost warden memory too).
     let hwm = proc_status(pid, "VmHWM:").unwrap_or(0);
     // The series store's size, through warden's own query API (scrape mode).
@@ -838,15 +841,31 @@ fn run(args: Args) -> Result<(), String> {
     let stopping = Instant::now();
     let _ = warden.wait();
     let stop = stopping.elapsed();
+    reaper.forget(pid);
+    reaper.forget(wrapper);
+
+    // 4. The references, one after another, on the same targets, measured the same way.
+    let bench = Bench {
+        checks,
+        port,
+        interval,
+        timeout,
+        warmup,
+        measure,
+        workdir: &workdir,
+    };
+    let compare: Vec<Side> = compare
+        .iter()
+        .map(|r| run_reference(*r, &bench, &mut shards, &mut reaper))
+        .collect();
     for s in &mut shards {
         let _ = s.child.kill();
         let _ = s.child.wait();
     }
     drop(reaper);
 
-    // 4. Figures.
-    let tick = 100.0; // USER_HZ; `getconf CLK_TCK` is 100 on Linux
-    let cpu = (c1 - c0) as f64 / tick / window * 100.0;
+    // 5. Figures.
+    let cpu = usage.each[0].cpu_pct;
     // From warden's own `process_cpu_seconds_total`, between the two scrapes that bracket
     // the window (their own rendering is inside this span, not inside /proc's).
     let metrics_cpu = (m1.sum("process_cpu_seconds_total") - m0.sum("process_cpu_seconds_total"))
@@ -859,8 +878,6 @@ fn run(args: Args) -> Result<(), String> {
         .map(|kb| kb as f64 / 1024.0)
         .min_by(|a, b| (a - metrics_rss).abs().total_cmp(&(b - metrics_rss).abs()))
         .unwrap_or(f64::NAN);
-    let gen_cpu =
-        t1.iter().zip(&t0).map(|(a, b)| a - b).sum::<u64>() as f64 / tick / window * 100.0;
     let runs = m1.sum("warden_check_runs_total") - m0.sum("warden_check_runs_total");
     let ok = m1.sum_where("warden_check_runs_total", "result=\"ok\"")
         - m0.sum_where("warden_check_runs_total", "result=\"ok\"");
@@ -876,13 +893,7 @@ fn run(args: Args) -> Result<(), String> {
     let scraped = scrapes.lock().expect("no panics").clone();
     let scrape_ms = scraped.iter().map(|s| s.0).fold(0.0, f64::max) * 1000.0;
     let scrape_bytes = scraped.last().map(|s| s.1).unwrap_or(0);
-    let q = |p: f64| -> f64 {
-        if late.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((late.len() as f64 * p).ceil() as usize).clamp(1, late.len()) - 1;
-        late[i] as f64 / 1e6
-    };
+    let q = |p: f64| nearest_rank(&seen.late, p) / 1e6;
     let report = Report {
         label,
         kind: if series > 0 {
@@ -892,7 +903,7 @@ fn run(args: Args) -> Result<(), String> {
         },
         checks,
         interval_s: interval.as_secs_f64(),
-        window_s: window,
+        window_s: usage.window_s,
         load_before,
         load_after,
         startup_s: startup.as_secs_f64(),
@@ -901,7 +912,7 @@ fn run(args: Args) -> Result<(), String> {
         achieved_per_s: runs / scraped_over,
         ok_ratio: if runs > 0.0 { ok / runs } else { 0.0 },
         skipped,
-        served_per_s: served as f64 / served_over,
+        served_per_s: seen.requests as f64 / seen.over_s,
         lateness_p50_ms: lateness.quantile(0.5) * 1000.0,
         lateness_p99_ms: lateness.quantile(0.99) * 1000.0,
         lateness_le_20ms: lateness.fraction_le(0.02),
@@ -915,18 +926,21 @@ fn run(args: Args) -> Result<(), String> {
         metrics_rss_mb: metrics_rss,
         metrics_fds,
         metrics_series,
-        rss_mb: rss_sum as f64 / rss_n.max(1) as f64 / 1024.0,
-        rss_max_mb: rss_max as f64 / 1024.0,
+        rss_mb: usage.each[0].rss_mean_mb,
+        rss_max_mb: usage.each[0].rss_max_mb,
         hwm_mb: hwm as f64 / 1024.0,
         startup_rss_mb: startup_rss as f64 / 1024.0,
         threads,
         fds,
-        generator_cpu_pct: gen_cpu,
+        generator_cpu_pct: usage.targets_cpu_pct,
         scrape_max_ms: scrape_ms,
         scrape_bytes,
         probe_mean_ms,
         store_series,
         store_samples,
+        period: Period::of(&seen.gaps),
+        probed: seen.probed,
+        compare,
     };
     report.print();
     if let Some(dir) = Path::new(&out).parent() {
@@ -1081,6 +1095,754 @@ fn generate_scrape_config(
         ));
     }
     s
+}
+
+// ---------------------------------------------------------------------------------------
+// references: monit and blackbox_exporter + Prometheus on the same targets (`--compare`)
+// ---------------------------------------------------------------------------------------
+
+/// A watcher measured beside warden, after it, on the same running targets.
+#[derive(Clone, Copy)]
+enum Reference {
+    /// Debian's monit: one `check host` per target, probed in serial passes with `set
+    /// daemon` seconds between them.
+    Monit,
+    /// blackbox_exporter probing for a Prometheus that scrapes `/probe?target=` every interval.
+    Blackbox {
+        exporter: SocketAddr,
+        prometheus: SocketAddr,
+    },
+}
+
+const MONIT: &[&str] = &["monit"];
+const BLACKBOX_EXPORTER: &[&str] = &["prometheus-blackbox-exporter", "blackbox_exporter"];
+const PROMETHEUS: &[&str] = &["prometheus"];
+
+impl Reference {
+    fn name(self) -> &'static str {
+        match self {
+            Reference::Monit => "monit",
+            Reference::Blackbox { .. } => "blackbox",
+        }
+    }
+}
+
+/// `--compare monit,blackbox`, checked before anything starts: the programs are installed
+/// and the references' addresses are free.
+fn parse_compare(args: &Args, listen: &str) -> Result<Vec<Reference>, String> {
+    let base: SocketAddr = listen
+        .parse()
+        .map_err(|e| format!("--listen {listen}: {e}"))?;
+    let near = |key: &str, offset: u16| -> Result<SocketAddr, String> {
+        match args.0.get(key) {
+            None => Ok(SocketAddr::new(base.ip(), base.port() + offset)),
+            Some(v) => v.parse().map_err(|e| format!("--{key} {v}: {e}")),
+        }
+    };
+    let mut list = Vec::new();
+    for name in args.str("compare", "").split(',').map(str::trim) {
+        let (reference, programs, addrs) = match name {
+            "" => continue,
+            "monit" => (Reference::Monit, vec![MONIT], vec![]),
+            "blackbox" => {
+                let (exporter, prometheus) =
+                    (near("blackbox-listen", 1)?, near("prometheus-listen", 2)?);
+                (
+                    Reference::Blackbox {
+                        exporter,
+                        prometheus,
+                    },
+                    vec![BLACKBOX_EXPORTER, PROMETHEUS],
+                    vec![exporter, prometheus],
+                )
+            }
+            other => return Err(format!("--compare {other}: expected monit or blackbox")),
+        };
+        for names in programs {
+            program(names)?;
+        }
+        for addr in addrs {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Err(format!("--compare {name}: {addr} is taken"));
+            }
+        }
+        list.push(reference);
+    }
+    Ok(list)
+}
+
+/// The first of `names` found in `PATH`.
+fn program(names: &[&str]) -> Result<PathBuf, String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    names
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            format!(
+                "{} not found in PATH (Debian: apt-get install monit prometheus \
+                 prometheus-blackbox-exporter)",
+                names.join(" or ")
+            )
+        })
+}
+
+/// The version a program reports, from the first line of `PROGRAM ARG`.
+fn version_of(program: &Path, arg: &str) -> String {
+    let out = Command::new(program).arg(arg).output();
+    let text = out
+        .map(|o| {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
+        .unwrap_or_default();
+    let line = text.lines().next().unwrap_or_default();
+    // "This is Monit version 5.33.0", "prometheus, version 2.42.0+ds (branch: ...)"
+    line.split_whitespace()
+        .skip_while(|w| *w != "version")
+        .nth(1)
+        .unwrap_or("?")
+        .to_string()
+}
+
+/// What warden was given, for the references to be given the same.
+struct Bench<'a> {
+    checks: usize,
+    port: u16,
+    interval: Duration,
+    timeout: Duration,
+    warmup: Duration,
+    measure: Duration,
+    /// Absolute: monit and Prometheus are given paths inside it.
+    workdir: &'a Path,
+}
+
+/// A reference's process, its output in a log file in the workdir.
+struct Daemon {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Spawns `command` into `daemons` (so it is stopped whatever happens next) and waits
+    /// until it is ready (`wait_ready`).
+    fn start(
+        daemons: &mut Vec<Daemon>,
+        name: &'static str,
+        command: &mut Command,
+        ready: Option<(SocketAddr, &str)>,
+        workdir: &Path,
+        reaper: &mut Reaper,
+    ) -> Result<(), String> {
+        let daemon = Daemon::spawn(name, command, workdir, reaper)?;
+        daemons.push(daemon);
+        daemons.last_mut().expect("pushed above").wait_ready(ready)
+    }
+
+    fn spawn(
+        name: &'static str,
+        command: &mut Command,
+        workdir: &Path,
+        reaper: &mut Reaper,
+    ) -> Result<Daemon, String> {
+        let log = workdir.join(format!("{name}.out"));
+        let file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = file
+            .try_clone()
+            .map_err(|e| format!("{}: {e}", log.display()))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("start {name}: {e}"))?;
+        reaper.0.push(child.id());
+        Ok(Daemon { name, child, log })
+    }
+
+    /// Waits until `ready` answers 200 (or, without one, until it has run for a second).
+    fn wait_ready(&mut self, ready: Option<(SocketAddr, &str)>) -> Result<(), String> {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "{} exited: {status}; see {}",
+                    self.name,
+                    self.log.display()
+                ));
+            }
+            let up = match ready {
+                Some((addr, path)) => http_get(addr, path).is_ok_and(|(code, _)| code == 200),
+                None => started.elapsed() >= Duration::from_secs(1),
+            };
+            if up {
+                return Ok(());
+            }
+            if started.elapsed() > Duration::from_secs(300) {
+                return Err(format!("{} not ready after 5 minutes", self.name));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Starts, warms up and measures one reference, then stops it the way systemd does and
+/// times that. A reference that fails is reported as failed; the run goes on.
+fn run_reference(
+    reference: Reference,
+    bench: &Bench,
+    shards: &mut [Shard],
+    reaper: &mut Reaper,
+) -> Side {
+    let mut daemons = Vec::new();
+    let result = measure_reference(reference, bench, shards, reaper, &mut daemons);
+    for d in &daemons {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(d.child.id().to_string())
+            .status();
+    }
+    let stopping = Instant::now();
+    for d in &mut daemons {
+        while matches!(d.child.try_wait(), Ok(None)) && stopping.elapsed().as_secs() < 60 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = d.child.kill();
+        let _ = d.child.wait();
+        reaper.forget(d.child.id());
+    }
+    let stop_s = stopping.elapsed().as_secs_f64();
+    match result {
+        Ok(side) => Side { stop_s, ..side },
+        Err(e) => {
+            eprintln!("load: {}: {e}", reference.name());
+            Side {
+                error: Some(e),
+                ..Side::empty(reference.name())
+            }
+        }
+    }
+}
+
+fn measure_reference(
+    reference: Reference,
+    b: &Bench,
+    shards: &mut [Shard],
+    reaper: &mut Reaper,
+    daemons: &mut Vec<Daemon>,
+) -> Result<Side, String> {
+    let started = Instant::now();
+    let what = match reference {
+        Reference::Monit => start_monit(b, reaper, daemons)?,
+        Reference::Blackbox {
+            exporter,
+            prometheus,
+        } => start_blackbox(b, exporter, prometheus, reaper, daemons)?,
+    };
+    let startup_s = started.elapsed().as_secs_f64();
+    let named: Vec<(&str, u32)> = daemons.iter().map(|d| (d.name, d.child.id())).collect();
+    eprintln!(
+        "load: {} ready in {startup_s:.1}s; warming up for {}",
+        reference.name(),
+        format_duration(b.warmup)
+    );
+    warm_up(&named, b.warmup, started);
+
+    let load_before = loadavg();
+    // monit logs every failed test to its `set logfile`: what it writes in the window counts.
+    let monit_log = b.workdir.join("monit.log");
+    let monit_mark = std::fs::metadata(&monit_log).map(|m| m.len()).unwrap_or(0) as usize;
+    let reset_at = reset_arrivals(shards)?;
+    let pids: Vec<u32> = named.iter().map(|n| n.1).collect();
+    let usage = measure_usage(&pids, shards, b.measure)?;
+    let load_after = loadavg();
+    let seen = collect_arrivals(shards, b.workdir, reset_at)?;
+    let hwm: Vec<f64> = pids
+        .iter()
+        .map(|&p| proc_status(p, "VmHWM:").unwrap_or(0) as f64 / 1024.0)
+        .collect();
+    for d in daemons.iter_mut() {
+        if let Ok(Some(status)) = d.child.try_wait() {
+            return Err(format!(
+                "{} exited during the window: {status}; see {}",
+                d.name,
+                d.log.display()
+            ));
+        }
+    }
+
+    // Whether the probes passed, as the reference itself saw it.
+    let mut notes = Vec::new();
+    let mut ok_share = f64::NAN;
+    match reference {
+        Reference::Monit => {
+            let log = std::fs::read(&monit_log).unwrap_or_default();
+            let text = String::from_utf8_lossy(&log[monit_mark.min(log.len())..]);
+            notes.push((
+                "error lines in monit's log during the window".to_string(),
+                text.lines()
+                    .filter(|l| l.contains("error"))
+                    .count()
+                    .to_string(),
+            ));
+        }
+        Reference::Blackbox { prometheus, .. } => {
+            let ask = |q: &str| query_scalar(prometheus, q).unwrap_or(f64::NAN);
+            let succeeded = ask("sum(probe_success)");
+            ok_share = succeeded / b.checks as f64;
+            notes.push((
+                "Prometheus: targets up / probe_success at the last scrape".into(),
+                format!("{} / {succeeded}", ask("sum(up)")),
+            ));
+            if let Ok(m) = Scrape::take(prometheus) {
+                let q = |quantile: &str| {
+                    m.sum_where(
+                        "prometheus_target_interval_length_seconds",
+                        &format!("quantile=\"{quantile}\""),
+                    )
+                };
+                notes.push((
+                    "Prometheus's own scrape interval p50 / p99 (prometheus_target_interval_length_seconds)".into(),
+                    format!("{:.3} s / {:.3} s", q("0.5"), q("0.99")),
+                ));
+                notes.push((
+                    "Prometheus head series".into(),
+                    m.sum("prometheus_tsdb_head_series").to_string(),
+                ));
+            }
+        }
+    }
+    Ok(Side {
+        what,
+        window_s: usage.window_s,
+        load_before,
+        load_after,
+        processes: named
+            .iter()
+            .zip(usage.each)
+            .zip(hwm)
+            .map(|((n, u), h)| (n.0.to_string(), u, h))
+            .collect(),
+        rss_sum_mean_mb: usage.rss_sum_mean_mb,
+        rss_sum_max_mb: usage.rss_sum_max_mb,
+        probes_per_s: seen.requests as f64 / seen.over_s,
+        probed: seen.probed,
+        checks: b.checks,
+        period: Period::of(&seen.gaps),
+        ok_share,
+        targets_cpu_pct: usage.targets_cpu_pct,
+        startup_s,
+        notes,
+        ..Side::empty(reference.name())
+    })
+}
+
+/// monit in the foreground on a generated monitrc (checked with `monit -t` first).
+fn start_monit(
+    b: &Bench,
+    reaper: &mut Reaper,
+    daemons: &mut Vec<Daemon>,
+) -> Result<String, String> {
+    let monit = program(MONIT)?;
+    let rc = b.workdir.join("monitrc");
+    // A fresh state: monit restores services' state from its statefile.
+    for f in ["monit.state", "monit.pid", "monit.log", "monit.id"] {
+        let _ = std::fs::remove_file(b.workdir.join(f));
+    }
+    write_file(&rc, &monit_config(b))?;
+    // monit refuses a control file that others may read.
+    std::fs::set_permissions(&rc, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|e| format!("{}: {e}", rc.display()))?;
+    let check = Command::new(&monit)
+        .arg("-t")
+        .arg("-c")
+        .arg(&rc)
+        .output()
+        .map_err(|e| format!("monit -t: {e}"))?;
+    if !check.status.success() {
+        return Err(format!(
+            "monit -t -c {}: {}{}",
+            rc.display(),
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        ));
+    }
+    Daemon::start(
+        daemons,
+        "monit",
+        Command::new(&monit).arg("-I").arg("-c").arg(&rc),
+        None,
+        b.workdir,
+        reaper,
+    )?;
+    Ok(format!(
+        "monit {}: {} `check host`, `set daemon {}`, GET /health, status 200, content \"healthy\", timeout {} s",
+        version_of(&monit, "-V"),
+        b.checks,
+        b.interval.as_secs().max(1),
+        b.timeout.as_secs().max(1)
+    ))
+}
+
+/// One `check host` per target, each an HTTP test of `/health` as warden's check is (status
+/// 200 and "healthy" in the body), with warden's timeout; a pass every interval; no httpd.
+fn monit_config(b: &Bench) -> String {
+    let dir = b.workdir.display();
+    let mut s = format!(
+        "# generated by examples/load.rs (--compare monit): {} hosts\n\
+         set daemon {}\nset logfile {dir}/monit.log\nset pidfile {dir}/monit.pid\n\
+         set idfile {dir}/monit.id\nset statefile {dir}/monit.state\n\n",
+        b.checks,
+        b.interval.as_secs().max(1)
+    );
+    for i in 0..b.checks {
+        s.push_str(&format!(
+            "check host {} with address {}\n    if failed port {} protocol http request \"/health\" \
+             status = 200 content = \"healthy\" with timeout {} seconds then alert\n",
+            check_name(i),
+            target_addr(i),
+            b.port,
+            b.timeout.as_secs().max(1)
+        ));
+    }
+    s
+}
+
+/// blackbox_exporter, then a Prometheus that scrapes it for every target.
+fn start_blackbox(
+    b: &Bench,
+    exporter: SocketAddr,
+    prometheus: SocketAddr,
+    reaper: &mut Reaper,
+    daemons: &mut Vec<Daemon>,
+) -> Result<String, String> {
+    let (bb, prom) = (program(BLACKBOX_EXPORTER)?, program(PROMETHEUS)?);
+    let bb_config = b.workdir.join("blackbox.yml");
+    let prom_config = b.workdir.join("prometheus.yml");
+    let data = b.workdir.join("prometheus-data");
+    let _ = std::fs::remove_dir_all(&data);
+    write_file(&bb_config, &blackbox_config(b.timeout))?;
+    write_file(&prom_config, &prometheus_config(b, exporter))?;
+    Daemon::start(
+        daemons,
+        "blackbox_exporter",
+        Command::new(&bb)
+            .arg(format!("--config.file={}", bb_config.display()))
+            .arg(format!("--web.listen-address={exporter}")),
+        Some((exporter, "/-/healthy")),
+        b.workdir,
+        reaper,
+    )?;
+    Daemon::start(
+        daemons,
+        "prometheus",
+        Command::new(&prom)
+            .arg(format!("--config.file={}", prom_config.display()))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
+            .arg(format!("--web.listen-address={prometheus}")),
+        Some((prometheus, "/-/ready")),
+        b.workdir,
+        reaper,
+    )?;
+    Ok(format!(
+        "blackbox_exporter {} + Prometheus {}: {} targets via /probe?target=, http_2xx with body \
+         regexp \"healthy\", scrape_interval {}, timeout {}",
+        version_of(&bb, "--version"),
+        version_of(&prom, "--version"),
+        b.checks,
+        format_duration(b.interval),
+        format_duration(b.timeout.min(b.interval))
+    ))
+}
+
+/// blackbox_exporter's `http_2xx` module, as warden's check: a 2xx and "healthy" in the body.
+fn blackbox_config(timeout: Duration) -> String {
+    format!(
+        "modules:\n  http_2xx:\n    prober: http\n    timeout: {}ms\n    http:\n      \
+         preferred_ip_protocol: ip4\n      ip_protocol_fallback: false\n      \
+         fail_if_body_not_matches_regexp: [\"healthy\"]\n",
+        timeout.as_millis()
+    )
+}
+
+/// The standard multi-target exporter pattern: every target's URL becomes `?target=` and
+/// `instance`, and the scrape goes to the exporter.
+fn prometheus_config(b: &Bench, exporter: SocketAddr) -> String {
+    let mut s = format!(
+        "# generated by examples/load.rs (--compare blackbox): {} targets\n\
+         global:\n  scrape_interval: {}ms\n  scrape_timeout: {}ms\n\
+         scrape_configs:\n  - job_name: blackbox\n    metrics_path: /probe\n    \
+         params:\n      module: [http_2xx]\n    relabel_configs:\n      \
+         - source_labels: [__address__]\n        target_label: __param_target\n      \
+         - source_labels: [__param_target]\n        target_label: instance\n      \
+         - target_label: __address__\n        replacement: {exporter}\n    \
+         static_configs:\n      - targets:\n",
+        b.checks,
+        b.interval.as_millis(),
+        b.timeout.min(b.interval).as_millis()
+    );
+    for i in 0..b.checks {
+        s.push_str(&format!(
+            "          - http://{}:{}/health\n",
+            target_addr(i),
+            b.port
+        ));
+    }
+    s
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Sleeps through the warm-up, with the processes' RSS every 30 s.
+fn warm_up(processes: &[(&str, u32)], warmup: Duration, started: Instant) {
+    let warm = Instant::now();
+    while warm.elapsed() < warmup {
+        std::thread::sleep(Duration::from_secs(30).min(warmup.saturating_sub(warm.elapsed())));
+        let rss: Vec<String> = processes
+            .iter()
+            .map(|(name, pid)| {
+                format!(
+                    "{name} RSS {} MB",
+                    proc_status(*pid, "VmRSS:").unwrap_or(0) / 1024
+                )
+            })
+            .collect();
+        eprintln!(
+            "load: {:>4.0} s: {}, load average {:.2}",
+            started.elapsed().as_secs_f64(),
+            rss.join(", "),
+            loadavg()
+        );
+    }
+}
+
+/// One watcher's figures in the side-by-side table (`--compare`).
+struct Side {
+    name: String,
+    /// What ran, with its version and configuration.
+    what: String,
+    /// Why it has no figures, if it failed.
+    error: Option<String>,
+    window_s: f64,
+    load_before: f64,
+    load_after: f64,
+    /// Each process: its name, its usage in the window and its `VmHWM` (MB).
+    processes: Vec<(String, ProcessUsage, f64)>,
+    rss_sum_mean_mb: f64,
+    rss_sum_max_mb: f64,
+    /// Requests the targets received per second in the window.
+    probes_per_s: f64,
+    /// Targets requested at least once in the window, of `checks`.
+    probed: usize,
+    checks: usize,
+    period: Period,
+    /// The share of probes (or targets, for blackbox) that passed; NaN when not known.
+    ok_share: f64,
+    targets_cpu_pct: f64,
+    startup_s: f64,
+    stop_s: f64,
+    notes: Vec<(String, String)>,
+}
+
+impl Side {
+    fn empty(name: &str) -> Side {
+        Side {
+            name: name.to_string(),
+            what: String::new(),
+            error: None,
+            window_s: f64::NAN,
+            load_before: f64::NAN,
+            load_after: f64::NAN,
+            processes: Vec::new(),
+            rss_sum_mean_mb: f64::NAN,
+            rss_sum_max_mb: f64::NAN,
+            probes_per_s: f64::NAN,
+            probed: 0,
+            checks: 0,
+            period: Period::of(&[]),
+            ok_share: f64::NAN,
+            targets_cpu_pct: f64::NAN,
+            startup_s: f64::NAN,
+            stop_s: f64::NAN,
+            notes: Vec::new(),
+        }
+    }
+
+    fn cpu_pct(&self) -> f64 {
+        self.processes.iter().map(|p| p.1.cpu_pct).sum()
+    }
+
+    fn hwm_mb(&self) -> f64 {
+        self.processes.iter().map(|p| p.2).sum()
+    }
+
+    /// `total`, and each process's share after it when there is more than one.
+    fn apart(
+        &self,
+        total: String,
+        each: impl Fn(&(String, ProcessUsage, f64)) -> String,
+    ) -> String {
+        if self.processes.len() < 2 {
+            return total;
+        }
+        let parts: Vec<String> = self
+            .processes
+            .iter()
+            .map(|p| format!("{} {}", p.0, each(p)))
+            .collect();
+        format!("{total} ({})", parts.join(" + "))
+    }
+
+    fn rows(&self, planned_per_s: f64) -> Vec<(String, String)> {
+        if let Some(e) = &self.error {
+            return vec![("what ran".into(), format!("FAILED: {e}"))];
+        }
+        vec![
+            ("what ran".into(), self.what.clone()),
+            (
+                "window (load average before / after)".into(),
+                format!(
+                    "{:.1} s ({:.2} / {:.2})",
+                    self.window_s, self.load_before, self.load_after
+                ),
+            ),
+            (
+                "CPU, % of one core".into(),
+                self.apart(format!("{:.1}%", self.cpu_pct()), |p| {
+                    format!("{:.1}%", p.1.cpu_pct)
+                }),
+            ),
+            (
+                "RSS mean / max in the window".into(),
+                self.apart(
+                    format!(
+                        "{:.1} / {:.1} MB",
+                        self.rss_sum_mean_mb, self.rss_sum_max_mb
+                    ),
+                    |p| format!("{:.1} / {:.1}", p.1.rss_mean_mb, p.1.rss_max_mb),
+                ),
+            ),
+            (
+                "peak RSS (VmHWM, whole life)".into(),
+                self.apart(format!("{:.1} MB", self.hwm_mb()), |p| {
+                    format!("{:.1}", p.2)
+                }),
+            ),
+            (
+                format!("probes/s at the targets (planned {planned_per_s:.1})"),
+                format!("{:.1}", self.probes_per_s),
+            ),
+            (
+                "targets probed in the window".into(),
+                format!(
+                    "{} of {} ({:.1}%)",
+                    self.probed,
+                    self.checks,
+                    100.0 * self.probed as f64 / self.checks.max(1) as f64
+                ),
+            ),
+            (
+                "real period mean / p50 / p99 (time between requests to one target)".into(),
+                format!(
+                    "{:.3} / {:.3} / {:.3} s ({} gaps)",
+                    self.period.mean_s, self.period.p50_s, self.period.p99_s, self.period.gaps
+                ),
+            ),
+            (
+                "probes ok".into(),
+                if self.ok_share.is_nan() {
+                    "n/a".into()
+                } else {
+                    format!("{:.2}%", self.ok_share * 100.0)
+                },
+            ),
+            (
+                "start to ready / SIGTERM to exit".into(),
+                format!("{:.2} s / {:.2} s", self.startup_s, self.stop_s),
+            ),
+            (
+                "targets' CPU (load generator), apart".into(),
+                format!("{:.1}%", self.targets_cpu_pct),
+            ),
+        ]
+        .into_iter()
+        .chain(self.notes.iter().cloned())
+        .collect()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let n = |v: f64| {
+            if v.is_finite() {
+                serde_json::json!((v * 1e4).round() / 1e4)
+            } else {
+                serde_json::Value::Null
+            }
+        };
+        serde_json::json!({
+            "what": self.what,
+            "error": self.error,
+            "window_s": n(self.window_s),
+            "load_before": n(self.load_before),
+            "load_after": n(self.load_after),
+            "cpu_pct": n(self.cpu_pct()),
+            "rss_mb": n(self.rss_sum_mean_mb),
+            "rss_max_mb": n(self.rss_sum_max_mb),
+            "hwm_mb": n(self.hwm_mb()),
+            "processes": self.processes.iter().map(|(name, u, hwm)| serde_json::json!({
+                "name": name,
+                "cpu_pct": n(u.cpu_pct),
+                "rss_mb": n(u.rss_mean_mb),
+                "rss_max_mb": n(u.rss_max_mb),
+                "hwm_mb": n(*hwm),
+            })).collect::<Vec<_>>(),
+            "probes_per_s": n(self.probes_per_s),
+            "targets_probed": self.probed,
+            "period_mean_s": n(self.period.mean_s),
+            "period_p50_s": n(self.period.p50_s),
+            "period_p99_s": n(self.period.p99_s),
+            "period_gaps": self.period.gaps,
+            "ok_share": n(self.ok_share),
+            "targets_cpu_pct": n(self.targets_cpu_pct),
+            "startup_s": n(self.startup_s),
+            "stop_s": n(self.stop_s),
+            "notes": self.notes.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+        })
+    }
+}
+
+/// The side-by-side table: a row per figure, a column per watcher.
+fn print_sides(title: &str, planned_per_s: f64, sides: &[&Side]) {
+    println!("\n## {title}");
+    let header: Vec<&str> = sides.iter().map(|s| s.name.as_str()).collect();
+    println!("| figure | {} |", header.join(" | "));
+    println!("|---|{}", "---|".repeat(sides.len()));
+    let columns: Vec<Vec<(String, String)>> = sides.iter().map(|s| s.rows(planned_per_s)).collect();
+    // Rows in the order they first appear, each column's value or a dash.
+    let mut keys: Vec<&str> = Vec::new();
+    for c in &columns {
+        for (k, _) in c {
+            if !keys.contains(&k.as_str()) {
+                keys.push(k);
+            }
+        }
+    }
+    for k in keys {
+        let cells: Vec<&str> = columns
+            .iter()
+            .map(|c| {
+                c.iter()
+                    .find(|(ck, _)| ck == k)
+                    .map_or("-", |(_, v)| v.as_str())
+            })
+            .collect();
+        println!("| {k} | {} |", cells.join(" | "));
+    }
 }
 
 /// An instant query through warden's own `/api/v1/query`, answering one number.
@@ -1260,6 +2022,176 @@ impl Buckets {
     }
 }
 
+/// USER_HZ, the unit of `utime` and `stime`: `getconf CLK_TCK` is 100 on Linux.
+const TICKS_PER_S: f64 = 100.0;
+
+/// Clears every target's record of arrivals; the window starts now.
+fn reset_arrivals(shards: &mut [Shard]) -> Result<Instant, String> {
+    for s in shards.iter_mut() {
+        s.command("reset")?;
+    }
+    Ok(Instant::now())
+}
+
+/// One process's CPU and RSS over a window.
+struct ProcessUsage {
+    /// utime + stime over the window, as % of one core.
+    cpu_pct: f64,
+    /// `VmRSS` sampled every second: mean and max.
+    rss_mean_mb: f64,
+    rss_max_mb: f64,
+}
+
+/// Some processes' CPU and RSS over one window, and the targets' CPU beside them.
+struct Usage {
+    window_s: f64,
+    each: Vec<ProcessUsage>,
+    /// The processes' RSS added up at each sample: mean and max.
+    rss_sum_mean_mb: f64,
+    rss_sum_max_mb: f64,
+    /// The target processes' CPU (the load generator's cost), % of one core.
+    targets_cpu_pct: f64,
+}
+
+/// Measures `pids` for `measure`: CPU from `/proc/<pid>/stat` at either end, RSS every second.
+fn measure_usage(pids: &[u32], shards: &[Shard], measure: Duration) -> Result<Usage, String> {
+    let targets_cpu = || -> u64 {
+        shards
+            .iter()
+            .map(|s| cpu_ticks(s.child.id()).unwrap_or(0))
+            .sum()
+    };
+    let c0 = pids
+        .iter()
+        .map(|&p| cpu_ticks(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let t0 = targets_cpu();
+    let w0 = Instant::now();
+    let (mut max, mut sum) = (vec![0u64; pids.len()], vec![0u64; pids.len()]);
+    let (mut all_max, mut all_sum, mut samples) = (0u64, 0u64, 0u64);
+    while w0.elapsed() < measure {
+        std::thread::sleep(Duration::from_secs(1).min(measure));
+        let mut all = 0;
+        for (k, &p) in pids.iter().enumerate() {
+            let rss = proc_status(p, "VmRSS:").unwrap_or(0);
+            max[k] = max[k].max(rss);
+            sum[k] += rss;
+            all += rss;
+        }
+        all_max = all_max.max(all);
+        all_sum += all;
+        samples += 1;
+    }
+    let c1 = pids
+        .iter()
+        .map(|&p| cpu_ticks(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let t1 = targets_cpu();
+    let window_s = w0.elapsed().as_secs_f64();
+    let pct = |ticks: u64| ticks as f64 / TICKS_PER_S / window_s * 100.0;
+    let kb_mean = |kb: u64| kb as f64 / samples.max(1) as f64 / 1024.0;
+    Ok(Usage {
+        window_s,
+        each: (0..pids.len())
+            .map(|k| ProcessUsage {
+                cpu_pct: pct(c1[k] - c0[k]),
+                rss_mean_mb: kb_mean(sum[k]),
+                rss_max_mb: max[k] as f64 / 1024.0,
+            })
+            .collect(),
+        rss_sum_mean_mb: kb_mean(all_sum),
+        rss_sum_max_mb: all_max as f64 / 1024.0,
+        targets_cpu_pct: pct(t1 - t0),
+    })
+}
+
+/// What the targets saw between `reset_arrivals` and `collect_arrivals`.
+struct Seen {
+    /// Requests, over `over_s` seconds since the reset.
+    requests: u64,
+    over_s: f64,
+    /// Targets requested at least once.
+    probed: usize,
+    /// Every request's lateness against warden's plan (`arrival_lateness`), ns, sorted.
+    late: Vec<u64>,
+    /// The time between consecutive requests to one target (`arrival_gaps`), ns, sorted.
+    gaps: Vec<u64>,
+}
+
+/// Asks every target process for its arrivals since the reset (and clears them).
+fn collect_arrivals(
+    shards: &mut [Shard],
+    workdir: &Path,
+    reset_at: Instant,
+) -> Result<Seen, String> {
+    let read = |path: &Path| -> Result<Vec<u64>, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let _ = std::fs::remove_file(path);
+        Ok(text.lines().filter_map(|l| l.parse().ok()).collect())
+    };
+    let mut seen = Seen {
+        requests: 0,
+        over_s: 0.0,
+        probed: 0,
+        late: Vec::new(),
+        gaps: Vec::new(),
+    };
+    for (k, s) in shards.iter_mut().enumerate() {
+        let late = workdir.join(format!("arrivals-{k}.txt"));
+        let gaps = workdir.join(format!("gaps-{k}.txt"));
+        let reply = s.command(&format!("dump {} {}", late.display(), gaps.display()))?;
+        seen.over_s = seen.over_s.max(reset_at.elapsed().as_secs_f64());
+        let mut counts = reply
+            .strip_prefix("ok ")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(|n| n.parse::<u64>().unwrap_or(0));
+        seen.requests += counts.next().unwrap_or(0);
+        seen.probed += counts.next().unwrap_or(0) as usize;
+        seen.late.extend(read(&late)?);
+        seen.gaps.extend(read(&gaps)?);
+    }
+    seen.late.sort_unstable();
+    seen.gaps.sort_unstable();
+    Ok(seen)
+}
+
+/// The `p` quantile of `sorted` by nearest rank (`p` = 1: the max); NaN when empty.
+fn nearest_rank(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i] as f64
+}
+
+/// The real period of whatever probed the targets: the time between consecutive requests to
+/// the same target in the window, in seconds.
+#[derive(Clone, Copy)]
+struct Period {
+    mean_s: f64,
+    p50_s: f64,
+    p99_s: f64,
+    /// How many such gaps were seen.
+    gaps: usize,
+}
+
+impl Period {
+    fn of(gaps: &[u64]) -> Period {
+        let mean = if gaps.is_empty() {
+            f64::NAN
+        } else {
+            gaps.iter().sum::<u64>() as f64 / gaps.len() as f64
+        };
+        Period {
+            mean_s: mean / 1e9,
+            p50_s: nearest_rank(gaps, 0.5) / 1e9,
+            p99_s: nearest_rank(gaps, 0.99) / 1e9,
+            gaps: gaps.len(),
+        }
+    }
+}
+
 fn cpu_ticks(pid: u32) -> Result<u64, String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map_err(|e| format!("stat {pid}: {e}"))?;
@@ -1383,6 +2315,11 @@ struct Report {
     /// Series and samples in warden's series store at the end of the window (scrape mode).
     store_series: f64,
     store_samples: f64,
+    /// The real period at the targets, and how many targets were requested in the window.
+    period: Period,
+    probed: usize,
+    /// The references measured after warden on the same targets (`--compare`).
+    compare: Vec<Side>,
 }
 
 impl Report {
@@ -1430,6 +2367,17 @@ impl Report {
                 format!(
                     "{:.2} ms / {:.2} ms / {:.2} ms",
                     self.arrival_p50_ms, self.arrival_p99_ms, self.arrival_max_ms
+                ),
+            ),
+            (
+                "real period at the targets mean / p50 / p99; targets probed",
+                format!(
+                    "{:.3} / {:.3} / {:.3} s; {} of {}",
+                    self.period.mean_s,
+                    self.period.p50_s,
+                    self.period.p99_s,
+                    self.probed,
+                    self.checks
                 ),
             ),
             (
@@ -1498,6 +2446,53 @@ impl Report {
         for (k, v) in rows {
             println!("| {k} | {v} |");
         }
+        if !self.compare.is_empty() {
+            let warden = self.side();
+            let sides: Vec<&Side> = std::iter::once(&warden).chain(&self.compare).collect();
+            print_sides(
+                &format!(
+                    "side by side: {} http targets every {}s, one after another on the same targets {}",
+                    self.checks, self.interval_s, self.label
+                ),
+                self.planned_per_s,
+                &sides,
+            );
+        }
+    }
+
+    /// warden's figures as a column of the side-by-side table.
+    fn side(&self) -> Side {
+        Side {
+            what: "warden (this build): http checks asserting status == \"healthy\", one rule each"
+                .into(),
+            window_s: self.window_s,
+            load_before: self.load_before,
+            load_after: self.load_after,
+            processes: vec![(
+                "warden".into(),
+                ProcessUsage {
+                    cpu_pct: self.cpu_pct,
+                    rss_mean_mb: self.rss_mb,
+                    rss_max_mb: self.rss_max_mb,
+                },
+                self.hwm_mb,
+            )],
+            rss_sum_mean_mb: self.rss_mb,
+            rss_sum_max_mb: self.rss_max_mb,
+            probes_per_s: self.served_per_s,
+            probed: self.probed,
+            checks: self.checks,
+            period: self.period,
+            ok_share: self.ok_ratio,
+            targets_cpu_pct: self.generator_cpu_pct,
+            startup_s: self.startup_s,
+            stop_s: self.stop_s,
+            notes: vec![(
+                "warden: scheduler lateness p99, skipped runs".into(),
+                format!("{:.2} ms, {}", self.lateness_p99_ms, self.skipped),
+            )],
+            ..Side::empty("warden")
+        }
     }
 
     fn json(&self) -> String {
@@ -1509,7 +2504,7 @@ impl Report {
             }
         };
         format!(
-            "{{\"label\":{:?},\"checks\":{},\"interval_s\":{},\"window_s\":{},\"load_before\":{},\"load_after\":{},\"startup_s\":{},\"stop_s\":{},\"planned_per_s\":{},\"achieved_per_s\":{},\"ok_ratio\":{},\"skipped\":{},\"served_per_s\":{},\"lateness_p50_ms\":{},\"lateness_p99_ms\":{},\"lateness_le_20ms\":{},\"lateness_max_bucket\":{:?},\"arrival_p50_ms\":{},\"arrival_p99_ms\":{},\"arrival_max_ms\":{},\"cpu_pct\":{},\"rss_mb\":{},\"rss_max_mb\":{},\"hwm_mb\":{},\"startup_rss_mb\":{},\"threads\":{},\"fds\":{},\"generator_cpu_pct\":{},\"scrape_max_ms\":{},\"scrape_bytes\":{},\"kind\":{:?},\"probe_mean_ms\":{},\"store_series\":{},\"store_samples\":{},\"metrics_cpu_pct\":{},\"proc_rss_end_mb\":{},\"metrics_rss_mb\":{},\"metrics_fds\":{},\"metrics_series\":{},\"metrics_agree\":{}}}",
+            "{{\"label\":{:?},\"checks\":{},\"interval_s\":{},\"window_s\":{},\"load_before\":{},\"load_after\":{},\"startup_s\":{},\"stop_s\":{},\"planned_per_s\":{},\"achieved_per_s\":{},\"ok_ratio\":{},\"skipped\":{},\"served_per_s\":{},\"lateness_p50_ms\":{},\"lateness_p99_ms\":{},\"lateness_le_20ms\":{},\"lateness_max_bucket\":{:?},\"arrival_p50_ms\":{},\"arrival_p99_ms\":{},\"arrival_max_ms\":{},\"cpu_pct\":{},\"rss_mb\":{},\"rss_max_mb\":{},\"hwm_mb\":{},\"startup_rss_mb\":{},\"threads\":{},\"fds\":{},\"generator_cpu_pct\":{},\"scrape_max_ms\":{},\"scrape_bytes\":{},\"kind\":{:?},\"probe_mean_ms\":{},\"store_series\":{},\"store_samples\":{},\"metrics_cpu_pct\":{},\"proc_rss_end_mb\":{},\"metrics_rss_mb\":{},\"metrics_fds\":{},\"metrics_series\":{},\"metrics_agree\":{},\"period_mean_s\":{},\"period_p50_s\":{},\"period_p99_s\":{},\"targets_probed\":{},\"compare\":{}}}",
             self.label, self.checks, num(self.interval_s), num(self.window_s), num(self.load_before), num(self.load_after),
             num(self.startup_s), num(self.stop_s), num(self.planned_per_s), num(self.achieved_per_s), num(self.ok_ratio),
             num(self.skipped), num(self.served_per_s), num(self.lateness_p50_ms), num(self.lateness_p99_ms),
@@ -1519,7 +2514,12 @@ impl Report {
             self.scrape_bytes, self.kind, num(self.probe_mean_ms), num(self.store_series), num(self.store_samples),
             num(self.metrics_cpu_pct), num(self.proc_rss_end_mb), num(self.metrics_rss_mb),
             num(self.metrics_fds), num(self.metrics_series),
-            agrees(self.cpu_pct, self.metrics_cpu_pct) && agrees(self.proc_rss_end_mb, self.metrics_rss_mb)
+            agrees(self.cpu_pct, self.metrics_cpu_pct) && agrees(self.proc_rss_end_mb, self.metrics_rss_mb),
+            num(self.period.mean_s), num(self.period.p50_s), num(self.period.p99_s), self.probed,
+            self.compare
+                .iter()
+                .map(|side| (side.name.clone(), side.json()))
+                .collect::<serde_json::Value>()
         )
     }
 }

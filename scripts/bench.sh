@@ -6,6 +6,8 @@
 #   bash scripts/bench.sh --criterion        # the criterion hot-path benches instead
 #   MEASURE=120s INTERVAL=10s bash scripts/bench.sh 10000
 #   KEEP_ALIVE=0 bash scripts/bench.sh 10000  # [defaults] keep_alive_targets (0: fresh per probe)
+#   COMPARE=monit,blackbox bash scripts/bench.sh 10000  # then monit, blackbox_exporter +
+#                                            # Prometheus on the same targets, side by side
 #
 # Each size prints a table (see docs/performance.md for what every row means) and appends a
 # JSON line to target/load/results.jsonl. Not part of scripts/test.sh: a run takes minutes
@@ -41,5 +43,6 @@ for n in "${sizes[@]}"; do
     target/release/examples/load run --checks "$n" \
         --interval "${INTERVAL:-10s}" --measure "${MEASURE:-60s}" \
         ${WARMUP:+--warmup "$WARMUP"} --scrape-every "${SCRAPE_EVERY:-15s}" \
-        ${KEEP_ALIVE:+--keep-alive "$KEEP_ALIVE"} --label "${LABEL:-}"
+        ${KEEP_ALIVE:+--keep-alive "$KEEP_ALIVE"} ${COMPARE:+--compare "$COMPARE"} \
+        --label "${LABEL:-}"
 done
