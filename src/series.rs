@@ -22,21 +22,21 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use hashbrown::{DefaultHashBuilder, HashMap, HashSet, HashTable};
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use promql_parser::label::{MatchOp, Matcher};
 
 use crate::labels::Labels;
 use crate::promql::{self, EachSeries, Pair, SeriesLabels, Source, METRIC_NAME};
 
-/// A series' labels but its name, as the store keeps them: interned `(name, value)` pairs
-/// sorted by name, so 10,000 series repeating `job="api"` hold that string once, and the
-/// evaluator is handed the same allocation ([`SeriesLabels`]) instead of a copy.
+/// A series' labels but its name, as the store keeps them: pointers to interned labels,
+/// sorted by name, so 10,000 series repeating `job="api"` hold that label once (8 bytes
+/// each), and the evaluator is handed the same allocation ([`SeriesLabels`]), not a copy.
 type Key = Arc<[Pair]>;
 
 fn get<'k>(key: &'k Key, name: &str) -> Option<&'k str> {
-    key.binary_search_by(|(n, _)| (**n).cmp(name))
+    key.binary_search_by(|p| (*p.name).cmp(name))
         .ok()
-        .map(|i| &*key[i].1)
+        .map(|i| &*key[i].value)
 }
 
 /// The hash of a label set but its name, from the pairs in name order. A scraped `Labels`
@@ -51,6 +51,11 @@ fn hash_pairs<'a>(
         v.hash(&mut h);
     }
     h.finish()
+}
+
+/// A stored key's pairs, in name order.
+fn pairs_of(key: &Key) -> impl Iterator<Item = (&str, &str)> {
+    key.iter().map(|p| (&*p.name, &*p.value))
 }
 
 /// A scraped label set's pairs but `__name__`, in name order.
@@ -239,8 +244,8 @@ pub struct Store {
     unnamed: Option<u32>,
     /// Per target: the series its last scrape exposed without a timestamp (staleness).
     exposed: HashMap<String, Vec<SeriesId>>,
-    /// Every label name and value held, once.
-    strings: HashSet<Arc<str>>,
+    /// Every label held, once.
+    labels: HashTable<Pair>,
     hasher: DefaultHashBuilder,
     /// The last serial given to a series.
     serial: u64,
@@ -290,13 +295,20 @@ impl Store {
             .sum()
     }
 
-    fn intern(&mut self, s: &str) -> Arc<str> {
-        if let Some(held) = self.strings.get(s) {
+    fn intern(&mut self, name: &str, value: &str) -> Pair {
+        let hash = hash_pairs(&self.hasher, std::iter::once((name, value)));
+        let held = self
+            .labels
+            .find(hash, |l| &*l.name == name && &*l.value == value);
+        if let Some(held) = held {
             return held.clone();
         }
-        let held: Arc<str> = Arc::from(s);
-        self.strings.insert(held.clone());
-        held
+        let new = promql::pair(name, value);
+        let hasher = &self.hasher;
+        self.labels.insert_unique(hash, new.clone(), |l| {
+            hash_pairs(hasher, std::iter::once((&*l.name, &*l.value)))
+        });
+        new
     }
 
     /// The family of `name` (`None`: no `__name__` label), made if new.
@@ -308,7 +320,7 @@ impl Store {
         if let Some(f) = found {
             return f;
         }
-        let interned = name.map(|n| self.intern(n));
+        let interned: Option<Arc<str>> = name.map(Arc::from);
         let family = Family::new(interned.clone());
         let f = place(&mut self.families, &mut self.free_families, family);
         match interned {
@@ -321,7 +333,7 @@ impl Store {
     }
 
     /// The series `labels` names, made if new. Its pairs are hashed once and compared with
-    /// what is held; strings are interned only for a new series.
+    /// what is held; labels are interned only for a new series.
     fn series_of(&mut self, labels: &Labels) -> SeriesId {
         let f = self.family_of(labels.get(METRIC_NAME).map(String::as_str));
         let hash = hash_pairs(&self.hasher, rest_of(labels));
@@ -331,7 +343,7 @@ impl Store {
         let found = family.index.find(hash, |&i| {
             family.slots[i as usize]
                 .as_ref()
-                .is_some_and(|s| s.key.iter().map(|(n, v)| (&**n, &**v)).eq(rest_of(labels)))
+                .is_some_and(|s| pairs_of(&s.key).eq(rest_of(labels)))
         });
         if let Some(&slot) = found {
             let serial = family.slots[slot as usize].as_ref().map_or(0, |s| s.serial);
@@ -342,7 +354,7 @@ impl Store {
             };
         }
         let key: Key = rest_of(labels)
-            .map(|(n, v)| (self.intern(n), self.intern(v)))
+            .map(|(n, v)| self.intern(n, v))
             .collect::<Vec<_>>()
             .into();
         self.serial += 1;
@@ -360,11 +372,7 @@ impl Store {
         let (slots, hasher) = (&family.slots, &self.hasher);
         family.index.insert_unique(hash, slot, |&i| {
             let key = slots[i as usize].as_ref().map(|s| &s.key);
-            hash_pairs(
-                hasher,
-                key.into_iter()
-                    .flat_map(|k| k.iter().map(|(n, v)| (&**n, &**v))),
-            )
+            hash_pairs(hasher, key.into_iter().flat_map(pairs_of))
         });
         family.order.take();
         SeriesId {
@@ -454,8 +462,8 @@ impl Store {
         self.push(id, t, value, &mut report);
     }
 
-    /// Drops samples older than `now - retention`, series left without samples, and label
-    /// strings no series holds any more.
+    /// Drops samples older than `now - retention`, series left without samples, and labels
+    /// no series holds any more.
     pub fn prune(&mut self, now: i64) {
         let cutoff = now - i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
         let hasher = &self.hasher;
@@ -470,7 +478,7 @@ impl Store {
                 d.times.drain(..keep_from);
                 d.values.drain(..keep_from);
                 if d.times.is_empty() {
-                    let hash = hash_pairs(hasher, slot.key.iter().map(|(n, v)| (&**n, &**v)));
+                    let hash = hash_pairs(hasher, pairs_of(&slot.key));
                     if let Ok(e) = family.index.find_entry(hash, |&j| j as usize == i) {
                         e.remove();
                     }
@@ -498,7 +506,7 @@ impl Store {
             }
         }
         // Held only here: no series uses it.
-        self.strings.retain(|s| Arc::strong_count(s) > 1);
+        self.labels.retain(|l| Arc::strong_count(l) > 1);
     }
 
     /// Calls `each` with the series of `family` that `matchers` match, in label order.
@@ -669,9 +677,9 @@ mod tests {
         assert_eq!(d.at_or_after(59 * day), d.len() - 1);
     }
 
-    /// Label strings are held once, and let go when no series holds them.
+    /// Labels are held once, and let go when no series holds them.
     #[test]
-    fn label_strings_are_shared_and_released() {
+    fn labels_are_shared_and_released() {
         let mut s = Store::new(Duration::from_secs(60));
         for i in 0..100 {
             s.append(
@@ -680,11 +688,11 @@ mod tests {
                 1.0,
             );
         }
-        // "up" (the family's name), "job", "api", "instance" and 100 instance names.
-        assert_eq!(s.strings.len(), 104);
+        // job="api" and 100 instance labels.
+        assert_eq!(s.labels.len(), 101);
         s.prune(1_000_000);
         assert_eq!(s.series_count(), 0);
-        assert!(s.strings.is_empty(), "{:?}", s.strings);
+        assert!(s.labels.is_empty(), "{:?}", s.labels);
     }
 
     #[test]

@@ -502,7 +502,7 @@ fn vector_vector(
             }
         }
         for name in &include {
-            let value = rs.labels.get_shared(name).filter(|v| !v.is_empty());
+            let value = rs.labels.get(name).filter(|v| !v.is_empty());
             metric = metric.with(name, value);
         }
         if return_bool {

@@ -14,8 +14,24 @@ use std::sync::{Arc, LazyLock};
 use super::METRIC_NAME;
 use crate::labels::Labels;
 
-/// One label, its name and value shared.
-pub type Pair = (Arc<str>, Arc<str>);
+/// One label: its name and value.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Label {
+    pub name: Box<str>,
+    pub value: Box<str>,
+}
+
+/// One label, shared: a store holds one allocation for a label thousands of series carry
+/// (`job="api"`), and each series' set is a slice of pointers to them.
+pub type Pair = Arc<Label>;
+
+/// A new label.
+pub fn pair(name: &str, value: &str) -> Pair {
+    Arc::new(Label {
+        name: name.into(),
+        value: value.into(),
+    })
+}
 
 /// The one allocation every label set without labels (but the name) shares.
 static NO_PAIRS: LazyLock<Arc<[Pair]>> = LazyLock::new(|| Arc::from(Vec::new()));
@@ -41,8 +57,8 @@ impl SeriesLabels {
     /// `rest` must be sorted by name, names unique, `__name__` not among them (the store's
     /// keys are).
     pub fn new(name: Option<Arc<str>>, rest: Arc<[Pair]>) -> SeriesLabels {
-        debug_assert!(rest.windows(2).all(|w| w[0].0 < w[1].0));
-        debug_assert!(rest.iter().all(|(n, _)| &**n != METRIC_NAME));
+        debug_assert!(rest.windows(2).all(|w| w[0].name < w[1].name));
+        debug_assert!(rest.iter().all(|p| &*p.name != METRIC_NAME));
         SeriesLabels { name, rest }
     }
 
@@ -50,11 +66,11 @@ impl SeriesLabels {
     fn from_pairs(pairs: Vec<Pair>) -> SeriesLabels {
         let mut name = None;
         let mut rest = Vec::with_capacity(pairs.len());
-        for (n, v) in pairs {
-            if &*n == METRIC_NAME {
-                name = Some(v);
+        for p in pairs {
+            if &*p.name == METRIC_NAME {
+                name = Some(Arc::from(&*p.value));
             } else {
-                rest.push((n, v));
+                rest.push(p);
             }
         }
         SeriesLabels {
@@ -64,12 +80,7 @@ impl SeriesLabels {
     }
 
     pub fn from_labels(labels: &Labels) -> SeriesLabels {
-        SeriesLabels::from_pairs(
-            labels
-                .iter()
-                .map(|(n, v)| (Arc::from(n.as_str()), Arc::from(v.as_str())))
-                .collect(),
-        )
+        SeriesLabels::from_pairs(labels.iter().map(|(n, v)| pair(n, v)).collect())
     }
 
     pub fn to_labels(&self) -> Labels {
@@ -88,9 +99,9 @@ impl SeriesLabels {
             return self.name();
         }
         self.rest
-            .binary_search_by(|(n, _)| (**n).cmp(label))
+            .binary_search_by(|p| (*p.name).cmp(label))
             .ok()
-            .map(|i| &*self.rest[i].1)
+            .map(|i| &*self.rest[i].value)
     }
 
     pub fn contains(&self, label: &str) -> bool {
@@ -119,13 +130,18 @@ impl SeriesLabels {
     /// Shares the set when `keep` keeps every label of `rest`.
     pub fn retain(&self, keep: impl Fn(&str) -> bool) -> SeriesLabels {
         let name = self.name.clone().filter(|_| keep(METRIC_NAME));
-        if self.rest.iter().all(|(n, _)| keep(n)) {
+        if self.rest.iter().all(|p| keep(&p.name)) {
             return SeriesLabels {
                 name,
                 rest: self.rest.clone(),
             };
         }
-        let rest: Vec<Pair> = self.rest.iter().filter(|(n, _)| keep(n)).cloned().collect();
+        let rest: Vec<Pair> = self
+            .rest
+            .iter()
+            .filter(|p| keep(&p.name))
+            .cloned()
+            .collect();
         SeriesLabels {
             name,
             rest: shared(rest),
@@ -138,7 +154,7 @@ impl SeriesLabels {
         let mut h = hasher.build_hasher();
         hash_parts(
             self.name.as_deref().filter(|_| keep(METRIC_NAME)),
-            self.rest.iter().filter(|(n, _)| keep(n)),
+            self.rest.iter().filter(|p| keep(&p.name)),
             &mut h,
         );
         h.finish()
@@ -151,43 +167,32 @@ impl SeriesLabels {
             && self
                 .rest
                 .iter()
-                .filter(|(n, _)| keep(n))
+                .filter(|p| keep(&p.name))
                 .eq(other.rest.iter())
     }
 
     /// A copy with `label` set to `value` (added or replaced); `None` removes it.
-    pub fn with(&self, label: &str, value: Option<Arc<str>>) -> SeriesLabels {
+    pub fn with(&self, label: &str, value: Option<&str>) -> SeriesLabels {
         if label == METRIC_NAME {
             return SeriesLabels {
-                name: value,
+                name: value.map(Arc::from),
                 rest: self.rest.clone(),
             };
         }
-        let at = self.rest.binary_search_by(|(n, _)| (**n).cmp(label));
+        let at = self.rest.binary_search_by(|p| (*p.name).cmp(label));
         let mut rest: Vec<Pair> = self.rest.to_vec();
         match (at, value) {
-            (Ok(i), Some(v)) => rest[i].1 = v,
+            (Ok(i), Some(v)) => rest[i] = pair(label, v),
             (Ok(i), None) => {
                 rest.remove(i);
             }
-            (Err(i), Some(v)) => rest.insert(i, (Arc::from(label), v)),
+            (Err(i), Some(v)) => rest.insert(i, pair(label, v)),
             (Err(_), None) => return self.clone(),
         }
         SeriesLabels {
             name: self.name.clone(),
             rest: rest.into(),
         }
-    }
-
-    /// The shared value of `label`, to copy into another set.
-    pub fn get_shared(&self, label: &str) -> Option<Arc<str>> {
-        if label == METRIC_NAME {
-            return self.name.clone();
-        }
-        self.rest
-            .binary_search_by(|(n, _)| (**n).cmp(label))
-            .ok()
-            .map(|i| self.rest[i].1.clone())
     }
 
     /// `{name="value", ...}` as [`crate::labels::render`] prints it.
@@ -207,9 +212,9 @@ fn shared(rest: Vec<Pair>) -> Arc<[Pair]> {
 
 fn hash_parts<'a, H: Hasher>(name: Option<&str>, rest: impl Iterator<Item = &'a Pair>, h: &mut H) {
     name.hash(h);
-    for (n, v) in rest {
-        (**n).hash(h);
-        (**v).hash(h);
+    for p in rest {
+        (*p.name).hash(h);
+        (*p.value).hash(h);
     }
 }
 
@@ -247,7 +252,7 @@ impl<'a> Iterator for Merged<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         if let Some(value) = self.name {
             let name_first = match self.rest.as_slice().first() {
-                Some((n, _)) => METRIC_NAME < &**n,
+                Some(p) => METRIC_NAME < &*p.name,
                 None => true,
             };
             if name_first {
@@ -255,7 +260,7 @@ impl<'a> Iterator for Merged<'a> {
                 return Some((METRIC_NAME, value));
             }
         }
-        self.rest.next().map(|(n, v)| (&**n, &**v))
+        self.rest.next().map(|p| (&*p.name, &*p.value))
     }
 }
 
@@ -323,7 +328,7 @@ mod tests {
         assert_eq!(s.retain(|n| n == "route").to_labels(), l(&[("route", "/")]));
         assert!(!s.retained_equals(|n| n == "job", &s.retain(|n| n == "route")));
         assert_eq!(
-            s.with("le", None).with("x", Some("1".into())).to_labels(),
+            s.with("le", None).with("x", Some("1")).to_labels(),
             l(&[
                 ("__name__", "m"),
                 ("job", "api"),

@@ -21,7 +21,7 @@ use promql_parser::label::Matcher;
 use promql_parser::parser::{self, Expr};
 
 pub use eval::{evaluate, EvalError};
-pub use labelset::{Pair, SeriesLabels};
+pub use labelset::{pair, Label, Pair, SeriesLabels};
 
 use crate::labels::Labels;
 
