@@ -108,6 +108,13 @@ impl Data {
                 .map(|x| u32::try_from(x - self.base).unwrap_or(u32::MAX))
                 .collect();
         }
+        if self.times.len() == self.times.capacity() {
+            // Grown by an eighth, not doubled: a series holds about as many samples as its
+            // retention spans, and what it grows into it keeps (prune drains the front).
+            let more = (self.times.len() / 8).max(4);
+            self.times.reserve_exact(more);
+            self.values.reserve_exact(more);
+        }
         self.times
             .push(u32::try_from(t - self.base).unwrap_or(u32::MAX));
         self.values.push(v);
@@ -693,6 +700,25 @@ mod tests {
         s.prune(1_000_000);
         assert_eq!(s.series_count(), 0);
         assert!(s.labels.is_empty(), "{:?}", s.labels);
+    }
+
+    /// A series' buffers grow by an eighth (at least 4 samples), so one holding the 25
+    /// samples of a 6-minute retention at 15 s keeps room for 28, not 32.
+    #[test]
+    fn sample_buffers_grow_by_an_eighth() {
+        let mut d = Data::default();
+        for i in 0..25 {
+            d.push(i * 15_000, i as f64);
+        }
+        assert_eq!((d.times.capacity(), d.values.capacity()), (28, 28));
+        for i in 25..240 {
+            d.push(i * 15_000, i as f64);
+        }
+        assert!(
+            d.times.capacity() - d.len() <= 240 / 8,
+            "{}",
+            d.times.capacity()
+        );
     }
 
     #[test]
