@@ -18,30 +18,52 @@
 //!
 //! Pure and synchronous: the caller passes the times.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use promql_parser::label::{MatchOp, Matcher};
 
 use crate::labels::Labels;
-use crate::promql::{self, Series, Source, METRIC_NAME};
+use crate::promql::{self, EachSeries, Pair, SeriesLabels, Source, METRIC_NAME};
 
-/// A series' label set as the store keeps it: interned `(name, value)` pairs sorted by name
-/// (the metric name among them), so 10,000 series repeating `job="api"` hold that string
-/// once. Ordered as `Labels` is (pairwise by name, then value).
-type Key = Arc<[(Arc<str>, Arc<str>)]>;
+/// A series' labels but its name, as the store keeps them: pointers to interned labels,
+/// sorted by name, so 10,000 series repeating `job="api"` hold that label once (8 bytes
+/// each), and the evaluator is handed the same allocation ([`SeriesLabels`]), not a copy.
+type Key = Arc<[Pair]>;
 
 fn get<'k>(key: &'k Key, name: &str) -> Option<&'k str> {
-    key.binary_search_by(|(n, _)| (**n).cmp(name))
+    key.binary_search_by(|p| (*p.name).cmp(name))
         .ok()
-        .map(|i| &*key[i].1)
+        .map(|i| &*key[i].value)
 }
 
-fn labels_of(key: &Key) -> Labels {
-    key.iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect()
+/// The hash of a label set but its name, from the pairs in name order. A scraped `Labels`
+/// and a stored [`Key`] with the same pairs hash the same.
+fn hash_pairs<'a>(
+    hasher: &DefaultHashBuilder,
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+) -> u64 {
+    let mut h = hasher.build_hasher();
+    for (n, v) in pairs {
+        n.hash(&mut h);
+        v.hash(&mut h);
+    }
+    h.finish()
+}
+
+/// A stored key's pairs, in name order.
+fn pairs_of(key: &Key) -> impl Iterator<Item = (&str, &str)> {
+    key.iter().map(|p| (&*p.name, &*p.value))
+}
+
+/// A scraped label set's pairs but `__name__`, in name order.
+fn rest_of(labels: &Labels) -> impl Iterator<Item = (&str, &str)> + Clone {
+    labels
+        .iter()
+        .filter(|(n, _)| n.as_str() != METRIC_NAME)
+        .map(|(n, v)| (n.as_str(), v.as_str()))
 }
 
 /// One series' samples, oldest first: times as milliseconds after `base` (4 bytes each),
@@ -86,6 +108,13 @@ impl Data {
                 .map(|x| u32::try_from(x - self.base).unwrap_or(u32::MAX))
                 .collect();
         }
+        if self.times.len() == self.times.capacity() {
+            // Grown by an eighth, not doubled: a series holds about as many samples as its
+            // retention spans, and what it grows into it keeps (prune drains the front).
+            let more = (self.times.len() / 8).max(4);
+            self.times.reserve_exact(more);
+            self.values.reserve_exact(more);
+        }
         self.times
             .push(u32::try_from(t - self.base).unwrap_or(u32::MAX));
         self.values.push(v);
@@ -128,15 +157,107 @@ pub struct Ingested {
     pub stale: usize,
 }
 
+/// Puts `item` in a free place of `places` (one `free` names) or a new one; its number.
+fn place<T>(places: &mut Vec<Option<T>>, free: &mut Vec<u32>, item: T) -> u32 {
+    match free.pop() {
+        Some(i) => {
+            places[i as usize] = Some(item);
+            i
+        }
+        None => {
+            places.push(Some(item));
+            (places.len() - 1) as u32
+        }
+    }
+}
+
+/// One series in its family's slot.
+#[derive(Debug)]
+struct Slot {
+    key: Key,
+    /// Never given to another series: tells this one from a later one in the same slot.
+    serial: u64,
+    /// The ingest that last saw the series exposed without a timestamp (staleness).
+    exposed_in: u64,
+    data: Data,
+}
+
+/// A scraped series, as a target's exposed list remembers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SeriesId {
+    family: u32,
+    slot: u32,
+    serial: u64,
+}
+
+/// The series of one metric name.
+#[derive(Debug)]
+struct Family {
+    /// `None`: the series without a `__name__` label.
+    name: Option<Arc<str>>,
+    /// `None`: a free slot (its series was pruned), reused by the next new series.
+    slots: Vec<Option<Slot>>,
+    free: Vec<u32>,
+    /// Slot numbers by the hash of their key.
+    index: HashTable<u32>,
+    /// The live slots in label order, worked out when a selection first needs it after a
+    /// series came or went (series come at a target's first scrapes, then rarely).
+    order: OnceLock<Vec<u32>>,
+}
+
+impl Family {
+    fn new(name: Option<Arc<str>>) -> Family {
+        Family {
+            name,
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: HashTable::new(),
+            order: OnceLock::new(),
+        }
+    }
+
+    fn live(&self) -> impl Iterator<Item = (u32, &Slot)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i as u32, s.as_ref()?)))
+    }
+
+    fn labels(&self, slot: &Slot) -> SeriesLabels {
+        SeriesLabels::new(self.name.clone(), slot.key.clone())
+    }
+
+    fn order(&self) -> &[u32] {
+        self.order.get_or_init(|| {
+            // The label order of the whole set, the name merged in at its place (a label
+            // named `A` sorts before `__name__`), as `Labels` orders.
+            let mut keyed: Vec<(SeriesLabels, u32)> =
+                self.live().map(|(i, s)| (self.labels(s), i)).collect();
+            keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            keyed.into_iter().map(|(_, i)| i).collect()
+        })
+    }
+}
+
 /// The store. See the module doc.
 #[derive(Debug, Default)]
 pub struct Store {
-    /// Series by metric name, then labels (metric name included).
-    by_name: HashMap<Arc<str>, HashMap<Key, Data>>,
+    /// Families by number; `None`: a free number.
+    families: Vec<Option<Family>>,
+    free_families: Vec<u32>,
+    /// Family numbers by metric name.
+    by_name: HashMap<Arc<str>, u32>,
+    /// The family of series without a name, if any.
+    unnamed: Option<u32>,
     /// Per target: the series its last scrape exposed without a timestamp (staleness).
-    exposed: HashMap<String, HashSet<Key>>,
-    /// Every label name and value held, once.
-    strings: HashSet<Arc<str>>,
+    exposed: HashMap<String, Vec<SeriesId>>,
+    /// Every label held, once.
+    labels: HashTable<Pair>,
+    hasher: DefaultHashBuilder,
+    /// The last serial given to a series.
+    serial: u64,
+    /// The number of the last ingest (a scrape's samples).
+    ingests: u64,
     retention: Duration,
 }
 
@@ -161,49 +282,129 @@ impl Store {
         self.retention = retention;
     }
 
+    fn live_families(&self) -> impl Iterator<Item = (u32, &Family)> {
+        self.families
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| Some((i as u32, f.as_ref()?)))
+    }
+
     /// Number of series held.
     pub fn series_count(&self) -> usize {
-        self.by_name.values().map(HashMap::len).sum()
+        self.live_families().map(|(_, f)| f.live().count()).sum()
     }
 
     /// Number of samples held.
     pub fn sample_count(&self) -> usize {
-        self.by_name
-            .values()
-            .flat_map(HashMap::values)
-            .map(Data::len)
+        self.live_families()
+            .flat_map(|(_, f)| f.live())
+            .map(|(_, s)| s.data.len())
             .sum()
     }
 
-    fn intern(&mut self, s: &str) -> Arc<str> {
-        if let Some(held) = self.strings.get(s) {
+    fn intern(&mut self, name: &str, value: &str) -> Pair {
+        let hash = hash_pairs(&self.hasher, std::iter::once((name, value)));
+        let held = self
+            .labels
+            .find(hash, |l| &*l.name == name && &*l.value == value);
+        if let Some(held) = held {
             return held.clone();
         }
-        let held: Arc<str> = Arc::from(s);
-        self.strings.insert(held.clone());
-        held
+        let new = promql::pair(name, value);
+        let hasher = &self.hasher;
+        self.labels.insert_unique(hash, new.clone(), |l| {
+            hash_pairs(hasher, std::iter::once((&*l.name, &*l.value)))
+        });
+        new
     }
 
-    fn key(&mut self, labels: &Labels) -> Key {
-        labels
-            .iter()
-            .map(|(n, v)| (self.intern(n), self.intern(v)))
+    /// The family of `name` (`None`: no `__name__` label), made if new.
+    fn family_of(&mut self, name: Option<&str>) -> u32 {
+        let found = match name {
+            Some(n) => self.by_name.get(n).copied(),
+            None => self.unnamed,
+        };
+        if let Some(f) = found {
+            return f;
+        }
+        let interned: Option<Arc<str>> = name.map(Arc::from);
+        let family = Family::new(interned.clone());
+        let f = place(&mut self.families, &mut self.free_families, family);
+        match interned {
+            Some(n) => {
+                self.by_name.insert(n, f);
+            }
+            None => self.unnamed = Some(f),
+        }
+        f
+    }
+
+    /// The series `labels` names, made if new. Its pairs are hashed once and compared with
+    /// what is held; labels are interned only for a new series.
+    fn series_of(&mut self, labels: &Labels) -> SeriesId {
+        let f = self.family_of(labels.get(METRIC_NAME).map(String::as_str));
+        let hash = hash_pairs(&self.hasher, rest_of(labels));
+        let family = self.families[f as usize]
+            .as_ref()
+            .expect("family_of returns a live family");
+        let found = family.index.find(hash, |&i| {
+            family.slots[i as usize]
+                .as_ref()
+                .is_some_and(|s| pairs_of(&s.key).eq(rest_of(labels)))
+        });
+        if let Some(&slot) = found {
+            let serial = family.slots[slot as usize].as_ref().map_or(0, |s| s.serial);
+            return SeriesId {
+                family: f,
+                slot,
+                serial,
+            };
+        }
+        let key: Key = rest_of(labels)
+            .map(|(n, v)| self.intern(n, v))
             .collect::<Vec<_>>()
-            .into()
+            .into();
+        self.serial += 1;
+        let serial = self.serial;
+        let family = self.families[f as usize]
+            .as_mut()
+            .expect("family_of returns a live family");
+        let new = Slot {
+            key,
+            serial,
+            exposed_in: 0,
+            data: Data::default(),
+        };
+        let slot = place(&mut family.slots, &mut family.free, new);
+        let (slots, hasher) = (&family.slots, &self.hasher);
+        family.index.insert_unique(hash, slot, |&i| {
+            let key = slots[i as usize].as_ref().map(|s| &s.key);
+            hash_pairs(hasher, key.into_iter().flat_map(pairs_of))
+        });
+        family.order.take();
+        SeriesId {
+            family: f,
+            slot,
+            serial,
+        }
+    }
+
+    fn slot_mut(&mut self, id: SeriesId) -> Option<&mut Slot> {
+        self.families
+            .get_mut(id.family as usize)?
+            .as_mut()?
+            .slots
+            .get_mut(id.slot as usize)?
+            .as_mut()
+            .filter(|s| s.serial == id.serial)
     }
 
     /// Appends one sample, counting it in `report` as appended, a duplicate or out of order.
-    fn push(&mut self, key: Key, t: i64, v: f64, report: &mut Ingested) {
-        let name = key
-            .binary_search_by(|(n, _)| (**n).cmp(METRIC_NAME))
-            .map(|i| key[i].1.clone())
-            .unwrap_or_else(|_| Arc::from(""));
-        let data = self
-            .by_name
-            .entry(name)
-            .or_default()
-            .entry(key)
-            .or_default();
+    fn push(&mut self, id: SeriesId, t: i64, v: f64, report: &mut Ingested) {
+        let Some(slot) = self.slot_mut(id) else {
+            return;
+        };
+        let data = &mut slot.data;
         match data.newest() {
             Some(newest) if t == newest => {
                 // An exact repeat is stored once; a different value at the same time is a
@@ -221,20 +422,26 @@ impl Store {
     /// Appends a scrape of `target` taken at `at` (ms): see the module doc.
     pub fn ingest(&mut self, target: &str, samples: Vec<Scraped>, at: i64) -> Ingested {
         let mut report = Ingested::default();
-        let mut exposed: HashSet<Key> = HashSet::with_capacity(samples.len());
+        self.ingests += 1;
+        let this = self.ingests;
+        let mut exposed: Vec<SeriesId> = Vec::with_capacity(samples.len());
         for (labels, ts, v) in samples {
-            let key = self.key(&labels);
+            let id = self.series_of(&labels);
             if ts.is_none() {
-                exposed.insert(key.clone());
+                if let Some(slot) = self.slot_mut(id) {
+                    if slot.exposed_in != this {
+                        slot.exposed_in = this;
+                        exposed.push(id);
+                    }
+                }
             }
-            self.push(key, ts.unwrap_or(at), v, &mut report);
+            self.push(id, ts.unwrap_or(at), v, &mut report);
         }
         let before = self.exposed.insert(target.to_string(), exposed);
-        if let Some(before) = before {
-            let now = &self.exposed[target];
-            let gone: Vec<Key> = before.difference(now).cloned().collect();
-            for key in gone {
-                self.mark_stale(key, at, &mut report);
+        for id in before.unwrap_or_default() {
+            // Gone from this scrape: not marked exposed by it.
+            if self.slot_mut(id).is_some_and(|s| s.exposed_in != this) {
+                self.mark_stale(id, at, &mut report);
             }
         }
         report
@@ -243,78 +450,151 @@ impl Store {
     /// A failed scrape of `target` at `at`: every series it exposed goes stale.
     pub fn scrape_failed(&mut self, target: &str, at: i64) -> Ingested {
         let mut report = Ingested::default();
-        for key in self.exposed.remove(target).unwrap_or_default() {
-            self.mark_stale(key, at, &mut report);
+        for id in self.exposed.remove(target).unwrap_or_default() {
+            self.mark_stale(id, at, &mut report);
         }
         report
     }
 
-    fn mark_stale(&mut self, key: Key, at: i64, report: &mut Ingested) {
+    fn mark_stale(&mut self, id: SeriesId, at: i64, report: &mut Ingested) {
         let mut pushed = Ingested::default();
-        self.push(key, at, promql::stale_nan(), &mut pushed);
+        self.push(id, at, promql::stale_nan(), &mut pushed);
         report.stale += pushed.appended;
     }
 
     /// Appends `value` at `t` to the series `labels` (another check's value).
     pub fn append(&mut self, labels: Labels, t: i64, value: f64) {
         let mut report = Ingested::default();
-        let key = self.key(&labels);
-        self.push(key, t, value, &mut report);
+        let id = self.series_of(&labels);
+        self.push(id, t, value, &mut report);
     }
 
-    /// Drops samples older than `now - retention`, series left without samples, and label
-    /// strings no series holds any more.
+    /// Drops samples older than `now - retention`, series left without samples, and labels
+    /// no series holds any more.
     pub fn prune(&mut self, now: i64) {
         let cutoff = now - i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
-        for series in self.by_name.values_mut() {
-            series.retain(|_, d| {
+        let hasher = &self.hasher;
+        let mut emptied = Vec::new();
+        for (f, family) in self.families.iter_mut().enumerate() {
+            let Some(family) = family else { continue };
+            let mut removed = false;
+            for (i, entry) in family.slots.iter_mut().enumerate() {
+                let Some(slot) = entry else { continue };
+                let d = &mut slot.data;
                 let keep_from = d.at_or_after(cutoff);
                 d.times.drain(..keep_from);
                 d.values.drain(..keep_from);
-                !d.times.is_empty()
-            });
+                if d.times.is_empty() {
+                    let hash = hash_pairs(hasher, pairs_of(&slot.key));
+                    if let Ok(e) = family.index.find_entry(hash, |&j| j as usize == i) {
+                        e.remove();
+                    }
+                    *entry = None;
+                    family.free.push(i as u32);
+                    removed = true;
+                }
+            }
+            if removed {
+                family.order.take();
+                if family.index.is_empty() {
+                    emptied.push(f as u32);
+                }
+            }
         }
-        self.by_name.retain(|_, s| !s.is_empty());
-        // Held only here (and by a map key of a removed name): no series uses it.
-        self.strings.retain(|s| Arc::strong_count(s) > 1);
+        for f in emptied {
+            if let Some(family) = self.families[f as usize].take() {
+                match family.name {
+                    Some(n) => {
+                        self.by_name.remove(&n);
+                    }
+                    None => self.unnamed = None,
+                }
+                self.free_families.push(f);
+            }
+        }
+        // Held only here: no series uses it.
+        self.labels.retain(|l| Arc::strong_count(l) > 1);
+    }
+
+    /// Calls `each` with the series of `family` that `matchers` match, in label order.
+    fn each_matching<'s>(
+        &'s self,
+        family: &'s Family,
+        matchers: &[Matcher],
+        each: &mut impl FnMut(&'s Family, &'s Slot),
+    ) {
+        let name = family.name.as_deref().unwrap_or("");
+        for &i in family.order() {
+            let Some(slot) = family.slots[i as usize].as_ref() else {
+                continue;
+            };
+            let matches = matchers.iter().all(|m| {
+                let value = if m.name == METRIC_NAME {
+                    name
+                } else {
+                    get(&slot.key, &m.name).unwrap_or("")
+                };
+                m.is_match(value)
+            });
+            if matches {
+                each(family, slot);
+            }
+        }
     }
 }
 
 impl Source for Store {
-    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Series> {
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64, each: &mut EachSeries<'_>) {
         let name = matchers
             .iter()
             .find(|m| m.name == METRIC_NAME && matches!(m.op, MatchOp::Equal))
             .map(|m| m.value.as_str());
-        let candidates: Box<dyn Iterator<Item = (&Key, &Data)>> = match name {
-            Some(n) => match self.by_name.get(n) {
-                Some(series) => Box::new(series.iter()),
-                None => return Vec::new(),
-            },
-            None => Box::new(self.by_name.values().flat_map(|s| s.iter())),
+        let mut points: Vec<(i64, f64)> = Vec::new();
+        let mut emit = |family: &Family, slot: &Slot| {
+            let d = &slot.data;
+            let (from, to) = (d.at_or_after(mint), d.up_to(maxt));
+            if from < to {
+                points.clear();
+                points.extend((from..to).map(|i| (d.time(i), d.values[i])));
+                each(family.labels(slot), &points);
+            }
         };
-        let mut picked: Vec<(&Key, &Data, usize, usize)> = candidates
-            .filter(|(key, _)| {
-                matchers
-                    .iter()
-                    .all(|m| m.is_match(get(key, &m.name).unwrap_or("")))
-            })
-            .filter_map(|(key, d)| {
-                let (from, to) = (d.at_or_after(mint), d.up_to(maxt));
-                (from < to).then_some((key, d, from, to))
-            })
-            .collect();
-        // In label order, as Prometheus' index returns series: `topk` and `bottomk` keep the
-        // first of equal values, so the order decides ties. Interned pairs sorted by name
-        // compare as the label sets do, without building them first.
-        picked.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        picked
-            .into_iter()
-            .map(|(key, d, from, to)| Series {
-                labels: labels_of(key),
-                points: (from..to).map(|i| (d.time(i), d.values[i])).collect(),
-            })
-            .collect()
+        // One name: its family, already in label order. An empty name is also what a series
+        // without a name has.
+        let families: Vec<&Family> = match name {
+            Some(n) => {
+                let mut fs: Vec<&Family> = self
+                    .by_name
+                    .get(n)
+                    .and_then(|&f| self.families[f as usize].as_ref())
+                    .into_iter()
+                    .collect();
+                if n.is_empty() {
+                    fs.extend(
+                        self.unnamed
+                            .and_then(|f| self.families[f as usize].as_ref()),
+                    );
+                }
+                fs
+            }
+            None => self.live_families().map(|(_, f)| f).collect(),
+        };
+        if let [family] = families.as_slice() {
+            self.each_matching(family, matchers, &mut |f, s| emit(f, s));
+            return;
+        }
+        // Several families: in label order across them, as Prometheus' index returns series
+        // (`topk` and `bottomk` keep the first of equal values, so the order decides ties).
+        let mut picked: Vec<(&Family, &Slot, SeriesLabels)> = Vec::new();
+        for family in families {
+            self.each_matching(family, matchers, &mut |f, s| {
+                picked.push((f, s, f.labels(s)))
+            });
+        }
+        picked.sort_by(|a, b| a.2.cmp(&b.2));
+        for (family, slot, _) in picked {
+            emit(family, slot);
+        }
     }
 }
 
@@ -322,11 +602,11 @@ impl Source for Store {
 pub type Shared = Arc<std::sync::RwLock<Store>>;
 
 /// Reading through the lock one selection at a time, so a long query never holds the
-/// evaluator's writes back for more than a copy of the series it selects.
+/// evaluator's writes back for more than one selection.
 impl Source for std::sync::RwLock<Store> {
-    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Series> {
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64, each: &mut EachSeries<'_>) {
         let store = self.read().unwrap_or_else(|e| e.into_inner());
-        store.select(matchers, mint, maxt)
+        store.select(matchers, mint, maxt, each)
     }
 }
 
@@ -404,9 +684,9 @@ mod tests {
         assert_eq!(d.at_or_after(59 * day), d.len() - 1);
     }
 
-    /// Label strings are held once, and let go when no series holds them.
+    /// Labels are held once, and let go when no series holds them.
     #[test]
-    fn label_strings_are_shared_and_released() {
+    fn labels_are_shared_and_released() {
         let mut s = Store::new(Duration::from_secs(60));
         for i in 0..100 {
             s.append(
@@ -415,11 +695,30 @@ mod tests {
                 1.0,
             );
         }
-        // "up", "__name__", "job", "api", "instance" and 100 instance names.
-        assert_eq!(s.strings.len(), 105);
+        // job="api" and 100 instance labels.
+        assert_eq!(s.labels.len(), 101);
         s.prune(1_000_000);
         assert_eq!(s.series_count(), 0);
-        assert!(s.strings.is_empty(), "{:?}", s.strings);
+        assert!(s.labels.is_empty(), "{:?}", s.labels);
+    }
+
+    /// A series' buffers grow by an eighth (at least 4 samples), so one holding the 25
+    /// samples of a 6-minute retention at 15 s keeps room for 28, not 32.
+    #[test]
+    fn sample_buffers_grow_by_an_eighth() {
+        let mut d = Data::default();
+        for i in 0..25 {
+            d.push(i * 15_000, i as f64);
+        }
+        assert_eq!((d.times.capacity(), d.values.capacity()), (28, 28));
+        for i in 25..240 {
+            d.push(i * 15_000, i as f64);
+        }
+        assert!(
+            d.times.capacity() - d.len() <= 240 / 8,
+            "{}",
+            d.times.capacity()
+        );
     }
 
     #[test]

@@ -1,15 +1,13 @@
 //! The functions (Prometheus 2.42 `promql/functions.go`), each named where it is implemented.
 
-use std::collections::BTreeMap;
-
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{Call, Expr};
 
-use super::eval::{drop_name, err, EvalError, Evaluator};
-use super::{Sample, Series, Value, METRIC_NAME};
+use super::eval::{err, Elem, EvalError, Evaluator, Grouper, Matrix, Val};
+use super::{SeriesLabels, METRIC_NAME};
 use crate::labels::Labels;
 
-pub(super) fn call(ev: &Evaluator<'_>, call: &Call) -> Result<Value, EvalError> {
+pub(super) fn call(ev: &Evaluator<'_>, call: &Call) -> Result<Val, EvalError> {
     let args = &call.args.args;
     let name = call.func.name;
     let arg = |i: usize| -> Result<&Expr, EvalError> {
@@ -18,16 +16,17 @@ pub(super) fn call(ev: &Evaluator<'_>, call: &Call) -> Result<Value, EvalError> 
             None => err(format!("{name}: missing argument {}", i + 1)),
         }
     };
-    let vector = |v: Vec<Sample>| Ok(Value::Vector(v));
+    let vector = |v: Vec<Elem>| Ok(Val::Vector(v));
+    let vector_of = |v: Result<Vec<Elem>, EvalError>| v.map(Val::Vector);
     match name {
-        "time" => Ok(Value::Scalar(ev.t as f64 / 1000.0)),
-        "vector" => vector(vec![Sample {
-            labels: Labels::new(),
+        "time" => Ok(Val::Scalar(ev.t as f64 / 1000.0)),
+        "vector" => vector(vec![Elem {
+            labels: SeriesLabels::default(),
             value: ev.eval_scalar(arg(0)?)?,
         }]),
         "scalar" => {
             let v = ev.eval_vector(arg(0)?)?;
-            Ok(Value::Scalar(match v.as_slice() {
+            Ok(Val::Scalar(match v.as_slice() {
                 [one] => one.value,
                 _ => f64::NAN,
             }))
@@ -62,8 +61,8 @@ pub(super) fn call(ev: &Evaluator<'_>, call: &Call) -> Result<Value, EvalError> 
                 Expr::VectorSelector(vs) => vector(
                     ev.instant(vs)
                         .into_iter()
-                        .map(|(labels, t, _)| Sample {
-                            labels: drop_name(labels),
+                        .map(|(labels, t, _)| Elem {
+                            labels: labels.without_name(),
                             value: t as f64 / 1000.0,
                         })
                         .collect(),
@@ -79,8 +78,8 @@ pub(super) fn call(ev: &Evaluator<'_>, call: &Call) -> Result<Value, EvalError> 
             if !v.is_empty() {
                 return vector(Vec::new());
             }
-            vector(vec![Sample {
-                labels: absent_labels(arg(0)?),
+            vector(vec![Elem {
+                labels: SeriesLabels::from_labels(&absent_labels(arg(0)?)),
                 value: 1.0,
             }])
         }
@@ -89,8 +88,8 @@ pub(super) fn call(ev: &Evaluator<'_>, call: &Call) -> Result<Value, EvalError> 
             if !m.is_empty() {
                 return vector(Vec::new());
             }
-            vector(vec![Sample {
-                labels: absent_labels(arg(0)?),
+            vector(vec![Elem {
+                labels: SeriesLabels::from_labels(&absent_labels(arg(0)?)),
                 value: 1.0,
             }])
         }
@@ -100,41 +99,38 @@ pub(super) fn call(ev: &Evaluator<'_>, call: &Call) -> Result<Value, EvalError> 
         }
         "quantile_over_time" => {
             let q = ev.eval_scalar(arg(0)?)?;
-            let m = matrix(ev, arg(1)?)?;
-            vector(over_time(m, |points| {
+            vector(over_range(ev, arg(1)?, false, |points| {
                 Some(quantile(q, points.iter().map(|p| p.1).collect()))
-            }))
+            })?)
         }
         "rate" | "increase" | "delta" => {
             let a = arg(0)?;
-            vector(extrapolated(
-                matrix(ev, a)?,
-                edges(ev, a),
-                range_of(a),
-                name != "delta",
-                name == "rate",
-            ))
+            let ((start, end), range) = (edges(ev, a), range_of(a));
+            let (is_counter, is_rate) = (name != "delta", name == "rate");
+            vector(over_range(ev, a, false, |points| {
+                extrapolate(points, start, end, range, is_counter, is_rate)
+            })?)
         }
-        "irate" => vector(over_time(matrix(ev, arg(0)?)?, irate)),
-        "deriv" => vector(over_time(matrix(ev, arg(0)?)?, |p| {
+        "irate" => vector_of(over_range(ev, arg(0)?, false, irate)),
+        "deriv" => vector_of(over_range(ev, arg(0)?, false, |p| {
             (p.len() >= 2).then(|| linear_regression(p, p[0].0).0)
         })),
-        "resets" => vector(over_time(matrix(ev, arg(0)?)?, |p| {
+        "resets" => vector_of(over_range(ev, arg(0)?, false, |p| {
             Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64)
         })),
-        "changes" => vector(over_time(matrix(ev, arg(0)?)?, |p| {
+        "changes" => vector_of(over_range(ev, arg(0)?, false, |p| {
             Some(
                 p.windows(2)
                     .filter(|w| !(w[1].1 == w[0].1 || (w[1].1.is_nan() && w[0].1.is_nan())))
                     .count() as f64,
             )
         })),
-        "avg_over_time" => vector(over_time(matrix(ev, arg(0)?)?, |p| Some(avg(p)))),
-        "sum_over_time" => vector(over_time(matrix(ev, arg(0)?)?, |p| {
+        "avg_over_time" => vector_of(over_range(ev, arg(0)?, false, |p| Some(avg(p)))),
+        "sum_over_time" => vector_of(over_range(ev, arg(0)?, false, |p| {
             Some(kahan_sum(p.iter().map(|x| x.1)))
         })),
-        "count_over_time" => vector(over_time(matrix(ev, arg(0)?)?, |p| Some(p.len() as f64))),
-        "min_over_time" => vector(over_time(matrix(ev, arg(0)?)?, |p| {
+        "count_over_time" => vector_of(over_range(ev, arg(0)?, false, |p| Some(p.len() as f64))),
+        "min_over_time" => vector_of(over_range(ev, arg(0)?, false, |p| {
             let mut min = p[0].1;
             for &(_, v) in p {
                 if v < min || min.is_nan() {
@@ -143,7 +139,7 @@ pub(super) fn call(ev: &Evaluator<'_>, call: &Call) -> Result<Value, EvalError> 
             }
             Some(min)
         })),
-        "max_over_time" => vector(over_time(matrix(ev, arg(0)?)?, |p| {
+        "max_over_time" => vector_of(over_range(ev, arg(0)?, false, |p| {
             let mut max = p[0].1;
             for &(_, v) in p {
                 if v > max || max.is_nan() {
@@ -152,12 +148,10 @@ pub(super) fn call(ev: &Evaluator<'_>, call: &Call) -> Result<Value, EvalError> 
             }
             Some(max)
         })),
-        "last_over_time" => vector(over_time_keep_name(matrix(ev, arg(0)?)?, |p| {
-            p.last().map(|x| x.1)
-        })),
-        "present_over_time" => vector(over_time(matrix(ev, arg(0)?)?, |_| Some(1.0))),
-        "stddev_over_time" => vector(over_time(matrix(ev, arg(0)?)?, |p| Some(stdvar(p).sqrt()))),
-        "stdvar_over_time" => vector(over_time(matrix(ev, arg(0)?)?, |p| Some(stdvar(p)))),
+        "last_over_time" => vector_of(over_range(ev, arg(0)?, true, |p| p.last().map(|x| x.1))),
+        "present_over_time" => vector_of(over_range(ev, arg(0)?, false, |_| Some(1.0))),
+        "stddev_over_time" => vector_of(over_range(ev, arg(0)?, false, |p| Some(stdvar(p).sqrt()))),
+        "stdvar_over_time" => vector_of(over_range(ev, arg(0)?, false, |p| Some(stdvar(p)))),
         other => err(format!("function {other} is not supported")),
     }
 }
@@ -185,18 +179,18 @@ fn strip_parens(e: &Expr) -> &Expr {
     }
 }
 
-fn map_values(v: Vec<Sample>, f: impl Fn(f64) -> f64) -> Vec<Sample> {
+fn map_values(v: Vec<Elem>, f: impl Fn(f64) -> f64) -> Vec<Elem> {
     v.into_iter()
-        .map(|s| Sample {
-            labels: drop_name(s.labels),
+        .map(|s| Elem {
+            labels: s.labels.without_name(),
             value: f(s.value),
         })
         .collect()
 }
 
-fn matrix(ev: &Evaluator<'_>, e: &Expr) -> Result<Vec<Series>, EvalError> {
+fn matrix(ev: &Evaluator<'_>, e: &Expr) -> Result<Matrix, EvalError> {
     match ev.eval(e)? {
-        Value::Matrix(m) => Ok(m),
+        Val::Matrix(m) => Ok(m),
         _ => err(format!("expected a range vector: {e}")),
     }
 }
@@ -209,44 +203,49 @@ fn range_of(e: &Expr) -> std::time::Duration {
 }
 
 /// A function of each series' points; the metric name is dropped, a `None` drops the series.
-fn over_time(m: Vec<Series>, f: impl Fn(&[(i64, f64)]) -> Option<f64>) -> Vec<Sample> {
-    m.into_iter()
-        .filter_map(|s| {
-            Some(Sample {
-                value: f(&s.points)?,
-                labels: drop_name(s.labels),
+fn over_time(m: Matrix, f: impl Fn(&[(i64, f64)]) -> Option<f64>) -> Vec<Elem> {
+    let Matrix { series, points } = m;
+    series
+        .into_iter()
+        .filter_map(|(labels, range)| {
+            Some(Elem {
+                value: f(&points[range])?,
+                labels: labels.without_name(),
             })
         })
         .collect()
 }
 
-/// As [`over_time`], keeping the metric name (`last_over_time`).
-fn over_time_keep_name(m: Vec<Series>, f: impl Fn(&[(i64, f64)]) -> Option<f64>) -> Vec<Sample> {
-    m.into_iter()
-        .filter_map(|s| {
-            Some(Sample {
-                value: f(&s.points)?,
-                labels: s.labels,
-            })
-        })
-        .collect()
+/// A function of each series' points in the range `e` selects (`over_time` of it): the
+/// metric name dropped unless `keep_name`, a `None` drops the series. A range selector's
+/// series are read one at a time as the store lends them, without copying the selection.
+fn over_range(
+    ev: &Evaluator<'_>,
+    e: &Expr,
+    keep_name: bool,
+    f: impl Fn(&[(i64, f64)]) -> Option<f64>,
+) -> Result<Vec<Elem>, EvalError> {
+    let Expr::MatrixSelector(ms) = strip_parens(e) else {
+        let out = over_time(matrix(ev, e)?, f);
+        return Ok(out);
+    };
+    let mut out = Vec::new();
+    ev.each_range(&ms.vs, ms.range, |labels, points| {
+        if let Some(value) = f(points) {
+            let labels = if keep_name {
+                labels
+            } else {
+                labels.without_name()
+            };
+            out.push(Elem { labels, value });
+        }
+    });
+    Ok(out)
 }
 
 /// functions.go `extrapolatedRate` (2.42): `rate`, `increase` (counters: resets added back,
 /// never extrapolated below zero) and `delta`, over the range `[start, end]` (ms) the points
-/// were selected from.
-fn extrapolated(
-    m: Vec<Series>,
-    (start, end): (i64, i64),
-    range: std::time::Duration,
-    is_counter: bool,
-    is_rate: bool,
-) -> Vec<Sample> {
-    over_time(m, |points| {
-        extrapolate(points, start, end, range, is_counter, is_rate)
-    })
-}
-
+/// were selected from (`extrapolate`, per series).
 /// The `[start, end]` (ms) a range selector argument selects from at the evaluation time.
 fn edges(ev: &Evaluator<'_>, e: &Expr) -> (i64, i64) {
     let (offset, range) = match strip_parens(e) {
@@ -449,30 +448,25 @@ pub(super) fn quantile(q: f64, mut values: Vec<f64>) -> f64 {
 /// functions.go `funcHistogramQuantile` over classic buckets (quantile.go `bucketQuantile`):
 /// grouped by every label but `le` (the metric name dropped); a sample whose `le` is not a
 /// number is ignored.
-fn histogram_quantile(q: f64, v: Vec<Sample>) -> Vec<Sample> {
-    let mut groups: BTreeMap<Labels, Vec<(f64, f64)>> = BTreeMap::new();
-    let mut order: Vec<Labels> = Vec::new();
+fn histogram_quantile(q: f64, v: Vec<Elem>) -> Vec<Elem> {
+    let mut grouper = Grouper::new(|label: &str| label != "le" && label != METRIC_NAME);
+    let mut groups: Vec<Vec<(f64, f64)>> = Vec::new();
     for s in v {
-        let Some(le) = s.labels.get("le").and_then(|le| parse_go_float(le)) else {
+        let Some(le) = s.labels.get("le").and_then(parse_go_float) else {
             continue;
         };
-        let mut key = s.labels;
-        key.remove("le");
-        key.remove(METRIC_NAME);
-        let entry = groups.entry(key.clone()).or_insert_with(|| {
-            order.push(key);
-            Vec::new()
-        });
-        entry.push((le, s.value));
+        let (i, new) = grouper.group_of(&s.labels);
+        if new {
+            groups.push(Vec::new());
+        }
+        groups[i].push((le, s.value));
     }
-    order
+    groups
         .into_iter()
-        .filter_map(|key| {
-            let buckets = groups.remove(&key)?;
-            Some(Sample {
-                labels: key,
-                value: bucket_quantile(q, buckets),
-            })
+        .zip(grouper.keys)
+        .map(|(buckets, labels)| Elem {
+            labels,
+            value: bucket_quantile(q, buckets),
         })
         .collect()
 }

@@ -13,6 +13,7 @@
 
 mod eval;
 mod functions;
+mod labelset;
 
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use promql_parser::label::Matcher;
 use promql_parser::parser::{self, Expr};
 
 pub use eval::{evaluate, EvalError};
+pub use labelset::{pair, Label, Pair, SeriesLabels};
 
 use crate::labels::Labels;
 
@@ -65,12 +67,17 @@ pub enum Value {
     String(String),
 }
 
+/// What [`Source::select`] calls with each series: its labels and its points, lent for the
+/// call.
+pub type EachSeries<'a> = dyn FnMut(SeriesLabels, &[(i64, f64)]) + 'a;
+
 /// Where samples come from: the scrape store, or a test's fixed data.
 pub trait Source {
-    /// Every series whose labels match all of `matchers`, with its samples whose time is in
-    /// `[mint, maxt]` (milliseconds, both ends included), in time order, staleness markers
-    /// included. Series without such samples may be left out.
-    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Series>;
+    /// Calls `each` with every series whose labels match all of `matchers`, and its samples
+    /// whose time is in `[mint, maxt]` (milliseconds, both ends included) as `(ms, value)`, in
+    /// time order, staleness markers included. Series without such samples may be left out.
+    /// The points are lent for the call: the evaluator copies what it keeps.
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64, each: &mut EachSeries<'_>);
 }
 
 /// A parsed expression that warden can evaluate.

@@ -11,25 +11,21 @@ use super::*;
 struct Fixed(Vec<Series>);
 
 impl Source for Fixed {
-    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Series> {
-        self.0
-            .iter()
-            .filter(|s| {
-                matchers
-                    .iter()
-                    .all(|m| m.is_match(s.labels.get(&m.name).map(String::as_str).unwrap_or("")))
-            })
-            .map(|s| Series {
-                labels: s.labels.clone(),
-                points: s
-                    .points
-                    .iter()
-                    .copied()
-                    .filter(|(t, _)| *t >= mint && *t <= maxt)
-                    .collect(),
-            })
-            .filter(|s| !s.points.is_empty())
-            .collect()
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64, each: &mut EachSeries<'_>) {
+        for s in &self.0 {
+            let matches = matchers
+                .iter()
+                .all(|m| m.is_match(s.labels.get(&m.name).map(String::as_str).unwrap_or("")));
+            let points: Vec<(i64, f64)> = s
+                .points
+                .iter()
+                .copied()
+                .filter(|(t, _)| *t >= mint && *t <= maxt)
+                .collect();
+            if matches && !points.is_empty() {
+                each(SeriesLabels::from_labels(&s.labels), &points);
+            }
+        }
     }
 }
 
