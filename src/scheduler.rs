@@ -251,7 +251,17 @@ pub fn spawn<P: Observe>(
         cancel,
         tracker: tracker.clone(),
     };
-    tracker.spawn(scheduler.run(received, finished));
+    tracker.spawn(async move {
+        // Every check's schedule is in this one task: a bug that panicked it would leave a
+        // warden that answers /healthz and runs no check. Crash instead, loudly, so the
+        // service manager restarts it (the unit's Restart=on-failure); pages and windows are
+        // in the state store and resume.
+        let run = std::panic::AssertUnwindSafe(scheduler.run(received, finished));
+        if run.catch_unwind().await.is_err() {
+            tracing::error!("the scheduler panicked; aborting so that warden is restarted");
+            std::process::abort();
+        }
+    });
     Handle { commands }
 }
 
