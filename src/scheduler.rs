@@ -703,16 +703,21 @@ mod tests {
         tracker: TaskTracker,
     }
 
-    fn rig() -> Rig {
+    /// A scheduler's context on a manual clock, and the receiving end of its observations.
+    fn context() -> (Context, mpsc::Receiver<Observation>) {
         let (tx, observed) = mpsc::channel(100_000);
-        let metrics = Metrics::new();
-        let pulse = Arc::new(Pulse::default());
         let ctx = Context {
             observations: tx,
             clock: Clock::manual(crate::clock::Timestamp(0)),
-            metrics: metrics.clone(),
-            pulse: pulse.clone(),
+            metrics: Metrics::new(),
+            pulse: Arc::new(Pulse::default()),
         };
+        (ctx, observed)
+    }
+
+    fn rig() -> Rig {
+        let (ctx, observed) = context();
+        let (metrics, pulse) = (ctx.metrics.clone(), ctx.pulse.clone());
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let handle = spawn(&ctx, cancel.clone(), &tracker);
@@ -892,14 +897,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn due_probes_are_started_in_batches_so_an_overloaded_worker_runs_them_first() {
-        let (tx, _observed) = mpsc::channel(1_000);
-        let metrics = Metrics::new();
-        let ctx = Context {
-            observations: tx,
-            clock: Clock::manual(crate::clock::Timestamp(0)),
-            metrics: metrics.clone(),
-            pulse: Arc::new(Pulse::default()),
-        };
+        let (ctx, _observed) = context();
+        let metrics = ctx.metrics.clone();
         let tracker = TaskTracker::new();
         let (done, _finished) = mpsc::unbounded_channel();
         let mut scheduler = Scheduler {
